@@ -1,0 +1,15 @@
+import { defineConfig } from 'vitest/config';
+
+// One Chromium for the whole run (test/global-setup.ts); test files connect to it over CDP.
+// Two cores: run at most two files at once so browser tests do not starve each other.
+export default defineConfig({
+  test: {
+    include: ['protocol/**/*.test.ts', 'signaling/**/*.test.ts', 'ingress/**/*.test.ts', 'browser-host/**/*.test.ts', 'cli/**/*.test.ts', 'test/**/*.test.ts'],
+    globalSetup: ['test/global-setup.ts'],
+    pool: 'forks',
+    maxWorkers: 2,
+    minWorkers: 1,
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+  },
+});
