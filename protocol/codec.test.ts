@@ -1,0 +1,107 @@
+import { pack, unpack } from 'msgpackr';
+import { describe, expect, it } from 'vitest';
+import { decodeFrames, encodeFrame, forEachFrame } from './codec.ts';
+import { FrameType, type Frame } from './frames.ts';
+
+const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+const bytes = (h: string) => Uint8Array.from(h.match(/../g)!.map((x) => parseInt(x, 16)));
+
+// Golden bytes: plain msgpack arrays, written out so a change of encoding is a visible diff.
+const golden: Array<[string, Frame, string]> = [
+  ['HELLO', { type: FrameType.HELLO, stream: 0, version: 1, receiveWindow: 262144, agent: 'dcdn' }, '95000001ce00040000a46463646e'],
+  [
+    'REQ_HEAD',
+    { type: FrameType.REQ_HEAD, stream: 1, method: 'GET', url: '/', headers: [['host', 'a']], endStream: true },
+    '960101a3474554a12f92a4686f7374a161c3',
+  ],
+  ['RES_HEAD', { type: FrameType.RES_HEAD, stream: 3, status: 200, headers: [], endStream: false }, '950403ccc890c2'],
+  ['RES_BODY', { type: FrameType.RES_BODY, stream: 3, data: new Uint8Array([1, 2, 3]) }, '930503c403010203'],
+  ['RES_END', { type: FrameType.RES_END, stream: 3 }, '920603'],
+  ['RESET', { type: FrameType.RESET, stream: 3, code: 'X', message: '' }, '940703a158a0'],
+  ['CREDIT', { type: FrameType.CREDIT, stream: 3, bytes: 131072 }, '930903ce00020000'],
+  ['PING', { type: FrameType.PING, stream: 0, nonce: 7 }, '930a0007'],
+];
+
+describe('codec', () => {
+  for (const [name, frame, wire] of golden) {
+    it(`encodes ${name} to its golden bytes and decodes them back`, () => {
+      expect(hex(encodeFrame(frame))).toBe(wire);
+      expect(decodeFrames(bytes(wire))).toEqual([frame]);
+    });
+  }
+
+  it('agrees with msgpackr in both directions', () => {
+    for (const [, frame, wire] of golden) {
+      const viaMsgpackr = pack(unpack(Buffer.from(bytes(wire))));
+      expect(decodeFrames(new Uint8Array(viaMsgpackr))).toEqual([frame]);
+    }
+  });
+
+  it('keeps repeated headers in order', () => {
+    const headers: Array<[string, string]> = [['set-cookie', 'a=1'], ['x', 'y'], ['set-cookie', 'b=2']];
+    const [f] = decodeFrames(encodeFrame({ type: FrameType.RES_HEAD, stream: 2, status: 200, headers, endStream: false }));
+    expect(f).toMatchObject({ headers });
+  });
+
+  it('decodes several frames packed back to back in one message', () => {
+    const msg = bytes('930503c403010203' + '920603' + '930a0007');
+    expect(decodeFrames(msg).map((f) => f.type)).toEqual([FrameType.RES_BODY, FrameType.RES_END, FrameType.PING]);
+  });
+
+  it('returns body bytes as views of the message, without copying', () => {
+    const msg = bytes('930503c403010203');
+    const [f] = decodeFrames(msg) as [Extract<Frame, { type: 5 }>];
+    expect(f.data.buffer).toBe(msg.buffer);
+  });
+});
+
+describe('codec on hostile input', () => {
+  const decodeCode = (h: string) => {
+    try {
+      decodeFrames(bytes(h));
+      return 'ok';
+    } catch (err) {
+      return (err as { code: string }).code;
+    }
+  };
+
+  it('rejects a truncated message', () => expect(decodeCode('930503c40501')).toBe('PROTO_DECODE'));
+  it('rejects a bin whose declared length exceeds the message', () => expect(decodeCode('930503c6ffffffff00')).toBe('PROTO_DECODE'));
+  it('rejects an array whose declared length exceeds the message, before allocating it', () =>
+    expect(decodeCode('dd7fffffff01')).toBe('PROTO_DECODE'));
+  it('rejects arrays nested deeper than a frame needs', () => expect(decodeCode('92919190')).toBe('PROTO_DECODE'));
+  it('rejects a deep nesting bomb without exhausting the stack', () => expect(decodeCode('91'.repeat(100_000) + '90')).toBe('PROTO_DECODE'));
+  it('rejects maps, so no __proto__ key can reach an object', () => {
+    // {"__proto__": {"polluted": 1}} inside a frame
+    const map = '81a95f5f70726f746f5f5f81a8706f6c6c7574656401';
+    expect(decodeCode('930503' + map)).toBe('PROTO_DECODE');
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+  it('rejects extension types (msgpackr would build Errors, RegExps, records)', () => {
+    expect(decodeCode('d4650100')).toBe('PROTO_DECODE');
+    expect(decodeCode('d57201a0')).toBe('PROTO_DECODE');
+  });
+  it('rejects strings that are not UTF-8', () => expect(decodeCode('940703a2c328a0')).toBe('PROTO_DECODE'));
+  it('rejects a frame with the wrong field types', () => expect(decodeCode('930503a3616263')).toBe('PROTO_FRAME_INVALID'));
+  it('rejects unknown frame types', () => expect(decodeCode('92630101')).toBe('PROTO_FRAME_INVALID'));
+  it('rejects a method with characters outside the token grammar', () => {
+    const f = encodeFrame({ type: FrameType.REQ_HEAD, stream: 1, method: 'G T', url: '/', headers: [], endStream: true });
+    expect(() => decodeFrames(f)).toThrow(expect.objectContaining({ code: 'PROTO_FRAME_INVALID' }));
+  });
+  it('rejects stream-level frames on stream 0 and session frames on a stream', () => {
+    expect(decodeCode('920600')).toBe('PROTO_FRAME_INVALID');
+    expect(decodeCode('930a0107')).toBe('PROTO_FRAME_INVALID');
+  });
+
+  it('reports an invalid frame with its stream id and goes on with the next frame', () => {
+    const seen: number[] = [];
+    const invalid: Array<number | undefined> = [];
+    forEachFrame(
+      bytes('930505a3616263' + '920607'),
+      (f) => seen.push(f.stream),
+      (e) => invalid.push(e.stream),
+    );
+    expect(invalid).toEqual([5]);
+    expect(seen).toEqual([7]);
+  });
+});

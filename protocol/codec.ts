@@ -1,0 +1,315 @@
+/**
+ * Encoding and decoding of frames.
+ *
+ * Encoding uses msgpackr. Decoding does not: what arrives from a host is hostile input, and a
+ * general msgpack decoder accepts far more than a frame can be (maps, extension types that build
+ * Errors, RegExps, Sets and record structures, nesting to any depth, lengths it allocates before
+ * checking). Frames are a small fixed subset of msgpack (nil, booleans, integers, strings, bin
+ * and arrays nested at most two deep), so the decoder below reads exactly that subset, checks
+ * every declared length against the bytes that remain before it allocates anything, and turns
+ * anything else into a `PROTO_DECODE` error. A test checks that msgpackr and this decoder agree
+ * on every frame type.
+ */
+import { Packr } from 'msgpackr';
+import { DcdnError } from './errors.ts';
+import { FrameType, LIMITS, PROTOCOL_VERSION, type Frame, type HeaderList } from './frames.ts';
+
+const packr = new Packr({ useRecords: false, variableMapSize: true });
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Encodes one frame as msgpack bytes. */
+export function encodeFrame(frame: Frame): Uint8Array {
+  // A view into msgpackr's buffer; msgpackr moves its offset past it, so later packs don't
+  // overwrite it (pack.js: "update the offset so next serialization doesn't write over").
+  return packr.pack(toWire(frame));
+}
+
+function toWire(f: Frame): unknown[] {
+  switch (f.type) {
+    case FrameType.HELLO:
+      return [f.type, 0, f.version, f.receiveWindow, f.agent];
+    case FrameType.REQ_HEAD:
+      return [f.type, f.stream, f.method, f.url, flattenHeaders(f.headers), f.endStream];
+    case FrameType.RES_HEAD:
+      return [f.type, f.stream, f.status, flattenHeaders(f.headers), f.endStream];
+    case FrameType.REQ_BODY:
+    case FrameType.RES_BODY:
+      return [f.type, f.stream, f.data];
+    case FrameType.REQ_END:
+    case FrameType.RES_END:
+      return [f.type, f.stream];
+    case FrameType.RESET:
+    case FrameType.ERROR:
+      return [f.type, f.stream, f.code, f.message];
+    case FrameType.CREDIT:
+      return [f.type, f.stream, f.bytes];
+    case FrameType.PING:
+    case FrameType.PONG:
+      return [f.type, 0, f.nonce];
+  }
+}
+
+function flattenHeaders(headers: HeaderList): string[] {
+  const flat: string[] = new Array(headers.length * 2);
+  for (let i = 0; i < headers.length; i++) {
+    const h = headers[i]!;
+    flat[2 * i] = h[0];
+    flat[2 * i + 1] = h[1];
+  }
+  return flat;
+}
+
+/** Packs frames back to back into one message, as the session does when it coalesces. */
+export function concatFrames(parts: readonly Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0]!;
+  let size = 0;
+  for (const p of parts) size += p.byteLength;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
+type Value = null | boolean | number | string | Uint8Array | Value[];
+
+/**
+ * Decodes every frame in one channel message. Bin fields are zero-copy views into `bytes`.
+ * Throws `DcdnError` with `PROTO_DECODE` (not msgpack of the frame subset) or
+ * `PROTO_FRAME_INVALID` (msgpack, but not a valid frame).
+ */
+export function decodeFrames(bytes: Uint8Array): Frame[] {
+  const frames: Frame[] = [];
+  forEachFrame(bytes, (f) => frames.push(f), (err) => {
+    throw err;
+  });
+  return frames;
+}
+
+/**
+ * Decodes one channel message frame by frame, as the session does. A frame that is valid
+ * msgpack but not a valid frame goes to `onInvalid` and decoding goes on with the next one, so
+ * one bad frame fails one stream; bytes that are not msgpack of the frame subset throw
+ * `PROTO_DECODE`, since nothing after them can be trusted.
+ */
+export function forEachFrame(
+  bytes: Uint8Array,
+  onFrame: (frame: Frame) => void,
+  onInvalid: (err: InvalidFrameError) => void,
+): void {
+  const reader = new Reader(bytes);
+  while (reader.pos < bytes.byteLength) {
+    const value = reader.read(0);
+    let frame: Frame;
+    try {
+      frame = toFrame(value);
+    } catch (err) {
+      if (err instanceof InvalidFrameError) {
+        onInvalid(err);
+        continue;
+      }
+      throw err;
+    }
+    onFrame(frame);
+  }
+}
+
+class Reader {
+  pos = 0;
+  readonly #bytes: Uint8Array;
+  readonly #view: DataView;
+
+  constructor(bytes: Uint8Array) {
+    this.#bytes = bytes;
+    this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  #need(n: number): number {
+    const at = this.pos;
+    if (n > this.#bytes.byteLength - at) throw decodeError('truncated message');
+    this.pos = at + n;
+    return at;
+  }
+
+  read(depth: number): Value {
+    const t = this.#bytes[this.#need(1)]!;
+    if (t <= 0x7f) return t;
+    if (t >= 0xe0) return t - 0x100;
+    if (t >= 0xa0 && t <= 0xbf) return this.#str(t - 0xa0);
+    if (t >= 0x90 && t <= 0x9f) return this.#array(t - 0x90, depth);
+    const v = this.#view;
+    switch (t) {
+      case 0xc0: return null;
+      case 0xc2: return false;
+      case 0xc3: return true;
+      case 0xc4: return this.#bin(v.getUint8(this.#need(1)));
+      case 0xc5: return this.#bin(v.getUint16(this.#need(2)));
+      case 0xc6: return this.#bin(v.getUint32(this.#need(4)));
+      case 0xcb: return v.getFloat64(this.#need(8));
+      case 0xcc: return v.getUint8(this.#need(1));
+      case 0xcd: return v.getUint16(this.#need(2));
+      case 0xce: return v.getUint32(this.#need(4));
+      case 0xd0: return v.getInt8(this.#need(1));
+      case 0xd1: return v.getInt16(this.#need(2));
+      case 0xd2: return v.getInt32(this.#need(4));
+      case 0xd9: return this.#str(v.getUint8(this.#need(1)));
+      case 0xda: return this.#str(v.getUint16(this.#need(2)));
+      case 0xdb: return this.#str(v.getUint32(this.#need(4)));
+      case 0xdc: return this.#array(v.getUint16(this.#need(2)), depth);
+      case 0xdd: return this.#array(v.getUint32(this.#need(4)), depth);
+      default:
+        // maps, extension types, 64-bit integers and float32 never occur in a frame
+        throw decodeError(`msgpack type 0x${t.toString(16)} is not allowed in a frame`);
+    }
+  }
+
+  #str(n: number): string {
+    const at = this.#need(n);
+    try {
+      return utf8.decode(this.#bytes.subarray(at, at + n));
+    } catch {
+      throw decodeError('string is not valid UTF-8');
+    }
+  }
+
+  #bin(n: number): Uint8Array {
+    const at = this.#need(n);
+    return this.#bytes.subarray(at, at + n);
+  }
+
+  #array(n: number, depth: number): Value[] {
+    // A frame is an array that may hold one array (headers); nothing nests deeper.
+    if (depth >= 2) throw decodeError('arrays nest too deep');
+    // Every element takes at least one byte: refuse lengths the message cannot hold.
+    if (n > this.#bytes.byteLength - this.pos) throw decodeError('array longer than the message');
+    const out: Value[] = new Array(n);
+    for (let i = 0; i < n; i++) out[i] = this.read(depth + 1);
+    return out;
+  }
+}
+
+function decodeError(message: string): DcdnError {
+  return new DcdnError('PROTO_DECODE', message);
+}
+
+/** A frame that decoded as msgpack but is not a valid frame; `stream` names its stream if known. */
+export class InvalidFrameError extends DcdnError {
+  readonly stream: number | undefined;
+  constructor(message: string, stream: number | undefined) {
+    super('PROTO_FRAME_INVALID', message);
+    this.stream = stream;
+  }
+}
+
+function toFrame(v: Value): Frame {
+  if (!Array.isArray(v) || v.length < 2) throw new InvalidFrameError('a frame must be an array [type, stream, ...]', undefined);
+  const type = v[0];
+  const stream = v[1];
+  if (!isUint(stream, LIMITS.maxStreamId)) throw new InvalidFrameError('bad stream id', undefined);
+  const bad = (what: string): never => {
+    throw new InvalidFrameError(`frame type ${String(type)}: ${what}`, stream === 0 ? undefined : stream);
+  };
+  const arity = (n: number) => {
+    if (v.length !== n) bad(`expected ${n} fields, got ${v.length}`);
+  };
+  const sessionLevel = () => {
+    if (stream !== 0) bad('must be sent on stream 0');
+  };
+  const streamLevel = () => {
+    if (stream === 0) bad('must not be sent on stream 0');
+  };
+  switch (type) {
+    case FrameType.HELLO: {
+      arity(5);
+      sessionLevel();
+      const [, , version, receiveWindow, agent] = v;
+      if (!isUint(version, 0xffff)) bad('bad version');
+      if (!isUint(receiveWindow, LIMITS.maxWindow) || receiveWindow === 0) bad('bad receive window');
+      if (!isStr(agent, LIMITS.agentLength)) bad('bad agent');
+      return { type, stream: 0, version: version as number, receiveWindow: receiveWindow as number, agent: agent as string };
+    }
+    case FrameType.REQ_HEAD: {
+      arity(6);
+      streamLevel();
+      const [, , method, url, headers, endStream] = v;
+      if (!isStr(method, LIMITS.methodLength) || !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(method as string)) bad('bad method');
+      if (!isStr(url, LIMITS.urlLength) || (url as string).length === 0) bad('bad url');
+      if (typeof endStream !== 'boolean') bad('bad endStream');
+      return { type, stream, method: method as string, url: url as string, headers: toHeaders(headers, bad), endStream: endStream as boolean };
+    }
+    case FrameType.RES_HEAD: {
+      arity(5);
+      streamLevel();
+      const [, , status, headers, endStream] = v;
+      if (!isUint(status, 999)) bad('bad status');
+      if (typeof endStream !== 'boolean') bad('bad endStream');
+      return { type, stream, status: status as number, headers: toHeaders(headers, bad), endStream: endStream as boolean };
+    }
+    case FrameType.REQ_BODY:
+    case FrameType.RES_BODY: {
+      arity(3);
+      streamLevel();
+      if (!(v[2] instanceof Uint8Array)) bad('body must be bin');
+      return { type, stream, data: v[2] as Uint8Array };
+    }
+    case FrameType.REQ_END:
+    case FrameType.RES_END:
+      arity(2);
+      streamLevel();
+      return { type, stream };
+    case FrameType.RESET:
+    case FrameType.ERROR: {
+      arity(4);
+      if (type === FrameType.RESET) streamLevel();
+      else sessionLevel();
+      const [, , code, message] = v;
+      if (!isStr(code, LIMITS.codeLength)) bad('bad code');
+      if (!isStr(message, LIMITS.messageLength)) bad('bad message');
+      return type === FrameType.RESET
+        ? { type, stream, code: code as string, message: message as string }
+        : { type, stream: 0, code: code as string, message: message as string };
+    }
+    case FrameType.CREDIT: {
+      arity(3);
+      streamLevel();
+      if (!isUint(v[2], LIMITS.maxWindow) || v[2] === 0) bad('bad credit');
+      return { type, stream, bytes: v[2] as number };
+    }
+    case FrameType.PING:
+    case FrameType.PONG:
+      arity(3);
+      sessionLevel();
+      if (!isUint(v[2], 0xffffffff)) bad('bad nonce');
+      return { type, stream: 0, nonce: v[2] as number };
+    default:
+      return bad('unknown frame type');
+  }
+}
+
+function toHeaders(v: Value | undefined, bad: (what: string) => never): HeaderList {
+  if (!Array.isArray(v) || v.length % 2 !== 0) return bad('headers must be a flat name/value list');
+  if (v.length > LIMITS.headerCount * 2) return bad('too many headers');
+  const out: HeaderList = new Array(v.length / 2);
+  for (let i = 0; i < v.length; i += 2) {
+    const name = v[i];
+    const value = v[i + 1];
+    if (!isStr(name, LIMITS.headerLength) || !isStr(value, LIMITS.headerLength)) return bad('header names and values must be strings');
+    out[i / 2] = [name as string, value as string];
+  }
+  return out;
+}
+
+function isUint(x: unknown, max: number): x is number {
+  return typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= max;
+}
+
+function isStr(x: unknown, max: number): x is string {
+  return typeof x === 'string' && x.length <= max;
+}
+
+/** The HELLO this implementation sends. */
+export function helloFrame(receiveWindow: number, agent: string): Frame {
+  return { type: FrameType.HELLO, stream: 0, version: PROTOCOL_VERSION, receiveWindow, agent };
+}

@@ -1,0 +1,140 @@
+/**
+ * The frames of the dcdn wire protocol, version 1.
+ *
+ * Every frame is a msgpack array whose first element is the frame type and whose second is the
+ * stream id (0 for frames about the whole session). One channel message carries one or more
+ * frames packed back to back: the sender coalesces whatever is ready in the same tick, because
+ * per-message cost dominates on werift (see docs/protocol.md).
+ *
+ * Streams follow HTTP/2's rules (RFC 9113 §5.1.1): the ingress (the "client" side) opens odd
+ * ids, a host (the "server" side) opens even ids, and ids only grow. A stream carries one
+ * request from its opener and one response from its acceptor.
+ *
+ * | type | name      | fields after [type, streamId]                          |
+ * |------|-----------|--------------------------------------------------------|
+ * | 0    | HELLO     | version, receiveWindow, agent                          |
+ * | 1    | REQ_HEAD  | method, url, headers (flat name/value list), endStream |
+ * | 2    | REQ_BODY  | bytes                                                  |
+ * | 3    | REQ_END   |                                                        |
+ * | 4    | RES_HEAD  | status, headers (flat name/value list), endStream      |
+ * | 5    | RES_BODY  | bytes                                                  |
+ * | 6    | RES_END   |                                                        |
+ * | 7    | RESET     | code, message                                          |
+ * | 8    | ERROR     | code, message (session-level, sent before closing)    |
+ * | 9    | CREDIT    | bytes (receive window handed back to the sender)       |
+ * | 10   | PING      | nonce                                                  |
+ * | 11   | PONG      | nonce                                                  |
+ */
+export const PROTOCOL_VERSION = 1;
+
+export const FrameType = {
+  HELLO: 0,
+  REQ_HEAD: 1,
+  REQ_BODY: 2,
+  REQ_END: 3,
+  RES_HEAD: 4,
+  RES_BODY: 5,
+  RES_END: 6,
+  RESET: 7,
+  ERROR: 8,
+  CREDIT: 9,
+  PING: 10,
+  PONG: 11,
+} as const;
+export type FrameType = (typeof FrameType)[keyof typeof FrameType];
+
+/** Headers in order, repeated names kept: `[['set-cookie', 'a=1'], ['set-cookie', 'b=2']]`. */
+export type HeaderList = Array<[name: string, value: string]>;
+
+export interface HelloFrame {
+  type: typeof FrameType.HELLO;
+  stream: 0;
+  version: number;
+  /** Bytes of body the sender will accept per stream before it hands back credit. */
+  receiveWindow: number;
+  /** Free text naming the peer's software, for logs. */
+  agent: string;
+}
+export interface RequestHeadFrame {
+  type: typeof FrameType.REQ_HEAD;
+  stream: number;
+  method: string;
+  url: string;
+  headers: HeaderList;
+  endStream: boolean;
+}
+export interface ResponseHeadFrame {
+  type: typeof FrameType.RES_HEAD;
+  stream: number;
+  status: number;
+  headers: HeaderList;
+  endStream: boolean;
+}
+export interface BodyFrame {
+  type: typeof FrameType.REQ_BODY | typeof FrameType.RES_BODY;
+  stream: number;
+  data: Uint8Array;
+}
+export interface EndFrame {
+  type: typeof FrameType.REQ_END | typeof FrameType.RES_END;
+  stream: number;
+}
+export interface ResetFrame {
+  type: typeof FrameType.RESET;
+  stream: number;
+  code: string;
+  message: string;
+}
+export interface ErrorFrame {
+  type: typeof FrameType.ERROR;
+  stream: 0;
+  code: string;
+  message: string;
+}
+export interface CreditFrame {
+  type: typeof FrameType.CREDIT;
+  stream: number;
+  bytes: number;
+}
+export interface PingFrame {
+  type: typeof FrameType.PING | typeof FrameType.PONG;
+  stream: 0;
+  nonce: number;
+}
+
+export type Frame =
+  | HelloFrame
+  | RequestHeadFrame
+  | ResponseHeadFrame
+  | BodyFrame
+  | EndFrame
+  | ResetFrame
+  | ErrorFrame
+  | CreditFrame
+  | PingFrame;
+
+/** Limits the decoder enforces on hostile input, beyond the channel's message size. */
+export const LIMITS = {
+  /** Longest method token. */
+  methodLength: 32,
+  /** Longest URL (path and query) carried in a request head. */
+  urlLength: 16 * 1024,
+  /** Most header lines in one head. */
+  headerCount: 256,
+  /** Longest header name or value. */
+  headerLength: 16 * 1024,
+  /** Longest error code and message in RESET/ERROR frames. */
+  codeLength: 64,
+  messageLength: 1024,
+  agentLength: 256,
+  /** Largest stream id (2^31 - 1, as HTTP/2). */
+  maxStreamId: 0x7fffffff,
+  /** Largest window or credit increment (2^31 - 1). */
+  maxWindow: 0x7fffffff,
+} as const;
+
+/**
+ * Bytes a body frame adds around its payload: fixarray, type, a stream id of up to 5 bytes and
+ * a bin32 header. Chunks are cut so that a whole frame fits in one channel message.
+ */
+export const BODY_FRAME_OVERHEAD = 1 + 1 + 5 + 5;

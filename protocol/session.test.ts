@@ -1,0 +1,286 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { encodeFrame } from './codec.ts';
+import { FrameType } from './frames.ts';
+import { createMemoryChannelPair, type MemoryChannel } from './memory-channel.ts';
+import { Session, type SessionOptions } from './session.ts';
+import type { ResponseHead, Stream, StreamError } from './stream.ts';
+
+const open: Session[] = [];
+afterEach(() => {
+  for (const s of open.splice(0)) s.close();
+});
+
+async function pair(opts: Partial<SessionOptions> = {}, maxMessageSize = 16 * 1024) {
+  const [a, b] = createMemoryChannelPair({ maxMessageSize });
+  const client = new Session(a, { role: 'client', ...opts });
+  const server = new Session(b, { role: 'server', ...opts });
+  open.push(client, server);
+  await Promise.all([client.ready, server.ready]);
+  return { client, server, a, b };
+}
+
+/** Collects a stream's response: head, body bytes and how it ended. */
+function collect(stream: Stream, consume = true) {
+  const chunks: Uint8Array[] = [];
+  let head: ResponseHead | undefined;
+  const done = new Promise<{ head?: ResponseHead; body: Uint8Array; error?: StreamError }>((resolve) => {
+    stream.onhead = (h) => (head = h);
+    stream.ondata = (c) => {
+      chunks.push(c.slice());
+      if (consume) stream.consume(c.byteLength);
+    };
+    stream.onend = () => resolve({ head, body: join(chunks) });
+    stream.onreset = (error) => resolve({ head, body: join(chunks), error });
+  });
+  return done;
+}
+
+function join(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
+function pattern(n: number, seed = 0): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = (i * 31 + seed) & 0xff;
+  return out;
+}
+
+/** A server that echoes each request body back as the response body. */
+function echoServer(server: Session) {
+  server.onstream = (s) => {
+    s.respond({ status: 200, headers: [['x-echo', s.request.url]] });
+    if (s.remoteEnded) return s.end();
+    let chain = Promise.resolve();
+    s.ondata = (c) => {
+      const copy = c.slice();
+      chain = chain.then(() => s.write(copy)).then(() => s.consume(copy.byteLength));
+    };
+    s.onend = () => void chain.then(() => s.end());
+    s.onreset = () => {};
+  };
+}
+
+describe('Session', () => {
+  it('exchanges HELLO and becomes ready on both sides', async () => {
+    const { client, server } = await pair({ agent: 'test-agent' });
+    expect(client.peerAgent).toBe('test-agent');
+    expect(server.peerAgent).toBe('test-agent');
+  });
+
+  it('carries a request without a body and a response with one', async () => {
+    const { client, server } = await pair();
+    server.onstream = (s) => {
+      expect(s.request).toEqual({ method: 'GET', url: '/hi?x=1', headers: [['accept', '*/*']] });
+      expect(s.remoteEnded).toBe(true);
+      s.respond({ status: 201, headers: [['content-type', 'text/plain']] });
+      void s.write(new TextEncoder().encode('hello')).then(() => s.end());
+    };
+    const res = await collect(client.open({ method: 'GET', url: '/hi?x=1', headers: [['accept', '*/*']] }, true));
+    expect(res.head).toEqual({ status: 201, headers: [['content-type', 'text/plain']] });
+    expect(new TextDecoder().decode(res.body)).toBe('hello');
+    expect(res.error).toBeUndefined();
+    expect(client.openStreams).toBe(0);
+    expect(server.openStreams).toBe(0);
+  });
+
+  it('streams a 4 MiB body both ways byte-identical through small messages', async () => {
+    const { client, server } = await pair({ receiveWindow: 64 * 1024 }, 8 * 1024);
+    echoServer(server);
+    const body = pattern(4 * 1024 * 1024);
+    const stream = client.open({ method: 'POST', url: '/echo', headers: [] }, false);
+    const res = collect(stream);
+    await stream.write(body);
+    stream.end();
+    const { body: echoed, error } = await res;
+    expect(error).toBeUndefined();
+    expect(echoed.byteLength).toBe(body.byteLength);
+    expect(Buffer.from(echoed).equals(Buffer.from(body))).toBe(true);
+  });
+
+  it('runs many concurrent streams and keeps their bodies apart', async () => {
+    const { client, server } = await pair();
+    echoServer(server);
+    const results = await Promise.all(
+      Array.from({ length: 100 }, async (_, i) => {
+        const s = client.open({ method: 'POST', url: `/${i}`, headers: [] }, false);
+        const res = collect(s);
+        await s.write(pattern(3000 + i, i));
+        s.end();
+        const r = await res;
+        return Buffer.from(r.body).equals(Buffer.from(pattern(3000 + i, i))) && r.head?.headers[0]?.[1] === `/${i}`;
+      }),
+    );
+    expect(results.every(Boolean)).toBe(true);
+  });
+
+  it('coalesces frames queued in the same tick into few messages', async () => {
+    const { client, server, a } = await pair();
+    server.onstream = (s) => s.respond({ status: 204, headers: [] }, true);
+    const before = a.messagesSent;
+    const all = Array.from({ length: 50 }, () => collect(client.open({ method: 'GET', url: '/', headers: [] }, true)));
+    await Promise.all(all);
+    // 50 request heads, each about 12 bytes, fit in one 16 KiB message.
+    expect(a.messagesSent - before).toBeLessThanOrEqual(2);
+  });
+
+  it('never lets the receiver buffer more than one window when its consumer stops reading', async () => {
+    const window = 32 * 1024;
+    const { client, server } = await pair({ receiveWindow: window });
+    let written = 0;
+    server.onstream = (s) => {
+      s.respond({ status: 200, headers: [] });
+      void (async () => {
+        for (let i = 0; i < 100; i++) {
+          await s.write(pattern(8 * 1024));
+          written += 8 * 1024;
+        }
+      })().catch(() => {});
+    };
+    const stream = client.open({ method: 'GET', url: '/', headers: [] }, true);
+    let received = 0;
+    stream.ondata = (c) => (received += c.byteLength); // never consumes
+    await new Promise((r) => setTimeout(r, 200));
+    expect(received).toBe(window);
+    expect(written).toBeLessThanOrEqual(window);
+    // Reading resumes the flow.
+    stream.consume(received);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(received).toBeGreaterThan(window);
+  });
+
+  it('resets a stream whose peer sends more than its credit, and only that stream', async () => {
+    const { client, server, b } = await pair({ receiveWindow: 1024 });
+    let victim: Stream | undefined;
+    server.onstream = (s) => {
+      victim ??= s;
+      s.respond({ status: 200, headers: [] });
+    };
+    const bad = collect(client.open({ method: 'GET', url: '/a', headers: [] }, true));
+    const good = client.open({ method: 'GET', url: '/b', headers: [] }, true);
+    const goodRes = collect(good);
+    await new Promise((r) => setTimeout(r, 20));
+    // Bypass the server's flow control: write 2 KiB straight onto the channel.
+    b.send(encodeFrame({ type: FrameType.RES_BODY, stream: victim!.id, data: new Uint8Array(2048) }));
+    expect((await bad).error?.code).toBe('PROTO_FLOW_CONTROL');
+    expect(client.isClosed).toBe(false);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(good.closed).toBe(false);
+    void goodRes;
+  });
+
+  it('drops and counts frames for streams that never existed', async () => {
+    const { client, b } = await pair();
+    b.send(encodeFrame({ type: FrameType.RES_HEAD, stream: 999, status: 200, headers: [], endStream: true }));
+    b.send(encodeFrame({ type: FrameType.RES_BODY, stream: 1001, data: new Uint8Array(4) }));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(client.stats.unknownStreamFrames).toBe(2);
+    expect(client.isClosed).toBe(false);
+  });
+
+  it('refuses a request head on an id the peer may not use', async () => {
+    const { server, a } = await pair();
+    const seen: Stream[] = [];
+    server.onstream = (s) => seen.push(s);
+    a.send(encodeFrame({ type: FrameType.REQ_HEAD, stream: 2, method: 'GET', url: '/', headers: [], endStream: true }));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(seen).toHaveLength(0);
+    expect(server.stats.streamErrors).toBe(1);
+  });
+
+  it('fails only the stream named by an invalid frame', async () => {
+    const { client, server, b } = await pair();
+    server.onstream = (s) => (s.onreset = () => {});
+    const s1 = collect(client.open({ method: 'GET', url: '/', headers: [] }, true));
+    const s2 = client.open({ method: 'GET', url: '/', headers: [] }, true);
+    await new Promise((r) => setTimeout(r, 10));
+    b.send(Uint8Array.from([0x94, 0x04, 0x01, 0xa1, 0x78, 0x90])); // RES_HEAD with a string status
+    expect((await s1).error?.code).toBe('PROTO_FRAME_INVALID');
+    expect(s2.closed).toBe(false);
+    expect(client.isClosed).toBe(false);
+  });
+
+  it('closes the session on bytes that are not msgpack frames, failing every stream', async () => {
+    const { client, b } = await pair();
+    const r = collect(client.open({ method: 'GET', url: '/', headers: [] }, true));
+    b.send(Uint8Array.from([0xc1, 0x00]));
+    expect((await r).error?.code).toBe('PROTO_DECODE');
+    expect(client.isClosed).toBe(true);
+  });
+
+  it('propagates a reset from the acceptor with its code', async () => {
+    const { client, server } = await pair();
+    server.onstream = (s) => s.reset('HOST_HANDLER_ERROR', 'boom');
+    const r = await collect(client.open({ method: 'GET', url: '/', headers: [] }, true));
+    expect(r.error).toEqual({ code: 'HOST_HANDLER_ERROR', message: 'boom' });
+  });
+
+  it('tells the acceptor when the opener cancels, and rejects its pending writes', async () => {
+    const { client, server } = await pair({ receiveWindow: 1024 });
+    const cancelled = new Promise<{ err: StreamError; write: unknown }>((resolve) => {
+      server.onstream = (s) => {
+        s.respond({ status: 200, headers: [] });
+        const write = s.write(new Uint8Array(64 * 1024)).catch((e) => e);
+        s.onreset = (err) => void write.then((w) => resolve({ err, write: w }));
+      };
+    });
+    const stream = client.open({ method: 'GET', url: '/', headers: [] }, true);
+    stream.ondata = () => {};
+    stream.onhead = () => stream.reset('PROTO_CANCELLED', 'client went away');
+    const { err, write } = await cancelled;
+    expect(err.code).toBe('PROTO_CANCELLED');
+    expect(write).toMatchObject({ code: 'PROTO_STREAM_STATE' });
+  });
+
+  it('declares the peer dead when heartbeats stop, within the timeout', async () => {
+    const { client, server, b } = await pair({ heartbeatIntervalMs: 50, heartbeatTimeoutMs: 200 });
+    const r = collect(client.open({ method: 'GET', url: '/', headers: [] }, true));
+    server.onstream = () => {};
+    b.pause(); // the server's messages stop arriving, as when a tab freezes or dies
+    const started = Date.now();
+    const closed = new Promise<string>((resolve) => (client.onclose = (e) => resolve(e.code)));
+    expect(await closed).toBe('PROTO_HEARTBEAT_TIMEOUT');
+    expect(Date.now() - started).toBeLessThan(600);
+    expect((await r).error?.code).toBe('PROTO_HEARTBEAT_TIMEOUT');
+  });
+
+  it('fails every stream when the channel closes', async () => {
+    const { client, a } = await pair();
+    const r = collect(client.open({ method: 'GET', url: '/', headers: [] }, true));
+    a.close('gone');
+    expect((await r).error?.code).toBe('PROTO_SESSION_CLOSED');
+  });
+
+  it('closes with PROTO_VERSION when the peer speaks another version', async () => {
+    const [a, b] = createMemoryChannelPair();
+    const client = new Session(a, { role: 'client' });
+    open.push(client);
+    b.onmessage = () => {};
+    b.send(encodeFrame({ type: FrameType.HELLO, stream: 0, version: 99, receiveWindow: 1024, agent: 'future' }));
+    await expect(client.ready).rejects.toMatchObject({ code: 'PROTO_VERSION' });
+  });
+
+  it('waits for the channel to drain instead of queueing without bound', async () => {
+    const { client, server, a } = await pair({ highWaterMark: 64 * 1024, receiveWindow: 1024 * 1024 });
+    server.onstream = (s) => {
+      s.ondata = () => {};
+      s.onend = () => s.respond({ status: 204, headers: [] }, true);
+    };
+    const stream = client.open({ method: 'POST', url: '/', headers: [] }, false);
+    void collect(stream);
+    a.pause(); // the network stalls
+    let done = false;
+    const write = stream.write(new Uint8Array(512 * 1024)).then(() => (done = true));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(done).toBe(false);
+    expect(a.bufferedAmount).toBeLessThanOrEqual(64 * 1024 + 16 * 1024);
+    (a as MemoryChannel).resume();
+    await write;
+    expect(done).toBe(true);
+  });
+});

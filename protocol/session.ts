@@ -1,0 +1,396 @@
+import type { Channel } from './channel.ts';
+import { concatFrames, encodeFrame, forEachFrame, helloFrame, type InvalidFrameError } from './codec.ts';
+import { DcdnError, errorCodeOf, type ErrorCode } from './errors.ts';
+import { BODY_FRAME_OVERHEAD, FrameType, PROTOCOL_VERSION, type Frame } from './frames.ts';
+import { Stream, type RequestHead, type StreamSession } from './stream.ts';
+
+/** Named, configurable limits and timings of a session. */
+export interface SessionOptions {
+  /** `client` opens streams (the ingress), `server` accepts them (a host). */
+  role: 'client' | 'server';
+  /** Body bytes this side accepts per stream before it must hand back credit. Default 256 KiB. */
+  receiveWindow?: number;
+  /**
+   * Bytes queued in the session plus the channel's `bufferedAmount` at which body writers wait
+   * for the channel to drain. Default 1 MiB.
+   */
+  highWaterMark?: number;
+  /** How often to ping the peer. Default 1000 ms. */
+  heartbeatIntervalMs?: number;
+  /** Silence after which the peer is declared dead and every stream fails. Default 3000 ms. */
+  heartbeatTimeoutMs?: number;
+  /** How long to wait for the peer's HELLO. Default 10000 ms. */
+  helloTimeoutMs?: number;
+  /** Streams the peer may have open here at once; more are refused. Default 1024. */
+  maxIncomingStreams?: number;
+  /** Names this side's software in HELLO, for the peer's logs. */
+  agent?: string;
+}
+
+export const SESSION_DEFAULTS = {
+  receiveWindow: 256 * 1024,
+  highWaterMark: 1024 * 1024,
+  heartbeatIntervalMs: 1000,
+  heartbeatTimeoutMs: 3000,
+  helloTimeoutMs: 10_000,
+  maxIncomingStreams: 1024,
+  agent: 'dcdn',
+} as const;
+
+/** Counters for health reports and tests. */
+export interface SessionStats {
+  messagesIn: number;
+  messagesOut: number;
+  framesIn: number;
+  framesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Frames for streams that never existed: a buggy or hostile peer. Dropped. */
+  unknownStreamFrames: number;
+  /** Frames for streams already finished (normal after a reset). Dropped. */
+  lateFrames: number;
+  /** Streams failed because the peer broke protocol on them. */
+  streamErrors: number;
+}
+
+/**
+ * A multiplexed session over one {@link Channel}: many concurrent streams, per-stream credit
+ * flow control, channel backpressure, frame coalescing and a heartbeat.
+ *
+ * Frames queued in the same tick go out together in as few messages as fit the channel's
+ * maximum message size. Control frames (credit, reset, ping, pong) jump the queue and ignore the
+ * high-water mark so that flow control and liveness work under bulk load.
+ *
+ * @example
+ * ```ts
+ * const session = new Session(channel, { role: 'server' });
+ * session.onstream = (stream) => { stream.respond({ status: 200, headers: [] }, true); };
+ * session.onclose = (err) => console.log('closed', err.code);
+ * ```
+ */
+export class Session {
+  readonly role: 'client' | 'server';
+  readonly stats: SessionStats = {
+    messagesIn: 0, messagesOut: 0, framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0,
+    unknownStreamFrames: 0, lateFrames: 0, streamErrors: 0,
+  };
+  /** A stream the peer opened. Attach its handlers before returning. */
+  onstream: ((stream: Stream) => void) | null = null;
+  /** The session ended; every open stream has already been failed with the same error. */
+  onclose: ((err: DcdnError) => void) | null = null;
+  /** Resolves when the peer's HELLO arrived; rejects if the session closes first. */
+  readonly ready: Promise<void>;
+  /** The peer's HELLO agent string, once known. */
+  peerAgent = '';
+  /** Round-trip time of the last answered ping, in ms. */
+  rttMs: number | undefined;
+
+  readonly #channel: Channel;
+  readonly #opts: Required<Omit<SessionOptions, 'role'>>;
+  readonly #streams = new Map<number, Stream>();
+  readonly #streamApi: StreamSession;
+  #peerWindow = 0;
+  #helloReceived = false;
+  #nextLocalId: number;
+  #lastPeerId = 0;
+  #control: Uint8Array[] = [];
+  #data: Uint8Array[] = [];
+  #dataBytes = 0;
+  #flushScheduled = false;
+  #writeWaiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> = [];
+  #closed: DcdnError | null = null;
+  #lastReceived = Date.now();
+  #pings = new Map<number, number>();
+  #nonce = 0;
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
+  #helloTimer: ReturnType<typeof setTimeout> | undefined;
+  #resolveReady!: () => void;
+  #rejectReady!: (e: unknown) => void;
+
+  constructor(channel: Channel, options: SessionOptions) {
+    this.role = options.role;
+    this.#opts = { ...SESSION_DEFAULTS, ...stripUndefined(options) };
+    this.#channel = channel;
+    this.#nextLocalId = options.role === 'client' ? 1 : 2;
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.#resolveReady = resolve;
+      this.#rejectReady = reject;
+    });
+    this.ready.catch(() => {}); // observed through onclose too; never an unhandled rejection
+    const session = this;
+    this.#streamApi = {
+      get maxBodyChunk() {
+        return session.#channel.maxMessageSize - BODY_FRAME_OVERHEAD;
+      },
+      send: (frame, control) => this.#send(frame, control),
+      waitWritable: () => this.#waitWritable(),
+      streamClosed: (s) => this.#streams.delete(s.id),
+    };
+
+    channel.lowWaterMark = Math.floor(this.#opts.highWaterMark / 2);
+    channel.onmessage = (data) => this.#onMessage(data);
+    channel.ondrain = () => this.#flush();
+    channel.onclose = (reason) => this.#shutdown(new DcdnError('PROTO_SESSION_CLOSED', `channel closed: ${reason}`), false);
+
+    this.#send(helloFrame(this.#opts.receiveWindow, this.#opts.agent), true);
+    this.#helloTimer = setTimeout(() => {
+      this.close('PROTO_VERSION', `no HELLO within ${this.#opts.helloTimeoutMs} ms`);
+    }, this.#opts.helloTimeoutMs);
+    this.#heartbeat = setInterval(() => this.#tick(), this.#opts.heartbeatIntervalMs);
+  }
+
+  /** Streams open right now. */
+  get openStreams(): number {
+    return this.#streams.size;
+  }
+
+  get isClosed(): boolean {
+    return this.#closed !== null;
+  }
+
+  /** Why the session closed, once it has. */
+  get closeError(): DcdnError | null {
+    return this.#closed;
+  }
+
+  /**
+   * Opens a stream and sends the request head; `endStream` when there is no request body.
+   * Client role only, after `ready`.
+   */
+  open(head: RequestHead, endStream: boolean): Stream {
+    if (this.#closed) throw this.#closed;
+    if (!this.#helloReceived) throw new DcdnError('PROTO_STREAM_STATE', 'open before the peer said HELLO');
+    const id = this.#nextLocalId;
+    this.#nextLocalId += 2;
+    const windows = { send: this.#peerWindow, receive: this.#opts.receiveWindow };
+    const stream = new Stream(this.#streamApi, id, true, head, windows, endStream);
+    this.#streams.set(id, stream);
+    this.#send({ type: FrameType.REQ_HEAD, stream: id, method: head.method, url: head.url, headers: head.headers, endStream });
+    return stream;
+  }
+
+  /**
+   * Ends the session: sends an ERROR frame when a code is given, closes the channel, and fails
+   * every open stream with that code (or `PROTO_SESSION_CLOSED`).
+   */
+  close(code?: ErrorCode, message?: string): void {
+    if (this.#closed) return;
+    if (code) {
+      try {
+        this.#channel.send(encodeFrame({ type: FrameType.ERROR, stream: 0, code, message: (message ?? '').slice(0, 1024) }));
+      } catch {
+        // the channel is already gone; the peer learns from the close
+      }
+    }
+    this.#shutdown(new DcdnError(code ?? 'PROTO_SESSION_CLOSED', message ?? 'session closed'), true);
+  }
+
+  #shutdown(err: DcdnError, closeChannel: boolean): void {
+    if (this.#closed) return;
+    this.#closed = err;
+    clearInterval(this.#heartbeat);
+    clearTimeout(this.#helloTimer);
+    this.#control = [];
+    this.#data = [];
+    this.#dataBytes = 0;
+    for (const w of this.#writeWaiters.splice(0)) w.reject(err);
+    for (const s of [...this.#streams.values()]) s.fail(err.code, err.message, false);
+    this.#streams.clear();
+    this.#rejectReady(err);
+    if (closeChannel) this.#channel.close(err.code);
+    this.onclose?.(err);
+  }
+
+  // --- sending -------------------------------------------------------------------------------
+
+  #send(frame: Frame, control = false): void {
+    if (this.#closed) return;
+    const bytes = encodeFrame(frame);
+    if (bytes.byteLength > this.#channel.maxMessageSize) {
+      throw new DcdnError('PROTO_MESSAGE_TOO_LARGE', `frame of ${bytes.byteLength} bytes exceeds the channel's ${this.#channel.maxMessageSize}`);
+    }
+    this.stats.framesOut++;
+    if (control) {
+      this.#control.push(bytes);
+    } else {
+      this.#data.push(bytes);
+      this.#dataBytes += bytes.byteLength;
+    }
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      queueMicrotask(() => {
+        this.#flushScheduled = false;
+        this.#flush();
+      });
+    }
+  }
+
+  #flush(): void {
+    if (this.#closed || !this.#channel.isOpen) return;
+    try {
+      if (this.#control.length > 0) this.#sendBatch(this.#control, Infinity);
+      this.#sendBatch(this.#data, this.#opts.highWaterMark);
+    } catch (err) {
+      this.#shutdown(new DcdnError('PROTO_SESSION_CLOSED', `send failed: ${(err as Error).message}`), true);
+      return;
+    }
+    this.#releaseWriters();
+  }
+
+  /** Sends queued frames, as many to a message as fit, while the channel is below `limit`. */
+  #sendBatch(queue: Uint8Array[], limit: number): void {
+    const max = this.#channel.maxMessageSize;
+    let i = 0;
+    while (i < queue.length && this.#channel.bufferedAmount < limit) {
+      let size = queue[i]!.byteLength;
+      let j = i + 1;
+      while (j < queue.length && size + queue[j]!.byteLength <= max) size += queue[j++]!.byteLength;
+      const message = concatFrames(queue.slice(i, j));
+      this.#channel.send(message);
+      this.stats.messagesOut++;
+      this.stats.bytesOut += message.byteLength;
+      if (queue === this.#data) this.#dataBytes -= size;
+      i = j;
+    }
+    queue.splice(0, i);
+  }
+
+  #writable(): boolean {
+    return this.#dataBytes + this.#channel.bufferedAmount < this.#opts.highWaterMark;
+  }
+
+  #waitWritable(): Promise<void> {
+    if (this.#closed) return Promise.reject(this.#closed);
+    if (this.#writable() && this.#writeWaiters.length === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => this.#writeWaiters.push({ resolve, reject }));
+  }
+
+  #releaseWriters(): void {
+    // Wake writers one at a time in order while there is room, so streams share the channel.
+    while (this.#writeWaiters.length > 0 && this.#writable()) {
+      this.#writeWaiters.shift()!.resolve();
+    }
+  }
+
+  // --- receiving -----------------------------------------------------------------------------
+
+  #onMessage(data: Uint8Array): void {
+    if (this.#closed) return;
+    this.#lastReceived = Date.now();
+    this.stats.messagesIn++;
+    this.stats.bytesIn += data.byteLength;
+    if (data.byteLength > this.#channel.maxMessageSize) {
+      return this.close('PROTO_MESSAGE_TOO_LARGE', `message of ${data.byteLength} bytes`);
+    }
+    try {
+      forEachFrame(data, (f) => this.#onFrame(f), (e) => this.#onInvalidFrame(e));
+    } catch (err) {
+      if (this.#closed) return;
+      const code = errorCodeOf(err) ?? 'PROTO_DECODE';
+      this.close(code, (err as Error).message);
+    }
+  }
+
+  #onInvalidFrame(err: InvalidFrameError): void {
+    this.stats.framesIn++;
+    const stream = err.stream === undefined ? undefined : this.#streams.get(err.stream);
+    if (stream) {
+      this.stats.streamErrors++;
+      stream.fail('PROTO_FRAME_INVALID', err.message, true);
+    } else if (err.stream === undefined) {
+      // A broken session-level frame: nothing on this channel can be trusted any more.
+      this.close('PROTO_FRAME_INVALID', err.message);
+    } else {
+      this.stats.unknownStreamFrames++;
+    }
+  }
+
+  #onFrame(frame: Frame): void {
+    if (this.#closed) return;
+    this.stats.framesIn++;
+    if (!this.#helloReceived && frame.type !== FrameType.HELLO) {
+      return this.close('PROTO_VERSION', 'the first frame must be HELLO');
+    }
+    switch (frame.type) {
+      case FrameType.HELLO:
+        if (this.#helloReceived) return this.close('PROTO_STREAM_STATE', 'HELLO sent twice');
+        if (frame.version !== PROTOCOL_VERSION) {
+          return this.close('PROTO_VERSION', `peer speaks version ${frame.version}, this side ${PROTOCOL_VERSION}`);
+        }
+        this.#helloReceived = true;
+        this.#peerWindow = frame.receiveWindow;
+        this.peerAgent = frame.agent;
+        clearTimeout(this.#helloTimer);
+        this.#resolveReady();
+        return;
+      case FrameType.PING:
+        this.#send({ type: FrameType.PONG, stream: 0, nonce: frame.nonce }, true);
+        return;
+      case FrameType.PONG: {
+        const sent = this.#pings.get(frame.nonce);
+        if (sent !== undefined) {
+          this.#pings.delete(frame.nonce);
+          this.rttMs = Date.now() - sent;
+        }
+        return;
+      }
+      case FrameType.ERROR: {
+        const code = errorCodeOf(frame) ?? 'PROTO_SESSION_CLOSED';
+        this.#shutdown(new DcdnError(code, `peer closed the session: ${frame.code} ${frame.message}`), true);
+        return;
+      }
+      case FrameType.REQ_HEAD:
+        return this.#onRequestHead(frame);
+      default:
+        return this.#route(frame);
+    }
+  }
+
+  #onRequestHead(frame: Extract<Frame, { type: typeof FrameType.REQ_HEAD }>): void {
+    const id = frame.stream;
+    const peerParity = this.role === 'client' ? 0 : 1;
+    if (id % 2 !== peerParity || id <= this.#lastPeerId) {
+      // Reusing or forging an id: refuse that stream only.
+      this.stats.streamErrors++;
+      this.#send({ type: FrameType.RESET, stream: id, code: 'PROTO_STREAM_STATE', message: 'stream id not allowed' }, true);
+      return;
+    }
+    this.#lastPeerId = id;
+    if (this.#streams.size >= this.#opts.maxIncomingStreams || !this.onstream) {
+      this.#send({ type: FrameType.RESET, stream: id, code: 'PROTO_TOO_MANY_STREAMS', message: 'over the concurrency limit' }, true);
+      return;
+    }
+    const head = { method: frame.method, url: frame.url, headers: frame.headers };
+    const windows = { send: this.#peerWindow, receive: this.#opts.receiveWindow };
+    const stream = new Stream(this.#streamApi, id, false, head, windows, frame.endStream);
+    this.#streams.set(id, stream);
+    this.onstream(stream);
+  }
+
+  #route(frame: Frame): void {
+    const stream = this.#streams.get(frame.stream);
+    if (stream) return stream.receive(frame);
+    const ours = frame.stream % 2 === (this.role === 'client' ? 1 : 0);
+    const seen = ours ? frame.stream < this.#nextLocalId : frame.stream <= this.#lastPeerId;
+    if (seen) this.stats.lateFrames++;
+    else this.stats.unknownStreamFrames++;
+  }
+
+  #tick(): void {
+    const now = Date.now();
+    if (now - this.#lastReceived > this.#opts.heartbeatTimeoutMs) {
+      this.close('PROTO_HEARTBEAT_TIMEOUT', `no message from the peer for ${now - this.#lastReceived} ms`);
+      return;
+    }
+    const nonce = (this.#nonce = (this.#nonce + 1) >>> 0);
+    this.#pings.set(nonce, now);
+    if (this.#pings.size > 16) this.#pings.delete(this.#pings.keys().next().value!);
+    this.#send({ type: FrameType.PING, stream: 0, nonce }, true);
+  }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  return out;
+}
