@@ -1,0 +1,20 @@
+import { readFileSync } from 'node:fs';
+import { build } from 'esbuild';
+import { describe, expect, it } from 'vitest';
+
+const entry = new URL('./client.ts', import.meta.url).pathname;
+
+describe('the browser-facing client', () => {
+  it('bundles for the browser without node: modules, ws, the server or the token module', async () => {
+    const result = await build({ entryPoints: [entry], absWorkingDir: new URL('..', import.meta.url).pathname, bundle: true, platform: 'browser', format: 'esm', write: false, metafile: true, logLevel: 'silent' });
+    const inputs = Object.keys(result.metafile.inputs).sort();
+    expect(inputs).toEqual(['signaling/client.ts', 'signaling/errors.ts', 'signaling/messages.ts']);
+  });
+
+  it('uses no Node globals in the files it bundles', () => {
+    for (const file of ['client.ts', 'errors.ts', 'messages.ts']) {
+      const source = readFileSync(new URL(`./${file}`, import.meta.url), 'utf8');
+      expect(source, file).not.toMatch(/\b(Buffer|process|require|__dirname|setImmediate)\b/);
+    }
+  });
+});

@@ -1,0 +1,241 @@
+/**
+ * The signaling client, for the ingress (Node) and the host page (browser).
+ *
+ * Runtime-neutral: it imports no `node:` module and no `ws`; the WebSocket constructor is an
+ * option. It stays connected until `close()`: after any close or failed attempt it reconnects
+ * with exponential back-off and jitter, says hello again and receives a fresh `welcome`, whose
+ * peer list replaces whatever the consumer knew (joins and leaves may have been missed).
+ *
+ * An auth refusal (401/403 before the upgrade) is retried with back-off like any other failure:
+ * a browser cannot see the status, and a token minted by a function may be fresh next time.
+ */
+import { SignalingError, type SignalingErrorCode } from './errors.ts';
+import { parseServerMessage, type PeerInfo, type ServerMessage, type WelcomeMessage } from './messages.ts';
+
+/** The subset of the WHATWG WebSocket that the client uses; `ws`'s WebSocket has it too. */
+export interface WebSocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  addEventListener<K extends keyof WebSocketLikeEventMap>(type: K, listener: (event: WebSocketLikeEventMap[K]) => void): void;
+}
+
+export interface WebSocketLikeEventMap {
+  open: unknown;
+  message: { data: unknown };
+  close: { code: number; reason: string };
+  error: unknown;
+}
+
+export type WebSocketConstructorLike = new (url: string) => WebSocketLike;
+
+export interface BackoffOptions {
+  /** First retry delay. Default 250. */
+  initialMs: number;
+  /** Cap on the delay. Default 10000. */
+  maxMs: number;
+  /** Growth per failed attempt. Default 2. */
+  factor: number;
+  /** Fraction of the delay that is random (0..1), so peers do not reconnect in lockstep. Default 0.5. */
+  jitter: number;
+}
+
+export type SignalingClientState = 'connecting' | 'open' | 'closed';
+
+export interface SignalingClientOptions {
+  /** Absolute `ws://` or `wss://` URL of `/v1/signal`; the token is added as `?token=`. */
+  url: string;
+  /** A token, or a function giving a fresh one for each connection attempt (tokens expire). */
+  token: string | (() => string | Promise<string>);
+  /** Free-form metadata sent in hello (≤ 8 KiB as JSON), e.g. {name, userAgent, cores}. */
+  info?: Record<string, unknown>;
+  /** Default `globalThis.WebSocket`. In Node 20 pass `WebSocket` from `ws`. */
+  WebSocketImpl?: WebSocketConstructorLike;
+  backoff?: Partial<BackoffOptions>;
+  /** Largest message `send()` accepts, matching the server's limit. Default 64 KiB. */
+  maxMessageBytes?: number;
+}
+
+const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 250, maxMs: 10_000, factor: 2, jitter: 0.5 };
+const OPEN = 1;
+const encoder = new TextEncoder();
+
+/**
+ * A reconnecting signaling connection.
+ *
+ * @example
+ * ```ts
+ * import { WebSocket } from 'ws'; // Node only; browsers use the global WebSocket
+ * const client = new SignalingClient({ url, token, info: { name: 'ingress-1' }, WebSocketImpl: WebSocket });
+ * client.onwelcome = (msg) => resetPeers(msg.peers);
+ * client.onjoin = (peer) => addPeer(peer);
+ * client.onleave = (id) => removePeer(id);
+ * client.onsignal = (from, data) => rtc.handle(from, data);
+ * client.start();
+ * ```
+ */
+export class SignalingClient {
+  /** The authoritative peer list (of the other role) after each (re)connection. */
+  onwelcome: ((message: WelcomeMessage) => void) | null = null;
+  onjoin: ((peer: PeerInfo) => void) | null = null;
+  onleave: ((id: string, reason: string) => void) | null = null;
+  onsignal: ((from: string, data: unknown) => void) | null = null;
+  /** An error reported by the server; `to` is set for SIG_UNKNOWN_PEER. */
+  onerror: ((code: SignalingErrorCode, message: string, to?: string) => void) | null = null;
+  onstatechange: ((state: SignalingClientState) => void) | null = null;
+
+  readonly #url: string;
+  readonly #token: SignalingClientOptions['token'];
+  readonly #info: Record<string, unknown>;
+  readonly #WebSocket: WebSocketConstructorLike;
+  readonly #backoff: BackoffOptions;
+  readonly #maxMessageBytes: number;
+  #socket: WebSocketLike | null = null;
+  #id: string | null = null;
+  #state: SignalingClientState = 'closed';
+  #stopped = true;
+  /** Attempts since the last welcome; drives the back-off. */
+  #failures = 0;
+  #retryTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Bumped by close(), so a connect awaiting its token from before a close/start pair gives up. */
+  #generation = 0;
+
+  constructor(options: SignalingClientOptions) {
+    const WebSocketImpl = options.WebSocketImpl ?? (globalThis as { WebSocket?: WebSocketConstructorLike }).WebSocket;
+    if (WebSocketImpl === undefined) throw new TypeError('no WebSocket available: pass WebSocketImpl (e.g. ws) in Node 20');
+    this.#url = options.url;
+    this.#token = options.token;
+    this.#info = options.info ?? {};
+    this.#WebSocket = WebSocketImpl;
+    this.#backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
+    this.#maxMessageBytes = options.maxMessageBytes ?? 64 * 1024;
+  }
+
+  /** This connection's server-assigned id, or null while not welcomed. Changes on reconnect. */
+  get id(): string | null {
+    return this.#id;
+  }
+
+  /** True between `welcome` and the next close. */
+  get connected(): boolean {
+    return this.#id !== null;
+  }
+
+  get state(): SignalingClientState {
+    return this.#state;
+  }
+
+  /** Connects, and keeps reconnecting until `close()`. Calling it again is a no-op. */
+  start(): void {
+    if (!this.#stopped) return;
+    this.#stopped = false;
+    this.#failures = 0;
+    void this.#connect();
+  }
+
+  /** Closes for good (code 1000) and stops reconnecting. */
+  close(): void {
+    this.#stopped = true;
+    this.#generation += 1;
+    if (this.#retryTimer !== null) clearTimeout(this.#retryTimer);
+    this.#retryTimer = null;
+    const socket = this.#socket;
+    this.#socket = null;
+    this.#id = null;
+    if (socket !== null) socket.close(1000, 'client closed');
+    this.#setState('closed');
+  }
+
+  /**
+   * Relays `data` to peer `to`. Returns false when not connected (the message is dropped, not
+   * queued: after a reconnect the peer ids are new anyway). Throws SIG_MESSAGE_TOO_LARGE rather
+   * than let the server close the connection over it.
+   */
+  send(to: string, data: unknown): boolean {
+    if (this.#socket === null || this.#id === null || this.#socket.readyState !== OPEN) return false;
+    const text = JSON.stringify({ type: 'signal', to, data });
+    if (encoder.encode(text).byteLength > this.#maxMessageBytes) {
+      throw new SignalingError('SIG_MESSAGE_TOO_LARGE', `signal exceeds ${this.#maxMessageBytes} bytes`);
+    }
+    this.#socket.send(text);
+    return true;
+  }
+
+  async #connect(): Promise<void> {
+    this.#retryTimer = null;
+    this.#setState('connecting');
+    const generation = this.#generation;
+    let socket: WebSocketLike;
+    try {
+      const token = typeof this.#token === 'function' ? await this.#token() : this.#token;
+      if (generation !== this.#generation) return;
+      const url = new URL(this.#url);
+      url.searchParams.set('token', token);
+      socket = new this.#WebSocket(url.toString());
+    } catch {
+      // A token function that threw, or a URL the constructor rejected: retry like a failed connect.
+      if (generation !== this.#generation) return;
+      this.#setState('closed');
+      return this.#scheduleReconnect();
+    }
+    this.#socket = socket;
+    socket.addEventListener('open', () => {
+      if (this.#socket !== socket) return;
+      socket.send(JSON.stringify({ type: 'hello', info: this.#info }));
+    });
+    socket.addEventListener('message', (event) => {
+      if (this.#socket !== socket || typeof event.data !== 'string') return;
+      const message = parseServerMessage(event.data);
+      if (message !== null) this.#dispatch(message);
+    });
+    // Always followed by 'close'; listening keeps Node's ws from throwing an unhandled 'error'.
+    socket.addEventListener('error', () => {});
+    socket.addEventListener('close', (event) => {
+      if (this.#socket !== socket) return;
+      this.#socket = null;
+      this.#id = null;
+      // ws closes oversized messages with 1009 without sending an error message first.
+      if (event.code === 1009) this.onerror?.('SIG_MESSAGE_TOO_LARGE', 'the server closed the connection: message too large');
+      this.#setState('closed');
+      this.#scheduleReconnect();
+    });
+  }
+
+  #dispatch(message: ServerMessage): void {
+    switch (message.type) {
+      case 'welcome':
+        this.#id = message.id;
+        this.#failures = 0;
+        this.#setState('open');
+        this.onwelcome?.(message);
+        return;
+      case 'join':
+        this.onjoin?.(message.peer);
+        return;
+      case 'leave':
+        this.onleave?.(message.id, message.reason);
+        return;
+      case 'signal':
+        this.onsignal?.(message.from, message.data);
+        return;
+      case 'error':
+        this.onerror?.(message.code, message.message, message.to);
+        return;
+    }
+  }
+
+  #scheduleReconnect(): void {
+    if (this.#stopped || this.#retryTimer !== null) return;
+    const { initialMs, maxMs, factor, jitter } = this.#backoff;
+    const base = Math.min(maxMs, initialMs * factor ** this.#failures);
+    this.#failures += 1;
+    const delay = base * (1 - Math.min(1, Math.max(0, jitter)) * Math.random());
+    this.#retryTimer = setTimeout(() => void this.#connect(), delay);
+  }
+
+  #setState(state: SignalingClientState): void {
+    if (this.#state === state) return;
+    this.#state = state;
+    this.onstatechange?.(state);
+  }
+}

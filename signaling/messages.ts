@@ -1,0 +1,182 @@
+/**
+ * The signaling wire protocol: JSON text frames, their types, and the parsers for both sides.
+ *
+ * Runtime-neutral (the browser bundle imports it through `client.ts`). Client messages are
+ * hostile input to the server, so {@link parseClientMessage} accepts exactly the documented
+ * shapes and nothing else; {@link parseServerMessage} is lenient about unknown types so a newer
+ * server does not break an older tab.
+ */
+import type { SignalingErrorCode } from './errors.ts';
+import { isSignalingErrorCode } from './errors.ts';
+
+/** The roles that may hold a signaling connection. Hosts only talk to ingresses and back. */
+export type PeerRole = 'host' | 'ingress';
+
+/** A connected peer as others see it. */
+export interface PeerInfo {
+  /** Server-assigned, random, new for every connection. */
+  id: string;
+  role: PeerRole;
+  /** The token's `sub`, when it had one. */
+  sub?: string;
+  /** Free-form metadata from the peer's hello (name, userAgent, cores, ...). Not verified. */
+  info: Record<string, unknown>;
+  /** When the peer said hello, in ms since the epoch. */
+  since: number;
+}
+
+/** First message on every connection. */
+export interface HelloMessage { type: 'hello'; info: Record<string, unknown> }
+/** Asks the server to relay `data` to the peer `to` (of the other role). */
+export interface SignalRequest { type: 'signal'; to: string; data: unknown }
+export type ClientMessage = HelloMessage | SignalRequest;
+
+export interface WelcomeMessage { type: 'welcome'; id: string; role: PeerRole; peers: PeerInfo[] }
+export interface JoinMessage { type: 'join'; peer: PeerInfo }
+export interface LeaveMessage { type: 'leave'; id: string; reason: string }
+/** A relayed signal; `from` is set by the server, never taken from the sender. */
+export interface SignalMessage { type: 'signal'; from: string; data: unknown }
+export interface ErrorMessage { type: 'error'; code: SignalingErrorCode; message: string; to?: string }
+export type ServerMessage = WelcomeMessage | JoinMessage | LeaveMessage | SignalMessage | ErrorMessage;
+
+/** Largest hello `info`, as UTF-8 JSON bytes. */
+export const MAX_INFO_BYTES = 8 * 1024;
+/** Longest peer id accepted in `to`; server ids are 36-character UUIDs. */
+export const MAX_ID_LENGTH = 64;
+/**
+ * Deepest nesting accepted in `info` and `data`. SDP and ICE candidates are two levels deep; the
+ * bound keeps `JSON.stringify` on relay from overflowing the stack on `[[[[...]]]]`.
+ */
+export const MAX_DEPTH = 32;
+/**
+ * Keys refused anywhere in a client message: relayed objects end up in consumers' code, where a
+ * careless merge of `__proto__` or `constructor.prototype` would pollute prototypes.
+ */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+export type ParseResult = { ok: true; message: ClientMessage } | { ok: false; reason: string };
+
+const encoder = new TextEncoder();
+
+/**
+ * Parses and validates one text frame from a client. Never throws.
+ *
+ * @example
+ * ```ts
+ * const result = parseClientMessage('{"type":"signal","to":"abc","data":{"sdp":"..."}}');
+ * if (!result.ok) closeWith('SIG_BAD_MESSAGE', result.reason);
+ * ```
+ */
+export function parseClientMessage(text: string): ParseResult {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { ok: false, reason: 'not valid JSON' };
+  }
+  if (!isPlainRecord(value)) return { ok: false, reason: 'a message must be a JSON object' };
+  const unsafe = findUnsafeStructure(value);
+  if (unsafe !== null) return { ok: false, reason: unsafe };
+
+  const type = value['type'];
+  if (type === 'hello') {
+    if (!hasExactKeys(value, ['type', 'info'])) return { ok: false, reason: 'hello takes exactly {type, info}' };
+    const info = value['info'];
+    if (!isPlainRecord(info)) return { ok: false, reason: 'hello info must be an object' };
+    if (encoder.encode(JSON.stringify(info)).byteLength > MAX_INFO_BYTES) {
+      return { ok: false, reason: `hello info exceeds ${MAX_INFO_BYTES} bytes` };
+    }
+    return { ok: true, message: { type, info } };
+  }
+  if (type === 'signal') {
+    if (!hasExactKeys(value, ['type', 'to', 'data'])) return { ok: false, reason: 'signal takes exactly {type, to, data}' };
+    const to = value['to'];
+    if (!isId(to)) return { ok: false, reason: `signal to must be a non-empty string of at most ${MAX_ID_LENGTH} characters` };
+    return { ok: true, message: { type, to, data: value['data'] } };
+  }
+  return { ok: false, reason: 'unknown message type' };
+}
+
+/**
+ * Parses one text frame from the server. Returns null for anything that is not a known message
+ * (including types added by a newer server), so callers can simply ignore it.
+ */
+export function parseServerMessage(text: string): ServerMessage | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (!isPlainRecord(value)) return null;
+  switch (value['type']) {
+    case 'welcome': {
+      const { id, role, peers } = value;
+      if (!isId(id) || !isPeerRole(role) || !Array.isArray(peers) || !peers.every(isPeerInfo)) return null;
+      return { type: 'welcome', id, role, peers };
+    }
+    case 'join':
+      return isPeerInfo(value['peer']) ? { type: 'join', peer: value['peer'] } : null;
+    case 'leave': {
+      const { id, reason } = value;
+      return isId(id) && typeof reason === 'string' ? { type: 'leave', id, reason } : null;
+    }
+    case 'signal': {
+      const { from } = value;
+      return isId(from) && Object.hasOwn(value, 'data') ? { type: 'signal', from, data: value['data'] } : null;
+    }
+    case 'error': {
+      const { code, message, to } = value;
+      if (!isSignalingErrorCode(code) || typeof message !== 'string') return null;
+      return isId(to) ? { type: 'error', code, message, to } : { type: 'error', code, message };
+    }
+    default:
+      return null;
+  }
+}
+
+/** A non-null, non-array object as produced by JSON.parse. */
+function isPlainRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function hasExactKeys(value: Record<string, unknown>, keys: readonly string[]): boolean {
+  const own = Object.keys(value);
+  return own.length === keys.length && keys.every((key) => Object.hasOwn(value, key));
+}
+
+function isId(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= MAX_ID_LENGTH;
+}
+
+function isPeerRole(value: unknown): value is PeerRole {
+  return value === 'host' || value === 'ingress';
+}
+
+function isPeerInfo(value: unknown): value is PeerInfo {
+  if (!isPlainRecord(value)) return false;
+  const { id, role, sub, info, since } = value;
+  return isId(id) && isPeerRole(role) && (sub === undefined || typeof sub === 'string') && isPlainRecord(info) && typeof since === 'number';
+}
+
+/**
+ * Walks the parsed value without recursion (so hostile nesting cannot overflow the stack) and
+ * returns why it is unsafe, or null.
+ */
+function findUnsafeStructure(root: unknown): string | null {
+  const stack: Array<{ value: unknown; depth: number }> = [{ value: root, depth: 0 }];
+  while (stack.length > 0) {
+    const { value, depth } = stack.pop()!;
+    if (typeof value !== 'object' || value === null) continue;
+    if (depth >= MAX_DEPTH) return `nested deeper than ${MAX_DEPTH} levels`;
+    if (Array.isArray(value)) {
+      for (const item of value) stack.push({ value: item, depth: depth + 1 });
+      continue;
+    }
+    for (const key of Object.keys(value)) {
+      if (FORBIDDEN_KEYS.has(key)) return `key "${key}" is not allowed`;
+      stack.push({ value: (value as Record<string, unknown>)[key], depth: depth + 1 });
+    }
+  }
+  return null;
+}

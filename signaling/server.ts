@@ -1,0 +1,213 @@
+/**
+ * The signaling service over HTTP: authentication before the WebSocket upgrade, the health
+ * endpoint, listen and close. The per-connection protocol lives in signaling-hub.ts.
+ *
+ * Request lifecycle for `GET /v1/signal`:
+ * ```
+ * upgrade request ─▶ preValidation: token? ── missing/invalid/expired ─▶ 401 + dcdn-error
+ *                                      │  └─ role not host/ingress ───▶ 403 + dcdn-error
+ *                                      ▼
+ *                   plain HTTP (no Upgrade) ─▶ 426 SIG_UPGRADE_REQUIRED
+ *                                      ▼
+ *                   101 Switching Protocols ─▶ SignalingHub.accept()
+ * ```
+ */
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import fastifyWebsocket from '@fastify/websocket';
+import { SignalingError, type SignalingErrorCode } from './errors.ts';
+import type { PeerInfo, PeerRole } from './messages.ts';
+import { SignalingHub } from './signaling-hub.ts';
+import { MIN_SECRET_LENGTH, verifyToken, type Claims } from './token.ts';
+
+/** Where peers connect. */
+export const SIGNAL_PATH = '/v1/signal';
+/** Presence counts for operators and health checks. */
+export const HEALTH_PATH = '/v1/health';
+
+export interface SignalingServerOptions {
+  /** HMAC secret that tokens are signed with; at least 16 characters. Required. */
+  secret: string;
+  /** Largest incoming message in bytes; a larger one closes the socket with 1009. Default 64 KiB. */
+  maxMessageBytes?: number;
+  /**
+   * Token bucket per connection, counting messages and pings: refills `perSecond`, holds up to
+   * `burst`. Running dry sends SIG_RATE_LIMITED and closes with 1008. Default 50/s, burst 200.
+   */
+  rateLimit?: { perSecond?: number; burst?: number };
+  /** Ping interval; a socket that misses the pongs of 2 intervals is terminated. Default 5000. */
+  heartbeatIntervalMs?: number;
+  /** How long a new connection may take to send hello (else SIG_HELLO_TIMEOUT, 1008). Default 10000. */
+  helloTimeoutMs?: number;
+  /**
+   * Bytes that may sit unsent towards one peer; beyond that the peer is considered not reading
+   * and is terminated (leave reason `slow-consumer`). Default 4 MiB.
+   */
+  maxBufferedBytes?: number;
+  /**
+   * Fastify `logger` option. Default false. Request URLs are logged with `token=` redacted.
+   * Joins, leaves and closes are logged at info level with their reasons.
+   */
+  logger?: FastifyServerOptions['logger'];
+  /**
+   * Adds routes (host page, bundles, ...). Runs inside its own encapsulated plugin, after the
+   * signaling routes are registered.
+   */
+  routes?: (app: FastifyInstance) => void | Promise<void>;
+}
+
+export interface SignalingServer {
+  app: FastifyInstance;
+  /** Listens and returns the HTTP base URL, e.g. `http://127.0.0.1:40123`. Defaults: port 0, 127.0.0.1. */
+  listen(port?: number, host?: string): Promise<string>;
+  /** Closes every peer with 1001 (destroying stragglers after 1 s), then the HTTP server. Idempotent. */
+  close(): Promise<void>;
+  /** Peers that said hello. */
+  peers(): PeerInfo[];
+}
+
+/** The roles {@link SIGNAL_PATH} accepts; operator tokens are for other endpoints. */
+const PEER_ROLES: readonly PeerRole[] = ['host', 'ingress'];
+
+/**
+ * Creates the signaling service. Nothing listens until `listen()`.
+ *
+ * @example
+ * ```ts
+ * const server = createSignalingServer({ secret: process.env.DCDN_SECRET! });
+ * const base = await server.listen(8080, '0.0.0.0');
+ * const url = base.replace(/^http/, 'ws') + '/v1/signal';
+ * ```
+ */
+export function createSignalingServer(options: SignalingServerOptions): SignalingServer {
+  const { secret } = options;
+  if (typeof secret !== 'string' || secret.length < MIN_SECRET_LENGTH) {
+    throw new TypeError(`the signaling secret must be a string of at least ${MIN_SECRET_LENGTH} characters`);
+  }
+  const maxMessageBytes = positive('maxMessageBytes', options.maxMessageBytes ?? 64 * 1024);
+  const rateLimit = {
+    perSecond: positive('rateLimit.perSecond', options.rateLimit?.perSecond ?? 50),
+    burst: positive('rateLimit.burst', options.rateLimit?.burst ?? 200),
+  };
+  const heartbeatIntervalMs = positive('heartbeatIntervalMs', options.heartbeatIntervalMs ?? 5000);
+  const helloTimeoutMs = positive('helloTimeoutMs', options.helloTimeoutMs ?? 10_000);
+  const maxBufferedBytes = positive('maxBufferedBytes', options.maxBufferedBytes ?? 4 * 1024 * 1024);
+
+  const app = Fastify({ logger: redactingLogger(options.logger ?? false) });
+  const hub = new SignalingHub({ helloTimeoutMs, heartbeatIntervalMs, rateLimit, maxBufferedBytes, log: app.log });
+  // preValidation hands the verified claims to the WebSocket handler through this map.
+  const identities = new WeakMap<FastifyRequest, Claims>();
+
+  void app.register(fastifyWebsocket, {
+    options: { maxPayload: maxMessageBytes },
+    errorHandler(error, socket, request) {
+      // Framing errors (WS_ERR_*) already made ws send a close frame; destroying the socket now
+      // could drop it. Anything else is our bug: log loudly and cut the connection.
+      const code = (error as Error & { code?: unknown }).code;
+      if (typeof code === 'string' && code.startsWith('WS_ERR_')) {
+        request.log.info({ code, detail: error.message }, 'signaling peer broke the WebSocket protocol');
+        return;
+      }
+      request.log.error({ err: error }, 'signaling handler failed');
+      socket.terminate();
+    },
+  });
+
+  void app.register(async (scope) => {
+    scope.route({
+      method: 'GET',
+      url: SIGNAL_PATH,
+      async preValidation(request, reply) {
+        try {
+          identities.set(request, verifyToken(secret, bearerToken(request), PEER_ROLES));
+        } catch (err) {
+          if (!(err instanceof SignalingError)) throw err;
+          request.log.info({ code: err.code }, 'signaling upgrade refused');
+          return sendError(reply, err.code, err.message);
+        }
+      },
+      handler(_request, reply) {
+        return sendError(reply, 'SIG_UPGRADE_REQUIRED', 'connect with a WebSocket client');
+      },
+      wsHandler(socket, request) {
+        const claims = identities.get(request);
+        // Unreachable: preValidation either stored claims or answered the request.
+        if (claims === undefined) return void socket.terminate();
+        hub.accept(socket, { role: claims.role as PeerRole, sub: claims.sub });
+      },
+    });
+
+    scope.get(HEALTH_PATH, async () => ({ ok: true, ...hub.counts(), peers: hub.peers() }));
+  });
+
+  if (options.routes !== undefined) {
+    const routes = options.routes;
+    void app.register(async (scope) => {
+      await routes(scope);
+    });
+  }
+
+  app.addHook('onReady', async () => hub.startHeartbeat());
+  // Our close runs before @fastify/websocket's preClose, which would close sockets without a code.
+  app.addHook('preClose', async () => hub.close());
+
+  let closing: Promise<void> | null = null;
+  return {
+    app,
+    async listen(port = 0, host = '127.0.0.1') {
+      return app.listen({ port, host });
+    },
+    close() {
+      closing ??= app.close();
+      return closing;
+    },
+    peers: () => hub.peers(),
+  };
+}
+
+/** The token from `Authorization: Bearer` or, for browsers (which cannot set headers), `?token=`. */
+function bearerToken(request: FastifyRequest): string {
+  const header = request.headers.authorization;
+  if (typeof header === 'string' && header.length > 0) {
+    const match = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
+    if (match === null) throw new SignalingError('SIG_TOKEN_INVALID', 'Authorization must be "Bearer <token>"');
+    return match[1]!;
+  }
+  const query = request.query as Record<string, unknown> | undefined;
+  const token = query !== undefined && Object.hasOwn(query, 'token') ? query['token'] : undefined;
+  if (token === undefined || token === '') throw new SignalingError('SIG_TOKEN_MISSING');
+  // Repeated ?token= parses as an array; verifyToken rejects anything but a string.
+  return token as string;
+}
+
+function sendError(reply: FastifyReply, code: SignalingErrorCode, message: string): FastifyReply {
+  const status = new SignalingError(code).status;
+  return reply.code(status).header('dcdn-error', code).header('cache-control', 'no-store').send({ error: { code, message } });
+}
+
+function positive(name: string, value: number): number {
+  if (!(typeof value === 'number' && value > 0 && Number.isFinite(value))) throw new RangeError(`${name} must be a positive number`);
+  return value;
+}
+
+/** Wraps the logger option so that request URLs never carry a token into the logs. */
+function redactingLogger(logger: FastifyServerOptions['logger']): FastifyServerOptions['logger'] {
+  if (logger === false || logger === undefined) return false;
+  const base = typeof logger === 'object' ? logger : {};
+  return {
+    ...base,
+    serializers: {
+      ...base.serializers,
+      req: (req: FastifyRequest) => ({
+        method: req.method,
+        url: redactToken(req.url),
+        host: req.host,
+        remoteAddress: req.ip,
+        remotePort: req.socket?.remotePort,
+      }),
+    },
+  };
+}
+
+function redactToken(url: string): string {
+  return url.replace(/([?&]token=)[^&#]*/gi, '$1[redacted]');
+}

@@ -1,0 +1,248 @@
+/**
+ * The signaling state machine: accepted sockets, presence, relaying, limits and reaping.
+ *
+ * It knows `ws` sockets but not HTTP: authentication happens before the upgrade (server.ts), so
+ * every socket handed to {@link SignalingHub.accept} already has a verified role.
+ *
+ * Per connection: `awaiting-hello` (hello timer running, not listed) → `joined` (listed, gets
+ * join/leave/signal) → closed. Any protocol violation sends one `error` message and closes with
+ * the code's close code; a socket that does not finish the close handshake is destroyed after
+ * {@link CLOSE_GRACE_MS}.
+ */
+import { randomUUID } from 'node:crypto';
+import type { FastifyBaseLogger } from 'fastify';
+import { WebSocket, type RawData } from 'ws';
+import { SIGNALING_ERRORS, type SignalingErrorCode } from './errors.ts';
+import { parseClientMessage, type PeerInfo, type PeerRole, type ServerMessage, type SignalRequest } from './messages.ts';
+import { TokenBucket } from './token-bucket.ts';
+
+/** How long a socket we closed may take to answer the close frame before it is destroyed. */
+export const CLOSE_GRACE_MS = 1000;
+
+/** Why a peer left, as sent in `leave` messages and logged. */
+export type LeaveReason =
+  | 'closed'
+  | 'heartbeat-timeout'
+  | 'slow-consumer'
+  | 'shutdown'
+  | 'protocol-error'
+  | 'SIG_BAD_MESSAGE'
+  | 'SIG_MESSAGE_TOO_LARGE'
+  | 'SIG_RATE_LIMITED'
+  | 'SIG_HELLO_TIMEOUT';
+
+export interface SignalingHubOptions {
+  helloTimeoutMs: number;
+  heartbeatIntervalMs: number;
+  rateLimit: { perSecond: number; burst: number };
+  maxBufferedBytes: number;
+  log: FastifyBaseLogger;
+}
+
+interface Connection {
+  readonly id: string;
+  readonly role: PeerRole;
+  readonly sub: string | undefined;
+  readonly socket: WebSocket;
+  readonly bucket: TokenBucket;
+  /** Set by hello; null while awaiting it. */
+  info: Record<string, unknown> | null;
+  since: number;
+  missedPongs: number;
+  helloTimer: ReturnType<typeof setTimeout> | null;
+  graceTimer: ReturnType<typeof setTimeout> | null;
+  /** Set when this side decided to end the connection, so the leave carries the real cause. */
+  endReason: LeaveReason | null;
+}
+
+export class SignalingHub {
+  readonly #options: SignalingHubOptions;
+  readonly #log: FastifyBaseLogger;
+  /** Every open socket, including those still awaiting hello. */
+  readonly #connections = new Set<Connection>();
+  /** Peers that said hello, by id. A Map, so hostile ids cannot reach a prototype. */
+  readonly #joined = new Map<string, Connection>();
+  #heartbeat: ReturnType<typeof setInterval> | null = null;
+
+  constructor(options: SignalingHubOptions) {
+    this.#options = options;
+    this.#log = options.log;
+  }
+
+  /** Takes ownership of an upgraded socket whose token has been verified. */
+  accept(socket: WebSocket, identity: { role: PeerRole; sub?: string | undefined }): void {
+    const conn: Connection = {
+      id: randomUUID(),
+      role: identity.role,
+      sub: identity.sub,
+      socket,
+      bucket: new TokenBucket(this.#options.rateLimit),
+      info: null,
+      since: Date.now(),
+      missedPongs: 0,
+      helloTimer: null,
+      graceTimer: null,
+      endReason: null,
+    };
+    this.#connections.add(conn);
+    conn.helloTimer = setTimeout(() => {
+      this.#fail(conn, 'SIG_HELLO_TIMEOUT', `no hello within ${this.#options.helloTimeoutMs} ms`);
+    }, this.#options.helloTimeoutMs);
+
+    socket.on('message', (data, isBinary) => this.#onMessage(conn, data, isBinary));
+    // Pings are answered by ws itself, so they count against the same budget as messages.
+    socket.on('ping', () => {
+      if (conn.endReason === null && !conn.bucket.take()) this.#fail(conn, 'SIG_RATE_LIMITED', 'too many frames');
+    });
+    socket.on('pong', () => {
+      conn.missedPongs = 0;
+    });
+    // ws has already started the close (1009 for maxPayload, 1002/1007 for framing) when this fires.
+    socket.on('error', (err: Error & { code?: string }) => {
+      conn.endReason ??= err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'SIG_MESSAGE_TOO_LARGE' : 'protocol-error';
+    });
+    socket.on('close', (code) => this.#onClose(conn, code));
+    this.#log.debug({ peer: conn.id, role: conn.role, sub: conn.sub }, 'signaling connection opened');
+  }
+
+  /** Peers that said hello, oldest first. */
+  peers(): PeerInfo[] {
+    return [...this.#joined.values()].map(toPeerInfo);
+  }
+
+  counts(): { hosts: number; ingresses: number } {
+    let hosts = 0;
+    for (const conn of this.#joined.values()) if (conn.role === 'host') hosts += 1;
+    return { hosts, ingresses: this.#joined.size - hosts };
+  }
+
+  /** Starts pinging; a socket that missed the pongs of two intervals is terminated. */
+  startHeartbeat(): void {
+    if (this.#heartbeat !== null) return;
+    this.#heartbeat = setInterval(() => this.#beat(), this.#options.heartbeatIntervalMs);
+    this.#heartbeat.unref();
+  }
+
+  /** Closes every socket with 1001, destroying those that do not finish within `graceMs`. */
+  async close(graceMs: number = CLOSE_GRACE_MS): Promise<void> {
+    if (this.#heartbeat !== null) clearInterval(this.#heartbeat);
+    this.#heartbeat = null;
+    const closed = [...this.#connections].map((conn) => {
+      conn.endReason ??= 'shutdown';
+      return new Promise<void>((resolve) => {
+        if (conn.socket.readyState === WebSocket.CLOSED) return resolve();
+        conn.socket.once('close', () => resolve());
+        conn.socket.close(1001, 'shutdown');
+      });
+    });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, graceMs);
+    });
+    await Promise.race([Promise.all(closed), deadline]);
+    clearTimeout(timer);
+    for (const conn of this.#connections) conn.socket.terminate();
+    await Promise.all(closed);
+  }
+
+  #beat(): void {
+    for (const conn of this.#connections) {
+      if (conn.missedPongs >= 2) {
+        conn.endReason ??= 'heartbeat-timeout';
+        conn.socket.terminate();
+        continue;
+      }
+      conn.missedPongs += 1;
+      if (conn.socket.readyState === WebSocket.OPEN) conn.socket.ping();
+    }
+  }
+
+  #onMessage(conn: Connection, data: RawData, isBinary: boolean): void {
+    // Frames that arrive after we decided to close are dropped unread.
+    if (conn.endReason !== null) return;
+    if (!conn.bucket.take()) return this.#fail(conn, 'SIG_RATE_LIMITED', 'too many messages');
+    if (isBinary) return this.#fail(conn, 'SIG_BAD_MESSAGE', 'binary frames are not accepted');
+    const result = parseClientMessage(rawToText(data));
+    if (!result.ok) return this.#fail(conn, 'SIG_BAD_MESSAGE', result.reason);
+    const message = result.message;
+    if (conn.info === null) {
+      if (message.type !== 'hello') return this.#fail(conn, 'SIG_BAD_MESSAGE', 'the first message must be hello');
+      return this.#join(conn, message.info);
+    }
+    if (message.type === 'hello') return this.#fail(conn, 'SIG_BAD_MESSAGE', 'hello was already sent');
+    this.#relay(conn, message);
+  }
+
+  #join(conn: Connection, info: Record<string, unknown>): void {
+    if (conn.helloTimer !== null) clearTimeout(conn.helloTimer);
+    conn.helloTimer = null;
+    conn.info = info;
+    conn.since = Date.now();
+    this.#joined.set(conn.id, conn);
+    const others = [...this.#joined.values()].filter((other) => other.role !== conn.role);
+    this.#send(conn, { type: 'welcome', id: conn.id, role: conn.role, peers: others.map(toPeerInfo) });
+    const join: ServerMessage = { type: 'join', peer: toPeerInfo(conn) };
+    for (const other of others) this.#send(other, join);
+    this.#log.info({ peer: conn.id, role: conn.role, sub: conn.sub }, 'peer joined');
+  }
+
+  #relay(conn: Connection, message: SignalRequest): void {
+    const target = this.#joined.get(message.to);
+    // Same-role targets get the same answer as unknown ones: hosts must not learn of each other.
+    if (target === undefined || target.role === conn.role) {
+      this.#send(conn, { type: 'error', code: 'SIG_UNKNOWN_PEER', message: 'no such peer of the other role', to: message.to });
+      return;
+    }
+    this.#send(target, { type: 'signal', from: conn.id, data: message.data });
+  }
+
+  #send(conn: Connection, message: ServerMessage): void {
+    if (conn.socket.readyState !== WebSocket.OPEN) return;
+    // A peer that stops reading would make us buffer everything relayed to it.
+    if (conn.socket.bufferedAmount > this.#options.maxBufferedBytes) {
+      conn.endReason ??= 'slow-consumer';
+      conn.socket.terminate();
+      return;
+    }
+    conn.socket.send(JSON.stringify(message));
+  }
+
+  /** Reports `code` to the peer and closes with the code's close code. */
+  #fail(conn: Connection, code: SignalingErrorCode & LeaveReason, message: string): void {
+    if (conn.endReason !== null) return;
+    conn.endReason = code;
+    this.#log.info({ peer: conn.id, role: conn.role, sub: conn.sub, code, detail: message }, 'closing peer connection');
+    this.#send(conn, { type: 'error', code, message });
+    const entry: { closeCode?: number } = SIGNALING_ERRORS[code];
+    if (conn.socket.readyState === WebSocket.OPEN) conn.socket.close(entry.closeCode ?? 1008, code);
+    conn.graceTimer = setTimeout(() => conn.socket.terminate(), CLOSE_GRACE_MS);
+    conn.graceTimer.unref();
+  }
+
+  #onClose(conn: Connection, code: number): void {
+    this.#connections.delete(conn);
+    if (conn.helloTimer !== null) clearTimeout(conn.helloTimer);
+    if (conn.graceTimer !== null) clearTimeout(conn.graceTimer);
+    const reason: LeaveReason = conn.endReason ?? 'closed';
+    if (this.#joined.get(conn.id) !== conn) {
+      this.#log.info({ peer: conn.id, role: conn.role, sub: conn.sub, code, reason }, 'connection closed before hello');
+      return;
+    }
+    this.#joined.delete(conn.id);
+    const leave: ServerMessage = { type: 'leave', id: conn.id, reason };
+    for (const other of this.#joined.values()) if (other.role !== conn.role) this.#send(other, leave);
+    this.#log.info({ peer: conn.id, role: conn.role, sub: conn.sub, code, reason }, 'peer left');
+  }
+}
+
+function toPeerInfo(conn: Connection): PeerInfo {
+  const peer: PeerInfo = { id: conn.id, role: conn.role, info: conn.info ?? {}, since: conn.since };
+  if (conn.sub !== undefined) peer.sub = conn.sub;
+  return peer;
+}
+
+function rawToText(data: RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString('utf8');
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  return Buffer.from(data).toString('utf8');
+}
