@@ -1,7 +1,7 @@
 import { pack, unpack } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { decodeFrames, encodeFrame, forEachFrame } from './codec.ts';
-import { FrameType, type Frame } from './frames.ts';
+import { FrameType, type BodyFrame, type Frame } from './frames.ts';
 
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 const bytes = (h: string) => Uint8Array.from(h.match(/../g)!.map((x) => parseInt(x, 16)));
@@ -50,7 +50,7 @@ describe('codec', () => {
 
   it('returns body bytes as views of the message, without copying', () => {
     const msg = bytes('930503c403010203');
-    const [f] = decodeFrames(msg) as [Extract<Frame, { type: 5 }>];
+    const [f] = decodeFrames(msg) as [BodyFrame];
     expect(f.data.buffer).toBe(msg.buffer);
   });
 });

@@ -36,6 +36,7 @@ export const ERRORS = {
   INGRESS_URL_TOO_LONG: { status: 414, summary: 'the request URL exceeded the configured limit' },
   INGRESS_HEADERS_TOO_LARGE: { status: 431, summary: 'the request headers exceeded the configured limit' },
   INGRESS_NOT_FOUND: { status: 404, summary: 'no such ingress endpoint' },
+  INGRESS_TICKET_INVALID: { status: 401, summary: 'a host dialled the WebSocket endpoint without a valid ticket' },
 
   // Host: the browser tab and the handler in it.
   HOST_HANDLER_ERROR: { status: 502, summary: "the app's handler threw or rejected" },
@@ -44,17 +45,19 @@ export const ERRORS = {
   HOST_OVERLOADED: { status: 503, summary: 'the host refused the request over its concurrency limit' },
   HOST_BROWSER_NOT_FOUND: { status: 500, summary: 'no Chromium or Chrome executable was found to launch hosts' },
 
-  // Signaling: the control plane.
-  SIG_TOKEN_MISSING: { status: 401, summary: 'the signaling request carried no token' },
-  SIG_TOKEN_INVALID: { status: 401, summary: 'the token was malformed or its signature did not match' },
+  // Signaling: the control plane. `closeCode` is the WebSocket close code (RFC 6455 §7.4.1)
+  // used when the error ends a signaling connection.
+  SIG_TOKEN_MISSING: { status: 401, summary: 'no token: pass ?token= or Authorization: Bearer' },
+  SIG_TOKEN_INVALID: { status: 401, summary: 'the token is malformed or its signature does not match' },
   SIG_TOKEN_EXPIRED: { status: 401, summary: 'the token has expired' },
-  SIG_TOKEN_SCOPE: { status: 403, summary: 'the token does not grant this role or scope' },
-  SIG_BAD_MESSAGE: { status: 400, summary: 'a signaling message was not valid JSON of a known shape' },
-  SIG_MESSAGE_TOO_LARGE: { status: 413, summary: 'a signaling message exceeded the size limit' },
-  SIG_RATE_LIMITED: { status: 429, summary: 'a signaling connection sent messages too fast' },
-  SIG_UNKNOWN_PEER: { status: 404, summary: 'a signal was addressed to a peer that is not connected' },
-  SIG_HELLO_TIMEOUT: { status: 408, summary: 'a signaling client did not introduce itself in time' },
-} as const satisfies Record<string, { status: number; summary: string }>;
+  SIG_TOKEN_SCOPE: { status: 403, summary: 'the token is valid but its role may not use this endpoint' },
+  SIG_UPGRADE_REQUIRED: { status: 426, summary: 'this endpoint only speaks WebSocket' },
+  SIG_BAD_MESSAGE: { status: 400, summary: 'the message is not valid JSON or not a known message shape', closeCode: 1008 },
+  SIG_MESSAGE_TOO_LARGE: { status: 413, summary: 'the message is larger than the server accepts', closeCode: 1009 },
+  SIG_RATE_LIMITED: { status: 429, summary: 'too many messages on this connection', closeCode: 1008 },
+  SIG_UNKNOWN_PEER: { status: 404, summary: 'no connected peer of the other role has this id' },
+  SIG_HELLO_TIMEOUT: { status: 408, summary: 'no hello message arrived in time after the connection opened', closeCode: 1008 },
+} as const satisfies Record<string, { status: number; summary: string; closeCode?: number }>;
 
 export type ErrorCode = keyof typeof ERRORS;
 

@@ -8,7 +8,7 @@ describe('the browser-facing client', () => {
   it('bundles for the browser without node: modules, ws, the server or the token module', async () => {
     const result = await build({ entryPoints: [entry], absWorkingDir: new URL('..', import.meta.url).pathname, bundle: true, platform: 'browser', format: 'esm', write: false, metafile: true, logLevel: 'silent' });
     const inputs = Object.keys(result.metafile.inputs).sort();
-    expect(inputs).toEqual(['signaling/client.ts', 'signaling/errors.ts', 'signaling/messages.ts']);
+    expect(inputs).toEqual(['protocol/errors.ts', 'signaling/client.ts', 'signaling/errors.ts', 'signaling/messages.ts']);
   });
 
   it('uses no Node globals in the files it bundles', () => {

@@ -8,20 +8,17 @@
  * are stable; descriptions are for people. docs/signaling.md documents each one and
  * `errors.test.ts` keeps the two in step.
  *
- * This file is runtime-neutral: the browser bundle imports it through `client.ts`.
+ * This file is runtime-neutral: the browser bundle imports it through `client.ts`. The codes
+ * themselves live in the project's one registry, protocol/errors.ts; this is the signaling view.
  */
-export const SIGNALING_ERRORS = {
-  SIG_TOKEN_MISSING: { status: 401, description: 'No token: pass ?token= or Authorization: Bearer.' },
-  SIG_TOKEN_INVALID: { status: 401, description: 'The token is malformed or its signature does not match.' },
-  SIG_TOKEN_EXPIRED: { status: 401, description: 'The token has expired.' },
-  SIG_TOKEN_SCOPE: { status: 403, description: 'The token is valid but its role may not use this endpoint.' },
-  SIG_UPGRADE_REQUIRED: { status: 426, description: 'This endpoint only speaks WebSocket.' },
-  SIG_BAD_MESSAGE: { status: 400, description: 'The message is not valid JSON or not a known message shape.', closeCode: 1008 },
-  SIG_MESSAGE_TOO_LARGE: { status: 413, description: 'The message is larger than the server accepts.', closeCode: 1009 },
-  SIG_RATE_LIMITED: { status: 429, description: 'Too many messages on this connection.', closeCode: 1008 },
-  SIG_UNKNOWN_PEER: { status: 404, description: 'No connected peer of the other role has this id.' },
-  SIG_HELLO_TIMEOUT: { status: 408, description: 'No hello message arrived in time after the connection opened.', closeCode: 1008 },
-} as const satisfies Record<string, { status: number; description: string; closeCode?: number }>;
+import { ERRORS } from '../protocol/errors.ts';
+export const SIGNALING_ERRORS = pickSignaling(ERRORS);
+
+function pickSignaling<T extends Record<string, { status: number; summary: string; closeCode?: number }>>(all: T) {
+  const out: Record<string, { status: number; description: string; closeCode?: number }> = {};
+  for (const [code, e] of Object.entries(all)) if (code.startsWith('SIG_')) out[code] = { status: e.status, description: e.summary, ...(e.closeCode ? { closeCode: e.closeCode } : {}) };
+  return out as { [K in Extract<keyof T, `SIG_${string}`>]: { status: number; description: string; closeCode?: number } };
+}
 
 /** A stable signaling error code, e.g. `SIG_TOKEN_EXPIRED`. */
 export type SignalingErrorCode = keyof typeof SIGNALING_ERRORS;

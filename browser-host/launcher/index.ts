@@ -1,0 +1,9 @@
+export { resolveBrowser, SYSTEM_BROWSER_PATHS, type BrowserSource, type ResolveBrowserOptions, type ResolvedBrowser } from './resolve-browser.ts';
+export {
+  buildChromiumArgs,
+  launchBrowser,
+  type LaunchBrowserOptions,
+  type LaunchedBrowser,
+  type LauncherLogger,
+  type OpenTabsOptions,
+} from './launch.ts';

@@ -1,0 +1,104 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import puppeteer from 'puppeteer-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchBrowser, type LaunchedBrowser } from './launch.ts';
+import { resolveBrowser } from './resolve-browser.ts';
+
+// Its own Chromium, not the shared one: this file tests detach() and close() themselves.
+let browser: LaunchedBrowser;
+const logged: Array<{ level: string; message: string; fields: Record<string, unknown> }> = [];
+
+function cmdline(pid: number): string[] {
+  return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+beforeAll(async () => {
+  browser = await launchBrowser({
+    executablePath: resolveBrowser().path,
+    logger: {
+      warn: (fields, message) => logged.push({ level: 'warn', message, fields }),
+      error: (fields, message) => logged.push({ level: 'error', message, fields }),
+    },
+    killGraceMs: 2000,
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+});
+
+describe('launchBrowser', () => {
+  it('starts Chromium with our flags and IsolateSandboxedIframes left enabled', () => {
+    const args = cmdline(browser.pid ?? -1);
+    for (const flag of ['--headless=new', '--no-sandbox', '--disable-quic', '--allow-loopback-in-peer-connection']) {
+      expect(args).toContain(flag);
+    }
+    const disabled = args.filter((a) => a.startsWith('--disable-features=')).flatMap((a) => a.split('=')[1]?.split(',') ?? []);
+    expect(disabled).toContain('WebRtcHideLocalIpsWithMdns');
+    expect(disabled).not.toContain('IsolateSandboxedIframes');
+    expect(args.some((a) => a.startsWith('--host-resolver-rules=MAP * ~NOTFOUND'))).toBe(true);
+  });
+
+  it('opens tabs, waits until each is ready, and logs their console errors', async () => {
+    const url = `data:text/html,<script>console.error('boom from the tab'); setTimeout(() => { window.__dcdnReady = true; }, 50);</script>`;
+    const pages = await browser.openTabs(url, 2, { timeoutMs: 10_000 });
+    expect(pages).toHaveLength(2);
+    expect(await pages[0]?.evaluate(() => (window as unknown as { __dcdnReady: boolean }).__dcdnReady)).toBe(true);
+    await expect.poll(() => logged.filter((l) => l.fields['text'] === 'boom from the tab').length).toBe(2);
+  });
+
+  it('still loads pages from loopback by address and as localhost', async () => {
+    const server = createServer((_req, res) => {
+      res.setHeader('content-type', 'text/html');
+      res.end('<script>window.__dcdnReady = true</script>');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const pages = [
+        ...(await browser.openTabs(`http://127.0.0.1:${port}/`, 1, { timeoutMs: 10_000 })),
+        ...(await browser.openTabs(`http://localhost:${port}/`, 1, { timeoutMs: 10_000 })),
+      ];
+      expect(pages).toHaveLength(2);
+      await Promise.all(pages.map((p) => p.close()));
+    } finally {
+      server.close();
+    }
+  });
+
+  it('rejects and closes its tabs when a tab never becomes ready', async () => {
+    const observer = await puppeteer.connect({ browserWSEndpoint: browser.wsEndpoint });
+    const before = (await observer.pages()).length;
+    await expect(browser.openTabs('about:blank', 2, { readyExpression: 'false', timeoutMs: 300 })).rejects.toThrow(/300 ?ms/);
+    expect((await observer.pages()).length).toBe(before);
+    await observer.disconnect();
+  });
+
+  it('keeps the browser running after detach() and still kills it on close()', async () => {
+    const pid = browser.pid ?? -1;
+    const profile = cmdline(pid).find((a) => a.startsWith('--user-data-dir='))?.slice('--user-data-dir='.length) ?? '';
+    expect(existsSync(profile)).toBe(true);
+
+    await browser.detach();
+    expect(browser.attached).toBe(false);
+    expect(isAlive(pid)).toBe(true);
+    const other = await puppeteer.connect({ browserWSEndpoint: browser.wsEndpoint });
+    expect((await other.pages()).length).toBeGreaterThan(0);
+    await other.disconnect();
+
+    await browser.close();
+    expect(isAlive(pid)).toBe(false);
+    expect(existsSync(profile)).toBe(false);
+  });
+});

@@ -1,0 +1,321 @@
+import type { ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+
+/** Pino-compatible subset: structured fields first, message second. */
+export interface LauncherLogger {
+  warn(fields: Record<string, unknown>, message: string): void;
+  error(fields: Record<string, unknown>, message: string): void;
+}
+
+export interface LaunchBrowserOptions {
+  /** From `resolveBrowser()`. */
+  executablePath: string;
+  /** Default true (`--headless=new`). */
+  headless?: boolean;
+  /** Appended last. A `--disable-features=` entry here is merged into ours, not replacing it. */
+  extraArgs?: readonly string[];
+  /**
+   * `'loopback'` (default): Chromium resolves no host name but `localhost`, so neither its own
+   * background services nor a page can reach past this machine by name. `'any'`: normal DNS,
+   * for apps that fetch from the internet.
+   */
+  network?: 'loopback' | 'any';
+  /** Receives page errors, console errors and crashes. Defaults to `console`. */
+  logger?: LauncherLogger;
+  /** How long `close()` waits after SIGTERM before SIGKILL. Default 3000 ms. */
+  killGraceMs?: number;
+}
+
+export interface OpenTabsOptions {
+  /** Evaluated in each page until truthy. Default `window.__dcdnReady === true`. */
+  readyExpression?: string;
+  /** Applies to navigation and to the ready wait, per tab. */
+  timeoutMs: number;
+}
+
+/** A running Chromium with a throwaway profile. */
+export interface LaunchedBrowser {
+  /** DevTools endpoint; `puppeteer.connect({ browserWSEndpoint })` from any process. */
+  readonly wsEndpoint: string;
+  /** The browser process id, for logs. */
+  readonly pid: number | undefined;
+  /** The exact command line passed to Chromium (after the executable). */
+  readonly args: readonly string[];
+  /** Whether puppeteer is still attached (false after `detach()`). */
+  readonly attached: boolean;
+  /**
+   * Opens `count` tabs at `url` and resolves once `readyExpression` holds in each. On any
+   * failure the tabs opened so far are closed and the error is rethrown.
+   */
+  openTabs(url: string, count: number, options: OpenTabsOptions): Promise<Page[]>;
+  /**
+   * Disconnects puppeteer and leaves Chromium and its tabs running. While attached, DevTools
+   * mirrors traffic to Node (WEBRTC-NOTES: -40% req/s), so hosts detach once they are up.
+   * Page objects returned earlier stop working; console forwarding stops too.
+   */
+  detach(): Promise<void>;
+  /** Ends the browser (SIGTERM, then SIGKILL after the grace period) and removes the profile. */
+  close(): Promise<void>;
+}
+
+/** Flags from WEBRTC-NOTES item 9 plus loopback WebRTC (item 5) and no mDNS masking (item 4). */
+const DCDN_FLAGS: readonly string[] = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-domain-reliability',
+  '--allow-loopback-in-peer-connection',
+];
+
+/**
+ * Features we disable. mDNS masking makes werift wait 10 s per `.local` candidate (notes item 4).
+ * NetworkTimeServiceQuerying fetches clients2.google.com/time at startup even with
+ * --disable-background-networking (seen in a net-log of Chromium 156).
+ */
+const DCDN_DISABLED_FEATURES: readonly string[] = ['WebRtcHideLocalIpsWithMdns', 'NetworkTimeServiceQuerying'];
+
+/**
+ * Chromium 156 still looks up accounts.google.com (ListAccounts) and update.googleapis.com
+ * (an update check for a built-in component) at startup despite --disable-background-networking
+ * and --disable-component-update; no flag we found stops those two. Failing every name lookup
+ * but localhost stops them before a DNS packet leaves. The rules are globs over the host string
+ * and apply to IP literals too, so loopback literals are excluded by name; any other address
+ * (say the machine's own eth0 address) fails with ERR_NAME_NOT_RESOLVED. WebRTC candidates are
+ * not resolved through these rules (loopback ICE works with them in place).
+ */
+const LOOPBACK_ONLY_RESOLVER =
+  '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE *.localhost , EXCLUDE 127.* , EXCLUDE ::1 , EXCLUDE [::1]';
+
+/**
+ * Puppeteer disables IsolateSandboxedIframes by default (puppeteer#10715: trouble for its own
+ * frame tracking); several apps share one browser here, so we want the isolation back.
+ */
+const FEATURES_WE_KEEP_ENABLED: readonly string[] = ['IsolateSandboxedIframes'];
+
+/**
+ * Builds Chromium's command line. Puppeteer merges any `--disable-features=` found in `args`
+ * into its own entry (which lists IsolateSandboxedIframes) and removes it from `args`, so an
+ * `ignoreDefaultArgs: [entry]` can never match once we add features of our own. Instead we take
+ * puppeteer's defaults, rewrite that one entry, and launch with `ignoreDefaultArgs: true`.
+ */
+export function buildChromiumArgs(options: {
+  headless: boolean;
+  userDataDir: string;
+  network?: 'loopback' | 'any';
+  extraArgs?: readonly string[];
+}): string[] {
+  const defaults = puppeteer.defaultArgs({ headless: options.headless, args: [] });
+  const extra = [...((options.network ?? 'loopback') === 'loopback' ? [LOOPBACK_ONLY_RESOLVER] : []), ...(options.extraArgs ?? [])];
+  const disabled = new Set<string>();
+  const enabled = new Set<string>();
+  const rest: string[] = [];
+  for (const arg of [...defaults, ...DCDN_FLAGS, ...extra]) {
+    if (arg.startsWith('--disable-features=')) {
+      for (const f of arg.slice('--disable-features='.length).split(',')) if (f) disabled.add(f);
+    } else if (arg.startsWith('--enable-features=')) {
+      for (const f of arg.slice('--enable-features='.length).split(',')) if (f) enabled.add(f);
+    } else if (arg.startsWith('-') && !arg.startsWith('--user-data-dir') && !rest.includes(arg)) {
+      rest.push(arg);
+    }
+  }
+  for (const f of DCDN_DISABLED_FEATURES) disabled.add(f);
+  for (const f of FEATURES_WE_KEEP_ENABLED) disabled.delete(f);
+  if (options.headless && !rest.some((a) => a.startsWith('--headless'))) rest.push('--headless=new');
+  return [
+    ...rest,
+    `--disable-features=${[...disabled].join(',')}`,
+    ...(enabled.size > 0 ? [`--enable-features=${[...enabled].join(',')}`] : []),
+    `--user-data-dir=${options.userDataDir}`,
+    'about:blank',
+  ];
+}
+
+const consoleLogger: LauncherLogger = {
+  warn: (fields, message) => console.warn(message, fields),
+  error: (fields, message) => console.error(message, fields),
+};
+
+/**
+ * Starts Chromium with a fresh profile in the temp dir.
+ *
+ * @example
+ * ```ts
+ * const { path } = resolveBrowser({ explicitPath: flags.browser });
+ * const browser = await launchBrowser({ executablePath: path, logger: log });
+ * await browser.openTabs('http://127.0.0.1:8080/host.html', 1, { timeoutMs: 10_000 });
+ * await browser.detach();
+ * // ... on shutdown
+ * await browser.close();
+ * ```
+ */
+export async function launchBrowser(options: LaunchBrowserOptions): Promise<LaunchedBrowser> {
+  const headless = options.headless ?? true;
+  const logger = options.logger ?? consoleLogger;
+  const userDataDir = await mkdtemp(join(tmpdir(), 'dcdn-chromium-'));
+  const args = buildChromiumArgs({ headless, userDataDir, network: options.network ?? 'loopback', extraArgs: options.extraArgs ?? [] });
+  let browser: Browser;
+  try {
+    browser = await puppeteer.launch({
+      executablePath: options.executablePath,
+      headless,
+      args,
+      ignoreDefaultArgs: true,
+      defaultViewport: null,
+      // A wedged tab should fail a CDP call within a minute, not puppeteer's default three.
+      protocolTimeout: 60_000,
+    });
+  } catch (error) {
+    await rm(userDataDir, { recursive: true, force: true });
+    throw error;
+  }
+  return new ChromiumHandle(browser, args, userDataDir, logger, options.killGraceMs ?? 3000);
+}
+
+class ChromiumHandle implements LaunchedBrowser {
+  readonly wsEndpoint: string;
+  readonly args: readonly string[];
+  #browser: Browser;
+  #process: ChildProcess | null;
+  #userDataDir: string;
+  #logger: LauncherLogger;
+  #killGraceMs: number;
+  #attached = true;
+  #closing: Promise<void> | null = null;
+
+  constructor(browser: Browser, args: string[], userDataDir: string, logger: LauncherLogger, killGraceMs: number) {
+    this.#browser = browser;
+    this.#process = browser.process();
+    this.wsEndpoint = browser.wsEndpoint();
+    this.args = args;
+    this.#userDataDir = userDataDir;
+    this.#logger = logger;
+    this.#killGraceMs = killGraceMs;
+    process.once('exit', this.#onNodeExit);
+  }
+
+  // If Node exits without close() (a crash, process.exit), puppeteer kills Chromium but leaves
+  // our profile directory behind; only synchronous work is possible here.
+  readonly #onNodeExit = (): void => {
+    if (this.#process && isRunning(this.#process)) this.#process.kill('SIGKILL');
+    rmSync(this.#userDataDir, { recursive: true, force: true, maxRetries: 3 });
+  };
+
+  get pid(): number | undefined {
+    return this.#process?.pid;
+  }
+
+  get attached(): boolean {
+    return this.#attached && this.#browser.connected;
+  }
+
+  async openTabs(url: string, count: number, options: OpenTabsOptions): Promise<Page[]> {
+    if (!this.attached) throw new Error('openTabs() needs puppeteer attached; call it before detach()');
+    const readyExpression = options.readyExpression ?? 'window.__dcdnReady === true';
+    const pages: Page[] = [];
+    try {
+      await Promise.all(
+        Array.from({ length: count }, async (_, index) => {
+          const page = await this.#browser.newPage();
+          pages.push(page);
+          this.#watch(page, index);
+          await page.goto(url, { waitUntil: 'load', timeout: options.timeoutMs });
+          await page.waitForFunction(readyExpression, { timeout: options.timeoutMs, polling: 25 });
+        }),
+      );
+    } catch (error) {
+      await Promise.allSettled(pages.map((page) => page.close()));
+      throw error;
+    }
+    return pages;
+  }
+
+  #watch(page: Page, tab: number): void {
+    page.on('console', (message) => {
+      const type = message.type();
+      if (type === 'error' || type === 'warn') {
+        const fields = { tab, type, text: message.text(), location: message.location() };
+        this.#logger[type === 'error' ? 'error' : 'warn'](fields, 'tab console');
+      }
+    });
+    page.on('pageerror', (error) => {
+      this.#logger.error({ tab, error: error instanceof Error ? error.message : String(error) }, 'tab uncaught error');
+    });
+    // 'error' is puppeteer's "page crashed" (renderer gone, e.g. out of memory).
+    page.on('error', (error) => {
+      this.#logger.error({ tab, error: error.message }, 'tab crashed');
+    });
+  }
+
+  async detach(): Promise<void> {
+    if (!this.#attached) return;
+    this.#attached = false;
+    await this.#browser.disconnect();
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    process.off('exit', this.#onNodeExit);
+    const child = this.#process;
+    if (this.#attached && this.#browser.connected) {
+      this.#attached = false;
+      // A graceful CDP close lets Chromium flush; bounded, since a wedged browser never answers.
+      await withTimeout(this.#browser.close(), this.#killGraceMs).catch(() => undefined);
+    }
+    if (child && isRunning(child)) {
+      child.kill('SIGTERM');
+      if (!(await exited(child, this.#killGraceMs))) {
+        child.kill('SIGKILL');
+        await exited(child, this.#killGraceMs);
+      }
+    }
+    // Chromium's helper processes may still be writing for a moment after the main one exits.
+    await rm(this.#userDataDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+  }
+}
+
+function isRunning(child: ChildProcess): boolean {
+  return child.exitCode === null && child.signalCode === null;
+}
+
+function exited(child: ChildProcess, timeoutMs: number): Promise<boolean> {
+  if (!isRunning(child)) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      child.off('exit', onExit);
+      resolve(false);
+    }, timeoutMs);
+    const onExit = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    child.once('exit', onExit);
+  });
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}

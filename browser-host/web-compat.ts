@@ -1,0 +1,65 @@
+/**
+ * Makes a tab's `Request` and `Response` behave like a server runtime's.
+ *
+ * Browsers guard the headers of a `Request` (Cookie, Host, Origin, Referer and other forbidden
+ * request-header names are silently dropped) and of a `Response` (Set-Cookie is dropped), as the
+ * Fetch standard requires for pages (https://fetch.spec.whatwg.org/#forbidden-request-header).
+ * A handler serving HTTP needs both, so the host gives each request an unguarded `Headers` and
+ * installs a `Response` subclass whose headers are unguarded too. Server runtimes (workerd,
+ * Deno, Node) behave this way.
+ */
+
+const RAW_HEADERS = Symbol.for('dcdn.rawHeaders');
+
+/** Builds a `Request` whose `headers` carries every header the ingress sent, in order. */
+export function makeRequest(url: string, init: RequestInit & { duplex?: 'half' }, headers: Array<[string, string]>): Request {
+  const raw = new Headers();
+  for (const [name, value] of headers) raw.append(name, value);
+  const request = new Request(url, { ...init, headers: raw });
+  Object.defineProperty(request, 'headers', { value: raw, enumerable: true });
+  return request;
+}
+
+/**
+ * Replaces `globalThis.Response` with a subclass that keeps an unguarded copy of its headers,
+ * so `Set-Cookie` survives. Idempotent.
+ */
+export function installResponseShim(scope: { Response: typeof Response } = globalThis): void {
+  const Base = scope.Response;
+  if ((Base as unknown as Record<symbol, unknown>)[RAW_HEADERS]) return;
+  class ServerResponse extends Base {
+    readonly #raw: Headers;
+    constructor(body?: BodyInit | null, init?: ResponseInit) {
+      super(body, init);
+      const raw = new Headers(init?.headers);
+      // Headers the browser derives from the body (content-type for strings, blobs, forms).
+      for (const [name, value] of super.headers) if (!raw.has(name)) raw.set(name, value);
+      this.#raw = raw;
+    }
+    override get headers(): Headers {
+      return this.#raw;
+    }
+    static override json(data: unknown, init?: ResponseInit): Response {
+      const headers = new Headers(init?.headers);
+      if (!headers.has('content-type')) headers.set('content-type', 'application/json');
+      return new ServerResponse(JSON.stringify(data), { ...init, headers });
+    }
+    static override redirect(url: string | URL, status = 302): Response {
+      return new ServerResponse(null, { status, headers: { location: String(url) } });
+    }
+  }
+  Object.defineProperty(ServerResponse, RAW_HEADERS, { value: true });
+  Object.defineProperty(ServerResponse, 'name', { value: 'Response' });
+  scope.Response = ServerResponse;
+}
+
+/** Lists a response's headers in order, with each Set-Cookie kept separate. */
+export function responseHeaderList(headers: Headers): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (const [name, value] of headers) {
+    if (name === 'set-cookie') continue;
+    out.push([name, value]);
+  }
+  for (const cookie of headers.getSetCookie()) out.push(['set-cookie', cookie]);
+  return out;
+}

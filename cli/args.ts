@@ -1,0 +1,37 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+/** A command's flags, as `node:util` parseArgs takes them, plus help text for each. */
+export type FlagSpec = Record<string, { type: 'string' | 'boolean'; short?: string; default?: string | boolean; help: string; multiple?: boolean }>;
+
+/** A usage error: printed with the command's help, exit code 2. */
+export class UsageError extends Error {}
+
+export function parseFlags<S extends FlagSpec>(argv: string[], spec: S): Record<keyof S, string | boolean | string[] | undefined> {
+  const options: NonNullable<ParseArgsConfig['options']> = {};
+  for (const [name, f] of Object.entries(spec)) {
+    options[name] = { type: f.type, ...(f.short ? { short: f.short } : {}), ...(f.multiple ? { multiple: true } : {}) };
+    if (f.default !== undefined) options[name]!.default = f.default as never;
+  }
+  try {
+    return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Record<keyof S, string | boolean | undefined>;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+/** Renders a command's help: a usage line, a description and the flags with defaults. */
+export function helpText(usage: string, description: string, spec: FlagSpec): string {
+  const rows = Object.entries(spec).map(([name, f]) => {
+    const flag = `${f.short ? `-${f.short}, ` : '    '}--${name}${f.type === 'string' ? ' <value>' : ''}`;
+    const def = f.default !== undefined && f.default !== false ? ` (default: ${String(f.default)})` : '';
+    return `  ${flag.padEnd(30)} ${f.help}${def}`;
+  });
+  return `Usage: ${usage}\n\n${description}\n\nOptions:\n${rows.join('\n')}\n`;
+}
+
+/** Reads a whole-number flag, with a usage error naming the flag when it is not one. */
+export function intFlag(value: unknown, name: string, min = 0): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be a whole number >= ${min}, got ${String(value)}`);
+  return n;
+}

@@ -1,0 +1,168 @@
+import { helpText, intFlag, parseFlags, UsageError, type FlagSpec } from './args.ts';
+import { createLog } from './log.ts';
+import { launchHosts, newSecret, onShutdown, signalUrls, startIngress, startSignal } from './parts.ts';
+import { up, upDescription, upFlags, upUsage } from './up.ts';
+import { mintToken } from '../signaling/index.ts';
+
+interface Command {
+  usage: string;
+  description: string;
+  flags: FlagSpec;
+  run(values: Record<string, unknown>): Promise<number>;
+}
+
+const help = { type: 'boolean', short: 'h', default: false, help: 'show this help' } as const;
+const secretFlag = { type: 'string', help: 'signing secret shared by the network (else DCDN_SECRET)' } as const;
+
+const commands: Record<string, Command> = {
+  up: { usage: upUsage, description: upDescription, flags: upFlags, run: (v) => up(v as never) },
+
+  signal: {
+    usage: 'dcdn signal [--port 8787] [--secret S] [--app FILE]',
+    description: 'Runs the signaling service alone: the WebSocket broker between ingresses and hosts,\nand the host page (/host) with the app it serves.',
+    flags: {
+      port: { type: 'string', short: 'p', default: '8787', help: 'port to listen on' },
+      host: { type: 'string', default: '127.0.0.1', help: 'address to listen on' },
+      secret: secretFlag,
+      app: { type: 'string', short: 'a', help: 'app module the host page loads (default: the demo app)' },
+      help,
+    },
+    async run(v) {
+      const log = createLog('signal');
+      let secret = (v.secret as string | undefined) ?? process.env.DCDN_SECRET;
+      if (!secret) {
+        secret = newSecret();
+        process.stdout.write(`No secret given; generated one. Give it to ingresses and launchers:\n  DCDN_SECRET=${secret}\n`);
+      }
+      const { server } = await startSignal({ secret, port: intFlag(v.port, 'port'), host: String(v.host), app: v.app as string | undefined, log });
+      await onShutdown(log, () => server.close());
+      return 0;
+    },
+  },
+
+  ingress: {
+    usage: 'dcdn ingress --signal URL [--port 8080] [--transport webrtc|websocket] [--secret S | --token T]',
+    description: 'Runs an ingress alone: joins signaling at URL, connects to every host and forwards HTTP to them.',
+    flags: {
+      signal: { type: 'string', short: 's', help: 'signaling address, e.g. http://127.0.0.1:8787' },
+      port: { type: 'string', short: 'p', default: '8080', help: 'HTTP port' },
+      host: { type: 'string', default: '127.0.0.1', help: 'address to listen on' },
+      name: { type: 'string', default: 'ingress', help: 'name in signaling and logs' },
+      transport: { type: 'string', short: 't', default: 'webrtc', help: 'webrtc or websocket' },
+      secret: secretFlag,
+      token: { type: 'string', help: 'an ingress token instead of the secret (else DCDN_TOKEN)' },
+      'head-timeout': { type: 'string', default: '30000', help: 'ms from request end to response head before 504' },
+      'public-ws': { type: 'string', help: 'base URL hosts dial for the WebSocket transport (default ws://host:port)' },
+      help,
+    },
+    async run(v) {
+      if (!v.signal) throw new UsageError('--signal URL is required');
+      const log = createLog('ingress');
+      const transport = String(v.transport);
+      if (transport !== 'webrtc' && transport !== 'websocket') throw new UsageError(`--transport must be webrtc or websocket`);
+      const ingress = await startIngress({
+        signalUrl: signalUrls(String(v.signal)).ws,
+        secret: (v.secret as string | undefined) ?? process.env.DCDN_SECRET,
+        token: (v.token as string | undefined) ?? process.env.DCDN_TOKEN,
+        port: intFlag(v.port, 'port'),
+        host: String(v.host),
+        name: String(v.name),
+        transport,
+        publicWsBase: v['public-ws'] as string | undefined,
+        proxy: { headTimeoutMs: intFlag(v['head-timeout'], 'head-timeout', 1) },
+        log,
+      });
+      process.stdout.write(`ingress listening on ${ingress.url}\n`);
+      await onShutdown(log, () => ingress.close());
+      return 0;
+    },
+  },
+
+  launch: {
+    usage: 'dcdn launch --signal URL [--count 2] [--secret S | --token T] [--browser PATH]',
+    description: 'Launches headless Chromium with COUNT host tabs that join the network at URL.',
+    flags: {
+      signal: { type: 'string', short: 's', help: 'signaling address, e.g. http://127.0.0.1:8787' },
+      count: { type: 'string', short: 'n', default: '2', help: 'tabs to open' },
+      name: { type: 'string', default: 'tab', help: 'tab name prefix (tabs are PREFIX-1, PREFIX-2, …)' },
+      secret: secretFlag,
+      token: { type: 'string', help: 'a host token instead of the secret (else DCDN_TOKEN)' },
+      browser: { type: 'string', help: 'Chromium/Chrome executable (else DCDN_BROWSER, system paths, puppeteer cache)' },
+      help,
+    },
+    async run(v) {
+      if (!v.signal) throw new UsageError('--signal URL is required');
+      const secret = (v.secret as string | undefined) ?? process.env.DCDN_SECRET;
+      const token = (v.token as string | undefined) ?? process.env.DCDN_TOKEN;
+      if (!secret && !token) throw new UsageError('--secret or --token is required (or DCDN_SECRET / DCDN_TOKEN)');
+      const log = createLog('hosts');
+      const browser = await launchHosts({
+        signalHttp: signalUrls(String(v.signal)).http,
+        secret,
+        token,
+        count: intFlag(v.count, 'count', 1),
+        browserPath: v.browser as string | undefined,
+        namePrefix: String(v.name),
+        log,
+      });
+      process.stdout.write(`${intFlag(v.count, 'count', 1)} host tab(s) running (pid ${browser.pid}); Ctrl-C to stop\n`);
+      await onShutdown(log, () => browser.close());
+      return 0;
+    },
+  },
+
+  token: {
+    usage: 'dcdn token --role host|ingress [--ttl 86400] [--sub NAME] [--secret S]',
+    description: 'Prints a signed token for a host or an ingress, for parts started on other machines.',
+    flags: {
+      role: { type: 'string', short: 'r', help: 'host or ingress' },
+      ttl: { type: 'string', default: '86400', help: 'seconds until it expires' },
+      sub: { type: 'string', help: 'who it is for (shown in logs)' },
+      secret: secretFlag,
+      help,
+    },
+    async run(v) {
+      const secret = (v.secret as string | undefined) ?? process.env.DCDN_SECRET;
+      if (!secret) throw new UsageError('--secret or DCDN_SECRET is required');
+      const role = String(v.role);
+      if (role !== 'host' && role !== 'ingress') throw new UsageError('--role must be host or ingress');
+      process.stdout.write(mintToken(secret, { role, ttlSeconds: intFlag(v.ttl, 'ttl', 1), ...(v.sub ? { sub: String(v.sub) } : {}) }) + '\n');
+      return 0;
+    },
+  },
+};
+
+function topHelp(): string {
+  const rows = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(8)} ${c.description.split('\n')[0]}`);
+  return `dcdn: serve the web from browser tabs\n\nUsage: dcdn <command> [options]\n\nCommands:\n${rows.join('\n')}\n\nRun dcdn <command> --help for a command's options.\n`;
+}
+
+/** Runs the CLI; returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(topHelp());
+    return name ? 0 : 2;
+  }
+  const command = commands[name];
+  if (!command) {
+    process.stderr.write(`dcdn: unknown command '${name}'\n\n${topHelp()}`);
+    return 2;
+  }
+  try {
+    const values = parseFlags(rest, command.flags);
+    if (values.help) {
+      process.stdout.write(helpText(command.usage, command.description, command.flags));
+      return 0;
+    }
+    return await command.run(values);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`dcdn ${name}: ${err.message}\n\n${helpText(command.usage, command.description, command.flags)}`);
+      return 2;
+    }
+    const e = err as Error & { code?: string };
+    process.stderr.write(`dcdn ${name}: ${e.code ? `[${e.code}] ` : ''}${e.message}\n`);
+    return 1;
+  }
+}

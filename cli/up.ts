@@ -1,0 +1,79 @@
+import { intFlag, type FlagSpec } from './args.ts';
+import { createLog } from './log.ts';
+import { launchHosts, newSecret, onShutdown, signalUrls, startIngress, startSignal } from './parts.ts';
+
+export const upFlags = {
+  port: { type: 'string', short: 'p', default: '8080', help: 'HTTP port of the ingress' },
+  host: { type: 'string', default: '127.0.0.1', help: 'address the ingress and signaling listen on' },
+  hosts: { type: 'string', short: 'n', default: '2', help: 'headless Chromium host tabs to launch (0 for none)' },
+  transport: { type: 'string', short: 't', default: 'webrtc', help: 'how the ingress reaches hosts: webrtc or websocket' },
+  app: { type: 'string', short: 'a', help: 'app module to serve (default: the demo app)' },
+  'signal-port': { type: 'string', default: '8787', help: 'port of the signaling service and host page' },
+  browser: { type: 'string', help: 'Chromium/Chrome executable (else DCDN_BROWSER, system paths, puppeteer cache)' },
+  'head-timeout': { type: 'string', default: '30000', help: 'ms from request end to response head before 504' },
+  quiet: { type: 'boolean', short: 'q', default: false, help: 'log warnings only' },
+  help: { type: 'boolean', short: 'h', default: false, help: 'show this help' },
+} satisfies FlagSpec;
+
+export const upUsage = 'dcdn up [--port 8080] [--hosts 2] [--transport webrtc|websocket] [--app FILE]';
+export const upDescription =
+  'Runs a whole dcdn network on this machine: signaling, an ingress and N headless Chromium host\n' +
+  'tabs serving the app. Prints where everything is; Ctrl-C (or SIGTERM) shuts it down cleanly.';
+
+export async function up(values: Record<keyof typeof upFlags, unknown>): Promise<number> {
+  const quiet = values.quiet === true;
+  const port = intFlag(values.port, 'port');
+  const hosts = intFlag(values.hosts, 'hosts');
+  const transport = String(values.transport);
+  if (transport !== 'webrtc' && transport !== 'websocket') throw new Error(`--transport must be webrtc or websocket, got ${transport}`);
+  const listenHost = String(values.host);
+  const secret = process.env.DCDN_SECRET ?? newSecret();
+  const sigLog = createLog('signal', { quiet });
+  const ingLog = createLog('ingress', { quiet });
+  const hostLog = createLog('hosts', { quiet });
+
+  const signal = await startSignal({ secret, port: intFlag(values['signal-port'], 'signal-port'), host: listenHost, app: values.app as string | undefined, log: sigLog });
+  const urls = signalUrls(signal.url);
+  const ingress = await startIngress({
+    secret,
+    signalUrl: urls.ws,
+    port,
+    host: listenHost,
+    name: 'ingress-1',
+    transport,
+    proxy: { headTimeoutMs: intFlag(values['head-timeout'], 'head-timeout', 1) },
+    log: ingLog,
+  });
+  let browser: Awaited<ReturnType<typeof launchHosts>> | null = null;
+  try {
+    if (hosts > 0) browser = await launchHosts({ signalHttp: urls.http, secret, count: hosts, browserPath: values.browser as string | undefined, log: hostLog });
+  } catch (err) {
+    await ingress.close();
+    await signal.server.close();
+    throw err;
+  }
+
+  // Wait until the ingress has a session with every tab, so the printed URL works at once.
+  const deadline = Date.now() + 30_000;
+  while (ingress.pool.size < hosts && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  const ready = ingress.pool.size;
+  const summary = [
+    '',
+    `dcdn is up: ${ready}/${hosts} host tab(s) connected over ${transport}`,
+    `  ingress:    ${ingress.url}    try: curl ${ingress.url}/`,
+    `  health:     ${ingress.url}/_dcdn/health`,
+    `  signaling:  ${signal.url}`,
+    `  join page:  ${urls.http}/host?token=…  (hosts need a token; see dcdn token --help)`,
+    '  Ctrl-C to stop.',
+    '',
+  ].join('\n');
+  process.stdout.write(summary + '\n');
+  if (ready < hosts) ingLog('warn', 'not every host connected within 30 s; check the log above', { ready, expected: hosts });
+
+  await onShutdown(ingLog, async () => {
+    await ingress.close();
+    await browser?.close();
+    await signal.server.close();
+  });
+  return 0;
+}

@@ -1,0 +1,270 @@
+import { isIPv4, isIPv6 } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { RTCPeerConnection, type RTCDataChannel, type RTCPeerConnectionConfig } from 'werift';
+import { WeriftChannel } from './werift-channel.ts';
+
+/** Chromium's ceiling for `a=max-message-size` (werift advertises 65536 unless told). */
+export const CHROMIUM_MAX_MESSAGE_SIZE = 262144;
+/** What RFC 8841 section 6 says to assume when the remote SDP has no `a=max-message-size`. */
+const SDP_DEFAULT_MAX_MESSAGE_SIZE = 65536;
+
+/** An ICE server the operator configured: the W3C `RTCIceServer` shape. */
+export interface IceServer {
+  urls: string | string[];
+  username?: string;
+  credential?: string;
+}
+
+export interface OffererOptions {
+  /** Operator-configured STUN/TURN. Default none: werift then runs as ICE-lite. */
+  iceServers?: IceServer[];
+  /** The only addresses put in our candidates. Default `['127.0.0.1']`. */
+  advertisedAddresses?: string[];
+  /** Advertised in `a=max-message-size`. Default 262144 (Chromium's ceiling). */
+  maxMessageSize?: number;
+  /** Data channel label. Default 'dcdn'. */
+  label?: string;
+}
+
+export interface SessionDescription {
+  type: 'offer' | 'answer';
+  sdp: string;
+}
+
+/** A trickled candidate as it travels over signaling (JSON of `RTCIceCandidateInit`). */
+export interface CandidateSignal {
+  candidate: string;
+  sdpMid?: string | null;
+  sdpMLineIndex?: number | null;
+}
+
+export type PeerConnectionState = 'new' | 'connecting' | 'connected' | 'disconnected' | 'failed' | 'closed';
+
+export interface Offerer {
+  /** The werift configuration in force, for logs and for tests that audit it. */
+  readonly config: Readonly<RTCPeerConnectionConfig>;
+  /** Creates the offer; gathering completes first, so the SDP carries every candidate. */
+  offer(): Promise<SessionDescription>;
+  /** Applies the tab's answer (its `.local` candidates removed) and learns its max-message-size. */
+  acceptAnswer(description: SessionDescription): Promise<void>;
+  /** Adds a candidate the tab trickled; `.local` and disallowed addresses are dropped. */
+  addRemoteCandidate(candidate: CandidateSignal | null): Promise<void>;
+  /** Candidates gathered after `offer()` resolved (werift gathers all before, so rarely any). */
+  onLocalCandidate: ((candidate: CandidateSignal | null) => void) | null;
+  onconnectionstatechange: ((state: PeerConnectionState) => void) | null;
+  readonly connectionState: PeerConnectionState;
+  /** Resolves once the data channel is open; rejects if the connection fails or closes first. */
+  readonly opened: Promise<WeriftChannel>;
+  /** Milliseconds from `offer()` to the channel opening, once it has. */
+  readonly setupMs: number | undefined;
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the werift configuration. Nothing here may contact a server the operator did not name
+ * (WEBRTC-NOTES 6): werift queries stun.l.google.com:19302 whenever it has no STUN server, even
+ * with `iceServers: []`, unless it runs ICE-lite. So:
+ * - no servers configured: ICE-lite (RFC 8445 section 2.5). A lite agent never sends checks nor
+ *   gathers server-reflexive candidates; the browser, always a full agent, does the checks.
+ * - TURN without STUN: the TURN server doubles as the STUN server (every TURN server is one,
+ *   RFC 8656 section 1), so werift's default never applies.
+ * Host candidates come only from `advertisedAddresses` (`iceUseIpv4/6: false` turns off
+ * interface enumeration). When every advertised address is loopback, sockets are bound to
+ * loopback and STUN from any other source is ignored, so no packet can leave 127.0.0.0/8.
+ */
+export function buildWeriftConfig(options: OffererOptions = {}): RTCPeerConnectionConfig {
+  const advertised = options.advertisedAddresses ?? ['127.0.0.1'];
+  if (advertised.length === 0) throw new TypeError('advertisedAddresses must not be empty');
+  for (const address of advertised) {
+    if (!isIPv4(address) && !isIPv6(address)) throw new TypeError(`not an IP address: ${address}`);
+  }
+  const iceServers = withExplicitStun(options.iceServers ?? []);
+  const config: RTCPeerConnectionConfig = {
+    iceServers,
+    iceLite: iceServers.length === 0,
+    iceUseIpv4: false,
+    iceUseIpv6: false,
+    iceUseTcp: false,
+    iceAdditionalHostAddresses: [...advertised],
+    maxMessageSize: options.maxMessageSize ?? CHROMIUM_MAX_MESSAGE_SIZE,
+  };
+  if (advertised.every(isLoopback)) {
+    const v4 = advertised.find((a) => isIPv4(a));
+    const v6 = advertised.find((a) => isIPv6(a));
+    config.iceInterfaceAddresses = { ...(v4 ? { udp4: v4 } : {}), ...(v6 ? { udp6: v6 } : {}) };
+    config.iceFilterStunResponse = (_message, [address]) => isLoopback(address);
+    config.iceFilterCandidatePair = (pair) => isLoopback(pair.remoteCandidate.host);
+  }
+  return config;
+}
+
+function withExplicitStun(servers: IceServer[]): IceServer[] {
+  const urls = servers.flatMap((s) => (Array.isArray(s.urls) ? s.urls : [s.urls]));
+  if (urls.some((u) => /^stuns?:/i.test(u))) return servers;
+  const turn = urls.map((u) => /^turns?:([^?]+)/i.exec(u.trim())).find((m) => m !== null);
+  if (!turn?.[1]) return servers;
+  // `turns:` listens with TLS; plain STUN over UDP is on the standard port of the same host.
+  const [, host, port] = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(turn[1]) ?? [];
+  const stunPort = /^turn:/i.test(turn[0]) && port ? port : '3478';
+  return [{ urls: `stun:${host}:${stunPort}` }, ...servers];
+}
+
+/**
+ * Creates the ingress end of one tab's connection: werift as offerer with one reliable,
+ * ordered data channel.
+ *
+ * @example
+ * ```ts
+ * const peer = createOfferer();
+ * const offer = await peer.offer();
+ * const answer = await signaling.exchange(offer);
+ * await peer.acceptAnswer(answer);
+ * const channel = await peer.opened;
+ * ```
+ */
+export function createOfferer(options: OffererOptions = {}): Offerer {
+  return new WeriftOfferer(options);
+}
+
+class WeriftOfferer implements Offerer {
+  readonly config: Readonly<RTCPeerConnectionConfig>;
+  readonly opened: Promise<WeriftChannel>;
+  onLocalCandidate: ((candidate: CandidateSignal | null) => void) | null = null;
+  onconnectionstatechange: ((state: PeerConnectionState) => void) | null = null;
+
+  readonly #pc: RTCPeerConnection;
+  readonly #dc: RTCDataChannel;
+  readonly #allowed: Set<string>;
+  readonly #loopbackOnly: boolean;
+  readonly #localMaxMessageSize: number;
+  #remoteMaxMessageSize: number | null = null;
+  #offerStartedAt: number | null = null;
+  #setupMs: number | undefined;
+  #offered = false;
+
+  constructor(options: OffererOptions) {
+    this.config = buildWeriftConfig(options);
+    this.#allowed = new Set(this.config.iceAdditionalHostAddresses);
+    this.#loopbackOnly = [...this.#allowed].every(isLoopback);
+    this.#localMaxMessageSize = this.config.maxMessageSize ?? CHROMIUM_MAX_MESSAGE_SIZE;
+    this.#pc = new RTCPeerConnection(this.config);
+    this.#dc = this.#pc.createDataChannel(options.label ?? 'dcdn', { ordered: true });
+
+    this.#pc.connectionStateChange.subscribe((state) => this.onconnectionstatechange?.(state));
+    this.#pc.onIceCandidate.subscribe((candidate) => {
+      // Before offer() resolves, candidates are in the offer SDP itself.
+      if (!this.#offered) return;
+      if (!candidate) this.onLocalCandidate?.(null);
+      else if (this.#isAllowedLocal(candidate.candidate)) {
+        this.onLocalCandidate?.({ candidate: candidate.candidate, sdpMid: candidate.sdpMid ?? null, sdpMLineIndex: candidate.sdpMLineIndex ?? null });
+      }
+    });
+
+    this.opened = new Promise<WeriftChannel>((resolve, reject) => {
+      const open = this.#dc.stateChanged.subscribe((state) => {
+        if (state !== 'open') return;
+        open.unSubscribe();
+        failed.unSubscribe();
+        if (this.#offerStartedAt !== null) this.#setupMs = performance.now() - this.#offerStartedAt;
+        // The channel is the connection's only purpose: it closes the connection when it closes.
+        resolve(new WeriftChannel(this.#dc, { maxMessageSize: this.#negotiatedMaxMessageSize(), pc: this.#pc }));
+      });
+      const failed = this.#pc.connectionStateChange.subscribe((state) => {
+        if (state !== 'failed' && state !== 'closed') return;
+        open.unSubscribe();
+        failed.unSubscribe();
+        reject(new Error(`peer connection ${state} before the data channel opened`));
+      });
+    });
+    // Callers that only ever await later must not trip an unhandled rejection meanwhile.
+    this.opened.catch(() => undefined);
+  }
+
+  get connectionState(): PeerConnectionState {
+    return this.#pc.connectionState;
+  }
+
+  get setupMs(): number | undefined {
+    return this.#setupMs;
+  }
+
+  async offer(): Promise<SessionDescription> {
+    this.#offerStartedAt = performance.now();
+    const offer = await this.#pc.createOffer();
+    // werift's setLocalDescription waits for gathering to finish: host-only gathering (no STUN)
+    // is a socket bind per address, so this is quick.
+    await this.#pc.setLocalDescription(offer);
+    const sdp = this.#pc.localDescription?.sdp ?? offer.sdp;
+    this.#offered = true;
+    return { type: 'offer', sdp: filterCandidateLines(sdp, (line) => this.#isAllowedLocal(line)) };
+  }
+
+  async acceptAnswer(description: SessionDescription): Promise<void> {
+    if (description.type !== 'answer') throw new TypeError(`expected an answer, got ${description.type}`);
+    this.#remoteMaxMessageSize = parseMaxMessageSize(description.sdp);
+    const sdp = filterCandidateLines(description.sdp, (line) => this.#isAcceptableRemote(line));
+    await this.#pc.setRemoteDescription({ type: 'answer', sdp });
+  }
+
+  async addRemoteCandidate(candidate: CandidateSignal | null): Promise<void> {
+    if (candidate === null || candidate.candidate === '') return; // end-of-candidates: nothing to do
+    if (!this.#isAcceptableRemote(candidate.candidate)) return;
+    await this.#pc.addIceCandidate({
+      candidate: candidate.candidate,
+      ...(candidate.sdpMid != null ? { sdpMid: candidate.sdpMid } : {}),
+      ...(candidate.sdpMLineIndex != null ? { sdpMLineIndex: candidate.sdpMLineIndex } : {}),
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.#pc.close();
+  }
+
+  #negotiatedMaxMessageSize(): number {
+    const ours = this.#localMaxMessageSize === 0 ? Number.POSITIVE_INFINITY : this.#localMaxMessageSize;
+    const remote = this.#remoteMaxMessageSize ?? SDP_DEFAULT_MAX_MESSAGE_SIZE;
+    const theirs = remote === 0 ? Number.POSITIVE_INFINITY : remote;
+    const size = Math.min(ours, theirs);
+    return Number.isFinite(size) ? size : CHROMIUM_MAX_MESSAGE_SIZE;
+  }
+
+  #isAllowedLocal(candidateLine: string): boolean {
+    const address = candidateAddress(candidateLine);
+    return address !== undefined && this.#allowed.has(address);
+  }
+
+  #isAcceptableRemote(candidateLine: string): boolean {
+    const address = candidateAddress(candidateLine);
+    if (address === undefined) return false;
+    // mDNS names make werift wait up to 10 s resolving them (WEBRTC-NOTES 4); the connection
+    // forms through peer-reflexive candidates instead.
+    if (address.endsWith('.local')) return false;
+    return !this.#loopbackOnly || isLoopback(address);
+  }
+}
+
+/** The connection-address field of a candidate line (`[a=]candidate:f c t p ADDRESS port typ ...`). */
+export function candidateAddress(line: string): string | undefined {
+  const fields = line.trim().replace(/^a=/, '').split(/\s+/);
+  if (!fields[0]?.startsWith('candidate:')) return undefined;
+  return fields[4]?.toLowerCase();
+}
+
+/** Drops `a=candidate` lines for which `keep` is false; leaves every other line alone. */
+export function filterCandidateLines(sdp: string, keep: (line: string) => boolean): string {
+  const eol = sdp.includes('\r\n') ? '\r\n' : '\n';
+  return sdp
+    .split(/\r?\n/)
+    .filter((line) => !line.startsWith('a=candidate:') || keep(line))
+    .join(eol);
+}
+
+/** The application section's `a=max-message-size`, or null when absent (RFC 8841 section 6). */
+export function parseMaxMessageSize(sdp: string): number | null {
+  const match = /^a=max-message-size:(\d+)\s*$/m.exec(sdp);
+  return match?.[1] !== undefined ? Number.parseInt(match[1], 10) : null;
+}
+
+function isLoopback(address: string): boolean {
+  return (isIPv4(address) && address.startsWith('127.')) || address === '::1';
+}

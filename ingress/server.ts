@@ -1,0 +1,251 @@
+import websocket from '@fastify/websocket';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { createServer } from 'node:http';
+import type { Socket } from 'node:net';
+import type { WebSocket } from 'ws';
+import { ERRORS, type ErrorCode, type SessionOptions } from '../protocol/index.ts';
+import { sendError } from './error-response.ts';
+import { CONNECTOR_DEFAULTS, HostConnector, type HostConnectorOptions } from './host-connector.ts';
+import { HostPool, type HostPoolOptions } from './host-pool.ts';
+import { PROXY_DEFAULTS, ProxyRequest, type ProxyOptions } from './proxy.ts';
+import type { OffererOptions } from './rtc-peer.ts';
+import { TicketBook } from './ticket-book.ts';
+import { WS_MAX_MESSAGE_SIZE } from './ws-channel.ts';
+
+export type Log = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+
+/** Everything an ingress can be told; all but `signalUrl` and `token` have defaults. */
+export interface IngressOptions {
+  signalUrl: string;
+  token: string | (() => string);
+  /** Port to listen on (0 picks one). Default 8080. */
+  port?: number;
+  /** Address to listen on. Default 127.0.0.1. */
+  host?: string;
+  /** Name in signaling, logs and health. Default `ingress`. */
+  name?: string;
+  /** How hosts are reached: `webrtc` (default) or `websocket`. */
+  transport?: 'webrtc' | 'websocket';
+  /** Base URL hosts use to dial the WebSocket endpoint. Default `ws://<host>:<port>`. */
+  publicWsBase?: string;
+  rtcOpenTimeoutMs?: number;
+  rtc?: OffererOptions;
+  session?: Partial<Omit<SessionOptions, 'role'>>;
+  pool?: HostPoolOptions;
+  proxy?: Partial<Omit<ProxyOptions, 'forwarding'>>;
+  /** Addresses whose X-Forwarded-* headers are believed. Default none. */
+  trustedProxies?: string[];
+  /** Slowloris guard: time allowed to send the request headers. Default 20000 ms. */
+  headersTimeoutMs?: number;
+  /** Idle keep-alive connections close after this long. Default 5000 ms. */
+  keepAliveTimeoutMs?: number;
+  /** On close, time in-flight requests get to finish before they are cut. Default 10000 ms. */
+  shutdownGraceMs?: number;
+  log?: Log;
+}
+
+/** A running ingress. */
+export interface Ingress {
+  readonly app: FastifyInstance;
+  readonly pool: HostPool;
+  /** `http://host:port`, once listening. */
+  readonly url: string;
+  /** Requests being forwarded right now. */
+  readonly inFlight: number;
+  listen(): Promise<string>;
+  /** Stops accepting, lets in-flight requests finish within the grace period, then closes. */
+  close(): Promise<void>;
+}
+
+/**
+ * Creates the ingress: a fastify server that forwards every request (except `/_dcdn/*`) to a
+ * host, joins signaling to find hosts, and accepts hosts on `/_dcdn/host-ws` for the WebSocket
+ * transport.
+ *
+ * @example
+ * ```ts
+ * const ingress = createIngress({ signalUrl: 'ws://127.0.0.1:8787/v1/signal', token, port: 8080 });
+ * await ingress.listen();
+ * ```
+ */
+export function createIngress(options: IngressOptions): Ingress {
+  const log: Log = options.log ?? (() => {});
+  const proxyOpts: ProxyOptions = {
+    ...PROXY_DEFAULTS,
+    ...options.proxy,
+    forwarding: { trustedProxies: new Set(options.trustedProxies ?? []), protocol: 'http' },
+  };
+  const pool = new HostPool(options.pool);
+  const tickets = new TicketBook();
+  const inflight = new Set<ProxyRequest>();
+  let draining = false;
+  let url = '';
+  let connector: HostConnector | null = null;
+
+  const app = Fastify({
+    logger: false,
+    // Let long URLs reach our own 414 check instead of failing route matching.
+    routerOptions: { maxParamLength: proxyOpts.maxUrlLength },
+    forceCloseConnections: 'idle',
+    serverFactory: (handler) =>
+      createServer(
+        {
+          // Node's limit covers the request line too: leave room for our own 414 and 431 checks.
+          maxHeaderSize: proxyOpts.maxHeaderBytes + proxyOpts.maxUrlLength + 1024,
+          headersTimeout: options.headersTimeoutMs ?? 20_000,
+          // Bodies are policed by our idle timeout; a whole-request deadline would cut big uploads.
+          requestTimeout: 0,
+          keepAliveTimeout: options.keepAliveTimeoutMs ?? 5_000,
+        },
+        handler,
+      ),
+    clientErrorHandler: (err, socket) => answerClientError(err as Error & { code?: string }, socket, log),
+  });
+
+  app.removeAllContentTypeParsers();
+  // Bodies are streamed to the host as they arrive; fastify must not read them.
+  app.addContentTypeParser('*', (_req, _payload, done) => done(null));
+
+  app.register(websocket, { options: { maxPayload: WS_MAX_MESSAGE_SIZE + 1024 } });
+  app.register(async (scoped) => {
+    scoped.get(
+      '/_dcdn/host-ws',
+      {
+        websocket: true,
+        preValidation: async (request, reply) => {
+          const ticket = (request.query as Record<string, unknown>).ticket;
+          if (typeof ticket !== 'string' || !tickets.check(ticket)) {
+            reply.hijack();
+            sendError(reply.raw, 'INGRESS_TICKET_INVALID', 'a valid ticket is required');
+          }
+        },
+      },
+      (socket: WebSocket, request) => {
+        const ticket = tickets.redeem((request.query as Record<string, string>).ticket!);
+        if (!ticket || !connector) return socket.close(1008, 'ticket spent');
+        connector.attachWebSocket(ticket.hostId, ticket.conn, socket);
+      },
+    );
+  });
+
+  app.get('/_dcdn/health', async (_request, reply) => {
+    const hosts = pool.list().map((h) => ({
+      id: h.id,
+      name: h.name,
+      transport: h.transport,
+      inFlight: h.inFlight,
+      served: h.served,
+      rttMs: h.session.rttMs,
+      since: new Date(h.since).toISOString(),
+      penalised: h.penalisedUntil > Date.now(),
+      userAgent: h.info.userAgent,
+      stats: h.session.stats,
+    }));
+    reply.header('cache-control', 'no-store');
+    return {
+      ok: hosts.length > 0 && !draining,
+      draining,
+      signaling: connector?.signalingConnected ?? false,
+      inFlight: inflight.size,
+      hosts,
+    };
+  });
+
+  const methods = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'];
+  app.route({
+    method: methods,
+    url: '/*',
+    handler: (request, reply) => {
+      reply.hijack();
+      const res = reply.raw;
+      if (request.url.startsWith('/_dcdn/')) return sendError(res, 'INGRESS_NOT_FOUND', `no ingress endpoint ${request.url.split('?')[0]}`);
+      if (draining) return sendError(res, 'INGRESS_SHUTTING_DOWN', 'the ingress is shutting down', { connection: 'close' });
+      const started = performance.now();
+      const proxied = new ProxyRequest(request.raw, res, pool, proxyOpts, { log });
+      inflight.add(proxied);
+      res.once('close', () => {
+        log('info', 'request', {
+          method: request.method,
+          url: request.url.length > 200 ? `${request.url.slice(0, 200)}…` : request.url,
+          status: res.headersSent ? res.statusCode : 0,
+          ms: Math.round(performance.now() - started),
+          host: res.getHeader('dcdn-host'),
+          error: res.getHeader('dcdn-error'),
+          complete: res.writableFinished,
+        });
+      });
+      void proxied.run().finally(() => inflight.delete(proxied));
+    },
+  });
+
+  return {
+    app,
+    pool,
+    get url() {
+      return url;
+    },
+    get inFlight() {
+      return inflight.size;
+    },
+    async listen() {
+      const address = await app.listen({ port: options.port ?? 8080, host: options.host ?? '127.0.0.1' });
+      url = address;
+      const wsBase = options.publicWsBase ?? address.replace(/^http/, 'ws');
+      const connectorOpts: HostConnectorOptions = {
+        ...CONNECTOR_DEFAULTS,
+        signalUrl: options.signalUrl,
+        token: options.token,
+        name: options.name ?? 'ingress',
+        transport: options.transport ?? 'webrtc',
+        wsUrl: `${wsBase}/_dcdn/host-ws`,
+        rtcOpenTimeoutMs: options.rtcOpenTimeoutMs ?? CONNECTOR_DEFAULTS.rtcOpenTimeoutMs,
+        rtc: options.rtc ?? {},
+        session: options.session ?? {},
+      };
+      connector = new HostConnector(pool, tickets, connectorOpts, log);
+      connector.start();
+      log('info', 'ingress listening', { url: address, transport: connectorOpts.transport });
+      return address;
+    },
+    async close() {
+      if (draining) return;
+      draining = true;
+      const grace = options.shutdownGraceMs ?? 10_000;
+      log('info', 'draining', { inFlight: inflight.size, graceMs: grace });
+      const closing = app.close();
+      const deadline = Date.now() + grace;
+      while (inflight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      if (inflight.size > 0) log('warn', 'grace period over; cutting requests', { inFlight: inflight.size });
+      app.server.closeAllConnections();
+      await connector?.close();
+      await closing;
+    },
+  };
+}
+
+/**
+ * Answers what Node's HTTP parser rejected before fastify saw a request: oversized headers
+ * (431), slow headers (408), and malformed or ambiguous requests such as smuggling shapes (400).
+ * The connection is closed either way, since its framing can no longer be trusted.
+ */
+function answerClientError(err: Error & { code?: string }, socket: Socket, log: Log): void {
+  if (!socket.writable) return void socket.destroy();
+  // The parser may fail in the body of a request already handed out (and answered): one
+  // response per request, so just close once that answer is flushed.
+  if ((socket as Socket & { _httpMessage?: unknown })._httpMessage) return void socket.end();
+  let code: ErrorCode = 'INGRESS_BAD_REQUEST';
+  if (err.code === 'HPE_HEADER_OVERFLOW') code = 'INGRESS_HEADERS_TOO_LARGE';
+  else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'HPE_HEADER_TIMEOUT') code = 'INGRESS_REQUEST_TIMEOUT';
+  const { status } = ERRORS[code];
+  const body = JSON.stringify({ error: { code, message: err.message.replace(/\s+/g, ' ').slice(0, 200), status } }) + '\n';
+  log('warn', 'rejected by the HTTP parser', { code, parser: err.code });
+  socket.end(
+    `HTTP/1.1 ${status} ${statusText(status)}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+      `dcdn-error: ${code}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}
+
+function statusText(status: number): string {
+  return ({ 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' } as Record<number, string>)[status] ?? 'Error';
+}
+

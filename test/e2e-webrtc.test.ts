@@ -1,0 +1,172 @@
+/**
+ * End to end over the data channel: curl-like clients → ingress → werift → Chromium tab →
+ * the app's handler, and back.
+ */
+import { createHash } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Ingress } from '../ingress/index.ts';
+import { disconnectBrowser } from './browser.ts';
+import { startNetwork, until, type Network } from './network.ts';
+
+let net: Network;
+let ingress: Ingress;
+
+beforeAll(async () => {
+  net = await startNetwork();
+  ingress = await net.addIngress({ transport: 'webrtc', proxy: { headTimeoutMs: 1500 } });
+  await Promise.all([net.addTab('tab-a'), net.addTab('tab-b')]);
+  await until(() => ingress.pool.size === 2, 20_000, 'two hosts connected');
+}, 60_000);
+
+afterAll(async () => {
+  await net?.close();
+  await disconnectBrowser();
+});
+
+function pattern(n: number): Buffer {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 7 + (i >> 8)) & 0xff;
+  return b;
+}
+
+describe('the request path over WebRTC', () => {
+  it('answers GET / from JavaScript in a headless Chromium tab', async () => {
+    const res = await fetch(`${ingress.url}/`);
+    const text = await res.text();
+    expect(res.status).toBe(200);
+    expect(text).toContain('Hello from a browser tab');
+    expect(text).toMatch(/user agent: .*Chrome\//);
+    expect(res.headers.get('dcdn-transport')).toBe('webrtc');
+    expect(res.headers.get('dcdn-host')).toMatch(/^tab-[ab]$/);
+  });
+
+  it('echoes a 10 MiB POST byte-identical', async () => {
+    const body = pattern(10 * 1024 * 1024);
+    const res = await fetch(`${ingress.url}/echo`, { method: 'POST', body: new Uint8Array(body), headers: { 'content-type': 'application/octet-stream' } });
+    const echoed = Buffer.from(await res.arrayBuffer());
+    expect(res.status).toBe(200);
+    expect(echoed.length).toBe(body.length);
+    expect(createHash('sha256').update(echoed).digest('hex')).toBe(createHash('sha256').update(body).digest('hex'));
+  }, 60_000);
+
+  it('serves 200 concurrent GETs across both hosts', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 200 }, () => fetch(`${ingress.url}/`).then(async (r) => ({ status: r.status, host: r.headers.get('dcdn-host'), body: await r.text() }))),
+    );
+    expect(results.filter((r) => r.status === 200)).toHaveLength(200);
+    expect(new Set(results.map((r) => r.host))).toEqual(new Set(['tab-a', 'tab-b']));
+  }, 60_000);
+
+  it('delivers the first /stream chunk before the last one is produced', async () => {
+    const started = Date.now();
+    const arrivals: number[] = [];
+    await new Promise<void>((resolve, reject) => {
+      httpRequest(`${ingress.url}/stream?chunks=4&delay=400`, (res) => {
+        res.on('data', () => arrivals.push(Date.now() - started));
+        res.on('end', resolve);
+      })
+        .on('error', reject)
+        .end();
+    });
+    expect(arrivals.length).toBeGreaterThanOrEqual(2);
+    // The last chunk exists only 3 × 400 ms after the first.
+    expect(arrivals[0]!).toBeLessThan(arrivals[arrivals.length - 1]! - 800);
+  });
+
+  it('streams a large /bytes download with the exact bytes and bounded ingress memory', async () => {
+    const n = 64 * 1024 * 1024;
+    const before = process.memoryUsage().rss;
+    let peak = before;
+    let received = 0;
+    let mismatch = -1;
+    const res = await fetch(`${ingress.url}/bytes?n=${n}`);
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      for (let i = 0; i < chunk.length && mismatch < 0; i += 4099) if (chunk[i] !== ((received + i) & 0xff)) mismatch = received + i;
+      received += chunk.length;
+      peak = Math.max(peak, process.memoryUsage().rss);
+    }
+    expect(received).toBe(n);
+    expect(mismatch).toBe(-1);
+    // Flow control keeps at most a window per stream in flight; the rest is the runtime.
+    expect(peak - before).toBeLessThan(96 * 1024 * 1024);
+  }, 120_000);
+
+  it('returns 502 HOST_HANDLER_ERROR when the handler throws', async () => {
+    const res = await fetch(`${ingress.url}/throw`);
+    expect(res.status).toBe(502);
+    expect(res.headers.get('dcdn-error')).toBe('HOST_HANDLER_ERROR');
+    expect(((await res.json()) as { error: { message: string } }).error.message).toContain('deliberate failure');
+  });
+
+  it('returns 502 HOST_BAD_HANDLER_RESPONSE when the handler returns something else', async () => {
+    const res = await fetch(`${ingress.url}/not-a-response`);
+    expect(res.status).toBe(502);
+    expect(res.headers.get('dcdn-error')).toBe('HOST_BAD_HANDLER_RESPONSE');
+  });
+
+  it('returns 504 when the host never answers, and aborts request.signal in the tab', async () => {
+    const id = `hang-${Date.now()}`;
+    const res = await fetch(`${ingress.url}/watch-abort?id=${id}`);
+    expect(res.status).toBe(504);
+    expect(res.headers.get('dcdn-error')).toBe('INGRESS_HEAD_TIMEOUT');
+    const host = res.headers.get('dcdn-host');
+    const tab = net.tabs.find((t) => t.url().includes(`name=${host}`))!;
+    await tab.waitForFunction((x: string) => (globalThis as unknown as { __aborted?: string[] }).__aborted?.includes(x), { timeout: 5000 }, id);
+  });
+
+  it('passes request headers a browser would hide, and returns Set-Cookie', async () => {
+    const res = await fetch(`${ingress.url}/headers`, { headers: { cookie: 'session=abc', origin: 'https://example.test' } });
+    const seen = (await res.json()) as Record<string, string>;
+    expect(seen.cookie).toBe('session=abc');
+    expect(seen.host).toMatch(/^127\.0\.0\.1:/);
+    expect(seen.origin).toBe('https://example.test');
+  });
+});
+
+describe('when a host tab dies', () => {
+  it('aborts only that tab’s responses and serves the next requests from the other tab within 5 s', async () => {
+    const victim = net.tabs[0]!;
+    const victimName = 'tab-a';
+    // Long streams on both tabs.
+    const streams = Array.from({ length: 6 }, () =>
+      new Promise<{ host: string | undefined; complete: boolean }>((resolve) => {
+        httpRequest(`${ingress.url}/stream?chunks=20&delay=100`, (res) => {
+          const host = res.headers['dcdn-host'] as string | undefined;
+          res.resume();
+          res.on('end', () => resolve({ host, complete: true }));
+          res.on('aborted', () => resolve({ host, complete: false }));
+          res.on('error', () => resolve({ host, complete: false }));
+        })
+          .on('error', () => resolve({ host: undefined, complete: false }))
+          .end();
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    const killedAt = Date.now();
+    await victim.close();
+    const results = await Promise.all(streams);
+    for (const r of results) expect(r.complete).toBe(r.host !== victimName);
+    expect(results.some((r) => r.host === victimName)).toBe(true);
+
+    // Within 5 s of the kill, requests succeed on the surviving tab.
+    let served = false;
+    while (Date.now() - killedAt < 5000 && !served) {
+      const res = await fetch(`${ingress.url}/`);
+      served = res.status === 200 && res.headers.get('dcdn-host') === 'tab-b';
+      await res.arrayBuffer();
+    }
+    expect(served).toBe(true);
+    await until(() => ingress.pool.size === 1, 5000, 'dead host removed');
+    const ok = await Promise.all(Array.from({ length: 10 }, () => fetch(`${ingress.url}/`).then((r) => r.status)));
+    expect(ok.every((s) => s === 200)).toBe(true);
+  }, 30_000);
+
+  it('answers 503 INGRESS_NO_HOST when no host is left', async () => {
+    await net.tabs[1]!.close();
+    await until(() => ingress.pool.size === 0, 6000, 'all hosts gone');
+    const res = await fetch(`${ingress.url}/`);
+    expect(res.status).toBe(503);
+    expect(res.headers.get('dcdn-error')).toBe('INGRESS_NO_HOST');
+  }, 15_000);
+});

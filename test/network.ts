@@ -1,0 +1,71 @@
+/**
+ * A whole dcdn network for end-to-end tests: real signaling serving the real host page,
+ * real ingresses, and host tabs in the run's shared Chromium.
+ */
+import type { Page } from 'puppeteer-core';
+import { fileURLToPath } from 'node:url';
+import { createIngress, type Ingress, type IngressOptions } from '../ingress/index.ts';
+import { mintToken, type SignalingServer } from '../signaling/index.ts';
+import { signalUrls, startSignal } from '../cli/parts.ts';
+import { newPage } from './browser.ts';
+
+export const TEST_APP = fileURLToPath(new URL('./fixtures/test-app.ts', import.meta.url));
+const secret = 'e2e-secret-0123456789abcdef';
+const quiet = () => {};
+
+export interface Network {
+  signal: SignalingServer;
+  urls: { http: string; ws: string };
+  tabs: Page[];
+  ingresses: Ingress[];
+  addIngress(options?: Partial<IngressOptions>): Promise<Ingress>;
+  addTab(name: string): Promise<Page>;
+  close(): Promise<void>;
+}
+
+export async function startNetwork(opts: { app?: string } = {}): Promise<Network> {
+  const { server, url } = await startSignal({ secret, port: 0, host: '127.0.0.1', app: opts.app ?? TEST_APP, log: quiet });
+  const urls = signalUrls(url);
+  const tabs: Page[] = [];
+  const ingresses: Ingress[] = [];
+  return {
+    signal: server,
+    urls,
+    tabs,
+    ingresses,
+    async addIngress(options = {}) {
+      const ingress = createIngress({
+        signalUrl: urls.ws,
+        token: () => mintToken(secret, { role: 'ingress', ttlSeconds: 600 }),
+        port: 0,
+        ...options,
+      });
+      await ingress.listen();
+      ingresses.push(ingress);
+      return ingress;
+    },
+    async addTab(name) {
+      const page = await newPage();
+      page.on('pageerror', (err) => console.error(`[${name}] ${String(err)}`));
+      const token = mintToken(secret, { role: 'host', sub: name, ttlSeconds: 600 });
+      await page.goto(`${urls.http}/host?name=${name}&token=${token}`);
+      await page.waitForFunction('window.__dcdnReady === true', { timeout: 15_000 });
+      tabs.push(page);
+      return page;
+    },
+    async close() {
+      for (const i of ingresses) await i.close();
+      for (const t of tabs) if (!t.isClosed()) await t.close();
+      await server.close();
+    },
+  };
+}
+
+/** Polls until `cond` holds, or fails after `ms`. */
+export async function until(cond: () => boolean, ms = 15_000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`${what} not met within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
