@@ -1,4 +1,5 @@
 import { intFlag, type FlagSpec } from './args.ts';
+import { mintToken } from '../signaling/index.ts';
 import { createLog } from './log.ts';
 import { launchHosts, newSecret, onShutdown, signalUrls, startIngress, startSignal } from './parts.ts';
 
@@ -63,7 +64,8 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
     `  ingress:    ${ingress.url}    try: curl ${ingress.url}/`,
     `  health:     ${ingress.url}/_dcdn/health`,
     `  signaling:  ${signal.url}`,
-    `  join page:  ${urls.http}/host?token=…  (hosts need a token; see dcdn token --help)`,
+    `  host page:  ${urls.http}/host?name=extra&token=${mintToken(secret, { role: 'host', sub: 'extra', ttlSeconds: 24 * 3600 })}`,
+    '              (open it in any browser on this machine to add a host; valid 24 h)',
     '  Ctrl-C to stop.',
     '',
   ].join('\n');

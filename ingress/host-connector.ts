@@ -22,6 +22,8 @@ export interface HostConnectorOptions {
   wsUrl: string;
   /** A data channel that has not opened after this long falls back to WebSocket. Default 10000 ms. */
   rtcOpenTimeoutMs: number;
+  /** A host told to dial the WebSocket endpoint that hasn't within this long is tried again. Default 10000 ms. */
+  wsDialTimeoutMs: number;
   /** First delay before reconnecting to a host whose session died; doubles up to `reconnectMaxMs`. */
   reconnectBaseMs: number;
   reconnectMaxMs: number;
@@ -32,6 +34,7 @@ export interface HostConnectorOptions {
 export const CONNECTOR_DEFAULTS = {
   transport: 'webrtc',
   rtcOpenTimeoutMs: 10_000,
+  wsDialTimeoutMs: 10_000,
   reconnectBaseMs: 500,
   reconnectMaxMs: 30_000,
 } as const;
@@ -179,7 +182,7 @@ export class HostConnector {
       const channel = await offerer.opened;
       if (link.conn !== conn) return void channel.close('superseded');
       clearTimeout(link.fallbackTimer);
-      this.#log('info', 'data channel open', { host: link.name, setupMs: offerer.setupMs, maxMessageSize: channel.maxMessageSize });
+      this.#log('info', 'data channel open', { host: link.name, setupMs: offerer.setupMs === undefined ? undefined : Math.round(offerer.setupMs), maxMessageSize: channel.maxMessageSize });
       link.offerer = null; // the session owns the channel now; the offerer closes with it
       this.#startSession(link, channel, 'webrtc', () => void offerer.close());
     } catch (err) {
@@ -194,10 +197,10 @@ export class HostConnector {
     this.#send(link, { kind: 'websocket', conn, url: this.#opts.wsUrl, ticket });
     link.fallbackTimer = setTimeout(() => {
       if (link.conn !== conn) return;
-      this.#log('warn', 'host did not dial the WebSocket endpoint in time', { host: link.name, ms: this.#opts.rtcOpenTimeoutMs });
+      this.#log('warn', 'host did not dial the WebSocket endpoint in time', { host: link.name, ms: this.#opts.wsDialTimeoutMs });
       this.#abandonAttempt(link);
       this.#scheduleRetry(link);
-    }, this.#opts.rtcOpenTimeoutMs);
+    }, this.#opts.wsDialTimeoutMs);
   }
 
   /** Tries the host again after a back-off that doubles with each failure in a row. */
@@ -229,7 +232,12 @@ export class HostConnector {
       this.#scheduleRetry(link);
     };
     session.ready.then(
-      () => {
+      async () => {
+        // Warm the channel with round trips before real traffic: on a fresh werift data
+        // channel a burst of messages right after the handshake stalls ~1 s (one SCTP
+        // retransmission timeout) until a round trip has been made. See docs/webrtc.md.
+        if (transport === 'webrtc') await session.ping().then(() => Promise.all([session.ping(), session.ping()])).catch(() => {});
+        if (session.isClosed) return;
         previous?.close();
         link.failures = 0;
         this.#pool.add({ id: link.hostId, name: link.name, session, transport, info: link.info });

@@ -65,6 +65,8 @@ export class ProxyRequest {
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
   /** The host whose in-flight count this request holds, if any. */
   #counted: HostConnection | null = null;
+  #lastHost: string | undefined;
+  #errorCode: ErrorCode | undefined;
   #bodyStarted = false;
   #finished = false;
   #resolve!: () => void;
@@ -77,6 +79,16 @@ export class ProxyRequest {
     this.#opts = opts;
     this.#events = events;
     this.done = new Promise((r) => (this.#resolve = r));
+  }
+
+  /** Name of the host that answered (or was last tried), for the access log. */
+  get hostName(): string | undefined {
+    return this.#lastHost;
+  }
+
+  /** The error code this request was answered (or cut) with, if any. */
+  get errorCode(): ErrorCode | undefined {
+    return this.#errorCode;
   }
 
   /** Validates the request, then sends it to a host. Resolves when the exchange is over. */
@@ -130,6 +142,7 @@ export class ProxyRequest {
     }
     const host = picked.host;
     this.#tried.add(host.id);
+    this.#lastHost = host.name;
     let stream: Stream;
     try {
       stream = host.session.open({ method: this.#req.method!, url: this.#url, headers: this.#headers }, !this.#hasBody);
@@ -298,6 +311,7 @@ export class ProxyRequest {
 
   #fail(code: ErrorCode, message: string, extra?: Record<string, string>): void {
     if (this.#finished) return;
+    this.#errorCode = code;
     const host = this.#host;
     const headers: Record<string, string> = { ...extra };
     if (host) {

@@ -100,6 +100,9 @@ export function buildWeriftConfig(options: OffererOptions = {}): RTCPeerConnecti
 
 function withExplicitStun(servers: IceServer[]): IceServer[] {
   const urls = servers.flatMap((s) => (Array.isArray(s.urls) ? s.urls : [s.urls]));
+  // werift skips URLs it cannot parse; a list of only those would bring back its Google default.
+  const unusable = urls.filter((u) => !/^(stuns?|turns?):./i.test(u.trim()));
+  if (unusable.length > 0) throw new TypeError(`not a STUN or TURN URL: ${unusable.join(', ')}`);
   if (urls.some((u) => /^stuns?:/i.test(u))) return servers;
   const turn = urls.map((u) => /^turns?:([^?]+)/i.exec(u.trim())).find((m) => m !== null);
   if (!turn?.[1]) return servers;

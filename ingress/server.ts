@@ -28,7 +28,10 @@ export interface IngressOptions {
   transport?: 'webrtc' | 'websocket';
   /** Base URL hosts use to dial the WebSocket endpoint. Default `ws://<host>:<port>`. */
   publicWsBase?: string;
+  /** A data channel not open after this long falls back to WebSocket. Default 10000 ms. */
   rtcOpenTimeoutMs?: number;
+  /** A host that hasn't dialled the WebSocket endpoint after this long is tried again. Default 10000 ms. */
+  wsDialTimeoutMs?: number;
   rtc?: OffererOptions;
   session?: Partial<Omit<SessionOptions, 'role'>>;
   pool?: HostPoolOptions;
@@ -169,8 +172,8 @@ export function createIngress(options: IngressOptions): Ingress {
           url: request.url.length > 200 ? `${request.url.slice(0, 200)}…` : request.url,
           status: res.headersSent ? res.statusCode : 0,
           ms: Math.round(performance.now() - started),
-          host: res.getHeader('dcdn-host'),
-          error: res.getHeader('dcdn-error'),
+          host: proxied.hostName,
+          error: proxied.errorCode,
           complete: res.writableFinished,
         });
       });
@@ -199,6 +202,7 @@ export function createIngress(options: IngressOptions): Ingress {
         transport: options.transport ?? 'webrtc',
         wsUrl: `${wsBase}/_dcdn/host-ws`,
         rtcOpenTimeoutMs: options.rtcOpenTimeoutMs ?? CONNECTOR_DEFAULTS.rtcOpenTimeoutMs,
+        wsDialTimeoutMs: options.wsDialTimeoutMs ?? CONNECTOR_DEFAULTS.wsDialTimeoutMs,
         rtc: options.rtc ?? {},
         session: options.session ?? {},
       };
@@ -212,13 +216,17 @@ export function createIngress(options: IngressOptions): Ingress {
       draining = true;
       const grace = options.shutdownGraceMs ?? 10_000;
       log('info', 'draining', { inFlight: inflight.size, graceMs: grace });
-      const closing = app.close();
+      // Stop taking connections; keep-alive clients get 503 INGRESS_SHUTTING_DOWN. Host
+      // sessions (and the WebSocket endpoint) stay up until the requests on them are done.
+      app.server.close();
+      app.server.closeIdleConnections();
       const deadline = Date.now() + grace;
       while (inflight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       if (inflight.size > 0) log('warn', 'grace period over; cutting requests', { inFlight: inflight.size });
       app.server.closeAllConnections();
       await connector?.close();
-      await closing;
+      await app.close();
+      log('info', 'ingress stopped');
     },
   };
 }

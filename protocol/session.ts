@@ -101,6 +101,7 @@ export class Session {
   #closed: DcdnError | null = null;
   #lastReceived = Date.now();
   #pings = new Map<number, number>();
+  #pingWaiters = new Map<number, { resolve: (rtt: number) => void; reject: (e: unknown) => void }>();
   #nonce = 0;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #helloTimer: ReturnType<typeof setTimeout> | undefined;
@@ -169,6 +170,16 @@ export class Session {
     return stream;
   }
 
+  /** Sends a PING now and resolves with the round-trip time in ms when its PONG arrives. */
+  ping(): Promise<number> {
+    if (this.#closed) return Promise.reject(this.#closed);
+    const nonce = (this.#nonce = (this.#nonce + 1) >>> 0);
+    const sent = Date.now();
+    this.#pings.set(nonce, sent);
+    this.#send({ type: FrameType.PING, stream: 0, nonce }, true);
+    return new Promise((resolve, reject) => this.#pingWaiters.set(nonce, { resolve, reject }));
+  }
+
   /**
    * Ends the session: sends an ERROR frame when a code is given, closes the channel, and fails
    * every open stream with that code (or `PROTO_SESSION_CLOSED`).
@@ -194,6 +205,8 @@ export class Session {
     this.#data = [];
     this.#dataBytes = 0;
     for (const w of this.#writeWaiters.splice(0)) w.reject(err);
+    for (const w of this.#pingWaiters.values()) w.reject(err);
+    this.#pingWaiters.clear();
     for (const s of [...this.#streams.values()]) s.fail(err.code, err.message, false);
     this.#streams.clear();
     this.#rejectReady(err);
@@ -331,6 +344,9 @@ export class Session {
         if (sent !== undefined) {
           this.#pings.delete(frame.nonce);
           this.rttMs = Date.now() - sent;
+          const waiter = this.#pingWaiters.get(frame.nonce);
+          this.#pingWaiters.delete(frame.nonce);
+          waiter?.resolve(this.rttMs);
         }
         return;
       }
@@ -384,7 +400,12 @@ export class Session {
     }
     const nonce = (this.#nonce = (this.#nonce + 1) >>> 0);
     this.#pings.set(nonce, now);
-    if (this.#pings.size > 16) this.#pings.delete(this.#pings.keys().next().value!);
+    if (this.#pings.size > 16) {
+      const oldest = this.#pings.keys().next().value!;
+      this.#pings.delete(oldest);
+      this.#pingWaiters.get(oldest)?.reject(new DcdnError('PROTO_HEARTBEAT_TIMEOUT', 'ping unanswered'));
+      this.#pingWaiters.delete(oldest);
+    }
     this.#send({ type: FrameType.PING, stream: 0, nonce }, true);
   }
 }

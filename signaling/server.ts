@@ -92,7 +92,10 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
   const helloTimeoutMs = positive('helloTimeoutMs', options.helloTimeoutMs ?? 10_000);
   const maxBufferedBytes = positive('maxBufferedBytes', options.maxBufferedBytes ?? 4 * 1024 * 1024);
 
-  const app = Fastify({ logger: redactingLogger(options.logger ?? false) });
+  // forceCloseConnections: browsers keep spare keep-alive sockets open (preconnects that never
+  // carried a request) which 'idle' does not reap, so close() would wait for them forever.
+  // WebSockets are closed properly first, in the preClose hook below.
+  const app = Fastify({ logger: redactingLogger(options.logger ?? false), forceCloseConnections: true });
   const hub = new SignalingHub({ helloTimeoutMs, heartbeatIntervalMs, rateLimit, maxBufferedBytes, log: app.log });
   // preValidation hands the verified claims to the WebSocket handler through this map.
   const identities = new WeakMap<FastifyRequest, Claims>();

@@ -11,12 +11,15 @@ import { startNetwork, until, type Network } from './network.ts';
 
 let net: Network;
 let ingress: Ingress;
+/** A second ingress to the same tabs, with a short head timeout for the 504 test. */
+let impatient: Ingress;
 
 beforeAll(async () => {
   net = await startNetwork();
-  ingress = await net.addIngress({ transport: 'webrtc', proxy: { headTimeoutMs: 1500 } });
+  ingress = await net.addIngress({ transport: 'webrtc' });
+  impatient = await net.addIngress({ transport: 'webrtc', proxy: { headTimeoutMs: 1500 } });
   await Promise.all([net.addTab('tab-a'), net.addTab('tab-b')]);
-  await until(() => ingress.pool.size === 2, 20_000, 'two hosts connected');
+  await until(() => ingress.pool.size === 2 && impatient.pool.size === 2, 20_000, 'two hosts connected to each ingress');
 }, 60_000);
 
 afterAll(async () => {
@@ -74,8 +77,8 @@ describe('the request path over WebRTC', () => {
     expect(arrivals[0]!).toBeLessThan(arrivals[arrivals.length - 1]! - 800);
   });
 
-  it('streams a large /bytes download with the exact bytes and bounded ingress memory', async () => {
-    const n = 64 * 1024 * 1024;
+  it('streams a 1 GiB /bytes download with the exact bytes and bounded ingress memory', async () => {
+    const n = 1024 * 1024 * 1024;
     const before = process.memoryUsage().rss;
     let peak = before;
     let received = 0;
@@ -90,7 +93,7 @@ describe('the request path over WebRTC', () => {
     expect(mismatch).toBe(-1);
     // Flow control keeps at most a window per stream in flight; the rest is the runtime.
     expect(peak - before).toBeLessThan(96 * 1024 * 1024);
-  }, 120_000);
+  }, 300_000);
 
   it('returns 502 HOST_HANDLER_ERROR when the handler throws', async () => {
     const res = await fetch(`${ingress.url}/throw`);
@@ -107,7 +110,7 @@ describe('the request path over WebRTC', () => {
 
   it('returns 504 when the host never answers, and aborts request.signal in the tab', async () => {
     const id = `hang-${Date.now()}`;
-    const res = await fetch(`${ingress.url}/watch-abort?id=${id}`);
+    const res = await fetch(`${impatient.url}/watch-abort?id=${id}`);
     expect(res.status).toBe(504);
     expect(res.headers.get('dcdn-error')).toBe('INGRESS_HEAD_TIMEOUT');
     const host = res.headers.get('dcdn-host');
@@ -126,12 +129,12 @@ describe('the request path over WebRTC', () => {
 
 describe('when a host tab dies', () => {
   it('aborts only that tab’s responses and serves the next requests from the other tab within 5 s', async () => {
-    const victim = net.tabs[0]!;
     const victimName = 'tab-a';
+    const victim = net.tabs.find((t) => t.url().includes(`name=${victimName}`))!;
     // Long streams on both tabs.
     const streams = Array.from({ length: 6 }, () =>
       new Promise<{ host: string | undefined; complete: boolean }>((resolve) => {
-        httpRequest(`${ingress.url}/stream?chunks=20&delay=100`, (res) => {
+        httpRequest(`${ingress.url}/stream?chunks=60&delay=100`, (res) => {
           const host = res.headers['dcdn-host'] as string | undefined;
           res.resume();
           res.on('end', () => resolve({ host, complete: true }));
@@ -145,25 +148,27 @@ describe('when a host tab dies', () => {
     await new Promise((r) => setTimeout(r, 500));
     const killedAt = Date.now();
     await victim.close();
+    // Meanwhile, new requests keep succeeding: those that reach the dead tab before the
+    // heartbeat notices are retried on the other one (GET is idempotent).
+    const probes: Array<{ status: number; host: string | null; at: number }> = [];
+    while (Date.now() - killedAt < 5000) {
+      const res = await fetch(`${ingress.url}/`);
+      await res.arrayBuffer();
+      probes.push({ status: res.status, host: res.headers.get('dcdn-host'), at: Date.now() - killedAt });
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(probes.filter((p) => p.status !== 200)).toEqual([]);
+    expect(ingress.pool.list().map((h) => h.name)).toEqual(['tab-b']);
+
     const results = await Promise.all(streams);
     for (const r of results) expect(r.complete).toBe(r.host !== victimName);
     expect(results.some((r) => r.host === victimName)).toBe(true);
-
-    // Within 5 s of the kill, requests succeed on the surviving tab.
-    let served = false;
-    while (Date.now() - killedAt < 5000 && !served) {
-      const res = await fetch(`${ingress.url}/`);
-      served = res.status === 200 && res.headers.get('dcdn-host') === 'tab-b';
-      await res.arrayBuffer();
-    }
-    expect(served).toBe(true);
-    await until(() => ingress.pool.size === 1, 5000, 'dead host removed');
     const ok = await Promise.all(Array.from({ length: 10 }, () => fetch(`${ingress.url}/`).then((r) => r.status)));
     expect(ok.every((s) => s === 200)).toBe(true);
   }, 30_000);
 
   it('answers 503 INGRESS_NO_HOST when no host is left', async () => {
-    await net.tabs[1]!.close();
+    await net.tabs.find((t) => !t.isClosed())!.close();
     await until(() => ingress.pool.size === 0, 6000, 'all hosts gone');
     const res = await fetch(`${ingress.url}/`);
     expect(res.status).toBe(503);

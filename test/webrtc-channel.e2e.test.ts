@@ -162,6 +162,10 @@ describe('werift offerer configuration', () => {
     expect(buildWeriftConfig({ iceServers: [turns] }).iceServers?.[0]).toEqual({ urls: 'stun:turn.example.net:3478' });
   });
 
+  it('refuses an ICE server URL werift would skip, rather than fall back to Google STUN', () => {
+    expect(() => buildWeriftConfig({ iceServers: [{ urls: 'stun.example.net:3478' }] })).toThrow(TypeError);
+  });
+
   it('neither binds to loopback nor filters sources when it advertises a public address', () => {
     const config = buildWeriftConfig({ advertisedAddresses: ['203.0.113.7'] });
     expect(config.iceInterfaceAddresses).toBeUndefined();

@@ -42,6 +42,7 @@ export function hostPageHtml(): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>dcdn host</title>
+<link rel="icon" href="data:,">
 <style>
   body { font: 15px/1.5 system-ui, sans-serif; margin: 2rem auto; max-width: 44rem; padding: 0 1rem; color: #1d232a; background: #f6f7f9; }
   h1 { font-size: 1.3rem; margin: 0 0 .25rem; }

@@ -16,14 +16,18 @@ export interface LaunchBrowserOptions {
   executablePath: string;
   /** Default true (`--headless=new`). */
   headless?: boolean;
-  /** Appended last. A `--disable-features=` entry here is merged into ours, not replacing it. */
+  /**
+   * More Chromium flags, applied last. `--disable-features=`/`--enable-features=` entries are
+   * merged into ours rather than replacing them (Chromium honours only the last of each).
+   */
   extraArgs?: readonly string[];
   /**
-   * `'loopback'` (default): Chromium resolves no host name but `localhost`, so neither its own
-   * background services nor a page can reach past this machine by name. `'any'`: normal DNS,
-   * for apps that fetch from the internet.
+   * Host names Chromium may resolve, as globs (`signal.example.net`, `*.example.net`), besides
+   * `localhost` and loopback literals, which always work. Default none: neither Chromium's own
+   * background services nor a page reach past this machine by name. A signaling server named
+   * by host must be listed here; `['*']` lifts the restriction (apps that fetch the internet).
    */
-  network?: 'loopback' | 'any';
+  allowHosts?: readonly string[];
   /** Receives page errors, console errors and crashes. Defaults to `console`. */
   logger?: LauncherLogger;
   /** How long `close()` waits after SIGTERM before SIGKILL. Default 3000 ms. */
@@ -91,8 +95,13 @@ const DCDN_DISABLED_FEATURES: readonly string[] = ['WebRtcHideLocalIpsWithMdns',
  * (say the machine's own eth0 address) fails with ERR_NAME_NOT_RESOLVED. WebRTC candidates are
  * not resolved through these rules (loopback ICE works with them in place).
  */
-const LOOPBACK_ONLY_RESOLVER =
-  '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE *.localhost , EXCLUDE 127.* , EXCLUDE ::1 , EXCLUDE [::1]';
+const ALWAYS_RESOLVABLE: readonly string[] = ['localhost', '*.localhost', '127.*', '::1', '[::1]'];
+
+function hostResolverRules(allowHosts: readonly string[]): string[] {
+  if (allowHosts.includes('*')) return [];
+  const excluded = [...ALWAYS_RESOLVABLE, ...allowHosts].map((host) => ` , EXCLUDE ${host}`).join('');
+  return [`--host-resolver-rules=MAP * ~NOTFOUND${excluded}`];
+}
 
 /**
  * Puppeteer disables IsolateSandboxedIframes by default (puppeteer#10715: trouble for its own
@@ -109,11 +118,11 @@ const FEATURES_WE_KEEP_ENABLED: readonly string[] = ['IsolateSandboxedIframes'];
 export function buildChromiumArgs(options: {
   headless: boolean;
   userDataDir: string;
-  network?: 'loopback' | 'any';
+  allowHosts?: readonly string[];
   extraArgs?: readonly string[];
 }): string[] {
   const defaults = puppeteer.defaultArgs({ headless: options.headless, args: [] });
-  const extra = [...((options.network ?? 'loopback') === 'loopback' ? [LOOPBACK_ONLY_RESOLVER] : []), ...(options.extraArgs ?? [])];
+  const extra = [...hostResolverRules(options.allowHosts ?? []), ...(options.extraArgs ?? [])];
   const disabled = new Set<string>();
   const enabled = new Set<string>();
   const rest: string[] = [];
@@ -160,7 +169,7 @@ export async function launchBrowser(options: LaunchBrowserOptions): Promise<Laun
   const headless = options.headless ?? true;
   const logger = options.logger ?? consoleLogger;
   const userDataDir = await mkdtemp(join(tmpdir(), 'dcdn-chromium-'));
-  const args = buildChromiumArgs({ headless, userDataDir, network: options.network ?? 'loopback', extraArgs: options.extraArgs ?? [] });
+  const args = buildChromiumArgs({ headless, userDataDir, allowHosts: options.allowHosts ?? [], extraArgs: options.extraArgs ?? [] });
   let browser: Browser;
   try {
     browser = await puppeteer.launch({
