@@ -5,6 +5,8 @@ import { up, upDescription, upFlags, upUsage } from './up.ts';
 import { mintToken } from '../signaling/index.ts';
 
 interface Command {
+  /** One line for the command list. */
+  summary: string;
   usage: string;
   description: string;
   flags: FlagSpec;
@@ -15,9 +17,10 @@ const help = { type: 'boolean', short: 'h', default: false, help: 'show this hel
 const secretFlag = { type: 'string', help: 'signing secret shared by the network (else DCDN_SECRET)' } as const;
 
 const commands: Record<string, Command> = {
-  up: { usage: upUsage, description: upDescription, flags: upFlags, run: (v) => up(v as never) },
+  up: { summary: 'run signaling, an ingress and headless Chromium hosts on this machine', usage: upUsage, description: upDescription, flags: upFlags, run: (v) => up(v as never) },
 
   signal: {
+    summary: 'run the signaling service and host page alone',
     usage: 'dcdn signal [--port 8787] [--secret S] [--app FILE]',
     description: 'Runs the signaling service alone: the WebSocket broker between ingresses and hosts,\nand the host page (/host) with the app it serves.',
     flags: {
@@ -41,6 +44,7 @@ const commands: Record<string, Command> = {
   },
 
   ingress: {
+    summary: 'run an ingress alone, joining signaling at URL',
     usage: 'dcdn ingress --signal URL [--port 8080] [--transport webrtc|websocket] [--secret S | --token T]',
     description: 'Runs an ingress alone: joins signaling at URL, connects to every host and forwards HTTP to them.',
     flags: {
@@ -79,6 +83,7 @@ const commands: Record<string, Command> = {
   },
 
   launch: {
+    summary: 'launch headless Chromium host tabs that join signaling at URL',
     usage: 'dcdn launch --signal URL [--count 2] [--secret S | --token T] [--browser PATH]',
     description: 'Launches headless Chromium with COUNT host tabs that join the network at URL.',
     flags: {
@@ -112,6 +117,7 @@ const commands: Record<string, Command> = {
   },
 
   token: {
+    summary: 'print a signed token for a host or an ingress',
     usage: 'dcdn token --role host|ingress [--ttl 86400] [--sub NAME] [--secret S]',
     description: 'Prints a signed token for a host or an ingress, for parts started on other machines.',
     flags: {
@@ -133,13 +139,16 @@ const commands: Record<string, Command> = {
 };
 
 function topHelp(): string {
-  const rows = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(8)} ${c.description.split('\n')[0]}`);
+  const rows = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`);
+  rows.push(`  ${'bench'.padEnd(8)} measure data channel vs WebSocket and dcdn vs direct servers`);
   return `dcdn: serve the web from browser tabs\n\nUsage: dcdn <command> [options]\n\nCommands:\n${rows.join('\n')}\n\nRun dcdn <command> --help for a command's options.\n`;
 }
 
 /** Runs the CLI; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  // The benchmark parses its own flags (bench/run.ts) and loads its tools only when asked.
+  if (name === 'bench') return (await import('../bench/run.ts')).runBench(rest);
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(topHelp());
     return name ? 0 : 2;

@@ -1,4 +1,4 @@
-import { intFlag, type FlagSpec } from './args.ts';
+import { intFlag, UsageError, type FlagSpec } from './args.ts';
 import { mintToken } from '../signaling/index.ts';
 import { createLog } from './log.ts';
 import { launchHosts, newSecret, onShutdown, signalUrls, startIngress, startSignal } from './parts.ts';
@@ -26,7 +26,7 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
   const port = intFlag(values.port, 'port');
   const hosts = intFlag(values.hosts, 'hosts');
   const transport = String(values.transport);
-  if (transport !== 'webrtc' && transport !== 'websocket') throw new Error(`--transport must be webrtc or websocket, got ${transport}`);
+  if (transport !== 'webrtc' && transport !== 'websocket') throw new UsageError(`--transport must be webrtc or websocket, got ${transport}`);
   const listenHost = String(values.host);
   const secret = process.env.DCDN_SECRET ?? newSecret();
   const sigLog = createLog('signal', { quiet });

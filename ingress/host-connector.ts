@@ -4,7 +4,8 @@ import { parseLinkSignal, Session, type Channel, type LinkSignal, type SessionOp
 import { SignalingClient } from '../signaling/client.ts';
 import type { PeerInfo } from '../signaling/messages.ts';
 import type { HostPool } from './host-pool.ts';
-import { createOfferer, type Offerer, type OffererOptions } from './rtc-peer.ts';
+import type { OffererFactory } from './rtc-backend.ts';
+import type { Offerer, OffererOptions } from './rtc-peer.ts';
 import type { TicketBook } from './ticket-book.ts';
 import { NodeWebSocketChannel } from './ws-channel.ts';
 
@@ -28,6 +29,8 @@ export interface HostConnectorOptions {
   reconnectBaseMs: number;
   reconnectMaxMs: number;
   rtc: OffererOptions;
+  /** Makes the WebRTC offerer: werift (default) or node-datachannel, see rtc-backend.ts. */
+  createOfferer: OffererFactory;
   session: Partial<Omit<SessionOptions, 'role'>>;
 }
 
@@ -39,7 +42,7 @@ export const CONNECTOR_DEFAULTS = {
   reconnectMaxMs: 30_000,
 } as const;
 
-type Log = (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
+type Log = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 
 /** One host as the connector knows it, across signaling reconnects. */
 interface HostLink {
@@ -164,7 +167,14 @@ export class HostConnector {
   }
 
   async #offerRtc(link: HostLink, conn: string): Promise<void> {
-    const offerer = createOfferer(this.#opts.rtc);
+    let offerer: Offerer;
+    try {
+      offerer = await this.#opts.createOfferer(this.#opts.rtc);
+    } catch (err) {
+      this.#log('error', 'cannot create a WebRTC peer connection; using WebSocket', { err: (err as Error).message });
+      return this.#offerWebSocket(link, conn);
+    }
+    if (link.conn !== conn) return void offerer.close();
     link.offerer = offerer;
     offerer.onLocalCandidate = (candidate) => this.#send(link, { kind: 'candidate', conn, candidate });
     link.fallbackTimer = setTimeout(() => {

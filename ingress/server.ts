@@ -8,6 +8,7 @@ import { sendError } from './error-response.ts';
 import { CONNECTOR_DEFAULTS, HostConnector, type HostConnectorOptions } from './host-connector.ts';
 import { HostPool, type HostPoolOptions } from './host-pool.ts';
 import { PROXY_DEFAULTS, ProxyRequest, type ProxyOptions } from './proxy.ts';
+import { offererFactory, type RtcBackend } from './rtc-backend.ts';
 import type { OffererOptions } from './rtc-peer.ts';
 import { TicketBook } from './ticket-book.ts';
 import { WS_MAX_MESSAGE_SIZE } from './ws-channel.ts';
@@ -33,6 +34,8 @@ export interface IngressOptions {
   /** A host that hasn't dialled the WebSocket endpoint after this long is tried again. Default 10000 ms. */
   wsDialTimeoutMs?: number;
   rtc?: OffererOptions;
+  /** WebRTC stack for data channels: `werift` (default) or `node-datachannel`. */
+  rtcBackend?: RtcBackend;
   session?: Partial<Omit<SessionOptions, 'role'>>;
   pool?: HostPoolOptions;
   proxy?: Partial<Omit<ProxyOptions, 'forwarding'>>;
@@ -204,11 +207,12 @@ export function createIngress(options: IngressOptions): Ingress {
         rtcOpenTimeoutMs: options.rtcOpenTimeoutMs ?? CONNECTOR_DEFAULTS.rtcOpenTimeoutMs,
         wsDialTimeoutMs: options.wsDialTimeoutMs ?? CONNECTOR_DEFAULTS.wsDialTimeoutMs,
         rtc: options.rtc ?? {},
+        createOfferer: offererFactory(options.rtcBackend ?? 'werift'),
         session: options.session ?? {},
       };
       connector = new HostConnector(pool, tickets, connectorOpts, log);
       connector.start();
-      log('info', 'ingress listening', { url: address, transport: connectorOpts.transport });
+      log('info', 'ingress listening', { url: address, transport: connectorOpts.transport, rtc: options.rtcBackend ?? 'werift' });
       return address;
     },
     async close() {

@@ -249,6 +249,15 @@ describe('Session', () => {
     expect((await r).error?.code).toBe('PROTO_HEARTBEAT_TIMEOUT');
   });
 
+  it('with default settings notices a silent peer within 3 s', async () => {
+    const { client, b } = await pair();
+    await new Promise((r) => setTimeout(r, 300));
+    b.pause();
+    const started = Date.now();
+    await new Promise<void>((resolve) => (client.onclose = () => resolve()));
+    expect(Date.now() - started).toBeLessThan(3000);
+  }, 5000);
+
   it('fails every stream when the channel closes', async () => {
     const { client, a } = await pair();
     const r = collect(client.open({ method: 'GET', url: '/', headers: [] }, true));
