@@ -36,6 +36,7 @@ export const ERRORS = {
   INGRESS_URL_TOO_LONG: { status: 414, summary: 'the request URL exceeded the configured limit' },
   INGRESS_HEADERS_TOO_LARGE: { status: 431, summary: 'the request headers exceeded the configured limit' },
   INGRESS_NOT_FOUND: { status: 404, summary: 'no such ingress endpoint' },
+  INGRESS_UNKNOWN_APP: { status: 404, summary: 'no app is deployed under this hostname or path' },
   INGRESS_TICKET_INVALID: { status: 401, summary: 'a host dialled the WebSocket endpoint without a valid ticket' },
 
   // Host: the browser tab and the handler in it.
@@ -43,7 +44,16 @@ export const ERRORS = {
   HOST_BAD_HANDLER_RESPONSE: { status: 502, summary: "the app's handler returned something other than a Response" },
   HOST_NO_APP: { status: 503, summary: 'the host has no app loaded' },
   HOST_OVERLOADED: { status: 503, summary: 'the host refused the request over its concurrency limit' },
+  HOST_HANDLER_TIMEOUT: { status: 504, summary: "the app's handler ran past its time limit; its sandbox was recycled" },
+  HOST_SANDBOX_RECYCLED: { status: 503, summary: "the app's sandbox was restarted while the request was in it" },
   HOST_BROWSER_NOT_FOUND: { status: 500, summary: 'no Chromium or Chrome executable was found to launch hosts' },
+
+  // Apps: the control API (deploy, rollback, secrets).
+  APP_NOT_FOUND: { status: 404, summary: 'no app has this name' },
+  APP_BAD_NAME: { status: 400, summary: 'app names are DNS labels: lowercase letters, digits and dashes' },
+  APP_BAD_BUNDLE: { status: 400, summary: 'the bundle is empty, too large, not an ES module, or has no default export with fetch()' },
+  APP_VERSION_NOT_FOUND: { status: 404, summary: 'the app has no such version' },
+  APP_BAD_SECRET: { status: 400, summary: 'secret names are identifiers and values at most 5 KiB' },
 
   // Signaling: the control plane. `closeCode` is the WebSocket close code (RFC 6455 §7.4.1)
   // used when the error ends a signaling connection.

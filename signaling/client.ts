@@ -10,7 +10,7 @@
  * a browser cannot see the status, and a token minted by a function may be fresh next time.
  */
 import { SignalingError, type SignalingErrorCode } from './errors.ts';
-import { parseServerMessage, type PeerInfo, type ServerMessage, type WelcomeMessage } from './messages.ts';
+import { parseServerMessage, type AppRef, type PeerInfo, type ServerMessage, type WelcomeMessage } from './messages.ts';
 
 /** The subset of the WHATWG WebSocket that the client uses; `ws`'s WebSocket has it too. */
 export interface WebSocketLike {
@@ -80,6 +80,8 @@ export class SignalingClient {
   onjoin: ((peer: PeerInfo) => void) | null = null;
   onleave: ((id: string, reason: string) => void) | null = null;
   onsignal: ((from: string, data: unknown) => void) | null = null;
+  /** The deployed apps' active versions: after each welcome and whenever they change. */
+  onapps: ((apps: AppRef[]) => void) | null = null;
   /** An error reported by the server; `to` is set for SIG_UNKNOWN_PEER. */
   onerror: ((code: SignalingErrorCode, message: string, to?: string) => void) | null = null;
   onstatechange: ((state: SignalingClientState) => void) | null = null;
@@ -211,6 +213,9 @@ export class SignalingClient {
         return;
       case 'join':
         this.onjoin?.(message.peer);
+        return;
+      case 'apps':
+        this.onapps?.(message.apps);
         return;
       case 'leave':
         this.onleave?.(message.id, message.reason);

@@ -37,3 +37,6 @@ export {
   type WebSocketLike,
   type WebSocketLikeEventMap,
 } from './client.ts';
+export { AppStore, APP_NAME, MAX_BUNDLE_BYTES, type AppManifestEntry, type AppSummary, type AppVersion } from './app-store.ts';
+export { checkBundle } from './control-api.ts';
+export type { AppRef, AppsMessage } from './messages.ts';

@@ -37,7 +37,11 @@ export interface LeaveMessage { type: 'leave'; id: string; reason: string }
 /** A relayed signal; `from` is set by the server, never taken from the sender. */
 export interface SignalMessage { type: 'signal'; from: string; data: unknown }
 export interface ErrorMessage { type: 'error'; code: SignalingErrorCode; message: string; to?: string }
-export type ServerMessage = WelcomeMessage | JoinMessage | LeaveMessage | SignalMessage | ErrorMessage;
+/** The active version of every deployed app; sent after welcome and whenever it changes. */
+export interface AppsMessage { type: 'apps'; apps: AppRef[] }
+/** An app's active version, named by content hash so a host fetches each version once. */
+export interface AppRef { name: string; version: number; sha256: string }
+export type ServerMessage = WelcomeMessage | JoinMessage | LeaveMessage | SignalMessage | ErrorMessage | AppsMessage;
 
 /** Largest hello `info`, as UTF-8 JSON bytes. */
 export const MAX_INFO_BYTES = 8 * 1024;
@@ -125,6 +129,11 @@ export function parseServerMessage(text: string): ServerMessage | null {
       const { from } = value;
       return isId(from) && Object.hasOwn(value, 'data') ? { type: 'signal', from, data: value['data'] } : null;
     }
+    case 'apps': {
+      const { apps } = value;
+      if (!Array.isArray(apps) || apps.length > 10_000 || !apps.every(isAppRef)) return null;
+      return { type: 'apps', apps: apps.map((a: AppRef) => ({ name: a.name, version: a.version, sha256: a.sha256 })) };
+    }
     case 'error': {
       const { code, message, to } = value;
       if (!isSignalingErrorCode(code) || typeof message !== 'string') return null;
@@ -133,6 +142,12 @@ export function parseServerMessage(text: string): ServerMessage | null {
     default:
       return null;
   }
+}
+
+function isAppRef(value: unknown): value is AppRef {
+  if (!isPlainRecord(value)) return false;
+  const { name, version, sha256 } = value;
+  return typeof name === 'string' && /^[a-z0-9-]{1,63}$/.test(name) && Number.isInteger(version) && (version as number) > 0 && typeof sha256 === 'string' && /^[0-9a-f]{64}$/.test(sha256);
 }
 
 /** A non-null, non-array object as produced by JSON.parse. */

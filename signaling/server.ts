@@ -12,10 +12,13 @@
  *                   101 Switching Protocols ─▶ SignalingHub.accept()
  * ```
  */
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import fastifyWebsocket from '@fastify/websocket';
-import { SignalingError, type SignalingErrorCode } from './errors.ts';
+import { SignalingError } from './errors.ts';
 import type { PeerInfo, PeerRole } from './messages.ts';
+import { bearerToken, sendError } from './http-auth.ts';
+import type { AppStore } from './app-store.ts';
+import { registerControlApi } from './control-api.ts';
 import { SignalingHub } from './signaling-hub.ts';
 import { MIN_SECRET_LENGTH, verifyToken, type Claims } from './token.ts';
 
@@ -53,6 +56,11 @@ export interface SignalingServerOptions {
    * signaling routes are registered.
    */
   routes?: (app: FastifyInstance) => void | Promise<void>;
+  /**
+   * The app store. When given, the control API (/v1/apps, see control-api.ts) is served and
+   * every peer is told the apps' active versions after its welcome and on every change.
+   */
+  apps?: AppStore;
 }
 
 export interface SignalingServer {
@@ -96,7 +104,20 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
   // carried a request) which 'idle' does not reap, so close() would wait for them forever.
   // WebSockets are closed properly first, in the preClose hook below.
   const app = Fastify({ logger: redactingLogger(options.logger ?? false), forceCloseConnections: true });
-  const hub = new SignalingHub({ helloTimeoutMs, heartbeatIntervalMs, rateLimit, maxBufferedBytes, log: app.log });
+  const store = options.apps;
+  const hub = new SignalingHub({
+    helloTimeoutMs,
+    heartbeatIntervalMs,
+    rateLimit,
+    maxBufferedBytes,
+    log: app.log,
+    ...(store ? { apps: () => store.manifest() } : {}),
+  });
+  if (store) {
+    const unsubscribe = store.onChange(() => hub.broadcastApps(store.manifest()));
+    app.addHook('onClose', async () => unsubscribe());
+    void app.register(async (scope) => registerControlApi(scope, store, secret));
+  }
   // preValidation hands the verified claims to the WebSocket handler through this map.
   const identities = new WeakMap<FastifyRequest, Claims>();
 
@@ -168,25 +189,6 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
 }
 
 /** The token from `Authorization: Bearer` or, for browsers (which cannot set headers), `?token=`. */
-function bearerToken(request: FastifyRequest): string {
-  const header = request.headers.authorization;
-  if (typeof header === 'string' && header.length > 0) {
-    const match = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
-    if (match === null) throw new SignalingError('SIG_TOKEN_INVALID', 'Authorization must be "Bearer <token>"');
-    return match[1]!;
-  }
-  const query = request.query as Record<string, unknown> | undefined;
-  const token = query !== undefined && Object.hasOwn(query, 'token') ? query['token'] : undefined;
-  if (token === undefined || token === '') throw new SignalingError('SIG_TOKEN_MISSING');
-  // Repeated ?token= parses as an array; verifyToken rejects anything but a string.
-  return token as string;
-}
-
-function sendError(reply: FastifyReply, code: SignalingErrorCode, message: string): FastifyReply {
-  const status = new SignalingError(code).status;
-  return reply.code(status).header('dcdn-error', code).header('cache-control', 'no-store').send({ error: { code, message } });
-}
-
 function positive(name: string, value: number): number {
   if (!(typeof value === 'number' && value > 0 && Number.isFinite(value))) throw new RangeError(`${name} must be a positive number`);
   return value;

@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import { WebSocket, type RawData } from 'ws';
 import { SIGNALING_ERRORS, type SignalingErrorCode } from './errors.ts';
-import { parseClientMessage, type PeerInfo, type PeerRole, type ServerMessage, type SignalRequest } from './messages.ts';
+import { parseClientMessage, type AppRef, type PeerInfo, type PeerRole, type ServerMessage, type SignalRequest } from './messages.ts';
 import { TokenBucket } from './token-bucket.ts';
 
 /** How long a socket we closed may take to answer the close frame before it is destroyed. */
@@ -37,6 +37,8 @@ export interface SignalingHubOptions {
   rateLimit: { perSecond: number; burst: number };
   maxBufferedBytes: number;
   log: FastifyBaseLogger;
+  /** The apps' active versions, sent to each peer after its welcome. */
+  apps?: () => AppRef[];
 }
 
 interface Connection {
@@ -67,6 +69,12 @@ export class SignalingHub {
   constructor(options: SignalingHubOptions) {
     this.#options = options;
     this.#log = options.log;
+  }
+
+  /** Tells every joined peer the apps' active versions (after a deploy, rollback or delete). */
+  broadcastApps(apps: AppRef[]): void {
+    const message: ServerMessage = { type: 'apps', apps };
+    for (const conn of this.#joined.values()) this.#send(conn, message);
   }
 
   /** Takes ownership of an upgraded socket whose token has been verified. */
@@ -181,6 +189,7 @@ export class SignalingHub {
     this.#joined.set(conn.id, conn);
     const others = [...this.#joined.values()].filter((other) => other.role !== conn.role);
     this.#send(conn, { type: 'welcome', id: conn.id, role: conn.role, peers: others.map(toPeerInfo) });
+    if (this.#options.apps) this.#send(conn, { type: 'apps', apps: this.#options.apps() });
     const join: ServerMessage = { type: 'join', peer: toPeerInfo(conn) };
     for (const other of others) this.#send(other, join);
     this.#log.info({ peer: conn.id, role: conn.role, sub: conn.sub }, 'peer joined');
