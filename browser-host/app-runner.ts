@@ -1,18 +1,6 @@
 import type { Session, Stream } from '../protocol/index.ts';
+import type { AppRegistry } from './app-registry.ts';
 import { makeRequest, responseHeaderList } from './web-compat.ts';
-
-/** What a user deploys: the Workers module shape. */
-export interface AppModule {
-  fetch(request: Request, env: Record<string, unknown>, ctx: ExecutionContext): Response | Promise<Response>;
-}
-
-/** The `ctx` argument of a handler, as in Cloudflare Workers. */
-export interface ExecutionContext {
-  /** Keeps the tab working on `promise` after the response has been sent. */
-  waitUntil(promise: Promise<unknown>): void;
-  /** Accepted for compatibility; dcdn has no origin to fall through to. */
-  passThroughOnException(): void;
-}
 
 /** Counters shown on the host page and reported in health. */
 export interface RunnerStats {
@@ -23,29 +11,26 @@ export interface RunnerStats {
   bytesOut: number;
 }
 
+/** HOST_* codes a runtime may fail a request with; anything else is a handler error. */
+const RUNTIME_CODES = new Set(['HOST_HANDLER_ERROR', 'HOST_BAD_HANDLER_RESPONSE', 'HOST_NO_APP', 'HOST_OVERLOADED', 'HOST_HANDLER_TIMEOUT', 'HOST_SANDBOX_RECYCLED']);
+
 /**
- * Serves the streams of one or more sessions with an app's `fetch` handler.
+ * Serves the streams of one or more sessions with the apps in a registry.
  *
  * Each stream becomes a Web `Request` whose body is a `ReadableStream` fed from the stream with
  * credit handed back only as the handler reads; the `Response` body is read chunk by chunk and
  * each chunk written only after the previous one was accepted, so neither direction buffers more
  * than a window. A reset from the ingress aborts `request.signal` and cancels the response body.
+ * The app version that took a request keeps it to the end, even if a new version goes live.
  */
 export class AppRunner {
   readonly stats: RunnerStats = { requests: 0, inFlight: 0, errors: 0, bytesIn: 0, bytesOut: 0 };
-  #app: AppModule;
-  readonly #env: Record<string, unknown>;
+  readonly #registry: AppRegistry;
   readonly #log: (line: string) => void;
 
-  constructor(app: AppModule, env: Record<string, unknown> = {}, log: (line: string) => void = () => {}) {
-    this.#app = app;
-    this.#env = env;
+  constructor(registry: AppRegistry, log: (line: string) => void = () => {}) {
+    this.#registry = registry;
     this.#log = log;
-  }
-
-  /** Swaps the app; requests in flight finish on the old one. */
-  setApp(app: AppModule): void {
-    this.#app = app;
   }
 
   /** Serves every stream the session's peer opens. */
@@ -54,18 +39,29 @@ export class AppRunner {
   }
 
   async #handle(stream: Stream): Promise<void> {
-    const app = this.#app;
     const abort = new AbortController();
     const stats = this.stats;
     stats.requests++;
     stats.inFlight++;
     let responseBody: ReadableStreamDefaultReader<Uint8Array> | null = null;
+    let release = () => {};
     stream.onreset = (err) => {
       abort.abort(new DOMException(`request cancelled: ${err.code}`, 'AbortError'));
       void responseBody?.cancel(err.code).catch(() => {});
     };
+    const fail = (code: string, message: string) => {
+      stats.errors++;
+      if (!stream.closed) stream.reset(code, message);
+    };
     try {
-      const { method, url, headers } = stream.request;
+      const { method, url, headers, app = '' } = stream.request;
+      let runtime;
+      try {
+        ({ runtime, release } = await this.#registry.acquire(app));
+      } catch (err) {
+        return fail(codeOf(err), (err as Error).message);
+      }
+      if (stream.closed) return;
       const hasBody = !stream.remoteEnded && method !== 'GET' && method !== 'HEAD';
       const body = hasBody ? requestBody(stream, stats) : null;
       const request = makeRequest(url, { method, signal: abort.signal, body: body?.stream ?? null, duplex: 'half' }, headers);
@@ -73,22 +69,12 @@ export class AppRunner {
       // ingress can finish sending and the stream closes.
       const discardRest = body ? body.discard : () => discard(stream);
       if (!hasBody && !stream.remoteEnded) discardRest();
-      const waits: Promise<unknown>[] = [];
-      const ctx: ExecutionContext = {
-        waitUntil: (p) => void waits.push(Promise.resolve(p).catch((e) => this.#log(`waitUntil rejected: ${String(e)}`))),
-        passThroughOnException: () => {},
-      };
-      let response: unknown;
+      let response: Response;
       try {
-        response = await app.fetch(request, this.#env, ctx);
+        response = await runtime.fetch(request);
       } catch (err) {
-        stats.errors++;
-        this.#log(`handler threw on ${method} ${url}: ${describe(err)}`);
-        return stream.reset('HOST_HANDLER_ERROR', describe(err));
-      }
-      if (!(response instanceof Response)) {
-        stats.errors++;
-        return stream.reset('HOST_BAD_HANDLER_RESPONSE', `fetch() returned ${typeof response}, not a Response`);
+        this.#log(`${runtime.app}@${runtime.version}: ${method} ${url} failed: ${(err as Error).message}`);
+        return fail(codeOf(err), (err as Error).message);
       }
       if (stream.closed) return; // cancelled while the handler ran
       const noBody = response.body === null || method === 'HEAD' || response.status === 204 || response.status === 304;
@@ -97,8 +83,7 @@ export class AppRunner {
         void response.body?.cancel().catch(() => {});
         if (!stream.remoteEnded) discardRest();
         return;
-      }
-      responseBody = response.body!.getReader();
+      }      responseBody = response.body!.getReader();
       for (;;) {
         const { done, value } = await responseBody.read();
         if (done) break;
@@ -108,16 +93,20 @@ export class AppRunner {
       }
       stream.end();
       if (!stream.remoteEnded) discardRest();
-      await Promise.all(waits);
     } catch (err) {
       if (stream.closed) return; // the reset explains it
-      stats.errors++;
       this.#log(`response failed: ${describe(err)}`);
-      stream.reset('HOST_HANDLER_ERROR', describe(err));
+      fail(codeOf(err), describe(err));
     } finally {
       stats.inFlight--;
+      release();
     }
   }
+}
+
+function codeOf(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && RUNTIME_CODES.has(code) ? code : 'HOST_HANDLER_ERROR';
 }
 
 /** A pull-driven body: credit goes back to the ingress only as the handler reads. */

@@ -1,5 +1,6 @@
 import { parseLinkSignal, Session, type LinkSignal, type SessionOptions, type TransportKind } from '../protocol/index.ts';
 import { SignalingClient } from '../signaling/client.ts';
+import type { AppRef } from './app-registry.ts';
 import type { AppRunner } from './app-runner.ts';
 import { answerOffer, type Answerer } from './rtc-answerer.ts';
 import { BrowserWebSocketChannel } from './ws-channel.ts';
@@ -40,6 +41,8 @@ export class HostAgent {
   readonly #links = new Map<string, IngressLink>();
   readonly #log: (line: string) => void;
   onchange: (() => void) | null = null;
+  /** The deployed apps' active versions, as signaling announces them. */
+  onapps: ((apps: AppRef[]) => void) | null = null;
 
   constructor(options: HostAgentOptions) {
     this.#opts = options;
@@ -66,6 +69,7 @@ export class HostAgent {
       if (link && !link.session) this.#drop(id);
     };
     this.#signaling.onsignal = (from, data) => void this.#onSignal(from, data);
+    this.#signaling.onapps = (apps) => this.onapps?.(apps);
     this.#signaling.onstatechange = () => this.onchange?.();
   }
 

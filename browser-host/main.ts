@@ -1,16 +1,20 @@
 /**
  * Entry point of the host page (`/host` on the signaling server). Query parameters:
- * `token` (a host token, required), `name` (shown to operators), `app` (module URL of the app,
- * default `/v1/app.js`), `signal` (signaling WebSocket URL, default this origin's `/v1/signal`).
+ * `token` (a host token, required), `name` (shown to operators), `signal` (signaling
+ * WebSocket URL, default this origin's `/v1/signal`). The apps come from the control plane on
+ * the same origin, as signaling announces them.
  */
-import { AppRunner, type AppModule } from './app-runner.ts';
+import { AppRegistry, type AppRef } from './app-registry.ts';
+import type { AppSource } from './app-runtime.ts';
+import { AppRunner } from './app-runner.ts';
 import { HostAgent } from './host-agent.ts';
+import { createModuleRuntime } from './module-runtime.ts';
 import { installResponseShim } from './web-compat.ts';
 
 declare global {
   interface Window {
     __dcdnReady?: boolean;
-    __dcdnHost?: { agent: HostAgent; runner: AppRunner };
+    __dcdnHost?: { agent: HostAgent; runner: AppRunner; registry: AppRegistry };
   }
 }
 
@@ -27,23 +31,36 @@ function log(line: string): void {
 
 let agent: HostAgent | null = null;
 let runner: AppRunner | null = null;
+let registry: AppRegistry | null = null;
 let failure = '';
 
 async function boot(): Promise<void> {
   const token = params.get('token');
   if (!token) throw new Error('this page needs a ?token= (ask the operator for a host link)');
   installResponseShim();
-  const appUrl = new URL(params.get('app') ?? '/v1/app.js', location.href).href;
-  const mod = (await import(/* @vite-ignore */ appUrl)) as { default?: AppModule };
-  if (!mod.default || typeof mod.default.fetch !== 'function') throw new Error(`${appUrl} has no default export with a fetch() method`);
-  runner = new AppRunner(mod.default, {}, log);
+  registry = new AppRegistry({ loadSource: (ref) => loadSource(ref, token), createRuntime: (source) => createModuleRuntime(source, log), log });
+  runner = new AppRunner(registry, log);
   const signalUrl = params.get('signal') ?? `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/signal`;
   agent = new HostAgent({ signalUrl, token, name: params.get('name') ?? `tab-${Math.random().toString(36).slice(2, 8)}`, runner, log });
   agent.onchange = render;
+  agent.onapps = (apps) => {
+    registry!.update(apps);
+    render();
+  };
   agent.start();
-  window.__dcdnHost = { agent, runner };
+  window.__dcdnHost = { agent, runner, registry };
   window.__dcdnReady = true;
-  log(`app loaded from ${appUrl}`);
+}
+
+/** Fetches a version's code (cached by the browser: versions never change) and its env. */
+async function loadSource(ref: AppRef, token: string): Promise<AppSource> {
+  const auth = { headers: { authorization: `Bearer ${token}` } };
+  const base = `/v1/apps/${encodeURIComponent(ref.name)}`;
+  const [code, env] = await Promise.all([
+    fetch(`${base}/versions/${ref.version}/code`, auth).then((r) => (r.ok ? r.text() : Promise.reject(new Error(`code: HTTP ${r.status}`)))),
+    fetch(`${base}/env`, auth).then((r) => (r.ok ? (r.json() as Promise<{ env: Record<string, string> }>) : Promise.reject(new Error(`env: HTTP ${r.status}`)))),
+  ]);
+  return { app: ref.name, version: ref.version, code, env: env.env };
 }
 
 function render(): void {
@@ -53,6 +70,7 @@ function render(): void {
   const rows: Array<[string, string]> = [
     ['host', agent ? `${params.get('name') ?? ''} (${agent.hostId.slice(0, 8)})` : '-'],
     ['signaling', agent?.signalingConnected ? 'connected' : 'connecting'],
+    ['apps', registry?.status().map((a) => `${a.app}@${a.version ?? '…'}${a.loading ? ' (loading)' : ''}${a.error ? ` (error: ${a.error})` : ''}`).join(', ') || 'none yet'],
     ['serving', agent?.connections.map((c) => `${c.transport}${c.rttMs !== undefined ? ` (rtt ${c.rttMs} ms)` : ''}`).join(', ') || 'no ingress yet'],
     ['requests', s ? `${s.requests} served, ${s.inFlight} in flight, ${s.errors} errors` : '-'],
     ['bytes', s ? `${fmt(s.bytesIn)} in, ${fmt(s.bytesOut)} out` : '-'],

@@ -2,13 +2,13 @@
  * The parts `dcdn` runs, started the same way whether `dcdn up` runs them together or
  * `dcdn signal`, `dcdn ingress` and `dcdn launch` run them apart.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { bundleApp, bundleHostScript, hostPageHtml } from '../browser-host/build/bundle.ts';
+import { bundleApp, bundleHostScript, DEMO_APP, hostPageHtml } from '../browser-host/build/bundle.ts';
 import { launchBrowser, type LaunchedBrowser } from '../browser-host/launcher/launch.ts';
 import { resolveBrowser } from '../browser-host/launcher/resolve-browser.ts';
 import { createIngress, type Ingress, type IngressOptions } from '../ingress/index.ts';
-import { createSignalingServer, mintToken, SIGNAL_PATH, type SignalingServer } from '../signaling/index.ts';
+import { AppStore, checkBundle, createSignalingServer, mintToken, SIGNAL_PATH, type SignalingServer } from '../signaling/index.ts';
 import type { Log } from './log.ts';
 
 /** A fresh signing secret for a network whose parts share one process or one operator. */
@@ -24,23 +24,50 @@ export function signalUrls(base: string): { http: string; ws: string } {
   return { http, ws: `${http.replace(/^http/, 'ws')}${SIGNAL_PATH}` };
 }
 
-/** Starts signaling, serving the host page, its script and the app bundle. */
-export async function startSignal(opts: { secret: string; port: number; host: string; app?: string; log: Log }): Promise<{ server: SignalingServer; url: string }> {
+/**
+ * Starts signaling with the control plane (app store at `db`, `:memory:` when not given),
+ * serving the host page and its script. With `app`, that module is bundled and deployed as the
+ * `default` app unless the active `default` is already the same code.
+ */
+export async function startSignal(opts: {
+  secret: string;
+  port: number;
+  host: string;
+  app?: string;
+  db?: string;
+  log: Log;
+}): Promise<{ server: SignalingServer; url: string; store: AppStore }> {
   const started = performance.now();
-  const [script, app] = await Promise.all([bundleHostScript(), bundleApp(opts.app)]);
-  opts.log('info', 'bundled host page and app', { app: opts.app ?? 'demo', appKiB: Math.round(app.length / 1024), ms: Math.round(performance.now() - started) });
+  const script = await bundleHostScript();
   const html = hostPageHtml();
+  const store = new AppStore(opts.db ?? ':memory:');
+  if (opts.app !== undefined || !store.manifest().some((a) => a.name === 'default')) {
+    await deployFile(store, 'default', opts.app ?? DEMO_APP, opts.log);
+  }
+  opts.log('info', 'bundled host page', { ms: Math.round(performance.now() - started) });
   const server = createSignalingServer({
     secret: opts.secret,
+    apps: store,
     routes: (scoped: FastifyInstance) => {
       scoped.get('/host', async (_req, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(html));
       scoped.get('/host.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-store').send(script));
-      scoped.get('/v1/app.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-store').send(app));
     },
   });
+  server.app.addHook('onClose', async () => store.close());
   const url = await server.listen(opts.port, opts.host);
-  opts.log('info', 'signaling listening', { url, hostPage: `${url}/host` });
-  return { server, url };
+  opts.log('info', 'signaling listening', { url, hostPage: `${url}/host`, apps: store.manifest().map((a) => `${a.name}@${a.version}`).join(',') });
+  return { server, url, store };
+}
+
+/** Bundles an app file and deploys it to `store` as `name`, unless that code is already active. */
+export async function deployFile(store: AppStore, name: string, file: string, log: Log): Promise<void> {
+  const code = await bundleApp(file);
+  const sha = createHash('sha256').update(code).digest('hex');
+  const current = store.manifest().find((a) => a.name === name);
+  if (current?.sha256 === sha) return log('info', 'app unchanged', { app: name, version: current.version });
+  await checkBundle(code);
+  const v = store.deploy(name, code, `from ${file}`);
+  log('info', 'deployed', { app: name, version: v.version, file, kib: Math.round(v.size / 1024) });
 }
 
 /** Starts an ingress that mints its own tokens from the secret (or uses the given token). */

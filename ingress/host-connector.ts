@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { WebSocket } from 'ws';
 import { parseLinkSignal, Session, type Channel, type LinkSignal, type SessionOptions, type TransportKind } from '../protocol/index.ts';
 import { SignalingClient } from '../signaling/client.ts';
-import type { PeerInfo } from '../signaling/messages.ts';
+import type { AppRef, PeerInfo } from '../signaling/messages.ts';
 import type { HostPool } from './host-pool.ts';
 import type { OffererFactory } from './rtc-backend.ts';
 import type { Offerer, OffererOptions } from './rtc-peer.ts';
@@ -75,6 +75,8 @@ export class HostConnector {
   readonly #links = new Map<string, HostLink>();
   readonly #signaling: SignalingClient;
   #closed = false;
+  /** The deployed apps' active versions, as signaling announces them. */
+  onapps: ((apps: AppRef[]) => void) | null = null;
 
   constructor(pool: HostPool, tickets: TicketBook, options: HostConnectorOptions, log: Log) {
     this.#pool = pool;
@@ -94,6 +96,7 @@ export class HostConnector {
       for (const link of this.#links.values()) if (!present.has(link.hostId)) link.peerId = null;
     };
     this.#signaling.onjoin = (p) => void this.#hostSeen(p);
+    this.#signaling.onapps = (apps) => this.onapps?.(apps);
     this.#signaling.onleave = (id) => this.#hostLeft(id);
     this.#signaling.onsignal = (from, data) => this.#onSignal(from, data);
     this.#signaling.onstatechange = (state) => {

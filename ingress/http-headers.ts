@@ -60,7 +60,7 @@ export function forwardRequestHeaders(rawHeaders: readonly string[], remoteAddre
       if (trusted) xfHost = value;
       continue;
     }
-    if (name === 'forwarded' && !trusted) continue;
+    if ((name === 'forwarded' || name === 'x-forwarded-prefix') && !trusted) continue;
     out.push([name, value]);
   }
   out.push(['x-forwarded-for', xff ? `${xff}, ${remoteAddress}` : remoteAddress]);

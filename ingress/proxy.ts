@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isErrorCode, type ErrorCode, type Stream, type StreamError } from '../protocol/index.ts';
 import { sendError } from './error-response.ts';
+import type { AppRouter } from './app-router.ts';
 import type { HostConnection, HostPool } from './host-pool.ts';
 import { checkResponseHead, declaredLength, forwardRequestHeaders, forwardResponseHeaders, type ForwardingPolicy } from './http-headers.ts';
 
@@ -19,9 +20,10 @@ export interface ProxyOptions {
   /** Retry GET and HEAD once on another host when the first fails before the head. Default true. */
   retryIdempotent: boolean;
   forwarding: ForwardingPolicy;
+  router: AppRouter;
 }
 
-export const PROXY_DEFAULTS: Omit<ProxyOptions, 'forwarding'> = {
+export const PROXY_DEFAULTS: Omit<ProxyOptions, 'forwarding' | 'router'> = {
   headTimeoutMs: 30_000,
   idleTimeoutMs: 60_000,
   maxBodyBytes: 100 * 1024 * 1024,
@@ -57,6 +59,7 @@ export class ProxyRequest {
   readonly #events: ProxyEvents;
   readonly #tried = new Set<string>();
   #url = '';
+  #app = '';
   #headers: Array<[string, string]> = [];
   #hasBody = false;
   #host: HostConnection | null = null;
@@ -123,10 +126,14 @@ export class ProxyRequest {
     if (length !== undefined && Number(length) > this.#opts.maxBodyBytes) {
       return ['INGRESS_BODY_TOO_LARGE', `the body is larger than ${this.#opts.maxBodyBytes} bytes`];
     }
+    const route = this.#opts.router.route(req.headers.host, target);
+    if ('unknown' in route) return ['INGRESS_UNKNOWN_APP', `no app named ${JSON.stringify(route.unknown)} is deployed`];
+    this.#app = route.app;
     this.#headers = forwardRequestHeaders(req.rawHeaders, req.socket.remoteAddress ?? '', this.#opts.forwarding);
+    if (route.prefix) this.#headers.push(['x-forwarded-prefix', route.prefix]);
     const host = req.headers.host ?? 'localhost';
     try {
-      this.#url = new URL(target, `${this.#opts.forwarding.protocol}://${host}`).href;
+      this.#url = new URL(route.target, `${this.#opts.forwarding.protocol}://${host}`).href;
     } catch {
       return ['INGRESS_BAD_REQUEST', 'the Host header or URL is malformed'];
     }
@@ -145,7 +152,7 @@ export class ProxyRequest {
     this.#lastHost = host.name;
     let stream: Stream;
     try {
-      stream = host.session.open({ method: this.#req.method!, url: this.#url, headers: this.#headers }, !this.#hasBody);
+      stream = host.session.open({ method: this.#req.method!, url: this.#url, headers: this.#headers, app: this.#app }, !this.#hasBody);
     } catch (err) {
       this.#events.log('warn', 'could not open a stream', { host: host.name, err: (err as Error).message });
       return this.#retryOrFail('INGRESS_HOST_LOST', 'the host session is closing', host);

@@ -5,6 +5,7 @@ import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import { ERRORS, type ErrorCode, type SessionOptions } from '../protocol/index.ts';
 import { sendError } from './error-response.ts';
+import { AppRouter, type AppRouterOptions } from './app-router.ts';
 import { CONNECTOR_DEFAULTS, HostConnector, type HostConnectorOptions } from './host-connector.ts';
 import { HostPool, type HostPoolOptions } from './host-pool.ts';
 import { PROXY_DEFAULTS, ProxyRequest, type ProxyOptions } from './proxy.ts';
@@ -38,7 +39,9 @@ export interface IngressOptions {
   rtcBackend?: RtcBackend;
   session?: Partial<Omit<SessionOptions, 'role'>>;
   pool?: HostPoolOptions;
-  proxy?: Partial<Omit<ProxyOptions, 'forwarding'>>;
+  proxy?: Partial<Omit<ProxyOptions, 'forwarding' | 'router'>>;
+  /** How requests map to apps (hostname, path prefix, default app). */
+  routing?: AppRouterOptions;
   /** Addresses whose X-Forwarded-* headers are believed. Default none. */
   trustedProxies?: string[];
   /** Slowloris guard: time allowed to send the request headers. Default 20000 ms. */
@@ -76,10 +79,12 @@ export interface Ingress {
  */
 export function createIngress(options: IngressOptions): Ingress {
   const log: Log = options.log ?? (() => {});
+  const router = new AppRouter(options.routing);
   const proxyOpts: ProxyOptions = {
     ...PROXY_DEFAULTS,
     ...options.proxy,
     forwarding: { trustedProxies: new Set(options.trustedProxies ?? []), protocol: 'http' },
+    router,
   };
   const pool = new HostPool(options.pool);
   const tickets = new TicketBook();
@@ -152,6 +157,7 @@ export function createIngress(options: IngressOptions): Ingress {
       ok: hosts.length > 0 && !draining,
       draining,
       signaling: connector?.signalingConnected ?? false,
+      apps: router.apps ? [...router.apps] : null,
       inFlight: inflight.size,
       hosts,
     };
@@ -211,6 +217,10 @@ export function createIngress(options: IngressOptions): Ingress {
         session: options.session ?? {},
       };
       connector = new HostConnector(pool, tickets, connectorOpts, log);
+      connector.onapps = (apps) => {
+        router.setApps(apps.map((a) => a.name));
+        log('info', 'apps', { apps: apps.map((a) => `${a.name}@${a.version}`).join(',') || 'none' });
+      };
       connector.start();
       log('info', 'ingress listening', { url: address, transport: connectorOpts.transport, rtc: options.rtcBackend ?? 'werift' });
       return address;

@@ -11,8 +11,8 @@ const golden: Array<[string, Frame, string]> = [
   ['HELLO', { type: FrameType.HELLO, stream: 0, version: 1, receiveWindow: 262144, agent: 'dcdn' }, '95000001ce00040000a46463646e'],
   [
     'REQ_HEAD',
-    { type: FrameType.REQ_HEAD, stream: 1, method: 'GET', url: '/', headers: [['host', 'a']], endStream: true },
-    '960101a3474554a12f92a4686f7374a161c3',
+    { type: FrameType.REQ_HEAD, stream: 1, method: 'GET', url: '/', headers: [['host', 'a']], endStream: true, app: 'hi' },
+    '970101a3474554a12f92a4686f7374a161c3a26869',
   ],
   ['RES_HEAD', { type: FrameType.RES_HEAD, stream: 3, status: 200, headers: [], endStream: false }, '950403ccc890c2'],
   ['RES_BODY', { type: FrameType.RES_BODY, stream: 3, data: new Uint8Array([1, 2, 3]) }, '930503c403010203'],
@@ -85,7 +85,7 @@ describe('codec on hostile input', () => {
   it('rejects a frame with the wrong field types', () => expect(decodeCode('930503a3616263')).toBe('PROTO_FRAME_INVALID'));
   it('rejects unknown frame types', () => expect(decodeCode('92630101')).toBe('PROTO_FRAME_INVALID'));
   it('rejects a method with characters outside the token grammar', () => {
-    const f = encodeFrame({ type: FrameType.REQ_HEAD, stream: 1, method: 'G T', url: '/', headers: [], endStream: true });
+    const f = encodeFrame({ type: FrameType.REQ_HEAD, stream: 1, method: 'G T', url: '/', headers: [], endStream: true, app: '' });
     expect(() => decodeFrames(f)).toThrow(expect.objectContaining({ code: 'PROTO_FRAME_INVALID' }));
   });
   it('rejects stream-level frames on stream 0 and session frames on a stream', () => {

@@ -29,7 +29,7 @@ function toWire(f: Frame): unknown[] {
     case FrameType.HELLO:
       return [f.type, 0, f.version, f.receiveWindow, f.agent];
     case FrameType.REQ_HEAD:
-      return [f.type, f.stream, f.method, f.url, flattenHeaders(f.headers), f.endStream];
+      return [f.type, f.stream, f.method, f.url, flattenHeaders(f.headers), f.endStream, f.app];
     case FrameType.RES_HEAD:
       return [f.type, f.stream, f.status, flattenHeaders(f.headers), f.endStream];
     case FrameType.REQ_BODY:
@@ -231,13 +231,14 @@ function toFrame(v: Value): Frame {
       return { type, stream: 0, version: version as number, receiveWindow: receiveWindow as number, agent: agent as string };
     }
     case FrameType.REQ_HEAD: {
-      arity(6);
+      arity(7);
       streamLevel();
-      const [, , method, url, headers, endStream] = v;
+      const [, , method, url, headers, endStream, app] = v;
       if (!isStr(method, LIMITS.methodLength) || !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(method as string)) bad('bad method');
       if (!isStr(url, LIMITS.urlLength) || (url as string).length === 0) bad('bad url');
       if (typeof endStream !== 'boolean') bad('bad endStream');
-      return { type, stream, method: method as string, url: url as string, headers: toHeaders(headers, bad), endStream: endStream as boolean };
+      if (!isStr(app, LIMITS.appLength)) bad('bad app');
+      return { type, stream, method: method as string, url: url as string, headers: toHeaders(headers, bad), endStream: endStream as boolean, app: app as string };
     }
     case FrameType.RES_HEAD: {
       arity(5);

@@ -13,7 +13,7 @@
  * | type | name      | fields after [type, streamId]                          |
  * |------|-----------|--------------------------------------------------------|
  * | 0    | HELLO     | version, receiveWindow, agent                          |
- * | 1    | REQ_HEAD  | method, url, headers (flat name/value list), endStream |
+ * | 1    | REQ_HEAD  | method, url, headers (flat name/value list), endStream, app |
  * | 2    | REQ_BODY  | bytes                                                  |
  * | 3    | REQ_END   |                                                        |
  * | 4    | RES_HEAD  | status, headers (flat name/value list), endStream      |
@@ -62,6 +62,8 @@ export interface RequestHeadFrame {
   url: string;
   headers: HeaderList;
   endStream: boolean;
+  /** The deployed app the request is for; '' when the host serves a single app. */
+  app: string;
 }
 export interface ResponseHeadFrame {
   type: typeof FrameType.RES_HEAD;
@@ -127,6 +129,8 @@ export const LIMITS = {
   codeLength: 64,
   messageLength: 1024,
   agentLength: 256,
+  /** Longest app name (a DNS label). */
+  appLength: 63,
   /** Largest stream id (2^31 - 1, as HTTP/2). */
   maxStreamId: 0x7fffffff,
   /** Largest window or credit increment (2^31 - 1). */

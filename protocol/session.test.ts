@@ -76,7 +76,7 @@ describe('Session', () => {
   it('carries a request without a body and a response with one', async () => {
     const { client, server } = await pair();
     server.onstream = (s) => {
-      expect(s.request).toEqual({ method: 'GET', url: '/hi?x=1', headers: [['accept', '*/*']] });
+      expect(s.request).toEqual({ method: 'GET', url: '/hi?x=1', headers: [['accept', '*/*']], app: '' });
       expect(s.remoteEnded).toBe(true);
       s.respond({ status: 201, headers: [['content-type', 'text/plain']] });
       void s.write(new TextEncoder().encode('hello')).then(() => s.end());
@@ -187,7 +187,7 @@ describe('Session', () => {
     const { server, a } = await pair();
     const seen: Stream[] = [];
     server.onstream = (s) => seen.push(s);
-    a.send(encodeFrame({ type: FrameType.REQ_HEAD, stream: 2, method: 'GET', url: '/', headers: [], endStream: true }));
+    a.send(encodeFrame({ type: FrameType.REQ_HEAD, stream: 2, method: 'GET', url: '/', headers: [], endStream: true, app: '' }));
     await new Promise((r) => setTimeout(r, 20));
     expect(seen).toHaveLength(0);
     expect(server.stats.streamErrors).toBe(1);

@@ -170,7 +170,7 @@ export class Session {
     const windows = { send: this.#peerWindow, receive: this.#opts.receiveWindow };
     const stream = new Stream(this.#streamApi, id, true, head, windows, endStream);
     this.#streams.set(id, stream);
-    this.#send({ type: FrameType.REQ_HEAD, stream: id, method: head.method, url: head.url, headers: head.headers, endStream });
+    this.#send({ type: FrameType.REQ_HEAD, stream: id, method: head.method, url: head.url, headers: head.headers, endStream, app: head.app ?? '' });
     return stream;
   }
 
@@ -380,7 +380,7 @@ export class Session {
       this.#send({ type: FrameType.RESET, stream: id, code: 'PROTO_TOO_MANY_STREAMS', message: 'over the concurrency limit' }, true);
       return;
     }
-    const head = { method: frame.method, url: frame.url, headers: frame.headers };
+    const head = { method: frame.method, url: frame.url, headers: frame.headers, app: frame.app };
     const windows = { send: this.#peerWindow, receive: this.#opts.receiveWindow };
     const stream = new Stream(this.#streamApi, id, false, head, windows, frame.endStream);
     this.#streams.set(id, stream);

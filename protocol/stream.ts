@@ -6,6 +6,8 @@ export interface RequestHead {
   method: string;
   url: string;
   headers: HeaderList;
+  /** The deployed app it is for; '' or absent when the host serves one app. */
+  app?: string;
 }
 
 /** A response head as the acceptor sends it. */
