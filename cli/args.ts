@@ -6,14 +6,15 @@ export type FlagSpec = Record<string, { type: 'string' | 'boolean'; short?: stri
 /** A usage error: printed with the command's help, exit code 2. */
 export class UsageError extends Error {}
 
-export function parseFlags<S extends FlagSpec>(argv: string[], spec: S): Record<keyof S, string | boolean | string[] | undefined> {
+export function parseFlags<S extends FlagSpec>(argv: string[], spec: S): Record<keyof S, string | boolean | string[] | undefined> & { _: string[] } {
   const options: NonNullable<ParseArgsConfig['options']> = {};
   for (const [name, f] of Object.entries(spec)) {
     options[name] = { type: f.type, ...(f.short ? { short: f.short } : {}), ...(f.multiple ? { multiple: true } : {}) };
     if (f.default !== undefined) options[name]!.default = f.default as never;
   }
   try {
-    return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Record<keyof S, string | boolean | undefined>;
+    const parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
+    return { ...(parsed.values as Record<keyof S, string | boolean | undefined>), _: parsed.positionals };
   } catch (err) {
     throw new UsageError((err as Error).message);
   }

@@ -2,11 +2,16 @@ import { helpText, intFlag, parseFlags, UsageError, type FlagSpec } from './args
 import { createLog } from './log.ts';
 import { launchHosts, newSecret, onShutdown, signalUrls, startIngress, startSignal } from './parts.ts';
 import { up, upDescription, upFlags, upUsage } from './up.ts';
+import { apps, controlFlags, deploy, remove, rollback, secret } from './app-commands.ts';
 import { mintToken } from '../signaling/index.ts';
+import { join, resolve } from 'node:path';
+import { stateDir } from './state.ts';
 
 interface Command {
   /** One line for the command list. */
   summary: string;
+  /** Whether it takes positional arguments. */
+  positionals?: boolean;
   usage: string;
   description: string;
   flags: FlagSpec;
@@ -27,7 +32,8 @@ const commands: Record<string, Command> = {
       port: { type: 'string', short: 'p', default: '8787', help: 'port to listen on' },
       host: { type: 'string', default: '127.0.0.1', help: 'address to listen on' },
       secret: secretFlag,
-      app: { type: 'string', short: 'a', help: 'app module the host page loads (default: the demo app)' },
+      app: { type: 'string', short: 'a', help: 'module to deploy as the default app (default: the demo app, if none is deployed)' },
+      db: { type: 'string', help: 'app store (SQLite) path (default: $DCDN_HOME/apps.db, DCDN_HOME defaults to ~/.dcdn)' },
       help,
     },
     async run(v) {
@@ -37,7 +43,14 @@ const commands: Record<string, Command> = {
         secret = newSecret();
         process.stdout.write(`No secret given; generated one. Give it to ingresses and launchers:\n  DCDN_SECRET=${secret}\n`);
       }
-      const { server } = await startSignal({ secret, port: intFlag(v.port, 'port'), host: String(v.host), app: v.app as string | undefined, log });
+      const { server } = await startSignal({
+        secret,
+        port: intFlag(v.port, 'port'),
+        host: String(v.host),
+        app: v.app === undefined ? undefined : resolve(String(v.app)),
+        db: (v.db as string | undefined) ?? join(stateDir(), 'apps.db'),
+        log,
+      });
       await onShutdown(log, () => server.close());
       return 0;
     },
@@ -116,12 +129,55 @@ const commands: Record<string, Command> = {
     },
   },
 
+  deploy: {
+    positionals: true,
+    summary: 'bundle an app (npm imports included) and deploy it as a new version',
+    usage: 'dcdn deploy FILE --name NAME [--message M] [--signal URL] [--token T]',
+    description:
+      'Bundles FILE with esbuild (imports resolved from its own folder), uploads it as a new version of\n' +
+      'app NAME, makes it live on every host, and prints its URLs. Against a local dcdn up it needs\n' +
+      'nothing else. A bundle that does not build or is refused leaves the running version untouched.',
+    flags: { name: { type: 'string', short: 'n', help: 'app name (a DNS label)' }, message: { type: 'string', short: 'm', help: 'note kept with the version' }, ...controlFlags, help },
+    run: (v) => deploy(v as never),
+  },
+  apps: {
+    summary: 'list apps, their versions and URLs',
+    usage: 'dcdn apps [--json]',
+    description: 'Lists the deployed apps with their versions (* marks the live one), secret names and URLs.',
+    flags: { json: { type: 'boolean', default: false, help: 'print JSON' }, ...controlFlags, help },
+    run: (v) => apps(v),
+  },
+  rollback: {
+    positionals: true,
+    summary: 'make an earlier version of an app live again',
+    usage: 'dcdn rollback NAME [--to VERSION]',
+    description: 'Makes the version before the live one (or VERSION) live again; nothing is deleted.',
+    flags: { to: { type: 'string', help: 'version to go back to' }, ...controlFlags, help },
+    run: (v) => rollback(v as never),
+  },
+  delete: {
+    positionals: true,
+    summary: 'delete an app and all its versions',
+    usage: 'dcdn delete NAME',
+    description: 'Deletes app NAME, all its versions and secrets; hosts stop serving it at once.',
+    flags: { ...controlFlags, help },
+    run: (v) => remove(v as never),
+  },
+  secret: {
+    positionals: true,
+    summary: "set or delete an app's secret (read from stdin)",
+    usage: 'dcdn secret put|delete NAME SECRET',
+    description: "Sets env.SECRET for app NAME from standard input, or deletes it. Values are never printed back.",
+    flags: { ...controlFlags, help },
+    run: (v) => secret(v as never),
+  },
+
   token: {
     summary: 'print a signed token for a host or an ingress',
-    usage: 'dcdn token --role host|ingress [--ttl 86400] [--sub NAME] [--secret S]',
-    description: 'Prints a signed token for a host or an ingress, for parts started on other machines.',
+    usage: 'dcdn token --role host|ingress|operator [--ttl 86400] [--sub NAME] [--secret S]',
+    description: 'Prints a signed token for a host, an ingress or an operator (deploys), for parts on other machines.',
     flags: {
-      role: { type: 'string', short: 'r', help: 'host or ingress' },
+      role: { type: 'string', short: 'r', help: 'host, ingress or operator' },
       ttl: { type: 'string', default: '86400', help: 'seconds until it expires' },
       sub: { type: 'string', help: 'who it is for (shown in logs)' },
       secret: secretFlag,
@@ -131,7 +187,7 @@ const commands: Record<string, Command> = {
       const secret = (v.secret as string | undefined) ?? process.env.DCDN_SECRET;
       if (!secret) throw new UsageError('--secret or DCDN_SECRET is required');
       const role = String(v.role);
-      if (role !== 'host' && role !== 'ingress') throw new UsageError('--role must be host or ingress');
+      if (role !== 'host' && role !== 'ingress' && role !== 'operator') throw new UsageError('--role must be host, ingress or operator');
       process.stdout.write(mintToken(secret, { role, ttlSeconds: intFlag(v.ttl, 'ttl', 1), ...(v.sub ? { sub: String(v.sub) } : {}) }) + '\n');
       return 0;
     },
@@ -164,6 +220,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(helpText(command.usage, command.description, command.flags));
       return 0;
     }
+    if (!command.positionals && values._.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(values._[0])}`);
     return await command.run(values);
   } catch (err) {
     if (err instanceof UsageError) {

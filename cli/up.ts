@@ -1,7 +1,12 @@
 import { intFlag, UsageError, type FlagSpec } from './args.ts';
 import { mintToken } from '../signaling/index.ts';
 import { createLog } from './log.ts';
-import { launchHosts, newSecret, onShutdown, signalUrls, startIngress, startSignal } from './parts.ts';
+import { deployFile, launchHosts, newSecret, onShutdown, signalUrls, startIngress, startSignal } from './parts.ts';
+import { stateDir, writeState } from './state.ts';
+import { watch } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import type { AppStore } from '../signaling/index.ts';
+import type { Log } from './log.ts';
 
 export const upFlags = {
   port: { type: 'string', short: 'p', default: '8080', help: 'HTTP port of the ingress' },
@@ -12,6 +17,8 @@ export const upFlags = {
   'signal-port': { type: 'string', default: '8787', help: 'port of the signaling service and host page' },
   browser: { type: 'string', help: 'Chromium/Chrome executable (else DCDN_BROWSER, system paths, puppeteer cache)' },
   'head-timeout': { type: 'string', default: '30000', help: 'ms from request end to response head before 504' },
+  'base-domain': { type: 'string', default: 'localhost', help: 'apps answer on NAME.<base-domain>' },
+  watch: { type: 'boolean', short: 'w', default: false, help: 'with --app: redeploy when the app folder changes' },
   quiet: { type: 'boolean', short: 'q', default: false, help: 'log warnings only' },
   help: { type: 'boolean', short: 'h', default: false, help: 'show this help' },
 } satisfies FlagSpec;
@@ -33,7 +40,16 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
   const ingLog = createLog('ingress', { quiet });
   const hostLog = createLog('hosts', { quiet });
 
-  const signal = await startSignal({ secret, port: intFlag(values['signal-port'], 'signal-port'), host: listenHost, app: values.app as string | undefined, log: sigLog });
+  const appFile = values.app === undefined ? undefined : resolve(String(values.app));
+  const baseDomain = String(values['base-domain']);
+  const signal = await startSignal({
+    secret,
+    port: intFlag(values['signal-port'], 'signal-port'),
+    host: listenHost,
+    app: appFile,
+    db: join(stateDir(), 'apps.db'),
+    log: sigLog,
+  });
   const urls = signalUrls(signal.url);
   const ingress = await startIngress({
     secret,
@@ -43,8 +59,19 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
     name: 'ingress-1',
     transport,
     proxy: { headTimeoutMs: intFlag(values['head-timeout'], 'head-timeout', 1) },
+    routing: { baseDomain },
     log: ingLog,
   });
+  const stateFile = writeState({
+    signal: signal.url,
+    ingress: ingress.url,
+    operatorToken: mintToken(secret, { role: 'operator', sub: 'local', ttlSeconds: 30 * 24 * 3600 }),
+    baseDomain,
+    pathPrefix: '/@',
+    pid: process.pid,
+    updatedAt: new Date().toISOString(),
+  });
+  const stopWatching = values.watch && appFile ? watchApp(appFile, signal.store, sigLog) : () => {};
   let browser: Awaited<ReturnType<typeof launchHosts>> | null = null;
   try {
     if (hosts > 0) browser = await launchHosts({ signalHttp: urls.http, secret, count: hosts, browserPath: values.browser as string | undefined, log: hostLog });
@@ -63,7 +90,8 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
     `dcdn is up: ${ready}/${hosts} host tab(s) connected over ${transport}`,
     `  ingress:    ${ingress.url}    try: curl ${ingress.url}/`,
     `  health:     ${ingress.url}/_dcdn/health`,
-    `  signaling:  ${signal.url}`,
+    `  signaling:  ${signal.url}   (control API; state in ${stateFile})`,
+    `  apps:       ${signal.store.manifest().map((a) => `${a.name}@${a.version}`).join(', ')}   deploy more: dcdn deploy FILE --name NAME`,
     `  host page:  ${urls.http}/host?name=extra&token=${mintToken(secret, { role: 'host', sub: 'extra', ttlSeconds: 24 * 3600 })}`,
     '              (open it in any browser on this machine to add a host; valid 24 h)',
     '  Ctrl-C to stop.',
@@ -73,9 +101,28 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
   if (ready < hosts) ingLog('warn', 'not every host connected within 30 s; check the log above', { ready, expected: hosts });
 
   await onShutdown(ingLog, async () => {
+    stopWatching();
     await ingress.close();
     await browser?.close();
     await signal.server.close();
   });
   return 0;
+}
+
+/** Redeploys the default app when anything in its folder changes (node_modules aside). */
+function watchApp(file: string, store: AppStore, log: Log): () => void {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let running = Promise.resolve();
+  const watcher = watch(dirname(file), { recursive: true }, (_event, changed) => {
+    if (changed && /(^|\/)(node_modules|\.git)(\/|$)/.test(changed)) return;
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      running = running.then(() => deployFile(store, 'default', file, log)).catch((err: Error) => log('warn', 'redeploy failed; the running version stays', { err: err.message.split('\n')[0] }));
+    }, 150);
+  });
+  log('info', 'watching for changes', { dir: dirname(file) });
+  return () => {
+    clearTimeout(timer);
+    watcher.close();
+  };
 }

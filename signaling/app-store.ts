@@ -35,6 +35,7 @@ export interface AppSummary {
 export interface AppManifestEntry {
   name: string;
   version: number;
+  /** Identifies the deployment: the code's hash, mixed with the secrets' when it has any. */
   sha256: string;
 }
 
@@ -147,9 +148,17 @@ export class AppStore {
     }));
   }
 
-  /** The active version of every app. */
+  /**
+   * The active version of every app. `sha256` names the deployment, code and secrets together,
+   * so hosts reload an app when either changes.
+   */
   manifest(): AppManifestEntry[] {
-    return (this.#db.prepare('SELECT a.name, a.active_version AS version, v.sha256 FROM apps a JOIN versions v ON v.app = a.name AND v.version = a.active_version ORDER BY a.name').all() as AppManifestEntry[]);
+    const rows = this.#db.prepare('SELECT a.name, a.active_version AS version, v.sha256 FROM apps a JOIN versions v ON v.app = a.name AND v.version = a.active_version ORDER BY a.name').all() as AppManifestEntry[];
+    return rows.map((r) => {
+      const secrets = this.#db.prepare('SELECT name, value FROM secrets WHERE app = ? ORDER BY name').all(r.name) as Array<{ name: string; value: string }>;
+      if (secrets.length === 0) return r;
+      return { ...r, sha256: createHash('sha256').update(r.sha256).update(JSON.stringify(secrets)).digest('hex') };
+    });
   }
 
   /** The code of one version (hosts fetch it by name, version and hash). */

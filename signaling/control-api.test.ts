@@ -105,6 +105,10 @@ describe('the control API', () => {
     expect(list.body.apps[0].secrets).toEqual(['API_KEY']);
     expect(list.text).not.toContain('s3cret');
     expect((await call('GET', '/v1/apps/hello/env', undefined, hostToken)).body.env).toEqual({ API_KEY: 's3cret' });
+    // Hosts reload on a secret change: the deployment hash moves with it.
+    const before = store.manifest()[0]!.sha256;
+    await call('PUT', '/v1/apps/hello/secrets/API_KEY', { value: 'rotated' });
+    expect(store.manifest()[0]!.sha256).not.toBe(before);
     expect((await call('PUT', '/v1/apps/hello/secrets/bad-name', { value: 'x' })).code).toBe('APP_BAD_SECRET');
   });
 

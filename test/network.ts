@@ -15,6 +15,8 @@ const quiet = () => {};
 
 export interface Network {
   signal: SignalingServer;
+  /** The network's signing secret (tests mint tokens and drive the CLI with it). */
+  secret: string;
   urls: { http: string; ws: string };
   tabs: Page[];
   ingresses: Ingress[];
@@ -30,6 +32,7 @@ export async function startNetwork(opts: { app?: string } = {}): Promise<Network
   const ingresses: Ingress[] = [];
   return {
     signal: server,
+    secret,
     urls,
     tabs,
     ingresses,

@@ -1,0 +1,156 @@
+/**
+ * `dcdn deploy | apps | rollback | delete | secret`: the control API from the command line.
+ * Against a local `dcdn up` they need nothing but their arguments (see state.ts).
+ */
+import { resolve } from 'node:path';
+import { bundleApp } from '../browser-host/build/bundle.ts';
+import { mintToken } from '../signaling/index.ts';
+import { UsageError, type FlagSpec } from './args.ts';
+import { signalUrls } from './parts.ts';
+import { readState } from './state.ts';
+
+export const controlFlags = {
+  signal: { type: 'string', short: 's', help: 'signaling/control address (default: from the local dcdn up)' },
+  token: { type: 'string', help: 'operator token (else DCDN_TOKEN, a token minted from DCDN_SECRET, or the local state)' },
+} satisfies FlagSpec;
+
+interface Target {
+  base: string;
+  token: string;
+  ingress?: string;
+  baseDomain: string;
+  pathPrefix: string;
+}
+
+/** Where the control API is and how to authenticate, from flags, environment, then local state. */
+export function controlTarget(values: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): Target {
+  const state = readState(env);
+  const signal = (values.signal as string | undefined) ?? env.DCDN_SIGNAL ?? state?.signal;
+  if (!signal) throw new UsageError('no control plane: run `dcdn up` here first, or pass --signal URL');
+  const token =
+    (values.token as string | undefined) ??
+    env.DCDN_TOKEN ??
+    (env.DCDN_SECRET ? mintToken(env.DCDN_SECRET, { role: 'operator', ttlSeconds: 600, sub: 'cli' }) : undefined) ??
+    state?.operatorToken;
+  if (!token) throw new UsageError('no operator token: pass --token, or set DCDN_TOKEN or DCDN_SECRET');
+  const local = state && signalUrls(state.signal).http === signalUrls(signal).http;
+  return {
+    base: signalUrls(signal).http,
+    token,
+    ...(local ? { ingress: state.ingress } : {}),
+    baseDomain: state?.baseDomain ?? 'localhost',
+    pathPrefix: state?.pathPrefix ?? '/@',
+  };
+}
+
+/** Calls the control API; throws an Error with the server's code and message when refused. */
+export async function control<T>(target: Target, method: string, path: string, body?: unknown): Promise<T> {
+  let res: Response;
+  try {
+    res = await fetch(`${target.base}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${target.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (err) {
+    throw new Error(`cannot reach the control plane at ${target.base}: ${(err as Error).cause ?? (err as Error).message}`);
+  }
+  const json = (await res.json().catch(() => null)) as { error?: { code: string; message: string } } | null;
+  if (!res.ok) throw Object.assign(new Error(json?.error?.message ?? `HTTP ${res.status}`), { code: json?.error?.code });
+  return json as T;
+}
+
+/** The URLs an app answers on. */
+export function appUrls(target: Target, name: string): string[] {
+  if (!target.ingress) return [];
+  const u = new URL(target.ingress);
+  return [`${u.protocol}//${name}.${target.baseDomain}:${u.port}/`, `${target.ingress}${target.pathPrefix}${name}/`];
+}
+
+export async function deploy(values: Record<string, unknown> & { _: string[] }): Promise<number> {
+  const [file] = values._;
+  const name = values.name as string | undefined;
+  if (!file || !name) throw new UsageError('usage: dcdn deploy FILE --name NAME');
+  const target = controlTarget(values);
+  const started = performance.now();
+  let code: string;
+  try {
+    code = await bundleApp(resolve(file));
+  } catch (err) {
+    const errors = (err as { errors?: Array<{ text: string; location?: { file: string; line: number; column: number } }> }).errors;
+    const lines = errors?.map((e) => `  ${e.location ? `${e.location.file}:${e.location.line}:${e.location.column}: ` : ''}${e.text}`) ?? [`  ${(err as Error).message}`];
+    throw Object.assign(new Error(`${file} does not build; nothing was deployed:\n${lines.join('\n')}`), { code: 'APP_BAD_BUNDLE' });
+  }
+  process.stderr.write(`bundled ${file} (${(code.length / 1024).toFixed(1)} KiB) in ${Math.round(performance.now() - started)} ms\n`);
+  const v = await control<{ version: number; sha256: string }>(target, 'PUT', `/v1/apps/${encodeURIComponent(name)}`, {
+    code,
+    message: (values.message as string | undefined) ?? `from ${file}`,
+  });
+  process.stdout.write(`deployed ${name} version ${v.version}\n`);
+  for (const url of appUrls(target, name)) process.stdout.write(`  ${url}\n`);
+  return 0;
+}
+
+export async function apps(values: Record<string, unknown>): Promise<number> {
+  const target = controlTarget(values);
+  const { apps: list } = await control<{ apps: Array<{ name: string; activeVersion: number; versions: Array<{ version: number; createdAt: string; size: number; message: string }>; secrets: string[] }> }>(
+    target,
+    'GET',
+    '/v1/apps',
+  );
+  const health = target.ingress ? ((await fetch(`${target.ingress}/_dcdn/health`).then((r) => r.json()).catch(() => null)) as { hosts?: unknown[] } | null) : null;
+  if (values.json) {
+    process.stdout.write(JSON.stringify({ apps: list, hosts: health?.hosts?.length ?? null }, null, 2) + '\n');
+    return 0;
+  }
+  if (list.length === 0) {
+    process.stdout.write('no apps deployed\n');
+    return 0;
+  }
+  for (const a of list) {
+    const active = a.versions.find((v) => v.version === a.activeVersion);
+    process.stdout.write(`${a.name}  version ${a.activeVersion} of ${a.versions.length}  (${active?.createdAt ?? '?'})${a.secrets.length ? `  secrets: ${a.secrets.join(', ')}` : ''}\n`);
+    for (const v of a.versions.slice(-5)) process.stdout.write(`    ${v.version === a.activeVersion ? '*' : ' '} v${v.version}  ${v.createdAt}  ${(v.size / 1024).toFixed(1)} KiB  ${v.message}\n`);
+    for (const url of appUrls(target, a.name)) process.stdout.write(`    ${url}\n`);
+  }
+  if (health?.hosts) process.stdout.write(`hosts serving (every host runs every app): ${health.hosts.length}\n`);
+  return 0;
+}
+
+export async function rollback(values: Record<string, unknown> & { _: string[] }): Promise<number> {
+  const [name] = values._;
+  if (!name) throw new UsageError('usage: dcdn rollback NAME [--to VERSION]');
+  const to = values.to === undefined ? undefined : Number(values.to);
+  if (to !== undefined && !(Number.isInteger(to) && to > 0)) throw new UsageError('--to must be a version number');
+  const v = await control<{ version: number }>(controlTarget(values), 'POST', `/v1/apps/${encodeURIComponent(name)}/rollback`, to === undefined ? {} : { to });
+  process.stdout.write(`${name} is now at version ${v.version}\n`);
+  return 0;
+}
+
+export async function remove(values: Record<string, unknown> & { _: string[] }): Promise<number> {
+  const [name] = values._;
+  if (!name) throw new UsageError('usage: dcdn delete NAME');
+  await control(controlTarget(values), 'DELETE', `/v1/apps/${encodeURIComponent(name)}`);
+  process.stdout.write(`deleted ${name} and all its versions\n`);
+  return 0;
+}
+
+/** `dcdn secret put NAME SECRET` reads the value from stdin, so it never lands in shell history. */
+export async function secret(values: Record<string, unknown> & { _: string[] }): Promise<number> {
+  const [action, name, key] = values._;
+  if ((action !== 'put' && action !== 'delete') || !name || !key) throw new UsageError('usage: dcdn secret put|delete NAME SECRET  (put reads the value from stdin)');
+  const target = controlTarget(values);
+  const path = `/v1/apps/${encodeURIComponent(name)}/secrets/${encodeURIComponent(key)}`;
+  if (action === 'delete') {
+    await control(target, 'DELETE', path);
+    process.stdout.write(`deleted secret ${key} of ${name}\n`);
+    return 0;
+  }
+  if (process.stdin.isTTY) process.stderr.write(`value for ${key} (end with Ctrl-D): `);
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  const value = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  await control(target, 'PUT', path, { value });
+  process.stdout.write(`stored secret ${key} of ${name} (${Buffer.byteLength(value)} bytes; it is never printed back)\n`);
+  return 0;
+}

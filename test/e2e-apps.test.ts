@@ -1,0 +1,173 @@
+/**
+ * Apps end to end: the real `dcdn` CLI deploys to the control plane, real Chromium tabs load
+ * the versions live, the ingress routes by hostname and path prefix.
+ */
+import { execFile } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Ingress } from '../ingress/index.ts';
+import { disconnectBrowser } from './browser.ts';
+import { startNetwork, until, type Network } from './network.ts';
+
+const run = promisify(execFile);
+const BIN = fileURLToPath(new URL('../cli/bin.mjs', import.meta.url));
+const fixture = (p: string) => fileURLToPath(new URL(`./fixtures/${p}`, import.meta.url));
+
+let net: Network;
+let ingress: Ingress;
+let env: NodeJS.ProcessEnv;
+const work = mkdtempSync(join(tmpdir(), 'dcdn-apps-e2e-'));
+
+beforeAll(async () => {
+  net = await startNetwork();
+  ingress = await net.addIngress({ transport: 'websocket' });
+  await Promise.all([net.addTab('apps-a'), net.addTab('apps-b')]);
+  await until(() => ingress.pool.size === 2, 20_000, 'hosts');
+  // No local state: the CLI is pointed at this network like at a remote one.
+  env = { ...process.env, DCDN_HOME: work, DCDN_SIGNAL: net.urls.http, DCDN_SECRET: net.secret };
+}, 60_000);
+
+afterAll(async () => {
+  await net?.close();
+  await disconnectBrowser();
+});
+
+async function dcdn(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { env, timeout: 30_000 });
+    return { stdout, stderr, code: 0 };
+  } catch (err) {
+    const e = err as { stdout: string; stderr: string; code: number };
+    return { stdout: e.stdout, stderr: e.stderr, code: e.code };
+  }
+}
+
+function writeApp(name: string, body: string): string {
+  const file = join(work, `${name}.ts`);
+  writeFileSync(file, `export default { async fetch(request: Request, env: Record<string, string>) { ${body} } };\n`);
+  return file;
+}
+
+/** A request with full control of the Host header (fetch() may not set it). */
+function get(path: string, host?: string, init: { method?: string; body?: string; type?: string } = {}): Promise<{ status: number; text: string; code: string | null }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(`${ingress.url}${path}`, { method: init.method ?? 'GET', headers: { ...(host ? { host } : {}), ...(init.type ? { 'content-type': init.type } : {}) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode!, text, code: (res.headers['dcdn-error'] as string | undefined) ?? null }));
+    });
+    req.on('error', reject);
+    req.end(init.body);
+  });
+}
+
+/** Waits until every host serves `text` for `path` (they load a new version independently). */
+async function untilServed(path: string, text: string): Promise<void> {
+  const end = Date.now() + 15_000;
+  let streak = 0;
+  while (streak < 6) {
+    if (Date.now() > end) throw new Error(`${path} never served ${JSON.stringify(text)}`);
+    streak = (await get(path)).text.includes(text) ? streak + 1 : 0;
+  }
+}
+
+describe('deploying apps', () => {
+  it('deploys, serves, redeploys and rolls back an app', async () => {
+    const file = writeApp('hello', "return new Response('hello v1');");
+    const first = await dcdn('deploy', file, '--name', 'hello');
+    expect(first.code).toBe(0);
+    expect(first.stdout).toContain('deployed hello version 1');
+    await untilServed('/@hello/', 'hello v1');
+    writeApp('hello', "return new Response('hello v2');");
+    expect((await dcdn('deploy', file, '--name', 'hello')).stdout).toContain('version 2');
+    await untilServed('/@hello/', 'hello v2');
+    expect((await dcdn('rollback', 'hello')).stdout).toContain('version 1');
+    await untilServed('/@hello/', 'hello v1');
+    const listed = JSON.parse((await dcdn('apps', '--json')).stdout) as { apps: Array<{ name: string; activeVersion: number; versions: unknown[] }> };
+    expect(listed.apps.find((a) => a.name === 'hello')).toMatchObject({ activeVersion: 1, versions: [{}, {}] });
+  }, 60_000);
+
+  it('routes by hostname and by path prefix, and answers 404 for unknown apps', async () => {
+    await dcdn('deploy', writeApp('route', "return new Response(new URL(request.url).pathname + ' ' + (request.headers.get('x-forwarded-prefix') ?? '-'));"), '--name', 'routed');
+    await untilServed('/@routed/x', '/x /@routed');
+    expect((await get('/deep/path?q=1', 'routed.localhost')).text).toBe('/deep/path -');
+    const unknown = await get('/@nope/');
+    expect(unknown.status).toBe(404);
+    expect(unknown.code).toBe('INGRESS_UNKNOWN_APP');
+    expect((await get('/', 'nope.localhost')).code).toBe('INGRESS_UNKNOWN_APP');
+  }, 30_000);
+
+  it('refuses a bundle that does not build and keeps the running version', async () => {
+    await dcdn('deploy', writeApp('stable', "return new Response('stable');"), '--name', 'stable');
+    await untilServed('/@stable/', 'stable');
+    const broken = join(work, 'broken.ts');
+    writeFileSync(broken, 'export default { fetch( { return 1 } };');
+    const r = await dcdn('deploy', broken, '--name', 'stable');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('APP_BAD_BUNDLE');
+    expect((await dcdn('deploy', fixture('npm-app/worker.ts'), '--name', 'Not_A_Name')).stderr).toContain('APP_BAD_NAME');
+    expect((await get('/@stable/')).text).toBe('stable');
+  }, 30_000);
+
+  it('serves an app that imports an npm package', async () => {
+    expect((await dcdn('deploy', fixture('npm-app/worker.ts'), '--name', 'npm')).code).toBe(0);
+    await untilServed('/@npm/abc', 'viaMsgpackr');
+    expect(JSON.parse((await get('/@npm/abc')).text)).toEqual({ viaMsgpackr: { path: '/abc', n: 42 } });
+  }, 30_000);
+
+  it('serves an unmodified Hono app written for Cloudflare Workers, with its env from secrets', async () => {
+    expect((await dcdn('deploy', fixture('hono-app/worker.ts'), '--name', 'hono')).code).toBe(0);
+    await untilServed('/@hono/', 'Hello from Hono!');
+    expect(JSON.parse((await get('/users/7', 'hono.localhost')).text)).toMatchObject({ id: '7' });
+    const echoed = await get('/echo', 'hono.localhost', { method: 'POST', type: 'application/json', body: '{"a":[1,2]}' });
+    expect(JSON.parse(echoed.text)).toEqual({ a: [1, 2] });
+    // A secret becomes env.GREETING; the hosts reload the app with it.
+    const put = execFile(process.execPath, [BIN, 'secret', 'put', 'hono', 'GREETING'], { env });
+    put.stdin!.end('Howdy');
+    await new Promise((r) => put.on('exit', r));
+    await untilServed('/@hono/', 'Howdy from Hono!');
+    expect((await dcdn('apps')).stdout).not.toContain('Howdy');
+  }, 40_000);
+
+  it('rolls out a new version under steady load without a single failed request', async () => {
+    const file = writeApp('live', "return new Response('live-1');");
+    await dcdn('deploy', file, '--name', 'live');
+    await untilServed('/@live/', 'live-1');
+    let stop = false;
+    const seen: Record<string, number> = {};
+    const failures: string[] = [];
+    const loaders = Array.from({ length: 8 }, async () => {
+      while (!stop) {
+        const r = await get('/@live/').catch((e: Error) => ({ status: 0, text: e.message, code: null }));
+        if (r.status !== 200) failures.push(`${r.status} ${r.code} ${r.text.slice(0, 80)}`);
+        else seen[r.text] = (seen[r.text] ?? 0) + 1;
+      }
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    writeApp('live', "return new Response('live-2');");
+    expect((await dcdn('deploy', file, '--name', 'live')).code).toBe(0);
+    await untilServed('/@live/', 'live-2');
+    await new Promise((r) => setTimeout(r, 300));
+    stop = true;
+    await Promise.all(loaders);
+    expect(failures).toEqual([]);
+    expect(seen['live-1']).toBeGreaterThan(0);
+    expect(seen['live-2']).toBeGreaterThan(0);
+  }, 40_000);
+
+  it('stops serving a deleted app at once', async () => {
+    await dcdn('deploy', writeApp('gone', "return new Response('here');"), '--name', 'gone');
+    await untilServed('/@gone/', 'here');
+    expect((await dcdn('delete', 'gone')).code).toBe(0);
+    const end = Date.now() + 5000;
+    let r = await get('/@gone/');
+    while (r.status !== 404 && Date.now() < end) r = await get('/@gone/');
+    expect(r.code).toBe('INGRESS_UNKNOWN_APP');
+  }, 30_000);
+});
