@@ -4,6 +4,7 @@ import { launchHosts, newSecret, onShutdown, signalUrls, startIngress, startSign
 import { up, upDescription, upFlags, upUsage } from './up.ts';
 import { apps, controlFlags, deploy, remove, rollback, secret } from './app-commands.ts';
 import { mintToken } from '../signaling/index.ts';
+import { RTC_BACKENDS, type RtcBackend } from '../ingress/rtc-backend.ts';
 import { join, resolve } from 'node:path';
 import { stateDir } from './state.ts';
 
@@ -58,7 +59,7 @@ const commands: Record<string, Command> = {
 
   ingress: {
     summary: 'run an ingress alone, joining signaling at URL',
-    usage: 'dcdn ingress --signal URL [--port 8080] [--transport webrtc|websocket] [--secret S | --token T]',
+    usage: 'dcdn ingress --signal URL [--port 8080] [--transport webrtc|websocket] [--rtc werift|node-datachannel] [--secret S | --token T]',
     description: 'Runs an ingress alone: joins signaling at URL, connects to every host and forwards HTTP to them.',
     flags: {
       signal: { type: 'string', short: 's', help: 'signaling address, e.g. http://127.0.0.1:8787' },
@@ -66,6 +67,7 @@ const commands: Record<string, Command> = {
       host: { type: 'string', default: '127.0.0.1', help: 'address to listen on' },
       name: { type: 'string', default: 'ingress', help: 'name in signaling and logs' },
       transport: { type: 'string', short: 't', default: 'webrtc', help: 'webrtc or websocket' },
+      rtc: { type: 'string', default: 'werift', help: 'WebRTC stack: werift, or node-datachannel (native, optional dependency)' },
       secret: secretFlag,
       token: { type: 'string', help: 'an ingress token instead of the secret (else DCDN_TOKEN)' },
       'head-timeout': { type: 'string', default: '30000', help: 'ms from request end to response head before 504' },
@@ -77,6 +79,9 @@ const commands: Record<string, Command> = {
       const log = createLog('ingress');
       const transport = String(v.transport);
       if (transport !== 'webrtc' && transport !== 'websocket') throw new UsageError(`--transport must be webrtc or websocket`);
+      const rtcBackend = String(v.rtc) as RtcBackend;
+      if (!RTC_BACKENDS.includes(rtcBackend)) throw new UsageError(`--rtc must be ${RTC_BACKENDS.join(' or ')}, got ${rtcBackend}`);
+      if (rtcBackend === 'node-datachannel') await (await import('../ingress/ndc-peer.ts')).loadNodeDatachannel();
       const ingress = await startIngress({
         signalUrl: signalUrls(String(v.signal)).ws,
         secret: (v.secret as string | undefined) ?? process.env.DCDN_SECRET,
@@ -85,6 +90,7 @@ const commands: Record<string, Command> = {
         host: String(v.host),
         name: String(v.name),
         transport,
+        rtcBackend,
         publicWsBase: v['public-ws'] as string | undefined,
         proxy: { headTimeoutMs: intFlag(v['head-timeout'], 'head-timeout', 1) },
         log,

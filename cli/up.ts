@@ -1,4 +1,5 @@
 import { intFlag, UsageError, type FlagSpec } from './args.ts';
+import { RTC_BACKENDS, type RtcBackend } from '../ingress/rtc-backend.ts';
 import { mintToken } from '../signaling/index.ts';
 import { createLog } from './log.ts';
 import { deployFile, launchHosts, newSecret, onShutdown, signalUrls, startIngress, startSignal } from './parts.ts';
@@ -13,6 +14,7 @@ export const upFlags = {
   host: { type: 'string', default: '127.0.0.1', help: 'address the ingress and signaling listen on' },
   hosts: { type: 'string', short: 'n', default: '2', help: 'headless Chromium host tabs to launch (0 for none)' },
   transport: { type: 'string', short: 't', default: 'webrtc', help: 'how the ingress reaches hosts: webrtc or websocket' },
+  rtc: { type: 'string', default: 'werift', help: 'WebRTC stack of the ingress: werift, or node-datachannel (native, optional dependency)' },
   app: { type: 'string', short: 'a', help: 'app module to serve (default: the demo app)' },
   'signal-port': { type: 'string', default: '8787', help: 'port of the signaling service and host page' },
   browser: { type: 'string', help: 'Chromium/Chrome executable (else DCDN_BROWSER, system paths, puppeteer cache)' },
@@ -23,7 +25,7 @@ export const upFlags = {
   help: { type: 'boolean', short: 'h', default: false, help: 'show this help' },
 } satisfies FlagSpec;
 
-export const upUsage = 'dcdn up [--port 8080] [--hosts 2] [--transport webrtc|websocket] [--app FILE]';
+export const upUsage = 'dcdn up [--port 8080] [--hosts 2] [--transport webrtc|websocket] [--rtc werift|node-datachannel] [--app FILE]';
 export const upDescription =
   'Runs a whole dcdn network on this machine: signaling, an ingress and N headless Chromium host\n' +
   'tabs serving the app. Prints where everything is; Ctrl-C (or SIGTERM) shuts it down cleanly.';
@@ -34,6 +36,10 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
   const hosts = intFlag(values.hosts, 'hosts');
   const transport = String(values.transport);
   if (transport !== 'webrtc' && transport !== 'websocket') throw new UsageError(`--transport must be webrtc or websocket, got ${transport}`);
+  const rtcBackend = String(values.rtc) as RtcBackend;
+  if (!RTC_BACKENDS.includes(rtcBackend)) throw new UsageError(`--rtc must be ${RTC_BACKENDS.join(' or ')}, got ${rtcBackend}`);
+  // Fail now, saying the optional dependency is missing, rather than once per host later.
+  if (rtcBackend === 'node-datachannel') await (await import('../ingress/ndc-peer.ts')).loadNodeDatachannel();
   const listenHost = String(values.host);
   const secret = process.env.DCDN_SECRET ?? newSecret();
   const sigLog = createLog('signal', { quiet });
@@ -58,6 +64,7 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
     host: listenHost,
     name: 'ingress-1',
     transport,
+    rtcBackend,
     proxy: { headTimeoutMs: intFlag(values['head-timeout'], 'head-timeout', 1) },
     routing: { baseDomain },
     log: ingLog,

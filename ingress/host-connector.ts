@@ -197,7 +197,7 @@ export class HostConnector {
       clearTimeout(link.fallbackTimer);
       this.#log('info', 'data channel open', { host: link.name, setupMs: offerer.setupMs === undefined ? undefined : Math.round(offerer.setupMs), maxMessageSize: channel.maxMessageSize });
       link.offerer = null; // the session owns the channel now; the offerer closes with it
-      this.#startSession(link, channel, 'webrtc', () => void offerer.close());
+      this.#startSession(link, channel, 'webrtc', () => void offerer.close(), offerer.backend);
     } catch (err) {
       if (link.conn !== conn) return; // superseded by the fallback or a close
       this.#log('warn', 'data channel failed', { host: link.name, err: (err as Error).message });
@@ -225,7 +225,7 @@ export class HostConnector {
     link.retryTimer = setTimeout(() => this.#connect(link), delay * (0.75 + Math.random() * 0.5));
   }
 
-  #startSession(link: HostLink, channel: Channel, transport: TransportKind, onClosed?: () => void): void {
+  #startSession(link: HostLink, channel: Channel, transport: TransportKind, onClosed?: () => void, rtc: 'werift' | 'node-datachannel' | null = null): void {
     clearTimeout(link.fallbackTimer);
     const session = new Session(channel, { ...this.#opts.session, role: 'client', agent: `dcdn-ingress/${this.#opts.name}` });
     const previous = link.session;
@@ -248,13 +248,14 @@ export class HostConnector {
       async () => {
         // Warm the channel with round trips before real traffic: on a fresh werift data
         // channel a burst of messages right after the handshake stalls ~1 s (one SCTP
-        // retransmission timeout) until a round trip has been made. See docs/webrtc.md.
-        if (transport === 'webrtc') await session.ping().then(() => Promise.all([session.ping(), session.ping()])).catch(() => {});
+        // retransmission timeout) until a round trip has been made; node-datachannel does not
+        // (docs/webrtc.md).
+        if (rtc === 'werift') await session.ping().then(() => Promise.all([session.ping(), session.ping()])).catch(() => {});
         if (session.isClosed) return;
         previous?.close();
         link.failures = 0;
-        this.#pool.add({ id: link.hostId, name: link.name, session, transport, info: link.info });
-        this.#log('info', 'host ready', { host: link.name, transport, agent: session.peerAgent });
+        this.#pool.add({ id: link.hostId, name: link.name, session, transport, rtc, info: link.info });
+        this.#log('info', 'host ready', { host: link.name, transport, rtc: rtc ?? undefined, agent: session.peerAgent });
       },
       () => {},
     );

@@ -8,6 +8,8 @@ export interface HostConnection {
   readonly name: string;
   readonly session: Session;
   readonly transport: TransportKind;
+  /** The WebRTC stack of a `webrtc` session (null for WebSocket). */
+  readonly rtc?: 'werift' | 'node-datachannel' | null;
   readonly info: Readonly<Record<string, unknown>>;
   readonly since: number;
   inFlight: number;

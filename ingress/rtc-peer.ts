@@ -2,63 +2,22 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { RTCPeerConnection, type RTCDataChannel, type RTCPeerConnectionConfig } from 'werift';
 import { WeriftChannel } from './werift-channel.ts';
+import {
+  candidateAddress,
+  CHROMIUM_MAX_MESSAGE_SIZE,
+  filterCandidateLines,
+  parseMaxMessageSize,
+  SDP_DEFAULT_MAX_MESSAGE_SIZE,
+  type CandidateSignal,
+  type IceServer,
+  type Offerer,
+  type OffererOptions,
+  type PeerConnectionState,
+  type SessionDescription,
+} from './offerer.ts';
 
-/** Chromium's ceiling for `a=max-message-size` (werift advertises 65536 unless told). */
-export const CHROMIUM_MAX_MESSAGE_SIZE = 262144;
-/** What RFC 8841 section 6 says to assume when the remote SDP has no `a=max-message-size`. */
-const SDP_DEFAULT_MAX_MESSAGE_SIZE = 65536;
-
-/** An ICE server the operator configured: the W3C `RTCIceServer` shape. */
-export interface IceServer {
-  urls: string | string[];
-  username?: string;
-  credential?: string;
-}
-
-export interface OffererOptions {
-  /** Operator-configured STUN/TURN. Default none: werift then runs as ICE-lite. */
-  iceServers?: IceServer[];
-  /** The only addresses put in our candidates. Default `['127.0.0.1']`. */
-  advertisedAddresses?: string[];
-  /** Advertised in `a=max-message-size`. Default 262144 (Chromium's ceiling). */
-  maxMessageSize?: number;
-  /** Data channel label. Default 'dcdn'. */
-  label?: string;
-}
-
-export interface SessionDescription {
-  type: 'offer' | 'answer';
-  sdp: string;
-}
-
-/** A trickled candidate as it travels over signaling (JSON of `RTCIceCandidateInit`). */
-export interface CandidateSignal {
-  candidate: string;
-  sdpMid?: string | null;
-  sdpMLineIndex?: number | null;
-}
-
-export type PeerConnectionState = 'new' | 'connecting' | 'connected' | 'disconnected' | 'failed' | 'closed';
-
-export interface Offerer {
-  /** The werift configuration in force, for logs and for tests that audit it. */
-  readonly config: Readonly<RTCPeerConnectionConfig>;
-  /** Creates the offer; gathering completes first, so the SDP carries every candidate. */
-  offer(): Promise<SessionDescription>;
-  /** Applies the tab's answer (its `.local` candidates removed) and learns its max-message-size. */
-  acceptAnswer(description: SessionDescription): Promise<void>;
-  /** Adds a candidate the tab trickled; `.local` and disallowed addresses are dropped. */
-  addRemoteCandidate(candidate: CandidateSignal | null): Promise<void>;
-  /** Candidates gathered after `offer()` resolved (werift gathers all before, so rarely any). */
-  onLocalCandidate: ((candidate: CandidateSignal | null) => void) | null;
-  onconnectionstatechange: ((state: PeerConnectionState) => void) | null;
-  readonly connectionState: PeerConnectionState;
-  /** Resolves once the data channel is open; rejects if the connection fails or closes first. */
-  readonly opened: Promise<WeriftChannel>;
-  /** Milliseconds from `offer()` to the channel opening, once it has. */
-  readonly setupMs: number | undefined;
-  close(): Promise<void>;
-}
+export type { CandidateSignal, IceServer, Offerer, OffererOptions, PeerConnectionState, SessionDescription } from './offerer.ts';
+export { candidateAddress, CHROMIUM_MAX_MESSAGE_SIZE, filterCandidateLines, parseMaxMessageSize } from './offerer.ts';
 
 /**
  * Builds the werift configuration. Nothing here may contact a server the operator did not name
@@ -125,11 +84,13 @@ function withExplicitStun(servers: IceServer[]): IceServer[] {
  * const channel = await peer.opened;
  * ```
  */
-export function createOfferer(options: OffererOptions = {}): Offerer {
+export function createOfferer(options: OffererOptions = {}): WeriftOfferer {
   return new WeriftOfferer(options);
 }
 
-class WeriftOfferer implements Offerer {
+/** The werift offerer, with werift's own config and channel types. */
+export class WeriftOfferer implements Offerer {
+  readonly backend = 'werift' as const;
   readonly config: Readonly<RTCPeerConnectionConfig>;
   readonly opened: Promise<WeriftChannel>;
   onLocalCandidate: ((candidate: CandidateSignal | null) => void) | null = null;
@@ -244,28 +205,6 @@ class WeriftOfferer implements Offerer {
     if (address.endsWith('.local')) return false;
     return !this.#loopbackOnly || isLoopback(address);
   }
-}
-
-/** The connection-address field of a candidate line (`[a=]candidate:f c t p ADDRESS port typ ...`). */
-export function candidateAddress(line: string): string | undefined {
-  const fields = line.trim().replace(/^a=/, '').split(/\s+/);
-  if (!fields[0]?.startsWith('candidate:')) return undefined;
-  return fields[4]?.toLowerCase();
-}
-
-/** Drops `a=candidate` lines for which `keep` is false; leaves every other line alone. */
-export function filterCandidateLines(sdp: string, keep: (line: string) => boolean): string {
-  const eol = sdp.includes('\r\n') ? '\r\n' : '\n';
-  return sdp
-    .split(/\r?\n/)
-    .filter((line) => !line.startsWith('a=candidate:') || keep(line))
-    .join(eol);
-}
-
-/** The application section's `a=max-message-size`, or null when absent (RFC 8841 section 6). */
-export function parseMaxMessageSize(sdp: string): number | null {
-  const match = /^a=max-message-size:(\d+)\s*$/m.exec(sdp);
-  return match?.[1] !== undefined ? Number.parseInt(match[1], 10) : null;
 }
 
 function isLoopback(address: string): boolean {

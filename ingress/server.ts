@@ -144,6 +144,7 @@ export function createIngress(options: IngressOptions): Ingress {
       id: h.id,
       name: h.name,
       transport: h.transport,
+      rtc: h.rtc ?? undefined,
       inFlight: h.inFlight,
       served: h.served,
       rttMs: h.session.rttMs,

@@ -5,7 +5,7 @@ import type { Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Answerer } from '../browser-host/rtc-answerer.ts';
 import type { RtcChannel } from '../browser-host/rtc-channel.ts';
-import { buildWeriftConfig, candidateAddress, createOfferer, type Offerer } from '../ingress/rtc-peer.ts';
+import { buildWeriftConfig, candidateAddress, createOfferer, type WeriftOfferer } from '../ingress/rtc-peer.ts';
 import type { WeriftChannel } from '../ingress/werift-channel.ts';
 import { addBundle, disconnectBrowser, newPage } from './browser.ts';
 
@@ -37,7 +37,7 @@ const udpDestinations = new Set<string>();
 const originalSend = dgram.Socket.prototype.send;
 
 let page: Page;
-let peer: Offerer;
+let peer: WeriftOfferer;
 let channel: WeriftChannel;
 let offerSdp: string;
 let setupMs: number;
@@ -100,7 +100,7 @@ beforeAll(async () => {
   await page.evaluate(`window.pattern = ${pattern.toString()}`);
 
   // The page trickles its candidates straight into werift: no signaling server in this test.
-  await page.exposeFunction('sendCandidate', (candidate: Parameters<Offerer['addRemoteCandidate']>[0]) =>
+  await page.exposeFunction('sendCandidate', (candidate: Parameters<WeriftOfferer['addRemoteCandidate']>[0]) =>
     peer.addRemoteCandidate(candidate),
   );
   const started = performance.now();

@@ -1,0 +1,88 @@
+/**
+ * What the ingress needs from a WebRTC stack to reach a tab: the offering side of one peer
+ * connection with one data channel, and the SDP helpers both backends share. Free of werift
+ * and node-datachannel, so loading one backend never loads the other.
+ */
+import type { Channel } from '../protocol/index.ts';
+
+/** Chromium's ceiling for `a=max-message-size` (werift advertises 65536 unless told). */
+export const CHROMIUM_MAX_MESSAGE_SIZE = 262144;
+/** What RFC 8841 section 6 says to assume when the remote SDP has no `a=max-message-size`. */
+export const SDP_DEFAULT_MAX_MESSAGE_SIZE = 65536;
+
+/** An ICE server the operator configured: the W3C `RTCIceServer` shape. */
+export interface IceServer {
+  urls: string | string[];
+  username?: string;
+  credential?: string;
+}
+
+export interface OffererOptions {
+  /** Operator-configured STUN/TURN. Default none (werift then runs as ICE-lite). */
+  iceServers?: IceServer[];
+  /** The only addresses put in our candidates. Default `['127.0.0.1']`. */
+  advertisedAddresses?: string[];
+  /** Advertised in `a=max-message-size`. Default 262144 (Chromium's ceiling). */
+  maxMessageSize?: number;
+  /** Data channel label. Default 'dcdn'. */
+  label?: string;
+}
+
+export interface SessionDescription {
+  type: 'offer' | 'answer';
+  sdp: string;
+}
+
+/** A trickled candidate as it travels over signaling (JSON of `RTCIceCandidateInit`). */
+export interface CandidateSignal {
+  candidate: string;
+  sdpMid?: string | null;
+  sdpMLineIndex?: number | null;
+}
+
+export type PeerConnectionState = 'new' | 'connecting' | 'connected' | 'disconnected' | 'failed' | 'closed';
+
+export interface Offerer {
+  /** Which WebRTC stack this is. */
+  readonly backend: 'werift' | 'node-datachannel';
+  /** The stack's configuration in force, for logs and for tests that audit it. */
+  readonly config: Readonly<object>;
+  /** Creates the offer (werift: with every candidate; node-datachannel: candidates trickle after the answer). */
+  offer(): Promise<SessionDescription>;
+  /** Applies the tab's answer (its `.local` candidates removed) and learns its max-message-size. */
+  acceptAnswer(description: SessionDescription): Promise<void>;
+  /** Adds a candidate the tab trickled; `.local` and disallowed addresses are dropped. */
+  addRemoteCandidate(candidate: CandidateSignal | null): Promise<void>;
+  /** Candidates gathered after `offer()` resolved (werift gathers all before, so rarely any). */
+  onLocalCandidate: ((candidate: CandidateSignal | null) => void) | null;
+  onconnectionstatechange: ((state: PeerConnectionState) => void) | null;
+  readonly connectionState: PeerConnectionState;
+  /** Resolves once the data channel is open; rejects if the connection fails or closes first. */
+  readonly opened: Promise<Channel>;
+  /** Milliseconds from `offer()` to the channel opening, once it has. */
+  readonly setupMs: number | undefined;
+  close(): Promise<void>;
+}
+
+/** The connection-address field of a candidate line (`[a=]candidate:f c t p ADDRESS port typ ...`). */
+export function candidateAddress(line: string): string | undefined {
+  const fields = line.trim().replace(/^a=/, '').split(/\s+/);
+  if (!fields[0]?.startsWith('candidate:')) return undefined;
+  return fields[4]?.toLowerCase();
+}
+
+/** Drops `a=candidate` lines for which `keep` is false; leaves every other line alone. */
+export function filterCandidateLines(sdp: string, keep: (line: string) => boolean): string {
+  const eol = sdp.includes('\r\n') ? '\r\n' : '\n';
+  return sdp
+    .split(/\r?\n/)
+    .filter((line) => !line.startsWith('a=candidate:') || keep(line))
+    .join(eol);
+}
+
+/** The application section's `a=max-message-size`, or null when absent (RFC 8841 section 6). */
+export function parseMaxMessageSize(sdp: string): number | null {
+  const match = /^a=max-message-size:(\d+)\s*$/m.exec(sdp);
+  return match?.[1] !== undefined ? Number.parseInt(match[1], 10) : null;
+}
+
