@@ -1,6 +1,189 @@
-/** `dcdn bench`: being built (issue 3). */
-export const benchUsage = 'dcdn bench [--quick] [--json FILE]';
-export async function runBench(_argv: string[]): Promise<number> {
-  process.stderr.write('dcdn bench: not built yet\n');
-  return 1;
+/**
+ * `dcdn bench` (also `npm run bench`): measures the data channel against WebSocket and dcdn
+ * against plain servers, side by side in one run, and writes a table (stdout), the raw figures
+ * (JSON) and a chart (SVG beside the JSON). Progress goes to stderr. See docs/performance.md.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { runChannelSection, type ChannelConfig, type ChannelResults } from './channel.ts';
+import { killAllChildrenNow, REPO_ROOT, stopAllChildren } from './children.ts';
+import { runCleanups } from './cleanup.ts';
+import { runHttpSection, type HttpConfig, type TargetRuns } from './http.ts';
+import { describeMachine } from './machine.ts';
+import { runMemorySection, type MemoryResult } from './memory.ts';
+import { progress } from './progress.ts';
+import { channelFigures, httpFigures, renderChannelTable, renderHttpTable, renderTargets, summarise } from './report.ts';
+import { renderSvg } from './svg.ts';
+import { startTarget, TARGETS, type Target, type TargetSpec } from './targets.ts';
+
+export const benchUsage = 'dcdn bench [--quick] [--json FILE] [--only channel|http|memory] [--profile DIR]';
+const SECTIONS = ['channel', 'http', 'memory'] as const;
+type Section = (typeof SECTIONS)[number];
+
+const HELP = `Usage: ${benchUsage}
+
+Measures, side by side in one run on this machine, with medians over repetitions:
+  channel  one tab, echo in the page: RTT p50/p90/p99 of a ~100-byte frame, throughput each
+           way (64 KiB and 256 KiB messages), setup time and Node CPU per MB, over werift,
+           node-datachannel and WebSocket; and Chromium's own tab-to-tab data-channel ceiling
+  http     autocannon at 1 and 50 connections (hello world), 10 MiB download and upload, for
+           plain Node, workerd and dcdn over werift / node-datachannel / WebSocket (1 and 2 tabs)
+  memory   ingress RSS growth while a large body streams through dcdn over werift
+
+Options:
+  --quick          short run (about 3 minutes): fewer repetitions, smaller transfers
+  --json FILE      raw figures (default bench/results/latest.json); the SVG goes beside it
+  --only SECTION   run one section: channel, http or memory
+  --profile DIR    run the dcdn ingress children under node --cpu-prof, profiles into DIR
+                   (summarise one with: node --import tsx bench/cpu-profile.ts FILE)
+  -h, --help       this help
+
+Everything runs on 127.0.0.1; every server, ingress and browser started is stopped at the end
+or on Ctrl-C.
+`;
+
+const MiB = 1024 * 1024;
+const CONFIGS = {
+  quick: {
+    channel: { reps: 3, rttCount: 500, rttWarmup: 100, bulkBytes: 8 * MiB, sizes: [65536, 262144] },
+    http: { reps: 3, seconds: 1, transferBytes: 10 * MiB, transfersPerRep: 1 },
+    memoryBytes: 128 * MiB,
+  },
+  full: {
+    channel: { reps: 5, rttCount: 2000, rttWarmup: 200, bulkBytes: 32 * MiB, sizes: [65536, 262144] },
+    http: { reps: 5, seconds: 3, transferBytes: 10 * MiB, transfersPerRep: 2 },
+    memoryBytes: 1024 * MiB,
+  },
+} satisfies Record<string, { channel: ChannelConfig; http: HttpConfig; memoryBytes: number }>;
+
+export async function runBench(argv: string[]): Promise<number> {
+  let flags;
+  try {
+    flags = parseArgs({
+      args: argv,
+      options: {
+        quick: { type: 'boolean', default: false },
+        json: { type: 'string' },
+        only: { type: 'string' },
+        profile: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+    }).values;
+  } catch (err) {
+    process.stderr.write(`dcdn bench: ${(err as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  if (flags.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (flags.only && !SECTIONS.includes(flags.only as Section)) {
+    process.stderr.write(`dcdn bench: --only must be one of ${SECTIONS.join(', ')}\n`);
+    return 2;
+  }
+  const sections: Section[] = flags.only ? [flags.only as Section] : [...SECTIONS];
+  const mode = flags.quick ? 'quick' : 'full';
+  const config = CONFIGS[mode];
+  const jsonPath = resolve(flags.json ?? join(REPO_ROOT, 'bench', 'results', 'latest.json'));
+
+  let stopping = false;
+  const interrupted = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    progress(`${signal}: stopping every server, ingress and browser`);
+    await runCleanups();
+    await stopAllChildren();
+    process.exit(130);
+  };
+  const onSignal = (signal: NodeJS.Signals) => void interrupted(signal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('exit', killAllChildrenNow);
+
+  const started = performance.now();
+  try {
+    progress(`${mode} run: ${sections.join(', ')}`);
+    const machine = await describeMachine();
+    progress(`machine: ${machine.cpuModel}, ${machine.cores} cores, load ${machine.loadAverageAtStart.join(' ')}; ${machine.chromium}`);
+
+    let channel: ChannelResults | undefined;
+    let http: Record<string, TargetRuns> | undefined;
+    let memory: MemoryResult | undefined;
+    if (sections.includes('channel')) channel = await runChannelSection(config.channel);
+    if (sections.includes('http')) {
+      const targets = await startTargets(TARGETS, flags.profile ? resolve(flags.profile) : undefined);
+      try {
+        http = await runHttpSection(config.http, targets);
+      } finally {
+        progress('stopping targets');
+        await Promise.all(targets.map((t) => ('stop' in t ? t.stop() : undefined)));
+      }
+    }
+    if (sections.includes('memory')) {
+      // A fresh ingress, not one whose heap the load above has already grown.
+      const spec = TARGETS.find((t) => t.key === 'werift-1')!;
+      const [t] = await startTargets([spec], flags.profile ? resolve(flags.profile) : undefined);
+      try {
+        if (!t || 'skipped' in t) throw new Error(`${spec.label} cannot run: ${t && 'skipped' in t ? t.skipped : 'not started'}`);
+        memory = await runMemorySection(t.url, t.child, config.memoryBytes, spec.label);
+      } finally {
+        if (t && 'stop' in t) await t.stop();
+      }
+    }
+
+    const channelFig = channel ? channelFigures(channel) : undefined;
+    const httpFig = http ? httpFigures(http) : undefined;
+    const { summary, targets } = summarise(channelFig, httpFig, memory);
+    const durationS = Math.round((performance.now() - started) / 1000);
+    const report = {
+      schema: 'dcdn-bench/1',
+      mode,
+      sections,
+      durationS,
+      machine: { ...machine, loadAverageAtEnd: loadavg().map((l) => Math.round(l * 100) / 100) },
+      summary,
+      targets,
+      channel: channel && { config: channel.config, figures: channelFig, raw: channel },
+      http: http && { config: config.http, figures: httpFig, raw: http },
+      memory,
+    };
+    await mkdir(dirname(jsonPath), { recursive: true });
+    await writeFile(jsonPath, JSON.stringify(report, null, 2) + '\n');
+    const svgPath = jsonPath.replace(/\.json$/i, '') + '.svg';
+    const subtitle = `${machine.cpuModel}, ${machine.cores} cores, ${machine.node}, ${machine.chromium}; ${mode} run, ${machine.date.slice(0, 16).replace('T', ' ')} UTC`;
+    await writeFile(svgPath, renderSvg('dcdn bench', subtitle, channelFig, httpFig));
+
+    const out: string[] = [''];
+    if (channelFig) out.push(renderChannelTable(channelFig, config.channel.reps), '');
+    if (httpFig) out.push(renderHttpTable(httpFig, config.http.reps), '');
+    out.push(renderTargets(targets, memory), '');
+    process.stdout.write(out.join('\n') + '\n');
+    progress(`done in ${durationS} s; wrote ${jsonPath} and ${svgPath}`);
+    return 0;
+  } catch (err) {
+    // After Ctrl-C the loads in flight fail as their servers go: that is not worth a report.
+    if (!stopping) progress(`failed: ${(err as Error).stack ?? String(err)}`);
+    return 1;
+  } finally {
+    await runCleanups();
+    await stopAllChildren();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/** Starts the targets two at a time (each dcdn target launches its own Chromium). */
+async function startTargets(specs: readonly TargetSpec[], cpuProfDir?: string): Promise<Target[]> {
+  if (cpuProfDir) await mkdir(cpuProfDir, { recursive: true });
+  progress(`starting ${specs.length} target(s): ${specs.map((s) => s.key).join(', ')}`);
+  const targets: Target[] = [];
+  for (let i = 0; i < specs.length; i += 2) {
+    const batch = await Promise.all(specs.slice(i, i + 2).map((spec) => startTarget(spec, { cpuProfDir })));
+    for (const t of batch) progress('skipped' in t ? `  ${t.spec.label}: skipped (${t.skipped})` : `  ${t.spec.label}: ${t.url}`);
+    targets.push(...batch);
+  }
+  return targets;
 }

@@ -12,7 +12,18 @@ export interface RunnerStats {
 }
 
 /** HOST_* codes a runtime may fail a request with; anything else is a handler error. */
-const RUNTIME_CODES = new Set(['HOST_HANDLER_ERROR', 'HOST_BAD_HANDLER_RESPONSE', 'HOST_NO_APP', 'HOST_OVERLOADED', 'HOST_HANDLER_TIMEOUT', 'HOST_SANDBOX_RECYCLED']);
+const RUNTIME_CODES = new Set([
+  'HOST_HANDLER_ERROR',
+  'HOST_BAD_HANDLER_RESPONSE',
+  'HOST_NO_APP',
+  'HOST_OVERLOADED',
+  'HOST_HANDLER_TIMEOUT',
+  'HOST_HANDLER_CPU_LIMIT',
+  'HOST_SANDBOX_RECYCLED',
+  'HOST_SANDBOX_CRASHED',
+  'HOST_SANDBOX_CLOSED',
+  'HOST_APP_LOAD_FAILED',
+]);
 
 /**
  * Serves the streams of one or more sessions with the apps in a registry.

@@ -1,14 +1,17 @@
 /**
  * Entry point of the host page (`/host` on the signaling server). Query parameters:
  * `token` (a host token, required), `name` (shown to operators), `signal` (signaling
- * WebSocket URL, default this origin's `/v1/signal`). The apps come from the control plane on
- * the same origin, as signaling announces them.
+ * WebSocket URL, default this origin's `/v1/signal`), `wallMs` / `cpuMs` (per-request limits,
+ * default 30000 / 5000), `sandbox=0` (run apps in the page itself: no isolation, for
+ * measurements only). The apps come from the control plane on the same origin, as signaling
+ * announces them, each in its own sandbox (docs/sandbox.md).
  */
 import { AppRegistry, type AppRef } from './app-registry.ts';
 import type { AppSource } from './app-runtime.ts';
 import { AppRunner } from './app-runner.ts';
 import { HostAgent } from './host-agent.ts';
 import { createModuleRuntime } from './module-runtime.ts';
+import { sandboxRuntimes } from './sandbox/index.ts';
 import { installResponseShim } from './web-compat.ts';
 
 declare global {
@@ -38,7 +41,9 @@ async function boot(): Promise<void> {
   const token = params.get('token');
   if (!token) throw new Error('this page needs a ?token= (ask the operator for a host link)');
   installResponseShim();
-  registry = new AppRegistry({ loadSource: (ref) => loadSource(ref, token), createRuntime: (source) => createModuleRuntime(source, log), log });
+  const limits = { wallMs: numberParam('wallMs', 30_000), cpuMs: numberParam('cpuMs', 5_000) };
+  const createRuntime = params.get('sandbox') === '0' ? (source: AppSource) => createModuleRuntime(source, log) : sandboxRuntimes({ limits, log });
+  registry = new AppRegistry({ loadSource: (ref) => loadSource(ref, token), createRuntime, log });
   runner = new AppRunner(registry, log);
   const signalUrl = params.get('signal') ?? `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/signal`;
   agent = new HostAgent({ signalUrl, token, name: params.get('name') ?? `tab-${Math.random().toString(36).slice(2, 8)}`, runner, log });
@@ -50,6 +55,11 @@ async function boot(): Promise<void> {
   agent.start();
   window.__dcdnHost = { agent, runner, registry };
   window.__dcdnReady = true;
+}
+
+function numberParam(name: string, fallback: number): number {
+  const n = Number(params.get(name));
+  return params.has(name) && Number.isFinite(n) && n > 0 ? n : fallback;
 }
 
 /** Fetches a version's code (cached by the browser: versions never change) and its env. */

@@ -1,5 +1,6 @@
 import type { AppRuntime, AppSource } from './app-runtime.ts';
 import { hostError } from './app-runtime.ts';
+import { NativeResponse } from './web-compat.ts';
 
 /** What a user deploys: the Workers module shape. */
 export interface AppModule {
@@ -54,7 +55,8 @@ export function moduleRuntime(name: string, version: number, app: AppModule, env
         throw hostError('HOST_HANDLER_ERROR', describe(err));
       }
       track(Promise.all(waits));
-      if (!(response instanceof Response)) throw hostError('HOST_BAD_HANDLER_RESPONSE', `fetch() returned ${typeof response}, not a Response`);
+      // Not the global Response: after the shim, a proxied fetch() response is only a NativeResponse.
+      if (!(response instanceof NativeResponse)) throw hostError('HOST_BAD_HANDLER_RESPONSE', `fetch() returned ${typeof response}, not a Response`);
       return response;
     },
     async drain() {

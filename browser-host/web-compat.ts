@@ -11,6 +11,12 @@
 
 const RAW_HEADERS = Symbol.for('dcdn.rawHeaders');
 
+/**
+ * The browser's own Response class, captured before the shim replaces the global: both shim
+ * instances and real `fetch()` responses are instances of it.
+ */
+export const NativeResponse: typeof Response = globalThis.Response;
+
 /** Builds a `Request` whose `headers` carries every header the ingress sent, in order. */
 export function makeRequest(url: string, init: RequestInit & { duplex?: 'half' }, headers: Array<[string, string]>): Request {
   const raw = new Headers();

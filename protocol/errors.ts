@@ -46,6 +46,10 @@ export const ERRORS = {
   HOST_OVERLOADED: { status: 503, summary: 'the host refused the request over its concurrency limit' },
   HOST_HANDLER_TIMEOUT: { status: 504, summary: "the app's handler ran past its time limit; its sandbox was recycled" },
   HOST_SANDBOX_RECYCLED: { status: 503, summary: "the app's sandbox was restarted while the request was in it" },
+  HOST_HANDLER_CPU_LIMIT: { status: 504, summary: "the app's worker ran JavaScript past its CPU limit without yielding; its sandbox was recycled" },
+  HOST_SANDBOX_CRASHED: { status: 502, summary: "the app's sandbox process died (out of memory, killed) with the request in it" },
+  HOST_APP_LOAD_FAILED: { status: 502, summary: 'the app module threw while loading, has no default fetch(), or did not start in time' },
+  HOST_SANDBOX_CLOSED: { status: 503, summary: "the app's sandbox is draining or closed" },
   HOST_BROWSER_NOT_FOUND: { status: 500, summary: 'no Chromium or Chrome executable was found to launch hosts' },
 
   // Apps: the control API (deploy, rollback, secrets).

@@ -26,7 +26,8 @@ const work = mkdtempSync(join(tmpdir(), 'dcdn-apps-e2e-'));
 beforeAll(async () => {
   net = await startNetwork();
   ingress = await net.addIngress({ transport: 'websocket' });
-  await Promise.all([net.addTab('apps-a'), net.addTab('apps-b')]);
+  // Short limits so a runaway handler is caught quickly.
+  await Promise.all([net.addTab('apps-a', 'wallMs=3000&cpuMs=1500'), net.addTab('apps-b', 'wallMs=3000&cpuMs=1500')]);
   await until(() => ingress.pool.size === 2, 20_000, 'hosts');
   // No local state: the CLI is pointed at this network like at a remote one.
   env = { ...process.env, DCDN_HOME: work, DCDN_SIGNAL: net.urls.http, DCDN_SECRET: net.secret };
@@ -170,4 +171,44 @@ describe('deploying apps', () => {
     while (r.status !== 404 && Date.now() < end) r = await get('/@gone/');
     expect(r.code).toBe('INGRESS_UNKNOWN_APP');
   }, 30_000);
+
+  it('keeps apps in one browser from reading each other’s storage', async () => {
+    // Each app tries every kind of browser storage; whatever works for alpha must be invisible
+    // to beta. (In an opaque origin most of them refuse outright, which is fine too.)
+    const probe = (write: boolean) =>
+      `const seen = []; const w = ${write};` +
+      "try { const c = await caches.open('c'); if (w) await c.put('https://x/k', new Response('alpha-secret')); const r = await c.match('https://x/k'); if (r) seen.push('cache:' + await r.text()); } catch (e) { seen.push('cache-refused'); }" +
+      "try { const db = await new Promise((ok, no) => { const r = indexedDB.open('d'); r.onupgradeneeded = () => r.result.createObjectStore('s'); r.onsuccess = () => ok(r.result); r.onerror = () => no(r.error); }); if (w) await new Promise((ok) => { const t = db.transaction('s', 'readwrite'); t.objectStore('s').put('alpha-secret', 'k'); t.oncomplete = ok; t.onerror = ok; }); const v = await new Promise((ok) => { const q = db.transaction('s').objectStore('s').get('k'); q.onsuccess = () => ok(q.result); q.onerror = () => ok(undefined); }); if (v) seen.push('idb:' + v); } catch (e) { seen.push('idb-refused'); }" +
+      "if (w) globalThis.__secret = 'alpha-secret'; if (globalThis.__secret) seen.push('global:' + globalThis.__secret);" +
+      "try { seen.push('parent:' + String(globalThis.parent?.location?.href)); } catch (e) { seen.push('parent-refused'); }" +
+      'return new Response(JSON.stringify(seen));';
+    await dcdn('deploy', writeApp('alpha', probe(true)), '--name', 'alpha');
+    await dcdn('deploy', writeApp('beta', probe(false)), '--name', 'beta');
+    await untilServed('/@alpha/', 'global:alpha-secret');
+    for (let i = 0; i < 4; i++) expect((await get('/@alpha/')).text).toContain('global:alpha-secret');
+    await untilServed('/@beta/', '[');
+    for (let i = 0; i < 4; i++) {
+      const seen = (await get('/@beta/')).text;
+      expect(seen).not.toContain('alpha-secret');
+      expect(seen).not.toMatch(/parent:http/);
+    }
+  }, 40_000);
+
+  it('fails a runaway handler with its code without disturbing another app', async () => {
+    await dcdn('deploy', writeApp('spin', "if (new URL(request.url).pathname === '/spin') { while (true) {} } return new Response('spin ok');"), '--name', 'spin');
+    await dcdn('deploy', writeApp('calm', "return new Response('calm');"), '--name', 'calm');
+    await untilServed('/@spin/', 'spin ok');
+    await untilServed('/@calm/', 'calm');
+    const started = Date.now();
+    const spinning = get('/@spin/spin');
+    // While one app's worker spins, the other app answers normally on the same tabs.
+    await new Promise((r) => setTimeout(r, 300));
+    for (let i = 0; i < 10; i++) expect((await get('/@calm/')).text).toBe('calm');
+    const r = await spinning;
+    expect(r.status).toBeGreaterThanOrEqual(502);
+    expect(['HOST_HANDLER_CPU_LIMIT', 'HOST_HANDLER_TIMEOUT']).toContain(r.code);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    // The runaway app's sandbox was recycled and serves again.
+    await untilServed('/@spin/', 'spin ok');
+  }, 40_000);
 });

@@ -154,6 +154,12 @@ describe('ingress status mapping', () => {
     expect(JSON.parse(r.body).error.message).toContain('boom');
   });
 
+  it('does not hold an app failing against the host that ran it', async () => {
+    await addHost('app-fails', (s) => s.reset('HOST_HANDLER_TIMEOUT', 'ran too long'));
+    for (let i = 0; i < 4; i++) expect((await send('/')).headers['dcdn-error']).toBe('HOST_HANDLER_TIMEOUT');
+    expect(ingress.pool.list()[0]!.penalisedUntil).toBe(0);
+  });
+
   it('does not let a host choose a client-facing code it has no business sending', async () => {
     await addHost('liar', (s) => s.reset('INGRESS_BODY_TOO_LARGE', 'not really'));
     const r = await send('/');
@@ -378,13 +384,13 @@ describe('ingress with failing hosts', () => {
     await until(() => ingress.pool.list()[0]!.inFlight === 0);
   });
 
-  it('takes a host that keeps failing out of rotation, but never every host', async () => {
-    await addHost('flaky', (s) => s.reset('HOST_HANDLER_ERROR', 'always'));
+  it('takes a host that keeps breaking protocol out of rotation, but never every host', async () => {
+    await addHost('flaky', (s) => s.reset('NOT_A_CODE', 'always'));
     for (let i = 0; i < 3; i++) expect((await send('/')).status).toBe(502);
     const flaky = ingress.pool.list()[0]!;
     expect(flaky.penalisedUntil).toBeGreaterThan(Date.now());
     // Alone, it is still used: a penalised host beats no host.
-    expect((await send('/')).headers['dcdn-error']).toBe('HOST_HANDLER_ERROR');
+    expect((await send('/')).headers['dcdn-error']).toBe('INGRESS_BAD_RESPONSE');
     await addHost('fine', ok());
     for (let i = 0; i < 3; i++) expect((await send('/')).headers['dcdn-host']).toBe('fine');
   });

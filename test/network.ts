@@ -21,7 +21,8 @@ export interface Network {
   tabs: Page[];
   ingresses: Ingress[];
   addIngress(options?: Partial<IngressOptions>): Promise<Ingress>;
-  addTab(name: string): Promise<Page>;
+  /** Opens a host tab; `query` adds host page parameters (e.g. `wallMs=2000`). */
+  addTab(name: string, query?: string): Promise<Page>;
   close(): Promise<void>;
 }
 
@@ -47,11 +48,11 @@ export async function startNetwork(opts: { app?: string } = {}): Promise<Network
       ingresses.push(ingress);
       return ingress;
     },
-    async addTab(name) {
+    async addTab(name, query) {
       const page = await newPage();
       page.on('pageerror', (err) => console.error(`[${name}] ${String(err)}`));
       const token = mintToken(secret, { role: 'host', sub: name, ttlSeconds: 600 });
-      await page.goto(`${urls.http}/host?name=${name}&token=${token}`);
+      await page.goto(`${urls.http}/host?name=${name}&token=${token}${query ? `&${query}` : ''}`);
       await page.waitForFunction('window.__dcdnReady === true', { timeout: 15_000 });
       tabs.push(page);
       return page;

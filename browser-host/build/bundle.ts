@@ -1,4 +1,5 @@
-import { build } from 'esbuild';
+import { build, type Plugin } from 'esbuild';
+import { sandboxRuntimePlugin } from '../sandbox/build.ts';
 import { fileURLToPath } from 'node:url';
 
 const HOST_ENTRY = fileURLToPath(new URL('../main.ts', import.meta.url));
@@ -7,7 +8,8 @@ export const DEMO_APP = fileURLToPath(new URL('../demo-app.ts', import.meta.url)
 
 /** Bundles the host page's script (browser-host/main.ts) into one ES module. */
 export async function bundleHostScript(): Promise<string> {
-  return bundle(HOST_ENTRY, { minify: false });
+  // The sandbox's worker runtime is bundled separately and inlined as text (see sandbox/build.ts).
+  return bundle(HOST_ENTRY, { minify: false, plugins: [sandboxRuntimePlugin()] });
 }
 
 /**
@@ -18,7 +20,7 @@ export async function bundleApp(entry: string = DEMO_APP): Promise<string> {
   return bundle(entry, { minify: false });
 }
 
-async function bundle(entry: string, opts: { minify: boolean }): Promise<string> {
+async function bundle(entry: string, opts: { minify: boolean; plugins?: Plugin[] }): Promise<string> {
   const result = await build({
     entryPoints: [entry],
     bundle: true,
@@ -30,6 +32,7 @@ async function bundle(entry: string, opts: { minify: boolean }): Promise<string>
     sourcemap: 'inline',
     logLevel: 'silent',
     conditions: ['worker', 'browser'],
+    plugins: opts.plugins ?? [],
   });
   return result.outputFiles[0]!.text;
 }

@@ -87,6 +87,13 @@ const DCDN_FLAGS: readonly string[] = [
 const DCDN_DISABLED_FEATURES: readonly string[] = ['WebRtcHideLocalIpsWithMdns', 'NetworkTimeServiceQuerying'];
 
 /**
+ * Features we enable. Each app's sandboxed iframe gets its own renderer process: with Chromium's
+ * default per-site grouping all of a tab's sandboxes share one, and one app running out of
+ * memory takes every app's sandbox down with it (measured, docs/sandbox.md).
+ */
+const DCDN_ENABLED_FEATURES: readonly string[] = ['IsolateSandboxedIframes:grouping/per-document'];
+
+/**
  * Chromium 156 still looks up accounts.google.com (ListAccounts) and update.googleapis.com
  * (an update check for a built-in component) at startup despite --disable-background-networking
  * and --disable-component-update; no flag we found stops those two. Failing every name lookup
@@ -136,6 +143,7 @@ export function buildChromiumArgs(options: {
     }
   }
   for (const f of DCDN_DISABLED_FEATURES) disabled.add(f);
+  for (const f of DCDN_ENABLED_FEATURES) enabled.add(f);
   for (const f of FEATURES_WE_KEEP_ENABLED) disabled.delete(f);
   if (options.headless && !rest.some((a) => a.startsWith('--headless'))) rest.push('--headless=new');
   return [

@@ -1,0 +1,224 @@
+/**
+ * Turns raw runs into medians, the `summary` figures issue 3 names, the targets they are held
+ * to, and the table printed on the terminal.
+ */
+import { NODE_TRANSPORTS, type ChannelResults, type NodeTransport } from './channel.ts';
+import type { TargetRuns } from './http.ts';
+import type { MemoryResult } from './memory.ts';
+import { median, ratio, round } from './stats.ts';
+
+export interface TransportFigures {
+  skipped?: string;
+  maxMessageSize?: number;
+  setupMsFirst: number | null;
+  setupMsMedian: number | null;
+  rttP50Ms: number | null;
+  rttP90Ms: number | null;
+  rttP99Ms: number | null;
+  /** By message size. */
+  bulk: Record<string, { toTabMbps: number | null; toNodeMbps: number | null; cpuSecondsPerMbToTab: number | null; cpuSecondsPerMbToNode: number | null }>;
+}
+
+export interface ChannelFigures {
+  transports: Record<NodeTransport, TransportFigures>;
+  chromium: { setupMsMedian: number | null; rttP50Ms: number | null; rttP90Ms: number | null; rttP99Ms: number | null; bulkMbps: Record<string, number | null> };
+}
+
+export interface HttpFigures {
+  label: string;
+  skipped?: string;
+  c1Rps: number | null;
+  c1P50Ms: number | null;
+  c1P99Ms: number | null;
+  c50Rps: number | null;
+  c50P50Ms: number | null;
+  c50P99Ms: number | null;
+  downloadMbps: number | null;
+  uploadMbps: number | null;
+  failures: number;
+}
+
+/** The figures issue 3 asks every run to report, so runs can be compared. */
+export interface Summary {
+  rttP50WebrtcOverWs: number | null;
+  streamWebrtcOverChromiumCeiling: number | null;
+  cpuPerMbWeriftOverNodeDatachannel: number | null;
+  e2eRpsWebrtcOverWs: number | null;
+  e2eRpsWebrtcOverWorkerd: number | null;
+  e2eP50OverheadMsVsNode: number | null;
+  ingressRssGrowthMbPerGiB: number | null;
+}
+
+export interface TargetCheck {
+  key: keyof Summary;
+  what: string;
+  value: number | null;
+  goal: string;
+  met: boolean | null;
+}
+
+const GOALS: Record<keyof Summary, { what: string; goal: string; ok: (v: number) => boolean }> = {
+  rttP50WebrtcOverWs: { what: 'small-frame RTT p50, werift / WebSocket', goal: '<= 1', ok: (v) => v <= 1 },
+  streamWebrtcOverChromiumCeiling: { what: 'bulk MB/s, werift / Chromium tab-to-tab', goal: '>= 0.8', ok: (v) => v >= 0.8 },
+  cpuPerMbWeriftOverNodeDatachannel: { what: 'Node CPU per MB, werift / node-datachannel', goal: '<= 2', ok: (v) => v <= 2 },
+  e2eRpsWebrtcOverWs: { what: 'hello req/s at 50 conns, dcdn werift / dcdn WebSocket', goal: '>= 0.9', ok: (v) => v >= 0.9 },
+  e2eRpsWebrtcOverWorkerd: { what: 'hello req/s at 50 conns, dcdn werift / workerd', goal: '>= 0.5', ok: (v) => v >= 0.5 },
+  e2eP50OverheadMsVsNode: { what: 'p50 at 1 conn, dcdn werift minus plain Node (ms)', goal: '<= 0.6', ok: (v) => v <= 0.6 },
+  ingressRssGrowthMbPerGiB: { what: 'ingress RSS growth per GiB streamed (MiB)', goal: '<= 64', ok: (v) => v <= 64 },
+};
+
+/** Bulk figures in the summary use this message size: the ingress chunks bodies to it. */
+export const SUMMARY_MESSAGE_SIZE = 262144;
+
+export function channelFigures(r: ChannelResults): ChannelFigures {
+  const transports = {} as Record<NodeTransport, TransportFigures>;
+  for (const t of NODE_TRANSPORTS) {
+    const runs = r.transports[t];
+    const bulk: TransportFigures['bulk'] = {};
+    for (const [size, b] of Object.entries(runs.bulk)) {
+      bulk[size] = {
+        toTabMbps: median(b.toTab.map((x) => x.mbps)),
+        toNodeMbps: median(b.toNode.map((x) => x.mbps)),
+        cpuSecondsPerMbToTab: median(b.toTab.map((x) => x.cpuSecondsPerMb)),
+        cpuSecondsPerMbToNode: median(b.toNode.map((x) => x.cpuSecondsPerMb)),
+      };
+    }
+    transports[t] = {
+      ...(runs.skipped ? { skipped: runs.skipped } : {}),
+      ...(runs.maxMessageSize ? { maxMessageSize: runs.maxMessageSize } : {}),
+      setupMsFirst: runs.setupMs[0] ?? null,
+      setupMsMedian: median(runs.setupMs),
+      rttP50Ms: median(runs.rtt.map((x) => x.p50)),
+      rttP90Ms: median(runs.rtt.map((x) => x.p90)),
+      rttP99Ms: median(runs.rtt.map((x) => x.p99)),
+      bulk,
+    };
+  }
+  const bulkMbps = Object.fromEntries(Object.entries(r.chromium.bulk).map(([size, xs]) => [size, median(xs)]));
+  const rtt = r.chromium.rtt;
+  return {
+    transports,
+    chromium: {
+      setupMsMedian: median(r.chromium.setupMs),
+      rttP50Ms: median(rtt.map((x) => x.p50)),
+      rttP90Ms: median(rtt.map((x) => x.p90)),
+      rttP99Ms: median(rtt.map((x) => x.p99)),
+      bulkMbps,
+    },
+  };
+}
+
+export function httpFigures(runs: Record<string, TargetRuns>): Record<string, HttpFigures> {
+  const out: Record<string, HttpFigures> = {};
+  for (const [key, r] of Object.entries(runs)) {
+    out[key] = {
+      label: r.label,
+      ...(r.skipped ? { skipped: r.skipped } : {}),
+      c1Rps: median(r.c1.map((x) => x.rps)),
+      c1P50Ms: median(r.c1.map((x) => x.p50Ms)),
+      c1P99Ms: median(r.c1.map((x) => x.p99Ms)),
+      c50Rps: median(r.c50.map((x) => x.rps)),
+      c50P50Ms: median(r.c50.map((x) => x.p50Ms)),
+      c50P99Ms: median(r.c50.map((x) => x.p99Ms)),
+      downloadMbps: median(r.downloadMbps),
+      uploadMbps: median(r.uploadMbps),
+      failures: [...r.c1, ...r.c50].reduce((n, x) => n + x.failures, 0),
+    };
+  }
+  return out;
+}
+
+/** Mean of the two directions, or the one present. */
+function bothWays(a: number | null | undefined, b: number | null | undefined): number | null {
+  const xs = [a, b].filter((x): x is number => typeof x === 'number');
+  return xs.length ? xs.reduce((s, x) => s + x, 0) / xs.length : null;
+}
+
+export function summarise(channel?: ChannelFigures, http?: Record<string, HttpFigures>, memory?: MemoryResult): { summary: Summary; targets: TargetCheck[] } {
+  const werift = channel?.transports.werift;
+  const ndc = channel?.transports['node-datachannel'];
+  const ws = channel?.transports.websocket;
+  const size = String(SUMMARY_MESSAGE_SIZE);
+  const stream = bothWays(werift?.bulk[size]?.toTabMbps, werift?.bulk[size]?.toNodeMbps);
+  const cpu = (t?: TransportFigures) => bothWays(t?.bulk[size]?.cpuSecondsPerMbToTab, t?.bulk[size]?.cpuSecondsPerMbToNode);
+  const e2e = (key: string) => http?.[key];
+  const summary: Summary = {
+    rttP50WebrtcOverWs: ratio(werift?.rttP50Ms, ws?.rttP50Ms),
+    streamWebrtcOverChromiumCeiling: ratio(stream, channel?.chromium.bulkMbps[size]),
+    cpuPerMbWeriftOverNodeDatachannel: ratio(cpu(werift), cpu(ndc)),
+    e2eRpsWebrtcOverWs: ratio(e2e('werift-1')?.c50Rps, e2e('ws-1')?.c50Rps),
+    e2eRpsWebrtcOverWorkerd: ratio(e2e('werift-1')?.c50Rps, e2e('workerd')?.c50Rps),
+    e2eP50OverheadMsVsNode: e2e('werift-1')?.c1P50Ms != null && e2e('node')?.c1P50Ms != null ? e2e('werift-1')!.c1P50Ms! - e2e('node')!.c1P50Ms! : null,
+    ingressRssGrowthMbPerGiB: memory?.growthMiBPerGiB ?? null,
+  };
+  for (const k of Object.keys(summary) as Array<keyof Summary>) summary[k] = round(summary[k], 3);
+  const targets = (Object.keys(GOALS) as Array<keyof Summary>).map((key) => {
+    const value = summary[key];
+    return { key, what: GOALS[key].what, value, goal: GOALS[key].goal, met: value === null ? null : GOALS[key].ok(value) };
+  });
+  return { summary, targets };
+}
+
+// ---- the terminal table ----
+
+const f = (v: number | null | undefined, digits = 1) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '-');
+
+/** Columns of figures are right-aligned, columns of words left-aligned. */
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const numeric = header.map((_, i) => i > 0 && rows.every((r) => /^(-?[\d.]+|-|)$/.test(r[i] ?? '')));
+  const line = (cells: string[]) => cells.map((c, i) => (numeric[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+export function renderChannelTable(c: ChannelFigures, reps: number): string {
+  const sizes = [...new Set(Object.values(c.transports).flatMap((t) => Object.keys(t.bulk)).concat(Object.keys(c.chromium.bulkMbps)))].sort((a, b) => Number(a) - Number(b));
+  const label: Record<NodeTransport, string> = { werift: 'werift', 'node-datachannel': 'node-datachannel', websocket: 'WebSocket' };
+  const header = ['channel (one tab)', 'setup ms', 'rtt p50', 'p90', 'p99', ...sizes.flatMap((s) => [`→tab ${Number(s) / 1024}K`, `←tab ${Number(s) / 1024}K`]), `CPU s/MB ${Number(SUMMARY_MESSAGE_SIZE) / 1024}K`];
+  const notes: string[] = [];
+  const rows = NODE_TRANSPORTS.map((t) => {
+    const x = c.transports[t];
+    if (x.skipped) {
+      notes.push(`${label[t]} skipped: ${x.skipped}`);
+      return [`${label[t]} (skipped)`, ...header.slice(1).map(() => '-')];
+    }
+    const cpu = bothWays(x.bulk[SUMMARY_MESSAGE_SIZE]?.cpuSecondsPerMbToTab, x.bulk[SUMMARY_MESSAGE_SIZE]?.cpuSecondsPerMbToNode);
+    return [label[t], f(x.setupMsMedian, 0), f(x.rttP50Ms, 3), f(x.rttP90Ms, 3), f(x.rttP99Ms, 3), ...sizes.flatMap((s) => [f(x.bulk[s]?.toTabMbps), f(x.bulk[s]?.toNodeMbps)]), f(cpu, 4)];
+  });
+  rows.push(['Chromium tab→tab', f(c.chromium.setupMsMedian, 0), f(c.chromium.rttP50Ms, 3), f(c.chromium.rttP90Ms, 3), f(c.chromium.rttP99Ms, 3), ...sizes.flatMap((s) => [f(c.chromium.bulkMbps[s]), '']), '']);
+  return `Channel level: medians of ${reps} repetitions; MB/s (10^6 bytes) each way; RTT of a ~100-byte frame in ms\n${table(header, rows)}${notes.map((n) => `\n${n}`).join('')}`;
+}
+
+export function renderHttpTable(h: Record<string, HttpFigures>, reps: number): string {
+  const node = h.node;
+  const workerd = h.workerd;
+  const header = ['end to end HTTP', 'c1 req/s', 'c1 p50', 'c1 p99', 'c50 req/s', 'c50 p50', 'c50 p99', 'down MB/s', 'up MB/s', 'rps/node', 'rps/workerd', 'p50-node ms'];
+  const notes: string[] = [];
+  const rows = Object.values(h).map((x) => {
+    if (x.skipped) {
+      notes.push(`${x.label} skipped: ${x.skipped}`);
+      return [`${x.label} (skipped)`, ...header.slice(1).map(() => '-')];
+    }
+    return [
+      x.label + (x.failures ? ` (${x.failures} failed)` : ''),
+      f(x.c1Rps, 0),
+      f(x.c1P50Ms, 3),
+      f(x.c1P99Ms, 2),
+      f(x.c50Rps, 0),
+      f(x.c50P50Ms, 2),
+      f(x.c50P99Ms, 2),
+      f(x.downloadMbps),
+      f(x.uploadMbps),
+      f(ratio(x.c50Rps, node?.c50Rps), 2),
+      f(ratio(x.c50Rps, workerd?.c50Rps), 2),
+      x.c1P50Ms != null && node?.c1P50Ms != null ? f(x.c1P50Ms - node.c1P50Ms, 3) : '-',
+    ];
+  });
+  return `End to end: medians of ${reps} repetitions; latencies in ms; ratios of c50 req/s\n${table(header, rows)}${notes.map((n) => `\n${n}`).join('')}`;
+}
+
+export function renderTargets(targets: TargetCheck[], memory?: MemoryResult): string {
+  const rows = targets.map((t) => [t.key, t.what, f(t.value, 3), t.goal, t.met === null ? 'not measured' : t.met ? 'MET' : 'NOT MET']);
+  const note = memory?.scaledFromBytes ? `\n(ingress RSS growth measured over ${(memory.bytes / 1024 ** 2).toFixed(0)} MiB and scaled linearly to 1 GiB)` : '';
+  return `Summary against the targets of issue 3\n${table(['summary key', 'what', 'value', 'target', ''], rows)}${note}`;
+}

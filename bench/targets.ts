@@ -1,0 +1,56 @@
+/**
+ * The end-to-end targets, each a server in its own process: the plain Node floor, workerd, and
+ * dcdn over werift, node-datachannel and WebSocket with 1 and 2 host tabs.
+ */
+import { spawnScript, stopChild, type Child } from './children.ts';
+import { startWorkerd } from './servers/workerd.ts';
+
+export interface TargetSpec {
+  key: string;
+  label: string;
+  kind: 'node' | 'workerd' | 'dcdn';
+  transport?: 'webrtc' | 'websocket';
+  rtc?: 'werift' | 'node-datachannel';
+  hosts?: number;
+}
+
+export const TARGETS: readonly TargetSpec[] = [
+  { key: 'node', label: 'Node http (floor)', kind: 'node' },
+  { key: 'workerd', label: 'workerd', kind: 'workerd' },
+  ...[1, 2].flatMap((hosts) => [
+    { key: `werift-${hosts}`, label: `dcdn werift, ${hosts} tab${hosts > 1 ? 's' : ''}`, kind: 'dcdn', transport: 'webrtc', rtc: 'werift', hosts } as const,
+    { key: `ndc-${hosts}`, label: `dcdn node-datachannel, ${hosts} tab${hosts > 1 ? 's' : ''}`, kind: 'dcdn', transport: 'webrtc', rtc: 'node-datachannel', hosts } as const,
+    { key: `ws-${hosts}`, label: `dcdn WebSocket, ${hosts} tab${hosts > 1 ? 's' : ''}`, kind: 'dcdn', transport: 'websocket', hosts } as const,
+  ]),
+];
+
+export type Target = { spec: TargetSpec } & ({ skipped: string } | { url: string; pid: number; child: Child; stop(): Promise<void> });
+
+/** Starts one target; a backend that cannot run here comes back as `skipped`, not as an error. */
+export async function startTarget(spec: TargetSpec, options: { cpuProfDir?: string } = {}): Promise<Target> {
+  if (spec.kind === 'workerd') {
+    const w = await startWorkerd();
+    return { spec, url: w.url, pid: w.child.proc.pid!, child: w.child, stop: () => stopChild(w.child).then(w.cleanup) };
+  }
+  const nodeArgs = options.cpuProfDir && spec.kind === 'dcdn' ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`, `--cpu-prof-name=ingress-${spec.key}-${Date.now()}.cpuprofile`] : [];
+  const child =
+    spec.kind === 'node'
+      ? spawnScript(spec.key, './servers/node-http.ts', ['--exit-with-parent'])
+      : spawnScript(spec.key, './servers/dcdn.ts', ['--hosts', String(spec.hosts), '--transport', spec.transport!, '--rtc', spec.rtc ?? 'werift', '--exit-with-parent'], { nodeArgs, readyTimeoutMs: 90_000 });
+  let ready: Record<string, unknown>;
+  try {
+    ready = await child.ready;
+  } catch (err) {
+    await stopChild(child);
+    throw err;
+  }
+  if (typeof ready.skipped === 'string') {
+    await stopChild(child);
+    return { spec, skipped: ready.skipped };
+  }
+  if (typeof ready.error === 'string') {
+    await stopChild(child);
+    throw new Error(`${spec.label}: ${ready.error}`);
+  }
+  return { spec, url: String(ready.url), pid: Number(ready.pid), child, stop: () => stopChild(child) };
+}

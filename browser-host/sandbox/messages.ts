@@ -1,0 +1,151 @@
+/**
+ * The messages between the host page and an app's sandbox worker, and the checks the host runs
+ * on everything that comes back.
+ *
+ * The worker runs the app's code in its own global, so anything it posts may have been forged by
+ * that code (it can patch `MessagePort.prototype.postMessage` and find the port). The host
+ * therefore treats every message from a sandbox as untrusted input: shapes are checked here, and
+ * request ids are only looked up in the table of the port the message arrived on (sandbox.ts), so
+ * the worst a sandbox can do is answer its own requests badly.
+ *
+ * Bodies travel as transferred `ReadableStream`s (https://streams.spec.whatwg.org/#rs-transfer):
+ * each one is a cross-realm pipe with its own internal port and a queue of one chunk, so a body
+ * streams with backpressure and never sits whole in either realm.
+ */
+import { LIMITS } from '../../protocol/frames.ts';
+
+/** The codes a worker may report for one of its requests. Anything else is a protocol violation. */
+export const WORKER_FAILURE_CODES = ['HOST_HANDLER_ERROR', 'HOST_BAD_HANDLER_RESPONSE'] as const;
+export type WorkerFailureCode = (typeof WORKER_FAILURE_CODES)[number];
+
+/** Posted by the frame bootstrap to the worker, with the sandbox's port, once. */
+export interface InitMessage {
+  t: 'init';
+  appName: string;
+  version: number;
+  /** The app's bundled ES module. */
+  code: string;
+  env: Record<string, unknown>;
+}
+
+// Host → worker, over the sandbox's port.
+
+/** One request. `body` is transferred; null for GET/HEAD and bodiless requests. */
+export interface RequestMessage {
+  t: 'request';
+  id: number;
+  method: string;
+  url: string;
+  headers: Array<[string, string]>;
+  body: ReadableStream<Uint8Array> | null;
+}
+
+/** The host gave up on a request (caller aborted, time limit): abort its `request.signal`. */
+export interface CancelMessage {
+  t: 'cancel';
+  id: number;
+  reason: string;
+}
+
+/** Liveness probe; a worker whose event loop is free answers at once. */
+export interface PingMessage {
+  t: 'ping';
+  n: number;
+}
+
+export type HostMessage = RequestMessage | CancelMessage | PingMessage;
+
+// Worker → host, over the sandbox's port.
+
+export interface ReadyMessage {
+  t: 'ready';
+}
+
+/** The app module did not load (threw, or has no default export with `fetch`). */
+export interface LoadFailedMessage {
+  t: 'load-failed';
+  message: string;
+}
+
+export interface PongMessage {
+  t: 'pong';
+  n: number;
+}
+
+/** The response head; `body` is the transferred response body, null when there is none. */
+export interface HeadMessage {
+  t: 'head';
+  id: number;
+  status: number;
+  headers: Array<[string, string]>;
+  body: ReadableStream<unknown> | null;
+}
+
+/** The handler failed before producing a head. */
+export interface FailMessage {
+  t: 'fail';
+  id: number;
+  code: WorkerFailureCode;
+  message: string;
+}
+
+/** The worker is done with a request, `ctx.waitUntil()` work included. */
+export interface SettledMessage {
+  t: 'settled';
+  id: number;
+}
+
+export type WorkerMessage = ReadyMessage | LoadFailedMessage | PongMessage | HeadMessage | FailMessage | SettledMessage;
+
+/**
+ * Checks a message from a sandbox and returns it typed, or a reason it was refused. Only the
+ * shape is checked here; whether the id is one of this port's requests is the caller's business.
+ */
+export function parseWorkerMessage(data: unknown): WorkerMessage | string {
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) return 'not an object';
+  const m = data as Record<string, unknown>;
+  switch (m['t']) {
+    case 'ready':
+      return { t: 'ready' };
+    case 'load-failed':
+      return { t: 'load-failed', message: clip(m['message']) };
+    case 'pong':
+      return isCount(m['n']) ? { t: 'pong', n: m['n'] } : 'pong without a counter';
+    case 'settled':
+      return isCount(m['id']) ? { t: 'settled', id: m['id'] } : 'settled without an id';
+    case 'fail': {
+      const code = m['code'];
+      if (!isCount(m['id'])) return 'fail without an id';
+      if (!WORKER_FAILURE_CODES.includes(code as WorkerFailureCode)) return `fail with an unknown code`;
+      return { t: 'fail', id: m['id'], code: code as WorkerFailureCode, message: clip(m['message']) };
+    }
+    case 'head': {
+      const { id, status, headers, body } = m;
+      if (!isCount(id)) return 'head without an id';
+      if (typeof status !== 'number' || !Number.isInteger(status) || status < 200 || status > 599) return `head with status ${String(status)}`;
+      if (!isHeaderList(headers)) return 'head with malformed headers';
+      if (body !== null && !(body instanceof ReadableStream)) return 'head with a body that is not a ReadableStream';
+      return { t: 'head', id, status, headers, body };
+    }
+    default:
+      return `unknown message type ${JSON.stringify(String(m['t'])).slice(0, 40)}`;
+  }
+}
+
+function isCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+function isHeaderList(v: unknown): v is Array<[string, string]> {
+  // The wire's limits (protocol/frames.ts): a head that could not be sent on is refused here.
+  if (!Array.isArray(v) || v.length > LIMITS.headerCount) return false;
+  return v.every(
+    (h) =>
+      Array.isArray(h) && h.length === 2 && typeof h[0] === 'string' && typeof h[1] === 'string' && h[0].length <= LIMITS.headerLength && h[1].length <= LIMITS.headerLength,
+  );
+}
+
+function clip(v: unknown): string {
+  const s = typeof v === 'string' ? v : 'no message';
+  return s.length > LIMITS.messageLength ? `${s.slice(0, LIMITS.messageLength - 1)}…` : s;
+}

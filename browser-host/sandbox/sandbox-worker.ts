@@ -1,0 +1,134 @@
+/**
+ * One life of an app's sandbox: a frame, its worker, and the two ports to them. A sandbox that is
+ * recycled throws its `SandboxWorker` away and starts another; the ids of requests sent to one
+ * are only ever looked up for messages from that one's port.
+ */
+import { SandboxError } from './errors.ts';
+import { openFrame, type SandboxFrame } from './frame.ts';
+import { parseWorkerMessage, type FailMessage, type HeadMessage, type HostMessage, type InitMessage, type SettledMessage } from './messages.ts';
+
+/** The messages about requests; the rest are handled here. */
+export type RequestReply = HeadMessage | FailMessage | SettledMessage;
+
+export interface SandboxWorkerOptions {
+  runtime: string;
+  init: InitMessage;
+  name: string;
+  /** How long the module may take to load. */
+  startMs: number;
+  container?: Node;
+  onreply(worker: SandboxWorker, message: RequestReply): void;
+  /** A message that is not one the runtime would send: the app is tampering with its port. */
+  onviolation(worker: SandboxWorker, reason: string): void;
+  /** An uncaught error in the worker after it started (the app's own bug; logged only). */
+  onworkererror(worker: SandboxWorker, message: string): void;
+}
+
+export class SandboxWorker {
+  /** When the worker last answered a ping (`performance.now()`). */
+  lastWorkerPong: number;
+  /** When the frame's bootstrap last answered a ping; silence here means the process is gone. */
+  lastFramePong: number;
+  readonly #frame: SandboxFrame;
+  readonly #options: SandboxWorkerOptions;
+  /** Nonces of the last few pings. */
+  readonly #nonces: number[] = [];
+  #ready = false;
+  #disposed = false;
+
+  private constructor(options: SandboxWorkerOptions) {
+    this.#options = options;
+    this.#frame = openFrame({ runtime: options.runtime, init: options.init, name: options.name, ...(options.container ? { container: options.container } : {}) });
+    this.lastWorkerPong = this.lastFramePong = performance.now();
+  }
+
+  /**
+   * Opens a frame, starts the worker and resolves once the app's module has loaded.
+   *
+   * @throws {SandboxError} `HOST_APP_LOAD_FAILED` when the module throws, has no `fetch`, or
+   *   does not load within `startMs`; the frame is removed.
+   */
+  static start(options: SandboxWorkerOptions): Promise<SandboxWorker> {
+    const worker = new SandboxWorker(options);
+    return worker.#whenReady();
+  }
+
+  post(message: HostMessage, transfer: Transferable[] = []): void {
+    if (!this.#disposed) this.#frame.port.postMessage(message, transfer);
+  }
+
+  /**
+   * Asks both the worker and the frame to answer; see `lastWorkerPong` and `lastFramePong`.
+   *
+   * Each ping carries a random nonce and only a pong echoing a recent one counts: a worker stuck
+   * in a loop cannot receive pings, so an app cannot fake liveness from inside its loop by posting
+   * pongs on its port.
+   */
+  ping(): void {
+    if (this.#disposed) return;
+    const n = crypto.getRandomValues(new Uint32Array(1))[0]!;
+    this.#nonces.push(n);
+    if (this.#nonces.length > 4) this.#nonces.shift();
+    this.#frame.port.postMessage({ t: 'ping', n } satisfies HostMessage);
+    this.#frame.control.postMessage({ t: 'ping', n });
+  }
+
+  /** Removes the frame; the worker ends with it, in whatever loop it is. */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#frame.dispose();
+  }
+
+  #whenReady(): Promise<SandboxWorker> {
+    const { port, control } = this.#frame;
+    return new Promise<SandboxWorker>((resolve, reject) => {
+      const fail = (why: string) => {
+        clearTimeout(timer);
+        this.dispose();
+        reject(new SandboxError('HOST_APP_LOAD_FAILED', `${this.#options.name}: ${why}`));
+      };
+      const timer = setTimeout(() => fail(`the module did not load within ${this.#options.startMs} ms`), this.#options.startMs);
+      port.onmessage = (event) => {
+        const message = parseWorkerMessage(event.data);
+        if (typeof message === 'string') return fail(`unexpected message while loading: ${message}`);
+        if (message.t === 'pong') return;
+        if (message.t === 'load-failed') return fail(message.message);
+        if (message.t !== 'ready') return fail(`unexpected ${message.t} message while loading`);
+        clearTimeout(timer);
+        this.#ready = true;
+        this.lastWorkerPong = this.lastFramePong = performance.now();
+        port.onmessage = (e) => this.#onPortMessage(e.data);
+        resolve(this);
+      };
+      control.onmessage = (event) => {
+        const data = event.data as { t?: unknown; n?: unknown; message?: unknown } | null;
+        if (data?.t === 'pong' && this.#nonces.includes(data.n as number)) this.lastFramePong = performance.now();
+        else if (data?.t === 'worker-error') {
+          const text = typeof data.message === 'string' ? data.message.slice(0, 500) : 'unknown error';
+          // Before `ready` the runtime itself failed to start; after, it is the app's uncaught error.
+          if (this.#disposed) return;
+          if (this.#ready) this.#options.onworkererror(this, text);
+          else fail(`the worker failed: ${text}`);
+        }
+      };
+    });
+  }
+
+  #onPortMessage(data: unknown): void {
+    if (this.#disposed) return;
+    const message = parseWorkerMessage(data);
+    if (typeof message === 'string') return this.#options.onviolation(this, message);
+    switch (message.t) {
+      case 'pong':
+        if (this.#nonces.includes(message.n)) this.lastWorkerPong = performance.now();
+        return;
+      case 'head':
+      case 'fail':
+      case 'settled':
+        return this.#options.onreply(this, message);
+      default:
+        return this.#options.onviolation(this, `unexpected ${message.t} message`);
+    }
+  }
+}

@@ -1,0 +1,464 @@
+/**
+ * Per-app sandboxes in the host tab: each app runs in a dedicated module worker inside its own
+ * opaque-origin iframe (frame.ts), and talks to the page only over one MessagePort.
+ *
+ * Limits. A JavaScript loop cannot be interrupted from outside, only ended with its worker, so:
+ * - a request without a response head after `wallMs` fails with HOST_HANDLER_TIMEOUT and is
+ *   cancelled; if the worker then does not answer a ping, or the handler is still running
+ *   `wallMs` later, the worker is recycled (frame removed, a fresh one started) and its other
+ *   requests fail with HOST_SANDBOX_RECYCLED;
+ * - a heartbeat pings the worker and its frame every `tick`; a worker silent for longer than
+ *   `cpuMs` is recycled (HOST_HANDLER_CPU_LIMIT for each request in it: which one looped cannot
+ *   be told), and a frame that stops answering means its process died (out of memory, killed):
+ *   HOST_SANDBOX_CRASHED.
+ * Other apps are other workers in other frames (other processes, with the right launcher flag)
+ * and are not touched.
+ */
+import RUNTIME from 'dcdn:sandbox-runtime';
+import { SandboxError } from './errors.ts';
+import { ResponseBodyGuard, type BodyEnd } from './response-body.ts';
+import { SandboxWorker, type RequestReply } from './sandbox-worker.ts';
+
+export interface SandboxLimits {
+  /** Longest time from `fetch()` to the response head. Default 30 000 ms. */
+  wallMs: number;
+  /**
+   * Longest time the worker may run JavaScript without returning to its event loop (measured
+   * with pings, to within a heartbeat tick). Default: `wallMs` plus two ticks.
+   */
+  cpuMs?: number;
+  /** Requests beyond this many in flight fail at once with HOST_OVERLOADED. Default no limit. */
+  maxInFlight?: number;
+  /** Longest time a fresh worker may take to load the module. Default 10 000 ms. */
+  startMs?: number;
+}
+
+export interface SandboxOptions {
+  appName: string;
+  version: number;
+  /** The app's bundled ES module (`export default { fetch }`). */
+  code: string;
+  /** The handler's `env`; must be structured-cloneable. */
+  env?: Record<string, unknown>;
+  limits?: Partial<SandboxLimits>;
+  /** Receives one line per notable event (recycles, tampering, uncaught app errors). */
+  log?: (line: string) => void;
+  /** Where the iframes go; default `document.body`. */
+  container?: Node;
+}
+
+export interface SandboxStats {
+  /** Requests accepted by `fetch()`, over the sandbox's life. */
+  requests: number;
+  /** Requests whose response (or its `waitUntil` work) is not finished yet. */
+  inFlight: number;
+  /** Requests that failed (caller aborts excluded). */
+  errors: number;
+  /** Times the worker was thrown away and started afresh. */
+  recycled: number;
+}
+
+export interface SandboxFetchOptions {
+  /** Aborting fails a pending head with the signal's reason and errors a streaming body. */
+  signal?: AbortSignal;
+}
+
+interface Entry {
+  readonly id: number;
+  /** Set once the request was posted; only replies from this worker's port may touch it. */
+  worker: SandboxWorker | null;
+  /** 'head' until the promise settles, 'body' while a response body streams, then 'over'. */
+  phase: 'head' | 'body' | 'over';
+  /** The worker is done with it (`ctx.waitUntil` included), or will never say so. */
+  settled: boolean;
+  /** Failed at its wall-time limit; the worker was told to cancel it. */
+  timedOut: boolean;
+  resolve(response: Response): void;
+  reject(error: unknown): void;
+  body: ResponseBodyGuard | null;
+  wallTimer: ReturnType<typeof setTimeout> | undefined;
+  settleTimer: ReturnType<typeof setTimeout> | undefined;
+  unlisten(): void;
+}
+
+type RecycleCause = 'timeout' | 'blocked' | 'crashed';
+/** Malformed messages after which a worker is recycled rather than heard further. */
+const MAX_VIOLATIONS = 1000;
+const RECYCLE_CODES = { timeout: 'HOST_SANDBOX_RECYCLED', blocked: 'HOST_HANDLER_CPU_LIMIT', crashed: 'HOST_SANDBOX_CRASHED' } as const;
+
+/**
+ * Starts a sandbox for one version of an app; resolves once its module has loaded.
+ *
+ * @throws {SandboxError} `HOST_APP_LOAD_FAILED`
+ * @example
+ * ```ts
+ * const sandbox = await createSandbox({ appName: 'hello', version: 3, code, env: { FOO: 'bar' }, limits: { wallMs: 30_000 } });
+ * const response = await sandbox.fetch(request, { signal });
+ * await sandbox.drain(); // version 4 takes new requests meanwhile
+ * await sandbox.close();
+ * ```
+ */
+export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
+  const sandbox = new Sandbox(options);
+  await sandbox.start();
+  return sandbox;
+}
+
+/** One app version's sandbox; an `AppRuntime` (app-runtime.ts) for the registry. */
+export class Sandbox {
+  readonly appName: string;
+  readonly version: number;
+  readonly stats: SandboxStats = { requests: 0, inFlight: 0, errors: 0, recycled: 0 };
+  readonly #options: SandboxOptions;
+  readonly #limits: Required<Omit<SandboxLimits, 'maxInFlight'>> & { maxInFlight: number };
+  /** Heartbeat period; a quarter of the tightest limit, within [50, 1000] ms. */
+  readonly #tickMs: number;
+  readonly #log: (line: string) => void;
+  #state: 'running' | 'draining' | 'closed' = 'running';
+  #worker: SandboxWorker | null = null;
+  #starting: Promise<SandboxWorker> | null = null;
+  #generation = 0;
+  #nextId = 1;
+  readonly #pending = new Map<number, Entry>();
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
+  #probing = false;
+  /** Settles when a pending probe has given its verdict. */
+  #hold: Promise<void> | null = null;
+  /** Malformed messages from the current worker. */
+  #violations = 0;
+  /** Uncaught errors of the current worker, for the log. */
+  #workerErrors = 0;
+  #drainWaiters: Array<() => void> = [];
+
+  /** Use {@link createSandbox}. */
+  constructor(options: SandboxOptions) {
+    this.appName = options.appName;
+    this.version = options.version;
+    this.#options = options;
+    const wallMs = options.limits?.wallMs ?? 30_000;
+    this.#tickMs = Math.min(1000, Math.max(50, Math.min(wallMs, options.limits?.cpuMs ?? Infinity) / 4));
+    this.#limits = {
+      wallMs,
+      cpuMs: options.limits?.cpuMs ?? wallMs + 2 * this.#tickMs,
+      maxInFlight: options.limits?.maxInFlight ?? Infinity,
+      startMs: options.limits?.startMs ?? 10_000,
+    };
+    this.#log = options.log ?? (() => {});
+  }
+
+  /** `appName`, under the name `AppRuntime` uses. */
+  get app(): string {
+    return this.appName;
+  }
+
+  get #label(): string {
+    return `${this.appName}@${this.version}`;
+  }
+
+  /** Loads the module in a first worker. Called once, by {@link createSandbox}. */
+  async start(): Promise<void> {
+    await this.#ensureWorker();
+  }
+
+  /**
+   * Runs `request` through the app's handler. The request body (a stream) and the response body
+   * are streamed across, one chunk in flight each way.
+   *
+   * @throws {SandboxError} with `code` HOST_HANDLER_ERROR, HOST_BAD_HANDLER_RESPONSE,
+   *   HOST_HANDLER_TIMEOUT, HOST_HANDLER_CPU_LIMIT, HOST_SANDBOX_RECYCLED, HOST_SANDBOX_CRASHED,
+   *   HOST_APP_LOAD_FAILED, HOST_SANDBOX_CLOSED or HOST_OVERLOADED; the same errors a response
+   *   body can fail with once the head has been returned.
+   */
+  fetch(request: Request, options: SandboxFetchOptions = {}): Promise<Response> {
+    if (this.#state !== 'running') return Promise.reject(new SandboxError('HOST_SANDBOX_CLOSED', `${this.#label} is ${this.#state}`));
+    const signal = options.signal ? AbortSignal.any([request.signal, options.signal]) : request.signal;
+    if (signal.aborted) return Promise.reject(signal.reason);
+    this.stats.requests++;
+    if (this.#pending.size >= this.#limits.maxInFlight) {
+      this.stats.errors++;
+      return Promise.reject(new SandboxError('HOST_OVERLOADED', `${this.#label} has ${this.#pending.size} requests in flight`));
+    }
+    return new Promise<Response>((resolve, reject) => {
+      const entry: Entry = {
+        id: this.#nextId++,
+        worker: null,
+        phase: 'head',
+        settled: false,
+        timedOut: false,
+        resolve,
+        reject,
+        body: null,
+        wallTimer: undefined,
+        settleTimer: undefined,
+        unlisten: () => {},
+      };
+      entry.wallTimer = setTimeout(() => this.#onWallTimeout(entry), this.#limits.wallMs);
+      const onAbort = () => this.#onAbort(entry, signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+      entry.unlisten = () => signal.removeEventListener('abort', onAbort);
+      this.#pending.set(entry.id, entry);
+      this.stats.inFlight = this.#pending.size;
+      void this.#dispatch(entry, request);
+    });
+  }
+
+  /**
+   * Takes no more requests (new ones fail with HOST_SANDBOX_CLOSED) and resolves once those in
+   * flight have finished, bodies and `waitUntil` work included (the latter bounded by `wallMs`).
+   * The worker keeps running until {@link close}.
+   */
+  drain(): Promise<void> {
+    if (this.#state === 'running') this.#state = 'draining';
+    if (this.#pending.size === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  /** Ends the worker now; requests in flight fail with HOST_SANDBOX_CLOSED. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    const error = new SandboxError('HOST_SANDBOX_CLOSED', `${this.#label} was closed`);
+    for (const entry of [...this.#pending.values()]) {
+      entry.settled = true;
+      this.#fail(entry, error);
+    }
+    this.#stopWorker();
+    for (const finish of this.#drainWaiters.splice(0)) finish();
+  }
+
+  async #dispatch(entry: Entry, request: Request): Promise<void> {
+    let worker: SandboxWorker;
+    try {
+      // While the worker is suspected of hanging, new requests wait for the verdict rather than
+      // join it in a worker about to be recycled.
+      while (this.#hold) await this.#hold;
+      worker = await this.#ensureWorker();
+    } catch (err) {
+      entry.settled = true;
+      return this.#fail(entry, err);
+    }
+    if (entry.phase !== 'head') return; // timed out, aborted or closed while the worker started
+    entry.worker = worker;
+    const hasBody = request.body !== null && request.method !== 'GET' && request.method !== 'HEAD';
+    const body = hasBody ? request.body : null;
+    try {
+      worker.post({ t: 'request', id: entry.id, method: request.method, url: request.url, headers: [...request.headers], body }, body ? [body] : []);
+    } catch (err) {
+      // A locked or used request body cannot be transferred: the caller's mistake, not the app's.
+      entry.settled = true;
+      this.#fail(entry, err, false);
+    }
+  }
+
+  #ensureWorker(): Promise<SandboxWorker> {
+    if (this.#worker) return Promise.resolve(this.#worker);
+    this.#starting ??= this.#spawn().finally(() => (this.#starting = null));
+    return this.#starting;
+  }
+
+  async #spawn(): Promise<SandboxWorker> {
+    const generation = ++this.#generation;
+    const name = `${this.#label}#${generation}`;
+    const worker = await SandboxWorker.start({
+      runtime: RUNTIME,
+      init: { t: 'init', appName: this.appName, version: this.version, code: this.#options.code, env: this.#options.env ?? {} },
+      name,
+      startMs: this.#limits.startMs,
+      ...(this.#options.container ? { container: this.#options.container } : {}),
+      onreply: (w, message) => this.#onReply(w, message),
+      onviolation: (w, reason) => this.#onViolation(w, name, reason),
+      onworkererror: (w, message) => {
+        // The app's own bugs, logged; a flood of them must not flood the page's log.
+        if (w === this.#worker && ++this.#workerErrors <= 10) this.#log(`${name} uncaught error: ${message}${this.#workerErrors === 10 ? ' (further ones not logged)' : ''}`);
+      },
+    }).catch((err: unknown) => {
+      this.#log(`${name} failed to start: ${(err as Error).message}`);
+      throw err;
+    });
+    if (this.#state === 'closed') {
+      worker.dispose();
+      throw new SandboxError('HOST_SANDBOX_CLOSED', `${this.#label} was closed`);
+    }
+    this.#worker = worker;
+    this.#heartbeat = setInterval(() => this.#beat(), this.#tickMs);
+    return worker;
+  }
+
+  /**
+   * A message the runtime would never send: the app is tampering with its port. It can only
+   * garble its own requests, so it is ignored; but a flood costs the page's main thread, so a
+   * worker that keeps at it is recycled.
+   */
+  #onViolation(worker: SandboxWorker, name: string, reason: string): void {
+    if (worker !== this.#worker) return;
+    this.#violations++;
+    if (this.#violations <= 3) this.#log(`${name} sent a bad message (${reason}); ignored`);
+    if (this.#violations >= MAX_VIOLATIONS) this.#recycle(worker, 'timeout', `its worker sent ${this.#violations} malformed messages`);
+  }
+
+  #stopWorker(): void {
+    clearInterval(this.#heartbeat);
+    this.#heartbeat = undefined;
+    this.#probing = false;
+    this.#worker?.dispose();
+    this.#worker = null;
+    this.#violations = 0;
+    this.#workerErrors = 0;
+  }
+
+  #onReply(worker: SandboxWorker, message: RequestReply): void {
+    const entry = this.#pending.get(message.id);
+    // Ids are per sandbox and looked up only for the worker they were sent to: a message naming
+    // any other request (another life of this app; other apps have other tables) is ignored.
+    if (!entry || entry.worker !== worker) {
+      if (message.t === 'head') void message.body?.cancel().catch(() => {});
+      return;
+    }
+    if (message.t === 'settled') {
+      entry.settled = true;
+      return this.#maybeDone(entry);
+    }
+    if (entry.phase !== 'head') {
+      if (message.t === 'head') void message.body?.cancel().catch(() => {});
+      return;
+    }
+    if (message.t === 'fail') return this.#fail(entry, new SandboxError(message.code, message.message));
+    this.#respond(entry, message.status, message.headers, message.body);
+  }
+
+  #respond(entry: Entry, status: number, headerList: Array<[string, string]>, source: ReadableStream<unknown> | null): void {
+    let response: Response;
+    try {
+      // An unguarded Headers keeps Set-Cookie, as web-compat.ts does for requests.
+      const headers = new Headers();
+      for (const [name, value] of headerList) headers.append(name, value);
+      entry.body = source ? new ResponseBodyGuard(source, (end) => this.#onBodyEnd(entry, end)) : null;
+      response = new Response(entry.body?.stream ?? null, { status, headers });
+      Object.defineProperty(response, 'headers', { value: headers, enumerable: true });
+    } catch (err) {
+      if (entry.body) entry.body.fail(err);
+      else void source?.cancel().catch(() => {});
+      entry.body = null;
+      entry.worker?.post({ t: 'cancel', id: entry.id, reason: 'invalid response head' });
+      return this.#fail(entry, new SandboxError('HOST_BAD_HANDLER_RESPONSE', `invalid response head: ${(err as Error).message}`));
+    }
+    clearTimeout(entry.wallTimer);
+    entry.phase = entry.body ? 'body' : 'over';
+    entry.resolve(response);
+    this.#maybeDone(entry);
+  }
+
+  #onBodyEnd(entry: Entry, end: BodyEnd): void {
+    if (entry.phase !== 'body') return;
+    entry.phase = 'over';
+    if (end.kind === 'error') this.stats.errors++;
+    if (end.kind !== 'done') entry.worker?.post({ t: 'cancel', id: entry.id, reason: end.kind === 'error' ? end.error.message : 'response body cancelled' });
+    this.#maybeDone(entry);
+  }
+
+  #onAbort(entry: Entry, reason: unknown): void {
+    if (entry.phase === 'over') return;
+    entry.worker?.post({ t: 'cancel', id: entry.id, reason: String((reason as Error | undefined)?.message ?? reason) });
+    this.#fail(entry, reason, false);
+  }
+
+  #onWallTimeout(entry: Entry): void {
+    if (entry.phase !== 'head') return;
+    const worker = entry.worker;
+    entry.timedOut = true;
+    worker?.post({ t: 'cancel', id: entry.id, reason: 'wall-time limit' });
+    this.#fail(entry, new SandboxError('HOST_HANDLER_TIMEOUT', `${this.#label} sent no response head within ${this.#limits.wallMs} ms`));
+    // A handler awaiting something slow is cancelled and that is all; one stuck in a loop holds
+    // the worker, which only ending it can free.
+    if (worker && worker === this.#worker) {
+      const why = `a request got no response head within ${this.#limits.wallMs} ms and the worker does not answer`;
+      this.#probe(worker, (alive) => alive.worker || this.#recycle(worker, alive.frame ? 'timeout' : 'crashed', why));
+    }
+  }
+
+  /** Pings and reports, a grace period later, who answered; new requests wait meanwhile. */
+  #probe(worker: SandboxWorker, then: (alive: { worker: boolean; frame: boolean }) => void): void {
+    const asked = performance.now();
+    worker.ping();
+    const verdict = new Promise<void>((resolve) => {
+      // The grace also lets pongs queued behind a stalled page be read before judging.
+      setTimeout(() => {
+        if (worker === this.#worker) then({ worker: worker.lastWorkerPong >= asked, frame: worker.lastFramePong >= asked });
+        resolve();
+      }, Math.max(250, this.#tickMs));
+    });
+    this.#hold = verdict;
+    void verdict.then(() => {
+      if (this.#hold === verdict) this.#hold = null;
+    });
+  }
+
+  #beat(): void {
+    const worker = this.#worker;
+    if (!worker) return;
+    const now = performance.now();
+    const frameSilent = now - worker.lastFramePong;
+    const workerSilent = now - worker.lastWorkerPong;
+    const suspect = frameSilent > Math.max(2 * this.#tickMs, 1000) || workerSilent > this.#limits.cpuMs;
+    if (!suspect || this.#probing) return worker.ping();
+    // Timers of a busy or hidden page fire late, ahead of pongs already queued: confirm first.
+    this.#probing = true;
+    this.#probe(worker, (alive) => {
+      this.#probing = false;
+      if (alive.worker) return;
+      if (!alive.frame) return this.#recycle(worker, 'crashed', `the sandbox process stopped answering (silent ${Math.round(performance.now() - worker.lastFramePong)} ms)`);
+      const blocked = performance.now() - worker.lastWorkerPong;
+      if (blocked > this.#limits.cpuMs) this.#recycle(worker, 'blocked', `the worker ran ${Math.round(blocked)} ms without yielding (limit ${this.#limits.cpuMs} ms)`);
+    });
+  }
+
+  #recycle(worker: SandboxWorker, cause: RecycleCause, why: string): void {
+    if (worker !== this.#worker) return;
+    this.stats.recycled++;
+    this.#log(`recycling ${this.#label}: ${why}`);
+    this.#stopWorker();
+    const code = RECYCLE_CODES[cause];
+    for (const entry of [...this.#pending.values()]) {
+      if (entry.worker !== worker) continue;
+      entry.settled = true;
+      if (entry.phase === 'over') this.#remove(entry);
+      else this.#fail(entry, new SandboxError(code, `${this.#label}: ${why}`));
+    }
+    // New requests get a fresh worker; start it now rather than on the next request.
+    if (this.#state === 'running') void this.#ensureWorker().catch(() => {});
+  }
+
+  /** Delivers a failure: rejects a pending head or errors a streaming body. */
+  #fail(entry: Entry, error: unknown, countAsError = true): void {
+    if (entry.phase === 'over') return this.#maybeDone(entry);
+    clearTimeout(entry.wallTimer);
+    if (entry.phase === 'head') entry.reject(error);
+    else entry.body?.fail(error);
+    entry.phase = 'over';
+    if (countAsError) this.stats.errors++;
+    this.#maybeDone(entry);
+  }
+
+  /** Forgets a request once its outcome is delivered and the worker is done with it. */
+  #maybeDone(entry: Entry): void {
+    if (entry.phase !== 'over') return;
+    const worker = entry.worker;
+    if (entry.settled || !worker || worker !== this.#worker) return this.#remove(entry);
+    // `waitUntil` work gets as long as a handler would; a drain does not wait for it longer. A
+    // handler that timed out and is still running then ignores its cancellation, maybe looping
+    // with awaits in between (which pings do not see): only ending the worker stops it.
+    entry.settleTimer ??= setTimeout(() => {
+      this.#remove(entry);
+      if (entry.timedOut) this.#recycle(worker, 'timeout', `a request that timed out was still running ${this.#limits.wallMs} ms later`);
+    }, this.#limits.wallMs);
+  }
+
+  #remove(entry: Entry): void {
+    if (!this.#pending.delete(entry.id)) return;
+    clearTimeout(entry.wallTimer);
+    clearTimeout(entry.settleTimer);
+    entry.unlisten();
+    this.stats.inFlight = this.#pending.size;
+    if (this.#pending.size === 0) for (const finish of this.#drainWaiters.splice(0)) finish();
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * Entry point of an app's sandbox worker (bundled by build.ts, started by the frame bootstrap as a
+ * module worker). Loads the app's module from a blob: URL and serves the requests that arrive on
+ * the sandbox's port with its `fetch` handler, the way app-runner.ts does in the page.
+ *
+ * Everything here shares a global with the app's code, which may patch any of it: the host
+ * checks what comes back (messages.ts), and this file only has to be right for honest apps.
+ */
+import type { AppModule, ExecutionContext } from '../module-runtime.ts';
+import { describeError } from './errors.ts';
+import type { HostMessage, InitMessage, RequestMessage, WorkerFailureCode, WorkerMessage } from './messages.ts';
+import { installResponseShim, makeRequest, responseHeaderList } from '../web-compat.ts';
+
+/** What we need of a dedicated worker's global (the project compiles against the DOM lib). */
+interface WorkerScope {
+  onmessage: ((event: MessageEvent) => void) | null;
+}
+
+// Responses from fetch() are instances of the native class, not of the shim: check against this.
+const NativeResponse = globalThis.Response;
+// Before the app loads, so the `Response` it sees keeps Set-Cookie (web-compat.ts).
+installResponseShim();
+
+const scope = globalThis as unknown as WorkerScope;
+scope.onmessage = (event) => {
+  const port = event.ports[0];
+  const init = event.data as InitMessage | null;
+  if (!port || init?.t !== 'init') return;
+  scope.onmessage = null;
+  void new WorkerHost(port, init).start();
+};
+
+class WorkerHost {
+  readonly #port: MessagePort;
+  readonly #init: InitMessage;
+  readonly #active = new Map<number, AbortController>();
+  #app: AppModule | null = null;
+
+  constructor(port: MessagePort, init: InitMessage) {
+    this.#port = port;
+    this.#init = init;
+  }
+
+  async start(): Promise<void> {
+    // Answer pings while the module loads: a slow import is not a hung worker.
+    this.#port.onmessage = (event) => this.#onMessage(event.data as HostMessage);
+    try {
+      const url = URL.createObjectURL(new Blob([this.#init.code], { type: 'text/javascript' }));
+      let mod: { default?: Partial<AppModule> };
+      try {
+        mod = (await import(/* @vite-ignore */ url)) as typeof mod;
+      } finally {
+        URL.revokeObjectURL(url);
+      }
+      const app = mod.default;
+      if (!app || typeof app.fetch !== 'function') throw new TypeError('the module has no default export with a fetch() method');
+      this.#app = app as AppModule;
+      this.#post({ t: 'ready' });
+    } catch (err) {
+      this.#post({ t: 'load-failed', message: describeError(err) });
+    }
+  }
+
+  #post(message: WorkerMessage, transfer: Transferable[] = []): void {
+    this.#port.postMessage(message, transfer);
+  }
+
+  #onMessage(message: HostMessage): void {
+    switch (message.t) {
+      case 'ping':
+        return this.#post({ t: 'pong', n: message.n });
+      case 'cancel':
+        return this.#active.get(message.id)?.abort(new DOMException(message.reason, 'AbortError'));
+      case 'request':
+        if (this.#app) void this.#serve(this.#app, message);
+    }
+  }
+
+  async #serve(app: AppModule, message: RequestMessage): Promise<void> {
+    const { id, method } = message;
+    const abort = new AbortController();
+    this.#active.set(id, abort);
+    const waits: Promise<unknown>[] = [];
+    const ctx: ExecutionContext = {
+      waitUntil: (p) => void waits.push(Promise.resolve(p).catch((e: unknown) => console.error(`waitUntil rejected: ${describeError(e)}`))),
+      passThroughOnException: () => {},
+    };
+    const fail = (code: WorkerFailureCode, text: string) => this.#post({ t: 'fail', id, code, message: text });
+    let request: Request | null = null;
+    try {
+      request = makeRequest(message.url, { method, body: message.body, duplex: 'half', signal: abort.signal }, message.headers);
+      let response: unknown;
+      try {
+        response = await app.fetch(request, this.#init.env, ctx);
+      } catch (err) {
+        return fail('HOST_HANDLER_ERROR', describeError(err));
+      }
+      if (!(response instanceof NativeResponse)) return fail('HOST_BAD_HANDLER_RESPONSE', `fetch() returned ${typeName(response)}, not a Response`);
+      const noBody = response.body === null || method === 'HEAD' || response.status === 204 || response.status === 304;
+      if (noBody) void response.body?.cancel().catch(() => {});
+      const body = noBody ? null : response.body;
+      // Transferring the body hands it to the host as a stream with backpressure; a locked or
+      // disturbed body cannot be transferred and lands in the catch below.
+      this.#post({ t: 'head', id, status: response.status, headers: responseHeaderList(response.headers), body }, body ? [body] : []);
+    } catch (err) {
+      fail('HOST_HANDLER_ERROR', describeError(err));
+    } finally {
+      // waitUntil() may be called while earlier promises are pending: wait until none is added.
+      for (let seen = 0; seen < waits.length; seen = waits.length) await Promise.all(waits.slice(seen));
+      this.#active.delete(id);
+      // A request body the handler never touched would keep the host's side of it waiting.
+      if (request?.body && !request.bodyUsed && !request.body.locked) void request.body.cancel().catch(() => {});
+      this.#post({ t: 'settled', id });
+    }
+  }
+}
+
+function typeName(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'object') return (value as object).constructor?.name ?? 'object';
+  return typeof value;
+}
