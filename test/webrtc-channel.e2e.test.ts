@@ -333,7 +333,7 @@ describe('werift data channel to a Chromium tab over loopback', () => {
     expect(reasons).toEqual(['test done']);
     expect(channel.isOpen).toBe(false);
     expect(() => channel.send(new Uint8Array(1))).toThrow(expect.objectContaining({ code: 'PROTO_SESSION_CLOSED' }));
-    await page.waitForFunction(() => window.closeReasons.length > 0, { timeout: 5000 });
+    await page.waitForFunction(() => window.closeReasons.length > 0, { timeout: 15_000 });
     const tab = await page.evaluate(() => {
       let code: unknown = 'did not throw';
       try {
@@ -347,7 +347,7 @@ describe('werift data channel to a Chromium tab over loopback', () => {
     // abort"), which Chromium reports as an sctp-failure error just before the close event.
     expect(tab).toEqual({ reasons: [expect.stringMatching(/closed|sctp-failure/)], isOpen: false, code: 'PROTO_SESSION_CLOSED' });
     expect(reasons).toEqual(['test done']);
-  });
+  }, 20_000);
 
   it('closes the werift end once when the tab closes its channel', async () => {
     await connectTab();
