@@ -15,12 +15,12 @@ export const upFlags = {
   hosts: { type: 'string', short: 'n', default: '2', help: 'headless Chromium host tabs to launch (0 for none)' },
   transport: { type: 'string', short: 't', default: 'webrtc', help: 'how the ingress reaches hosts: webrtc or websocket' },
   rtc: { type: 'string', default: 'werift', help: 'WebRTC stack of the ingress: werift, or node-datachannel (native, optional dependency)' },
-  app: { type: 'string', short: 'a', help: 'app module to serve (default: the demo app)' },
+  app: { type: 'string', short: 'a', help: 'app module to serve as the default app, redeployed when it changes (default: the demo app)' },
   'signal-port': { type: 'string', default: '8787', help: 'port of the signaling service and host page' },
   browser: { type: 'string', help: 'Chromium/Chrome executable (else DCDN_BROWSER, system paths, puppeteer cache)' },
   'head-timeout': { type: 'string', default: '30000', help: 'ms from request end to response head before 504' },
   'base-domain': { type: 'string', default: 'localhost', help: 'apps answer on NAME.<base-domain>' },
-  watch: { type: 'boolean', short: 'w', default: false, help: 'with --app: redeploy when the app folder changes' },
+  'no-watch': { type: 'boolean', default: false, help: "with --app: don't redeploy when the app's folder changes" },
   quiet: { type: 'boolean', short: 'q', default: false, help: 'log warnings only' },
   help: { type: 'boolean', short: 'h', default: false, help: 'show this help' },
 } satisfies FlagSpec;
@@ -78,7 +78,8 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
     pid: process.pid,
     updatedAt: new Date().toISOString(),
   });
-  const stopWatching = values.watch && appFile ? watchApp(appFile, signal.store, sigLog) : () => {};
+  // Local development: the --app module is redeployed whenever its folder changes.
+  const stopWatching = appFile && !values['no-watch'] ? watchApp(appFile, signal.store, sigLog) : () => {};
   let browser: Awaited<ReturnType<typeof launchHosts>> | null = null;
   try {
     if (hosts > 0) browser = await launchHosts({ signalHttp: urls.http, secret, count: hosts, browserPath: values.browser as string | undefined, log: hostLog });
