@@ -73,13 +73,13 @@ export class AppRunner {
         return fail(codeOf(err), (err as Error).message);
       }
       if (stream.closed) return;
-      const hasBody = !stream.remoteEnded && method !== 'GET' && method !== 'HEAD';
+      const hasBody = stream.requestHasBody && method !== 'GET' && method !== 'HEAD';
       const body = hasBody ? requestBody(stream, stats) : null;
       const request = makeRequest(url, { method, signal: abort.signal, body: body?.stream ?? null, duplex: 'half' }, headers);
       // Whatever of the request body the handler leaves unread is taken and dropped, so the
       // ingress can finish sending and the stream closes.
       const discardRest = body ? body.discard : () => discard(stream);
-      if (!hasBody && !stream.remoteEnded) discardRest();
+      if (!hasBody && stream.requestHasBody) discardRest();
       let response: Response;
       try {
         response = await runtime.fetch(request);

@@ -119,6 +119,33 @@ describe('Session', () => {
     expect(results.every(Boolean)).toBe(true);
   });
 
+  it('keeps body frames that arrive with the head until the acceptor attaches its handlers later', async () => {
+    const { server, a } = await pair();
+    const got = new Promise<{ body: string; ended: boolean }>((resolve) => {
+      server.onstream = (s) => {
+        // Like a host looking up the app first: handlers only after an await.
+        void Promise.resolve().then(async () => {
+          await new Promise((r) => setTimeout(r, 20));
+          let body = '';
+          s.ondata = (c) => {
+            body += new TextDecoder().decode(c);
+            s.consume(c.byteLength);
+          };
+          s.onend = () => resolve({ body, ended: true });
+        });
+      };
+    });
+    // Head, two body frames and the end in one message.
+    const parts = [
+      encodeFrame({ type: FrameType.REQ_HEAD, stream: 1, method: 'POST', url: '/', headers: [], endStream: false, app: '' }),
+      encodeFrame({ type: FrameType.REQ_BODY, stream: 1, data: new TextEncoder().encode('hello ') }),
+      encodeFrame({ type: FrameType.REQ_BODY, stream: 1, data: new TextEncoder().encode('world') }),
+      encodeFrame({ type: FrameType.REQ_END, stream: 1 }),
+    ];
+    a.send(Uint8Array.from(parts.flatMap((p) => [...p])));
+    expect(await got).toEqual({ body: 'hello world', ended: true });
+  });
+
   it('coalesces frames queued in the same tick into few messages', async () => {
     const { client, server, a } = await pair();
     server.onstream = (s) => s.respond({ status: 204, headers: [] }, true);

@@ -3,6 +3,7 @@ import { concatFrames, encodeFrame, forEachFrame, helloFrame, type InvalidFrameE
 import { DcdnError, errorCodeOf, type ErrorCode } from './errors.ts';
 import { BODY_FRAME_OVERHEAD, FrameType, PROTOCOL_VERSION, type Frame } from './frames.ts';
 import { Stream, type RequestHead, type StreamSession } from './stream.ts';
+import { onNextTurn } from './turn.ts';
 
 /** Named, configurable limits and timings of a session. */
 export interface SessionOptions {
@@ -60,8 +61,8 @@ export interface SessionStats {
  * A multiplexed session over one {@link Channel}: many concurrent streams, per-stream credit
  * flow control, channel backpressure, frame coalescing and a heartbeat.
  *
- * Frames queued in the same tick go out together in as few messages as fit the channel's
- * maximum message size. Control frames (credit, reset, ping, pong) jump the queue and ignore the
+ * Frames queued in the same event-loop turn go out together in as few messages as fit the
+ * channel's maximum message size (turn.ts says why per turn, not per microtask). Control frames (credit, reset, ping, pong) jump the queue and ignore the
  * high-water mark so that flow control and liveness work under bulk load.
  *
  * @example
@@ -235,7 +236,7 @@ export class Session {
     }
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
-      queueMicrotask(() => {
+      onNextTurn(() => {
         this.#flushScheduled = false;
         this.#flush();
       });

@@ -54,13 +54,42 @@ export class Stream {
   readonly opener: boolean;
   /** The request head: known from the start on both sides. */
   readonly request: RequestHead;
+  /**
+   * Whether the request has a body (its head did not end the stream). Unlike `remoteEnded`
+   * this does not change once the body has arrived, so an acceptor that looks late still
+   * knows to read it.
+   */
+  readonly requestHasBody: boolean;
 
   onhead: ((head: ResponseHead) => void) | null = null;
-  ondata: ((chunk: Uint8Array) => void) | null = null;
-  onend: (() => void) | null = null;
+  /**
+   * Body bytes. Set it when ready: bytes that arrive before (an acceptor may look up its
+   * handler asynchronously while the body is already in the same message) are kept, at most a
+   * window, and handed over on assignment, in order, before `onend`.
+   */
+  get ondata(): ((chunk: Uint8Array) => void) | null {
+    return this.#ondata;
+  }
+  set ondata(fn: ((chunk: Uint8Array) => void) | null) {
+    this.#ondata = fn;
+    this.#deliver();
+  }
+  /** The peer finished its body; fired once, after every byte went to `ondata`. */
+  get onend(): (() => void) | null {
+    return this.#onend;
+  }
+  set onend(fn: (() => void) | null) {
+    this.#onend = fn;
+    this.#deliver();
+  }
   /** The stream failed: the peer reset it, broke protocol on it, or the session closed. */
   onreset: ((err: StreamError) => void) | null = null;
 
+  #ondata: ((chunk: Uint8Array) => void) | null = null;
+  #onend: (() => void) | null = null;
+  /** Body received before `ondata` was set (copies: the transport may reuse its buffers). */
+  #inbox: Uint8Array[] = [];
+  #endPending = false;
   readonly #session: StreamSession;
   readonly #receiveWindow: number;
   #sendCredit: number;
@@ -96,6 +125,7 @@ export class Stream {
     // The opener's head is the request, sent at open; the acceptor's is the response.
     this.#headSent = opener;
     this.#headReceived = !opener;
+    this.requestHasBody = !requestEnded;
     // A request head with endStream set carries no body: nothing more will come, or be sent.
     if (requestEnded) {
       if (opener) this.#localEnded = true;
@@ -210,7 +240,11 @@ export class Stream {
         this.#recvWindow -= n;
         if (this.#recvWindow < 0) return this.#violation('PROTO_FLOW_CONTROL', 'body exceeded the granted credit');
         this.bytesIn += n;
-        this.ondata?.(frame.data);
+        if (this.#ondata && this.#inbox.length === 0) this.#ondata(frame.data);
+        else {
+          this.#inbox.push(frame.data.slice());
+          this.#deliver();
+        }
         return;
       }
       case FrameType.REQ_END:
@@ -254,9 +288,19 @@ export class Stream {
     if (this.#remoteEnded) this.#close(null);
   }
 
+  /** Hands buffered body bytes, then the end, to the handlers once they are set. */
+  #deliver(): void {
+    while (this.#ondata && this.#inbox.length > 0) this.#ondata(this.#inbox.shift()!);
+    if (this.#endPending && this.#inbox.length === 0 && this.#onend) {
+      this.#endPending = false;
+      this.#onend();
+    }
+  }
+
   #endRemote(): void {
     this.#remoteEnded = true;
-    this.onend?.();
+    this.#endPending = true;
+    this.#deliver();
     if (this.#localEnded) this.#close(null);
   }
 

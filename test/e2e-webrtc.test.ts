@@ -80,19 +80,27 @@ describe('the request path over WebRTC', () => {
   it('streams a 1 GiB /bytes download with the exact bytes and bounded ingress memory', async () => {
     const n = 1024 * 1024 * 1024;
     const before = process.memoryUsage().rss;
-    let peak = before;
+    // Peak RSS over the first quarter and over the rest. The client and the ingress share this
+    // process, and RSS also holds garbage not yet collected, so the test checks that memory does
+    // not grow with the bytes streamed (the rest may not peak much above the first quarter)
+    // and stays under a fixed cap, rather than a tight absolute figure.
+    let early = before;
+    let late = before;
     let received = 0;
     let mismatch = -1;
     const res = await fetch(`${ingress.url}/bytes?n=${n}`);
     for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
       for (let i = 0; i < chunk.length && mismatch < 0; i += 4099) if (chunk[i] !== ((received + i) & 0xff)) mismatch = received + i;
       received += chunk.length;
-      peak = Math.max(peak, process.memoryUsage().rss);
+      const rss = process.memoryUsage().rss;
+      if (received <= n / 4) early = Math.max(early, rss);
+      else late = Math.max(late, rss);
     }
     expect(received).toBe(n);
     expect(mismatch).toBe(-1);
-    // Flow control keeps at most a window per stream in flight; the rest is the runtime.
-    expect(peak - before).toBeLessThan(96 * 1024 * 1024);
+    const MiB = 1024 * 1024;
+    expect(late - early).toBeLessThan(48 * MiB);
+    expect(Math.max(early, late) - before).toBeLessThan(160 * MiB);
   }, 300_000);
 
   it('returns 502 HOST_HANDLER_ERROR when the handler throws', async () => {
