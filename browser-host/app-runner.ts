@@ -1,4 +1,4 @@
-import type { Session, Stream } from '../protocol/index.ts';
+import { APP_FAILURE_CODES, type Session, type Stream } from '../protocol/index.ts';
 import type { AppRegistry } from './app-registry.ts';
 import { makeRequest, responseHeaderList } from './web-compat.ts';
 
@@ -11,19 +11,6 @@ export interface RunnerStats {
   bytesOut: number;
 }
 
-/** HOST_* codes a runtime may fail a request with; anything else is a handler error. */
-const RUNTIME_CODES = new Set([
-  'HOST_HANDLER_ERROR',
-  'HOST_BAD_HANDLER_RESPONSE',
-  'HOST_NO_APP',
-  'HOST_OVERLOADED',
-  'HOST_HANDLER_TIMEOUT',
-  'HOST_HANDLER_CPU_LIMIT',
-  'HOST_SANDBOX_RECYCLED',
-  'HOST_SANDBOX_CRASHED',
-  'HOST_SANDBOX_CLOSED',
-  'HOST_APP_LOAD_FAILED',
-]);
 
 /**
  * Serves the streams of one or more sessions with the apps in a registry.
@@ -117,7 +104,7 @@ export class AppRunner {
 
 function codeOf(err: unknown): string {
   const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && RUNTIME_CODES.has(code) ? code : 'HOST_HANDLER_ERROR';
+  return typeof code === 'string' && APP_FAILURE_CODES.has(code) ? code : 'HOST_HANDLER_ERROR';
 }
 
 /** A pull-driven body: credit goes back to the ingress only as the handler reads. */

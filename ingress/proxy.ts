@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isErrorCode, type ErrorCode, type Stream, type StreamError } from '../protocol/index.ts';
+import { APP_FAILURE_CODES, isErrorCode, type ErrorCode, type Stream, type StreamError } from '../protocol/index.ts';
 import { sendError } from './error-response.ts';
 import type { AppRouter } from './app-router.ts';
 import type { HostConnection, HostPool } from './host-pool.ts';
@@ -36,22 +36,6 @@ export const PROXY_DEFAULTS: Omit<ProxyOptions, 'forwarding' | 'router'> = {
 const HOST_REFUSALS = new Set(['PROTO_TOO_MANY_STREAMS', 'HOST_OVERLOADED', 'HOST_NO_APP', 'HOST_SANDBOX_RECYCLED', 'HOST_SANDBOX_CLOSED']);
 /** Codes that mean the session to the host died under the stream. */
 const HOST_GONE = new Set(['PROTO_SESSION_CLOSED', 'PROTO_HEARTBEAT_TIMEOUT']);
-/**
- * Codes a host may report about the app; passed to the client as they are. They are the app's
- * fault, not the host's, so they don't count against the host.
- */
-const HANDLER_CODES = new Set([
-  'HOST_HANDLER_ERROR',
-  'HOST_BAD_HANDLER_RESPONSE',
-  'HOST_NO_APP',
-  'HOST_OVERLOADED',
-  'HOST_HANDLER_TIMEOUT',
-  'HOST_HANDLER_CPU_LIMIT',
-  'HOST_SANDBOX_RECYCLED',
-  'HOST_SANDBOX_CRASHED',
-  'HOST_SANDBOX_CLOSED',
-  'HOST_APP_LOAD_FAILED',
-]);
 
 export interface ProxyEvents {
   log(level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>): void;
@@ -300,7 +284,7 @@ export class ProxyRequest {
     if (HOST_REFUSALS.has(err.code) && isErrorCode(err.code)) {
       return this.#retryOrFail(err.code === 'PROTO_TOO_MANY_STREAMS' ? 'INGRESS_HOSTS_BUSY' : err.code, err.message, host);
     }
-    if (HANDLER_CODES.has(err.code) && isErrorCode(err.code)) return this.#fail(err.code, err.message || err.code);
+    if (APP_FAILURE_CODES.has(err.code) && isErrorCode(err.code)) return this.#fail(err.code, err.message || err.code);
     // A protocol violation, or a code the host has no business sending.
     this.#blame(host, err.code);
     this.#fail('INGRESS_BAD_RESPONSE', `the host broke protocol: ${err.code} ${err.message}`.trim());

@@ -75,6 +75,24 @@ export const ERRORS = {
 
 export type ErrorCode = keyof typeof ERRORS;
 
+/**
+ * Codes a host reports when the app, not the host, failed a request. The tab's runner sends
+ * only these (anything else an app throws becomes HOST_HANDLER_ERROR); the ingress passes them
+ * to the client as they are and does not count them against the host.
+ */
+export const APP_FAILURE_CODES: ReadonlySet<string> = new Set<ErrorCode>([
+  'HOST_HANDLER_ERROR',
+  'HOST_BAD_HANDLER_RESPONSE',
+  'HOST_NO_APP',
+  'HOST_OVERLOADED',
+  'HOST_HANDLER_TIMEOUT',
+  'HOST_HANDLER_CPU_LIMIT',
+  'HOST_SANDBOX_RECYCLED',
+  'HOST_SANDBOX_CRASHED',
+  'HOST_SANDBOX_CLOSED',
+  'HOST_APP_LOAD_FAILED',
+]);
+
 /** Whether `code` is one of ours (codes from a peer are untrusted strings). */
 export function isErrorCode(code: unknown): code is ErrorCode {
   return typeof code === 'string' && Object.prototype.hasOwnProperty.call(ERRORS, code);
