@@ -7,6 +7,7 @@ import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Ingress } from '../ingress/index.ts';
 import { disconnectBrowser } from './browser.ts';
+import { killTabMidStream } from './tab-death.ts';
 import { startNetwork, until, type Network } from './network.ts';
 
 let net: Network;
@@ -141,37 +142,10 @@ describe('the request path over WebRTC', () => {
 describe('when a host tab dies', () => {
   it('aborts only that tab’s responses and serves the next requests from the other tab within 5 s', async () => {
     const victimName = 'tab-a';
-    const victim = net.tabs.find((t) => t.url().includes(`name=${victimName}`))!;
-    // Long streams on both tabs.
-    const streams = Array.from({ length: 6 }, () =>
-      new Promise<{ host: string | undefined; complete: boolean }>((resolve) => {
-        httpRequest(`${ingress.url}/stream?chunks=60&delay=100`, (res) => {
-          const host = res.headers['dcdn-host'] as string | undefined;
-          res.resume();
-          res.on('end', () => resolve({ host, complete: true }));
-          res.on('aborted', () => resolve({ host, complete: false }));
-          res.on('error', () => resolve({ host, complete: false }));
-        })
-          .on('error', () => resolve({ host: undefined, complete: false }))
-          .end();
-      }),
-    );
-    await new Promise((r) => setTimeout(r, 500));
-    const killedAt = Date.now();
-    await victim.close();
-    // Meanwhile, new requests keep succeeding: those that reach the dead tab before the
-    // heartbeat notices are retried on the other one (GET is idempotent).
-    const probes: Array<{ status: number; host: string | null; at: number }> = [];
-    while (Date.now() - killedAt < 5000) {
-      const res = await fetch(`${ingress.url}/`);
-      await res.arrayBuffer();
-      probes.push({ status: res.status, host: res.headers.get('dcdn-host'), at: Date.now() - killedAt });
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    const { results, probes } = await killTabMidStream(net, ingress, victimName, 60);
     expect(probes.filter((p) => p.status !== 200)).toEqual([]);
     expect(ingress.pool.list().map((h) => h.name)).toEqual(['tab-b']);
 
-    const results = await Promise.all(streams);
     for (const r of results) expect(r.complete).toBe(r.host !== victimName);
     expect(results.some((r) => r.host === victimName)).toBe(true);
     const ok = await Promise.all(Array.from({ length: 10 }, () => fetch(`${ingress.url}/`).then((r) => r.status)));
