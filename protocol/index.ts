@@ -9,4 +9,5 @@ export { BODY_FRAME_OVERHEAD, FrameType, LIMITS, PROTOCOL_VERSION, type Frame, t
 export { parseLinkSignal, type LinkCandidate, type LinkSignal } from './link.ts';
 export { createMemoryChannelPair, MemoryChannel, type MemoryChannelOptions } from './memory-channel.ts';
 export { Session, SESSION_DEFAULTS, type SessionOptions, type SessionStats } from './session.ts';
+export { streamBody } from './body.ts';
 export { Stream, type RequestHead, type ResponseHead, type StreamError } from './stream.ts';

@@ -97,6 +97,11 @@ export class Session {
   #helloReceived = false;
   #nextLocalId: number;
   #lastPeerId = 0;
+  /**
+   * Peer streams reset before their head arrived: RESET is a control frame and overtakes the
+   * head the peer queued in the same turn (open, then cancel at once). Their heads are dropped.
+   */
+  readonly #earlyResets = new Set<number>();
   #control: Uint8Array[] = [];
   #data: Uint8Array[] = [];
   #dataBytes = 0;
@@ -154,6 +159,11 @@ export class Session {
     return this.#closed !== null;
   }
 
+  /** The peer's HELLO has arrived and the session has not closed: streams may be opened. */
+  get isOpen(): boolean {
+    return this.#helloReceived && this.#closed === null;
+  }
+
   /** Why the session closed, once it has. */
   get closeError(): DcdnError | null {
     return this.#closed;
@@ -161,7 +171,8 @@ export class Session {
 
   /**
    * Opens a stream and sends the request head; `endStream` when there is no request body.
-   * Client role only, after `ready`.
+   * Either side may open streams after `ready` (ingress: requests; host: KV operations); ids
+   * follow the role's parity.
    */
   open(head: RequestHead, endStream: boolean): Stream {
     if (this.#closed) throw this.#closed;
@@ -377,6 +388,7 @@ export class Session {
       return;
     }
     this.#lastPeerId = id;
+    if (this.#earlyResets.delete(id)) return;
     if (this.#streams.size >= this.#opts.maxIncomingStreams || !this.onstream) {
       this.#send({ type: FrameType.RESET, stream: id, code: 'PROTO_TOO_MANY_STREAMS', message: 'over the concurrency limit' }, true);
       return;
@@ -393,6 +405,11 @@ export class Session {
     if (stream) return stream.receive(frame);
     const ours = frame.stream % 2 === (this.role === 'client' ? 1 : 0);
     const seen = ours ? frame.stream < this.#nextLocalId : frame.stream <= this.#lastPeerId;
+    if (!ours && !seen && frame.type === FrameType.RESET) {
+      this.#earlyResets.add(frame.stream);
+      if (this.#earlyResets.size > 256) this.#earlyResets.delete(this.#earlyResets.values().next().value!);
+      return;
+    }
     if (seen) this.stats.lateFrames++;
     else this.stats.unknownStreamFrames++;
   }
