@@ -58,6 +58,20 @@ export const ERRORS = {
   APP_BAD_BUNDLE: { status: 400, summary: 'the bundle is empty, too large, not an ES module, or has no default export with fetch()' },
   APP_VERSION_NOT_FOUND: { status: 404, summary: 'the app has no such version' },
   APP_BAD_SECRET: { status: 400, summary: 'secret names are identifiers and values at most 5 KiB' },
+  APP_BAD_CONFIG: { status: 400, summary: 'the deploy options (KV bindings, volunteers, required capabilities) are malformed or clash with a secret' },
+
+  // KV: handlers' key-value bindings (env.NAME). The handler's call rejects with an Error whose
+  // `code` is one of these; `dcdn kv` and the KV wire answer carry them too.
+  KV_BAD_KEY: { status: 400, summary: 'keys are 1 to 512 bytes of UTF-8 and may not be "." or ".."' },
+  KV_VALUE_TOO_LARGE: { status: 413, summary: 'the value is larger than the value limit (25 MiB by default)' },
+  KV_METADATA_TOO_LARGE: { status: 413, summary: 'the metadata, serialised as JSON, is larger than 1 KiB or not JSON' },
+  KV_BAD_EXPIRATION: { status: 400, summary: 'expiration and expirationTtl must be whole seconds at least the minimum TTL (60 s by default) from now' },
+  KV_BAD_LIST: { status: 400, summary: 'list() takes a limit of 1 to 1000, a prefix within the key limit and a cursor it returned' },
+  KV_BAD_REQUEST: { status: 400, summary: 'the KV operation was malformed' },
+  KV_UNKNOWN_BINDING: { status: 404, summary: 'the app has no KV binding of this name in its deployed version' },
+  KV_FORBIDDEN: { status: 403, summary: 'this host may not use the namespaces of the app it named' },
+  KV_NOT_CONFIGURED: { status: 503, summary: 'the ingress that received the operation has no KV store' },
+  KV_STORE_UNAVAILABLE: { status: 503, summary: 'the KV backend (SQLite file or Redis) failed or is unreachable' },
 
   // Signaling: the control plane. `closeCode` is the WebSocket close code (RFC 6455 §7.4.1)
   // used when the error ends a signaling connection.
@@ -71,6 +85,8 @@ export const ERRORS = {
   SIG_RATE_LIMITED: { status: 429, summary: 'too many messages on this connection', closeCode: 1008 },
   SIG_UNKNOWN_PEER: { status: 404, summary: 'no connected peer of the other role has this id' },
   SIG_HELLO_TIMEOUT: { status: 408, summary: 'no hello message arrived in time after the connection opened', closeCode: 1008 },
+  SIG_BANNED: { status: 403, summary: 'the operator banned this host (its tab, address or invite)', closeCode: 1008 },
+  SIG_JOIN_CLOSED: { status: 403, summary: 'this network takes volunteers by invite only: ask the operator for a join link' },
 } as const satisfies Record<string, { status: number; summary: string; closeCode?: number }>;
 
 export type ErrorCode = keyof typeof ERRORS;
