@@ -6,6 +6,8 @@ export interface AppRef {
   name: string;
   version: number;
   sha256: string;
+  /** How the version is deployed (signaling/app-config.ts); only what a tab needs. */
+  config?: { kv: string[] };
 }
 
 export interface AppRegistryOptions {
@@ -66,6 +68,17 @@ export class AppRegistry {
       else this.#apps.set(ref.name, { ref, active: null, loading: null, error: null });
       this.#load(this.#apps.get(ref.name)!, ref);
     }
+    this.#wake();
+  }
+
+  /**
+   * Unloads every app (the host is leaving): running versions finish the requests they have,
+   * then close; loads in progress are dropped when they finish. Later requests fail at once.
+   */
+  close(): void {
+    for (const entry of this.#apps.values()) if (entry.active) this.#retire(entry.active);
+    this.#apps.clear();
+    this.#announced = true;
     this.#wake();
   }
 

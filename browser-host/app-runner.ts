@@ -33,10 +33,10 @@ export class AppRunner {
 
   /** Serves every stream the session's peer opens. */
   serve(session: Session): void {
-    session.onstream = (stream) => void this.#handle(stream);
+    session.onstream = (stream) => void this.#handle(stream, session);
   }
 
-  async #handle(stream: Stream): Promise<void> {
+  async #handle(stream: Stream, session: Session): Promise<void> {
     const abort = new AbortController();
     const stats = this.stats;
     stats.requests++;
@@ -69,7 +69,7 @@ export class AppRunner {
       if (!hasBody && stream.requestHasBody) discardRest();
       let response: Response;
       try {
-        response = await runtime.fetch(request);
+        response = await runtime.fetch(request, { session });
       } catch (err) {
         this.#log(`${runtime.app}@${runtime.version}: ${method} ${url} failed: ${(err as Error).message}`);
         return fail(codeOf(err), (err as Error).message);

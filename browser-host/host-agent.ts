@@ -15,16 +15,39 @@ export interface HostAgentOptions {
   /** Shown to operators (`dcdn-host` header, health). */
   name: string;
   runner: AppRunner;
-  /** Operator-configured STUN/TURN; default none. */
+  /** Operator-configured STUN/TURN, used when signaling hands out none (its welcome's win); default none. */
   iceServers?: RTCIceServer[];
+  /** The tab's stable id (default: a fresh one); the join page keeps one per tab across reloads. */
+  hostId?: string;
+  /**
+   * `relay` makes every connection go through TURN (to test it). Default: `relay` when the page
+   * URL has `relay=1` (see {@link iceTransportPolicyFromUrl}), else 'all'.
+   */
+  iceTransportPolicy?: RTCIceTransportPolicy;
   session?: Partial<Omit<SessionOptions, 'role'>>;
   log?: (line: string) => void;
+}
+
+/** One end of an ICE candidate pair, as `RTCPeerConnection.getStats()` reports it. */
+export interface CandidateSummary {
+  /** `host`, `srflx`, `prflx` or `relay`. */
+  type: string;
+  address: string;
+  port: number;
+  protocol: string;
+}
+
+/** `relay=1` in the host page's query forces relay-only ICE, so operators can test their TURN server. */
+export function iceTransportPolicyFromUrl(search: string): RTCIceTransportPolicy | undefined {
+  return new URLSearchParams(search).get('relay') === '1' ? 'relay' : undefined;
 }
 
 /** One connection to one ingress. */
 interface IngressLink {
   conn: string;
   answerer: Answerer | null;
+  /** The WebRTC connection, once answered (kept for stats after the answerer is done). */
+  pc: RTCPeerConnection | null;
   session: Session | null;
   transport: TransportKind | null;
 }
@@ -35,32 +58,38 @@ interface IngressLink {
  */
 export class HostAgent {
   /** Stable for the life of the tab, so ingresses recognise it across signaling reconnects. */
-  readonly hostId = crypto.randomUUID();
+  readonly hostId: string;
   readonly #opts: HostAgentOptions;
   readonly #signaling: SignalingClient;
   readonly #links = new Map<string, IngressLink>();
   readonly #log: (line: string) => void;
+  /** What hello tells signaling about this tab; capabilities are added by start(). */
+  readonly #info: Record<string, unknown>;
+  #stopped = false;
+  readonly #iceTransportPolicy: RTCIceTransportPolicy;
+  /** What signaling's welcome (or a later refresh) handed out; null: it sent none. */
+  #signaledIce: RTCIceServer[] | null = null;
   onchange: (() => void) | null = null;
   /** The deployed apps' active versions, as signaling announces them. */
   onapps: ((apps: AppRef[]) => void) | null = null;
 
   constructor(options: HostAgentOptions) {
     this.#opts = options;
+    this.hostId = options.hostId ?? crypto.randomUUID();
     this.#log = options.log ?? (() => {});
+    this.#iceTransportPolicy = options.iceTransportPolicy ?? iceTransportPolicyFromUrl(globalThis.location?.search ?? '') ?? 'all';
     const nav = navigator as Navigator & { deviceMemory?: number };
-    this.#signaling = new SignalingClient({
-      url: options.signalUrl,
-      token: options.token,
-      info: {
-        hostId: this.hostId,
-        name: options.name,
-        userAgent: nav.userAgent,
-        cores: nav.hardwareConcurrency,
-        memoryGiB: nav.deviceMemory,
-      },
-    });
+    this.#info = {
+      hostId: this.hostId,
+      name: options.name,
+      userAgent: nav.userAgent,
+      cores: nav.hardwareConcurrency,
+      memoryGiB: nav.deviceMemory,
+    };
+    this.#signaling = new SignalingClient({ url: options.signalUrl, token: options.token, info: this.#info });
     this.#signaling.onwelcome = (m) => {
-      this.#log(`signaling: joined as ${m.id}; ${m.peers.length} ingress(es) present`);
+      this.#signaledIce = m.iceServers ?? null;
+      this.#log(`signaling: joined as ${m.id}; ${m.peers.length} ingress(es) present; ICE: ${this.#iceSummary()}`);
       this.onchange?.();
     };
     this.#signaling.onleave = (id) => {
@@ -70,14 +99,22 @@ export class HostAgent {
     };
     this.#signaling.onsignal = (from, data) => void this.#onSignal(from, data);
     this.#signaling.onapps = (apps) => this.onapps?.(apps);
+    this.#signaling.onice = (servers) => {
+      this.#signaledIce = servers;
+    };
     this.#signaling.onstatechange = () => this.onchange?.();
   }
 
+  /** Finds out what the browser can do (reported in hello), then joins signaling. */
   start(): void {
-    this.#signaling.start();
+    void detectCapabilities().then((caps) => {
+      this.#info['capabilities'] = caps;
+      if (!this.#stopped) this.#signaling.start();
+    });
   }
 
   stop(): void {
+    this.#stopped = true;
     this.#signaling.close();
     for (const id of [...this.#links.keys()]) this.#drop(id);
   }
@@ -91,6 +128,15 @@ export class HostAgent {
     const out = [];
     for (const [ingress, l] of this.#links) if (l.session && l.transport) out.push({ ingress, transport: l.transport, rttMs: l.session.rttMs });
     return out;
+  }
+
+  /**
+   * The session KV calls go out on: the oldest one that is open. With several ingresses they
+   * must share a KV store (Redis) for the data to be the same whichever serves (docs/kv.md).
+   */
+  kvSession(): Session | null {
+    for (const l of this.#links.values()) if (l.session?.isOpen) return l.session;
+    return null;
   }
 
   async #onSignal(from: string, data: unknown): Promise<void> {
@@ -121,9 +167,10 @@ export class HostAgent {
   async #answer(from: string, signal: Extract<LinkSignal, { kind: 'offer' }>): Promise<void> {
     const link = this.#replace(from, signal.conn);
     try {
-      const answerer = await answerOffer({ type: 'offer', sdp: signal.sdp }, { iceServers: this.#opts.iceServers ?? [] });
+      const answerer = await answerOffer({ type: 'offer', sdp: signal.sdp }, { iceServers: this.#iceServers(), iceTransportPolicy: this.#iceTransportPolicy });
       if (link.conn !== signal.conn || this.#links.get(from) !== link) return void answerer.pc.close();
       link.answerer = answerer;
+      link.pc = answerer.pc;
       answerer.onLocalCandidate = (candidate) => this.#signaling.send(from, { kind: 'candidate', conn: signal.conn, candidate });
       this.#signaling.send(from, { kind: 'answer', conn: signal.conn, sdp: answerer.answer.sdp ?? '' });
       const channel = await answerer.channel;
@@ -167,7 +214,7 @@ export class HostAgent {
   /** Starts a new connection attempt with an ingress, ending any earlier one. */
   #replace(from: string, conn: string): IngressLink {
     this.#drop(from);
-    const link: IngressLink = { conn, answerer: null, session: null, transport: null };
+    const link: IngressLink = { conn, answerer: null, pc: null, session: null, transport: null };
     this.#links.set(from, link);
     return link;
   }
@@ -180,7 +227,66 @@ export class HostAgent {
     link.session?.close();
   }
 
+  /**
+   * For each ingress served over WebRTC, the ICE candidate pair in use (W3C webrtc-stats: the
+   * transport's `selectedCandidatePairId`). A `relay` local candidate means this tab's traffic
+   * goes through TURN.
+   */
+  async selectedCandidatePairs(): Promise<Array<{ ingress: string; local: CandidateSummary; remote: CandidateSummary }>> {
+    const out = [];
+    for (const [ingress, link] of this.#links) {
+      if (!link.pc || link.transport !== 'webrtc') continue;
+      const stats = new Map<string, Record<string, unknown>>();
+      (await link.pc.getStats()).forEach((s: Record<string, unknown>) => stats.set(String(s.id), s));
+      const transport = [...stats.values()].find((s) => s.type === 'transport');
+      const pair = stats.get(String(transport?.selectedCandidatePairId));
+      const local = stats.get(String(pair?.localCandidateId));
+      const remote = stats.get(String(pair?.remoteCandidateId));
+      if (local && remote) out.push({ ingress, local: summarise(local), remote: summarise(remote) });
+    }
+    return out;
+  }
+
+  /** Signaling's servers when it sent any, else this agent's own. */
+  #iceServers(): RTCIceServer[] {
+    return this.#signaledIce ?? this.#opts.iceServers ?? [];
+  }
+
+  #iceSummary(): string {
+    const urls = this.#iceServers().flatMap((s) => (Array.isArray(s.urls) ? s.urls : [s.urls]));
+    const relay = this.#iceTransportPolicy === 'relay';
+    if (relay && !urls.some((u) => /^turns?:/i.test(u))) return 'relay only, but no TURN server: WebRTC cannot connect (ingresses fall back to WebSocket)';
+    return `${urls.length > 0 ? urls.join(' ') : 'no STUN/TURN servers'}${relay ? ' (relay only)' : ''}`;
+  }
+
   #sessionOptions(): SessionOptions {
     return { ...this.#opts.session, role: 'server', agent: `dcdn-host/${this.#opts.name}` };
   }
+}
+
+function summarise(candidate: Record<string, unknown>): CandidateSummary {
+  return {
+    type: String(candidate.candidateType),
+    address: String(candidate.address ?? candidate.ip ?? ''),
+    port: Number(candidate.port),
+    protocol: String(candidate.protocol),
+  };
+}
+
+/** How long capability detection may take before the tab joins without the slow ones. */
+const DETECT_TIMEOUT_MS = 2000;
+
+/**
+ * What this browser offers apps that may require it (`dcdn deploy --require webgpu`): WebGPU
+ * when an adapter is actually available, not merely the API. Self-reported: signaling and the
+ * ingress cannot check it.
+ */
+export async function detectCapabilities(): Promise<string[]> {
+  const caps: string[] = [];
+  const gpu = (navigator as Navigator & { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
+  if (gpu) {
+    const adapter = await Promise.race([gpu.requestAdapter().catch(() => null), new Promise((r) => setTimeout(() => r(null), DETECT_TIMEOUT_MS))]);
+    if (adapter) caps.push('webgpu');
+  }
+  return caps;
 }

@@ -6,13 +6,10 @@
  * measurements only). The apps come from the control plane on the same origin, as signaling
  * announces them, each in its own sandbox (docs/sandbox.md).
  */
-import { AppRegistry, type AppRef } from './app-registry.ts';
-import type { AppSource } from './app-runtime.ts';
-import { AppRunner } from './app-runner.ts';
-import { HostAgent } from './host-agent.ts';
-import { createModuleRuntime } from './module-runtime.ts';
-import { sandboxRuntimes } from './sandbox/index.ts';
-import { installResponseShim } from './web-compat.ts';
+import type { AppRegistry } from './app-registry.ts';
+import type { AppRunner } from './app-runner.ts';
+import type { HostAgent } from './host-agent.ts';
+import { bootHost, DEFAULT_LIMITS } from './host-boot.ts';
 
 declare global {
   interface Window {
@@ -40,18 +37,17 @@ let failure = '';
 async function boot(): Promise<void> {
   const token = params.get('token');
   if (!token) throw new Error('this page needs a ?token= (ask the operator for a host link)');
-  installResponseShim();
-  const limits = { wallMs: numberParam('wallMs', 30_000), cpuMs: numberParam('cpuMs', 5_000) };
-  const createRuntime = params.get('sandbox') === '0' ? (source: AppSource) => createModuleRuntime(source, log) : sandboxRuntimes({ limits, log });
-  registry = new AppRegistry({ loadSource: (ref) => loadSource(ref, token), createRuntime, log });
-  runner = new AppRunner(registry, log);
-  const signalUrl = params.get('signal') ?? `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/signal`;
-  agent = new HostAgent({ signalUrl, token, name: params.get('name') ?? `tab-${Math.random().toString(36).slice(2, 8)}`, runner, log });
-  agent.onchange = render;
-  agent.onapps = (apps) => {
-    registry!.update(apps);
-    render();
-  };
+  const limits = { wallMs: numberParam('wallMs', DEFAULT_LIMITS.wallMs), cpuMs: numberParam('cpuMs', DEFAULT_LIMITS.cpuMs) };
+  const signalUrl = params.get('signal');
+  ({ agent, runner, registry } = bootHost({
+    token,
+    name: params.get('name') ?? `tab-${Math.random().toString(36).slice(2, 8)}`,
+    ...(signalUrl ? { signalUrl } : {}),
+    limits,
+    sandbox: params.get('sandbox') !== '0',
+    log,
+    onchange: render,
+  }));
   agent.start();
   window.__dcdnHost = { agent, runner, registry };
   window.__dcdnReady = true;
@@ -60,17 +56,6 @@ async function boot(): Promise<void> {
 function numberParam(name: string, fallback: number): number {
   const n = Number(params.get(name));
   return params.has(name) && Number.isFinite(n) && n > 0 ? n : fallback;
-}
-
-/** Fetches a version's code (cached by the browser: versions never change) and its env. */
-async function loadSource(ref: AppRef, token: string): Promise<AppSource> {
-  const auth = { headers: { authorization: `Bearer ${token}` } };
-  const base = `/v1/apps/${encodeURIComponent(ref.name)}`;
-  const [code, env] = await Promise.all([
-    fetch(`${base}/versions/${ref.version}/code`, auth).then((r) => (r.ok ? r.text() : Promise.reject(new Error(`code: HTTP ${r.status}`)))),
-    fetch(`${base}/env`, auth).then((r) => (r.ok ? (r.json() as Promise<{ env: Record<string, string> }>) : Promise.reject(new Error(`env: HTTP ${r.status}`)))),
-  ]);
-  return { app: ref.name, version: ref.version, code, env: env.env };
 }
 
 function render(): void {

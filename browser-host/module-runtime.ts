@@ -1,6 +1,7 @@
-import type { AppRuntime, AppSource } from './app-runtime.ts';
+import type { AppRuntime, AppSource, KvRouter, RequestContext } from './app-runtime.ts';
 import { hostError } from './app-runtime.ts';
 import { NativeResponse } from './web-compat.ts';
+import { KvNamespace } from './kv/namespace.ts';
 
 /** What a user deploys: the Workers module shape. */
 export interface AppModule {
@@ -19,7 +20,7 @@ export interface ExecutionContext {
  * Runs an app module in the host page itself (no isolation from the page or other apps): the
  * runtime for a tab that serves one trusted app.
  */
-export async function createModuleRuntime(source: AppSource, log: (line: string) => void = () => {}): Promise<AppRuntime> {
+export async function createModuleRuntime(source: AppSource, log: (line: string) => void = () => {}, kv?: (app: string) => KvRouter): Promise<AppRuntime> {
   const url = URL.createObjectURL(new Blob([source.code], { type: 'text/javascript' }));
   let mod: { default?: AppModule };
   try {
@@ -29,11 +30,24 @@ export async function createModuleRuntime(source: AppSource, log: (line: string)
   }
   const app = mod.default;
   if (!app || typeof app.fetch !== 'function') throw hostError('HOST_NO_APP', `${source.app}@${source.version} has no default export with a fetch() method`);
-  return moduleRuntime(source.app, source.version, app, source.env, log);
+  const router = kv?.(source.app);
+  const bindings = source.kv ?? [];
+  // KV bindings name the request's session, so their calls go back to the ingress it came from.
+  const envFor = (context?: RequestContext) =>
+    router && bindings.length > 0
+      ? { ...source.env, ...Object.fromEntries(bindings.map((name) => [name, new KvNamespace(name, (call) => router(call, context?.session ?? null))])) }
+      : source.env;
+  return moduleRuntime(source.app, source.version, app, envFor, log);
 }
 
 /** Wraps an already imported module (the demo app in tests, a module the page bundled). */
-export function moduleRuntime(name: string, version: number, app: AppModule, env: Record<string, unknown>, log: (line: string) => void = () => {}): AppRuntime {
+export function moduleRuntime(
+  name: string,
+  version: number,
+  app: AppModule,
+  env: Record<string, unknown> | ((context?: RequestContext) => Record<string, unknown>),
+  log: (line: string) => void = () => {},
+): AppRuntime {
   const pending = new Set<Promise<unknown>>();
   const track = (p: Promise<unknown>) => {
     pending.add(p);
@@ -42,7 +56,7 @@ export function moduleRuntime(name: string, version: number, app: AppModule, env
   return {
     app: name,
     version,
-    async fetch(request) {
+    async fetch(request, context) {
       const waits: Promise<unknown>[] = [];
       const ctx: ExecutionContext = {
         waitUntil: (p) => void waits.push(Promise.resolve(p).catch((e) => log(`${name}: waitUntil rejected: ${String(e)}`))),
@@ -50,7 +64,7 @@ export function moduleRuntime(name: string, version: number, app: AppModule, env
       };
       let response: unknown;
       try {
-        response = await app.fetch(request, env, ctx);
+        response = await app.fetch(request, typeof env === 'function' ? env(context) : env, ctx);
       } catch (err) {
         throw hostError('HOST_HANDLER_ERROR', describe(err));
       }

@@ -10,6 +10,8 @@ export interface SignalCandidate {
 export interface AnswerOptions {
   /** Operator-configured STUN/TURN only. Default none: no third party is ever contacted. */
   iceServers?: RTCIceServer[];
+  /** `relay` gathers only TURN relay candidates (to test TURN, or to hide this host's addresses). Default 'all'. */
+  iceTransportPolicy?: RTCIceTransportPolicy;
   /** Label of the ingress's channel; others are refused. Default 'dcdn'. */
   label?: string;
 }
@@ -42,7 +44,7 @@ export interface Answerer {
  */
 export async function answerOffer(offer: RTCSessionDescriptionInit, options: AnswerOptions = {}): Promise<Answerer> {
   const label = options.label ?? 'dcdn';
-  const pc = new RTCPeerConnection({ iceServers: options.iceServers ?? [] });
+  const pc = new RTCPeerConnection({ iceServers: options.iceServers ?? [], iceTransportPolicy: options.iceTransportPolicy ?? 'all' });
   const gathered: Array<SignalCandidate | null> = [];
   let deliver: ((candidate: SignalCandidate | null) => void) | null = null;
   const result: Answerer = {

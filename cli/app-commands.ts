@@ -82,18 +82,25 @@ export async function deploy(values: Record<string, unknown> & { _: string[] }):
     throw Object.assign(new Error(`${file} does not build; nothing was deployed:\n${lines.join('\n')}`), { code: 'APP_BAD_BUNDLE' });
   }
   process.stderr.write(`bundled ${file} (${(code.length / 1024).toFixed(1)} KiB) in ${Math.round(performance.now() - started)} ms\n`);
+  const config = {
+    kv: (values.kv as string[] | undefined) ?? [],
+    volunteers: values.volunteers === true,
+    require: (values.require as string[] | undefined) ?? [],
+  };
   const v = await control<{ version: number; sha256: string }>(target, 'PUT', `/v1/apps/${encodeURIComponent(name)}`, {
     code,
     message: (values.message as string | undefined) ?? `from ${file}`,
+    config,
   });
-  process.stdout.write(`deployed ${name} version ${v.version}\n`);
+  const notes = [config.kv.length ? `KV: ${config.kv.map((b) => `env.${b}`).join(', ')}` : '', config.volunteers ? 'may run on volunteer hosts' : '', config.require.length ? `requires ${config.require.join(', ')}` : ''].filter(Boolean);
+  process.stdout.write(`deployed ${name} version ${v.version}${notes.length ? ` (${notes.join('; ')})` : ''}\n`);
   for (const url of appUrls(target, name)) process.stdout.write(`  ${url}\n`);
   return 0;
 }
 
 export async function apps(values: Record<string, unknown>): Promise<number> {
   const target = controlTarget(values);
-  const { apps: list } = await control<{ apps: Array<{ name: string; activeVersion: number; versions: Array<{ version: number; createdAt: string; size: number; message: string }>; secrets: string[] }> }>(
+  const { apps: list } = await control<{ apps: Array<{ name: string; activeVersion: number; versions: Array<{ version: number; createdAt: string; size: number; message: string; config?: { kv: string[]; volunteers: boolean; require: string[] } }>; secrets: string[] }> }>(
     target,
     'GET',
     '/v1/apps',
@@ -109,7 +116,9 @@ export async function apps(values: Record<string, unknown>): Promise<number> {
   }
   for (const a of list) {
     const active = a.versions.find((v) => v.version === a.activeVersion);
-    process.stdout.write(`${a.name}  version ${a.activeVersion} of ${a.versions.length}  (${active?.createdAt ?? '?'})${a.secrets.length ? `  secrets: ${a.secrets.join(', ')}` : ''}\n`);
+    const cfg = active?.config;
+    const extras = [a.secrets.length ? `secrets: ${a.secrets.join(', ')}` : '', cfg?.kv.length ? `kv: ${cfg.kv.join(', ')}` : '', cfg?.volunteers ? 'volunteers' : '', cfg?.require.length ? `requires: ${cfg.require.join(', ')}` : ''].filter(Boolean);
+    process.stdout.write(`${a.name}  version ${a.activeVersion} of ${a.versions.length}  (${active?.createdAt ?? '?'})${extras.map((e) => `  ${e}`).join('')}\n`);
     for (const v of a.versions.slice(-5)) process.stdout.write(`    ${v.version === a.activeVersion ? '*' : ' '} v${v.version}  ${v.createdAt}  ${(v.size / 1024).toFixed(1)} KiB  ${v.message}\n`);
     for (const url of appUrls(target, a.name)) process.stdout.write(`    ${url}\n`);
   }

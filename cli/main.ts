@@ -2,7 +2,10 @@ import { helpText, intFlag, parseFlags, UsageError, type FlagSpec } from './args
 import { createLog } from './log.ts';
 import { launchHosts, newSecret, onShutdown, signalUrls, startIngress, startSignal } from './parts.ts';
 import { up, upDescription, upFlags, upUsage } from './up.ts';
+import { iceConfigFromFlags, iceFlags } from './ice-flags.ts';
 import { apps, controlFlags, deploy, remove, rollback, secret } from './app-commands.ts';
+import { kv, kvDescription, kvFlags, kvUsage } from './kv-command.ts';
+import { hosts, hostsFlags, invite, inviteFlags } from './host-commands.ts';
 import { mintToken } from '../signaling/index.ts';
 import { RTC_BACKENDS, type RtcBackend } from '../ingress/rtc-backend.ts';
 import { join, resolve } from 'node:path';
@@ -27,17 +30,20 @@ const commands: Record<string, Command> = {
 
   signal: {
     summary: 'run the signaling service and host page alone',
-    usage: 'dcdn signal [--port 8787] [--secret S] [--app FILE]',
-    description: 'Runs the signaling service alone: the WebSocket broker between ingresses and hosts,\nand the host page (/host) with the app it serves.',
+    usage: 'dcdn signal [--port 8787] [--secret S] [--app FILE] [--stun URL] [--turn URL --turn-secret S]',
+    description: 'Runs the signaling service alone: the WebSocket broker between ingresses and hosts,\nthe host page (/host) with the app it serves, and the volunteer join page (/join?invite=TOKEN).',
     flags: {
       port: { type: 'string', short: 'p', default: '8787', help: 'port to listen on' },
       host: { type: 'string', default: '127.0.0.1', help: 'address to listen on' },
       secret: secretFlag,
       app: { type: 'string', short: 'a', help: 'module to deploy as the default app (default: the demo app, if none is deployed)' },
       db: { type: 'string', help: 'app store (SQLite) path (default: $DCDN_HOME/apps.db, DCDN_HOME defaults to ~/.dcdn)' },
+      'open-join': { type: 'boolean', default: false, help: 'let anyone join as a volunteer host from /join, without an invite' },
+      ...iceFlags,
       help,
     },
     async run(v) {
+      const ice = iceConfigFromFlags(v);
       const log = createLog('signal');
       let secret = (v.secret as string | undefined) ?? process.env.DCDN_SECRET;
       if (!secret) {
@@ -50,6 +56,8 @@ const commands: Record<string, Command> = {
         host: String(v.host),
         app: v.app === undefined ? undefined : resolve(String(v.app)),
         db: (v.db as string | undefined) ?? join(stateDir(), 'apps.db'),
+        ...(ice ? { ice } : {}),
+        openJoin: v['open-join'] === true,
         log,
       });
       await onShutdown(log, () => server.close());
@@ -71,6 +79,8 @@ const commands: Record<string, Command> = {
       secret: secretFlag,
       token: { type: 'string', help: 'an ingress token instead of the secret (else DCDN_TOKEN)' },
       'head-timeout': { type: 'string', default: '30000', help: 'ms from request end to response head before 504' },
+      'kv-store': { type: 'string', help: "handlers' KV store: sqlite:PATH, redis://HOST:PORT (shared by several ingresses), or none (default: sqlite:$DCDN_HOME/kv.db; env DCDN_KV_STORE)" },
+      'kv-min-ttl': { type: 'string', default: '60', help: 'shortest KV expirationTtl accepted, in seconds' },
       'public-ws': { type: 'string', help: 'base URL hosts dial for the WebSocket transport (default ws://host:port)' },
       help,
     },
@@ -93,6 +103,8 @@ const commands: Record<string, Command> = {
         rtcBackend,
         publicWsBase: v['public-ws'] as string | undefined,
         proxy: { headTimeoutMs: intFlag(v['head-timeout'], 'head-timeout', 1) },
+        kvStore: (v['kv-store'] as string | undefined) ?? process.env.DCDN_KV_STORE ?? `sqlite:${join(stateDir(), 'kv.db')}`,
+        kvLimits: { minTtlSeconds: intFlag(v['kv-min-ttl'], 'kv-min-ttl', 1) },
         log,
       });
       process.stdout.write(`ingress listening on ${ingress.url}\n`);
@@ -135,15 +147,57 @@ const commands: Record<string, Command> = {
     },
   },
 
+  invite: {
+    summary: 'print a join link for volunteer hosts (scoped, expiring)',
+    usage: 'dcdn invite [--apps a,b] [--ttl 24h] [--signal URL] [--token T]',
+    description:
+      'Mints a volunteer invite on signaling and prints its join link. Whoever opens it can lend their\n' +
+      'browser as a host until it expires; it runs only apps deployed with --volunteers (of those, only\n' +
+      '--apps when given) and never gets their secrets, cookies or Authorization headers.',
+    flags: { ...inviteFlags, help },
+    run: (v) => invite(v),
+  },
+
+  hosts: {
+    positionals: true,
+    summary: 'list, drain, resume and ban hosts',
+    usage: 'dcdn hosts list|drain|resume|ban|bans|unban [ID] [--reason R] [--invite] [--address]',
+    description:
+      'list            connected hosts: trust (operator or volunteer), state, address, capabilities\n' +
+      'drain ID        send a host no new requests (in-flight ones finish); resume ID undoes it\n' +
+      'ban ID          disconnect a host and refuse its tab from now on (--invite: every tab of its\n' +
+      '                invite too; --address: its IP address too); bans lists them, unban BAN-ID lifts one',
+    flags: { ...hostsFlags, help },
+    run: (v) => hosts(v as never),
+  },
+
+  kv: {
+    positionals: true,
+    summary: "read and write an app's KV namespace (get, put, delete, list)",
+    usage: kvUsage,
+    description: kvDescription,
+    flags: { ...kvFlags, help },
+    run: (v) => kv(v as never),
+  },
+
   deploy: {
     positionals: true,
     summary: 'bundle an app (npm imports included) and deploy it as a new version',
-    usage: 'dcdn deploy FILE --name NAME [--message M] [--signal URL] [--token T]',
+    usage: 'dcdn deploy FILE --name NAME [--kv BINDING]... [--volunteers] [--require webgpu] [--message M] [--signal URL] [--token T]',
     description:
       'Bundles FILE with esbuild (imports resolved from its own folder), uploads it as a new version of\n' +
       'app NAME, makes it live on every host, and prints its URLs. Against a local dcdn up it needs\n' +
-      'nothing else. A bundle that does not build or is refused leaves the running version untouched.',
-    flags: { name: { type: 'string', short: 'n', help: 'app name (a DNS label)' }, message: { type: 'string', short: 'm', help: 'note kept with the version' }, ...controlFlags, help },
+      'nothing else. A bundle that does not build or is refused leaves the running version untouched.\n' +
+      '--kv CACHE gives the handler env.CACHE, a KV namespace of the app\'s own (docs/kv.md).',
+    flags: {
+      name: { type: 'string', short: 'n', help: 'app name (a DNS label)' },
+      message: { type: 'string', short: 'm', help: 'note kept with the version' },
+      kv: { type: 'string', multiple: true, help: 'a KV binding, env.BINDING (repeatable)' },
+      volunteers: { type: 'boolean', default: false, help: 'let volunteer hosts run it (they never get its secrets, cookies or Authorization)' },
+      require: { type: 'string', multiple: true, help: 'serve only from hosts with this capability: webgpu (repeatable)' },
+      ...controlFlags,
+      help,
+    },
     run: (v) => deploy(v as never),
   },
   apps: {

@@ -4,11 +4,13 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { bundleApp, bundleHostScript, DEMO_APP, hostPageHtml } from '../browser-host/build/bundle.ts';
+import { bundleApp, bundleHostScript, bundleJoinScript, DEMO_APP, hostPageHtml, joinPageHtml } from '../browser-host/build/bundle.ts';
 import { launchBrowser, type LaunchedBrowser } from '../browser-host/launcher/launch.ts';
 import { resolveBrowser } from '../browser-host/launcher/resolve-browser.ts';
 import { createIngress, type Ingress, type IngressOptions } from '../ingress/index.ts';
-import { AppStore, checkBundle, createSignalingServer, mintToken, SIGNAL_PATH, type SignalingServer } from '../signaling/index.ts';
+import { openKvStore } from '../ingress/kv/index.ts';
+import { BanList } from '../signaling/bans.ts';
+import { AppStore, checkBundle, createSignalingServer, mintToken, SIGNAL_PATH, type IceConfig, type SignalingServer } from '../signaling/index.ts';
 import type { Log } from './log.ts';
 
 /** A fresh signing secret for a network whose parts share one process or one operator. */
@@ -26,7 +28,7 @@ export function signalUrls(base: string): { http: string; ws: string } {
 
 /**
  * Starts signaling with the control plane (app store at `db`, `:memory:` when not given),
- * serving the host page and its script. With `app`, that module is bundled and deployed as the
+ * serving the host page, the volunteer join page and their scripts. With `app`, that module is bundled and deployed as the
  * `default` app unless the active `default` is already the same code.
  */
 export async function startSignal(opts: {
@@ -35,27 +37,46 @@ export async function startSignal(opts: {
   host: string;
   app?: string;
   db?: string;
+  /** STUN/TURN handed to every peer (`--stun`, `--turn`, `--turn-secret`, `--turn-ttl`). */
+  ice?: IceConfig;
+  /** Anyone may join as a volunteer from /join, without an invite (`--open-join`). */
+  openJoin?: boolean;
   log: Log;
 }): Promise<{ server: SignalingServer; url: string; store: AppStore }> {
   const started = performance.now();
-  const script = await bundleHostScript();
+  const [script, joinScript] = await Promise.all([bundleHostScript(), bundleJoinScript()]);
   const html = hostPageHtml();
+  const joinHtml = joinPageHtml();
   const store = new AppStore(opts.db ?? ':memory:');
+  // Bans live beside the apps, in the same file (a table of their own).
+  const bans = new BanList(opts.db ?? ':memory:');
   if (opts.app !== undefined || !store.manifest().some((a) => a.name === 'default')) {
     await deployFile(store, 'default', opts.app ?? DEMO_APP, opts.log);
   }
-  opts.log('info', 'bundled host page', { ms: Math.round(performance.now() - started) });
+  opts.log('info', 'bundled host and join pages', { ms: Math.round(performance.now() - started) });
   const server = createSignalingServer({
     secret: opts.secret,
     apps: store,
+    bans,
+    volunteers: { openJoin: opts.openJoin === true },
+    ...(opts.ice ? { ice: opts.ice } : {}),
     routes: (scoped: FastifyInstance) => {
       scoped.get('/host', async (_req, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(html));
       scoped.get('/host.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-store').send(script));
+      scoped.get('/join', async (_req, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(joinHtml));
+      scoped.get('/join.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-store').send(joinScript));
     },
   });
-  server.app.addHook('onClose', async () => store.close());
+  server.app.addHook('onClose', async () => {
+    store.close();
+    bans.close();
+  });
   const url = await server.listen(opts.port, opts.host);
-  opts.log('info', 'signaling listening', { url, hostPage: `${url}/host`, apps: store.manifest().map((a) => `${a.name}@${a.version}`).join(',') });
+  if (opts.ice) {
+    // URLs and lifetime only: the TURN secret never reaches a log.
+    opts.log('info', 'ICE servers for peers', { stun: opts.ice.stun?.join(' ') || undefined, turn: opts.ice.turn?.join(' ') || undefined, turnTtlSeconds: opts.ice.turn?.length ? opts.ice.turnTtlSeconds : undefined });
+  }
+  opts.log('info', 'signaling listening', { url, hostPage: `${url}/host`, joinPage: `${url}/join?invite=<host-token>`, apps: store.manifest().map((a) => `${a.name}@${a.version}`).join(',') });
   return { server, url, store };
 }
 
@@ -70,19 +91,35 @@ export async function deployFile(store: AppStore, name: string, file: string, lo
   log('info', 'deployed', { app: name, version: v.version, file, kib: Math.round(v.size / 1024) });
 }
 
-/** Starts an ingress that mints its own tokens from the secret (or uses the given token). */
+/**
+ * Starts an ingress that mints its own tokens from the secret (or uses the given token), with
+ * the KV store `kvStore` names (`sqlite:PATH`, `redis://…`; 'none' for no KV).
+ */
 export async function startIngress(
-  opts: Omit<IngressOptions, 'token' | 'log'> & { secret?: string; token?: string; log: Log },
+  opts: Omit<IngressOptions, 'token' | 'log' | 'kv'> & { secret?: string; token?: string; kvStore?: string; log: Log },
 ): Promise<Ingress> {
-  const { secret, token } = opts;
+  const { secret, token, kvStore, ...rest } = opts;
   if (!secret && !token) throw new Error('the ingress needs --secret or --token (or DCDN_SECRET / DCDN_TOKEN)');
+  const kv = kvStore && kvStore !== 'none' ? await openKvStore(kvStore) : undefined;
+  if (kv) opts.log('info', 'kv store open', { store: kv.kind, spec: redactSpec(kvStore!) });
   const ingress = createIngress({
-    ...opts,
+    ...rest,
+    ...(kv ? { kv } : {}),
     token: token ?? (() => mintToken(secret!, { role: 'ingress', sub: opts.name ?? 'ingress', ttlSeconds: 3600 })),
     log: opts.log,
   });
-  await ingress.listen();
+  try {
+    await ingress.listen();
+  } catch (err) {
+    await kv?.close();
+    throw err;
+  }
   return ingress;
+}
+
+/** A store spec fit for logs: a Redis URL's password is hidden. */
+export function redactSpec(spec: string): string {
+  return spec.replace(/(\/\/[^:/@]*:)[^@]*@/, '$1***@');
 }
 
 /** Launches Chromium with `count` host tabs and detaches puppeteer once they are up. */

@@ -13,6 +13,8 @@ export interface LocalState {
   operatorToken: string;
   baseDomain: string;
   pathPrefix: string;
+  /** The KV store of the local ingress (`sqlite:PATH` or a Redis URL). */
+  kvStore?: string;
   pid: number;
   updatedAt: string;
 }

@@ -2,8 +2,9 @@ import { intFlag, UsageError, type FlagSpec } from './args.ts';
 import { RTC_BACKENDS, type RtcBackend } from '../ingress/rtc-backend.ts';
 import { mintToken } from '../signaling/index.ts';
 import { createLog } from './log.ts';
-import { deployFile, launchHosts, newSecret, onShutdown, signalUrls, startIngress, startSignal } from './parts.ts';
+import { deployFile, launchHosts, newSecret, onShutdown, redactSpec, signalUrls, startIngress, startSignal } from './parts.ts';
 import { stateDir, writeState } from './state.ts';
+import { iceConfigFromFlags, iceFlags } from './ice-flags.ts';
 import { watch } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { AppStore } from '../signaling/index.ts';
@@ -19,9 +20,13 @@ export const upFlags = {
   'signal-port': { type: 'string', default: '8787', help: 'port of the signaling service and host page' },
   browser: { type: 'string', help: 'Chromium/Chrome executable (else DCDN_BROWSER, system paths, puppeteer cache)' },
   'head-timeout': { type: 'string', default: '30000', help: 'ms from request end to response head before 504' },
+  'kv-store': { type: 'string', help: "handlers' KV store: sqlite:PATH, redis://HOST:PORT, or none (default: sqlite:$DCDN_HOME/kv.db)" },
+  'kv-min-ttl': { type: 'string', default: '60', help: 'shortest KV expirationTtl accepted, in seconds' },
   'base-domain': { type: 'string', default: 'localhost', help: 'apps answer on NAME.<base-domain>' },
   'no-watch': { type: 'boolean', default: false, help: "with --app: don't redeploy when the app's folder changes" },
   quiet: { type: 'boolean', short: 'q', default: false, help: 'log warnings only' },
+  'open-join': { type: 'boolean', default: false, help: 'let anyone join as a volunteer host from /join, without an invite' },
+  ...iceFlags,
   help: { type: 'boolean', short: 'h', default: false, help: 'show this help' },
 } satisfies FlagSpec;
 
@@ -41,6 +46,7 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
   // Fail now, saying the optional dependency is missing, rather than once per host later.
   if (rtcBackend === 'node-datachannel') await (await import('../ingress/ndc-peer.ts')).loadNodeDatachannel();
   const listenHost = String(values.host);
+  const ice = iceConfigFromFlags(values);
   const secret = process.env.DCDN_SECRET ?? newSecret();
   const sigLog = createLog('signal', { quiet });
   const ingLog = createLog('ingress', { quiet });
@@ -54,9 +60,12 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
     host: listenHost,
     app: appFile,
     db: join(stateDir(), 'apps.db'),
+    ...(ice ? { ice } : {}),
+    openJoin: values['open-join'] === true,
     log: sigLog,
   });
   const urls = signalUrls(signal.url);
+  const kvStore = (values['kv-store'] as string | undefined) ?? process.env.DCDN_KV_STORE ?? `sqlite:${join(stateDir(), 'kv.db')}`;
   const ingress = await startIngress({
     secret,
     signalUrl: urls.ws,
@@ -67,6 +76,8 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
     rtcBackend,
     proxy: { headTimeoutMs: intFlag(values['head-timeout'], 'head-timeout', 1) },
     routing: { baseDomain },
+    kvStore,
+    kvLimits: { minTtlSeconds: intFlag(values['kv-min-ttl'], 'kv-min-ttl', 1) },
     log: ingLog,
   });
   const stateFile = writeState({
@@ -75,6 +86,7 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
     operatorToken: mintToken(secret, { role: 'operator', sub: 'local', ttlSeconds: 30 * 24 * 3600 }),
     baseDomain,
     pathPrefix: '/@',
+    kvStore,
     pid: process.pid,
     updatedAt: new Date().toISOString(),
   });
@@ -102,6 +114,8 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
     `  apps:       ${signal.store.manifest().map((a) => `${a.name}@${a.version}`).join(', ')}   deploy more: dcdn deploy FILE --name NAME`,
     `  host page:  ${urls.http}/host?name=extra&token=${mintToken(secret, { role: 'host', sub: 'extra', ttlSeconds: 24 * 3600 })}`,
     '              (open it in any browser on this machine to add a host; valid 24 h)',
+    values['open-join'] ? `  volunteers: ${urls.http}/join   (open to anyone; apps deployed with --volunteers)` : `  volunteers: dcdn invite [--apps NAME] [--ttl 24h] prints a join link; apps need --volunteers`,
+    `  kv:         ${redactSpec(kvStore)}   (dcdn kv list --app NAME --binding B)`,
     '  Ctrl-C to stop.',
     '',
   ].join('\n');

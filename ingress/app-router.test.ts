@@ -1,9 +1,10 @@
+import type { AppRef } from '../signaling/messages.ts';
 import { describe, expect, it } from 'vitest';
 import { AppRouter } from './app-router.ts';
 
 describe('AppRouter', () => {
   const router = new AppRouter();
-  router.setApps(['default', 'hello', 'my-app']);
+  router.setApps(refs('default', 'hello', 'my-app'));
 
   it('routes NAME.localhost to app NAME, keeping the path', () => {
     expect(router.route('hello.localhost:8080', '/a?b=1')).toEqual({ app: 'hello', target: '/a?b=1', prefix: '' });
@@ -30,7 +31,7 @@ describe('AppRouter', () => {
 
   it('uses a configured base domain and prefix', () => {
     const r = new AppRouter({ baseDomain: 'apps.example.com', pathPrefix: '/apps/' });
-    r.setApps(['hello']);
+    r.setApps(refs('hello'));
     expect(r.route('hello.apps.example.com', '/')).toMatchObject({ app: 'hello' });
     expect(r.route('hello.localhost', '/')).toEqual({ unknown: 'default' });
     expect(r.route('x', '/apps/hello/z')).toEqual({ app: 'hello', target: '/z', prefix: '/apps/hello' });
@@ -40,3 +41,7 @@ describe('AppRouter', () => {
     expect(new AppRouter().route('hello.localhost', '/@x/y')).toEqual({ app: '', target: '/@x/y', prefix: '' });
   });
 });
+
+function refs(...names: string[]): AppRef[] {
+  return names.map((name) => ({ name, version: 1, sha256: '0'.repeat(64), config: { kv: [], volunteers: false, require: [] } }));
+}

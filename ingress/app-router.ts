@@ -1,3 +1,5 @@
+import type { AppRef } from '../signaling/messages.ts';
+
 /** How the ingress maps a request to a deployed app. */
 export interface AppRouterOptions {
   /** `NAME.<baseDomain>` routes to app NAME. Default `localhost` (browsers resolve *.localhost to loopback). */
@@ -23,6 +25,7 @@ export class AppRouter {
   readonly #prefix: string;
   readonly #default: string;
   #apps: Set<string> | null = null;
+  #refs = new Map<string, AppRef>();
 
   constructor(options: AppRouterOptions = {}) {
     this.#base = (options.baseDomain ?? 'localhost').toLowerCase().replace(/^\.+|\.+$/g, '');
@@ -30,9 +33,15 @@ export class AppRouter {
     this.#default = options.defaultApp ?? 'default';
   }
 
-  /** The deployed apps, from signaling. */
-  setApps(names: Iterable<string>): void {
-    this.#apps = new Set(names);
+  /** The deployed apps' active versions and configs, from signaling. */
+  setApps(refs: Iterable<AppRef>): void {
+    this.#refs = new Map([...refs].map((r) => [r.name, r]));
+    this.#apps = new Set(this.#refs.keys());
+  }
+
+  /** An app's active version and deploy config; undefined before signaling said, or for none. */
+  ref(name: string): AppRef | undefined {
+    return this.#refs.get(name);
   }
 
   get apps(): ReadonlySet<string> | null {

@@ -1,13 +1,30 @@
 import { randomUUID } from 'node:crypto';
 import { WebSocket } from 'ws';
-import { parseLinkSignal, Session, type Channel, type LinkSignal, type SessionOptions, type TransportKind } from '../protocol/index.ts';
+import { parseLinkSignal, Session, type Channel, type LinkSignal, type SessionOptions, type Stream, type TransportKind } from '../protocol/index.ts';
 import { SignalingClient } from '../signaling/client.ts';
 import type { AppRef, PeerInfo } from '../signaling/messages.ts';
 import type { HostPool } from './host-pool.ts';
 import type { OffererFactory } from './rtc-backend.ts';
-import type { Offerer, OffererOptions } from './rtc-peer.ts';
+import { reachableIceServers, type IceServer, type Offerer, type OffererOptions } from './offerer.ts';
 import type { TicketBook } from './ticket-book.ts';
 import { NodeWebSocketChannel } from './ws-channel.ts';
+import { hostTraits, type HostTraits } from './host-traits.ts';
+
+/**
+ * The key a host is known by across signaling reconnects: the stable id its tab reports. A
+ * volunteer's is qualified by its invite, so a volunteer claiming another host's id cannot take
+ * that host's place (at worst it displaces another tab of its own invite).
+ */
+function linkKey(peer: PeerInfo): string {
+  const hostId = typeof peer.info.hostId === 'string' && peer.info.hostId.length <= 64 ? peer.info.hostId : peer.id;
+  return peer.volunteer ? `v:${peer.sub ?? ''}:${hostId}` : hostId;
+}
+
+/** A host's name for logs and the `dcdn-host` header: header-safe characters only, at most 64. */
+function hostName(name: unknown, fallback: string): string {
+  const clean = typeof name === 'string' ? name.replace(/[^A-Za-z0-9._ -]/g, '_').trim().slice(0, 64) : '';
+  return clean || fallback.slice(-8);
+}
 
 /** Named settings of how the ingress reaches hosts. */
 export interface HostConnectorOptions {
@@ -32,6 +49,11 @@ export interface HostConnectorOptions {
   /** Makes the WebRTC offerer: werift (default) or node-datachannel, see rtc-backend.ts. */
   createOfferer: OffererFactory;
   session: Partial<Omit<SessionOptions, 'role'>>;
+  /**
+   * A stream a host opened (a KV operation from one of its handlers). Without this, such
+   * streams are refused with KV_NOT_CONFIGURED.
+   */
+  onHostStream?: (stream: Stream, host: { id: string; name: string; info: Record<string, unknown> }) => void;
 }
 
 export const CONNECTOR_DEFAULTS = {
@@ -49,6 +71,8 @@ interface HostLink {
   hostId: string;
   name: string;
   info: Record<string, unknown>;
+  /** What signaling vouches for (volunteer or not, app scope) and what the host reports. */
+  traits: HostTraits;
   /** The host's current signaling id; null while it is not in signaling. */
   peerId: string | null;
   /** The connection attempt in progress, if any. */
@@ -74,6 +98,8 @@ export class HostConnector {
   readonly #log: Log;
   readonly #links = new Map<string, HostLink>();
   readonly #signaling: SignalingClient;
+  /** The STUN/TURN servers signaling handed us (fresh TURN credentials); used unless `rtc.iceServers` is set. */
+  #signaledIce: IceServer[] = [];
   #closed = false;
   /** The deployed apps' active versions, as signaling announces them. */
   onapps: ((apps: AppRef[]) => void) | null = null;
@@ -90,14 +116,17 @@ export class HostConnector {
       WebSocketImpl: WebSocket as never,
     });
     this.#signaling.onwelcome = (m) => {
-      log('info', 'joined signaling', { id: m.id, hosts: m.peers.length });
+      this.#useSignaledIce(m.iceServers ?? [], true);
+      log('info', 'joined signaling', { id: m.id, hosts: m.peers.length, iceServers: this.#iceSummary() });
       const present = new Set<string>();
       for (const p of m.peers) present.add(this.#hostSeen(p).hostId);
       for (const link of this.#links.values()) if (!present.has(link.hostId)) link.peerId = null;
     };
     this.#signaling.onjoin = (p) => void this.#hostSeen(p);
     this.#signaling.onapps = (apps) => this.onapps?.(apps);
-    this.#signaling.onleave = (id) => this.#hostLeft(id);
+    this.#signaling.onice = (servers) => this.#useSignaledIce(servers, false);
+    this.#signaling.onleave = (id, reason) => this.#hostLeft(id, reason);
+    this.#signaling.onupdate = (peer) => this.#hostUpdated(peer);
     this.#signaling.onsignal = (from, data) => this.#onSignal(from, data);
     this.#signaling.onstatechange = (state) => {
       if (state === 'closed' && !this.#closed) log('warn', 'signaling connection lost; reconnecting (sessions keep serving)');
@@ -135,24 +164,42 @@ export class HostConnector {
   }
 
   #hostSeen(peer: PeerInfo): HostLink {
-    const hostId = typeof peer.info.hostId === 'string' && peer.info.hostId.length <= 64 ? peer.info.hostId : peer.id;
+    const hostId = linkKey(peer);
     let link = this.#links.get(hostId);
     if (!link) {
-      const name = typeof peer.info.name === 'string' && peer.info.name ? peer.info.name.slice(0, 64) : hostId.slice(0, 8);
-      link = { hostId, name, info: peer.info, peerId: peer.id, conn: null, offerer: null, fallbackTimer: undefined, session: null, failures: 0, retryTimer: undefined };
+      const name = hostName(peer.info.name, hostId);
+      link = { hostId, name, info: peer.info, traits: hostTraits(peer), peerId: peer.id, conn: null, offerer: null, fallbackTimer: undefined, session: null, failures: 0, retryTimer: undefined };
       this.#links.set(hostId, link);
-      this.#log('info', 'host joined', { host: name, ua: peer.info.userAgent });
+      this.#log('info', 'host joined', { host: name, ua: peer.info.userAgent, volunteer: link.traits.volunteer || undefined });
     }
     link.peerId = peer.id;
+    link.traits = hostTraits(peer);
+    const entry = this.#pool.get(link.hostId);
+    if (entry) entry.traits = link.traits;
     if (!link.session && !link.conn) this.#connect(link);
     return link;
   }
 
-  #hostLeft(peerId: string): void {
+  /** The operator drained or resumed a host. */
+  #hostUpdated(peer: PeerInfo): void {
+    const link = this.#links.get(linkKey(peer));
+    if (!link || link.peerId !== peer.id) return;
+    link.traits = hostTraits(peer);
+    const entry = this.#pool.get(link.hostId);
+    if (entry) entry.traits = link.traits;
+    this.#log('info', link.traits.draining ? 'host drained' : 'host resumed', { host: link.name });
+  }
+
+  #hostLeft(peerId: string, reason = 'closed'): void {
     for (const link of this.#links.values()) {
       if (link.peerId !== peerId) continue;
       link.peerId = null;
-      this.#log('info', 'host left signaling', { host: link.name, serving: link.session !== null });
+      this.#log('info', 'host left signaling', { host: link.name, reason, serving: link.session !== null });
+      if (reason === 'banned') {
+        // A banned host is cut off at once, in-flight requests and all.
+        this.#pool.remove(link.hostId);
+        link.session?.close('PROTO_SESSION_CLOSED', 'banned by the operator');
+      }
       if (!link.session) {
         this.#abandonAttempt(link);
         clearTimeout(link.retryTimer);
@@ -172,7 +219,7 @@ export class HostConnector {
   async #offerRtc(link: HostLink, conn: string): Promise<void> {
     let offerer: Offerer;
     try {
-      offerer = await this.#opts.createOfferer(this.#opts.rtc);
+      offerer = await this.#opts.createOfferer(this.#rtcOptions());
     } catch (err) {
       this.#log('error', 'cannot create a WebRTC peer connection; using WebSocket', { err: (err as Error).message });
       return this.#offerWebSocket(link, conn);
@@ -180,9 +227,13 @@ export class HostConnector {
     if (link.conn !== conn) return void offerer.close();
     link.offerer = offerer;
     offerer.onLocalCandidate = (candidate) => this.#send(link, { kind: 'candidate', conn, candidate });
+    let offered = false;
     link.fallbackTimer = setTimeout(() => {
       if (link.conn !== conn) return;
-      this.#log('warn', 'data channel did not open in time; falling back to WebSocket', { host: link.name, ms: this.#opts.rtcOpenTimeoutMs });
+      // werift finishes gathering before it makes the offer; a TURN server that refuses our
+      // credentials (or never answers) stalls it there, and the tab never hears of us.
+      const stage = offered ? 'connecting after the offer' : 'gathering candidates (is every STUN/TURN server reachable, and are its credentials accepted?)';
+      this.#log('warn', 'data channel did not open in time; falling back to WebSocket', { host: link.name, ms: this.#opts.rtcOpenTimeoutMs, stage });
       this.#abandonAttempt(link);
       const next = randomUUID();
       link.conn = next;
@@ -192,6 +243,7 @@ export class HostConnector {
       const offer = await offerer.offer();
       if (link.conn !== conn) return;
       this.#send(link, { kind: 'offer', conn, sdp: offer.sdp });
+      offered = true;
       const channel = await offerer.opened;
       if (link.conn !== conn) return void channel.close('superseded');
       clearTimeout(link.fallbackTimer);
@@ -203,6 +255,32 @@ export class HostConnector {
       this.#log('warn', 'data channel failed', { host: link.name, err: (err as Error).message });
       // leave the fallback timer to switch to WebSocket
     }
+  }
+
+  /**
+   * The offerer's options: the ingress's own `rtc.iceServers` when it was given any (even
+   * none: `[]` keeps it ICE-lite), else what signaling handed out. Either way only servers the
+   * operator configured are ever contacted.
+   */
+  #rtcOptions(): OffererOptions {
+    if (this.#opts.rtc.iceServers !== undefined) return this.#opts.rtc;
+    return { ...this.#opts.rtc, iceServers: this.#signaledIce };
+  }
+
+  #useSignaledIce(servers: IceServer[], onWelcome: boolean): void {
+    const { servers: usable, dropped } = reachableIceServers(servers, this.#opts.rtc.advertisedAddresses);
+    if (onWelcome && dropped.length > 0 && this.#opts.rtc.iceServers === undefined) {
+      this.#log('warn', 'ignoring ICE servers a loopback-only ingress cannot reach (set rtc.advertisedAddresses to use them)', { urls: dropped.join(' ') });
+    }
+    this.#signaledIce = usable;
+  }
+
+  /** The ICE URLs in force, for logs (credentials never logged). */
+  #iceSummary(): string {
+    const servers = this.#opts.rtc.iceServers ?? this.#signaledIce;
+    const urls = servers.flatMap((s) => (Array.isArray(s.urls) ? s.urls : [s.urls]));
+    const whose = this.#opts.rtc.iceServers !== undefined ? 'own' : 'from signaling';
+    return urls.length === 0 ? `none (${whose})` : `${urls.join(' ')} (${whose})`;
   }
 
   #offerWebSocket(link: HostLink, conn: string): void {
@@ -231,6 +309,11 @@ export class HostConnector {
     const previous = link.session;
     link.session = session;
     link.conn = null;
+    const onHostStream = this.#opts.onHostStream;
+    session.onstream = (stream) => {
+      if (onHostStream) onHostStream(stream, { id: link.hostId, name: link.name, info: link.info });
+      else stream.reset('KV_NOT_CONFIGURED', 'this ingress has no KV store');
+    };
     session.onclose = (err) => {
       onClosed?.();
       this.#pool.remove(link.hostId, session);
@@ -254,7 +337,7 @@ export class HostConnector {
         if (session.isClosed) return;
         previous?.close();
         link.failures = 0;
-        this.#pool.add({ id: link.hostId, name: link.name, session, transport, rtc, info: link.info });
+        this.#pool.add({ id: link.hostId, name: link.name, session, transport, rtc, info: link.info, traits: link.traits });
         this.#log('info', 'host ready', { host: link.name, transport, rtc: rtc ?? undefined, agent: session.peerAgent });
       },
       () => {},

@@ -1,4 +1,5 @@
 import type { ErrorCode, Session, TransportKind } from '../protocol/index.ts';
+import { OPERATOR_HOST, type HostTraits } from './host-traits.ts';
 
 /** A live session to one host, as the pool tracks it. */
 export interface HostConnection {
@@ -11,6 +12,8 @@ export interface HostConnection {
   /** The WebRTC stack of a `webrtc` session (null for WebSocket). */
   readonly rtc?: 'werift' | 'node-datachannel' | null;
   readonly info: Readonly<Record<string, unknown>>;
+  /** Trust, scope, capabilities and draining (host-traits.ts); updated when signaling says so. */
+  traits: HostTraits;
   readonly since: number;
   inFlight: number;
   served: number;
@@ -22,6 +25,8 @@ export interface HostConnection {
 export interface HostPoolOptions {
   /** Requests one host may have in flight; past it the host is skipped. Default 128. */
   maxInFlightPerHost?: number;
+  /** The same for a volunteer's host (a browser someone lent). Default 16. */
+  maxInFlightPerVolunteer?: number;
   /** Consecutive failures after which a host is taken out of rotation. Default 3. */
   failureThreshold?: number;
   /** First time out of rotation; doubles with every further failure. Default 1000 ms. */
@@ -45,6 +50,7 @@ export class HostPool {
   constructor(options: HostPoolOptions = {}) {
     this.#opts = {
       maxInFlightPerHost: options.maxInFlightPerHost ?? 128,
+      maxInFlightPerVolunteer: options.maxInFlightPerVolunteer ?? 16,
       failureThreshold: options.failureThreshold ?? 3,
       penaltyBaseMs: options.penaltyBaseMs ?? 1000,
       penaltyMaxMs: options.penaltyMaxMs ?? 60_000,
@@ -55,8 +61,8 @@ export class HostPool {
     return this.#hosts.size;
   }
 
-  add(host: Omit<HostConnection, 'inFlight' | 'served' | 'consecutiveFailures' | 'penalisedUntil' | 'since'>): HostConnection {
-    const entry: HostConnection = { ...host, since: Date.now(), inFlight: 0, served: 0, consecutiveFailures: 0, penalisedUntil: 0 };
+  add(host: Omit<HostConnection, 'inFlight' | 'served' | 'consecutiveFailures' | 'penalisedUntil' | 'since' | 'traits'> & { traits?: HostTraits }): HostConnection {
+    const entry: HostConnection = { ...host, traits: host.traits ?? OPERATOR_HOST, since: Date.now(), inFlight: 0, served: 0, consecutiveFailures: 0, penalisedUntil: 0 };
     this.#hosts.set(host.id, entry);
     return entry;
   }
@@ -75,9 +81,13 @@ export class HostPool {
     return [...this.#hosts.values()];
   }
 
-  /** Chooses a host for a request, skipping those in `exclude` (already tried). */
-  pick(exclude: ReadonlySet<string> = new Set(), now = Date.now()): PickResult {
-    const usable = this.list().filter((h) => !exclude.has(h.id) && !h.session.isClosed);
+  /**
+   * Chooses a host for a request, skipping those in `exclude` (already tried), drained ones and
+   * those `eligible` rejects (a volunteer for an app not deployed `--volunteers`, a host without
+   * a required capability).
+   */
+  pick(exclude: ReadonlySet<string> = new Set(), now = Date.now(), eligible: (h: HostConnection) => boolean = () => true): PickResult {
+    const usable = this.list().filter((h) => !exclude.has(h.id) && !h.session.isClosed && !h.traits.draining && eligible(h));
     if (usable.length === 0) return { error: 'INGRESS_NO_HOST' };
     const healthy = usable.filter((h) => h.penalisedUntil <= now);
     const pool = healthy.length > 0 ? healthy : usable;
@@ -86,7 +96,7 @@ export class HostPool {
     let best: HostConnection | undefined;
     for (let i = 0; i < n; i++) {
       const h = pool[(start + i) % n]!;
-      if (h.inFlight >= this.#opts.maxInFlightPerHost) continue;
+      if (h.inFlight >= (h.traits.volunteer ? this.#opts.maxInFlightPerVolunteer : this.#opts.maxInFlightPerHost)) continue;
       if (!best || h.inFlight < best.inFlight) best = h;
     }
     return best ? { host: best } : { error: 'INGRESS_HOSTS_BUSY' };

@@ -64,6 +64,29 @@ export interface Offerer {
   close(): Promise<void>;
 }
 
+/**
+ * The ICE servers an ingress advertising `advertisedAddresses` can use. In loopback-only mode
+ * both backends bind their sockets to loopback (and werift ignores STUN answers from anywhere
+ * else), so only servers named by a loopback literal or `localhost` are kept: a server elsewhere
+ * could only stall gathering, and nothing may leave 127.0.0.0/8 in that mode. Otherwise every
+ * server is kept. Names the dropped URLs so the caller can log them.
+ */
+export function reachableIceServers(servers: IceServer[], advertisedAddresses: string[] = ['127.0.0.1']): { servers: IceServer[]; dropped: string[] } {
+  if (!advertisedAddresses.every((a) => a.startsWith('127.') || a === '::1')) return { servers, dropped: [] };
+  const kept: IceServer[] = [];
+  const dropped: string[] = [];
+  for (const server of servers) {
+    const urls = (Array.isArray(server.urls) ? server.urls : [server.urls]).filter((url) => {
+      const host = /^(?:stuns?|turns?):(\[[^\]]*\]|[^:?]*)/i.exec(url.trim())?.[1]?.toLowerCase() ?? '';
+      const loopback = host.startsWith('127.') || host === '[::1]' || host === 'localhost';
+      if (!loopback) dropped.push(url);
+      return loopback;
+    });
+    if (urls.length > 0) kept.push({ ...server, urls });
+  }
+  return { servers: kept, dropped };
+}
+
 /** The connection-address field of a candidate line (`[a=]candidate:f c t p ADDRESS port typ ...`). */
 export function candidateAddress(line: string): string | undefined {
   const fields = line.trim().replace(/^a=/, '').split(/\s+/);

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { APP_FAILURE_CODES, isErrorCode, type ErrorCode, type Stream, type StreamError } from '../protocol/index.ts';
 import { sendError } from './error-response.ts';
 import type { AppRouter } from './app-router.ts';
+import { mayServe, VOLUNTEER_WITHHELD_HEADERS } from './host-traits.ts';
 import type { HostConnection, HostPool } from './host-pool.ts';
 import { checkResponseHead, declaredLength, forwardRequestHeaders, forwardResponseHeaders, type ForwardingPolicy } from './http-headers.ts';
 
@@ -140,17 +141,21 @@ export class ProxyRequest {
   }
 
   #attempt(): void {
-    const picked = this.#pool.pick(this.#tried);
+    const app = this.#opts.router.ref(this.#app);
+    const picked = this.#pool.pick(this.#tried, Date.now(), (h) => mayServe(h.traits, app));
     if ('error' in picked) {
       const error = this.#tried.size > 0 && picked.error === 'INGRESS_NO_HOST' ? 'INGRESS_HOST_LOST' : picked.error;
-      return this.#fail(error, error === 'INGRESS_HOST_LOST' ? 'the host went away and no other host could take the request' : 'no host can take this request now');
+      const needs = app ? [app.config.require.length ? `hosts with ${app.config.require.join(', ')}` : '', app.config.volunteers ? '' : "the operator's own hosts (not volunteers)"].filter(Boolean) : [];
+      const why = error === 'INGRESS_HOST_LOST' ? 'the host went away and no other host could take the request' : error === 'INGRESS_NO_HOST' && needs.length ? `no connected host may serve ${this.#app}: it needs ${needs.join(' and ')}` : 'no host can take this request now';
+      return this.#fail(error, why);
     }
     const host = picked.host;
     this.#tried.add(host.id);
     this.#lastHost = host.name;
     let stream: Stream;
     try {
-      stream = host.session.open({ method: this.#req.method!, url: this.#url, headers: this.#headers, app: this.#app }, !this.#hasBody);
+      const headers = host.traits.volunteer ? this.#headers.filter(([name]) => !VOLUNTEER_WITHHELD_HEADERS.has(name.toLowerCase())) : this.#headers;
+      stream = host.session.open({ method: this.#req.method!, url: this.#url, headers, app: this.#app }, !this.#hasBody);
     } catch (err) {
       this.#events.log('warn', 'could not open a stream', { host: host.name, err: (err as Error).message });
       return this.#retryOrFail('INGRESS_HOST_LOST', 'the host session is closing', host);

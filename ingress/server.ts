@@ -12,6 +12,11 @@ import { PROXY_DEFAULTS, ProxyRequest, type ProxyOptions } from './proxy.ts';
 import { offererFactory, type RtcBackend } from './rtc-backend.ts';
 import type { OffererOptions } from './rtc-peer.ts';
 import { TicketBook } from './ticket-book.ts';
+import type { AppRef } from '../signaling/messages.ts';
+import { KvService } from './kv/service.ts';
+import { mayServe } from './host-traits.ts';
+import type { KvLimits } from './kv/limits.ts';
+import type { KvStore } from './kv/store.ts';
 import { WS_MAX_MESSAGE_SIZE } from './ws-channel.ts';
 
 export type Log = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
@@ -50,6 +55,12 @@ export interface IngressOptions {
   keepAliveTimeoutMs?: number;
   /** On close, time in-flight requests get to finish before they are cut. Default 10000 ms. */
   shutdownGraceMs?: number;
+  /**
+   * The store behind handlers' KV bindings (kv/index.ts `openKvStore`). Without one, KV
+   * operations fail with KV_NOT_CONFIGURED. The ingress closes it when it closes.
+   */
+  kv?: KvStore;
+  kvLimits?: Partial<KvLimits>;
   log?: Log;
 }
 
@@ -61,6 +72,8 @@ export interface Ingress {
   readonly url: string;
   /** Requests being forwarded right now. */
   readonly inFlight: number;
+  /** Serves handlers' KV operations, when a store was given. */
+  readonly kv: KvService | null;
   listen(): Promise<string>;
   /** Stops accepting, lets in-flight requests finish within the grace period, then closes. */
   close(): Promise<void>;
@@ -92,6 +105,11 @@ export function createIngress(options: IngressOptions): Ingress {
   let draining = false;
   let url = '';
   let connector: HostConnector | null = null;
+  /** The deployed apps' active versions and configs, from signaling. */
+  let apps = new Map<string, AppRef>();
+  const kv = options.kv
+    ? new KvService({ store: options.kv, ...(options.kvLimits ? { limits: options.kvLimits } : {}), bindings: (name) => apps.get(name)?.config.kv, log })
+    : null;
 
   const app = Fastify({
     logger: false,
@@ -160,6 +178,7 @@ export function createIngress(options: IngressOptions): Ingress {
       signaling: connector?.signalingConnected ?? false,
       apps: router.apps ? [...router.apps] : null,
       inFlight: inflight.size,
+      kv: kv ? { store: kv.store.kind, ...kv.stats } : null,
       hosts,
     };
   });
@@ -200,6 +219,7 @@ export function createIngress(options: IngressOptions): Ingress {
     get inFlight() {
       return inflight.size;
     },
+    kv,
     async listen() {
       const address = await app.listen({ port: options.port ?? 8080, host: options.host ?? '127.0.0.1' });
       url = address;
@@ -216,11 +236,21 @@ export function createIngress(options: IngressOptions): Ingress {
         rtc: options.rtc ?? {},
         createOfferer: offererFactory(options.rtcBackend ?? 'werift'),
         session: options.session ?? {},
+        ...(kv
+          ? {
+              onHostStream: (stream, host) => {
+                const traits = pool.get(host.id)?.traits;
+                // A host may touch the data of the apps it may serve, and no other.
+                void kv.serve(stream, { host: host.name, mayUse: (name) => traits !== undefined && apps.has(name) && mayServe(traits, apps.get(name)) });
+              },
+            }
+          : {}),
       };
       connector = new HostConnector(pool, tickets, connectorOpts, log);
-      connector.onapps = (apps) => {
-        router.setApps(apps.map((a) => a.name));
-        log('info', 'apps', { apps: apps.map((a) => `${a.name}@${a.version}`).join(',') || 'none' });
+      connector.onapps = (list) => {
+        apps = new Map(list.map((a) => [a.name, a]));
+        router.setApps(list);
+        log('info', 'apps', { apps: list.map((a) => `${a.name}@${a.version}`).join(',') || 'none' });
       };
       connector.start();
       log('info', 'ingress listening', { url: address, transport: connectorOpts.transport, rtc: options.rtcBackend ?? 'werift' });
@@ -241,6 +271,7 @@ export function createIngress(options: IngressOptions): Ingress {
       app.server.closeAllConnections();
       await connector?.close();
       await app.close();
+      await options.kv?.close();
       log('info', 'ingress stopped');
     },
   };

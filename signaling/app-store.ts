@@ -3,11 +3,11 @@ import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DcdnError } from '../protocol/errors.ts';
+import { BINDING_NAME, parseAppConfig, type AppConfig } from './app-config.ts';
 
 /** App names: DNS labels, so `NAME.base-domain` routes to them. */
 export const APP_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
-/** Secret and variable names, as in Workers: identifiers. */
-export const BINDING_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+export { BINDING_NAME };
 /** Largest bundle accepted (Workers' paid limit is 10 MiB compressed; ours is uncompressed). */
 export const MAX_BUNDLE_BYTES = 10 * 1024 * 1024;
 export const MAX_SECRET_BYTES = 5 * 1024;
@@ -20,6 +20,7 @@ export interface AppVersion {
   size: number;
   createdAt: string;
   message: string;
+  config: AppConfig;
 }
 
 /** An app as listed to operators (never with code or secret values). */
@@ -35,8 +36,12 @@ export interface AppSummary {
 export interface AppManifestEntry {
   name: string;
   version: number;
-  /** Identifies the deployment: the code's hash, mixed with the secrets' when it has any. */
+  /**
+   * Identifies the deployment: the code's hash, mixed with the config's when it is not the
+   * default and with the secrets' when it has any.
+   */
   sha256: string;
+  config: AppConfig;
 }
 
 /**
@@ -67,6 +72,7 @@ export class AppStore {
         size INTEGER NOT NULL,
         message TEXT NOT NULL DEFAULT '',
         created_at TEXT NOT NULL,
+        config TEXT NOT NULL DEFAULT '{}',
         PRIMARY KEY (app, version)
       );
       CREATE TABLE IF NOT EXISTS secrets (
@@ -76,6 +82,9 @@ export class AppStore {
         PRIMARY KEY (app, name)
       );
     `);
+    // Databases from before deploy options: add the column (every old version gets defaults).
+    const columns = this.#db.prepare('PRAGMA table_info(versions)').all() as Array<{ name: string }>;
+    if (!columns.some((c) => c.name === 'config')) this.#db.exec("ALTER TABLE versions ADD COLUMN config TEXT NOT NULL DEFAULT '{}'");
   }
 
   /** Called after every change, so signaling can push the new manifest. */
@@ -84,9 +93,17 @@ export class AppStore {
     return () => this.#listeners.delete(listener);
   }
 
-  /** Stores a new version and makes it active. The caller has validated the bundle. */
-  deploy(name: string, code: string, message = ''): AppVersion {
+  /**
+   * Stores a new version and makes it active. The caller has validated the bundle.
+   *
+   * @throws {DcdnError} APP_BAD_NAME, APP_BAD_BUNDLE, APP_BAD_CONFIG (also when a KV binding
+   *   has the name of one of the app's secrets: both would be `env.NAME`).
+   */
+  deploy(name: string, code: string, message = '', options: Partial<AppConfig> = {}): AppVersion {
     checkName(name);
+    const config = parseAppConfig(options);
+    const clash = config.kv.find((b) => this.#db.prepare('SELECT 1 FROM secrets WHERE app = ? AND name = ?').get(name, b));
+    if (clash) throw new DcdnError('APP_BAD_CONFIG', `${name} has a secret named ${clash}; a KV binding cannot share its name`);
     const size = Buffer.byteLength(code);
     if (size === 0 || size > MAX_BUNDLE_BYTES) throw new DcdnError('APP_BAD_BUNDLE', `bundle is ${size} bytes; it must be 1 to ${MAX_BUNDLE_BYTES}`);
     const sha256 = createHash('sha256').update(code).digest('hex');
@@ -95,11 +112,11 @@ export class AppStore {
       const row = this.#db.prepare('SELECT MAX(version) AS v FROM versions WHERE app = ?').get(name) as { v: number | null };
       const next = (row.v ?? 0) + 1;
       this.#db.prepare('INSERT INTO apps (name, active_version, updated_at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET active_version = excluded.active_version, updated_at = excluded.updated_at').run(name, next, now);
-      this.#db.prepare('INSERT INTO versions (app, version, code, sha256, size, message, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)').run(name, next, code, sha256, size, message.slice(0, 200), now);
+      this.#db.prepare('INSERT INTO versions (app, version, code, sha256, size, message, created_at, config) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(name, next, code, sha256, size, message.slice(0, 200), now, JSON.stringify(config));
       return next;
     })();
     this.#changed();
-    return { app: name, version, sha256, size, createdAt: now, message };
+    return { app: name, version, sha256, size, createdAt: now, message, config };
   }
 
   /** Makes an earlier version active: the one given, or the one before the active one. */
@@ -124,6 +141,7 @@ export class AppStore {
   putSecret(name: string, secret: string, value: string): void {
     this.#app(name);
     if (!BINDING_NAME.test(secret)) throw new DcdnError('APP_BAD_SECRET', `secret names are identifiers: ${JSON.stringify(secret.slice(0, 70))}`);
+    if (this.manifest().find((a) => a.name === name)?.config.kv.includes(secret)) throw new DcdnError('APP_BAD_SECRET', `${name} has a KV binding named ${secret}; a secret cannot share its name`);
     if (Buffer.byteLength(value) > MAX_SECRET_BYTES) throw new DcdnError('APP_BAD_SECRET', `a secret is at most ${MAX_SECRET_BYTES} bytes`);
     this.#db.prepare('INSERT INTO secrets (app, name, value) VALUES (?, ?, ?) ON CONFLICT(app, name) DO UPDATE SET value = excluded.value').run(name, secret, value);
     this.#db.prepare('UPDATE apps SET updated_at = ? WHERE name = ?').run(new Date().toISOString(), name);
@@ -143,7 +161,7 @@ export class AppStore {
       name: a.name,
       activeVersion: a.active_version,
       updatedAt: a.updated_at,
-      versions: (this.#db.prepare('SELECT app, version, sha256, size, message, created_at FROM versions WHERE app = ? ORDER BY version').all(a.name) as VersionRow[]).map(toVersion),
+      versions: (this.#db.prepare('SELECT app, version, sha256, size, message, created_at, config FROM versions WHERE app = ? ORDER BY version').all(a.name) as VersionRow[]).map(toVersion),
       secrets: (this.#db.prepare('SELECT name FROM secrets WHERE app = ? ORDER BY name').all(a.name) as Array<{ name: string }>).map((r) => r.name),
     }));
   }
@@ -153,11 +171,16 @@ export class AppStore {
    * so hosts reload an app when either changes.
    */
   manifest(): AppManifestEntry[] {
-    const rows = this.#db.prepare('SELECT a.name, a.active_version AS version, v.sha256 FROM apps a JOIN versions v ON v.app = a.name AND v.version = a.active_version ORDER BY a.name').all() as AppManifestEntry[];
+    const rows = this.#db.prepare('SELECT a.name, a.active_version AS version, v.sha256, v.config FROM apps a JOIN versions v ON v.app = a.name AND v.version = a.active_version ORDER BY a.name').all() as Array<{ name: string; version: number; sha256: string; config: string }>;
     return rows.map((r) => {
+      const config = readConfig(r.config);
       const secrets = this.#db.prepare('SELECT name, value FROM secrets WHERE app = ? ORDER BY name').all(r.name) as Array<{ name: string; value: string }>;
-      if (secrets.length === 0) return r;
-      return { ...r, sha256: createHash('sha256').update(r.sha256).update(JSON.stringify(secrets)).digest('hex') };
+      const plain = r.config === '{}' || JSON.stringify(config) === JSON.stringify(parseAppConfig({}));
+      if (secrets.length === 0 && plain) return { name: r.name, version: r.version, sha256: r.sha256, config };
+      const hash = createHash('sha256').update(r.sha256);
+      if (!plain) hash.update(JSON.stringify(config));
+      if (secrets.length > 0) hash.update(JSON.stringify(secrets));
+      return { name: r.name, version: r.version, sha256: hash.digest('hex'), config };
     });
   }
 
@@ -184,7 +207,7 @@ export class AppStore {
   }
 
   #version(name: string, version: number): AppVersion {
-    const row = this.#db.prepare('SELECT app, version, sha256, size, message, created_at FROM versions WHERE app = ? AND version = ?').get(name, version) as VersionRow | undefined;
+    const row = this.#db.prepare('SELECT app, version, sha256, size, message, created_at, config FROM versions WHERE app = ? AND version = ?').get(name, version) as VersionRow | undefined;
     if (!row) throw new DcdnError('APP_VERSION_NOT_FOUND', `${name} has no version ${version}`);
     return toVersion(row);
   }
@@ -206,10 +229,20 @@ interface VersionRow {
   size: number;
   message: string;
   created_at: string;
+  config: string;
 }
 
 function toVersion(r: VersionRow): AppVersion {
-  return { app: r.app, version: r.version, sha256: r.sha256, size: r.size, message: r.message, createdAt: r.created_at };
+  return { app: r.app, version: r.version, sha256: r.sha256, size: r.size, message: r.message, createdAt: r.created_at, config: readConfig(r.config) };
+}
+
+/** A stored config; one this build cannot read (written by a newer one) counts as the default. */
+function readConfig(json: string): AppConfig {
+  try {
+    return parseAppConfig(JSON.parse(json));
+  } catch {
+    return parseAppConfig({});
+  }
 }
 
 function checkName(name: string): void {

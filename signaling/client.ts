@@ -10,7 +10,7 @@
  * a browser cannot see the status, and a token minted by a function may be fresh next time.
  */
 import { SignalingError, type SignalingErrorCode } from './errors.ts';
-import { parseServerMessage, type AppRef, type PeerInfo, type ServerMessage, type WelcomeMessage } from './messages.ts';
+import { parseServerMessage, type AppRef, type IceServer, type PeerInfo, type ServerMessage, type WelcomeMessage } from './messages.ts';
 
 /** The subset of the WHATWG WebSocket that the client uses; `ws`'s WebSocket has it too. */
 export interface WebSocketLike {
@@ -79,9 +79,13 @@ export class SignalingClient {
   onwelcome: ((message: WelcomeMessage) => void) | null = null;
   onjoin: ((peer: PeerInfo) => void) | null = null;
   onleave: ((id: string, reason: string) => void) | null = null;
+  /** A peer's info changed (an operator drained or resumed a host). */
+  onupdate: ((peer: PeerInfo) => void) | null = null;
   onsignal: ((from: string, data: unknown) => void) | null = null;
   /** The deployed apps' active versions: after each welcome and whenever they change. */
   onapps: ((apps: AppRef[]) => void) | null = null;
+  /** Fresh ICE servers (TURN credentials) replacing those of the welcome, before they expire. */
+  onice: ((iceServers: IceServer[]) => void) | null = null;
   /** An error reported by the server; `to` is set for SIG_UNKNOWN_PEER. */
   onerror: ((code: SignalingErrorCode, message: string, to?: string) => void) | null = null;
   onstatechange: ((state: SignalingClientState) => void) | null = null;
@@ -217,6 +221,12 @@ export class SignalingClient {
       case 'apps':
         this.onapps?.(message.apps);
         return;
+      case 'ice':
+        this.onice?.(message.iceServers);
+        return;
+      case 'update':
+        this.onupdate?.(message.peer);
+        break;
       case 'leave':
         this.onleave?.(message.id, message.reason);
         return;

@@ -1,10 +1,12 @@
 import { build } from 'esbuild';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DcdnError, errorCodeOf } from '../protocol/errors.ts';
+import { parseAppConfig } from './app-config.ts';
 import { MAX_BUNDLE_BYTES, type AppStore } from './app-store.ts';
 import { SignalingError } from './errors.ts';
 import { bearerToken, sendError } from './http-auth.ts';
-import { verifyToken, type Role } from './token.ts';
+import { verifyToken, type Claims, type Role } from './token.ts';
+import { mayRun, trustFromScope } from './trust.ts';
 
 /**
  * The control API: deploy, list, roll back and delete apps, and manage their secrets, with an
@@ -13,18 +15,19 @@ import { verifyToken, type Role } from './token.ts';
  * | method and path | who | what |
  * |---|---|---|
  * | GET /v1/apps | operator | apps, versions, secret names |
- * | PUT /v1/apps/:name | operator | `{code, message?}`: a new version, made active |
+ * | PUT /v1/apps/:name | operator | `{code, message?, config?}`: a new version, made active (config: app-config.ts) |
  * | POST /v1/apps/:name/rollback | operator | `{to?}`: activate an earlier version |
  * | DELETE /v1/apps/:name | operator | remove the app and all its versions |
  * | PUT /v1/apps/:name/secrets/:secret | operator | `{value}` |
  * | DELETE /v1/apps/:name/secrets/:secret | operator | |
  * | GET /v1/apps/:name/versions/:version/code | host, operator | the bundle (ES module) |
- * | GET /v1/apps/:name/env | host | secret values, for the host's `env` |
+ * | GET /v1/apps/:name/env | host | secret values, for the host's `env` (none for volunteers) |
  */
 export function registerControlApi(app: FastifyInstance, store: AppStore, secret: string): void {
+  const claimsOf = new WeakMap<FastifyRequest, Claims>();
   const auth = (roles: Role[]) => async (request: FastifyRequest, reply: FastifyReply) => {
     try {
-      verifyToken(secret, bearerToken(request), roles);
+      claimsOf.set(request, verifyToken(secret, bearerToken(request), roles));
     } catch (err) {
       if (!(err instanceof SignalingError)) throw err;
       return sendError(reply, err.code, err.message);
@@ -48,15 +51,16 @@ export function registerControlApi(app: FastifyInstance, store: AppStore, secret
 
   app.get('/v1/apps', { preHandler: operator }, async (_req, reply) => answer(reply, 200, () => ({ apps: store.list() })));
 
-  app.put<{ Params: Params; Body: { code?: unknown; message?: unknown } }>(
+  app.put<{ Params: Params; Body: { code?: unknown; message?: unknown; config?: unknown } }>(
     '/v1/apps/:name',
     { preHandler: operator, bodyLimit: MAX_BUNDLE_BYTES * 2 },
     async (req, reply) =>
       answer(reply, 201, async () => {
-        const { code, message } = req.body ?? {};
+        const { code, message, config } = req.body ?? {};
         if (typeof code !== 'string') throw new DcdnError('APP_BAD_BUNDLE', 'the body must be JSON {"code": "<ES module source>"}');
+        const options = parseAppConfig(config);
         await checkBundle(code);
-        return store.deploy(req.params.name, code, typeof message === 'string' ? message : '');
+        return store.deploy(req.params.name, code, typeof message === 'string' ? message : '', options);
       }),
   );
 
@@ -84,7 +88,17 @@ export function registerControlApi(app: FastifyInstance, store: AppStore, secret
     }),
   );
 
+  /** A volunteer's token reaches only the apps it may run (trust.ts); the same 404 as for none. */
+  const hidden = (req: FastifyRequest & { params: Params }) => {
+    const claims = claimsOf.get(req);
+    const trust = claims?.role === 'host' ? trustFromScope(claims.scope) : null;
+    if (!trust?.volunteer) return false;
+    const entry = store.manifest().find((a) => a.name === req.params.name);
+    return !entry || !mayRun(trust, entry);
+  };
+
   app.get<{ Params: Params }>('/v1/apps/:name/versions/:version/code', { preHandler: host }, async (req, reply) => {
+    if (hidden(req)) return sendError(reply, 'APP_NOT_FOUND', `no app named ${req.params.name}`);
     const found = store.code(req.params.name, Number(req.params.version));
     if (!found) return sendError(reply, 'APP_VERSION_NOT_FOUND', `${req.params.name} has no version ${req.params.version}`);
     // Versions never change, so a host may cache them forever by hash.
@@ -93,7 +107,10 @@ export function registerControlApi(app: FastifyInstance, store: AppStore, secret
 
   app.get<{ Params: Params }>('/v1/apps/:name/env', { preHandler: host }, async (req, reply) =>
     answer(reply, 200, () => {
-      if (!store.manifest().some((a) => a.name === req.params.name)) throw new DcdnError('APP_NOT_FOUND', `no app named ${req.params.name}`);
+      if (!store.manifest().some((a) => a.name === req.params.name) || hidden(req)) throw new DcdnError('APP_NOT_FOUND', `no app named ${req.params.name}`);
+      // Volunteers' hosts are nobody's to vouch for: they never get an app's secrets.
+      const claims = claimsOf.get(req);
+      if (claims?.role === 'host' && trustFromScope(claims.scope).volunteer) return { env: {} };
       return { env: store.secrets(req.params.name) };
     }),
   );

@@ -16,6 +16,8 @@ export {
   type ClientMessage,
   type ErrorMessage,
   type HelloMessage,
+  type IceMessage,
+  type IceServer,
   type JoinMessage,
   type LeaveMessage,
   type ParseResult,
@@ -39,4 +41,5 @@ export {
 } from './client.ts';
 export { AppStore, APP_NAME, MAX_BUNDLE_BYTES, type AppManifestEntry, type AppSummary, type AppVersion } from './app-store.ts';
 export { checkBundle } from './control-api.ts';
+export { iceServerSource, turnCredentials, TURN_TTL_DEFAULT_SECONDS, TURN_TTL_MIN_SECONDS, type IceConfig, type TurnCredentials } from './turn.ts';
 export type { AppRef, AppsMessage } from './messages.ts';

@@ -98,3 +98,31 @@ describe('parseServerMessage', () => {
     expect(parseServerMessage('not json')).toBeNull();
   });
 });
+
+describe('parseServerMessage: ICE servers', () => {
+  const welcome = { type: 'welcome', id: 'me', role: 'host', peers: [] };
+  const turn = { urls: ['turn:127.0.0.1:3478?transport=udp'], username: '1700003600:me', credential: 'xSRO4AsRHT7HtrlmB9FpUG3rMiw=' };
+
+  it('keeps a welcome without iceServers as it is, and copies valid iceServers', () => {
+    expect(parseServerMessage(JSON.stringify(welcome))).toEqual(welcome);
+    expect(parseServerMessage(JSON.stringify({ ...welcome, iceServers: [{ urls: 'stun:127.0.0.1' }, turn] }))).toEqual({ ...welcome, iceServers: [{ urls: 'stun:127.0.0.1' }, turn] });
+    expect(parseServerMessage(JSON.stringify({ type: 'ice', iceServers: [turn] }))).toEqual({ type: 'ice', iceServers: [turn] });
+  });
+
+  it('drops fields other than urls, username and credential', () => {
+    const parsed = parseServerMessage(JSON.stringify({ ...welcome, iceServers: [{ ...turn, credentialType: 'oauth', extra: 1 }] }));
+    expect(parsed).toEqual({ ...welcome, iceServers: [turn] });
+  });
+
+  it.each([
+    ['not a list', { urls: 'stun:a' }],
+    ['a URL that is not STUN or TURN', [{ urls: ['https://evil.example'] }]],
+    ['no URL', [{ urls: [] }]],
+    ['a numeric username', [{ ...turn, username: 7 }]],
+    ['an overlong credential', [{ ...turn, credential: 'x'.repeat(513) }]],
+    ['too many servers', Array.from({ length: 17 }, () => ({ urls: 'stun:a' }))],
+  ])('rejects a welcome or ice message whose iceServers is %s', (_what, iceServers) => {
+    expect(parseServerMessage(JSON.stringify({ ...welcome, iceServers }))).toBeNull();
+    expect(parseServerMessage(JSON.stringify({ type: 'ice', iceServers }))).toBeNull();
+  });
+});

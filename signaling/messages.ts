@@ -6,6 +6,7 @@
  * shapes and nothing else; {@link parseServerMessage} is lenient about unknown types so a newer
  * server does not break an older tab.
  */
+import { parseAppConfig, type AppConfig } from './app-config.ts';
 import type { SignalingErrorCode } from './errors.ts';
 import { isSignalingErrorCode } from './errors.ts';
 
@@ -23,6 +24,12 @@ export interface PeerInfo {
   info: Record<string, unknown>;
   /** When the peer said hello, in ms since the epoch. */
   since: number;
+  /** Set by signaling from the host's token: a volunteer's host (signaling/trust.ts). */
+  volunteer?: true;
+  /** A volunteer's app scope, from its invite; absent for any `--volunteers` app. */
+  apps?: string[];
+  /** The operator drained the host (`dcdn hosts drain`): send it no new requests. */
+  draining?: true;
 }
 
 /** First message on every connection. */
@@ -31,8 +38,18 @@ export interface HelloMessage { type: 'hello'; info: Record<string, unknown> }
 export interface SignalRequest { type: 'signal'; to: string; data: unknown }
 export type ClientMessage = HelloMessage | SignalRequest;
 
-export interface WelcomeMessage { type: 'welcome'; id: string; role: PeerRole; peers: PeerInfo[] }
+/** A STUN or TURN server for the peer's RTCPeerConnection: the W3C `RTCIceServer` shape. */
+export interface IceServer { urls: string | string[]; username?: string; credential?: string }
+/**
+ * `iceServers` is set when the operator configured STUN/TURN on signaling; TURN entries carry
+ * credentials minted for this connection (signaling/turn.ts). Absent: use your own, if any.
+ */
+export interface WelcomeMessage { type: 'welcome'; id: string; role: PeerRole; peers: PeerInfo[]; iceServers?: IceServer[] }
+/** Fresh TURN credentials, sent before the previous ones expire; replaces welcome's `iceServers`. */
+export interface IceMessage { type: 'ice'; iceServers: IceServer[] }
 export interface JoinMessage { type: 'join'; peer: PeerInfo }
+/** A peer's info changed (drained or resumed by the operator); sent to the other role. */
+export interface UpdateMessage { type: 'update'; peer: PeerInfo }
 export interface LeaveMessage { type: 'leave'; id: string; reason: string }
 /** A relayed signal; `from` is set by the server, never taken from the sender. */
 export interface SignalMessage { type: 'signal'; from: string; data: unknown }
@@ -40,13 +57,17 @@ export interface ErrorMessage { type: 'error'; code: SignalingErrorCode; message
 /** The active version of every deployed app; sent after welcome and whenever it changes. */
 export interface AppsMessage { type: 'apps'; apps: AppRef[] }
 /** An app's active version, named by content hash so a host fetches each version once. */
-export interface AppRef { name: string; version: number; sha256: string }
-export type ServerMessage = WelcomeMessage | JoinMessage | LeaveMessage | SignalMessage | ErrorMessage | AppsMessage;
+export interface AppRef { name: string; version: number; sha256: string; config: AppConfig }
+export type ServerMessage = WelcomeMessage | JoinMessage | UpdateMessage | LeaveMessage | SignalMessage | ErrorMessage | AppsMessage | IceMessage;
 
 /** Largest hello `info`, as UTF-8 JSON bytes. */
 export const MAX_INFO_BYTES = 8 * 1024;
 /** Longest peer id accepted in `to`; server ids are 36-character UUIDs. */
 export const MAX_ID_LENGTH = 64;
+/** Most ICE servers, and most URLs per server, accepted from the server. */
+export const MAX_ICE_SERVERS = 16;
+/** Longest ICE URL, username or credential accepted from the server. */
+const MAX_ICE_FIELD_LENGTH = 512;
 /**
  * Deepest nesting accepted in `info` and `data`. SDP and ICE candidates are two levels deep; the
  * bound keeps `JSON.stringify` on relay from overflowing the stack on `[[[[...]]]]`.
@@ -117,10 +138,18 @@ export function parseServerMessage(text: string): ServerMessage | null {
     case 'welcome': {
       const { id, role, peers } = value;
       if (!isId(id) || !isPeerRole(role) || !Array.isArray(peers) || !peers.every(isPeerInfo)) return null;
-      return { type: 'welcome', id, role, peers };
+      if (!Object.hasOwn(value, 'iceServers')) return { type: 'welcome', id, role, peers };
+      const iceServers = parseIceServers(value['iceServers']);
+      return iceServers === null ? null : { type: 'welcome', id, role, peers, iceServers };
+    }
+    case 'ice': {
+      const iceServers = parseIceServers(value['iceServers']);
+      return iceServers === null ? null : { type: 'ice', iceServers };
     }
     case 'join':
       return isPeerInfo(value['peer']) ? { type: 'join', peer: value['peer'] } : null;
+    case 'update':
+      return isPeerInfo(value['peer']) ? { type: 'update', peer: value['peer'] } : null;
     case 'leave': {
       const { id, reason } = value;
       return isId(id) && typeof reason === 'string' ? { type: 'leave', id, reason } : null;
@@ -132,7 +161,17 @@ export function parseServerMessage(text: string): ServerMessage | null {
     case 'apps': {
       const { apps } = value;
       if (!Array.isArray(apps) || apps.length > 10_000 || !apps.every(isAppRef)) return null;
-      return { type: 'apps', apps: apps.map((a: AppRef) => ({ name: a.name, version: a.version, sha256: a.sha256 })) };
+      const refs: AppRef[] = [];
+      for (const a of apps as Array<AppRef & { config?: unknown }>) {
+        let config: AppConfig;
+        try {
+          config = parseAppConfig(a.config);
+        } catch {
+          return null;
+        }
+        refs.push({ name: a.name, version: a.version, sha256: a.sha256, config });
+      }
+      return { type: 'apps', apps: refs };
     }
     case 'error': {
       const { code, message, to } = value;
@@ -142,6 +181,36 @@ export function parseServerMessage(text: string): ServerMessage | null {
     default:
       return null;
   }
+}
+
+/**
+ * Copies a server's `iceServers` field (a list of W3C `RTCIceServer`s), keeping only `urls`,
+ * `username` and `credential`; null when it is malformed. These objects go straight into
+ * `RTCPeerConnection`, so only STUN and TURN URLs pass.
+ */
+function parseIceServers(value: unknown): IceServer[] | null {
+  if (!Array.isArray(value) || value.length > MAX_ICE_SERVERS) return null;
+  const servers: IceServer[] = [];
+  for (const entry of value) {
+    if (!isPlainRecord(entry)) return null;
+    const { urls, username, credential } = entry;
+    const list: unknown = typeof urls === 'string' ? [urls] : urls;
+    if (!Array.isArray(list) || list.length === 0 || list.length > MAX_ICE_SERVERS || !list.every(isIceUrl)) return null;
+    if (!isOptionalIceField(username) || !isOptionalIceField(credential)) return null;
+    const server: IceServer = { urls: typeof urls === 'string' ? urls : [...(list as string[])] };
+    if (username !== undefined) server.username = username;
+    if (credential !== undefined) server.credential = credential;
+    servers.push(server);
+  }
+  return servers;
+}
+
+function isIceUrl(value: unknown): value is string {
+  return typeof value === 'string' && value.length <= MAX_ICE_FIELD_LENGTH && /^(stuns?|turns?):\S+$/i.test(value);
+}
+
+function isOptionalIceField(value: unknown): value is string | undefined {
+  return value === undefined || (typeof value === 'string' && value.length <= MAX_ICE_FIELD_LENGTH);
 }
 
 function isAppRef(value: unknown): value is AppRef {
@@ -170,8 +239,17 @@ function isPeerRole(value: unknown): value is PeerRole {
 
 function isPeerInfo(value: unknown): value is PeerInfo {
   if (!isPlainRecord(value)) return false;
-  const { id, role, sub, info, since } = value;
-  return isId(id) && isPeerRole(role) && (sub === undefined || typeof sub === 'string') && isPlainRecord(info) && typeof since === 'number';
+  const { id, role, sub, info, since, volunteer, apps, draining } = value;
+  return (
+    isId(id) &&
+    isPeerRole(role) &&
+    (sub === undefined || typeof sub === 'string') &&
+    isPlainRecord(info) &&
+    typeof since === 'number' &&
+    (volunteer === undefined || volunteer === true) &&
+    (draining === undefined || draining === true) &&
+    (apps === undefined || (Array.isArray(apps) && apps.length <= 64 && apps.every((a) => typeof a === 'string' && a.length <= 63)))
+  );
 }
 
 /**

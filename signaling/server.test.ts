@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { Writable } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { createHmac } from 'node:crypto';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket, type ClientOptions } from 'ws';
 import type { PeerInfo, ServerMessage } from './messages.ts';
 import { createSignalingServer, type SignalingServer, type SignalingServerOptions } from './server.ts';
@@ -466,5 +467,51 @@ describe('lifecycle', () => {
     expect(() => createSignalingServer({ secret: 'short' })).toThrow(TypeError);
     expect(() => createSignalingServer({ secret: SECRET, maxMessageBytes: 0 })).toThrow(RangeError);
     expect(() => createSignalingServer({ secret: SECRET, rateLimit: { perSecond: -1 } })).toThrow(RangeError);
+  });
+});
+
+describe('ICE servers', () => {
+  const TURN_SECRET = 'coturn-static-auth-secret';
+  const ice = { stun: ['stun:127.0.0.1:3478'], turn: ['turn:127.0.0.1:3478?transport=udp'], turnSecret: TURN_SECRET, turnTtlSeconds: 600 };
+
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('welcomes every peer, host and ingress, with TURN credentials minted for its own connection', async () => {
+    const { ws } = await start({ ice });
+    const [, hostWelcome] = await join(ws, 'host');
+    const [, ingressWelcome] = await join(ws, 'ingress');
+    for (const welcome of [hostWelcome, ingressWelcome]) {
+      const [stun, turn] = welcome.iceServers ?? [];
+      expect(stun).toEqual({ urls: ice.stun });
+      expect(turn?.urls).toEqual(ice.turn);
+      const [expiry, id] = (turn?.username ?? '').split(':');
+      expect(id).toBe(welcome.id);
+      expect(Number(expiry) - Date.now() / 1000).toBeGreaterThan(590);
+      expect(turn?.credential).toBe(createHmac('sha1', TURN_SECRET).update(turn?.username ?? '').digest('base64'));
+    }
+  });
+
+  it('sends no iceServers when none are configured', async () => {
+    const { ws } = await start();
+    const [, welcome] = await join(ws, 'host');
+    expect(Object.hasOwn(welcome, 'iceServers')).toBe(false);
+  });
+
+  it('sends fresh credentials in an ice message once half their lifetime has passed', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const { ws } = await start({ ice, heartbeatIntervalMs: 20 });
+    const [peer, welcome] = await join(ws, 'host');
+    vi.setSystemTime(Date.now() + 301_000);
+    const refresh = await peer.next('ice');
+    const username = refresh.iceServers[1]?.username ?? '';
+    expect(username).not.toBe(welcome.iceServers?.[1]?.username);
+    expect(username.endsWith(`:${welcome.id}`)).toBe(true);
+    expect(Number(username.split(':')[0]) - Date.now() / 1000).toBeGreaterThan(590);
+  });
+
+  it('refuses TURN without a secret at construction', () => {
+    expect(() => createSignalingServer({ secret: SECRET, ice: { turn: ['turn:127.0.0.1'] } })).toThrow(/--turn needs --turn-secret/);
   });
 });

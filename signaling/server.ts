@@ -12,6 +12,8 @@
  *                   101 Switching Protocols ─▶ SignalingHub.accept()
  * ```
  */
+import { BanList } from './bans.ts';
+import { registerHostsApi, type HostsApiOptions } from './hosts-api.ts';
 import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import fastifyWebsocket from '@fastify/websocket';
 import { SignalingError } from './errors.ts';
@@ -20,12 +22,15 @@ import { bearerToken, sendError } from './http-auth.ts';
 import type { AppStore } from './app-store.ts';
 import { registerControlApi } from './control-api.ts';
 import { SignalingHub } from './signaling-hub.ts';
-import { MIN_SECRET_LENGTH, verifyToken, type Claims } from './token.ts';
+import { MIN_SECRET_LENGTH, verifyToken, type Claims, type Role } from './token.ts';
+import { iceServerSource, type IceConfig } from './turn.ts';
 
 /** Where peers connect. */
 export const SIGNAL_PATH = '/v1/signal';
 /** Presence counts for operators and health checks. */
 export const HEALTH_PATH = '/v1/health';
+/** The verified claims of the caller's token (any role), so a page can explain a bad invite. */
+export const WHOAMI_PATH = '/v1/whoami';
 
 export interface SignalingServerOptions {
   /** HMAC secret that tokens are signed with; at least 16 characters. Required. */
@@ -61,6 +66,15 @@ export interface SignalingServerOptions {
    * every peer is told the apps' active versions after its welcome and on every change.
    */
   apps?: AppStore;
+  /** Banned hosts (`dcdn hosts ban`); durable when given a file. Default: in memory. */
+  bans?: BanList;
+  /** Volunteers: open joins and invite lifetimes (hosts-api.ts). */
+  volunteers?: HostsApiOptions;
+  /**
+   * STUN/TURN servers handed to every peer in its welcome, TURN with fresh coturn REST
+   * credentials per connection (turn.ts). Default none: peers use only what they were given.
+   */
+  ice?: IceConfig;
 }
 
 export interface SignalingServer {
@@ -75,6 +89,7 @@ export interface SignalingServer {
 
 /** The roles {@link SIGNAL_PATH} accepts; operator tokens are for other endpoints. */
 const PEER_ROLES: readonly PeerRole[] = ['host', 'ingress'];
+const ANY_ROLE: readonly Role[] = ['host', 'ingress', 'operator'];
 
 /**
  * Creates the signaling service. Nothing listens until `listen()`.
@@ -99,25 +114,31 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
   const heartbeatIntervalMs = positive('heartbeatIntervalMs', options.heartbeatIntervalMs ?? 5000);
   const helloTimeoutMs = positive('helloTimeoutMs', options.helloTimeoutMs ?? 10_000);
   const maxBufferedBytes = positive('maxBufferedBytes', options.maxBufferedBytes ?? 4 * 1024 * 1024);
+  const ice = iceServerSource(options.ice);
 
   // forceCloseConnections: browsers keep spare keep-alive sockets open (preconnects that never
   // carried a request) which 'idle' does not reap, so close() would wait for them forever.
   // WebSockets are closed properly first, in the preClose hook below.
   const app = Fastify({ logger: redactingLogger(options.logger ?? false), forceCloseConnections: true });
   const store = options.apps;
+  const bans = options.bans ?? new BanList(':memory:');
+  if (!options.bans) app.addHook('onClose', async () => bans.close());
   const hub = new SignalingHub({
+    isBanned: (host) => bans.match(host),
     helloTimeoutMs,
     heartbeatIntervalMs,
     rateLimit,
     maxBufferedBytes,
     log: app.log,
     ...(store ? { apps: () => store.manifest() } : {}),
+    ...(ice ? { ice } : {}),
   });
   if (store) {
     const unsubscribe = store.onChange(() => hub.broadcastApps(store.manifest()));
     app.addHook('onClose', async () => unsubscribe());
     void app.register(async (scope) => registerControlApi(scope, store, secret));
   }
+  void app.register(async (scope) => registerHostsApi(scope, hub, bans, secret, options.volunteers));
   // preValidation hands the verified claims to the WebSocket handler through this map.
   const identities = new WeakMap<FastifyRequest, Claims>();
 
@@ -142,7 +163,10 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
       url: SIGNAL_PATH,
       async preValidation(request, reply) {
         try {
-          identities.set(request, verifyToken(secret, bearerToken(request), PEER_ROLES));
+          const claims = verifyToken(secret, bearerToken(request), PEER_ROLES);
+          const banned = claims.role === 'host' ? bans.match({ address: request.socket.remoteAddress ?? '', sub: claims.sub }) : null;
+          if (banned !== null) throw new SignalingError('SIG_BANNED', `this host is banned${banned ? `: ${banned}` : ''}`);
+          identities.set(request, claims);
         } catch (err) {
           if (!(err instanceof SignalingError)) throw err;
           request.log.info({ code: err.code }, 'signaling upgrade refused');
@@ -156,11 +180,22 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
         const claims = identities.get(request);
         // Unreachable: preValidation either stored claims or answered the request.
         if (claims === undefined) return void socket.terminate();
-        hub.accept(socket, { role: claims.role as PeerRole, sub: claims.sub });
+        hub.accept(socket, { role: claims.role as PeerRole, sub: claims.sub, scope: claims.scope, address: request.socket.remoteAddress ?? '' });
       },
     });
 
     scope.get(HEALTH_PATH, async () => ({ ok: true, ...hub.counts(), peers: hub.peers() }));
+
+    scope.get(WHOAMI_PATH, async (request, reply) => {
+      let claims: Claims;
+      try {
+        claims = verifyToken(secret, bearerToken(request), ANY_ROLE);
+      } catch (err) {
+        if (!(err instanceof SignalingError)) throw err;
+        return sendError(reply, err.code, err.message);
+      }
+      return reply.header('cache-control', 'no-store').send({ role: claims.role, sub: claims.sub ?? null, exp: claims.exp, scope: claims.scope ?? null });
+    });
   });
 
   if (options.routes !== undefined) {
@@ -213,6 +248,7 @@ function redactingLogger(logger: FastifyServerOptions['logger']): FastifyServerO
   };
 }
 
+/** Redacts `token=` and the join page's `invite=` (a host token too). */
 function redactToken(url: string): string {
-  return url.replace(/([?&]token=)[^&#]*/gi, '$1[redacted]');
+  return url.replace(/([?&](?:token|invite)=)[^&#]*/gi, '$1[redacted]');
 }

@@ -13,8 +13,9 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import { WebSocket, type RawData } from 'ws';
 import { SIGNALING_ERRORS, type SignalingErrorCode } from './errors.ts';
-import { parseClientMessage, type AppRef, type PeerInfo, type PeerRole, type ServerMessage, type SignalRequest } from './messages.ts';
+import { parseClientMessage, type AppRef, type IceServer, type PeerInfo, type PeerRole, type ServerMessage, type SignalRequest } from './messages.ts';
 import { TokenBucket } from './token-bucket.ts';
+import { mayRun, OPERATOR_TRUST, trustFromScope, type HostTrust } from './trust.ts';
 
 /** How long a socket we closed may take to answer the close frame before it is destroyed. */
 export const CLOSE_GRACE_MS = 1000;
@@ -25,6 +26,7 @@ export type LeaveReason =
   | 'heartbeat-timeout'
   | 'slow-consumer'
   | 'shutdown'
+  | 'banned'
   | 'protocol-error'
   | 'SIG_BAD_MESSAGE'
   | 'SIG_MESSAGE_TOO_LARGE'
@@ -39,12 +41,45 @@ export interface SignalingHubOptions {
   log: FastifyBaseLogger;
   /** The apps' active versions, sent to each peer after its welcome. */
   apps?: () => AppRef[];
+  /**
+   * The operator's STUN/TURN (see turn.ts `iceServerSource`): each peer's welcome carries
+   * `forPeer(id)`, and after `refreshAfterMs` an `ice` message with fresh credentials.
+   */
+  ice?: { forPeer(id: string): IceServer[]; refreshAfterMs: number | null };
+  /**
+   * Whether a host is banned (`dcdn hosts ban`), checked at hello with what signaling knows of
+   * it; returns the ban's reason, or null. Default: nobody is.
+   */
+  isBanned?: (host: { hostId: string; address: string; sub: string | undefined }) => string | null;
+}
+
+/** A host as operators see it (`dcdn hosts list`). */
+export interface HostSummary {
+  id: string;
+  /** The tab's own stable id (survives reconnects), from its hello. */
+  hostId: string;
+  name: string;
+  sub: string | null;
+  volunteer: boolean;
+  apps: string[] | null;
+  draining: boolean;
+  address: string;
+  since: string;
+  userAgent: string | null;
+  cores: number | null;
+  memoryGiB: number | null;
+  capabilities: string[];
 }
 
 interface Connection {
   readonly id: string;
   readonly role: PeerRole;
   readonly sub: string | undefined;
+  /** From the token: what the host may run (signaling/trust.ts). */
+  readonly trust: HostTrust;
+  /** The remote address of the socket. */
+  readonly address: string;
+  draining: boolean;
   readonly socket: WebSocket;
   readonly bucket: TokenBucket;
   /** Set by hello; null while awaiting it. */
@@ -55,6 +90,8 @@ interface Connection {
   graceTimer: ReturnType<typeof setTimeout> | null;
   /** Set when this side decided to end the connection, so the leave carries the real cause. */
   endReason: LeaveReason | null;
+  /** When this peer was last given TURN credentials (ms since the epoch). */
+  iceIssuedAt: number;
 }
 
 export class SignalingHub {
@@ -73,16 +110,48 @@ export class SignalingHub {
 
   /** Tells every joined peer the apps' active versions (after a deploy, rollback or delete). */
   broadcastApps(apps: AppRef[]): void {
-    const message: ServerMessage = { type: 'apps', apps };
-    for (const conn of this.#joined.values()) this.#send(conn, message);
+    for (const conn of this.#joined.values()) this.#send(conn, { type: 'apps', apps: appsFor(conn, apps) });
+  }
+
+  /** The hosts that said hello, oldest first. */
+  hosts(): HostSummary[] {
+    return [...this.#joined.values()].filter((c) => c.role === 'host').map(toHostSummary);
+  }
+
+  /**
+   * Drains (or resumes) a host: ingresses send it no new requests and let those in flight end.
+   * Returns false when no host has this signaling id.
+   */
+  setDraining(id: string, draining: boolean): boolean {
+    const conn = this.#joined.get(id);
+    if (!conn || conn.role !== 'host') return false;
+    conn.draining = draining;
+    const update: ServerMessage = { type: 'update', peer: toPeerInfo(conn) };
+    for (const other of this.#joined.values()) if (other.role === 'ingress') this.#send(other, update);
+    this.#log.info({ peer: conn.id, sub: conn.sub, draining }, draining ? 'host drained' : 'host resumed');
+    return true;
+  }
+
+  /**
+   * Disconnects a host that was just banned; ingresses close their sessions with it at once
+   * (leave reason `banned`). Returns false when no host has this id.
+   */
+  disconnectBanned(id: string, reason: string): boolean {
+    const conn = this.#joined.get(id);
+    if (!conn || conn.role !== 'host') return false;
+    this.#fail(conn, 'SIG_BANNED', `banned by the operator${reason ? `: ${reason}` : ''}`);
+    return true;
   }
 
   /** Takes ownership of an upgraded socket whose token has been verified. */
-  accept(socket: WebSocket, identity: { role: PeerRole; sub?: string | undefined }): void {
+  accept(socket: WebSocket, identity: { role: PeerRole; sub?: string | undefined; scope?: string[] | undefined; address?: string }): void {
     const conn: Connection = {
       id: randomUUID(),
       role: identity.role,
       sub: identity.sub,
+      trust: identity.role === 'host' ? trustFromScope(identity.scope) : OPERATOR_TRUST,
+      address: identity.address ?? '',
+      draining: false,
       socket,
       bucket: new TokenBucket(this.#options.rateLimit),
       info: null,
@@ -91,6 +160,7 @@ export class SignalingHub {
       helloTimer: null,
       graceTimer: null,
       endReason: null,
+      iceIssuedAt: 0,
     };
     this.#connections.add(conn);
     conn.helloTimer = setTimeout(() => {
@@ -154,7 +224,15 @@ export class SignalingHub {
   }
 
   #beat(): void {
+    // Credentials are refreshed at half-life, on the heartbeat's tick: a tab stays for days, and
+    // a connection it answers after its TURN credentials expired could not allocate a relay.
+    const refreshAfterMs = this.#options.ice?.refreshAfterMs ?? null;
+    const now = Date.now();
     for (const conn of this.#connections) {
+      if (refreshAfterMs !== null && conn.info !== null && conn.endReason === null && now - conn.iceIssuedAt >= refreshAfterMs) {
+        const iceServers = this.#iceFor(conn);
+        if (iceServers) this.#send(conn, { type: 'ice', iceServers });
+      }
       if (conn.missedPongs >= 2) {
         conn.endReason ??= 'heartbeat-timeout';
         conn.socket.terminate();
@@ -175,6 +253,11 @@ export class SignalingHub {
     const message = result.message;
     if (conn.info === null) {
       if (message.type !== 'hello') return this.#fail(conn, 'SIG_BAD_MESSAGE', 'the first message must be hello');
+      if (conn.role === 'host' && this.#options.isBanned) {
+        const hostId = typeof message.info['hostId'] === 'string' ? message.info['hostId'] : '';
+        const reason = this.#options.isBanned({ hostId, address: conn.address, sub: conn.sub });
+        if (reason !== null) return this.#fail(conn, 'SIG_BANNED', `this host is banned${reason ? `: ${reason}` : ''}`);
+      }
       return this.#join(conn, message.info);
     }
     if (message.type === 'hello') return this.#fail(conn, 'SIG_BAD_MESSAGE', 'hello was already sent');
@@ -188,11 +271,18 @@ export class SignalingHub {
     conn.since = Date.now();
     this.#joined.set(conn.id, conn);
     const others = [...this.#joined.values()].filter((other) => other.role !== conn.role);
-    this.#send(conn, { type: 'welcome', id: conn.id, role: conn.role, peers: others.map(toPeerInfo) });
-    if (this.#options.apps) this.#send(conn, { type: 'apps', apps: this.#options.apps() });
+    const iceServers = this.#iceFor(conn);
+    this.#send(conn, { type: 'welcome', id: conn.id, role: conn.role, peers: others.map(toPeerInfo), ...(iceServers ? { iceServers } : {}) });
+    if (this.#options.apps) this.#send(conn, { type: 'apps', apps: appsFor(conn, this.#options.apps()) });
     const join: ServerMessage = { type: 'join', peer: toPeerInfo(conn) };
     for (const other of others) this.#send(other, join);
-    this.#log.info({ peer: conn.id, role: conn.role, sub: conn.sub }, 'peer joined');
+    this.#log.info({ peer: conn.id, role: conn.role, sub: conn.sub, volunteer: conn.trust.volunteer || undefined, address: conn.address }, 'peer joined');
+  }
+
+  /** The peer's ICE servers with fresh TURN credentials, or undefined when none are configured. */
+  #iceFor(conn: Connection): IceServer[] | undefined {
+    conn.iceIssuedAt = Date.now();
+    return this.#options.ice?.forPeer(conn.id);
   }
 
   #relay(conn: Connection, message: SignalRequest): void {
@@ -217,9 +307,9 @@ export class SignalingHub {
   }
 
   /** Reports `code` to the peer and closes with the code's close code. */
-  #fail(conn: Connection, code: SignalingErrorCode & LeaveReason, message: string): void {
+  #fail(conn: Connection, code: SignalingErrorCode, message: string): void {
     if (conn.endReason !== null) return;
-    conn.endReason = code;
+    conn.endReason = code === 'SIG_BANNED' ? 'banned' : (code as LeaveReason);
     this.#log.info({ peer: conn.id, role: conn.role, sub: conn.sub, code, detail: message }, 'closing peer connection');
     this.#send(conn, { type: 'error', code, message });
     const entry: { closeCode?: number } = SIGNALING_ERRORS[code];
@@ -247,7 +337,39 @@ export class SignalingHub {
 function toPeerInfo(conn: Connection): PeerInfo {
   const peer: PeerInfo = { id: conn.id, role: conn.role, info: conn.info ?? {}, since: conn.since };
   if (conn.sub !== undefined) peer.sub = conn.sub;
+  if (conn.trust.volunteer) {
+    peer.volunteer = true;
+    if (conn.trust.apps) peer.apps = [...conn.trust.apps];
+  }
+  if (conn.draining) peer.draining = true;
   return peer;
+}
+
+/** What a peer is told is deployed: a volunteer's host hears only of the apps it may run. */
+function appsFor(conn: Connection, apps: AppRef[]): AppRef[] {
+  return conn.trust.volunteer ? apps.filter((a) => mayRun(conn.trust, a)) : apps;
+}
+
+function toHostSummary(conn: Connection): HostSummary {
+  const info = conn.info ?? {};
+  const str = (v: unknown) => (typeof v === 'string' ? v.slice(0, 256) : null);
+  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+  const caps = Array.isArray(info['capabilities']) ? info['capabilities'].filter((c): c is string => typeof c === 'string').slice(0, 16) : [];
+  return {
+    id: conn.id,
+    hostId: str(info['hostId']) ?? '',
+    name: str(info['name']) ?? '',
+    sub: conn.sub ?? null,
+    volunteer: conn.trust.volunteer,
+    apps: conn.trust.apps,
+    draining: conn.draining,
+    address: conn.address,
+    since: new Date(conn.since).toISOString(),
+    userAgent: str(info['userAgent']),
+    cores: num(info['cores']),
+    memoryGiB: num(info['memoryGiB']),
+    capabilities: caps,
+  };
 }
 
 function rawToText(data: RawData): string {

@@ -5,7 +5,7 @@
 import type { Page } from 'puppeteer-core';
 import { fileURLToPath } from 'node:url';
 import { createIngress, type Ingress, type IngressOptions } from '../ingress/index.ts';
-import { mintToken, type SignalingServer } from '../signaling/index.ts';
+import { mintToken, type IceConfig, type SignalingServer } from '../signaling/index.ts';
 import { signalUrls, startSignal } from '../cli/parts.ts';
 import { newPage } from './browser.ts';
 
@@ -26,8 +26,8 @@ export interface Network {
   close(): Promise<void>;
 }
 
-export async function startNetwork(opts: { app?: string } = {}): Promise<Network> {
-  const { server, url } = await startSignal({ secret, port: 0, host: '127.0.0.1', app: opts.app ?? TEST_APP, log: quiet });
+export async function startNetwork(opts: { app?: string; ice?: IceConfig } = {}): Promise<Network> {
+  const { server, url } = await startSignal({ secret, port: 0, host: '127.0.0.1', app: opts.app ?? TEST_APP, ...(opts.ice ? { ice: opts.ice } : {}), log: quiet });
   const urls = signalUrls(url);
   const tabs: Page[] = [];
   const ingresses: Ingress[] = [];

@@ -18,7 +18,7 @@ export interface NodeHost {
   close(): void;
 }
 
-export function startNodeHost(opts: { signalUrl: string; token: string; name: string; onstream: (stream: Stream) => void }): NodeHost {
+export function startNodeHost(opts: { signalUrl: string; token: string; name: string; capabilities?: string[]; onstream: (stream: Stream) => void }): NodeHost {
   const sessions: Session[] = [];
   let channel: Channel | null = null;
   let readyResolve: (s: Session) => void;
@@ -26,7 +26,7 @@ export function startNodeHost(opts: { signalUrl: string; token: string; name: st
   const client = new SignalingClient({
     url: opts.signalUrl,
     token: opts.token,
-    info: { hostId: `node-${opts.name}`, name: opts.name, userAgent: 'node-test-host' },
+    info: { hostId: `node-${opts.name}`, name: opts.name, userAgent: 'node-test-host', capabilities: opts.capabilities ?? [] },
     WebSocketImpl: WebSocket as never,
   });
   client.onsignal = (_from, data) => {

@@ -3,6 +3,7 @@ import { sandboxRuntimePlugin } from '../sandbox/build.ts';
 import { fileURLToPath } from 'node:url';
 
 const HOST_ENTRY = fileURLToPath(new URL('../main.ts', import.meta.url));
+const JOIN_ENTRY = fileURLToPath(new URL('../join.ts', import.meta.url));
 /** The app served when none is given. */
 export const DEMO_APP = fileURLToPath(new URL('../demo-app.ts', import.meta.url));
 
@@ -11,6 +12,14 @@ export async function bundleHostScript(): Promise<string> {
   // The sandbox's worker runtime is bundled separately and inlined as text (see sandbox/build.ts).
   return bundle(HOST_ENTRY, { minify: false, plugins: [sandboxRuntimePlugin()] });
 }
+
+/** Bundles the volunteer join page's script (browser-host/join.ts), served as `/join.js`. */
+export async function bundleJoinScript(): Promise<string> {
+  return bundle(JOIN_ENTRY, { minify: false, plugins: [sandboxRuntimePlugin()] });
+}
+
+/** The volunteer join page (`/join`); its markup lives in join-page.ts. */
+export { joinPageHtml } from './join-page.ts';
 
 /**
  * Bundles an app module (its npm imports resolved from its own folder) into one ES module that

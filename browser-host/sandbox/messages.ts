@@ -26,6 +26,8 @@ export interface InitMessage {
   /** The app's bundled ES module. */
   code: string;
   env: Record<string, unknown>;
+  /** KV bindings: `env.NAME` becomes a KV namespace whose calls come to the host as `kv` messages. */
+  kv: string[];
 }
 
 // Host → worker, over the sandbox's port.
@@ -53,7 +55,16 @@ export interface PingMessage {
   n: number;
 }
 
-export type HostMessage = RequestMessage | CancelMessage | PingMessage;
+/** The answer to one of the worker's `kv` calls; `body` is transferred when it is a stream. */
+export interface KvAnswerMessage {
+  t: 'kv-answer';
+  id: number;
+  status: number;
+  headers: Array<[string, string]>;
+  body: Uint8Array | ReadableStream<Uint8Array> | null;
+}
+
+export type HostMessage = RequestMessage | CancelMessage | PingMessage | KvAnswerMessage;
 
 // Worker → host, over the sandbox's port.
 
@@ -95,7 +106,21 @@ export interface SettledMessage {
   id: number;
 }
 
-export type WorkerMessage = ReadyMessage | LoadFailedMessage | PongMessage | HeadMessage | FailMessage | SettledMessage;
+/** A KV operation of the app's (browser-host/kv/namespace.ts); the host stamps the app's name on it. */
+export interface KvCallMessage {
+  t: 'kv';
+  id: number;
+  /** The request whose handler made the call (its answer goes over that request's session); 0 if unknown. */
+  via: number;
+  method: 'GET' | 'PUT' | 'DELETE';
+  path: string;
+  headers: Array<[string, string]>;
+  body: Uint8Array | ReadableStream<unknown> | null;
+}
+
+export type WorkerMessage = ReadyMessage | LoadFailedMessage | PongMessage | HeadMessage | FailMessage | SettledMessage | KvCallMessage;
+
+const KV_METHODS: ReadonlySet<string> = new Set(['GET', 'PUT', 'DELETE']);
 
 /**
  * Checks a message from a sandbox and returns it typed, or a reason it was refused. Only the
@@ -126,6 +151,15 @@ export function parseWorkerMessage(data: unknown): WorkerMessage | string {
       if (!isHeaderList(headers)) return 'head with malformed headers';
       if (body !== null && !(body instanceof ReadableStream)) return 'head with a body that is not a ReadableStream';
       return { t: 'head', id, status, headers, body };
+    }
+    case 'kv': {
+      const { id, via, method, path, headers, body } = m;
+      if (!isCount(id) || !isCount(via)) return 'kv without an id';
+      if (typeof method !== 'string' || !KV_METHODS.has(method)) return 'kv with an unknown method';
+      if (typeof path !== 'string' || !path.startsWith('/kv/') || path.length > LIMITS.urlLength) return 'kv with a bad path';
+      if (!isHeaderList(headers)) return 'kv with malformed headers';
+      if (body !== null && !(body instanceof ReadableStream) && !(body instanceof Uint8Array)) return 'kv with a body that is neither bytes nor a ReadableStream';
+      return { t: 'kv', id, via, method: method as KvCallMessage['method'], path, headers, body };
     }
     default:
       return `unknown message type ${JSON.stringify(String(m['t'])).slice(0, 40)}`;

@@ -1,4 +1,5 @@
-import type { RuntimeFactory } from '../app-runtime.ts';
+import type { KvRouter, RuntimeFactory } from '../app-runtime.ts';
+
 import { createSandbox, type SandboxLimits } from './sandbox.ts';
 
 /**
@@ -9,7 +10,14 @@ import { createSandbox, type SandboxLimits } from './sandbox.ts';
  * const registry = new AppRegistry({ loadSource, createRuntime: sandboxRuntimes({ limits: { wallMs: 30_000, cpuMs: 5_000 }, log }) });
  * ```
  */
-export function sandboxRuntimes(options: { limits?: Partial<SandboxLimits>; log?: (line: string) => void } = {}): RuntimeFactory {
+export function sandboxRuntimes(
+  options: {
+    limits?: Partial<SandboxLimits>;
+    log?: (line: string) => void;
+    /** Where an app's KV calls go; without it, KV calls fail with KV_UNKNOWN_BINDING. */
+    kv?: (app: string) => KvRouter;
+  } = {},
+): RuntimeFactory {
   return (source) =>
     createSandbox({
       appName: source.app,
@@ -18,5 +26,6 @@ export function sandboxRuntimes(options: { limits?: Partial<SandboxLimits>; log?
       env: source.env,
       ...(options.limits ? { limits: options.limits } : {}),
       ...(options.log ? { log: options.log } : {}),
+      ...(options.kv ? { kv: { bindings: source.kv ?? [], transport: options.kv(source.app) } } : {}),
     });
 }

@@ -5,7 +5,7 @@
  */
 import { SandboxError } from './errors.ts';
 import { openFrame, type SandboxFrame } from './frame.ts';
-import { parseWorkerMessage, type FailMessage, type HeadMessage, type HostMessage, type InitMessage, type SettledMessage } from './messages.ts';
+import { parseWorkerMessage, type FailMessage, type HeadMessage, type HostMessage, type InitMessage, type KvCallMessage, type SettledMessage } from './messages.ts';
 
 /** The messages about requests; the rest are handled here. */
 export type RequestReply = HeadMessage | FailMessage | SettledMessage;
@@ -18,6 +18,8 @@ export interface SandboxWorkerOptions {
   startMs: number;
   container?: Node;
   onreply(worker: SandboxWorker, message: RequestReply): void;
+  /** A KV call of the app's; answer it with a `kv-answer` message to this worker. */
+  onkv(worker: SandboxWorker, message: KvCallMessage): void;
   /** A message that is not one the runtime would send: the app is tampering with its port. */
   onviolation(worker: SandboxWorker, reason: string): void;
   /** An uncaught error in the worker after it started (the app's own bug; logged only). */
@@ -127,6 +129,8 @@ export class SandboxWorker {
       case 'fail':
       case 'settled':
         return this.#options.onreply(this, message);
+      case 'kv':
+        return this.#options.onkv(this, message);
       default:
         return this.#options.onviolation(this, `unexpected ${message.t} message`);
     }

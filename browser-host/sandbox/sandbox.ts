@@ -18,6 +18,10 @@ import RUNTIME from 'dcdn:sandbox-runtime';
 import { SandboxError } from './errors.ts';
 import { ResponseBodyGuard, type BodyEnd } from './response-body.ts';
 import { SandboxWorker, type RequestReply } from './sandbox-worker.ts';
+import type { KvCallMessage } from './messages.ts';
+import { kvErrorAnswer, type KvAnswer } from '../kv/namespace.ts';
+import type { KvRouter } from '../app-runtime.ts';
+import type { Session } from '../../protocol/index.ts';
 
 export interface SandboxLimits {
   /** Longest time from `fetch()` to the response head. Default 30 000 ms. */
@@ -45,6 +49,11 @@ export interface SandboxOptions {
   log?: (line: string) => void;
   /** Where the iframes go; default `document.body`. */
   container?: Node;
+  /**
+   * The app's KV bindings and where their calls go (to the ingress, with this app's name
+   * stamped on by the host page: a worker cannot choose the app). Default none.
+   */
+  kv?: { bindings: string[]; transport: KvRouter };
 }
 
 export interface SandboxStats {
@@ -61,10 +70,13 @@ export interface SandboxStats {
 export interface SandboxFetchOptions {
   /** Aborting fails a pending head with the signal's reason and errors a streaming body. */
   signal?: AbortSignal;
+  /** The session the request came on; its handler's KV calls go back over it. */
+  session?: Session;
 }
 
 interface Entry {
   readonly id: number;
+  readonly session: Session | null;
   /** Set once the request was posted; only replies from this worker's port may touch it. */
   worker: SandboxWorker | null;
   /** 'head' until the promise settles, 'body' while a response body streams, then 'over'. */
@@ -181,6 +193,7 @@ export class Sandbox {
     return new Promise<Response>((resolve, reject) => {
       const entry: Entry = {
         id: this.#nextId++,
+        session: options.session ?? null,
         worker: null,
         phase: 'head',
         settled: false,
@@ -261,11 +274,12 @@ export class Sandbox {
     const name = `${this.#label}#${generation}`;
     const worker = await SandboxWorker.start({
       runtime: RUNTIME,
-      init: { t: 'init', appName: this.appName, version: this.version, code: this.#options.code, env: this.#options.env ?? {} },
+      init: { t: 'init', appName: this.appName, version: this.version, code: this.#options.code, env: this.#options.env ?? {}, kv: this.#options.kv?.bindings ?? [] },
       name,
       startMs: this.#limits.startMs,
       ...(this.#options.container ? { container: this.#options.container } : {}),
       onreply: (w, message) => this.#onReply(w, message),
+      onkv: (w, message) => this.#onKv(w, message),
       onviolation: (w, reason) => this.#onViolation(w, name, reason),
       onworkererror: (w, message) => {
         // The app's own bugs, logged; a flood of them must not flood the page's log.
@@ -294,6 +308,28 @@ export class Sandbox {
     this.#violations++;
     if (this.#violations <= 3) this.#log(`${name} sent a bad message (${reason}); ignored`);
     if (this.#violations >= MAX_VIOLATIONS) this.#recycle(worker, 'timeout', `its worker sent ${this.#violations} malformed messages`);
+  }
+
+  /** Carries a KV call of the worker's to the ingress and posts the answer back to that worker. */
+  #onKv(worker: SandboxWorker, call: KvCallMessage): void {
+    if (worker !== this.#worker) return;
+    const reply = (answer: KvAnswer) => {
+      if (worker !== this.#worker) {
+        if (answer.body instanceof ReadableStream) void answer.body.cancel().catch(() => {});
+        return;
+      }
+      const { body } = answer;
+      worker.post({ t: 'kv-answer', id: call.id, status: answer.status, headers: answer.headers, body }, body instanceof ReadableStream ? [body] : []);
+    };
+    const kv = this.#options.kv;
+    const binding = call.path.slice(4).split(/[/?]/)[0] ?? '';
+    if (!kv || !kv.bindings.includes(binding)) return reply(kvErrorAnswer('KV_UNKNOWN_BINDING', 404, `${this.appName} has no KV binding ${JSON.stringify(binding.slice(0, 64))}`));
+    const body = call.body instanceof ReadableStream ? bytesOnly(call.body) : call.body;
+    const from = this.#pending.get(call.via);
+    const via = from?.worker === worker ? from.session : null;
+    kv.transport({ method: call.method, path: call.path, headers: call.headers, body }, via).then(reply, (err: unknown) =>
+      reply(kvErrorAnswer((err as { code?: string }).code ?? 'KV_STORE_UNAVAILABLE', 503, (err as Error).message ?? String(err))),
+    );
   }
 
   #stopWorker(): void {
@@ -461,4 +497,17 @@ export class Sandbox {
     this.stats.inFlight = this.#pending.size;
     if (this.#pending.size === 0) for (const finish of this.#drainWaiters.splice(0)) finish();
   }
+}
+
+/** A value stream from a worker, passed on only while its chunks are bytes (anything else errors it). */
+function bytesOnly(body: ReadableStream<unknown>): ReadableStream<Uint8Array> {
+  return body.pipeThrough(
+    new TransformStream<unknown, Uint8Array>({
+      transform(chunk, controller) {
+        if (chunk instanceof Uint8Array) controller.enqueue(chunk);
+        else if (chunk instanceof ArrayBuffer) controller.enqueue(new Uint8Array(chunk));
+        else controller.error(new TypeError('a KV value stream must yield Uint8Array or ArrayBuffer chunks'));
+      },
+    }),
+  );
 }

@@ -8,7 +8,8 @@
  */
 import type { AppModule, ExecutionContext } from '../module-runtime.ts';
 import { describeError } from './errors.ts';
-import type { HostMessage, InitMessage, RequestMessage, WorkerFailureCode, WorkerMessage } from './messages.ts';
+import type { HostMessage, InitMessage, KvAnswerMessage, RequestMessage, WorkerFailureCode, WorkerMessage } from './messages.ts';
+import { KvNamespace, type KvAnswer, type KvCall } from '../kv/namespace.ts';
 import { installResponseShim, makeRequest, responseHeaderList } from '../web-compat.ts';
 
 /** What we need of a dedicated worker's global (the project compiles against the DOM lib). */
@@ -34,11 +35,34 @@ class WorkerHost {
   readonly #port: MessagePort;
   readonly #init: InitMessage;
   readonly #active = new Map<number, AbortController>();
+  /** KV calls waiting for the host's answer. */
+  readonly #kvCalls = new Map<number, (answer: KvAnswer) => void>();
+  #nextKvId = 1;
   #app: AppModule | null = null;
 
   constructor(port: MessagePort, init: InitMessage) {
     this.#port = port;
     this.#init = init;
+  }
+
+  /**
+   * The `env` of one request: the variables, and KV bindings whose calls name the request, so
+   * that they go back over the session it came on (the ingress that has the data).
+   */
+  #envFor(requestId: number): Record<string, unknown> {
+    if (this.#init.kv.length === 0) return this.#init.env;
+    const transport = (call: KvCall) => this.#kv(call, requestId);
+    return { ...this.#init.env, ...Object.fromEntries(this.#init.kv.map((name) => [name, new KvNamespace(name, transport)])) };
+  }
+
+  /** Sends a KV call to the host page, which carries it to the ingress. */
+  #kv(call: KvCall, via: number): Promise<KvAnswer> {
+    const id = this.#nextKvId++;
+    return new Promise<KvAnswer>((resolve) => {
+      this.#kvCalls.set(id, resolve);
+      const { body } = call;
+      this.#post({ t: 'kv', id, via, method: call.method, path: call.path, headers: call.headers, body }, body instanceof ReadableStream ? [body] : []);
+    });
   }
 
   async start(): Promise<void> {
@@ -73,7 +97,17 @@ class WorkerHost {
         return this.#active.get(message.id)?.abort(new DOMException(message.reason, 'AbortError'));
       case 'request':
         if (this.#app) void this.#serve(this.#app, message);
+        return;
+      case 'kv-answer':
+        return this.#onKvAnswer(message);
     }
+  }
+
+  #onKvAnswer(message: KvAnswerMessage): void {
+    const resolve = this.#kvCalls.get(message.id);
+    if (!resolve) return;
+    this.#kvCalls.delete(message.id);
+    resolve({ status: message.status, headers: message.headers, body: message.body });
   }
 
   async #serve(app: AppModule, message: RequestMessage): Promise<void> {
@@ -91,7 +125,7 @@ class WorkerHost {
       request = makeRequest(message.url, { method, body: message.body, duplex: 'half', signal: abort.signal }, message.headers);
       let response: unknown;
       try {
-        response = await app.fetch(request, this.#init.env, ctx);
+        response = await app.fetch(request, this.#envFor(id), ctx);
       } catch (err) {
         return fail('HOST_HANDLER_ERROR', describeError(err));
       }

@@ -1,0 +1,100 @@
+/**
+ * Builds a tab's host (registry, runner, agent) the same way for every page that serves apps:
+ * the operators' host page (main.ts) and the volunteers' join page (join.ts).
+ */
+import { AppRegistry, type AppRef } from './app-registry.ts';
+import type { AppSource, KvRouter } from './app-runtime.ts';
+import { sessionKvTransport } from './kv/session-transport.ts';
+import { AppRunner } from './app-runner.ts';
+import { HostAgent } from './host-agent.ts';
+import { createModuleRuntime } from './module-runtime.ts';
+import { sandboxRuntimes, type SandboxLimits } from './sandbox/index.ts';
+import { installResponseShim } from './web-compat.ts';
+
+export interface HostBootOptions {
+  /** A host token: it joins signaling and fetches the apps' code from the control plane. */
+  token: string;
+  /** Shown to operators (`dcdn-host` header, health). */
+  name: string;
+  /** Signaling WebSocket URL. Default this origin's `/v1/signal`. */
+  signalUrl?: string;
+  /** Per-request limits of the sandbox. Default {@link DEFAULT_LIMITS}. */
+  limits?: Partial<SandboxLimits>;
+  /** False runs apps in the page itself: no isolation, for measurements only. Default true. */
+  sandbox?: boolean;
+  log: (line: string) => void;
+  /** The tab's stable id; default a fresh one per page load. */
+  hostId?: string;
+  /** Called when the connection state or the loaded apps change. */
+  onchange?: () => void;
+}
+
+/** Per-request limits of a host tab unless its page says otherwise. */
+export const DEFAULT_LIMITS: Readonly<Required<Pick<SandboxLimits, 'wallMs' | 'cpuMs'>>> = { wallMs: 30_000, cpuMs: 5_000 };
+
+/** A tab's host, not yet started. */
+export interface BootedHost {
+  agent: HostAgent;
+  runner: AppRunner;
+  registry: AppRegistry;
+  /** Leaves signaling, ends every session and unloads the apps. */
+  stop(): void;
+}
+
+/**
+ * Creates the host parts and wires them; call `agent.start()` to join. The apps come from the
+ * control plane on the page's own origin, as signaling announces them.
+ *
+ * @example
+ * ```ts
+ * const host = bootHost({ token, name: 'tab-1', log: console.log, onchange: render });
+ * host.agent.start();
+ * // later
+ * host.stop();
+ * ```
+ */
+export function bootHost(options: HostBootOptions): BootedHost {
+  const { token, log } = options;
+  installResponseShim();
+  // KV calls go back over the session of the request that made them, else over any (docs/kv.md).
+  let agent: HostAgent | null = null;
+  const kv = (app: string): KvRouter => (call, via) => sessionKvTransport(app, () => (via?.isOpen ? via : (agent?.kvSession() ?? null)))(call);
+  const createRuntime =
+    options.sandbox === false
+      ? (source: AppSource) => createModuleRuntime(source, log, kv)
+      : sandboxRuntimes({ limits: options.limits ?? DEFAULT_LIMITS, log, kv });
+  const registry = new AppRegistry({ loadSource: (ref) => loadSource(ref, token), createRuntime, log });
+  const runner = new AppRunner(registry, log);
+  agent = new HostAgent({ signalUrl: options.signalUrl ?? defaultSignalUrl(), token, name: options.name, runner, log, ...(options.hostId ? { hostId: options.hostId } : {}) });
+  agent.onchange = () => options.onchange?.();
+  agent.onapps = (apps) => {
+    registry.update(apps);
+    options.onchange?.();
+  };
+  return {
+    agent,
+    runner,
+    registry,
+    stop() {
+      agent.stop();
+      registry.close();
+      options.onchange?.();
+    },
+  };
+}
+
+/** This origin's signaling endpoint. */
+export function defaultSignalUrl(): string {
+  return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/signal`;
+}
+
+/** Fetches a version's code (cached by the browser: versions never change) and its env. */
+async function loadSource(ref: AppRef, token: string): Promise<AppSource> {
+  const auth = { headers: { authorization: `Bearer ${token}` } };
+  const base = `/v1/apps/${encodeURIComponent(ref.name)}`;
+  const [code, env] = await Promise.all([
+    fetch(`${base}/versions/${ref.version}/code`, auth).then((r) => (r.ok ? r.text() : Promise.reject(new Error(`code: HTTP ${r.status}`)))),
+    fetch(`${base}/env`, auth).then((r) => (r.ok ? (r.json() as Promise<{ env: Record<string, string> }>) : Promise.reject(new Error(`env: HTTP ${r.status}`)))),
+  ]);
+  return { app: ref.name, version: ref.version, code, env: env.env, kv: ref.config?.kv ?? [] };
+}

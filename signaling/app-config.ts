@@ -1,0 +1,50 @@
+import { DcdnError } from '../protocol/errors.ts';
+
+/** Capabilities a host reports and a deploy may require (`dcdn deploy --require webgpu`). */
+export const CAPABILITIES = ['webgpu'] as const;
+export type Capability = (typeof CAPABILITIES)[number];
+
+/** Secret, variable and binding names, as in Workers: identifiers. */
+export const BINDING_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+/** Most KV bindings one app declares. */
+export const MAX_KV_BINDINGS = 32;
+
+/**
+ * How one version of an app is deployed, beside its code: part of the version (a rollback
+ * restores it) and of the deployment hash hosts reload on.
+ */
+export interface AppConfig {
+  /** KV bindings: `env.NAME` is a KV namespace of this app's own (`dcdn deploy --kv NAME`). */
+  kv: string[];
+  /** May run on volunteer hosts (`--volunteers`); they never get its secrets. */
+  volunteers: boolean;
+  /** Only hosts with all of these serve it (`--require webgpu`). */
+  require: Capability[];
+}
+
+export const DEFAULT_APP_CONFIG: AppConfig = { kv: [], volunteers: false, require: [] };
+
+/**
+ * Checks a config from the wire (deploy request, database) and returns it normalised; missing
+ * fields take their defaults.
+ *
+ * @throws {DcdnError} APP_BAD_CONFIG naming the first problem.
+ */
+export function parseAppConfig(value: unknown): AppConfig {
+  if (value === undefined || value === null) return { ...DEFAULT_APP_CONFIG };
+  if (typeof value !== 'object' || Array.isArray(value)) throw bad('the config must be an object');
+  const { kv = [], volunteers = false, require = [], ...rest } = value as Record<string, unknown>;
+  const extra = Object.keys(rest);
+  if (extra.length > 0) throw bad(`unknown config field ${JSON.stringify(extra[0]!.slice(0, 40))}`);
+  if (!Array.isArray(kv) || kv.length > MAX_KV_BINDINGS) throw bad(`kv must be a list of at most ${MAX_KV_BINDINGS} binding names`);
+  for (const name of kv) if (typeof name !== 'string' || !BINDING_NAME.test(name)) throw bad(`KV binding names are identifiers: ${JSON.stringify(String(name).slice(0, 70))}`);
+  if (new Set(kv).size !== kv.length) throw bad('a KV binding is named twice');
+  if (typeof volunteers !== 'boolean') throw bad('volunteers must be true or false');
+  if (!Array.isArray(require)) throw bad('require must be a list');
+  for (const cap of require) if (!CAPABILITIES.includes(cap as Capability)) throw bad(`unknown capability ${JSON.stringify(String(cap).slice(0, 40))}; known: ${CAPABILITIES.join(', ')}`);
+  return { kv: [...(kv as string[])].sort(), volunteers, require: [...new Set(require as Capability[])].sort() };
+}
+
+function bad(message: string): DcdnError {
+  return new DcdnError('APP_BAD_CONFIG', message);
+}

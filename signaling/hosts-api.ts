@@ -1,0 +1,108 @@
+/**
+ * The operator's view of hosts, and the volunteers' way in:
+ *
+ * | method and path | who | what |
+ * |---|---|---|
+ * | GET /v1/hosts | operator | connected hosts: trust, scope, address, capabilities, draining |
+ * | POST /v1/hosts/:id/drain | operator | `{draining?}` (default true): no new requests; false resumes |
+ * | POST /v1/hosts/:id/ban | operator | `{reason?, invite?, address?}`: bans the tab (and its invite, its address), disconnects it |
+ * | GET /v1/bans | operator | the bans |
+ * | DELETE /v1/bans/:id | operator | lifts a ban |
+ * | POST /v1/invites | operator | `{apps?, ttlSeconds?}`: a volunteer token and its join path |
+ * | POST /v1/join | anyone | a volunteer token, when the network is open to all (`--open-join`) |
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { APP_NAME } from './app-store.ts';
+import type { BanList } from './bans.ts';
+import { SignalingError } from './errors.ts';
+import { bearerToken, sendError } from './http-auth.ts';
+import type { SignalingHub } from './signaling-hub.ts';
+import { TokenBucket } from './token-bucket.ts';
+import { mintToken, verifyToken } from './token.ts';
+import { volunteerScope } from './trust.ts';
+
+export interface HostsApiOptions {
+  /** Anyone may join as a volunteer by opening /join, without an invite. Default false. */
+  openJoin?: boolean;
+  /** Lifetime of a token handed out by an open /join. Default 24 h. */
+  openJoinTtlSeconds?: number;
+  /** Longest invite an operator may mint. Default 30 days. */
+  maxInviteTtlSeconds?: number;
+}
+
+export const HOSTS_API_DEFAULTS = { openJoinTtlSeconds: 24 * 3600, maxInviteTtlSeconds: 30 * 24 * 3600, inviteTtlSeconds: 24 * 3600 } as const;
+
+/** Open joins per address: a burst of 5, then one a minute. */
+const JOIN_RATE = { perSecond: 1 / 60, burst: 5 };
+const MAX_JOIN_BUCKETS = 10_000;
+
+export function registerHostsApi(app: FastifyInstance, hub: SignalingHub, bans: BanList, secret: string, options: HostsApiOptions = {}): void {
+  const operator = async (request: FastifyRequest, reply: FastifyReply) => {
+    try {
+      verifyToken(secret, bearerToken(request), ['operator']);
+    } catch (err) {
+      if (!(err instanceof SignalingError)) throw err;
+      return sendError(reply, err.code, err.message);
+    }
+  };
+  type Params = { id: string };
+  const noStore = (reply: FastifyReply) => reply.header('cache-control', 'no-store');
+
+  app.get('/v1/hosts', { preHandler: operator }, async (_req, reply) => noStore(reply).send({ hosts: hub.hosts() }));
+
+  app.post<{ Params: Params; Body: { draining?: unknown } | null }>('/v1/hosts/:id/drain', { preHandler: operator }, async (req, reply) => {
+    const draining = req.body?.draining !== false;
+    if (!hub.setDraining(req.params.id, draining)) return sendError(reply, 'SIG_UNKNOWN_PEER', `no host ${req.params.id} is connected`);
+    return noStore(reply).send({ host: hub.hosts().find((h) => h.id === req.params.id) });
+  });
+
+  app.post<{ Params: Params; Body: { reason?: unknown; invite?: unknown; address?: unknown } | null }>('/v1/hosts/:id/ban', { preHandler: operator }, async (req, reply) => {
+    const host = hub.hosts().find((h) => h.id === req.params.id);
+    if (!host) return sendError(reply, 'SIG_UNKNOWN_PEER', `no host ${req.params.id} is connected`);
+    const reason = typeof req.body?.reason === 'string' ? req.body.reason : '';
+    const added = [];
+    if (host.hostId) added.push(bans.add('host', host.hostId, reason));
+    // Addresses are shared (NAT, a campus, loopback in development): banned only when asked.
+    if (req.body?.address === true && host.address) added.push(bans.add('address', host.address, reason));
+    if (req.body?.invite === true && host.sub) added.push(bans.add('invite', host.sub, reason));
+    hub.disconnectBanned(host.id, reason);
+    return noStore(reply).send({ host, bans: added });
+  });
+
+  app.get('/v1/bans', { preHandler: operator }, async (_req, reply) => noStore(reply).send({ bans: bans.list() }));
+
+  app.delete<{ Params: Params }>('/v1/bans/:id', { preHandler: operator }, async (req, reply) => {
+    if (!bans.remove(req.params.id)) return sendError(reply, 'SIG_UNKNOWN_PEER', `no ban ${req.params.id}`);
+    return noStore(reply).send({ ok: true });
+  });
+
+  app.post<{ Body: { apps?: unknown; ttlSeconds?: unknown; name?: unknown } | null }>('/v1/invites', { preHandler: operator }, async (req, reply) => {
+    const apps = req.body?.apps ?? [];
+    if (!Array.isArray(apps) || apps.length > 16 || !apps.every((a) => typeof a === 'string' && APP_NAME.test(a))) {
+      return sendError(reply, 'SIG_BAD_MESSAGE', '"apps" must be a list of at most 16 app names');
+    }
+    const max = options.maxInviteTtlSeconds ?? HOSTS_API_DEFAULTS.maxInviteTtlSeconds;
+    const ttl = req.body?.ttlSeconds ?? HOSTS_API_DEFAULTS.inviteTtlSeconds;
+    if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 60 || ttl > max) return sendError(reply, 'SIG_BAD_MESSAGE', `"ttlSeconds" must be 60 to ${max}`);
+    const sub = `invite-${Math.random().toString(36).slice(2, 10)}`;
+    const token = mintToken(secret, { role: 'host', sub, ttlSeconds: ttl, scope: volunteerScope(apps as string[]) });
+    return noStore(reply).code(201).send({ token, sub, apps, expiresAt: new Date((Math.floor(Date.now() / 1000) + Math.ceil(ttl)) * 1000).toISOString(), path: `/join?invite=${token}` });
+  });
+
+  const buckets = new Map<string, TokenBucket>();
+  app.post('/v1/join', async (req, reply) => {
+    if (!options.openJoin) return sendError(reply, 'SIG_JOIN_CLOSED', 'this network takes volunteers by invite only: ask the operator for a join link');
+    const address = req.socket.remoteAddress ?? '';
+    if (bans.match({ address })) return sendError(reply, 'SIG_BANNED', 'this address is banned');
+    let bucket = buckets.get(address);
+    if (!bucket) {
+      if (buckets.size >= MAX_JOIN_BUCKETS) buckets.clear();
+      bucket = new TokenBucket(JOIN_RATE);
+      buckets.set(address, bucket);
+    }
+    if (!bucket.take()) return sendError(reply, 'SIG_RATE_LIMITED', 'too many joins from this address; try again in a minute');
+    const ttl = options.openJoinTtlSeconds ?? HOSTS_API_DEFAULTS.openJoinTtlSeconds;
+    const token = mintToken(secret, { role: 'host', sub: `open-${Math.random().toString(36).slice(2, 10)}`, ttlSeconds: ttl, scope: volunteerScope() });
+    return noStore(reply).send({ token, expiresAt: new Date(Date.now() + ttl * 1000).toISOString() });
+  });
+}
