@@ -4,6 +4,7 @@
  */
 import { NODE_TRANSPORTS, type ChannelResults, type NodeTransport } from './channel.ts';
 import type { TargetRuns } from './http.ts';
+import { KV_BACKEND_LABELS, KV_BACKENDS, sizeLabel, type KvBackend, type KvResults } from './kv.ts';
 import type { MemoryResult } from './memory.ts';
 import { median, ratio, round } from './stats.ts';
 
@@ -47,7 +48,13 @@ export interface Summary {
   e2eRpsWebrtcOverWorkerd: number | null;
   e2eP50OverheadMsVsNode: number | null;
   ingressRssGrowthMbPerGiB: number | null;
+  /** KV from a handler, SQLite, ~100-byte value: p50 of `get` and of `put` (ms). Not targets. */
+  kvGetP50Ms: number | null;
+  kvPutP50Ms: number | null;
 }
+
+/** Summary figures that are targets of issue 3 (the kv ones are reported, not held to a goal). */
+type GoalKey = Exclude<keyof Summary, 'kvGetP50Ms' | 'kvPutP50Ms'>;
 
 export interface TargetCheck {
   key: keyof Summary;
@@ -57,7 +64,7 @@ export interface TargetCheck {
   met: boolean | null;
 }
 
-const GOALS: Record<keyof Summary, { what: string; goal: string; ok: (v: number) => boolean }> = {
+const GOALS: Record<GoalKey, { what: string; goal: string; ok: (v: number) => boolean }> = {
   rttP50WebrtcOverWs: { what: 'small-frame RTT p50, werift / WebSocket', goal: '<= 1', ok: (v) => v <= 1 },
   streamWebrtcOverChromiumCeiling: { what: 'bulk MB/s, werift / Chromium tab-to-tab', goal: '>= 0.8', ok: (v) => v >= 0.8 },
   cpuPerMbWeriftOverNodeDatachannel: { what: 'Node CPU per MB, werift / node-datachannel', goal: '<= 2', ok: (v) => v <= 2 },
@@ -128,13 +135,62 @@ export function httpFigures(runs: Record<string, TargetRuns>): Record<string, Ht
   return out;
 }
 
+export interface KvRow {
+  /** `http` (a request to a handler doing nothing, from the bench process), `put`, `get`, `list`. */
+  op: string;
+  /** Value size in bytes; for list, the limit. */
+  size: number | null;
+  p50Ms: number | null;
+  p90Ms: number | null;
+  p99Ms: number | null;
+  meanMs: number | null;
+  /** Samples per repetition. */
+  n: number;
+}
+
+export interface KvFigures {
+  backends: Record<KvBackend, { skipped?: string; rows: KvRow[] }>;
+}
+
+/** The summary's KV figures are for this value size (the small one). */
+export const KV_SUMMARY_SIZE = 100;
+
+export function kvFigures(r: KvResults): KvFigures {
+  const backends = {} as KvFigures['backends'];
+  for (const b of KV_BACKENDS) {
+    const runs = r.backends[b];
+    const row = (op: string, size: number | null, reps: KvResults['backends'][KvBackend]['http']): KvRow => ({
+      op,
+      size,
+      p50Ms: round(median(reps.map((x) => x.p50))),
+      p90Ms: round(median(reps.map((x) => x.p90))),
+      p99Ms: round(median(reps.map((x) => x.p99))),
+      meanMs: round(median(reps.map((x) => x.mean))),
+      n: reps[0]?.n ?? 0,
+    });
+    const rows: KvRow[] = [];
+    if (!runs.skipped) {
+      rows.push(row('http', null, runs.http));
+      const sizes = [...new Set([...Object.keys(runs.ops.get ?? {}), ...Object.keys(runs.ops.put ?? {})])].map(Number).sort((a, c) => a - c);
+      for (const size of sizes) for (const op of ['get', 'put']) if (runs.ops[op]?.[size]) rows.push(row(op, size, runs.ops[op][size]));
+      for (const [limit, reps] of Object.entries(runs.ops.list ?? {})) rows.push(row('list', Number(limit), reps));
+    }
+    backends[b] = { ...(runs.skipped ? { skipped: runs.skipped } : {}), rows };
+  }
+  return { backends };
+}
+
+function kvRow(kv: KvFigures | undefined, backend: KvBackend, op: string, size: number): KvRow | undefined {
+  return kv?.backends[backend].rows.find((r) => r.op === op && r.size === size);
+}
+
 /** Mean of the two directions, or the one present. */
 function bothWays(a: number | null | undefined, b: number | null | undefined): number | null {
   const xs = [a, b].filter((x): x is number => typeof x === 'number');
   return xs.length ? xs.reduce((s, x) => s + x, 0) / xs.length : null;
 }
 
-export function summarise(channel?: ChannelFigures, http?: Record<string, HttpFigures>, memory?: MemoryResult): { summary: Summary; targets: TargetCheck[] } {
+export function summarise(channel?: ChannelFigures, http?: Record<string, HttpFigures>, memory?: MemoryResult, kv?: KvFigures): { summary: Summary; targets: TargetCheck[] } {
   const werift = channel?.transports.werift;
   const ndc = channel?.transports['node-datachannel'];
   const ws = channel?.transports.websocket;
@@ -150,9 +206,11 @@ export function summarise(channel?: ChannelFigures, http?: Record<string, HttpFi
     e2eRpsWebrtcOverWorkerd: ratio(e2e('werift-1')?.c50Rps, e2e('workerd')?.c50Rps),
     e2eP50OverheadMsVsNode: e2e('werift-1')?.c1P50Ms != null && e2e('node')?.c1P50Ms != null ? e2e('werift-1')!.c1P50Ms! - e2e('node')!.c1P50Ms! : null,
     ingressRssGrowthMbPerGiB: memory?.growthMiBPerGiB ?? null,
+    kvGetP50Ms: kvRow(kv, 'sqlite', 'get', KV_SUMMARY_SIZE)?.p50Ms ?? null,
+    kvPutP50Ms: kvRow(kv, 'sqlite', 'put', KV_SUMMARY_SIZE)?.p50Ms ?? null,
   };
   for (const k of Object.keys(summary) as Array<keyof Summary>) summary[k] = round(summary[k], 3);
-  const targets = (Object.keys(GOALS) as Array<keyof Summary>).map((key) => {
+  const targets = (Object.keys(GOALS) as GoalKey[]).map((key) => {
     const value = summary[key];
     return { key, what: GOALS[key].what, value, goal: GOALS[key].goal, met: value === null ? null : GOALS[key].ok(value) };
   });
@@ -215,6 +273,30 @@ export function renderHttpTable(h: Record<string, HttpFigures>, reps: number): s
     ];
   });
   return `End to end: medians of ${reps} repetitions; latencies in ms; ratios of c50 req/s\n${table(header, rows)}${notes.map((n) => `\n${n}`).join('')}`;
+}
+
+export function renderKvTable(kv: KvFigures, reps: number): string {
+  const header = ['KV from a handler', 'operation', 'n', 'p50', 'p90', 'p99', 'p50 / http p50'];
+  const notes: string[] = [];
+  const rows: string[][] = [];
+  for (const b of KV_BACKENDS) {
+    const x = kv.backends[b];
+    const label = KV_BACKEND_LABELS[b];
+    if (x.skipped) {
+      notes.push(`${label} skipped: ${x.skipped}`);
+      rows.push([`${label} (skipped)`, ...header.slice(1).map(() => '-')]);
+      continue;
+    }
+    const http = x.rows.find((r) => r.op === 'http');
+    for (const r of x.rows) {
+      const what = r.op === 'http' ? 'HTTP request, no-op handler' : r.op === 'list' ? `list, limit ${r.size}` : `${r.op} ${sizeLabel(r.size!)}`;
+      rows.push([label, what, String(r.n), f(r.p50Ms, 2), f(r.p90Ms, 2), f(r.p99Ms, 2), r.op === 'http' ? '' : f(ratio(r.p50Ms, http?.p50Ms), 2)]);
+    }
+  }
+  return (
+    `KV latency: medians of ${reps} repetitions of n sequential operations; ms, timed in the handler ` +
+    `(the HTTP row: from the bench process, same ingress and tab)\n${table(header, rows)}${notes.map((n) => `\n${n}`).join('')}`
+  );
 }
 
 export function renderTargets(targets: TargetCheck[], memory?: MemoryResult): string {

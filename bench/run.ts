@@ -11,15 +11,16 @@ import { runChannelSection, type ChannelConfig, type ChannelResults } from './ch
 import { killAllChildrenNow, REPO_ROOT, stopAllChildren } from './children.ts';
 import { runCleanups } from './cleanup.ts';
 import { runHttpSection, type HttpConfig, type TargetRuns } from './http.ts';
+import { runKvSection, type KvConfig, type KvResults } from './kv.ts';
 import { describeMachine } from './machine.ts';
 import { runMemorySection, type MemoryResult } from './memory.ts';
 import { progress } from './progress.ts';
-import { channelFigures, httpFigures, renderChannelTable, renderHttpTable, renderTargets, summarise } from './report.ts';
+import { channelFigures, httpFigures, kvFigures, renderChannelTable, renderHttpTable, renderKvTable, renderTargets, summarise } from './report.ts';
 import { renderSvg } from './svg.ts';
 import { startTarget, TARGETS, type Target, type TargetSpec } from './targets.ts';
 
-export const benchUsage = 'dcdn bench [--quick] [--json FILE] [--only channel|http|memory] [--profile DIR]';
-const SECTIONS = ['channel', 'http', 'memory'] as const;
+export const benchUsage = 'dcdn bench [--quick] [--json FILE] [--only channel|http|memory|kv] [--profile DIR]';
+const SECTIONS = ['channel', 'http', 'memory', 'kv'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const HELP = `Usage: ${benchUsage}
@@ -31,11 +32,14 @@ Measures, side by side in one run on this machine, with medians over repetitions
   http     autocannon at 1 and 50 connections (hello world), 10 MiB download and upload, for
            plain Node, workerd and dcdn over werift / node-datachannel / WebSocket (1 and 2 tabs)
   memory   ingress RSS growth while a large body streams through dcdn over werift
+  kv       KV latency seen from a handler (one tab, werift): p50/p90/p99 of put and get of a
+           ~100-byte and a 64 KiB value and of list (limit 100), timed in the handler, for
+           SQLite and Redis side by side, next to a no-op HTTP request's round trip
 
 Options:
-  --quick          short run (about 3 minutes): fewer repetitions, smaller transfers
+  --quick          short run (about 4 minutes): fewer repetitions, smaller transfers
   --json FILE      raw figures (default bench/results/latest.json); the SVG goes beside it
-  --only SECTION   run one section: channel, http or memory
+  --only SECTION   run one section: channel, http, memory or kv
   --profile DIR    run the dcdn ingress children under node --cpu-prof, profiles into DIR
                    (summarise one with: node --import tsx bench/cpu-profile.ts FILE)
   -h, --help       this help
@@ -50,13 +54,15 @@ const CONFIGS = {
     channel: { reps: 3, rttCount: 500, rttWarmup: 100, bulkBytes: 8 * MiB, sizes: [65536, 262144] },
     http: { reps: 3, seconds: 1, transferBytes: 10 * MiB, transfersPerRep: 1 },
     memoryBytes: 128 * MiB,
+    kv: { reps: 3, ops: 200, warmup: 50, sizes: [100, 65536], listOps: 100, listLimit: 100 },
   },
   full: {
     channel: { reps: 5, rttCount: 2000, rttWarmup: 200, bulkBytes: 32 * MiB, sizes: [65536, 262144] },
     http: { reps: 5, seconds: 3, transferBytes: 10 * MiB, transfersPerRep: 2 },
     memoryBytes: 1024 * MiB,
+    kv: { reps: 5, ops: 1000, warmup: 100, sizes: [100, 65536], listOps: 300, listLimit: 100 },
   },
-} satisfies Record<string, { channel: ChannelConfig; http: HttpConfig; memoryBytes: number }>;
+} satisfies Record<string, { channel: ChannelConfig; http: HttpConfig; memoryBytes: number; kv: KvConfig }>;
 
 export async function runBench(argv: string[]): Promise<number> {
   let flags;
@@ -112,6 +118,7 @@ export async function runBench(argv: string[]): Promise<number> {
     let channel: ChannelResults | undefined;
     let http: Record<string, TargetRuns> | undefined;
     let memory: MemoryResult | undefined;
+    let kv: KvResults | undefined;
     if (sections.includes('channel')) channel = await runChannelSection(config.channel);
     if (sections.includes('http')) {
       const targets = await startTargets(TARGETS, flags.profile ? resolve(flags.profile) : undefined);
@@ -134,9 +141,12 @@ export async function runBench(argv: string[]): Promise<number> {
       }
     }
 
+    if (sections.includes('kv')) kv = await runKvSection(config.kv);
+
     const channelFig = channel ? channelFigures(channel) : undefined;
     const httpFig = http ? httpFigures(http) : undefined;
-    const { summary, targets } = summarise(channelFig, httpFig, memory);
+    const kvFig = kv ? kvFigures(kv) : undefined;
+    const { summary, targets } = summarise(channelFig, httpFig, memory, kvFig);
     const durationS = Math.round((performance.now() - started) / 1000);
     const report = {
       schema: 'dcdn-bench/1',
@@ -149,6 +159,7 @@ export async function runBench(argv: string[]): Promise<number> {
       channel: channel && { config: channel.config, figures: channelFig, raw: channel },
       http: http && { config: config.http, figures: httpFig, raw: http },
       memory,
+      kv: kv && { config: kv.config, figures: kvFig, raw: kv.backends },
     };
     await mkdir(dirname(jsonPath), { recursive: true });
     await writeFile(jsonPath, JSON.stringify(report, null, 2) + '\n');
@@ -159,6 +170,7 @@ export async function runBench(argv: string[]): Promise<number> {
     const out: string[] = [''];
     if (channelFig) out.push(renderChannelTable(channelFig, config.channel.reps), '');
     if (httpFig) out.push(renderHttpTable(httpFig, config.http.reps), '');
+    if (kvFig) out.push(renderKvTable(kvFig, config.kv.reps), '');
     out.push(renderTargets(targets, memory), '');
     process.stdout.write(out.join('\n') + '\n');
     progress(`done in ${durationS} s; wrote ${jsonPath} and ${svgPath}`);

@@ -122,7 +122,7 @@ export async function apps(values: Record<string, unknown>): Promise<number> {
     for (const v of a.versions.slice(-5)) process.stdout.write(`    ${v.version === a.activeVersion ? '*' : ' '} v${v.version}  ${v.createdAt}  ${(v.size / 1024).toFixed(1)} KiB  ${v.message}\n`);
     for (const url of appUrls(target, a.name)) process.stdout.write(`    ${url}\n`);
   }
-  if (health?.hosts) process.stdout.write(`hosts serving (every host runs every app): ${health.hosts.length}\n`);
+  if (health?.hosts) process.stdout.write(`hosts connected to the local ingress: ${health.hosts.length} (volunteers serve only --volunteers apps; see dcdn hosts list)\n`);
   return 0;
 }
 

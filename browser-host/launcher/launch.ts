@@ -257,6 +257,8 @@ class ChromiumHandle implements LaunchedBrowser {
   #watch(page: Page, tab: number): void {
     page.on('console', (message) => {
       const type = message.type();
+      // Chromium's own note when capability detection finds no WebGPU adapter: expected here.
+      if (type === 'warn' && message.text() === 'No available adapters.') return;
       if (type === 'error' || type === 'warn') {
         const fields = { tab, type, text: message.text(), location: message.location() };
         this.#logger[type === 'error' ? 'error' : 'warn'](fields, 'tab console');
