@@ -10,6 +10,7 @@ import { resolveBrowser } from '../browser-host/launcher/resolve-browser.ts';
 import { createIngress, type Ingress, type IngressOptions } from '../ingress/index.ts';
 import { openKvStore } from '../ingress/kv/index.ts';
 import { BanList } from '../signaling/bans.ts';
+import { parseAppConfig, type AppConfig } from '../signaling/app-config.ts';
 import { AppStore, checkBundle, createSignalingServer, mintToken, SIGNAL_PATH, type IceConfig, type SignalingServer } from '../signaling/index.ts';
 import type { Log } from './log.ts';
 
@@ -51,7 +52,8 @@ export async function startSignal(opts: {
   // Bans live beside the apps, in the same file (a table of their own).
   const bans = new BanList(opts.db ?? ':memory:');
   if (opts.app !== undefined || !store.manifest().some((a) => a.name === 'default')) {
-    await deployFile(store, 'default', opts.app ?? DEMO_APP, opts.log);
+    // The demo app has no secrets: volunteers may serve it (a network of volunteers alone works).
+    await deployFile(store, 'default', opts.app ?? DEMO_APP, opts.log, opts.app === undefined ? { volunteers: true } : {});
   }
   opts.log('info', 'bundled host and join pages', { ms: Math.round(performance.now() - started) });
   const server = createSignalingServer({
@@ -81,13 +83,14 @@ export async function startSignal(opts: {
 }
 
 /** Bundles an app file and deploys it to `store` as `name`, unless that code is already active. */
-export async function deployFile(store: AppStore, name: string, file: string, log: Log): Promise<void> {
+export async function deployFile(store: AppStore, name: string, file: string, log: Log, config: Partial<AppConfig> = {}): Promise<void> {
   const code = await bundleApp(file);
   const sha = createHash('sha256').update(code).digest('hex');
   const current = store.manifest().find((a) => a.name === name);
-  if (current?.sha256 === sha) return log('info', 'app unchanged', { app: name, version: current.version });
+  const same = current && store.code(name, current.version)?.sha256 === sha && JSON.stringify(current.config) === JSON.stringify(parseAppConfig(config));
+  if (current && same) return log('info', 'app unchanged', { app: name, version: current.version });
   await checkBundle(code);
-  const v = store.deploy(name, code, `from ${file}`);
+  const v = store.deploy(name, code, `from ${file}`, config);
   log('info', 'deployed', { app: name, version: v.version, file, kib: Math.round(v.size / 1024) });
 }
 

@@ -146,7 +146,7 @@ export class ProxyRequest {
     if ('error' in picked) {
       const error = this.#tried.size > 0 && picked.error === 'INGRESS_NO_HOST' ? 'INGRESS_HOST_LOST' : picked.error;
       const needs = app ? [app.config.require.length ? `hosts with ${app.config.require.join(', ')}` : '', app.config.volunteers ? '' : "the operator's own hosts (not volunteers)"].filter(Boolean) : [];
-      const why = error === 'INGRESS_HOST_LOST' ? 'the host went away and no other host could take the request' : error === 'INGRESS_NO_HOST' && needs.length ? `no connected host may serve ${this.#app}: it needs ${needs.join(' and ')}` : 'no host can take this request now';
+      const why = error === 'INGRESS_HOST_LOST' ? 'the host went away and no other host could take the request' : error === 'INGRESS_NO_HOST' && needs.length && this.#pool.size > 0 ? `no connected host may serve ${this.#app}: it needs ${needs.join(' and ')}` : 'no host can take this request now';
       return this.#fail(error, why);
     }
     const host = picked.host;
