@@ -49,4 +49,19 @@ describe('HostPool', () => {
     p.reportFailure(p.get('h0')!, 0);
     expect(p.pick(new Set(), 10)).toMatchObject({ host: { id: 'h0' } });
   });
+
+  it('skips drained hosts and those the request may not go to, and holds volunteers to their own limit', () => {
+    const p = new HostPool({ maxInFlightPerHost: 10, maxInFlightPerVolunteer: 2 });
+    const volunteer = { volunteer: true, apps: null, capabilities: [], draining: false };
+    p.add({ id: 'op', name: 'op', session: session(), transport: 'webrtc', info: {} });
+    p.add({ id: 'vol', name: 'vol', session: session(), transport: 'webrtc', info: {}, traits: volunteer });
+    p.get('op')!.traits = { ...p.get('op')!.traits, draining: true };
+    expect(p.pick()).toMatchObject({ host: { id: 'vol' } });
+    expect(p.pick(new Set(), Date.now(), (h) => !h.traits.volunteer)).toEqual({ error: 'INGRESS_NO_HOST' });
+    p.get('vol')!.inFlight = 2;
+    expect(p.pick()).toEqual({ error: 'INGRESS_HOSTS_BUSY' });
+    p.get('op')!.traits = { ...p.get('op')!.traits, draining: false };
+    p.get('op')!.inFlight = 9;
+    expect(p.pick()).toMatchObject({ host: { id: 'op' } });
+  });
 });

@@ -155,3 +155,41 @@ async function until(cond: () => boolean, ms = 3000): Promise<void> {
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+describe('the control API and volunteers', () => {
+  it('keeps secrets and apps not deployed --volunteers from volunteers, and tells their tabs only of theirs', async () => {
+    await call('PUT', '/v1/apps/open', { code: hello('open'), config: { volunteers: true, kv: ['CACHE'] } });
+    await call('PUT', '/v1/apps/shut', { code: hello('shut') });
+    await call('PUT', '/v1/apps/open/secrets/API_KEY', { value: 'k' });
+    const volunteer = mintToken(secret, { role: 'host', ttlSeconds: 600, scope: ['volunteer'] });
+    const scoped = mintToken(secret, { role: 'host', ttlSeconds: 600, scope: ['volunteer', 'app:other'] });
+    expect((await call('GET', '/v1/apps/open/env', undefined, hostToken)).body).toEqual({ env: { API_KEY: 'k' } });
+    expect((await call('GET', '/v1/apps/open/env', undefined, volunteer)).body).toEqual({ env: {} });
+    expect(await call('GET', '/v1/apps/shut/env', undefined, volunteer)).toMatchObject({ status: 404, code: 'APP_NOT_FOUND' });
+    expect(await call('GET', '/v1/apps/shut/versions/1/code', undefined, volunteer)).toMatchObject({ status: 404, code: 'APP_NOT_FOUND' });
+    expect(await call('GET', '/v1/apps/open/versions/1/code', undefined, scoped)).toMatchObject({ status: 404, code: 'APP_NOT_FOUND' });
+    const code = await fetch(`${base}/v1/apps/open/versions/1/code`, { headers: { authorization: `Bearer ${volunteer}` } });
+    expect(await code.text()).toBe(hello('open'));
+
+    const seen: AppRef[][] = [];
+    const tab = new SignalingClient({ url: `${base.replace(/^http/, 'ws')}/v1/signal`, token: volunteer, info: { name: 'vol' }, WebSocketImpl: WebSocket as never });
+    tab.onapps = (apps) => seen.push(apps);
+    tab.start();
+    try {
+      await until(() => seen.length > 0);
+      expect(seen[0]!.map((a) => [a.name, a.config])).toEqual([['open', { kv: ['CACHE'], volunteers: true, require: [] }]]);
+    } finally {
+      tab.close();
+    }
+  });
+
+  it('refuses malformed deploy options and a binding that clashes with a secret', async () => {
+    expect(await call('PUT', '/v1/apps/cfg', { code: hello('x'), config: { kv: ['not valid'] } })).toMatchObject({ status: 400, code: 'APP_BAD_CONFIG' });
+    expect(await call('PUT', '/v1/apps/cfg', { code: hello('x'), config: { require: ['quantum'] } })).toMatchObject({ status: 400, code: 'APP_BAD_CONFIG' });
+    expect(await call('PUT', '/v1/apps/cfg', { code: hello('x'), config: { surprise: true } })).toMatchObject({ status: 400, code: 'APP_BAD_CONFIG' });
+    await call('PUT', '/v1/apps/cfg', { code: hello('x') });
+    await call('PUT', '/v1/apps/cfg/secrets/TOKEN', { value: 'v' });
+    expect(await call('PUT', '/v1/apps/cfg', { code: hello('y'), config: { kv: ['TOKEN'] } })).toMatchObject({ status: 400, code: 'APP_BAD_CONFIG' });
+    expect((await call('GET', '/v1/apps')).body.apps[0].activeVersion).toBe(1);
+  });
+});
