@@ -171,6 +171,8 @@ function render(): void {
       everConnected ||= connected;
       if (!connected) {
         disconnectedSince = Date.now();
+        // A new outage gets its own check (the rate limit is for one outage's repeated checks).
+        lastRecheck = 0;
         log('lost the connection to signaling; reconnecting');
       }
     }
