@@ -361,6 +361,9 @@ describe('werift data channel to a Chromium tab over loopback', () => {
     await page.evaluate(() => window.channel.close('tab done'));
     await closed;
     expect(channel.isOpen).toBe(false);
+    // werift's close() finishes asynchronously: the state follows within moments, not at once.
+    const deadline = Date.now() + 2000;
+    while (peer.connectionState !== 'closed' && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
     expect(peer.connectionState).toBe('closed');
     expect(await page.evaluate(() => window.closeReasons)).toEqual(['tab done']);
     await new Promise((resolve) => setTimeout(resolve, 100));

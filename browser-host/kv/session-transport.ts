@@ -23,14 +23,40 @@ export function sessionKvTransport(app: string, pick: () => Session | null): KvT
     }
     const answer = new Promise<KvAnswer>((resolve) => {
       stream.onhead = (head) => {
-        const body = stream.remoteEnded ? null : readable(stream);
-        resolve({ status: head.status, headers: head.headers, body });
+        const answered = (body: KvAnswer['body']) => resolve({ status: head.status, headers: head.headers, body });
+        if (stream.remoteEnded) return answered(null);
+        // Small values come whole: a transferred stream per get costs the sandbox more than it saves.
+        const length = Number(head.headers.find(([n]) => n === 'content-length')?.[1] ?? NaN);
+        if (length <= SMALL_VALUE_BYTES) {
+          collect(stream, length).then(answered, (err: { code?: string; message?: string }) => {
+            const code = err.code ?? 'PROTO_SESSION_CLOSED';
+            resolve(kvErrorAnswer(code, isErrorCode(code) ? ERRORS[code].status : 502, err.message ?? 'the value stream failed'));
+          });
+          return;
+        }
+        answered(readable(stream));
       };
       stream.onreset = (err) => resolve(kvErrorAnswer(err.code, isErrorCode(err.code) ? ERRORS[err.code].status : 502, err.message));
     });
     if (hasBody) void send(stream, call.body!);
     return answer;
   };
+}
+
+/** Values up to this size are read whole before the answer is handed over. */
+const SMALL_VALUE_BYTES = 64 * 1024;
+
+/** Reads a body of `length` bytes (the head said so) into one array. */
+async function collect(stream: Stream, length: number): Promise<Uint8Array> {
+  const out = new Uint8Array(length);
+  let at = 0;
+  for await (const chunk of streamBody(stream)) {
+    if (at + chunk.byteLength > length) throw Object.assign(new Error('the value is longer than its content-length'), { code: 'PROTO_STREAM_STATE' });
+    out.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  if (at !== length) throw Object.assign(new Error('the value is shorter than its content-length'), { code: 'PROTO_STREAM_STATE' });
+  return out;
 }
 
 /** Writes a value to the stream with its flow control; a failed source resets the stream. */
