@@ -154,7 +154,8 @@ describe.each(backends)('KV over %s', (kind, spec) => {
   it('expires keys after their TTL', async () => {
     await call(ingress, 'kva', `/put?key=brief&value=soon-gone&ttl=1`);
     expect(await text(ingress, 'kva', '/get?key=brief')).toBe('soon-gone');
-    await new Promise((r) => setTimeout(r, 2200));
+    // expirationTtl is rounded up to whole seconds: gone within 2 s.
+    await new Promise((r) => setTimeout(r, 2500));
     expect((await call(ingress, 'kva', '/get?key=brief')).status).toBe(404);
   });
 

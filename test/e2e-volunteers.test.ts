@@ -177,11 +177,20 @@ describe('volunteer hosts', () => {
     expect(res.headers.get('dcdn-error')).toBe('SIG_TOKEN_EXPIRED');
   });
 
-  it('leave the rotation within 3 s when the tab closes, with idempotent requests retried', async () => {
+  it('leave the rotation within 3 s when the tab closes, failing at most what was in flight on it', async () => {
+    // A request whose head had not come back is retried on another host (GET); one whose body
+    // was streaming when the tab closed can only be cut (its status was already sent): the
+    // client sees the connection fail. Nothing else may fail, and nothing goes to the tab after.
     const results: Served[] = [];
+    let cut = 0;
     let stop = false;
+    const concurrency = 4;
     const load = (async () => {
-      while (!stop) results.push(...(await Promise.all(Array.from({ length: 4 }, () => get('open')))));
+      while (!stop) {
+        const batch = await Promise.all(Array.from({ length: concurrency }, () => get('open').catch(() => null)));
+        for (const r of batch) if (r) results.push(r);
+        else cut++;
+      }
     })();
     await until(() => results.some((r) => r.host === 'vol-1'), 10_000, 'the volunteer serving under load');
     const closedAt = Date.now();
@@ -192,9 +201,11 @@ describe('volunteer hosts', () => {
     await until(() => results.length >= after + 20, 10_000, 'more requests after the volunteer left');
     stop = true;
     await load;
-    console.info(`[volunteers e2e] closed tab out of the pool after ${gone} ms; ${results.length} requests, ${results.filter((r) => r.status !== 200).length} failed`);
-    expect(results.filter((r) => r.status !== 200)).toEqual([]);
-    expect(results.slice(after).every((r) => r.host === 'op')).toBe(true);
+    const failed = results.filter((r) => r.status !== 200);
+    console.info(`[volunteers e2e] closed tab out of the pool after ${gone} ms; ${results.length + cut} requests, ${cut} cut mid-body, ${failed.length} failed with a status`);
+    expect(failed).toEqual([]);
+    expect(cut).toBeLessThanOrEqual(concurrency);
+    expect(results.slice(after + concurrency).every((r) => r.host === 'op')).toBe(true);
   }, 60_000);
 
   it('can be banned, and then cannot come back', async () => {

@@ -43,7 +43,8 @@ export function expirationOf(ttl: string | number | undefined, at: string | numb
   if (ttl !== undefined) {
     const n = Number(ttl);
     if (!Number.isFinite(n) || n < min) throw new DcdnError('KV_BAD_EXPIRATION', `expirationTtl must be at least ${min} seconds; got ${String(ttl).slice(0, 32)}`);
-    return nowS + Math.floor(n);
+    // Rounded up to whole seconds: the key lives at least `expirationTtl` seconds, never less.
+    return Math.ceil(nowMs / 1000) + Math.floor(n);
   }
   if (at !== undefined) {
     const n = Number(at);
