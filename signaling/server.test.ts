@@ -176,6 +176,19 @@ describe('upgrade authentication', () => {
     expect(refused.body).toEqual({ error: { code: 'SIG_TOKEN_EXPIRED', message: expect.any(String) } });
   });
 
+  it('refuses volunteers past the per-address limit with 429 SIG_RATE_LIMITED, but not operator hosts', async () => {
+    const { ws } = await start({ maxVolunteersPerAddress: 2 });
+    const volunteer = () => mintToken(SECRET, { role: 'host', ttlSeconds: 600, scope: ['volunteer'] });
+    const peers = [await RawPeer.connect(ws, volunteer()), await RawPeer.connect(ws, volunteer())];
+    try {
+      const refused = await refusedUpgrade(`${ws}?token=${volunteer()}`);
+      expect([refused.status, refused.code]).toEqual([429, 'SIG_RATE_LIMITED']);
+      peers.push(await RawPeer.connect(ws, token('host')));
+    } finally {
+      for (const p of peers) p.socket.close();
+    }
+  });
+
   it('refuses an operator token with 403 SIG_TOKEN_SCOPE', async () => {
     const { ws } = await start();
     const refused = await refusedUpgrade(`${ws}?token=${token('operator')}`);

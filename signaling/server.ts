@@ -14,6 +14,7 @@
  */
 import { BanList } from './bans.ts';
 import { registerHostsApi, type HostsApiOptions } from './hosts-api.ts';
+import { trustFromScope } from './trust.ts';
 import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import fastifyWebsocket from '@fastify/websocket';
 import { SignalingError } from './errors.ts';
@@ -71,6 +72,12 @@ export interface SignalingServerOptions {
   /** Volunteers: open joins and invite lifetimes (hosts-api.ts). */
   volunteers?: HostsApiOptions;
   /**
+   * Most volunteer hosts connected from one address at once; more are refused before the
+   * upgrade with SIG_RATE_LIMITED (an open join must not let one machine fill the pool).
+   * Operators' hosts are not counted. Default 8.
+   */
+  maxVolunteersPerAddress?: number;
+  /**
    * STUN/TURN servers handed to every peer in its welcome, TURN with fresh coturn REST
    * credentials per connection (turn.ts). Default none: peers use only what they were given.
    */
@@ -115,6 +122,7 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
   const helloTimeoutMs = positive('helloTimeoutMs', options.helloTimeoutMs ?? 10_000);
   const maxBufferedBytes = positive('maxBufferedBytes', options.maxBufferedBytes ?? 4 * 1024 * 1024);
   const ice = iceServerSource(options.ice);
+  const maxVolunteersPerAddress = positive('maxVolunteersPerAddress', options.maxVolunteersPerAddress ?? 8);
 
   // forceCloseConnections: browsers keep spare keep-alive sockets open (preconnects that never
   // carried a request) which 'idle' does not reap, so close() would wait for them forever.
@@ -164,8 +172,12 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
       async preValidation(request, reply) {
         try {
           const claims = verifyToken(secret, bearerToken(request), PEER_ROLES);
-          const banned = claims.role === 'host' ? bans.match({ address: request.socket.remoteAddress ?? '', sub: claims.sub }) : null;
+          const address = request.socket.remoteAddress ?? '';
+          const banned = claims.role === 'host' ? bans.match({ address, sub: claims.sub }) : null;
           if (banned !== null) throw new SignalingError('SIG_BANNED', `this host is banned${banned ? `: ${banned}` : ''}`);
+          if (claims.role === 'host' && trustFromScope(claims.scope).volunteer && hub.volunteersFrom(address) >= maxVolunteersPerAddress) {
+            throw new SignalingError('SIG_RATE_LIMITED', `at most ${maxVolunteersPerAddress} volunteer hosts may connect from one address`);
+          }
           identities.set(request, claims);
         } catch (err) {
           if (!(err instanceof SignalingError)) throw err;

@@ -113,6 +113,13 @@ export class SignalingHub {
     for (const conn of this.#joined.values()) this.#send(conn, { type: 'apps', apps: appsFor(conn, apps) });
   }
 
+  /** Open connections of volunteers' hosts from one address (said hello or not). */
+  volunteersFrom(address: string): number {
+    let n = 0;
+    for (const conn of this.#connections) if (conn.trust.volunteer && conn.address === address) n++;
+    return n;
+  }
+
   /** The hosts that said hello, oldest first. */
   hosts(): HostSummary[] {
     return [...this.#joined.values()].filter((c) => c.role === 'host').map(toHostSummary);
