@@ -10,6 +10,9 @@
  */
 
 const RAW_HEADERS = Symbol.for('dcdn.rawHeaders');
+const FIXED_BODY = Symbol.for('dcdn.fixedBody');
+/** Bodies up to this size that were given as a string or bytes are kept as bytes too. */
+const FIXED_BODY_BYTES = 64 * 1024;
 
 /**
  * The browser's own Response class, captured before the shim replaces the global: both shim
@@ -35,12 +38,18 @@ export function installResponseShim(scope: { Response: typeof Response } = globa
   if ((Base as unknown as Record<symbol, unknown>)[RAW_HEADERS]) return;
   class ServerResponse extends Base {
     readonly #raw: Headers;
+    readonly #fixed: Uint8Array | null;
     constructor(body?: BodyInit | null, init?: ResponseInit) {
       super(body, init);
       const raw = new Headers(init?.headers);
       // Headers the browser derives from the body (content-type for strings, blobs, forms).
       for (const [name, value] of super.headers) if (!raw.has(name)) raw.set(name, value);
       this.#raw = raw;
+      this.#fixed = fixedBytes(body);
+    }
+    /** The body as bytes when it was given whole (string, buffer) and small: see {@link fixedBody}. */
+    get [FIXED_BODY](): Uint8Array | null {
+      return this.#fixed;
     }
     override get headers(): Headers {
       return this.#raw;
@@ -57,6 +66,29 @@ export function installResponseShim(scope: { Response: typeof Response } = globa
   Object.defineProperty(ServerResponse, RAW_HEADERS, { value: true });
   Object.defineProperty(ServerResponse, 'name', { value: 'Response' });
   scope.Response = ServerResponse;
+}
+
+/**
+ * The body of a response made with the shim from a string or bytes of at most 64 KiB, as a copy
+ * of those bytes, while the body is unread; else null. A sandbox sends such a body whole rather
+ * than as a transferred stream (a cross-realm pipe per response costs more than the bytes).
+ */
+export function fixedBody(response: Response): Uint8Array | null {
+  if (response.bodyUsed) return null;
+  return (response as unknown as Record<symbol, Uint8Array | null | undefined>)[FIXED_BODY] ?? null;
+}
+
+function fixedBytes(body: BodyInit | null | undefined): Uint8Array | null {
+  let bytes: Uint8Array | null = null;
+  if (typeof body === 'string') {
+    if (body.length > FIXED_BODY_BYTES) return null; // at least as many bytes as characters
+    bytes = new TextEncoder().encode(body);
+  } else if (body instanceof ArrayBuffer) {
+    bytes = new Uint8Array(body.slice(0));
+  } else if (ArrayBuffer.isView(body)) {
+    bytes = new Uint8Array(body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength));
+  }
+  return bytes && bytes.byteLength <= FIXED_BODY_BYTES ? bytes : null;
 }
 
 /** Lists a response's headers in order, with each Set-Cookie kept separate. */

@@ -83,13 +83,16 @@ export interface PongMessage {
   n: number;
 }
 
-/** The response head; `body` is the transferred response body, null when there is none. */
+/**
+ * The response head; `body` is the transferred response body, the whole body as bytes when the
+ * app made it from a string or bytes of at most 64 KiB, or null when there is none.
+ */
 export interface HeadMessage {
   t: 'head';
   id: number;
   status: number;
   headers: Array<[string, string]>;
-  body: ReadableStream<unknown> | null;
+  body: ReadableStream<unknown> | Uint8Array | null;
 }
 
 /** The handler failed before producing a head. */
@@ -149,7 +152,7 @@ export function parseWorkerMessage(data: unknown): WorkerMessage | string {
       if (!isCount(id)) return 'head without an id';
       if (typeof status !== 'number' || !Number.isInteger(status) || status < 200 || status > 599) return `head with status ${String(status)}`;
       if (!isHeaderList(headers)) return 'head with malformed headers';
-      if (body !== null && !(body instanceof ReadableStream)) return 'head with a body that is not a ReadableStream';
+      if (body !== null && !(body instanceof ReadableStream) && !(body instanceof Uint8Array)) return 'head with a body that is neither a ReadableStream nor bytes';
       return { t: 'head', id, status, headers, body };
     }
     case 'kv': {

@@ -347,7 +347,7 @@ export class Sandbox {
     // Ids are per sandbox and looked up only for the worker they were sent to: a message naming
     // any other request (another life of this app; other apps have other tables) is ignored.
     if (!entry || entry.worker !== worker) {
-      if (message.t === 'head') void message.body?.cancel().catch(() => {});
+      if (message.t === 'head' && message.body instanceof ReadableStream) void message.body.cancel().catch(() => {});
       return;
     }
     if (message.t === 'settled') {
@@ -355,14 +355,16 @@ export class Sandbox {
       return this.#maybeDone(entry);
     }
     if (entry.phase !== 'head') {
-      if (message.t === 'head') void message.body?.cancel().catch(() => {});
+      if (message.t === 'head' && message.body instanceof ReadableStream) void message.body.cancel().catch(() => {});
       return;
     }
     if (message.t === 'fail') return this.#fail(entry, new SandboxError(message.code, message.message));
     this.#respond(entry, message.status, message.headers, message.body);
   }
 
-  #respond(entry: Entry, status: number, headerList: Array<[string, string]>, source: ReadableStream<unknown> | null): void {
+  #respond(entry: Entry, status: number, headerList: Array<[string, string]>, body: ReadableStream<unknown> | Uint8Array | null): void {
+    // Bytes sent whole go through the same guard (and body-end accounting) as a stream would.
+    const source = body instanceof Uint8Array ? bytesStream(body) : body;
     let response: Response;
     try {
       // An unguarded Headers keeps Set-Cookie, as web-compat.ts does for requests.
@@ -510,4 +512,14 @@ function bytesOnly(body: ReadableStream<unknown>): ReadableStream<Uint8Array> {
       },
     }),
   );
+}
+
+/** One chunk of bytes as a stream of this realm. */
+function bytesStream(bytes: Uint8Array): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      if (bytes.byteLength > 0) controller.enqueue(bytes);
+      controller.close();
+    },
+  });
 }

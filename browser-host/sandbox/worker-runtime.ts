@@ -10,7 +10,7 @@ import type { AppModule, ExecutionContext } from '../module-runtime.ts';
 import { describeError } from './errors.ts';
 import type { HostMessage, InitMessage, KvAnswerMessage, RequestMessage, WorkerFailureCode, WorkerMessage } from './messages.ts';
 import { KvNamespace, type KvAnswer, type KvCall } from '../kv/namespace.ts';
-import { installResponseShim, makeRequest, responseHeaderList } from '../web-compat.ts';
+import { fixedBody, installResponseShim, makeRequest, responseHeaderList } from '../web-compat.ts';
 
 /** What we need of a dedicated worker's global (the project compiles against the DOM lib). */
 interface WorkerScope {
@@ -132,6 +132,13 @@ class WorkerHost {
       if (!(response instanceof NativeResponse)) return fail('HOST_BAD_HANDLER_RESPONSE', `fetch() returned ${typeName(response)}, not a Response`);
       const noBody = response.body === null || method === 'HEAD' || response.status === 204 || response.status === 304;
       if (noBody) void response.body?.cancel().catch(() => {});
+      const fixed = noBody ? null : fixedBody(response);
+      if (fixed) {
+        // Made whole from a string or bytes: sent as bytes, no stream to transfer.
+        void response.body?.cancel().catch(() => {});
+        this.#post({ t: 'head', id, status: response.status, headers: responseHeaderList(response.headers), body: fixed });
+        return;
+      }
       const body = noBody ? null : response.body;
       // Transferring the body hands it to the host as a stream with backpressure; a locked or
       // disturbed body cannot be transferred and lands in the catch below.
