@@ -178,6 +178,8 @@ export class HostAgent {
       this.#serve(from, link, new Session(channel, this.#sessionOptions()), 'webrtc', () => answerer.pc.close());
     } catch (err) {
       this.#log(`WebRTC with ${from} failed: ${(err as Error).message}`);
+      // Tell the ingress now, so it offers the WebSocket fallback without waiting out its timer.
+      if (this.#links.get(from) === link && !link.session) this.#signaling.send(from, { kind: 'close', conn: signal.conn, reason: `webrtc failed: ${(err as Error).message}`.slice(0, 200) });
     }
   }
 

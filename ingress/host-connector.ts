@@ -363,6 +363,16 @@ export class HostConnector {
     const fail = (err: Error) => this.#log('warn', 'bad signal from host', { host: link.name, kind: signal.kind, err: err.message });
     if (signal.kind === 'answer') void offerer.acceptAnswer({ type: 'answer', sdp: signal.sdp }).catch(fail);
     else if (signal.kind === 'candidate') void offerer.addRemoteCandidate(signal.candidate).catch(fail);
+    else if (signal.kind === 'close') {
+      // The tab gave up on the data channel (no candidate pair, say): fall back at once rather
+      // than at the end of rtcOpenTimeoutMs.
+      this.#log('warn', 'the host could not open the data channel; falling back to WebSocket', { host: link.name, reason: signal.reason });
+      clearTimeout(link.fallbackTimer);
+      this.#abandonAttempt(link);
+      const next = randomUUID();
+      link.conn = next;
+      this.#offerWebSocket(link, next);
+    }
   }
 
   #send(link: HostLink, signal: LinkSignal): void {

@@ -4,8 +4,8 @@
  * through the real ingress, request bodies included.
  *
  * Firefox gathers no loopback ICE candidate on this machine (not even with its loopback prefs),
- * and the ingress here only pairs loopback candidates, so the data channel cannot form: the host
- * falls back to the WebSocket transport, which is what the test checks it does. Across a real
+ * and the ingress here only pairs loopback candidates, so the data channel cannot form: the tab
+ * tells the ingress, which falls back to the WebSocket transport at once (not at its timeout). Across a real
  * network Firefox's host, srflx and relay candidates pair as Chromium's do.
  */
 import { existsSync } from 'node:fs';
@@ -24,7 +24,9 @@ let firefox: Browser;
 beforeAll(async () => {
   if (!FIREFOX) throw new Error('Firefox is not installed: this test needs it (apt-get install -y firefox-esr; .ci/run does this), or set DCDN_FIREFOX');
   net = await startNetwork();
-  ingress = await net.addIngress({ rtcOpenTimeoutMs: 3000 });
+  // A timeout far beyond the test's waits: the fallback must come from the tab saying its
+  // WebRTC attempt failed, not from the ingress's timer.
+  ingress = await net.addIngress({ rtcOpenTimeoutMs: 120_000 });
   firefox = await puppeteer.launch({ browser: 'firefox', executablePath: FIREFOX, headless: true });
 }, 60_000);
 
@@ -37,12 +39,14 @@ describe('the join page in Firefox', () => {
   it('joins from an invite and serves requests, streaming request bodies through the sandbox', async () => {
     const page = await firefox.newPage();
     const errors: string[] = [];
-    page.on('pageerror', (err) => errors.push(String(err)));
+    // Firefox's own report of the failed loopback ICE attempt (expected here, see above) is not ours.
+    page.on('pageerror', (err) => void (/WebRTC: ICE failed/.test(String(err)) || errors.push(String(err))));
     const invite = mintToken(net.secret, { role: 'host', sub: 'fox', ttlSeconds: 600 });
     await page.goto(`${net.urls.http}/join?invite=${invite}&name=firefox-1`);
     await page.waitForFunction(() => document.body.dataset.state === 'ready', { timeout: 15_000 });
     await page.click('#toggle');
-    await until(() => ingress.pool.list().some((h) => h.name === 'firefox-1'), 20_000, 'the Firefox tab in the pool');
+    await until(() => ingress.pool.list().some((h) => h.name === 'firefox-1'), 30_000, 'the Firefox tab in the pool');
+    expect(ingress.pool.list().find((h) => h.name === 'firefox-1')?.transport).toBe('websocket');
 
     const res = await fetch(`${ingress.url}/`);
     expect(res.status).toBe(200);
@@ -58,6 +62,6 @@ describe('the join page in Firefox', () => {
     const counted = await fetch(`${ingress.url}/count`, { method: 'POST', body: Buffer.alloc(1_000_000, 1) });
     expect(await counted.text()).toBe('1000000');
     await page.waitForFunction(() => /^4 served/.test(document.getElementById('s-requests')?.textContent ?? ''), { timeout: 10_000 });
-    expect(errors).toEqual([]);
+    expect(errors, errors.join('\n')).toEqual([]);
   }, 60_000);
 });
