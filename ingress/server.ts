@@ -61,6 +61,13 @@ export interface IngressOptions {
    */
   kv?: KvStore;
   kvLimits?: Partial<KvLimits>;
+  /** A KV value stalled by its tab this long fails with KV_TIMEOUT. Default 30000 ms. */
+  kvIdleTimeoutMs?: number;
+  /**
+   * KV operations one host may have open at once (streams it opens); more are refused with
+   * PROTO_TOO_MANY_STREAMS. Bounds what one tab can make the ingress buffer. Default 64.
+   */
+  kvMaxConcurrentPerHost?: number;
   log?: Log;
 }
 
@@ -108,7 +115,13 @@ export function createIngress(options: IngressOptions): Ingress {
   /** The deployed apps' active versions and configs, from signaling. */
   let apps = new Map<string, AppRef>();
   const kv = options.kv
-    ? new KvService({ store: options.kv, ...(options.kvLimits ? { limits: options.kvLimits } : {}), bindings: (name) => apps.get(name)?.config.kv, log })
+    ? new KvService({
+        store: options.kv,
+        ...(options.kvLimits ? { limits: options.kvLimits } : {}),
+        ...(options.kvIdleTimeoutMs !== undefined ? { idleTimeoutMs: options.kvIdleTimeoutMs } : {}),
+        bindings: (name) => apps.get(name)?.config.kv,
+        log,
+      })
     : null;
 
   const app = Fastify({
@@ -235,7 +248,8 @@ export function createIngress(options: IngressOptions): Ingress {
         wsDialTimeoutMs: options.wsDialTimeoutMs ?? CONNECTOR_DEFAULTS.wsDialTimeoutMs,
         rtc: options.rtc ?? {},
         createOfferer: offererFactory(options.rtcBackend ?? 'werift'),
-        session: options.session ?? {},
+        // maxIncomingStreams counts the streams a host opens: its KV operations.
+        session: { maxIncomingStreams: options.kvMaxConcurrentPerHost ?? 64, ...options.session },
         ...(kv
           ? {
               onHostStream: (stream, host) => {

@@ -94,6 +94,23 @@ describe('streams a host opens (KV operations)', () => {
     expect(opened).toEqual([later.id]);
   });
 
+  it('count against maxIncomingStreams apart from the streams this side opened', async () => {
+    const [a, b] = createMemoryChannelPair({ maxMessageSize: 16 * 1024 });
+    const ingress = new Session(a, { role: 'client', maxIncomingStreams: 1 });
+    const host = new Session(b, { role: 'server' });
+    open.push(ingress, host);
+    await Promise.all([ingress.ready, host.ready]);
+    host.onstream = () => {}; // requests stay open
+    for (let i = 0; i < 3; i++) ingress.open({ method: 'GET', url: '/', headers: [] }, true);
+    const accepted: number[] = [];
+    ingress.onstream = (stream) => void accepted.push(stream.id);
+    const first = host.open({ method: 'GET', url: '/kv/CACHE/a', headers: [], app: 'hello' }, true);
+    const second = host.open({ method: 'GET', url: '/kv/CACHE/b', headers: [], app: 'hello' }, true);
+    const refused = await new Promise((resolve) => (second.onreset = resolve));
+    expect(accepted).toEqual([first.id]);
+    expect(refused).toMatchObject({ code: 'PROTO_TOO_MANY_STREAMS' });
+  });
+
   it('are refused when the ingress takes none', async () => {
     const { host } = await pair();
     const s = host.open({ method: 'GET', url: '/kv/CACHE/a', headers: [], app: 'hello' }, true);

@@ -68,6 +68,7 @@ export const ERRORS = {
   KV_BAD_EXPIRATION: { status: 400, summary: 'expiration and expirationTtl must be whole seconds at least the minimum TTL (60 s by default) from now' },
   KV_BAD_LIST: { status: 400, summary: 'list() takes a limit of 1 to 1000, a prefix within the key limit and a cursor it returned' },
   KV_BAD_REQUEST: { status: 400, summary: 'the KV operation was malformed' },
+  KV_TIMEOUT: { status: 408, summary: 'the tab stalled while a value streamed (no chunk, or no credit) for the idle timeout' },
   KV_UNKNOWN_BINDING: { status: 404, summary: 'the app has no KV binding of this name in its deployed version' },
   KV_FORBIDDEN: { status: 403, summary: 'this host may not use the namespaces of the app it named' },
   KV_NOT_CONFIGURED: { status: 503, summary: 'the ingress that received the operation has no KV store' },

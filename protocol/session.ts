@@ -102,6 +102,8 @@ export class Session {
    * head the peer queued in the same turn (open, then cancel at once). Their heads are dropped.
    */
   readonly #earlyResets = new Set<number>();
+  /** Open streams the peer opened (maxIncomingStreams counts these, not our own). */
+  #incoming = 0;
   #control: Uint8Array[] = [];
   #data: Uint8Array[] = [];
   #dataBytes = 0;
@@ -135,7 +137,9 @@ export class Session {
       },
       send: (frame, control) => this.#send(frame, control),
       waitWritable: () => this.#waitWritable(),
-      streamClosed: (s) => this.#streams.delete(s.id),
+      streamClosed: (s) => {
+        if (this.#streams.delete(s.id) && !s.opener) this.#incoming--;
+      },
     };
 
     channel.lowWaterMark = Math.floor(this.#opts.highWaterMark / 2);
@@ -389,7 +393,7 @@ export class Session {
     }
     this.#lastPeerId = id;
     if (this.#earlyResets.delete(id)) return;
-    if (this.#streams.size >= this.#opts.maxIncomingStreams || !this.onstream) {
+    if (this.#incoming >= this.#opts.maxIncomingStreams || !this.onstream) {
       this.#send({ type: FrameType.RESET, stream: id, code: 'PROTO_TOO_MANY_STREAMS', message: 'over the concurrency limit' }, true);
       return;
     }
@@ -397,6 +401,7 @@ export class Session {
     const windows = { send: this.#peerWindow, receive: this.#opts.receiveWindow };
     const stream = new Stream(this.#streamApi, id, false, head, windows, frame.endStream);
     this.#streams.set(id, stream);
+    this.#incoming++;
     this.onstream(stream);
   }
 

@@ -14,33 +14,87 @@ export function sessionKvTransport(app: string, pick: () => Session | null): KvT
   return async (call) => {
     const session = pick();
     if (!session) return kvErrorAnswer('PROTO_SESSION_CLOSED', 503, 'this tab has no session with an ingress to send the KV operation on');
-    const hasBody = call.body !== null && !(call.body instanceof Uint8Array && call.body.byteLength === 0);
-    let stream: Stream;
-    try {
-      stream = session.open({ method: call.method, url: call.path, headers: call.headers, app }, !hasBody);
-    } catch (err) {
-      return kvErrorAnswer('PROTO_SESSION_CLOSED', 503, `the KV operation could not be sent: ${(err as Error).message}`);
-    }
-    const answer = new Promise<KvAnswer>((resolve) => {
-      stream.onhead = (head) => {
-        const answered = (body: KvAnswer['body']) => resolve({ status: head.status, headers: head.headers, body });
-        if (stream.remoteEnded) return answered(null);
-        // Small values come whole: a transferred stream per get costs the sandbox more than it saves.
-        const length = Number(head.headers.find(([n]) => n === 'content-length')?.[1] ?? NaN);
-        if (length <= SMALL_VALUE_BYTES) {
-          collect(stream, length).then(answered, (err: { code?: string; message?: string }) => {
-            const code = err.code ?? 'PROTO_SESSION_CLOSED';
-            resolve(kvErrorAnswer(code, isErrorCode(code) ? ERRORS[code].status : 502, err.message ?? 'the value stream failed'));
-          });
-          return;
-        }
-        answered(readable(stream));
-      };
-      stream.onreset = (err) => resolve(kvErrorAnswer(err.code, isErrorCode(err.code) ? ERRORS[err.code].status : 502, err.message));
-    });
-    if (hasBody) void send(stream, call.body!);
-    return answer;
+    // The ingress refuses more than its kvMaxConcurrentPerHost (64) at once; queue past ours.
+    // A slot is held until the operation's stream is done, its value read to the end included.
+    const release = await slotOf(session).acquire();
+    return send1(app, session, call, release);
   };
+}
+
+/** KV operations one tab keeps open per session at once; more wait their turn. */
+export const KV_CONCURRENCY = 32;
+
+const slots = new WeakMap<Session, Slots>();
+function slotOf(session: Session): Slots {
+  let s = slots.get(session);
+  if (!s) slots.set(session, (s = new Slots(KV_CONCURRENCY)));
+  return s;
+}
+
+/** A counting semaphore: `acquire()` resolves with a release once a slot is free. */
+class Slots {
+  #free: number;
+  readonly #waiting: Array<() => void> = [];
+  constructor(n: number) {
+    this.#free = n;
+  }
+  async acquire(): Promise<() => void> {
+    if (this.#free > 0) this.#free--;
+    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#free++;
+    };
+  }
+}
+
+/**
+ * One operation on `session`: resolves with the answer, a large value still streaming.
+ * `release` is called once when the stream is done with (answered whole, failed, or its value
+ * read to the end or cancelled).
+ */
+function send1(app: string, session: Session, call: KvCall, release: () => void): Promise<KvAnswer> {
+  const hasBody = call.body !== null && !(call.body instanceof Uint8Array && call.body.byteLength === 0);
+  let stream: Stream;
+  try {
+    stream = session.open({ method: call.method, url: call.path, headers: call.headers, app }, !hasBody);
+  } catch (err) {
+    release();
+    return Promise.resolve(kvErrorAnswer('PROTO_SESSION_CLOSED', 503, `the KV operation could not be sent: ${(err as Error).message}`));
+  }
+  const answer = new Promise<KvAnswer>((resolve) => {
+    const failed = (code: string, message: string) => {
+      release();
+      resolve(kvErrorAnswer(code, isErrorCode(code) ? ERRORS[code].status : 502, message));
+    };
+    stream.onhead = (head) => {
+      const answered = (body: KvAnswer['body']) => resolve({ status: head.status, headers: head.headers, body });
+      if (stream.remoteEnded) {
+        release();
+        return answered(null);
+      }
+      // Small values come whole: a transferred stream per get costs the sandbox more than it saves.
+      const length = Number(head.headers.find(([n]) => n === 'content-length')?.[1] ?? NaN);
+      if (length <= SMALL_VALUE_BYTES) {
+        collect(stream, length).then(
+          (bytes) => {
+            release();
+            answered(bytes);
+          },
+          (err: { code?: string; message?: string }) => failed(err.code ?? 'PROTO_SESSION_CLOSED', err.message ?? 'the value stream failed'),
+        );
+        return;
+      }
+      answered(readable(stream, release));
+    };
+    stream.onreset = (err) => failed(err.code, err.message);
+  });
+  if (hasBody) void send(stream, call.body!);
+  return answer;
 }
 
 /** Values up to this size are read whole before the answer is handed over. */
@@ -87,20 +141,30 @@ async function send(stream: Stream, body: Uint8Array | ReadableStream<Uint8Array
 }
 
 /** The answer's body as a byte stream that pulls from the session at the reader's pace. */
-function readable(stream: Stream): ReadableStream<Uint8Array> {
+function readable(stream: Stream, done: () => void): ReadableStream<Uint8Array> {
   const chunks = streamBody(stream);
+  // A value nobody reads still frees its slot when the ingress gives up on it (KV_TIMEOUT).
+  const onreset = stream.onreset;
+  stream.onreset = (err) => {
+    onreset?.(err);
+    done();
+  };
   return new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
         try {
           const next = await chunks.next();
-          if (next.done) controller.close();
-          else controller.enqueue(next.value);
+          if (next.done) {
+            done();
+            controller.close();
+          } else controller.enqueue(next.value);
         } catch (err) {
+          done();
           controller.error(err);
         }
       },
       cancel() {
+        done();
         stream.reset('PROTO_CANCELLED', 'the handler stopped reading the value');
       },
     },

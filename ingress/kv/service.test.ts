@@ -9,9 +9,9 @@ afterEach(async () => {
 });
 
 /** An ingress session serving KV from an in-memory store, and the host end that sends ops. */
-async function setup(mayUse: (app: string) => boolean = () => true) {
+async function setup(mayUse: (app: string) => boolean = () => true, idleTimeoutMs?: number) {
   const store = new SqliteKvStore(':memory:');
-  const service = new KvService({ store, bindings: (app) => ({ hello: ['CACHE'], other: ['CACHE'] })[app], limits: { minTtlSeconds: 1 } });
+  const service = new KvService({ store, bindings: (app) => ({ hello: ['CACHE'], other: ['CACHE'] })[app], limits: { minTtlSeconds: 1 }, ...(idleTimeoutMs ? { idleTimeoutMs } : {}) });
   const [a, b] = createMemoryChannelPair({ maxMessageSize: 16 * 1024 });
   const ingress = new Session(a, { role: 'client' });
   const host = new Session(b, { role: 'server' });
@@ -74,5 +74,15 @@ describe('KvService', () => {
     expect((await op(host, 'PUT', '/kv/CACHE/k', 'hello', 'x', [['dcdn-kv-metadata', '{nope']])).reset?.code).toBe('KV_METADATA_TOO_LARGE');
     // The session itself is unharmed.
     expect((await op(host, 'PUT', '/kv/CACHE/k', 'hello', 'fine')).status).toBe(204);
+  });
+
+  it('fails a put whose tab stops sending with KV_TIMEOUT, and keeps the old value', async () => {
+    const { host } = await setup(() => true, 200);
+    expect((await op(host, 'PUT', '/kv/CACHE/k', 'hello', 'old')).status).toBe(204);
+    const stalled: Stream = host.open({ method: 'PUT', url: '/kv/CACHE/k', headers: [], app: 'hello' }, false);
+    await stalled.write(new TextEncoder().encode('part of a new value'));
+    const reset = await new Promise<{ code: string }>((resolve) => (stalled.onreset = resolve));
+    expect(reset.code).toBe('KV_TIMEOUT');
+    expect((await op(host, 'GET', '/kv/CACHE/k')).body).toBe('old');
   });
 });

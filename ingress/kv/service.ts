@@ -30,6 +30,12 @@ export interface KvServiceOptions {
   bindings(app: string): readonly string[] | undefined;
   /** Clock in ms (tests move it). Default Date.now. */
   now?: () => number;
+  /**
+   * Longest wait for the tab while a value streams: for the next chunk of a put, or for credit
+   * to send the next chunk of a get. Past it the operation fails with KV_TIMEOUT and its stream
+   * is reset, so a stalled or hostile tab cannot hold a store operation open. Default 30000 ms.
+   */
+  idleTimeoutMs?: number;
   log?: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -60,11 +66,13 @@ export class KvService {
   readonly limits: KvLimits;
   readonly #opts: KvServiceOptions;
   readonly #now: () => number;
+  readonly #idleMs: number;
 
   constructor(options: KvServiceOptions) {
     this.#opts = options;
     this.limits = { ...KV_LIMITS, ...options.limits };
     this.#now = options.now ?? Date.now;
+    this.#idleMs = options.idleTimeoutMs ?? 30_000;
   }
 
   get store(): KvStore {
@@ -156,7 +164,7 @@ export class KvService {
         stream.respond({ status: 200, headers }, entry.size === 0);
         if (entry.size === 0) return;
         for await (const chunk of entry.chunks()) {
-          await stream.write(chunk);
+          await this.#idle(stream.write(chunk), 'the tab took no more of the value');
           this.stats.bytesOut += chunk.byteLength;
         }
         return stream.end();
@@ -192,11 +200,23 @@ export class KvService {
     }
   }
 
-  async *#counted(body: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
-    for await (const chunk of body) {
-      this.stats.bytesIn += chunk.byteLength;
-      yield chunk;
+  async *#counted(body: AsyncIterableIterator<Uint8Array>): AsyncIterable<Uint8Array> {
+    for (;;) {
+      const next = await this.#idle(body.next(), 'the tab sent no more of the value');
+      if (next.done) return;
+      this.stats.bytesIn += next.value.byteLength;
+      yield next.value;
     }
+  }
+
+  /** `work`, or KV_TIMEOUT if it has not settled within the idle timeout. */
+  #idle<T>(work: Promise<T>, what: string): Promise<T> {
+    work.catch(() => {}); // it may fail after the timeout won (the stream is reset then)
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new DcdnError('KV_TIMEOUT', `${what} for ${this.#idleMs} ms`)), this.#idleMs);
+    });
+    return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
   }
 }
 
