@@ -81,6 +81,8 @@ const commands: Record<string, Command> = {
       'head-timeout': { type: 'string', default: '30000', help: 'ms from request end to response head before 504' },
       'kv-store': { type: 'string', help: "handlers' KV store: sqlite:PATH, redis://HOST:PORT (shared by several ingresses), or none (default: sqlite:$DCDN_HOME/kv.db; env DCDN_KV_STORE)" },
       'kv-min-ttl': { type: 'string', default: '60', help: 'shortest KV expirationTtl accepted, in seconds' },
+      'max-per-host': { type: 'string', default: '128', help: "requests one operator's host may have in flight" },
+      'max-per-volunteer': { type: 'string', default: '16', help: "requests one volunteer's host may have in flight" },
       'public-ws': { type: 'string', help: 'base URL hosts dial for the WebSocket transport (default ws://host:port)' },
       help,
     },
@@ -105,6 +107,7 @@ const commands: Record<string, Command> = {
         proxy: { headTimeoutMs: intFlag(v['head-timeout'], 'head-timeout', 1) },
         kvStore: (v['kv-store'] as string | undefined) ?? process.env.DCDN_KV_STORE ?? `sqlite:${join(stateDir(), 'kv.db')}`,
         kvLimits: { minTtlSeconds: intFlag(v['kv-min-ttl'], 'kv-min-ttl', 1) },
+        pool: { maxInFlightPerHost: intFlag(v['max-per-host'], 'max-per-host', 1), maxInFlightPerVolunteer: intFlag(v['max-per-volunteer'], 'max-per-volunteer', 1) },
         log,
       });
       process.stdout.write(`ingress listening on ${ingress.url}\n`);

@@ -22,6 +22,8 @@ export const upFlags = {
   'head-timeout': { type: 'string', default: '30000', help: 'ms from request end to response head before 504' },
   'kv-store': { type: 'string', help: "handlers' KV store: sqlite:PATH, redis://HOST:PORT, or none (default: sqlite:$DCDN_HOME/kv.db)" },
   'kv-min-ttl': { type: 'string', default: '60', help: 'shortest KV expirationTtl accepted, in seconds' },
+  'max-per-host': { type: 'string', default: '128', help: "requests one operator's host may have in flight" },
+  'max-per-volunteer': { type: 'string', default: '16', help: "requests one volunteer's host may have in flight" },
   'base-domain': { type: 'string', default: 'localhost', help: 'apps answer on NAME.<base-domain>' },
   'no-watch': { type: 'boolean', default: false, help: "with --app: don't redeploy when the app's folder changes" },
   quiet: { type: 'boolean', short: 'q', default: false, help: 'log warnings only' },
@@ -78,6 +80,7 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
     routing: { baseDomain },
     kvStore,
     kvLimits: { minTtlSeconds: intFlag(values['kv-min-ttl'], 'kv-min-ttl', 1) },
+    pool: { maxInFlightPerHost: intFlag(values['max-per-host'], 'max-per-host', 1), maxInFlightPerVolunteer: intFlag(values['max-per-volunteer'], 'max-per-volunteer', 1) },
     log: ingLog,
   });
   const stateFile = writeState({
