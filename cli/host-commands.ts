@@ -4,6 +4,7 @@
  */
 import { UsageError, type FlagSpec } from './args.ts';
 import { control, controlFlags, controlTarget } from './app-commands.ts';
+import type { HostSummary } from '../signaling/signaling-hub.ts';
 
 export const inviteFlags = {
   apps: { type: 'string', help: 'comma-separated apps the invite is for (default: every app deployed with --volunteers)' },
@@ -45,21 +46,8 @@ export async function invite(values: Record<string, unknown>): Promise<number> {
   return 0;
 }
 
-interface HostRow {
-  id: string;
-  hostId: string;
-  name: string;
-  sub: string | null;
-  volunteer: boolean;
-  apps: string[] | null;
-  draining: boolean;
-  address: string;
-  since: string;
-  userAgent: string | null;
-  cores: number | null;
-  memoryGiB: number | null;
-  capabilities: string[];
-}
+/** A host as GET /v1/hosts lists it. */
+type HostRow = HostSummary;
 
 export async function hosts(values: Record<string, unknown> & { _: string[] }): Promise<number> {
   const [action = 'list', id] = values._;

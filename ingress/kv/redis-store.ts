@@ -2,6 +2,7 @@ import { Redis, type RedisOptions, type Result } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { DcdnError, errorCodeOf } from '../../protocol/errors.ts';
 import type { KvEntry, KvListOptions, KvListResult, KvPutOptions, KvStore, KvStoreOptions } from './store.ts';
+import { decodeCursor, encodeCursor, prefixEnd } from './key-range.ts';
 
 /** Most bytes per GETRANGE, and so per chunk a reader gets. */
 const CHUNK_BYTES = 64 * 1024;
@@ -362,36 +363,10 @@ function connectionOptions(spec: string): RedisOptions {
 const ZERO = Buffer.from([0]);
 const INCLUSIVE = Buffer.from('[');
 const EXCLUSIVE = Buffer.from('(');
-/** Above every valid UTF-8 key: the byte 0xFF never occurs in UTF-8. */
-const AFTER_ALL = Buffer.from([0xff]);
 
-/** The least byte string above every string starting with `prefix`. */
-function prefixEnd(prefix: Buffer): Buffer {
-  for (let i = prefix.length - 1; i >= 0; i--) {
-    const byte = prefix[i]!;
-    if (byte < 0xff) return Buffer.concat([prefix.subarray(0, i), Buffer.from([byte + 1])]);
-  }
-  return AFTER_ALL;
-}
 
-function encodeCursor(key: string): string {
-  return Buffer.from(key, 'utf8').toString('base64url');
-}
 
-const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
-/** A cursor is a key's UTF-8 bytes in base64url; anything else is KV_BAD_LIST. */
-function decodeCursor(cursor: string): Buffer {
-  const bytes = Buffer.from(cursor, 'base64url');
-  let valid = /^[A-Za-z0-9_-]+$/.test(cursor) && bytes.toString('base64url') === cursor;
-  try {
-    if (valid) UTF8.decode(bytes);
-  } catch {
-    valid = false;
-  }
-  if (!valid) throw new DcdnError('KV_BAD_LIST', 'the cursor is not one that list() returned');
-  return bytes;
-}
 
 /** Awaits a Redis command, turning its failures (connection lost, timeout, error reply) into KV_STORE_UNAVAILABLE. */
 async function call<T>(command: Promise<T>): Promise<T> {

@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DcdnError, errorCodeOf } from '../../protocol/errors.ts';
 import type { KvEntry, KvListOptions, KvListResult, KvPutOptions, KvStore, KvStoreOptions } from './store.ts';
+import { decodeCursor, encodeCursor, prefixEnd } from './key-range.ts';
 
 /** Bytes per stored chunk row, so a value is never held whole in memory. */
 const CHUNK_BYTES = 64 * 1024;
@@ -132,7 +133,7 @@ export class SqliteKvStore implements KvStore {
     }));
     const last = page.at(-1);
     if (rows.length <= options.limit || !last) return { keys, listComplete: true };
-    return { keys, listComplete: false, cursor: last.key.toString('base64url') };
+    return { keys, listComplete: false, cursor: encodeCursor(last.key) };
   }
 
   async count(namespace: string): Promise<number> {
@@ -279,36 +280,13 @@ function prepare(db: Database.Database) {
 }
 
 const ZERO = Buffer.from([0]);
-/** Above every valid UTF-8 key: the byte 0xFF never occurs in UTF-8. */
-const AFTER_ALL = Buffer.from([0xff]);
 
 function utf8(s: string): Buffer {
   return Buffer.from(s, 'utf8');
 }
 
-/** The least byte string above every string starting with `prefix`. */
-function prefixEnd(prefix: Buffer): Buffer {
-  for (let i = prefix.length - 1; i >= 0; i--) {
-    const byte = prefix[i]!;
-    if (byte < 0xff) return Buffer.concat([prefix.subarray(0, i), Buffer.from([byte + 1])]);
-  }
-  return AFTER_ALL;
-}
 
-const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
-/** A cursor is the last listed key's UTF-8 bytes in base64url; anything else is KV_BAD_LIST. */
-function decodeCursor(cursor: string): Buffer {
-  const bytes = Buffer.from(cursor, 'base64url');
-  let valid = /^[A-Za-z0-9_-]+$/.test(cursor) && bytes.toString('base64url') === cursor;
-  try {
-    if (valid) UTF8.decode(bytes);
-  } catch {
-    valid = false;
-  }
-  if (!valid) throw new DcdnError('KV_BAD_LIST', 'the cursor is not one that list() returned');
-  return bytes;
-}
 
 /**
  * Regroups a value's chunks into 64 KiB pieces (the last may be shorter), throwing
