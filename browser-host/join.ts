@@ -147,7 +147,12 @@ async function recheck(): Promise<void> {
   rechecking = true;
   lastRecheck = Date.now();
   try {
-    const result = await checkInvite(invite);
+    // checkInvite times out on its own; this bound also covers a fetch that never settles.
+    const result = await Promise.race([
+      checkInvite(invite),
+      new Promise<InviteCheck>((resolve) => setTimeout(() => resolve({ kind: 'unreachable', detail: 'no answer' }), RECHECK_EVERY_MS)),
+    ]);
+    log(`checked the invite again: ${result.kind === 'unreachable' ? `could not (${result.detail})` : result.kind}`);
     if (describeInvite(result).canJoin || host !== checking) return;
     setInvite(result);
     leave('signaling no longer accepts this invite');

@@ -168,7 +168,9 @@ describe('the join page', () => {
     for (const client of net.signal.app.websocketServer.clients) client.terminate();
     await untilState(page, 'reconnecting', 5000);
     expect(await textOf(page, '#s-connection')).toMatch(/^Reconnecting to signaling/);
-    await untilState(page, 'blocked', 25_000);
+    await untilState(page, 'blocked', 25_000).catch(async (err: Error) => {
+      throw new Error(`${err.message}; the page says: ${await textOf(page, '#s-connection')} | ${await textOf(page, '#log')}`);
+    });
     expect(await textOf(page, '#invite-text')).toMatch(/^This invite expired on .*\. Ask the operator for a new link\.$/);
     expect(await textOf(page, '#log')).toContain('signaling no longer accepts this invite');
     expect(await page.$eval('#toggle', (el) => (el as HTMLButtonElement).disabled)).toBe(true);
