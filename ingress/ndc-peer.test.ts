@@ -456,7 +456,9 @@ describe('the node-datachannel channel against a real libdatachannel peer on loo
     }
     expect(max).toBeGreaterThan(channel.lowWaterMark);
     await drained;
-    expect(channel.bufferedAmount).toBeLessThanOrEqual(channel.lowWaterMark);
+    // Each downward crossing queues its own event (ndc-channel.ts): one from a dip during the
+    // burst may arrive while the amount is high again, so the amount is checked to get there.
+    await vi.waitFor(() => expect(channel.bufferedAmount).toBeLessThanOrEqual(channel.lowWaterMark), { timeout: 10_000 });
     await vi.waitFor(() => expect(remote.received.length).toBe(64), { timeout: 10_000 });
     channel.close();
     remote.pc.close();

@@ -1,8 +1,9 @@
 import { build } from 'esbuild';
-import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import puppeteer, { type Browser, type BrowserContext, type Page } from 'puppeteer-core';
 import { inject } from 'vitest';
 
 let connection: Promise<Browser> | null = null;
+let context: Promise<BrowserContext> | null = null;
 
 /**
  * Connects this test file to the run's shared Chromium (launched by test/global-setup.ts).
@@ -17,14 +18,21 @@ export function connectBrowser(): Promise<Browser> {
   return connection;
 }
 
-/** A new tab in the shared browser. The test file closes it (pages outlive a disconnect). */
+/**
+ * A new tab in the shared browser, in this file's own browser context. Files run two at a time;
+ * pages of different contexts never share a renderer process, so one file's busy tabs (a 1 GiB
+ * download streams through a tab's main thread) cannot starve another file's timers.
+ */
 export async function newPage(): Promise<Page> {
-  const browser = await connectBrowser();
-  return browser.newPage();
+  context ??= connectBrowser().then((browser) => browser.createBrowserContext());
+  return (await context).newPage();
 }
 
-/** Drops this file's CDP connection; leaves the browser to global teardown. */
+/** Closes this file's context (and any tab left in it) and drops its CDP connection. */
 export async function disconnectBrowser(): Promise<void> {
+  const pendingContext = context;
+  context = null;
+  if (pendingContext) await (await pendingContext).close().catch(() => {});
   const pending = connection;
   connection = null;
   if (pending) await (await pending).disconnect();

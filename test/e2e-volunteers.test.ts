@@ -69,7 +69,7 @@ async function joinAsVolunteer(link: string, name: string): Promise<Page> {
   const page = await newPage();
   page.on('pageerror', (err) => console.error(`[${name}] ${String(err)}`));
   await page.goto(`${link}&name=${name}`);
-  await page.waitForFunction(() => document.body.dataset.state === 'ready', { timeout: 15_000 });
+  await page.waitForFunction(() => document.body.dataset.state === 'ready', { timeout: 15_000, polling: 100 });
   await page.click('#toggle');
   return page;
 }
@@ -218,7 +218,7 @@ describe('volunteer hosts', () => {
       expect(await ok('hosts', 'bans')).toMatch(/host .*test/);
       // Reloading and joining again is refused: the tab id and the address are banned.
       await page.reload();
-      await page.waitForFunction(() => document.body.dataset.state === 'ready', { timeout: 15_000 });
+      await page.waitForFunction(() => document.body.dataset.state === 'ready', { timeout: 15_000, polling: 100 });
       await page.click('#toggle');
       await new Promise((r) => setTimeout(r, 2500));
       expect(names()).not.toContain('vol-2');

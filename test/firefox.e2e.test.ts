@@ -43,7 +43,7 @@ describe('the join page in Firefox', () => {
     page.on('pageerror', (err) => void (/WebRTC: ICE failed/.test(String(err)) || errors.push(String(err))));
     const invite = mintToken(net.secret, { role: 'host', sub: 'fox', ttlSeconds: 600 });
     await page.goto(`${net.urls.http}/join?invite=${invite}&name=firefox-1`);
-    await page.waitForFunction(() => document.body.dataset.state === 'ready', { timeout: 15_000 });
+    await page.waitForFunction(() => document.body.dataset.state === 'ready', { timeout: 15_000, polling: 100 });
     await page.click('#toggle');
     await until(() => ingress.pool.list().some((h) => h.name === 'firefox-1'), 30_000, 'the Firefox tab in the pool');
     expect(ingress.pool.list().find((h) => h.name === 'firefox-1')?.transport).toBe('websocket');
@@ -61,7 +61,7 @@ describe('the join page in Firefox', () => {
     }
     const counted = await fetch(`${ingress.url}/count`, { method: 'POST', body: Buffer.alloc(1_000_000, 1) });
     expect(await counted.text()).toBe('1000000');
-    await page.waitForFunction(() => /^4 served/.test(document.getElementById('s-requests')?.textContent ?? ''), { timeout: 10_000 });
+    await page.waitForFunction(() => /^4 served/.test(document.getElementById('s-requests')?.textContent ?? ''), { timeout: 10_000, polling: 100 });
     expect(errors, errors.join('\n')).toEqual([]);
   }, 60_000);
 });

@@ -57,8 +57,13 @@ async function untilText(page: Page, selector: string, expected: string, timeout
   }
 }
 
+/**
+ * Interval polling, not puppeteer's default requestAnimationFrame: a tab in the background
+ * (other test files open theirs in the same browser) gets no animation frames, so a rAF-polled
+ * wait would never look again. CI timed out that way with the page already in the state.
+ */
 function untilState(page: Page, state: string, timeout = 15_000): Promise<unknown> {
-  return page.waitForFunction((s) => document.body.dataset.state === s, { timeout }, state);
+  return page.waitForFunction((s) => document.body.dataset.state === s, { timeout, polling: 100 }, state);
 }
 
 async function healthNames(): Promise<string[]> {
@@ -87,7 +92,7 @@ describe('the join page', () => {
 
     await page.click('#toggle');
     await untilState(page, 'serving', 20_000);
-    await page.waitForFunction(() => /^default v\d+$/.test(document.getElementById('s-apps')?.textContent ?? ''), { timeout: 15_000 });
+    await page.waitForFunction(() => /^default v\d+$/.test(document.getElementById('s-apps')?.textContent ?? ''), { timeout: 15_000, polling: 100 });
     expect(await textOf(page, '#toggle')).toBe('Leave');
     expect(await textOf(page, '#s-connection')).toBe('Connected to signaling');
     expect(await textOf(page, '#s-ingresses')).toMatch(/^ingress [0-9a-f]{8} · webrtc/);
@@ -162,7 +167,7 @@ describe('the join page', () => {
     const page = await openJoin(mintToken(net.secret, { role: 'host', ttlSeconds: 5 }, now), 'volunteer-brief');
     await untilState(page, 'ready');
     await page.click('#toggle');
-    await page.waitForFunction(() => document.getElementById('s-connection')?.textContent === 'Connected to signaling', { timeout: 15_000 });
+    await page.waitForFunction(() => document.getElementById('s-connection')?.textContent === 'Connected to signaling', { timeout: 15_000, polling: 100 });
     await new Promise((r) => setTimeout(r, (now + 5) * 1000 - Date.now() + 200)); // the invite expires while joined
     // Signaling drops every connection (as in a restart); the tab's reconnects are refused.
     for (const client of net.signal.app.websocketServer.clients) client.terminate();

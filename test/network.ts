@@ -53,7 +53,7 @@ export async function startNetwork(opts: { app?: string; ice?: IceConfig } = {})
       page.on('pageerror', (err) => console.error(`[${name}] ${String(err)}`));
       const token = mintToken(secret, { role: 'host', sub: name, ttlSeconds: 600 });
       await page.goto(`${urls.http}/host?name=${name}&token=${token}${query ? `&${query}` : ''}`);
-      await page.waitForFunction('window.__dcdnReady === true', { timeout: 15_000 });
+      await page.waitForFunction('window.__dcdnReady === true', { timeout: 15_000, polling: 100 });
       tabs.push(page);
       return page;
     },

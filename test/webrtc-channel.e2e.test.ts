@@ -128,7 +128,7 @@ async function connectTab(): Promise<string> {
   }, offer);
   await peer.acceptAnswer({ type: 'answer', sdp: answer.sdp ?? '' });
   channel = await peer.opened;
-  await page.waitForFunction(() => window.channel?.isOpen === true, { timeout: 5000 });
+  await page.waitForFunction(() => window.channel?.isOpen === true, { timeout: 5000, polling: 100 });
   return offer.sdp;
 }
 
@@ -333,7 +333,7 @@ describe('werift data channel to a Chromium tab over loopback', () => {
     expect(reasons).toEqual(['test done']);
     expect(channel.isOpen).toBe(false);
     expect(() => channel.send(new Uint8Array(1))).toThrow(expect.objectContaining({ code: 'PROTO_SESSION_CLOSED' }));
-    await page.waitForFunction(() => window.closeReasons.length > 0, { timeout: 15_000 });
+    await page.waitForFunction(() => window.closeReasons.length > 0, { timeout: 15_000, polling: 100 });
     const tab = await page.evaluate(() => {
       let code: unknown = 'did not throw';
       try {
