@@ -8,14 +8,12 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Ingress } from '../ingress/index.ts';
 import { disconnectBrowser } from './browser.ts';
+import { BIN, runDcdn, type CliResult } from './cli.ts';
 import { startNetwork, until, type Network } from './network.ts';
 
-const run = promisify(execFile);
-const BIN = fileURLToPath(new URL('../cli/bin.mjs', import.meta.url));
 const fixture = (p: string) => fileURLToPath(new URL(`./fixtures/${p}`, import.meta.url));
 
 let net: Network;
@@ -38,14 +36,8 @@ afterAll(async () => {
   await disconnectBrowser();
 });
 
-async function dcdn(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { env, timeout: 30_000 });
-    return { stdout, stderr, code: 0 };
-  } catch (err) {
-    const e = err as { stdout: string; stderr: string; code: number };
-    return { stdout: e.stdout, stderr: e.stderr, code: e.code };
-  }
+async function dcdn(...args: string[]): Promise<CliResult> {
+  return runDcdn(env, args);
 }
 
 function writeApp(name: string, body: string): string {

@@ -3,23 +3,20 @@
  * operation travels as a stream the tab opens on its data channel to the ingress, which serves
  * it from SQLite (embedded, durable) or Redis (shared by ingress nodes).
  */
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Ingress, IngressOptions } from '../ingress/index.ts';
 import { openKvStore } from '../ingress/kv/index.ts';
 import { disconnectBrowser } from './browser.ts';
+import { runDcdn, type CliResult } from './cli.ts';
 import { startNetwork, until, type Network } from './network.ts';
 import { startRedis, type RedisServer } from './redis.ts';
 
-const run = promisify(execFile);
-const BIN = fileURLToPath(new URL('../cli/bin.mjs', import.meta.url));
 const KV_APP = fileURLToPath(new URL('./fixtures/kv-app.ts', import.meta.url));
 const FORGER_APP = fileURLToPath(new URL('./fixtures/kv-forger-app.ts', import.meta.url));
 
@@ -28,14 +25,8 @@ let redis: RedisServer;
 let env: NodeJS.ProcessEnv;
 const work = mkdtempSync(join(tmpdir(), 'dcdn-kv-e2e-'));
 
-async function dcdn(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { env, timeout: 60_000, maxBuffer: 64 * 1024 * 1024 });
-    return { stdout, stderr, code: 0 };
-  } catch (err) {
-    const e = err as { stdout: string; stderr: string; code: number };
-    return { stdout: e.stdout, stderr: e.stderr, code: e.code };
-  }
+async function dcdn(...args: string[]): Promise<CliResult> {
+  return runDcdn(env, args, { timeoutMs: 60_000 });
 }
 
 beforeAll(async () => {

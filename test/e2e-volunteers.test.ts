@@ -8,17 +8,15 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import type { Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Ingress } from '../ingress/index.ts';
 import { mintToken } from '../signaling/index.ts';
 import { disconnectBrowser, newPage } from './browser.ts';
+import { BIN, runDcdn, type CliResult } from './cli.ts';
 import { startNetwork, until, type Network } from './network.ts';
 import { startNodeHost, type NodeHost } from './node-host.ts';
 
-const run = promisify(execFile);
-const BIN = fileURLToPath(new URL('../cli/bin.mjs', import.meta.url));
 const HEADERS_APP = fileURLToPath(new URL('./fixtures/headers-app.ts', import.meta.url));
 
 let net: Network;
@@ -28,14 +26,8 @@ let volunteer: Page;
 let inviteLink: string;
 const work = mkdtempSync(join(tmpdir(), 'dcdn-volunteers-e2e-'));
 
-async function dcdn(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { env, timeout: 30_000 });
-    return { stdout, stderr, code: 0 };
-  } catch (err) {
-    const e = err as { stdout: string; stderr: string; code: number };
-    return { stdout: e.stdout, stderr: e.stderr, code: e.code };
-  }
+async function dcdn(...args: string[]): Promise<CliResult> {
+  return runDcdn(env, args);
 }
 
 async function ok(...args: string[]): Promise<string> {
