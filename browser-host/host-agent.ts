@@ -1,5 +1,6 @@
 import { parseLinkSignal, Session, type LinkSignal, type SessionOptions, type TransportKind } from '../protocol/index.ts';
 import { SignalingClient } from '../signaling/client.ts';
+import type { CheckMessage } from '../signaling/messages.ts';
 import type { AppRef } from './app-registry.ts';
 import type { AppRunner } from './app-runner.ts';
 import { answerOffer, type Answerer } from './rtc-answerer.ts';
@@ -72,6 +73,8 @@ export class HostAgent {
   onchange: (() => void) | null = null;
   /** The deployed apps' active versions, as signaling announces them. */
   onapps: ((apps: AppRef[]) => void) | null = null;
+  /** Signaling asks the tab to load a candidate version (a deploy's check); answer with {@link checked}. */
+  oncheck: ((check: CheckMessage) => void) | null = null;
 
   constructor(options: HostAgentOptions) {
     this.#opts = options;
@@ -99,6 +102,7 @@ export class HostAgent {
     };
     this.#signaling.onsignal = (from, data) => void this.#onSignal(from, data);
     this.#signaling.onapps = (apps) => this.onapps?.(apps);
+    this.#signaling.oncheck = (check) => this.oncheck?.(check);
     this.#signaling.onice = (servers) => {
       this.#signaledIce = servers;
     };
@@ -117,6 +121,11 @@ export class HostAgent {
     this.#stopped = true;
     this.#signaling.close();
     for (const id of [...this.#links.keys()]) this.#drop(id);
+  }
+
+  /** Reports how loading a candidate went (see {@link oncheck}). */
+  checked(id: string, ok: boolean, error: string, ms: number): void {
+    this.#signaling.checked(id, ok, error, ms);
   }
 
   get signalingConnected(): boolean {

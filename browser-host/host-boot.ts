@@ -71,6 +71,12 @@ export function bootHost(options: HostBootOptions): BootedHost {
     registry.update(apps);
     options.onchange?.();
   };
+  agent.oncheck = (check) => {
+    void checkCandidate(check.id, token, createRuntime).then(({ ok, error, ms }) => {
+      log(`check of ${check.app} (a deploy): ${ok ? `loaded in ${Math.round(ms)} ms` : `failed: ${error}`}`);
+      agent?.checked(check.id, ok, error, ms);
+    });
+  };
   return {
     agent,
     runner,
@@ -86,6 +92,24 @@ export function bootHost(options: HostBootOptions): BootedHost {
 /** This origin's signaling endpoint. */
 export function defaultSignalUrl(): string {
   return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/signal`;
+}
+
+/**
+ * Loads a deploy's candidate the way a live version would be loaded (same runtime, same
+ * sandbox), then unloads it: whether it loads is what `dcdn deploy` waits for.
+ */
+async function checkCandidate(id: string, token: string, createRuntime: (source: AppSource) => Promise<{ close(): void }>): Promise<{ ok: boolean; error: string; ms: number }> {
+  const started = performance.now();
+  try {
+    const res = await fetch(`/v1/checks/${encodeURIComponent(id)}`, { headers: { authorization: `Bearer ${token}` } });
+    if (!res.ok) throw new Error(`fetching the candidate: HTTP ${res.status}`);
+    const candidate = (await res.json()) as { app: string; code: string; env: Record<string, unknown>; kv: string[] };
+    const runtime = await createRuntime({ app: candidate.app, version: 0, code: candidate.code, env: candidate.env, kv: candidate.kv });
+    runtime.close();
+    return { ok: true, error: '', ms: performance.now() - started };
+  } catch (err) {
+    return { ok: false, error: (err as Error)?.message ?? String(err), ms: performance.now() - started };
+  }
 }
 
 /** Fetches a version's code (cached by the browser: versions never change) and its env. */

@@ -87,11 +87,15 @@ export async function deploy(values: Record<string, unknown> & { _: string[] }):
     volunteers: values.volunteers === true,
     require: (values.require as string[] | undefined) ?? [],
   };
-  const v = await control<{ version: number; sha256: string }>(target, 'PUT', `/v1/apps/${encodeURIComponent(name)}`, {
+  const v = await control<{ version: number; sha256: string; check?: { status: string; host?: string; ms?: number } }>(target, 'PUT', `/v1/apps/${encodeURIComponent(name)}`, {
     code,
     message: (values.message as string | undefined) ?? `from ${file}`,
     config,
+    check: values['skip-check'] !== true,
   });
+  const check = v.check;
+  if (check?.status === 'ok') process.stderr.write(`loaded on host ${check.host} in ${check.ms} ms\n`);
+  else if (check?.status === 'skipped') process.stderr.write('warning: no host that can run it is connected, so nobody checked that it loads\n');
   const notes = [config.kv.length ? `KV: ${config.kv.map((b) => `env.${b}`).join(', ')}` : '', config.volunteers ? 'may run on volunteer hosts' : '', config.require.length ? `requires ${config.require.join(', ')}` : ''].filter(Boolean);
   process.stdout.write(`deployed ${name} version ${v.version}${notes.length ? ` (${notes.join('; ')})` : ''}\n`);
   for (const url of appUrls(target, name)) process.stdout.write(`  ${url}\n`);

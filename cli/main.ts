@@ -186,11 +186,12 @@ const commands: Record<string, Command> = {
   deploy: {
     positionals: true,
     summary: 'bundle an app (npm imports included) and deploy it as a new version',
-    usage: 'dcdn deploy FILE --name NAME [--kv BINDING]... [--volunteers] [--require webgpu] [--message M] [--signal URL] [--token T]',
+    usage: 'dcdn deploy FILE --name NAME [--kv BINDING]... [--volunteers] [--require webgpu] [--message M] [--skip-check] [--signal URL] [--token T]',
     description:
       'Bundles FILE with esbuild (imports resolved from its own folder), uploads it as a new version of\n' +
-      'app NAME, makes it live on every host, and prints its URLs. Against a local dcdn up it needs\n' +
-      'nothing else. A bundle that does not build or is refused leaves the running version untouched.\n' +
+      'app NAME, has a connected host load it, then makes it live on every host and prints its URLs.\n' +
+      'Against a local dcdn up it needs nothing else. A bundle that does not build, is refused, or\n' +
+      'throws while loading (APP_LOAD_FAILED, with the host\'s error) leaves the running version untouched.\n' +
       '--kv CACHE gives the handler env.CACHE, a KV namespace of the app\'s own (docs/kv.md).',
     flags: {
       name: { type: 'string', short: 'n', help: 'app name (a DNS label)' },
@@ -198,6 +199,7 @@ const commands: Record<string, Command> = {
       kv: { type: 'string', multiple: true, help: 'a KV binding, env.BINDING (repeatable)' },
       volunteers: { type: 'boolean', default: false, help: 'let volunteer hosts run it (they never get its secrets, cookies or Authorization)' },
       require: { type: 'string', multiple: true, help: 'serve only from hosts with this capability: webgpu (repeatable)' },
+      'skip-check': { type: 'boolean', default: false, help: 'make it live without a host loading it first' },
       ...controlFlags,
       help,
     },

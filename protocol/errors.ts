@@ -56,6 +56,7 @@ export const ERRORS = {
   APP_NOT_FOUND: { status: 404, summary: 'no app has this name' },
   APP_BAD_NAME: { status: 400, summary: 'app names are DNS labels: lowercase letters, digits and dashes' },
   APP_BAD_BUNDLE: { status: 400, summary: 'the bundle is empty, too large, not an ES module, or has no default export with fetch()' },
+  APP_LOAD_FAILED: { status: 422, summary: 'a host could not load the new version (it threw, or has no fetch()), or none loaded it in time; the live version is unchanged' },
   APP_VERSION_NOT_FOUND: { status: 404, summary: 'the app has no such version' },
   APP_BAD_SECRET: { status: 400, summary: 'secret names are identifiers and values at most 5 KiB' },
   APP_BAD_CONFIG: { status: 400, summary: 'the deploy options (KV bindings, volunteers, required capabilities) are malformed or clash with a secret' },

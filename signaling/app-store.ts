@@ -245,7 +245,8 @@ function readConfig(json: string): AppConfig {
   }
 }
 
-function checkName(name: string): void {
+/** @throws {DcdnError} APP_BAD_NAME unless `name` is a DNS label. */
+export function checkName(name: string): void {
   if (!APP_NAME.test(name)) {
     throw new DcdnError('APP_BAD_NAME', `app names are lowercase letters, digits and dashes (a DNS label, at most 63): ${JSON.stringify(name.slice(0, 70))}`);
   }

@@ -10,7 +10,7 @@
  * a browser cannot see the status, and a token minted by a function may be fresh next time.
  */
 import { SignalingError, type SignalingErrorCode } from './errors.ts';
-import { parseServerMessage, type AppRef, type IceServer, type PeerInfo, type ServerMessage, type WelcomeMessage } from './messages.ts';
+import { MAX_CHECK_ERROR_LENGTH, parseServerMessage, type AppRef, type CheckMessage, type IceServer, type PeerInfo, type ServerMessage, type WelcomeMessage } from './messages.ts';
 
 /** The subset of the WHATWG WebSocket that the client uses; `ws`'s WebSocket has it too. */
 export interface WebSocketLike {
@@ -84,6 +84,8 @@ export class SignalingClient {
   onsignal: ((from: string, data: unknown) => void) | null = null;
   /** The deployed apps' active versions: after each welcome and whenever they change. */
   onapps: ((apps: AppRef[]) => void) | null = null;
+  /** Signaling asks this host to load a candidate version (a deploy's check); answer with {@link checked}. */
+  oncheck: ((check: CheckMessage) => void) | null = null;
   /** Fresh ICE servers (TURN credentials) replacing those of the welcome, before they expire. */
   onice: ((iceServers: IceServer[]) => void) | null = null;
   /** An error reported by the server; `to` is set for SIG_UNKNOWN_PEER. */
@@ -167,6 +169,16 @@ export class SignalingClient {
     return true;
   }
 
+  /**
+   * Answers a `check`: whether the candidate loaded, with its error and how long it took.
+   * Returns false when not connected (signaling then times the check out).
+   */
+  checked(id: string, ok: boolean, error: string, ms: number): boolean {
+    if (this.#socket === null || this.#id === null || this.#socket.readyState !== OPEN) return false;
+    this.#socket.send(JSON.stringify({ type: 'checked', id, ok, error: error.slice(0, MAX_CHECK_ERROR_LENGTH), ms: Math.max(0, Math.round(ms)) }));
+    return true;
+  }
+
   async #connect(): Promise<void> {
     this.#retryTimer = null;
     this.#setState('connecting');
@@ -223,6 +235,9 @@ export class SignalingClient {
         return;
       case 'ice':
         this.onice?.(message.iceServers);
+        return;
+      case 'check':
+        this.oncheck?.(message);
         return;
       case 'update':
         this.onupdate?.(message.peer);

@@ -193,3 +193,109 @@ describe('the control API and volunteers', () => {
     expect((await call('GET', '/v1/apps')).body.apps[0].activeVersion).toBe(1);
   });
 });
+
+describe('checking a deploy on a host before it goes live', () => {
+  let checkStore: AppStore;
+  let checkServer: SignalingServer;
+  let checkBase: string;
+  const hosts: SignalingClient[] = [];
+
+  beforeAll(async () => {
+    checkStore = new AppStore(':memory:');
+    checkServer = createSignalingServer({ secret, apps: checkStore, appCheckTimeoutMs: 1500 });
+    checkBase = await checkServer.listen(0);
+  });
+  afterEach(() => {
+    for (const h of hosts.splice(0)) h.close();
+    for (const a of checkStore.list()) checkStore.delete(a.name);
+  });
+  afterAll(async () => {
+    await checkServer.close();
+    checkStore.close();
+  });
+
+  const deployTo = async (name: string, code: string, extra: Record<string, unknown> = {}) => {
+    const res = await fetch(`${checkBase}/v1/apps/${name}`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${operator}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ code, ...extra }),
+    });
+    return { status: res.status, code: res.headers.get('dcdn-error'), body: (await res.json()) as Record<string, any> };
+  };
+
+  /**
+   * A host on a real signaling connection that fetches each candidate like a tab does and
+   * "loads" it by a rule of the test's (the real load, in a browser sandbox, is e2e-apps'):
+   * `answer` returns the error to report, '' for success, or null to stay silent.
+   */
+  async function host(name: string, answer: (code: string) => string | null, token = hostToken) {
+    const seen: string[] = [];
+    const client = new SignalingClient({ url: `${checkBase.replace(/^http/, 'ws')}/v1/signal`, token, info: { name }, WebSocketImpl: WebSocket as never });
+    client.oncheck = async (check) => {
+      const res = await fetch(`${checkBase}/v1/checks/${check.id}`, { headers: { authorization: `Bearer ${token}` } });
+      const candidate = (await res.json()) as { app: string; code: string };
+      seen.push(candidate.app);
+      const error = answer(candidate.code);
+      if (error !== null) client.checked(check.id, error === '', error, 12);
+    };
+    let welcomed = false;
+    client.onwelcome = () => (welcomed = true);
+    client.start();
+    hosts.push(client);
+    await until(() => welcomed);
+    return seen;
+  }
+
+  it('makes a version live once a host loaded it, and says which host', async () => {
+    const seen = await host('tab-a', () => '');
+    const r = await deployTo('ok', hello('v1'));
+    expect(r.status).toBe(201);
+    expect(r.body).toMatchObject({ version: 1, check: { status: 'ok', host: 'tab-a', ms: 12 } });
+    expect(seen).toEqual(['ok']);
+    expect(checkStore.manifest().map((a) => a.version)).toEqual([1]);
+  });
+
+  it('refuses a version a host could not load, with its error, and keeps the live one', async () => {
+    await host('tab-a', (code) => (code.includes('boom') ? 'Error: boom at top level' : ''));
+    expect((await deployTo('app', hello('good'))).status).toBe(201);
+    const r = await deployTo('app', `throw new Error('boom'); export default {};`);
+    expect(r).toMatchObject({ status: 422, code: 'APP_LOAD_FAILED' });
+    expect(r.body.error.message).toContain('tab-a');
+    expect(r.body.error.message).toContain('boom at top level');
+    expect(checkStore.list()[0]).toMatchObject({ activeVersion: 1, versions: [{ version: 1 }] });
+  });
+
+  it('refuses a version no host loads in time, and a first deploy leaves no app behind', async () => {
+    await host('tab-silent', () => null);
+    const started = Date.now();
+    const r = await deployTo('slow', hello('x'));
+    expect(r).toMatchObject({ status: 422, code: 'APP_LOAD_FAILED' });
+    expect(r.body.error.message).toContain('tab-silent');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
+    expect(checkStore.list()).toEqual([]);
+  });
+
+  it('skips the check when asked, or when no operator host is connected, and says so', async () => {
+    expect((await deployTo('lonely', hello('x'))).body).toMatchObject({ version: 1, check: { status: 'skipped' } });
+    await host('tab-silent', () => null);
+    expect((await deployTo('lonely', hello('y'), { check: false })).body).toMatchObject({ version: 2, check: { status: 'off' } });
+  });
+
+  it('never asks a volunteer, who cannot fetch a candidate either', async () => {
+    const volunteer = mintToken(secret, { role: 'host', ttlSeconds: 600, scope: ['volunteer'] });
+    const seen = await host('vol', () => '', volunteer);
+    const r = await deployTo('v', hello('x'), { config: { volunteers: true } });
+    expect(r.body.check).toEqual({ status: 'skipped' });
+    expect(seen).toEqual([]);
+    const res = await fetch(`${checkBase}/v1/checks/anything`, { headers: { authorization: `Bearer ${volunteer}` } });
+    expect(res.status).toBe(404);
+  });
+
+  it('does not give secrets back to an operator token', async () => {
+    await deployTo('sec', hello('x'));
+    checkStore.putSecret('sec', 'API_KEY', 'hunter2');
+    const res = await fetch(`${checkBase}/v1/apps/sec/env`, { headers: { authorization: `Bearer ${operator}` } });
+    expect(res.status).toBe(403);
+    expect(await res.text()).not.toContain('hunter2');
+  });
+});

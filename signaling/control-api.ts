@@ -1,8 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import { build } from 'esbuild';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DcdnError, errorCodeOf } from '../protocol/errors.ts';
-import { parseAppConfig } from './app-config.ts';
-import { MAX_BUNDLE_BYTES, type AppStore } from './app-store.ts';
+import { parseAppConfig, type AppConfig } from './app-config.ts';
+import { checkName, MAX_BUNDLE_BYTES, type AppStore } from './app-store.ts';
+import type { CheckOutcome } from './signaling-hub.ts';
 import { SignalingError } from './errors.ts';
 import { bearerToken, sendError } from './http-auth.ts';
 import { verifyToken, type Claims, type Role } from './token.ts';
@@ -15,15 +17,38 @@ import { mayRun, trustFromScope } from './trust.ts';
  * | method and path | who | what |
  * |---|---|---|
  * | GET /v1/apps | operator | apps, versions, secret names |
- * | PUT /v1/apps/:name | operator | `{code, message?, config?}`: a new version, made active (config: app-config.ts) |
+ * | PUT /v1/apps/:name | operator | `{code, message?, config?, check?}`: a new version, loaded on a host first (unless `check: false`), then made active (config: app-config.ts) |
  * | POST /v1/apps/:name/rollback | operator | `{to?}`: activate an earlier version |
  * | DELETE /v1/apps/:name | operator | remove the app and all its versions |
  * | PUT /v1/apps/:name/secrets/:secret | operator | `{value}` |
  * | DELETE /v1/apps/:name/secrets/:secret | operator | |
  * | GET /v1/apps/:name/versions/:version/code | host, operator | the bundle (ES module) |
- * | GET /v1/apps/:name/env | host | secret values, for the host's `env` (none for volunteers) |
+ * | GET /v1/apps/:name/env | host (not operators) | secret values, for the host's `env` (none for volunteers) |
+ * | GET /v1/checks/:id | host (not volunteers) | a candidate being checked: `{app, code, env, kv}` |
  */
-export function registerControlApi(app: FastifyInstance, store: AppStore, secret: string): void {
+export interface ControlApiOptions {
+  /**
+   * Loads a candidate on connected hosts before it goes live (SignalingHub.checkApp); the
+   * candidate is served at `/v1/checks/:id` meanwhile. Absent: deploys are not checked.
+   */
+  check?: (id: string, app: string, config: AppConfig, timeoutMs: number) => Promise<CheckOutcome>;
+  /** How long a deploy waits for a host to load the candidate. Default {@link DEFAULT_APP_CHECK_TIMEOUT_MS}. */
+  checkTimeoutMs?: number;
+}
+
+/** A new version must load on a host within this time, or the deploy fails with APP_LOAD_FAILED. */
+export const DEFAULT_APP_CHECK_TIMEOUT_MS = 15_000;
+
+interface Candidate {
+  app: string;
+  code: string;
+  kv: string[];
+}
+
+export function registerControlApi(app: FastifyInstance, store: AppStore, secret: string, options: ControlApiOptions = {}): void {
+  const checkTimeoutMs = options.checkTimeoutMs ?? DEFAULT_APP_CHECK_TIMEOUT_MS;
+  /** Candidates being checked, by unguessable id; each lives only while its deploy waits. */
+  const candidates = new Map<string, Candidate>();
   const claimsOf = new WeakMap<FastifyRequest, Claims>();
   const auth = (roles: Role[]) => async (request: FastifyRequest, reply: FastifyReply) => {
     try {
@@ -35,6 +60,8 @@ export function registerControlApi(app: FastifyInstance, store: AppStore, secret
   };
   const operator = auth(['operator']);
   const host = auth(['host', 'operator']);
+  /** Secrets go to hosts only: an operator sets them but never reads them back. */
+  const hostOnly = auth(['host']);
 
   /** Runs a store call; its DcdnErrors become their status and code. */
   const answer = async (reply: FastifyReply, status: number, run: () => unknown | Promise<unknown>) => {
@@ -51,18 +78,42 @@ export function registerControlApi(app: FastifyInstance, store: AppStore, secret
 
   app.get('/v1/apps', { preHandler: operator }, async (_req, reply) => answer(reply, 200, () => ({ apps: store.list() })));
 
-  app.put<{ Params: Params; Body: { code?: unknown; message?: unknown; config?: unknown } }>(
+  app.put<{ Params: Params; Body: { code?: unknown; message?: unknown; config?: unknown; check?: unknown } }>(
     '/v1/apps/:name',
     { preHandler: operator, bodyLimit: MAX_BUNDLE_BYTES * 2 },
     async (req, reply) =>
       answer(reply, 201, async () => {
-        const { code, message, config } = req.body ?? {};
+        const { code, message, config, check } = req.body ?? {};
+        const name = req.params.name;
+        checkName(name);
         if (typeof code !== 'string') throw new DcdnError('APP_BAD_BUNDLE', 'the body must be JSON {"code": "<ES module source>"}');
-        const options = parseAppConfig(config);
+        const appConfig = parseAppConfig(config);
         await checkBundle(code);
-        return store.deploy(req.params.name, code, typeof message === 'string' ? message : '', options);
+        const outcome = check === false || !options.check ? null : await loadOnHost(name, code, appConfig);
+        const deployed = store.deploy(name, code, typeof message === 'string' ? message : '', appConfig);
+        req.log.info({ app: name, version: deployed.version, check: outcome ?? 'off' }, 'app deployed');
+        return { ...deployed, check: outcome ?? { status: 'off' } };
       }),
   );
+
+  /**
+   * Has a host load the candidate (its module evaluated, its default export checked) before it
+   * goes live, so a bundle that throws on load never replaces a working version.
+   *
+   * @throws {DcdnError} APP_LOAD_FAILED when the host reports an error or none answers in time.
+   */
+  async function loadOnHost(name: string, code: string, config: AppConfig): Promise<CheckOutcome> {
+    const id = randomUUID();
+    candidates.set(id, { app: name, code, kv: config.kv });
+    try {
+      const outcome = await options.check!(id, name, config, checkTimeoutMs);
+      if (outcome.status === 'failed') throw new DcdnError('APP_LOAD_FAILED', `host ${outcome.host} could not load it: ${outcome.error}`);
+      if (outcome.status === 'timeout') throw new DcdnError('APP_LOAD_FAILED', `no host loaded it within ${checkTimeoutMs} ms (asked: ${outcome.hosts.join(', ')})`);
+      return outcome;
+    } finally {
+      candidates.delete(id);
+    }
+  }
 
   app.post<{ Params: Params; Body: { to?: unknown } }>('/v1/apps/:name/rollback', { preHandler: operator }, async (req, reply) =>
     answer(reply, 200, () => {
@@ -105,7 +156,16 @@ export function registerControlApi(app: FastifyInstance, store: AppStore, secret
     return reply.type('text/javascript; charset=utf-8').header('etag', `"${found.sha256}"`).header('cache-control', 'private, max-age=31536000, immutable').send(found.code);
   });
 
-  app.get<{ Params: Params }>('/v1/apps/:name/env', { preHandler: host }, async (req, reply) =>
+  app.get<{ Params: { id: string } }>('/v1/checks/:id', { preHandler: hostOnly }, async (req, reply) => {
+    const claims = claimsOf.get(req);
+    const candidate = candidates.get(req.params.id);
+    // Volunteers are never asked to check, and must not see unreleased code.
+    if (!candidate || (claims?.role === 'host' && trustFromScope(claims.scope).volunteer)) return sendError(reply, 'APP_NOT_FOUND', 'no such check (it ended)');
+    const env = store.manifest().some((a) => a.name === candidate.app) ? store.secrets(candidate.app) : {};
+    return reply.header('cache-control', 'no-store').send({ app: candidate.app, code: candidate.code, env, kv: candidate.kv });
+  });
+
+  app.get<{ Params: Params }>('/v1/apps/:name/env', { preHandler: hostOnly }, async (req, reply) =>
     answer(reply, 200, () => {
       if (!store.manifest().some((a) => a.name === req.params.name) || hidden(req)) throw new DcdnError('APP_NOT_FOUND', `no app named ${req.params.name}`);
       // Volunteers' hosts are nobody's to vouch for: they never get an app's secrets.

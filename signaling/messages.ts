@@ -36,7 +36,9 @@ export interface PeerInfo {
 export interface HelloMessage { type: 'hello'; info: Record<string, unknown> }
 /** Asks the server to relay `data` to the peer `to` (of the other role). */
 export interface SignalRequest { type: 'signal'; to: string; data: unknown }
-export type ClientMessage = HelloMessage | SignalRequest;
+/** A host's answer to a {@link CheckMessage}: whether the candidate version loaded. */
+export interface CheckedMessage { type: 'checked'; id: string; ok: boolean; error: string; ms: number }
+export type ClientMessage = HelloMessage | SignalRequest | CheckedMessage;
 
 /** A STUN or TURN server for the peer's RTCPeerConnection: the W3C `RTCIceServer` shape. */
 export interface IceServer { urls: string | string[]; username?: string; credential?: string }
@@ -58,10 +60,18 @@ export interface ErrorMessage { type: 'error'; code: SignalingErrorCode; message
 export interface AppsMessage { type: 'apps'; apps: AppRef[] }
 /** An app's active version, named by content hash so a host fetches each version once. */
 export interface AppRef { name: string; version: number; sha256: string; config: AppConfig }
-export type ServerMessage = WelcomeMessage | JoinMessage | UpdateMessage | LeaveMessage | SignalMessage | ErrorMessage | AppsMessage | IceMessage;
+/**
+ * Asks a host to load a version that is not live yet (`dcdn deploy` checks a bundle this way
+ * before making it live) and to answer with `checked`. The host fetches the candidate from
+ * `/v1/checks/:id` with its token; it does not serve it.
+ */
+export interface CheckMessage { type: 'check'; id: string; app: string; config: AppConfig }
+export type ServerMessage = WelcomeMessage | JoinMessage | UpdateMessage | LeaveMessage | SignalMessage | ErrorMessage | AppsMessage | IceMessage | CheckMessage;
 
 /** Largest hello `info`, as UTF-8 JSON bytes. */
 export const MAX_INFO_BYTES = 8 * 1024;
+/** Longest load error a host may report in `checked`; longer ones are cut. */
+export const MAX_CHECK_ERROR_LENGTH = 2000;
 /** Longest peer id accepted in `to`; server ids are 36-character UUIDs. */
 export const MAX_ID_LENGTH = 64;
 /** Most ICE servers, and most URLs per server, accepted from the server. */
@@ -119,6 +129,14 @@ export function parseClientMessage(text: string): ParseResult {
     if (!isId(to)) return { ok: false, reason: `signal to must be a non-empty string of at most ${MAX_ID_LENGTH} characters` };
     return { ok: true, message: { type, to, data: value['data'] } };
   }
+  if (type === 'checked') {
+    if (!hasExactKeys(value, ['type', 'id', 'ok', 'error', 'ms'])) return { ok: false, reason: 'checked takes exactly {type, id, ok, error, ms}' };
+    const { id, ok, error, ms } = value;
+    if (!isId(id) || typeof ok !== 'boolean' || typeof error !== 'string' || typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) {
+      return { ok: false, reason: 'checked needs an id, ok (boolean), error (string) and ms (number)' };
+    }
+    return { ok: true, message: { type, id, ok, error: error.slice(0, MAX_CHECK_ERROR_LENGTH), ms } };
+  }
   return { ok: false, reason: 'unknown message type' };
 }
 
@@ -172,6 +190,15 @@ export function parseServerMessage(text: string): ServerMessage | null {
         refs.push({ name: a.name, version: a.version, sha256: a.sha256, config });
       }
       return { type: 'apps', apps: refs };
+    }
+    case 'check': {
+      const { id, app } = value;
+      if (!isId(id) || typeof app !== 'string' || !/^[a-z0-9-]{1,63}$/.test(app)) return null;
+      try {
+        return { type: 'check', id, app, config: parseAppConfig(value['config']) };
+      } catch {
+        return null;
+      }
     }
     case 'error': {
       const { code, message, to } = value;

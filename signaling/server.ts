@@ -67,6 +67,13 @@ export interface SignalingServerOptions {
    * every peer is told the apps' active versions after its welcome and on every change.
    */
   apps?: AppStore;
+  /**
+   * How long `dcdn deploy` waits for a connected host to load a new version before it goes
+   * live (control-api.ts); a version that fails to load, or loads on no host in time, is
+   * refused with APP_LOAD_FAILED. With no operator host connected the check is skipped.
+   * Default 15000.
+   */
+  appCheckTimeoutMs?: number;
   /** Banned hosts (`dcdn hosts ban`); durable when given a file. Default: in memory. */
   bans?: BanList;
   /** Volunteers: open joins and invite lifetimes (hosts-api.ts). */
@@ -144,7 +151,10 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
   if (store) {
     const unsubscribe = store.onChange(() => hub.broadcastApps(store.manifest()));
     app.addHook('onClose', async () => unsubscribe());
-    void app.register(async (scope) => registerControlApi(scope, store, secret));
+    const checkTimeoutMs = options.appCheckTimeoutMs;
+    void app.register(async (scope) =>
+      registerControlApi(scope, store, secret, { check: (id, name, config, ms) => hub.checkApp(id, name, config, ms), ...(checkTimeoutMs ? { checkTimeoutMs } : {}) }),
+    );
   }
   void app.register(async (scope) => registerHostsApi(scope, hub, bans, secret, options.volunteers));
   // preValidation hands the verified claims to the WebSocket handler through this map.

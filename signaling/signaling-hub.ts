@@ -13,7 +13,8 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import { WebSocket, type RawData } from 'ws';
 import { SIGNALING_ERRORS, type SignalingErrorCode } from './errors.ts';
-import { parseClientMessage, type AppRef, type IceServer, type PeerInfo, type PeerRole, type ServerMessage, type SignalRequest } from './messages.ts';
+import type { AppConfig } from './app-config.ts';
+import { parseClientMessage, type AppRef, type CheckedMessage, type IceServer, type PeerInfo, type PeerRole, type ServerMessage, type SignalRequest } from './messages.ts';
 import { TokenBucket } from './token-bucket.ts';
 import { mayRun, OPERATOR_TRUST, trustFromScope, type HostTrust } from './trust.ts';
 
@@ -71,6 +72,25 @@ export interface HostSummary {
   capabilities: string[];
 }
 
+/** How a host's load of a candidate version went (see {@link SignalingHub.checkApp}). */
+export type CheckOutcome =
+  | { status: 'ok'; host: string; ms: number }
+  | { status: 'failed'; host: string; error: string; ms: number }
+  /** No host answered in time, or every host asked left first. */
+  | { status: 'timeout'; hosts: string[] }
+  /** No operator host that could run the app was connected: nothing was checked. */
+  | { status: 'skipped' };
+
+interface PendingCheck {
+  readonly asked: Set<Connection>;
+  readonly timer: ReturnType<typeof setTimeout>;
+  readonly names: string[];
+  settle(outcome: CheckOutcome): void;
+}
+
+/** How many hosts load a candidate at once; the first answer decides. */
+const CHECK_FAN_OUT = 2;
+
 interface Connection {
   readonly id: string;
   readonly role: PeerRole;
@@ -102,6 +122,7 @@ export class SignalingHub {
   /** Peers that said hello, by id. A Map, so hostile ids cannot reach a prototype. */
   readonly #joined = new Map<string, Connection>();
   #heartbeat: ReturnType<typeof setInterval> | null = null;
+  readonly #checks = new Map<string, PendingCheck>();
 
   constructor(options: SignalingHubOptions) {
     this.#options = options;
@@ -111,6 +132,34 @@ export class SignalingHub {
   /** Tells every joined peer the apps' active versions (after a deploy, rollback or delete). */
   broadcastApps(apps: AppRef[]): void {
     for (const conn of this.#joined.values()) this.#send(conn, { type: 'apps', apps: appsFor(conn, apps) });
+  }
+
+  /**
+   * Has up to two connected operator hosts that can run the app (not volunteers, not drained,
+   * with every capability it requires) load the candidate `id` (served at `/v1/checks/:id`),
+   * and resolves with the first answer. Volunteers are never asked: their answer is not to be
+   * trusted, and they may not see an unreleased version.
+   */
+  checkApp(id: string, app: string, config: AppConfig, timeoutMs: number): Promise<CheckOutcome> {
+    const eligible = [...this.#joined.values()].filter((c) => c.role === 'host' && !c.trust.volunteer && !c.draining && c.endReason === null && hasCapabilities(c, config.require));
+    if (eligible.length === 0) return Promise.resolve({ status: 'skipped' });
+    const asked = eligible.slice(0, CHECK_FAN_OUT);
+    const names = asked.map(hostName);
+    return new Promise<CheckOutcome>((resolve) => {
+      const pending: PendingCheck = {
+        asked: new Set(asked),
+        names,
+        timer: setTimeout(() => pending.settle({ status: 'timeout', hosts: names }), timeoutMs),
+        settle: (outcome) => {
+          if (this.#checks.get(id) !== pending) return;
+          this.#checks.delete(id);
+          clearTimeout(pending.timer);
+          resolve(outcome);
+        },
+      };
+      this.#checks.set(id, pending);
+      for (const conn of asked) this.#send(conn, { type: 'check', id, app, config });
+    });
   }
 
   /** Open connections of volunteers' hosts from one address (said hello or not). */
@@ -268,7 +317,17 @@ export class SignalingHub {
       return this.#join(conn, message.info);
     }
     if (message.type === 'hello') return this.#fail(conn, 'SIG_BAD_MESSAGE', 'hello was already sent');
+    if (message.type === 'checked') return this.#onChecked(conn, message);
     this.#relay(conn, message);
+  }
+
+  /** A host's answer to a check: only a host that was asked may answer it; late answers are dropped. */
+  #onChecked(conn: Connection, message: CheckedMessage): void {
+    if (conn.role !== 'host') return this.#fail(conn, 'SIG_BAD_MESSAGE', 'only hosts answer checks');
+    const pending = this.#checks.get(message.id);
+    if (!pending?.asked.has(conn)) return;
+    const host = hostName(conn);
+    pending.settle(message.ok ? { status: 'ok', host, ms: message.ms } : { status: 'failed', host, error: message.error || 'unknown error', ms: message.ms });
   }
 
   #join(conn: Connection, info: Record<string, unknown>): void {
@@ -335,10 +394,23 @@ export class SignalingHub {
       return;
     }
     this.#joined.delete(conn.id);
+    for (const pending of this.#checks.values()) {
+      if (pending.asked.delete(conn) && pending.asked.size === 0) pending.settle({ status: 'timeout', hosts: pending.names });
+    }
     const leave: ServerMessage = { type: 'leave', id: conn.id, reason };
     for (const other of this.#joined.values()) if (other.role !== conn.role) this.#send(other, leave);
     this.#log.info({ peer: conn.id, role: conn.role, sub: conn.sub, code, reason }, 'peer left');
   }
+}
+
+function hostName(conn: Connection): string {
+  const name = conn.info?.['name'];
+  return typeof name === 'string' && name ? name.slice(0, 64) : conn.id;
+}
+
+function hasCapabilities(conn: Connection, required: readonly string[]): boolean {
+  const caps = conn.info?.['capabilities'];
+  return required.every((r) => Array.isArray(caps) && caps.includes(r));
 }
 
 function toPeerInfo(conn: Connection): PeerInfo {

@@ -108,6 +108,29 @@ describe('deploying apps', () => {
     expect((await get('/@stable/')).text).toBe('stable');
   }, 30_000);
 
+  it('refuses a version that throws while loading in a tab, with the tab’s error, and keeps the running one', async () => {
+    await dcdn('deploy', writeApp('loads', "return new Response('loads v1');"), '--name', 'loads');
+    await untilServed('/@loads/', 'loads v1');
+    const throwing = join(work, 'throwing.ts');
+    writeFileSync(throwing, "throw new Error('config missing at startup');\nexport default { fetch: () => new Response('never') };\n");
+    const r = await dcdn('deploy', throwing, '--name', 'loads');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('APP_LOAD_FAILED');
+    expect(r.stderr).toContain('config missing at startup');
+    const noFetch = join(work, 'nofetch.ts');
+    writeFileSync(noFetch, 'export default { hello: 1 };\n');
+    const r2 = await dcdn('deploy', noFetch, '--name', 'loads');
+    expect(r2.stderr).toContain('APP_LOAD_FAILED');
+    expect(r2.stderr).toMatch(/fetch/);
+    // Neither became a version: the live one is untouched, and a rollback target is not a broken one.
+    const listed = JSON.parse((await dcdn('apps', '--json')).stdout) as { apps: Array<{ name: string; activeVersion: number; versions: unknown[] }> };
+    expect(listed.apps.find((a) => a.name === 'loads')).toMatchObject({ activeVersion: 1, versions: [{ version: 1 }] });
+    expect((await get('/@loads/')).text).toBe('loads v1');
+    // A first deploy that cannot load leaves no app behind (the route stays unknown).
+    expect((await dcdn('deploy', throwing, '--name', 'never-loads')).stderr).toContain('APP_LOAD_FAILED');
+    expect((await get('/@never-loads/')).code).toBe('INGRESS_UNKNOWN_APP');
+  }, 40_000);
+
   it('serves an app that imports an npm package', async () => {
     expect((await dcdn('deploy', fixture('npm-app/worker.ts'), '--name', 'npm')).code).toBe(0);
     await untilServed('/@npm/abc', 'viaMsgpackr');
