@@ -159,11 +159,45 @@ export async function secret(values: Record<string, unknown> & { _: string[] }):
     process.stdout.write(`deleted secret ${key} of ${name}\n`);
     return 0;
   }
-  if (process.stdin.isTTY) process.stderr.write(`value for ${key} (end with Ctrl-D): `);
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  const value = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  let value: string;
+  if (process.stdin.isTTY) {
+    process.stderr.write(`value for ${key} (not shown; Enter ends it): `);
+    value = await readHiddenLine(process.stdin);
+    process.stderr.write('\n');
+  } else {
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin) chunks.push(c as Buffer);
+    value = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  }
   await control(target, 'PUT', path, { value });
   process.stdout.write(`stored secret ${key} of ${name} (${Buffer.byteLength(value)} bytes; it is never printed back)\n`);
   return 0;
+}
+
+/** One line typed at a terminal, without echoing it (a secret must not stay on the screen). */
+function readHiddenLine(stdin: NodeJS.ReadStream): Promise<string> {
+  return new Promise((resolve) => {
+    let value = '';
+    stdin.setRawMode(true);
+    stdin.setEncoding('utf8');
+    const done = (text: string) => {
+      stdin.off('data', onData);
+      stdin.setRawMode(false);
+      stdin.pause();
+      resolve(text);
+    };
+    const onData = (chunk: string) => {
+      for (const ch of chunk) {
+        if (ch === '\r' || ch === '\n' || ch === '\u0004') return done(value);
+        if (ch === '\u0003') {
+          stdin.setRawMode(false);
+          process.stderr.write('\n');
+          process.exit(130);
+        }
+        if (ch === '\u007f' || ch === '\b') value = value.slice(0, -1);
+        else value += ch;
+      }
+    };
+    stdin.on('data', onData).resume();
+  });
 }

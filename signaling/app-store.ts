@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DcdnError } from '../protocol/errors.ts';
@@ -51,6 +51,7 @@ export interface AppManifestEntry {
  */
 export class AppStore {
   readonly #db: Database.Database;
+  readonly #deploymentKey: string;
   #listeners = new Set<() => void>();
 
   constructor(path: string) {
@@ -82,6 +83,11 @@ export class AppStore {
         PRIMARY KEY (app, name)
       );
     `);
+    // A key of this store's own for the deployment ids: they mix in the secrets' values, and
+    // go to every host (volunteers too), so a plain hash would let a weak secret be guessed.
+    this.#db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
+    this.#db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('deployment_key', randomBytes(32).toString('hex'));
+    this.#deploymentKey = (this.#db.prepare('SELECT value FROM meta WHERE key = ?').get('deployment_key') as { value: string }).value;
     // Databases from before deploy options: add the column (every old version gets defaults).
     const columns = this.#db.prepare('PRAGMA table_info(versions)').all() as Array<{ name: string }>;
     if (!columns.some((c) => c.name === 'config')) this.#db.exec("ALTER TABLE versions ADD COLUMN config TEXT NOT NULL DEFAULT '{}'");
@@ -168,7 +174,8 @@ export class AppStore {
 
   /**
    * The active version of every app. `sha256` names the deployment, code and secrets together,
-   * so hosts reload an app when either changes.
+   * so hosts reload an app when either changes; with secrets or a config it is an HMAC under a
+   * key that never leaves this store, so it tells nothing about the secrets' values.
    */
   manifest(): AppManifestEntry[] {
     const rows = this.#db.prepare('SELECT a.name, a.active_version AS version, v.sha256, v.config FROM apps a JOIN versions v ON v.app = a.name AND v.version = a.active_version ORDER BY a.name').all() as Array<{ name: string; version: number; sha256: string; config: string }>;
@@ -177,7 +184,7 @@ export class AppStore {
       const secrets = this.#db.prepare('SELECT name, value FROM secrets WHERE app = ? ORDER BY name').all(r.name) as Array<{ name: string; value: string }>;
       const plain = r.config === '{}' || JSON.stringify(config) === JSON.stringify(parseAppConfig({}));
       if (secrets.length === 0 && plain) return { name: r.name, version: r.version, sha256: r.sha256, config };
-      const hash = createHash('sha256').update(r.sha256);
+      const hash = createHmac('sha256', this.#deploymentKey).update(r.sha256);
       if (!plain) hash.update(JSON.stringify(config));
       if (secrets.length > 0) hash.update(JSON.stringify(secrets));
       return { name: r.name, version: r.version, sha256: hash.digest('hex'), config };

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -140,11 +141,31 @@ describe('the app store', () => {
     first.deploy('keep', hello('b'));
     first.putSecret('keep', 'TOKEN', 't');
     first.close();
+    const idBefore = new AppStore(path);
+    const deploymentId = idBefore.manifest()[0]!.sha256;
+    idBefore.close();
     const second = new AppStore(path);
-    expect(second.manifest()).toMatchObject([{ name: 'keep', version: 2 }]);
+    // The same deployment id after a restart, so hosts do not reload every app.
+    expect(second.manifest()).toMatchObject([{ name: 'keep', version: 2, sha256: deploymentId }]);
     expect(second.code('keep', 1)?.code).toBe(hello('a'));
     expect(second.secrets('keep')).toEqual({ TOKEN: 't' });
     second.close();
+  });
+
+  it('names a deployment with secrets by an id that cannot be recomputed from a guessed secret', () => {
+    const a = new AppStore(':memory:');
+    const b = new AppStore(':memory:');
+    for (const s of [a, b]) {
+      s.deploy('same', hello('x'));
+      s.putSecret('same', 'PIN', '1234');
+    }
+    const codeHash = createHash('sha256').update(hello('x')).digest('hex');
+    const guessed = createHash('sha256').update(codeHash).update(JSON.stringify([{ name: 'PIN', value: '1234' }])).digest('hex');
+    expect(a.manifest()[0]!.sha256).not.toBe(guessed);
+    // Keyed per store: the same code and secret give another id elsewhere.
+    expect(a.manifest()[0]!.sha256).not.toBe(b.manifest()[0]!.sha256);
+    a.close();
+    b.close();
   });
 });
 
