@@ -17,6 +17,8 @@ export interface AppRegistryOptions {
   /** How long a request waits for its app to be announced or finish loading. Default 15000 ms. */
   loadTimeoutMs?: number;
   log?: (line: string) => void;
+  /** Called after a version starts or stops loading, serving or failing. */
+  onchange?: () => void;
 }
 
 interface Slot {
@@ -42,7 +44,7 @@ interface AppEntry {
  * request for an app that is still loading (a first deploy) waits for it instead of failing.
  */
 export class AppRegistry {
-  readonly #opts: Required<Omit<AppRegistryOptions, 'log'>> & { log: (line: string) => void };
+  readonly #opts: Required<Omit<AppRegistryOptions, 'log' | 'onchange'>> & { log: (line: string) => void; onchange?: () => void };
   readonly #apps = new Map<string, AppEntry>();
   #announced = false;
   #waiters = new Set<() => void>();
@@ -80,6 +82,18 @@ export class AppRegistry {
     this.#apps.clear();
     this.#announced = true;
     this.#wake();
+  }
+
+  /** Per app, the announced version and how it is doing: what signaling is told. */
+  report(): Array<{ name: string; version: number; state: 'serving' | 'loading' | 'failed' }> {
+    const out: Array<{ name: string; version: number; state: 'serving' | 'loading' | 'failed' }> = [];
+    for (const e of this.#apps.values()) {
+      const current = e.active !== null && e.active.sha256 === e.ref.sha256;
+      out.push({ name: e.ref.name, version: e.ref.version, state: current ? 'serving' : e.error && !e.loading ? 'failed' : 'loading' });
+      // The version still serving while a newer one loads or failed to.
+      if (e.active && !current) out.push({ name: e.ref.name, version: e.active.runtime.version, state: 'serving' });
+    }
+    return out;
   }
 
   /** What is loaded, for the status page and health. */
@@ -174,5 +188,6 @@ export class AppRegistry {
 
   #wake(): void {
     for (const w of [...this.#waiters]) w();
+    this.#opts.onchange?.();
   }
 }

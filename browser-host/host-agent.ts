@@ -1,6 +1,6 @@
 import { parseLinkSignal, Session, type LinkSignal, type SessionOptions, type TransportKind } from '../protocol/index.ts';
 import { SignalingClient } from '../signaling/client.ts';
-import type { CheckMessage } from '../signaling/messages.ts';
+import type { AppStatus, CheckMessage } from '../signaling/messages.ts';
 import type { AppRef } from './app-registry.ts';
 import type { AppRunner } from './app-runner.ts';
 import { answerOffer, type Answerer } from './rtc-answerer.ts';
@@ -121,6 +121,11 @@ export class HostAgent {
     this.#stopped = true;
     this.#signaling.close();
     for (const id of [...this.#links.keys()]) this.#drop(id);
+  }
+
+  /** Tells signaling what this tab has loaded (operators see it in `dcdn apps`). */
+  reportApps(apps: AppStatus[]): void {
+    this.#signaling.reportStatus(apps);
   }
 
   /** Reports how loading a candidate went (see {@link oncheck}). */

@@ -63,7 +63,15 @@ export function bootHost(options: HostBootOptions): BootedHost {
     options.sandbox === false
       ? (source: AppSource) => createModuleRuntime(source, log, kv)
       : sandboxRuntimes({ limits: options.limits ?? DEFAULT_LIMITS, log, kv });
-  const registry = new AppRegistry({ loadSource: (ref) => loadSource(ref, token), createRuntime, log });
+  // What the tab has loaded goes to signaling at most every 100 ms (it shows in `dcdn apps`).
+  let reportTimer: ReturnType<typeof setTimeout> | null = null;
+  const reportApps = () => {
+    reportTimer ??= setTimeout(() => {
+      reportTimer = null;
+      agent?.reportApps(registry.report());
+    }, 100);
+  };
+  const registry = new AppRegistry({ loadSource: (ref) => loadSource(ref, token), createRuntime, log, onchange: reportApps });
   const runner = new AppRunner(registry, log);
   agent = new HostAgent({ signalUrl: options.signalUrl ?? defaultSignalUrl(), token, name: options.name, runner, log, ...(options.hostId ? { hostId: options.hostId } : {}) });
   agent.onchange = () => options.onchange?.();

@@ -104,7 +104,15 @@ export async function deploy(values: Record<string, unknown> & { _: string[] }):
 
 export async function apps(values: Record<string, unknown>): Promise<number> {
   const target = controlTarget(values);
-  const { apps: list } = await control<{ apps: Array<{ name: string; activeVersion: number; versions: Array<{ version: number; createdAt: string; size: number; message: string; config?: { kv: string[]; volunteers: boolean; require: string[] } }>; secrets: string[] }> }>(
+  const { apps: list } = await control<{
+    apps: Array<{
+      name: string;
+      activeVersion: number;
+      versions: Array<{ version: number; createdAt: string; size: number; message: string; config?: { kv: string[]; volunteers: boolean; require: string[] } }>;
+      secrets: string[];
+      hosts?: Array<{ host: string; version: number; state: string }>;
+    }>;
+  }>(
     target,
     'GET',
     '/v1/apps',
@@ -124,6 +132,7 @@ export async function apps(values: Record<string, unknown>): Promise<number> {
     const extras = [a.secrets.length ? `secrets: ${a.secrets.join(', ')}` : '', cfg?.kv.length ? `kv: ${cfg.kv.join(', ')}` : '', cfg?.volunteers ? 'volunteers' : '', cfg?.require.length ? `requires: ${cfg.require.join(', ')}` : ''].filter(Boolean);
     process.stdout.write(`${a.name}  version ${a.activeVersion} of ${a.versions.length}  (${active?.createdAt ?? '?'})${extras.map((e) => `  ${e}`).join('')}\n`);
     for (const v of a.versions.slice(-5)) process.stdout.write(`    ${v.version === a.activeVersion ? '*' : ' '} v${v.version}  ${v.createdAt}  ${(v.size / 1024).toFixed(1)} KiB  ${v.message}\n`);
+    process.stdout.write(`    hosts: ${describeHosts(a.hosts ?? [])}\n`);
     for (const url of appUrls(target, a.name)) process.stdout.write(`    ${url}\n`);
   }
   if (health?.hosts) process.stdout.write(`hosts connected to the local ingress: ${health.hosts.length} (volunteers serve only --volunteers apps; see dcdn hosts list)\n`);
@@ -200,4 +209,18 @@ function readHiddenLine(stdin: NodeJS.ReadStream): Promise<string> {
     };
     stdin.on('data', onData).resume();
   });
+}
+
+/** "2 serving v3, 1 loading v4 (tab-2)": what the hosts report, grouped by version and state. */
+export function describeHosts(hosts: Array<{ host: string; version: number; state: string }>): string {
+  if (hosts.length === 0) return 'none reports it loaded';
+  const groups = new Map<string, string[]>();
+  for (const h of hosts) {
+    const key = `${h.state} v${h.version}`;
+    groups.set(key, [...(groups.get(key) ?? []), h.host]);
+  }
+  return [...groups]
+    .sort(([a], [b]) => (a.startsWith('serving') === b.startsWith('serving') ? a.localeCompare(b) : a.startsWith('serving') ? -1 : 1))
+    .map(([key, names]) => `${names.length} ${key}${key.startsWith('serving') ? '' : ` (${names.slice(0, 5).join(', ')})`}`)
+    .join(', ');
 }

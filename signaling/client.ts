@@ -10,7 +10,7 @@
  * a browser cannot see the status, and a token minted by a function may be fresh next time.
  */
 import { SignalingError, type SignalingErrorCode } from './errors.ts';
-import { MAX_CHECK_ERROR_LENGTH, parseServerMessage, type AppRef, type CheckMessage, type IceServer, type PeerInfo, type ServerMessage, type WelcomeMessage } from './messages.ts';
+import { MAX_CHECK_ERROR_LENGTH, parseServerMessage, type AppRef, type AppStatus, type CheckMessage, type IceServer, type PeerInfo, type ServerMessage, type WelcomeMessage } from './messages.ts';
 
 /** The subset of the WHATWG WebSocket that the client uses; `ws`'s WebSocket has it too. */
 export interface WebSocketLike {
@@ -100,6 +100,7 @@ export class SignalingClient {
   readonly #maxMessageBytes: number;
   #socket: WebSocketLike | null = null;
   #id: string | null = null;
+  #status: AppStatus[] | null = null;
   #state: SignalingClientState = 'closed';
   #stopped = true;
   /** Attempts since the last welcome; drives the back-off. */
@@ -179,6 +180,16 @@ export class SignalingClient {
     return true;
   }
 
+  /**
+   * Tells signaling what this host has loaded (hosts only). The latest list is kept and sent
+   * again after every reconnect.
+   */
+  reportStatus(apps: AppStatus[]): void {
+    this.#status = apps;
+    if (this.#socket === null || this.#id === null || this.#socket.readyState !== OPEN) return;
+    this.#socket.send(JSON.stringify({ type: 'status', apps }));
+  }
+
   async #connect(): Promise<void> {
     this.#retryTimer = null;
     this.#setState('connecting');
@@ -225,6 +236,7 @@ export class SignalingClient {
         this.#id = message.id;
         this.#failures = 0;
         this.#setState('open');
+        if (this.#status !== null) this.reportStatus(this.#status);
         this.onwelcome?.(message);
         return;
       case 'join':

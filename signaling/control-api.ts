@@ -16,7 +16,7 @@ import { mayRun, trustFromScope } from './trust.ts';
  *
  * | method and path | who | what |
  * |---|---|---|
- * | GET /v1/apps | operator | apps, versions, secret names |
+ * | GET /v1/apps | operator | apps, versions, secret names, and the hosts that report each loaded |
  * | PUT /v1/apps/:name | operator | `{code, message?, config?, check?}`: a new version, loaded on a host first (unless `check: false`), then made active (config: app-config.ts) |
  * | POST /v1/apps/:name/rollback | operator | `{to?}`: activate an earlier version |
  * | DELETE /v1/apps/:name | operator | remove the app and all its versions |
@@ -34,6 +34,8 @@ export interface ControlApiOptions {
   check?: (id: string, app: string, config: AppConfig, timeoutMs: number) => Promise<CheckOutcome>;
   /** How long a deploy waits for a host to load the candidate. Default {@link DEFAULT_APP_CHECK_TIMEOUT_MS}. */
   checkTimeoutMs?: number;
+  /** What each connected host reports it has loaded, per app (SignalingHub.appHosts). */
+  appHosts?: () => Map<string, Array<{ host: string; version: number; state: string }>>;
 }
 
 /** A new version must load on a host within this time, or the deploy fails with APP_LOAD_FAILED. */
@@ -76,7 +78,12 @@ export function registerControlApi(app: FastifyInstance, store: AppStore, secret
   };
   type Params = { name: string; secret: string; version: string };
 
-  app.get('/v1/apps', { preHandler: operator }, async (_req, reply) => answer(reply, 200, () => ({ apps: store.list() })));
+  app.get('/v1/apps', { preHandler: operator }, async (_req, reply) =>
+    answer(reply, 200, () => {
+      const hosts = options.appHosts?.() ?? new Map();
+      return { apps: store.list().map((a) => ({ ...a, hosts: hosts.get(a.name) ?? [] })) };
+    }),
+  );
 
   app.put<{ Params: Params; Body: { code?: unknown; message?: unknown; config?: unknown; check?: unknown } }>(
     '/v1/apps/:name',

@@ -46,6 +46,21 @@ describe('parseClientMessage', () => {
     expect(reasonFor(text)).toEqual(expect.any(String));
   });
 
+  it('accepts a host\'s checked answer and status report, cutting a long error, and refuses malformed ones', () => {
+    expect(parseClientMessage(JSON.stringify({ type: 'checked', id: 'c1', ok: false, error: 'x'.repeat(5000), ms: 3 }))).toEqual({
+      ok: true,
+      message: { type: 'checked', id: 'c1', ok: false, error: 'x'.repeat(2000), ms: 3 },
+    });
+    expect(parseClientMessage(JSON.stringify({ type: 'checked', id: 'c1', ok: 'yes', error: '', ms: 3 })).ok).toBe(false);
+    expect(parseClientMessage(JSON.stringify({ type: 'checked', id: 'c1', ok: true, error: '', ms: -1 })).ok).toBe(false);
+    const status = { type: 'status', apps: [{ name: 'hello', version: 3, state: 'serving' }] };
+    expect(parseClientMessage(JSON.stringify(status))).toEqual({ ok: true, message: status });
+    expect(parseClientMessage(JSON.stringify({ type: 'status', apps: [{ name: 'hello', version: 3, state: 'bored' }] })).ok).toBe(false);
+    expect(parseClientMessage(JSON.stringify({ type: 'status', apps: [{ name: 'Hello!', version: 3, state: 'serving' }] })).ok).toBe(false);
+    expect(parseClientMessage(JSON.stringify({ type: 'status', apps: [{ name: 'a', version: 1, state: 'serving', extra: 1 }] })).ok).toBe(false);
+    expect(parseClientMessage(JSON.stringify({ type: 'status', apps: Array.from({ length: 1001 }, () => ({ name: 'a', version: 1, state: 'serving' })) })).ok).toBe(false);
+  });
+
   it('rejects an id longer than the bound', () => {
     const to = 'a'.repeat(MAX_ID_LENGTH + 1);
     expect(reasonFor(JSON.stringify({ type: 'signal', to, data: 1 }))).toMatch(/at most/);

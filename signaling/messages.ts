@@ -38,7 +38,11 @@ export interface HelloMessage { type: 'hello'; info: Record<string, unknown> }
 export interface SignalRequest { type: 'signal'; to: string; data: unknown }
 /** A host's answer to a {@link CheckMessage}: whether the candidate version loaded. */
 export interface CheckedMessage { type: 'checked'; id: string; ok: boolean; error: string; ms: number }
-export type ClientMessage = HelloMessage | SignalRequest | CheckedMessage;
+/** What a host has loaded, sent whenever it changes: operators see it in `dcdn apps`. */
+export interface StatusMessage { type: 'status'; apps: AppStatus[] }
+/** One app on one host: the version it serves (or is loading, or failed to load). */
+export interface AppStatus { name: string; version: number; state: 'serving' | 'loading' | 'failed' }
+export type ClientMessage = HelloMessage | SignalRequest | CheckedMessage | StatusMessage;
 
 /** A STUN or TURN server for the peer's RTCPeerConnection: the W3C `RTCIceServer` shape. */
 export interface IceServer { urls: string | string[]; username?: string; credential?: string }
@@ -70,6 +74,8 @@ export type ServerMessage = WelcomeMessage | JoinMessage | UpdateMessage | Leave
 
 /** Largest hello `info`, as UTF-8 JSON bytes. */
 export const MAX_INFO_BYTES = 8 * 1024;
+/** Most apps one `status` message may list. */
+export const MAX_STATUS_APPS = 1000;
 /** Longest load error a host may report in `checked`; longer ones are cut. */
 export const MAX_CHECK_ERROR_LENGTH = 2000;
 /** Longest peer id accepted in `to`; server ids are 36-character UUIDs. */
@@ -136,6 +142,21 @@ export function parseClientMessage(text: string): ParseResult {
       return { ok: false, reason: 'checked needs an id, ok (boolean), error (string) and ms (number)' };
     }
     return { ok: true, message: { type, id, ok, error: error.slice(0, MAX_CHECK_ERROR_LENGTH), ms } };
+  }
+  if (type === 'status') {
+    if (!hasExactKeys(value, ['type', 'apps'])) return { ok: false, reason: 'status takes exactly {type, apps}' };
+    const apps = value['apps'];
+    if (!Array.isArray(apps) || apps.length > MAX_STATUS_APPS) return { ok: false, reason: `status apps must be a list of at most ${MAX_STATUS_APPS}` };
+    const list: AppStatus[] = [];
+    for (const a of apps) {
+      if (!isPlainRecord(a) || !hasExactKeys(a, ['name', 'version', 'state'])) return { ok: false, reason: 'each status entry takes exactly {name, version, state}' };
+      const { name, version, state } = a;
+      if (typeof name !== 'string' || !/^[a-z0-9-]{1,63}$/.test(name) || !Number.isInteger(version) || (version as number) < 0 || (state !== 'serving' && state !== 'loading' && state !== 'failed')) {
+        return { ok: false, reason: 'a status entry needs an app name, a version and a state (serving, loading or failed)' };
+      }
+      list.push({ name, version: version as number, state });
+    }
+    return { ok: true, message: { type, apps: list } };
   }
   return { ok: false, reason: 'unknown message type' };
 }

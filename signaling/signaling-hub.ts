@@ -14,7 +14,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { WebSocket, type RawData } from 'ws';
 import { SIGNALING_ERRORS, type SignalingErrorCode } from './errors.ts';
 import type { AppConfig } from './app-config.ts';
-import { parseClientMessage, type AppRef, type CheckedMessage, type IceServer, type PeerInfo, type PeerRole, type ServerMessage, type SignalRequest } from './messages.ts';
+import { parseClientMessage, type AppRef, type AppStatus, type CheckedMessage, type IceServer, type PeerInfo, type PeerRole, type ServerMessage, type SignalRequest } from './messages.ts';
 import { TokenBucket } from './token-bucket.ts';
 import { mayRun, OPERATOR_TRUST, trustFromScope, type HostTrust } from './trust.ts';
 
@@ -112,6 +112,8 @@ interface Connection {
   endReason: LeaveReason | null;
   /** When this peer was last given TURN credentials (ms since the epoch). */
   iceIssuedAt: number;
+  /** What a host last reported it has loaded. */
+  appStatus: AppStatus[];
 }
 
 export class SignalingHub {
@@ -160,6 +162,20 @@ export class SignalingHub {
       this.#checks.set(id, pending);
       for (const conn of asked) this.#send(conn, { type: 'check', id, app, config });
     });
+  }
+
+  /** Per app, the hosts that report serving, loading or failing each version (`dcdn apps`). */
+  appHosts(): Map<string, Array<{ host: string; version: number; state: AppStatus['state'] }>> {
+    const out = new Map<string, Array<{ host: string; version: number; state: AppStatus['state'] }>>();
+    for (const conn of this.#joined.values()) {
+      if (conn.role !== 'host') continue;
+      for (const a of conn.appStatus) {
+        const list = out.get(a.name) ?? [];
+        list.push({ host: hostName(conn), version: a.version, state: a.state });
+        out.set(a.name, list);
+      }
+    }
+    return out;
   }
 
   /** Open connections of volunteers' hosts from one address (said hello or not). */
@@ -217,6 +233,7 @@ export class SignalingHub {
       graceTimer: null,
       endReason: null,
       iceIssuedAt: 0,
+      appStatus: [],
     };
     this.#connections.add(conn);
     conn.helloTimer = setTimeout(() => {
@@ -318,6 +335,11 @@ export class SignalingHub {
     }
     if (message.type === 'hello') return this.#fail(conn, 'SIG_BAD_MESSAGE', 'hello was already sent');
     if (message.type === 'checked') return this.#onChecked(conn, message);
+    if (message.type === 'status') {
+      if (conn.role !== 'host') return this.#fail(conn, 'SIG_BAD_MESSAGE', 'only hosts report status');
+      conn.appStatus = message.apps;
+      return;
+    }
     this.#relay(conn, message);
   }
 

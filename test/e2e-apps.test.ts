@@ -131,6 +131,22 @@ describe('deploying apps', () => {
     expect((await get('/@never-loads/')).code).toBe('INGRESS_UNKNOWN_APP');
   }, 40_000);
 
+  it('lists the hosts serving each app, as the tabs report them', async () => {
+    await dcdn('deploy', writeApp('counted', "return new Response('counted');"), '--name', 'counted');
+    await untilServed('/@counted/', 'counted');
+    type Listed = { apps: Array<{ name: string; hosts: Array<{ host: string; version: number; state: string }> }> };
+    let hosts: Listed['apps'][number]['hosts'] = [];
+    for (const end = Date.now() + 10_000; Date.now() < end; await new Promise((r) => setTimeout(r, 200))) {
+      hosts = (JSON.parse((await dcdn('apps', '--json')).stdout) as Listed).apps.find((a) => a.name === 'counted')!.hosts;
+      if (hosts.filter((h) => h.state === 'serving').length === 2) break;
+    }
+    expect(hosts.map((h) => [h.host, h.version, h.state]).sort()).toEqual([
+      ['apps-a', 1, 'serving'],
+      ['apps-b', 1, 'serving'],
+    ]);
+    expect((await dcdn('apps')).stdout).toMatch(/counted {2}version 1[^\n]*\n(?:.*\n)*? {4}hosts: 2 serving v1\n/);
+  }, 30_000);
+
   it('serves an app that imports an npm package', async () => {
     expect((await dcdn('deploy', fixture('npm-app/worker.ts'), '--name', 'npm')).code).toBe(0);
     await untilServed('/@npm/abc', 'viaMsgpackr');
