@@ -12,13 +12,16 @@ import { readState } from './state.ts';
 export const controlFlags = {
   signal: { type: 'string', short: 's', help: 'signaling/control address (default: from the local dcdn up)' },
   token: { type: 'string', help: 'operator token (else DCDN_TOKEN, a token minted from DCDN_SECRET, or the local state)' },
+  ingress: { type: 'string', help: "the ingress's public URL, to print apps' URLs (else DCDN_INGRESS, or the local dcdn up's)" },
+  'base-domain': { type: 'string', help: "the ingress's app base domain, for NAME.DOMAIN URLs (else DCDN_BASE_DOMAIN, or the local dcdn up's)" },
 } satisfies FlagSpec;
 
 interface Target {
   base: string;
   token: string;
   ingress?: string;
-  baseDomain: string;
+  /** Apps answer on NAME.baseDomain; unknown for a remote network unless given. */
+  baseDomain?: string;
   pathPrefix: string;
 }
 
@@ -34,12 +37,14 @@ export function controlTarget(values: Record<string, unknown>, env: NodeJS.Proce
     state?.operatorToken;
   if (!token) throw new UsageError('no operator token: pass --token, or set DCDN_TOKEN or DCDN_SECRET');
   const local = state && signalUrls(state.signal).http === signalUrls(signal).http;
+  const ingress = (values.ingress as string | undefined) ?? env.DCDN_INGRESS ?? (local ? state.ingress : undefined);
+  const baseDomain = (values['base-domain'] as string | undefined) ?? env.DCDN_BASE_DOMAIN ?? (local ? state.baseDomain : undefined);
   return {
     base: signalUrls(signal).http,
     token,
-    ...(local ? { ingress: state.ingress } : {}),
-    baseDomain: state?.baseDomain ?? 'localhost',
-    pathPrefix: state?.pathPrefix ?? '/@',
+    ...(ingress ? { ingress: ingress.replace(/\/+$/, '') } : {}),
+    ...(baseDomain ? { baseDomain } : {}),
+    pathPrefix: (local ? state.pathPrefix : undefined) ?? '/@',
   };
 }
 
@@ -64,7 +69,9 @@ export async function control<T>(target: Target, method: string, path: string, b
 export function appUrls(target: Target, name: string): string[] {
   if (!target.ingress) return [];
   const u = new URL(target.ingress);
-  return [`${u.protocol}//${name}.${target.baseDomain}:${u.port}/`, `${target.ingress}${target.pathPrefix}${name}/`];
+  const byPath = `${target.ingress}${target.pathPrefix}${name}/`;
+  if (!target.baseDomain) return [byPath];
+  return [`${u.protocol}//${name}.${target.baseDomain}${u.port ? `:${u.port}` : ''}/`, byPath];
 }
 
 export async function deploy(values: Record<string, unknown> & { _: string[] }): Promise<number> {

@@ -76,14 +76,21 @@ describe('deploying apps', () => {
     const first = await dcdn('deploy', file, '--name', 'hello');
     expect(first.code).toBe(0);
     expect(first.stdout).toContain('deployed hello version 1');
+    expect(first.stderr).toMatch(/loaded on host apps-[ab] in \d+ ms/);
+    // A remote network: the URLs are printed when the ingress's address is given.
+    expect(first.stdout).not.toContain('/@hello/');
+    const withUrls = await runDcdn({ ...env, DCDN_INGRESS: ingress.url, DCDN_BASE_DOMAIN: 'localhost' }, ['deploy', file, '--name', 'hello', '--message', 'same again']);
+    const port = new URL(ingress.url).port;
+    expect(withUrls.stdout).toContain(`http://hello.localhost:${port}/`);
+    expect(withUrls.stdout).toContain(`${ingress.url}/@hello/`);
     await untilServed('/@hello/', 'hello v1');
-    writeApp('hello', "return new Response('hello v2');");
-    expect((await dcdn('deploy', file, '--name', 'hello')).stdout).toContain('version 2');
-    await untilServed('/@hello/', 'hello v2');
-    expect((await dcdn('rollback', 'hello')).stdout).toContain('version 1');
+    writeApp('hello', "return new Response('hello v3');");
+    expect((await dcdn('deploy', file, '--name', 'hello')).stdout).toContain('version 3');
+    await untilServed('/@hello/', 'hello v3');
+    expect((await dcdn('rollback', 'hello')).stdout).toContain('version 2');
     await untilServed('/@hello/', 'hello v1');
     const listed = JSON.parse((await dcdn('apps', '--json')).stdout) as { apps: Array<{ name: string; activeVersion: number; versions: unknown[] }> };
-    expect(listed.apps.find((a) => a.name === 'hello')).toMatchObject({ activeVersion: 1, versions: [{}, {}] });
+    expect(listed.apps.find((a) => a.name === 'hello')).toMatchObject({ activeVersion: 2, versions: [{}, {}, {}] });
   }, 60_000);
 
   it('routes by hostname and by path prefix, and answers 404 for unknown apps', async () => {
