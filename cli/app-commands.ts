@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { bundleApp } from '../browser-host/build/bundle.ts';
 import { mintToken } from '../signaling/index.ts';
 import { UsageError, type FlagSpec } from './args.ts';
+import { buildErrorLines } from './bundle.ts';
 import { signalUrls } from './parts.ts';
 import { readState } from './state.ts';
 
@@ -16,7 +17,8 @@ export const controlFlags = {
   'base-domain': { type: 'string', help: "the ingress's app base domain, for NAME.DOMAIN URLs (else DCDN_BASE_DOMAIN, or the local dcdn up's)" },
 } satisfies FlagSpec;
 
-interface Target {
+/** Where the control API is, how to authenticate, and where apps answer (for printing URLs). */
+export interface ControlTarget {
   base: string;
   token: string;
   ingress?: string;
@@ -26,7 +28,7 @@ interface Target {
 }
 
 /** Where the control API is and how to authenticate, from flags, environment, then local state. */
-export function controlTarget(values: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): Target {
+export function controlTarget(values: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): ControlTarget {
   const state = readState(env);
   const signal = (values.signal as string | undefined) ?? env.DCDN_SIGNAL ?? state?.signal;
   if (!signal) throw new UsageError('no control plane: run `dcdn up` here first, or pass --signal URL');
@@ -49,7 +51,7 @@ export function controlTarget(values: Record<string, unknown>, env: NodeJS.Proce
 }
 
 /** Calls the control API; throws an Error with the server's code and message when refused. */
-export async function control<T>(target: Target, method: string, path: string, body?: unknown): Promise<T> {
+export async function control<T>(target: ControlTarget, method: string, path: string, body?: unknown): Promise<T> {
   let res: Response;
   try {
     res = await fetch(`${target.base}${path}`, {
@@ -66,7 +68,7 @@ export async function control<T>(target: Target, method: string, path: string, b
 }
 
 /** The URLs an app answers on. */
-export function appUrls(target: Target, name: string): string[] {
+export function appUrls(target: ControlTarget, name: string): string[] {
   if (!target.ingress) return [];
   const u = new URL(target.ingress);
   const byPath = `${target.ingress}${target.pathPrefix}${name}/`;
@@ -84,8 +86,7 @@ export async function deploy(values: Record<string, unknown> & { _: string[] }):
   try {
     code = await bundleApp(resolve(file));
   } catch (err) {
-    const errors = (err as { errors?: Array<{ text: string; location?: { file: string; line: number; column: number } }> }).errors;
-    const lines = errors?.map((e) => `  ${e.location ? `${e.location.file}:${e.location.line}:${e.location.column}: ` : ''}${e.text}`) ?? [`  ${(err as Error).message}`];
+    const lines = buildErrorLines(err).map((l) => `  ${l}`);
     throw Object.assign(new Error(`${file} does not build; nothing was deployed:\n${lines.join('\n')}`), { code: 'APP_BAD_BUNDLE' });
   }
   process.stderr.write(`bundled ${file} (${(code.length / 1024).toFixed(1)} KiB) in ${Math.round(performance.now() - started)} ms\n`);

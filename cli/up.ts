@@ -1,13 +1,17 @@
 import { intFlag, UsageError, type FlagSpec } from './args.ts';
 import { RTC_BACKENDS, type RtcBackend } from '../ingress/rtc-backend.ts';
-import { mintToken } from '../signaling/index.ts';
+import { mintToken, type AppStore } from '../signaling/index.ts';
+import { control as deployVersion, type ControlTarget } from './app-commands.ts';
+import { parseAppConfig } from '../signaling/app-config.ts';
 import { createLog } from './log.ts';
-import { deployFile, launchHosts, newSecret, onShutdown, redactSpec, signalUrls, startIngress, startSignal } from './parts.ts';
+import { launchHosts, newSecret, onShutdown, redactSpec, signalUrls, startIngress, startSignal } from './parts.ts';
 import { stateDir, writeState } from './state.ts';
 import { iceConfigFromFlags, iceFlags } from './ice-flags.ts';
-import { watch } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import type { AppStore } from '../signaling/index.ts';
+import { createHash } from 'node:crypto';
+import { watch, type FSWatcher } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { bundleAppWithInputs, type AppBundle } from '../browser-host/build/bundle.ts';
+import { buildErrorLines } from './bundle.ts';
 import type { Log } from './log.ts';
 
 export const upFlags = {
@@ -25,7 +29,7 @@ export const upFlags = {
   'max-per-host': { type: 'string', default: '128', help: "requests one operator's host may have in flight" },
   'max-per-volunteer': { type: 'string', default: '16', help: "requests one volunteer's host may have in flight" },
   'base-domain': { type: 'string', default: 'localhost', help: 'apps answer on NAME.<base-domain>' },
-  'no-watch': { type: 'boolean', default: false, help: "with --app: don't redeploy when the app's folder changes" },
+  'no-watch': { type: 'boolean', default: false, help: "with --app: don't redeploy when a file the app is built from changes" },
   quiet: { type: 'boolean', short: 'q', default: false, help: 'log warnings only' },
   'open-join': { type: 'boolean', default: false, help: 'let anyone join as a volunteer host from /join, without an invite' },
   ...iceFlags,
@@ -93,17 +97,21 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
     pid: process.pid,
     updatedAt: new Date().toISOString(),
   });
-  // Local development: the --app module is redeployed whenever its folder changes.
-  const stopWatching = appFile && !values['no-watch'] ? watchApp(appFile, signal.store, sigLog) : () => {};
+  // Local development: the --app module is redeployed whenever a file it is built from changes.
+  // Reloads go through the control API like `dcdn deploy`, so a tab loads each one before it is live.
+  const control = { base: urls.http, token: mintToken(secret, { role: 'operator', sub: 'watch', ttlSeconds: 30 * 24 * 3600 }), pathPrefix: '/@' };
+  const watcher = appFile && !values['no-watch'] ? watchApp(appFile, signal.store, control, createLog('watch', { quiet })) : null;
   let browser: Awaited<ReturnType<typeof launchHosts>> | null = null;
   try {
     if (hosts > 0) browser = await launchHosts({ signalHttp: urls.http, secret, count: hosts, browserPath: values.browser as string | undefined, log: hostLog });
   } catch (err) {
+    await watcher?.stop();
     await ingress.close();
     await signal.server.close();
     throw err;
   }
 
+  await watcher?.ready;
   // Wait until the ingress has a session with every tab, so the printed URL works at once.
   const deadline = Date.now() + 30_000;
   while (ingress.pool.size < hosts && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
@@ -126,7 +134,7 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
   if (ready < hosts) ingLog('warn', 'not every host connected within 30 s; check the log above', { ready, expected: hosts });
 
   await onShutdown(ingLog, async () => {
-    stopWatching();
+    await watcher?.stop();
     await ingress.close();
     await browser?.close();
     await signal.server.close();
@@ -134,20 +142,130 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
   return 0;
 }
 
-/** Redeploys the default app when anything in its folder changes (node_modules aside). */
-function watchApp(file: string, store: AppStore, log: Log): () => void {
+/** How long a burst of file events settles before a rebuild (an editor's save is several). */
+const RELOAD_DEBOUNCE_MS = 100;
+
+/**
+ * Rebuilds the default app when one of the files its bundle was made from changes, and deploys
+ * the result unless it is byte for byte the running version.
+ *
+ * Only the bundle's inputs (esbuild's metafile of the last build) are watched, through their
+ * folders, one non-recursive watch per folder: a big node_modules costs a watch per folder the
+ * bundle actually reads, not one per file in the tree, and editors that save by renaming a temp
+ * file over the original are still seen. The set is re-derived after every build. After a failed
+ * build, files appearing in or leaving those folders trigger a rebuild too (the fix may be a new
+ * module).
+ * A build that fails, or a bundle the control plane would refuse, keeps the running version.
+ */
+function watchApp(file: string, store: AppStore, target: ControlTarget, log: Log): { ready: Promise<void>; stop(): Promise<void> } {
+  const shown = relative(process.cwd(), file) || file;
+  const watchers = new Map<string, FSWatcher>();
+  let inputs = new Set<string>([file]);
+  let failed = false;
+  let stopped = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
-  let running = Promise.resolve();
-  const watcher = watch(dirname(file), { recursive: true }, (_event, changed) => {
-    if (changed && /(^|\/)(node_modules|\.git)(\/|$)/.test(changed)) return;
+  let running: Promise<void> | null = null;
+  let again = false;
+
+  const watchFolders = (files: Iterable<string>) => {
+    const folders = new Set([dirname(file)]);
+    for (const f of files) folders.add(dirname(f));
+    for (const [folder, w] of watchers) {
+      if (folders.has(folder)) continue;
+      w.close();
+      watchers.delete(folder);
+    }
+    for (const folder of folders) {
+      if (watchers.has(folder)) continue;
+      try {
+        const w = watch(folder, (event, name) => {
+          // After a failed build, a file appearing or going may be the fix (a new module, an npm
+          // install); mere writes to other files (a log beside the app) are not.
+          if (name === null || inputs.has(join(folder, name.toString())) || (failed && event === 'rename')) schedule();
+        });
+        // A folder that disappears (a package removed) is dropped; the next build re-adds what is needed.
+        w.on('error', () => {
+          w.close();
+          if (watchers.get(folder) === w) watchers.delete(folder);
+          schedule();
+        });
+        watchers.set(folder, w);
+      } catch {
+        // Gone since the build read it: the rebuild it causes will say what is missing.
+      }
+    }
+  };
+
+  const schedule = () => {
+    if (stopped) return;
     clearTimeout(timer);
     timer = setTimeout(() => {
-      running = running.then(() => deployFile(store, 'default', file, log)).catch((err: Error) => log('warn', 'redeploy failed; the running version stays', { err: err.message.split('\n')[0] }));
-    }, 150);
+      if (running) again = true;
+      else running = rebuild();
+    }, RELOAD_DEBOUNCE_MS);
+  };
+
+  const rebuild = async (): Promise<void> => {
+    try {
+      await reload();
+    } finally {
+      running = null;
+      if (again && !stopped) {
+        again = false;
+        running = rebuild();
+      }
+    }
+  };
+
+  const active = () => store.manifest().find((a) => a.name === 'default');
+
+  let first = true;
+  const reload = async (): Promise<void> => {
+    const quietIfSame = first;
+    first = false;
+    const started = performance.now();
+    let bundle: AppBundle;
+    try {
+      bundle = await bundleAppWithInputs(file);
+    } catch (err) {
+      failed = true;
+      const current = active();
+      log('warn', `build failed: ${current ? `version ${current.version} keeps serving` : 'nothing deployed'}\n${buildErrorLines(err).map((l) => `  ${l}`).join('\n')}`);
+      return;
+    }
+    failed = false;
+    if (stopped) return;
+    inputs = new Set(bundle.inputs);
+    watchFolders(inputs);
+    const sha = createHash('sha256').update(bundle.code).digest('hex');
+    const current = active();
+    const plain = JSON.stringify(parseAppConfig({}));
+    if (current && store.code('default', current.version)?.sha256 === sha && JSON.stringify(current.config) === plain) {
+      if (!quietIfSame) log('info', `${shown} unchanged: version ${current.version} keeps serving`);
+      return;
+    }
+    try {
+      const v = await deployVersion<{ version: number; size: number; check?: { status: string; host?: string } }>(target, 'PUT', '/v1/apps/default', { code: bundle.code, message: `from ${file}` });
+      const checked = v.check?.status === 'ok' ? `loaded on ${v.check.host}` : 'no host checked it';
+      log('info', `reloaded ${shown}: version ${v.version}`, { ms: Math.round(performance.now() - started), kib: Math.round(v.size / 1024), check: checked });
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      log('warn', `reload refused: ${e.code ? `[${e.code}] ` : ''}${e.message}${current ? `; version ${current.version} keeps serving` : ''}`);
+    }
+  };
+
+  // A first build finds the inputs to watch (and deploys the file if it changed since startup).
+  const ready = (running = rebuild()).then(() => {
+    log('info', 'watching the app for changes', { file: shown, files: inputs.size, folders: watchers.size });
   });
-  log('info', 'watching for changes', { dir: dirname(file) });
-  return () => {
-    clearTimeout(timer);
-    watcher.close();
+  return {
+    ready,
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      for (const w of watchers.values()) w.close();
+      watchers.clear();
+      await running;
+    },
   };
 }

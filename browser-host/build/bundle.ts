@@ -1,4 +1,5 @@
-import { build, type Plugin } from 'esbuild';
+import { build, type BuildOptions, type Plugin } from 'esbuild';
+import { isAbsolute, resolve } from 'node:path';
 import { sandboxRuntimePlugin } from '../sandbox/build.ts';
 import { fileURLToPath } from 'node:url';
 
@@ -26,11 +27,40 @@ export { joinPageHtml } from './join-page.ts';
  * the host page imports. Throws with esbuild's messages when the app does not build.
  */
 export async function bundleApp(entry: string = DEMO_APP): Promise<string> {
-  return bundle(entry, { minify: false });
+  return (await bundleAppWithInputs(entry)).code;
+}
+
+/** A bundled app and the files it was built from. */
+export interface AppBundle {
+  /** The ES module `bundleApp` produces. */
+  code: string;
+  /** Absolute paths of every file esbuild read: the entry, its imports, the npm modules used. */
+  inputs: string[];
+}
+
+/**
+ * `bundleApp`, also listing the bundle's inputs (from esbuild's metafile), which `dcdn up --app`
+ * watches for changes.
+ *
+ * @throws esbuild's build failure (its `errors` carry file, line and text) when the app does not build.
+ */
+export async function bundleAppWithInputs(entry: string): Promise<AppBundle> {
+  const absWorkingDir = process.cwd();
+  const result = await build({ ...buildOptions(entry, { minify: false }), metafile: true, absWorkingDir });
+  // Metafile paths are relative to the working directory; plugin namespaces ("ns:path") are not files.
+  const inputs = Object.keys(result.metafile.inputs)
+    .filter((p) => !/^[a-z-]+:/.test(p))
+    .map((p) => (isAbsolute(p) ? p : resolve(absWorkingDir, p)));
+  return { code: result.outputFiles[0]!.text, inputs };
 }
 
 async function bundle(entry: string, opts: { minify: boolean; plugins?: Plugin[] }): Promise<string> {
-  const result = await build({
+  const result = await build(buildOptions(entry, opts));
+  return result.outputFiles[0]!.text;
+}
+
+function buildOptions(entry: string, opts: { minify: boolean; plugins?: Plugin[] }) {
+  return {
     entryPoints: [entry],
     bundle: true,
     write: false,
@@ -42,8 +72,7 @@ async function bundle(entry: string, opts: { minify: boolean; plugins?: Plugin[]
     logLevel: 'silent',
     conditions: ['worker', 'browser'],
     plugins: opts.plugins ?? [],
-  });
-  return result.outputFiles[0]!.text;
+  } satisfies BuildOptions;
 }
 
 /** The host page. Its script and the app come from the same server. */
