@@ -7,7 +7,7 @@ export interface AppRef {
   version: number;
   sha256: string;
   /** How the version is deployed (signaling/app-config.ts); only what a tab needs. */
-  config?: { kv: string[] };
+  config?: { kv: string[]; vars?: Record<string, string> };
 }
 
 export interface AppRegistryOptions {

@@ -128,5 +128,6 @@ async function loadSource(ref: AppRef, token: string): Promise<AppSource> {
     fetch(`${base}/versions/${ref.version}/code`, auth).then((r) => (r.ok ? r.text() : Promise.reject(new Error(`code: HTTP ${r.status}`)))),
     fetch(`${base}/env`, auth).then((r) => (r.ok ? (r.json() as Promise<{ env: Record<string, string> }>) : Promise.reject(new Error(`env: HTTP ${r.status}`)))),
   ]);
-  return { app: ref.name, version: ref.version, code, env: env.env, kv: ref.config?.kv ?? [] };
+  // Plain vars travel with the version (volunteers get them too); secrets only from /env.
+  return { app: ref.name, version: ref.version, code, env: { ...ref.config?.vars, ...env.env }, kv: ref.config?.kv ?? [] };
 }

@@ -90,7 +90,14 @@ export async function deploy(values: Record<string, unknown> & { _: string[] }):
     throw Object.assign(new Error(`${file} does not build; nothing was deployed:\n${lines.join('\n')}`), { code: 'APP_BAD_BUNDLE' });
   }
   process.stderr.write(`bundled ${file} (${(code.length / 1024).toFixed(1)} KiB) in ${Math.round(performance.now() - started)} ms\n`);
+  const vars: Record<string, string> = {};
+  for (const pair of (values.var as string[] | undefined) ?? []) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--var takes NAME=VALUE, got ${JSON.stringify(pair.slice(0, 40))}`);
+    vars[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
   const config = {
+    vars,
     kv: (values.kv as string[] | undefined) ?? [],
     volunteers: values.volunteers === true,
     require: (values.require as string[] | undefined) ?? [],
@@ -104,7 +111,7 @@ export async function deploy(values: Record<string, unknown> & { _: string[] }):
   const check = v.check;
   if (check?.status === 'ok') process.stderr.write(`loaded on host ${check.host} in ${check.ms} ms\n`);
   else if (check?.status === 'skipped') process.stderr.write('warning: no host that can run it is connected, so nobody checked that it loads\n');
-  const notes = [config.kv.length ? `KV: ${config.kv.map((b) => `env.${b}`).join(', ')}` : '', config.volunteers ? 'may run on volunteer hosts' : '', config.require.length ? `requires ${config.require.join(', ')}` : ''].filter(Boolean);
+  const notes = [Object.keys(vars).length ? `vars: ${Object.keys(vars).map((b) => `env.${b}`).join(', ')}` : '', config.kv.length ? `KV: ${config.kv.map((b) => `env.${b}`).join(', ')}` : '', config.volunteers ? 'may run on volunteer hosts' : '', config.require.length ? `requires ${config.require.join(', ')}` : ''].filter(Boolean);
   process.stdout.write(`deployed ${name} version ${v.version}${notes.length ? ` (${notes.join('; ')})` : ''}\n`);
   for (const url of appUrls(target, name)) process.stdout.write(`  ${url}\n`);
   return 0;

@@ -186,7 +186,7 @@ const commands: Record<string, Command> = {
   deploy: {
     positionals: true,
     summary: 'bundle an app (npm imports included) and deploy it as a new version',
-    usage: 'dcdn deploy FILE --name NAME [--kv BINDING]... [--volunteers] [--require webgpu] [--message M] [--skip-check] [--signal URL] [--token T]',
+    usage: 'dcdn deploy FILE --name NAME [--var NAME=VALUE]... [--kv BINDING]... [--volunteers] [--require webgpu] [--message M] [--skip-check] [--signal URL] [--token T]',
     description:
       'Bundles FILE with esbuild (imports resolved from its own folder), uploads it as a new version of\n' +
       'app NAME, has a connected host load it, then makes it live on every host and prints its URLs.\n' +
@@ -196,6 +196,7 @@ const commands: Record<string, Command> = {
     flags: {
       name: { type: 'string', short: 'n', help: 'app name (a DNS label)' },
       message: { type: 'string', short: 'm', help: 'note kept with the version' },
+      var: { type: 'string', multiple: true, help: 'a plain variable, env.NAME (NAME=VALUE, repeatable; not secret: use dcdn secret put for that)' },
       kv: { type: 'string', multiple: true, help: 'a KV binding, env.BINDING (repeatable)' },
       volunteers: { type: 'boolean', default: false, help: 'let volunteer hosts run it (they never get its secrets, cookies or Authorization)' },
       require: { type: 'string', multiple: true, help: 'serve only from hosts with this capability: webgpu (repeatable)' },

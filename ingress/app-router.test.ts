@@ -43,5 +43,5 @@ describe('AppRouter', () => {
 });
 
 function refs(...names: string[]): AppRef[] {
-  return names.map((name) => ({ name, version: 1, sha256: '0'.repeat(64), config: { kv: [], volunteers: false, require: [] } }));
+  return names.map((name) => ({ name, version: 1, sha256: '0'.repeat(64), config: { kv: [], volunteers: false, require: [], vars: {} } }));
 }

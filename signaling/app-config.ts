@@ -8,6 +8,9 @@ export type Capability = (typeof CAPABILITIES)[number];
 export const BINDING_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 /** Most KV bindings one app declares. */
 export const MAX_KV_BINDINGS = 32;
+/** Most plain variables one version carries, and the longest value (UTF-8 bytes). */
+export const MAX_VARS = 32;
+export const MAX_VAR_BYTES = 1024;
 
 /**
  * How one version of an app is deployed, beside its code: part of the version (a rollback
@@ -20,9 +23,14 @@ export interface AppConfig {
   volunteers: boolean;
   /** Only hosts with all of these serve it (`--require webgpu`). */
   require: Capability[];
+  /**
+   * Plain variables, `env.NAME` (`dcdn deploy --var NAME=VALUE`): not secret, so every host
+   * that runs the app gets them, volunteers too; secrets are for what must not leak.
+   */
+  vars: Record<string, string>;
 }
 
-export const DEFAULT_APP_CONFIG: AppConfig = { kv: [], volunteers: false, require: [] };
+export const DEFAULT_APP_CONFIG: AppConfig = { kv: [], volunteers: false, require: [], vars: {} };
 
 /**
  * Checks a config from the wire (deploy request, database) and returns it normalised; missing
@@ -33,7 +41,7 @@ export const DEFAULT_APP_CONFIG: AppConfig = { kv: [], volunteers: false, requir
 export function parseAppConfig(value: unknown): AppConfig {
   if (value === undefined || value === null) return { ...DEFAULT_APP_CONFIG };
   if (typeof value !== 'object' || Array.isArray(value)) throw bad('the config must be an object');
-  const { kv = [], volunteers = false, require = [], ...rest } = value as Record<string, unknown>;
+  const { kv = [], volunteers = false, require = [], vars = {}, ...rest } = value as Record<string, unknown>;
   const extra = Object.keys(rest);
   if (extra.length > 0) throw bad(`unknown config field ${JSON.stringify(extra[0]!.slice(0, 40))}`);
   if (!Array.isArray(kv) || kv.length > MAX_KV_BINDINGS) throw bad(`kv must be a list of at most ${MAX_KV_BINDINGS} binding names`);
@@ -42,7 +50,21 @@ export function parseAppConfig(value: unknown): AppConfig {
   if (typeof volunteers !== 'boolean') throw bad('volunteers must be true or false');
   if (!Array.isArray(require)) throw bad('require must be a list');
   for (const cap of require) if (!CAPABILITIES.includes(cap as Capability)) throw bad(`unknown capability ${JSON.stringify(String(cap).slice(0, 40))}; known: ${CAPABILITIES.join(', ')}`);
-  return { kv: [...(kv as string[])].sort(), volunteers, require: [...new Set(require as Capability[])].sort() };
+  if (typeof vars !== 'object' || vars === null || Array.isArray(vars)) throw bad('vars must be an object of NAME: "value"');
+  const entries = Object.entries(vars as Record<string, unknown>);
+  if (entries.length > MAX_VARS) throw bad(`at most ${MAX_VARS} vars`);
+  const encoder = new TextEncoder();
+  for (const [name, v] of entries) {
+    if (!BINDING_NAME.test(name)) throw bad(`var names are identifiers: ${JSON.stringify(name.slice(0, 70))}`);
+    if (typeof v !== 'string' || encoder.encode(v).byteLength > MAX_VAR_BYTES) throw bad(`var ${name} must be a string of at most ${MAX_VAR_BYTES} bytes`);
+    if ((kv as string[]).includes(name)) throw bad(`${name} is both a var and a KV binding`);
+  }
+  return {
+    kv: [...(kv as string[])].sort(),
+    volunteers,
+    require: [...new Set(require as Capability[])].sort(),
+    vars: Object.fromEntries(entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) as Record<string, string>,
+  };
 }
 
 function bad(message: string): DcdnError {

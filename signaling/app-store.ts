@@ -108,8 +108,8 @@ export class AppStore {
   deploy(name: string, code: string, message = '', options: Partial<AppConfig> = {}): AppVersion {
     checkName(name);
     const config = parseAppConfig(options);
-    const clash = config.kv.find((b) => this.#db.prepare('SELECT 1 FROM secrets WHERE app = ? AND name = ?').get(name, b));
-    if (clash) throw new DcdnError('APP_BAD_CONFIG', `${name} has a secret named ${clash}; a KV binding cannot share its name`);
+    const clash = [...config.kv, ...Object.keys(config.vars)].find((b) => this.#db.prepare('SELECT 1 FROM secrets WHERE app = ? AND name = ?').get(name, b));
+    if (clash) throw new DcdnError('APP_BAD_CONFIG', `${name} has a secret named ${clash}; a KV binding or var cannot share its name`);
     const size = Buffer.byteLength(code);
     if (size === 0 || size > MAX_BUNDLE_BYTES) throw new DcdnError('APP_BAD_BUNDLE', `bundle is ${size} bytes; it must be 1 to ${MAX_BUNDLE_BYTES}`);
     const sha256 = createHash('sha256').update(code).digest('hex');
@@ -147,7 +147,9 @@ export class AppStore {
   putSecret(name: string, secret: string, value: string): void {
     this.#app(name);
     if (!BINDING_NAME.test(secret)) throw new DcdnError('APP_BAD_SECRET', `secret names are identifiers: ${JSON.stringify(secret.slice(0, 70))}`);
-    if (this.manifest().find((a) => a.name === name)?.config.kv.includes(secret)) throw new DcdnError('APP_BAD_SECRET', `${name} has a KV binding named ${secret}; a secret cannot share its name`);
+    const live = this.manifest().find((a) => a.name === name)?.config;
+    if (live?.kv.includes(secret)) throw new DcdnError('APP_BAD_SECRET', `${name} has a KV binding named ${secret}; a secret cannot share its name`);
+    if (live && Object.hasOwn(live.vars, secret)) throw new DcdnError('APP_BAD_SECRET', `${name} has a var named ${secret}; a secret cannot share its name`);
     if (Buffer.byteLength(value) > MAX_SECRET_BYTES) throw new DcdnError('APP_BAD_SECRET', `a secret is at most ${MAX_SECRET_BYTES} bytes`);
     this.#db.prepare('INSERT INTO secrets (app, name, value) VALUES (?, ?, ?) ON CONFLICT(app, name) DO UPDATE SET value = excluded.value').run(name, secret, value);
     this.#db.prepare('UPDATE apps SET updated_at = ? WHERE name = ?').run(new Date().toISOString(), name);

@@ -198,7 +198,7 @@ describe('the control API and volunteers', () => {
     tab.start();
     try {
       await until(() => seen.length > 0);
-      expect(seen[0]!.map((a) => [a.name, a.config])).toEqual([['open', { kv: ['CACHE'], volunteers: true, require: [] }]]);
+      expect(seen[0]!.map((a) => [a.name, a.config])).toEqual([['open', { kv: ['CACHE'], volunteers: true, require: [], vars: {} }]]);
     } finally {
       tab.close();
     }
@@ -211,6 +211,10 @@ describe('the control API and volunteers', () => {
     await call('PUT', '/v1/apps/cfg', { code: hello('x') });
     await call('PUT', '/v1/apps/cfg/secrets/TOKEN', { value: 'v' });
     expect(await call('PUT', '/v1/apps/cfg', { code: hello('y'), config: { kv: ['TOKEN'] } })).toMatchObject({ status: 400, code: 'APP_BAD_CONFIG' });
+    expect(await call('PUT', '/v1/apps/cfg', { code: hello('y'), config: { vars: { TOKEN: 'plain' } } })).toMatchObject({ status: 400, code: 'APP_BAD_CONFIG' });
+    expect(await call('PUT', '/v1/apps/cfg', { code: hello('y'), config: { vars: { 'not-an-id': 'x' } } })).toMatchObject({ status: 400, code: 'APP_BAD_CONFIG' });
+    expect(await call('PUT', '/v1/apps/cfg', { code: hello('y'), config: { vars: { BIG: 'x'.repeat(1025) } } })).toMatchObject({ status: 400, code: 'APP_BAD_CONFIG' });
+    expect(await call('PUT', '/v1/apps/cfg', { code: hello('y'), config: { vars: { C: 'x' }, kv: ['C'] } })).toMatchObject({ status: 400, code: 'APP_BAD_CONFIG' });
     expect((await call('GET', '/v1/apps')).body.apps[0].activeVersion).toBe(1);
   });
 });

@@ -45,6 +45,7 @@ interface Candidate {
   app: string;
   code: string;
   kv: string[];
+  vars: Record<string, string>;
 }
 
 export function registerControlApi(app: FastifyInstance, store: AppStore, secret: string, options: ControlApiOptions = {}): void {
@@ -111,7 +112,7 @@ export function registerControlApi(app: FastifyInstance, store: AppStore, secret
    */
   async function loadOnHost(name: string, code: string, config: AppConfig): Promise<CheckOutcome> {
     const id = randomUUID();
-    candidates.set(id, { app: name, code, kv: config.kv });
+    candidates.set(id, { app: name, code, kv: config.kv, vars: config.vars });
     try {
       const outcome = await options.check!(id, name, config, checkTimeoutMs);
       if (outcome.status === 'failed') throw new DcdnError('APP_LOAD_FAILED', `host ${outcome.host} could not load it: ${outcome.error}`);
@@ -168,7 +169,7 @@ export function registerControlApi(app: FastifyInstance, store: AppStore, secret
     const candidate = candidates.get(req.params.id);
     // Volunteers are never asked to check, and must not see unreleased code.
     if (!candidate || (claims?.role === 'host' && trustFromScope(claims.scope).volunteer)) return sendError(reply, 'APP_NOT_FOUND', 'no such check (it ended)');
-    const env = store.manifest().some((a) => a.name === candidate.app) ? store.secrets(candidate.app) : {};
+    const env = { ...candidate.vars, ...(store.manifest().some((a) => a.name === candidate.app) ? store.secrets(candidate.app) : {}) };
     return reply.header('cache-control', 'no-store').send({ app: candidate.app, code: candidate.code, env, kv: candidate.kv });
   });
 

@@ -138,6 +138,18 @@ describe('deploying apps', () => {
     expect((await get('/@never-loads/')).code).toBe('INGRESS_UNKNOWN_APP');
   }, 40_000);
 
+  it('gives the handler plain vars from --var, kept with the version', async () => {
+    const file = writeApp('vars', "return new Response(`${env.MODE}/${env.REGION}`);");
+    expect((await dcdn('deploy', file, '--name', 'vars', '--var', 'MODE=prod', '--var', 'REGION=eu=west')).stdout).toContain('vars: env.MODE, env.REGION');
+    await untilServed('/@vars/', 'prod/eu=west');
+    await dcdn('deploy', file, '--name', 'vars', '--var', 'MODE=staging');
+    await untilServed('/@vars/', 'staging/undefined');
+    // A rollback restores the earlier version's vars with its code.
+    await dcdn('rollback', 'vars');
+    await untilServed('/@vars/', 'prod/eu=west');
+    expect((await dcdn('deploy', file, '--name', 'vars', '--var', 'NOEQUALS')).stderr).toContain('NAME=VALUE');
+  }, 40_000);
+
   it('lists the hosts serving each app, as the tabs report them', async () => {
     await dcdn('deploy', writeApp('counted', "return new Response('counted');"), '--name', 'counted');
     await untilServed('/@counted/', 'counted');
