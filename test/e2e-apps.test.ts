@@ -104,14 +104,19 @@ describe('deploying apps', () => {
     expect((await get('/', 'nope.localhost')).code).toBe('INGRESS_UNKNOWN_APP');
   }, 30_000);
 
+  /** Deploys `source` as app `name`, expecting a refusal; returns what the CLI printed. */
+  async function refusedDeploy(name: string, source: string): Promise<string> {
+    const file = join(work, `refused-${name}.ts`);
+    writeFileSync(file, source);
+    const r = await dcdn('deploy', file, '--name', name);
+    expect(r.code).toBe(1);
+    return r.stderr;
+  }
+
   it('refuses a bundle that does not build and keeps the running version', async () => {
     await dcdn('deploy', writeApp('stable', "return new Response('stable');"), '--name', 'stable');
     await untilServed('/@stable/', 'stable');
-    const broken = join(work, 'broken.ts');
-    writeFileSync(broken, 'export default { fetch( { return 1 } };');
-    const r = await dcdn('deploy', broken, '--name', 'stable');
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain('APP_BAD_BUNDLE');
+    expect(await refusedDeploy('stable', 'export default { fetch( { return 1 } };')).toContain('APP_BAD_BUNDLE');
     expect((await dcdn('deploy', fixture('npm-app/worker.ts'), '--name', 'Not_A_Name')).stderr).toContain('APP_BAD_NAME');
     expect((await get('/@stable/')).text).toBe('stable');
   }, 30_000);
@@ -119,23 +124,19 @@ describe('deploying apps', () => {
   it('refuses a version that throws while loading in a tab, with the tab’s error, and keeps the running one', async () => {
     await dcdn('deploy', writeApp('loads', "return new Response('loads v1');"), '--name', 'loads');
     await untilServed('/@loads/', 'loads v1');
-    const throwing = join(work, 'throwing.ts');
-    writeFileSync(throwing, "throw new Error('config missing at startup');\nexport default { fetch: () => new Response('never') };\n");
-    const r = await dcdn('deploy', throwing, '--name', 'loads');
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain('APP_LOAD_FAILED');
-    expect(r.stderr).toContain('config missing at startup');
-    const noFetch = join(work, 'nofetch.ts');
-    writeFileSync(noFetch, 'export default { hello: 1 };\n');
-    const r2 = await dcdn('deploy', noFetch, '--name', 'loads');
-    expect(r2.stderr).toContain('APP_LOAD_FAILED');
-    expect(r2.stderr).toMatch(/fetch/);
+    const throwing = "throw new Error('config missing at startup');\nexport default { fetch: () => new Response('never') };\n";
+    const threw = await refusedDeploy('loads', throwing);
+    expect(threw).toContain('APP_LOAD_FAILED');
+    expect(threw).toContain('config missing at startup');
+    const noFetch = await refusedDeploy('loads', 'export default { hello: 1 };\n');
+    expect(noFetch).toContain('APP_LOAD_FAILED');
+    expect(noFetch).toMatch(/fetch/);
     // Neither became a version: the live one is untouched, and a rollback target is not a broken one.
     const listed = JSON.parse((await dcdn('apps', '--json')).stdout) as { apps: Array<{ name: string; activeVersion: number; versions: unknown[] }> };
     expect(listed.apps.find((a) => a.name === 'loads')).toMatchObject({ activeVersion: 1, versions: [{ version: 1 }] });
     expect((await get('/@loads/')).text).toBe('loads v1');
     // A first deploy that cannot load leaves no app behind (the route stays unknown).
-    expect((await dcdn('deploy', throwing, '--name', 'never-loads')).stderr).toContain('APP_LOAD_FAILED');
+    expect(await refusedDeploy('never-loads', throwing)).toContain('APP_LOAD_FAILED');
     expect((await get('/@never-loads/')).code).toBe('INGRESS_UNKNOWN_APP');
   }, 40_000);
 
