@@ -16,16 +16,20 @@ export function parseFlags<S extends FlagSpec>(argv: string[], spec: S): Record<
     const parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
     return { ...(parsed.values as Record<keyof S, string | boolean | undefined>), _: parsed.positionals };
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    const e = err as Error & { code?: string };
+    // Node's own text for this one suggests `--` positionals, which no dcdn command wants.
+    const unknown = e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? /'([^']+)'/.exec(e.message)?.[1] : undefined;
+    throw new UsageError(unknown !== undefined ? `unknown option ${unknown}` : e.message);
   }
 }
 
 /** Renders a command's help: a usage line, a description and the flags with defaults. */
 export function helpText(usage: string, description: string, spec: FlagSpec): string {
-  const rows = Object.entries(spec).map(([name, f]) => {
-    const flag = `${f.short ? `-${f.short}, ` : '    '}--${name}${f.type === 'string' ? ' <value>' : ''}`;
+  const flags = Object.entries(spec).map(([name, f]) => [`${f.short ? `-${f.short}, ` : '    '}--${name}${f.type === 'string' ? ' <value>' : ''}`, f] as const);
+  const width = Math.max(30, ...flags.map(([flag]) => flag.length));
+  const rows = flags.map(([flag, f]) => {
     const def = f.default !== undefined && f.default !== false ? ` (default: ${String(f.default)})` : '';
-    return `  ${flag.padEnd(30)} ${f.help}${def}`;
+    return `  ${flag.padEnd(width)} ${f.help}${def}`;
   });
   return `Usage: ${usage}\n\n${description}\n\nOptions:\n${rows.join('\n')}\n`;
 }

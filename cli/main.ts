@@ -1,13 +1,12 @@
 import { helpText, intFlag, parseFlags, UsageError, type FlagSpec } from './args.ts';
 import { createLog } from './log.ts';
-import { launchHosts, newSecret, onShutdown, signalUrls, startIngress, startSignal } from './parts.ts';
+import { ingressFlags, ingressOptionsFromFlags, launchAllowHosts, launchFlags, launchHosts, newSecret, onShutdown, signalUrls, startIngress, startSignal } from './parts.ts';
 import { up, upDescription, upFlags, upUsage } from './up.ts';
 import { iceConfigFromFlags, iceFlags } from './ice-flags.ts';
 import { apps, controlFlags, deploy, remove, rollback, secret } from './app-commands.ts';
 import { kv, kvDescription, kvFlags, kvUsage } from './kv-command.ts';
 import { hosts, hostsFlags, invite, inviteFlags } from './host-commands.ts';
 import { mintToken } from '../signaling/index.ts';
-import { RTC_BACKENDS, type RtcBackend } from '../ingress/rtc-backend.ts';
 import { join, resolve } from 'node:path';
 import { stateDir } from './state.ts';
 
@@ -50,7 +49,7 @@ const commands: Record<string, Command> = {
         secret = newSecret();
         process.stdout.write(`No secret given; generated one. Give it to ingresses and launchers:\n  DCDN_SECRET=${secret}\n`);
       }
-      const { server } = await startSignal({
+      const { server, url } = await startSignal({
         secret,
         port: intFlag(v.port, 'port'),
         host: String(v.host),
@@ -60,6 +59,7 @@ const commands: Record<string, Command> = {
         openJoin: v['open-join'] === true,
         log,
       });
+      process.stdout.write(`signaling listening on ${url}\n`);
       await onShutdown(log, () => server.close());
       return 0;
     },
@@ -67,49 +67,21 @@ const commands: Record<string, Command> = {
 
   ingress: {
     summary: 'run an ingress alone, joining signaling at URL',
-    usage: 'dcdn ingress --signal URL [--port 8080] [--transport webrtc|websocket] [--rtc werift|node-datachannel] [--secret S | --token T]',
-    description: 'Runs an ingress alone: joins signaling at URL, connects to every host and forwards HTTP to them.',
-    flags: {
-      signal: { type: 'string', short: 's', help: 'signaling address, e.g. http://127.0.0.1:8787' },
-      port: { type: 'string', short: 'p', default: '8080', help: 'HTTP port' },
-      host: { type: 'string', default: '127.0.0.1', help: 'address to listen on' },
-      name: { type: 'string', default: 'ingress', help: 'name in signaling and logs' },
-      transport: { type: 'string', short: 't', default: 'webrtc', help: 'webrtc or websocket' },
-      rtc: { type: 'string', default: 'werift', help: 'WebRTC stack: werift, or node-datachannel (native, optional dependency)' },
-      secret: secretFlag,
-      token: { type: 'string', help: 'an ingress token instead of the secret (else DCDN_TOKEN)' },
-      'head-timeout': { type: 'string', default: '30000', help: 'ms from request end to response head before 504' },
-      'kv-store': { type: 'string', help: "handlers' KV store: sqlite:PATH, redis://HOST:PORT (shared by several ingresses), or none (default: sqlite:$DCDN_HOME/kv.db; env DCDN_KV_STORE)" },
-      'kv-min-ttl': { type: 'string', default: '60', help: 'shortest KV expirationTtl accepted, in seconds' },
-      'max-per-host': { type: 'string', default: '128', help: "requests one operator's host may have in flight" },
-      'max-per-volunteer': { type: 'string', default: '16', help: "requests one volunteer's host may have in flight" },
-      'public-ws': { type: 'string', help: 'base URL hosts dial for the WebSocket transport (default ws://host:port)' },
-      help,
-    },
+    usage: 'dcdn ingress --signal URL [--port 8080] [--host ADDR] [--ice-address ADDR]... [--public-ws URL] [--transport webrtc|websocket] [--secret S | --token T]',
+    description:
+      'Runs an ingress alone: joins signaling at URL, connects to every host and forwards HTTP to them.\n' +
+      'WebRTC is loopback-only unless --ice-address names an address hosts can reach; hosts elsewhere\n' +
+      'also need --host 0.0.0.0 (or that address) and --public-ws for the WebSocket fallback\n' +
+      '(docs/deploy-multi-machine.md). STUN/TURN come from signaling unless --stun/--turn/--ice-lite.',
+    flags: { ...ingressFlags, help },
     async run(v) {
-      if (!v.signal) throw new UsageError('--signal URL is required');
+      const opts = ingressOptionsFromFlags(v);
       const log = createLog('ingress');
-      const transport = String(v.transport);
-      if (transport !== 'webrtc' && transport !== 'websocket') throw new UsageError(`--transport must be webrtc or websocket`);
-      const rtcBackend = String(v.rtc) as RtcBackend;
-      if (!RTC_BACKENDS.includes(rtcBackend)) throw new UsageError(`--rtc must be ${RTC_BACKENDS.join(' or ')}, got ${rtcBackend}`);
-      if (rtcBackend === 'node-datachannel') await (await import('../ingress/ndc-peer.ts')).loadNodeDatachannel();
-      const ingress = await startIngress({
-        signalUrl: signalUrls(String(v.signal)).ws,
-        secret: (v.secret as string | undefined) ?? process.env.DCDN_SECRET,
-        token: (v.token as string | undefined) ?? process.env.DCDN_TOKEN,
-        port: intFlag(v.port, 'port'),
-        host: String(v.host),
-        name: String(v.name),
-        transport,
-        rtcBackend,
-        publicWsBase: v['public-ws'] as string | undefined,
-        proxy: { headTimeoutMs: intFlag(v['head-timeout'], 'head-timeout', 1) },
-        kvStore: (v['kv-store'] as string | undefined) ?? process.env.DCDN_KV_STORE ?? `sqlite:${join(stateDir(), 'kv.db')}`,
-        kvLimits: { minTtlSeconds: intFlag(v['kv-min-ttl'], 'kv-min-ttl', 1) },
-        pool: { maxInFlightPerHost: intFlag(v['max-per-host'], 'max-per-host', 1), maxInFlightPerVolunteer: intFlag(v['max-per-volunteer'], 'max-per-volunteer', 1) },
-        log,
-      });
+      if (opts.rtcBackend === 'node-datachannel') await (await import('../ingress/ndc-peer.ts')).loadNodeDatachannel();
+      const ingress = await startIngress({ ...opts, log });
+      if (opts.publicWsBase === undefined && !/^(127\.|localhost$|::1$|\[::1\]$)/.test(opts.host ?? '127.0.0.1')) {
+        log('warn', 'hosts on other machines dial the WebSocket fallback at this address; give --public-ws with one they can reach', { wsUrl: `${ingress.url.replace(/^http/, 'ws')}/_dcdn/host-ws` });
+      }
       process.stdout.write(`ingress listening on ${ingress.url}\n`);
       await onShutdown(log, () => ingress.close());
       return 0;
@@ -118,33 +90,37 @@ const commands: Record<string, Command> = {
 
   launch: {
     summary: 'launch headless Chromium host tabs that join signaling at URL',
-    usage: 'dcdn launch --signal URL [--count 2] [--secret S | --token T] [--browser PATH]',
-    description: 'Launches headless Chromium with COUNT host tabs that join the network at URL.',
-    flags: {
-      signal: { type: 'string', short: 's', help: 'signaling address, e.g. http://127.0.0.1:8787' },
-      count: { type: 'string', short: 'n', default: '2', help: 'tabs to open' },
-      name: { type: 'string', default: 'tab', help: 'tab name prefix (tabs are PREFIX-1, PREFIX-2, …)' },
-      secret: secretFlag,
-      token: { type: 'string', help: 'a host token instead of the secret (else DCDN_TOKEN)' },
-      browser: { type: 'string', help: 'Chromium/Chrome executable (else DCDN_BROWSER, system paths, puppeteer cache)' },
-      help,
-    },
+    usage: 'dcdn launch --signal URL [--count 2] [--secret S | --token T] [--allow-host NAME]... [--browser PATH]',
+    description:
+      'Launches headless Chromium with COUNT host tabs that join the network at URL. Chromium resolves\n' +
+      'only loopback and the --signal host; list with --allow-host whatever else the tabs must reach.',
+    flags: { ...launchFlags, help },
     async run(v) {
       if (!v.signal) throw new UsageError('--signal URL is required');
       const secret = (v.secret as string | undefined) ?? process.env.DCDN_SECRET;
       const token = (v.token as string | undefined) ?? process.env.DCDN_TOKEN;
       if (!secret && !token) throw new UsageError('--secret or --token is required (or DCDN_SECRET / DCDN_TOKEN)');
+      const count = intFlag(v.count, 'count', 1);
+      let signalHttp: string;
+      try {
+        signalHttp = signalUrls(String(v.signal)).http;
+      } catch {
+        throw new UsageError(`--signal must be a URL such as http://signal.example.net:8787, got ${JSON.stringify(v.signal)}`);
+      }
+      const allowHosts = (v['allow-host'] as string[] | undefined) ?? [];
+      launchAllowHosts(signalHttp, allowHosts); // a bad --allow-host is a usage error before Chromium starts
       const log = createLog('hosts');
       const browser = await launchHosts({
-        signalHttp: signalUrls(String(v.signal)).http,
+        signalHttp,
         secret,
         token,
-        count: intFlag(v.count, 'count', 1),
+        count,
         browserPath: v.browser as string | undefined,
         namePrefix: String(v.name),
+        allowHosts,
         log,
       });
-      process.stdout.write(`${intFlag(v.count, 'count', 1)} host tab(s) running (pid ${browser.pid}); Ctrl-C to stop\n`);
+      process.stdout.write(`${count} host tab(s) running (pid ${browser.pid}); Ctrl-C to stop\n`);
       await onShutdown(log, () => browser.close());
       return 0;
     },

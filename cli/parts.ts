@@ -3,16 +3,22 @@
  * `dcdn signal`, `dcdn ingress` and `dcdn launch` run them apart.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { bundleApp, bundleHostScript, bundleJoinScript, DEMO_APP, hostPageHtml, joinPageHtml } from '../browser-host/build/bundle.ts';
-import { launchBrowser, type LaunchedBrowser } from '../browser-host/launcher/launch.ts';
+import { allowHostPattern, isSecureOrigin, launchBrowser, type LaunchedBrowser } from '../browser-host/launcher/launch.ts';
 import { resolveBrowser } from '../browser-host/launcher/resolve-browser.ts';
 import { createIngress, type Ingress, type IngressOptions } from '../ingress/index.ts';
 import { openKvStore } from '../ingress/kv/index.ts';
 import { BanList } from '../signaling/bans.ts';
 import { parseAppConfig, type AppConfig } from '../signaling/app-config.ts';
 import { AppStore, checkBundle, createSignalingServer, mintToken, SIGNAL_PATH, type IceConfig, type SignalingServer } from '../signaling/index.ts';
+import type { OffererOptions } from '../ingress/offerer.ts';
+import { RTC_BACKENDS, type RtcBackend } from '../ingress/rtc-backend.ts';
+import { intFlag, UsageError, type FlagSpec } from './args.ts';
+import { ingressIceFlags, ingressRtcFromFlags } from './ice-flags.ts';
 import type { Log } from './log.ts';
+import { stateDir } from './state.ts';
 
 /** A fresh signing secret for a network whose parts share one process or one operator. */
 export function newSecret(): string {
@@ -94,13 +100,84 @@ export async function deployFile(store: AppStore, name: string, file: string, lo
   log('info', 'deployed', { app: name, version: v.version, file, kib: Math.round(v.size / 1024) });
 }
 
+/** What {@link startIngress} takes: the ingress's options, with a secret or token and a KV store spec. */
+export type StartIngressOptions = Omit<IngressOptions, 'token' | 'log' | 'kv'> & { secret?: string; token?: string; kvStore?: string; log: Log };
+
+const secretFlag = { type: 'string', help: 'signing secret shared by the network (else DCDN_SECRET)' } as const;
+
+/** `dcdn ingress`'s flags (all but --help). */
+export const ingressFlags = {
+  signal: { type: 'string', short: 's', help: 'signaling address, e.g. http://127.0.0.1:8787' },
+  port: { type: 'string', short: 'p', default: '8080', help: 'HTTP port' },
+  host: { type: 'string', default: '127.0.0.1', help: 'address to listen on (0.0.0.0 for every interface)' },
+  name: { type: 'string', default: 'ingress', help: 'name in signaling and logs' },
+  transport: { type: 'string', short: 't', default: 'webrtc', help: 'webrtc or websocket' },
+  rtc: { type: 'string', default: 'werift', help: 'WebRTC stack: werift, or node-datachannel (native, optional dependency)' },
+  secret: secretFlag,
+  token: { type: 'string', help: 'an ingress token instead of the secret (else DCDN_TOKEN)' },
+  'head-timeout': { type: 'string', default: '30000', help: 'ms from request end to response head before 504' },
+  'shutdown-grace': { type: 'string', default: '10000', help: 'on SIGTERM/SIGINT, ms in-flight requests get to finish before they are cut (a second signal exits at once)' },
+  'kv-store': { type: 'string', help: "handlers' KV store: sqlite:PATH, redis://HOST:PORT (shared by several ingresses), or none (default: sqlite:$DCDN_HOME/kv.db; env DCDN_KV_STORE)" },
+  'kv-min-ttl': { type: 'string', default: '60', help: 'shortest KV expirationTtl accepted, in seconds' },
+  'max-per-host': { type: 'string', default: '128', help: "requests one operator's host may have in flight" },
+  'max-per-volunteer': { type: 'string', default: '16', help: "requests one volunteer's host may have in flight" },
+  'base-domain': { type: 'string', default: 'localhost', help: 'apps answer on NAME.<base-domain> (and on /@NAME/ under any name)' },
+  'public-ws': { type: 'string', help: 'base URL hosts dial for the WebSocket transport and fallback, e.g. wss://ingress.example.net (default ws://<host>:<port>)' },
+  ...ingressIceFlags,
+} satisfies FlagSpec;
+
+/**
+ * Turns `dcdn ingress`'s flags (and DCDN_SECRET, DCDN_TOKEN, DCDN_KV_STORE, DCDN_TURN_SECRET,
+ * DCDN_HOME) into {@link startIngress}'s options. Every bad value is a usage error naming its flag.
+ */
+export function ingressOptionsFromFlags(v: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): Omit<StartIngressOptions, 'log'> & { rtc: OffererOptions } {
+  if (!v.signal) throw new UsageError('--signal URL is required');
+  const transport = String(v.transport ?? 'webrtc');
+  if (transport !== 'webrtc' && transport !== 'websocket') throw new UsageError(`--transport must be webrtc or websocket, got ${transport}`);
+  const rtcBackend = String(v.rtc ?? 'werift') as RtcBackend;
+  if (!RTC_BACKENDS.includes(rtcBackend)) throw new UsageError(`--rtc must be ${RTC_BACKENDS.join(' or ')}, got ${rtcBackend}`);
+  let signalUrl: string;
+  try {
+    signalUrl = signalUrls(String(v.signal)).ws;
+  } catch {
+    throw new UsageError(`--signal must be a URL such as http://signal.example.net:8787, got ${JSON.stringify(v.signal)}`);
+  }
+  const publicWs = v['public-ws'] as string | undefined;
+  if (publicWs !== undefined && !/^wss?:\/\/[^/\s?#]+(\/[^\s?#]*)?$/.test(publicWs)) {
+    throw new UsageError(`--public-ws must be ws://HOST[:PORT][/PATH] or wss://…, got ${JSON.stringify(publicWs)}`);
+  }
+  const baseDomain = String(v['base-domain'] ?? 'localhost');
+  if (!/^[A-Za-z0-9.-]+$/.test(baseDomain)) throw new UsageError(`--base-domain must be a DNS name, got ${JSON.stringify(baseDomain)}`);
+  const name = String(v.name ?? 'ingress');
+  const { rtc, rtcOpenTimeoutMs } = ingressRtcFromFlags(v, name, env);
+  const secret = (v.secret as string | undefined) ?? env.DCDN_SECRET;
+  const token = (v.token as string | undefined) ?? env.DCDN_TOKEN;
+  return {
+    signalUrl,
+    ...(secret !== undefined ? { secret } : {}),
+    ...(token !== undefined ? { token } : {}),
+    port: intFlag(v.port ?? 8080, 'port'),
+    host: String(v.host ?? '127.0.0.1'),
+    name,
+    transport,
+    rtcBackend,
+    rtc,
+    rtcOpenTimeoutMs,
+    ...(publicWs !== undefined ? { publicWsBase: publicWs.replace(/\/$/, '') } : {}),
+    routing: { baseDomain },
+    proxy: { headTimeoutMs: intFlag(v['head-timeout'] ?? 30000, 'head-timeout', 1) },
+    shutdownGraceMs: intFlag(v['shutdown-grace'] ?? 10000, 'shutdown-grace'),
+    kvStore: (v['kv-store'] as string | undefined) ?? env.DCDN_KV_STORE ?? `sqlite:${join(stateDir(env), 'kv.db')}`,
+    kvLimits: { minTtlSeconds: intFlag(v['kv-min-ttl'] ?? 60, 'kv-min-ttl', 1) },
+    pool: { maxInFlightPerHost: intFlag(v['max-per-host'] ?? 128, 'max-per-host', 1), maxInFlightPerVolunteer: intFlag(v['max-per-volunteer'] ?? 16, 'max-per-volunteer', 1) },
+  };
+}
+
 /**
  * Starts an ingress that mints its own tokens from the secret (or uses the given token), with
  * the KV store `kvStore` names (`sqlite:PATH`, `redis://…`; 'none' for no KV).
  */
-export async function startIngress(
-  opts: Omit<IngressOptions, 'token' | 'log' | 'kv'> & { secret?: string; token?: string; kvStore?: string; log: Log },
-): Promise<Ingress> {
+export async function startIngress(opts: StartIngressOptions): Promise<Ingress> {
   const { secret, token, kvStore, ...rest } = opts;
   if (!secret && !token) throw new Error('the ingress needs --secret or --token (or DCDN_SECRET / DCDN_TOKEN)');
   const kv = kvStore && kvStore !== 'none' ? await openKvStore(kvStore) : undefined;
@@ -125,6 +202,36 @@ export function redactSpec(spec: string): string {
   return spec.replace(/(\/\/[^:/@]*:)[^@]*@/, '$1***@');
 }
 
+/** `dcdn launch`'s flags (all but --help). */
+export const launchFlags = {
+  signal: { type: 'string', short: 's', help: 'signaling address, e.g. http://signal.example.net:8787 (Chromium may always resolve its host)' },
+  count: { type: 'string', short: 'n', default: '2', help: 'tabs to open' },
+  name: { type: 'string', default: 'tab', help: 'tab name prefix (tabs are PREFIX-1, PREFIX-2, …)' },
+  secret: secretFlag,
+  token: { type: 'string', help: 'a host token instead of the secret (else DCDN_TOKEN)' },
+  browser: { type: 'string', help: 'Chromium/Chrome executable (else DCDN_BROWSER, system paths, puppeteer cache)' },
+  'allow-host': {
+    type: 'string',
+    multiple: true,
+    help: "another host name or address Chromium may resolve, e.g. each ingress's --public-ws host (WebSocket fallback), STUN/TURN servers named by host, or what apps fetch; globs like *.example.net, * for any (repeatable; default: loopback and the --signal host only)",
+  },
+} satisfies FlagSpec;
+
+/**
+ * The host patterns Chromium may resolve for tabs joining `signalHttp`: the signaling host (its
+ * page, script and WebSocket), then `extra` (names, globs, or URLs whose host is meant).
+ */
+export function launchAllowHosts(signalHttp: string, extra: readonly string[] = []): string[] {
+  const patterns = [signalHttp, ...extra].flatMap((entry) => {
+    try {
+      return allowHostPattern(entry);
+    } catch (err) {
+      throw new UsageError(`--allow-host: ${(err as Error).message}`);
+    }
+  });
+  return [...new Set(patterns)];
+}
+
 /** Launches Chromium with `count` host tabs and detaches puppeteer once they are up. */
 export async function launchHosts(opts: {
   signalHttp: string;
@@ -133,12 +240,22 @@ export async function launchHosts(opts: {
   count: number;
   browserPath?: string;
   namePrefix?: string;
+  /** More hosts Chromium may resolve besides loopback and the signaling host ({@link launchAllowHosts}). */
+  allowHosts?: readonly string[];
   log: Log;
 }): Promise<LaunchedBrowser> {
   const browser = resolveBrowser({ explicitPath: opts.browserPath });
-  opts.log('info', 'launching Chromium', { path: browser.path, found: browser.source, tabs: opts.count });
+  const allowHosts = launchAllowHosts(opts.signalHttp, opts.allowHosts);
+  // The host page needs a secure context; plain http by a name other than loopback is not one.
+  const secureOrigins = isSecureOrigin(opts.signalHttp) ? [] : [new URL(opts.signalHttp).origin];
+  if (secureOrigins.length > 0) {
+    opts.log('warn', 'signaling is plain http on another host: tokens and app code travel unencrypted (serve it over https); treating it as a secure context', { origin: secureOrigins[0] });
+  }
+  opts.log('info', 'launching Chromium', { path: browser.path, found: browser.source, tabs: opts.count, resolves: ['loopback', ...allowHosts].join(',') });
   const launched = await launchBrowser({
     executablePath: browser.path,
+    allowHosts,
+    secureOrigins,
     logger: {
       warn: (fields, message) => opts.log('warn', message, fields),
       error: (fields, message) => opts.log('error', message, fields),

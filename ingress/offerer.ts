@@ -65,11 +65,14 @@ export interface Offerer {
 }
 
 /**
- * The ICE servers an ingress advertising `advertisedAddresses` can use. In loopback-only mode
- * both backends bind their sockets to loopback (and werift ignores STUN answers from anywhere
- * else), so only servers named by a loopback literal or `localhost` are kept: a server elsewhere
- * could only stall gathering, and nothing may leave 127.0.0.0/8 in that mode. Otherwise every
- * server is kept. Names the dropped URLs so the caller can log them.
+ * Which of the ICE servers signaling handed out an ingress advertising `advertisedAddresses`
+ * can use. In loopback-only mode (the default, `['127.0.0.1']`) both backends bind their
+ * sockets to loopback (and werift ignores STUN answers from anywhere else), so only servers
+ * named by a loopback literal or `localhost` are kept: a server elsewhere could only stall
+ * gathering, and nothing may leave 127.0.0.0/8 in that mode. Once any advertised address is
+ * not loopback (`dcdn ingress --ice-address`), every server the operator configured is kept.
+ * Servers given to the ingress itself (`rtc.iceServers`, `dcdn ingress --stun/--turn`) do not
+ * pass through here: they are used as they are. Names the dropped URLs so the caller can log them.
  */
 export function reachableIceServers(servers: IceServer[], advertisedAddresses: string[] = ['127.0.0.1']): { servers: IceServer[]; dropped: string[] } {
   if (!advertisedAddresses.every((a) => a.startsWith('127.') || a === '::1')) return { servers, dropped: [] };

@@ -3,7 +3,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import puppeteer from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildChromiumArgs, launchBrowser, type LaunchedBrowser } from './launch.ts';
+import { allowHostPattern, buildChromiumArgs, isSecureOrigin, launchBrowser, type LaunchedBrowser } from './launch.ts';
 import { resolveBrowser } from './resolve-browser.ts';
 
 // Its own Chromium, not the shared one: this file tests detach() and close() themselves.
@@ -60,6 +60,41 @@ describe('buildChromiumArgs', () => {
     expect(rules(['signal.example.net'])).toMatch(/ , EXCLUDE signal\.example\.net$/);
     expect(rules(['*'])).toBeUndefined();
   });
+
+  it('turns host names, addresses, globs and URLs into allowHosts patterns', () => {
+    expect(allowHostPattern('Signal.Example.NET')).toEqual(['signal.example.net']);
+    expect(allowHostPattern('http://vm:40201')).toEqual(['vm']);
+    expect(allowHostPattern('wss://ingress.example.net/prefix')).toEqual(['ingress.example.net']);
+    expect(allowHostPattern('10.0.0.5:8080')).toEqual(['10.0.0.5']);
+    expect(allowHostPattern('*.example.net')).toEqual(['*.example.net']);
+    expect(allowHostPattern('*')).toEqual(['*']);
+    expect(allowHostPattern('http://[fd00::5]:8787')).toEqual(['fd00::5', '[fd00::5]']);
+    expect(allowHostPattern('localhost.')).toEqual(['localhost.']);
+    // Loopback always resolves: nothing to add.
+    for (const always of ['localhost', 'http://localhost:8787', 'app.localhost', 'http://127.0.0.1:8787', '127.1.2.3', '[::1]', '::1']) {
+      expect(allowHostPattern(always)).toEqual([]);
+    }
+    // Would break (or widen) the comma-separated rule list.
+    for (const bad of ['a b', 'a,b', 'MAP * ~NOTFOUND', 'http://', '']) expect(() => allowHostPattern(bad)).toThrow(TypeError);
+  });
+
+  it('knows which origins are secure contexts without help', () => {
+    for (const secure of ['https://signal.example.net', 'http://127.0.0.1:8787', 'http://localhost:8787', 'http://a.localhost', 'http://localhost.:1', 'http://[::1]:8787']) {
+      expect([secure, isSecureOrigin(secure)]).toEqual([secure, true]);
+    }
+    for (const insecure of ['http://vm:8787', 'http://10.0.0.5:8787', 'http://signal.example.net', 'http://[fd00::5]:1']) {
+      expect([insecure, isSecureOrigin(insecure)]).toEqual([insecure, false]);
+    }
+  });
+
+  it('treats the given plain-http origins as secure contexts, in one flag', () => {
+    const secureFlag = (secureOrigins?: string[]) =>
+      buildChromiumArgs({ headless: true, userDataDir: '/tmp/p', ...(secureOrigins ? { secureOrigins } : {}) }).filter((a) => a.startsWith('--unsafely-treat-insecure-origin-as-secure'));
+    expect(secureFlag()).toEqual([]);
+    expect(secureFlag(['http://vm:40201', 'http://10.0.0.5:8787'])).toEqual(['--unsafely-treat-insecure-origin-as-secure=http://vm:40201,http://10.0.0.5:8787']);
+    expect(() => secureFlag(['http://vm:40201/host'])).toThrow(TypeError);
+    expect(() => secureFlag(['https://a,b'])).toThrow(TypeError);
+  });
 });
 
 describe('launchBrowser', () => {
@@ -95,6 +130,25 @@ describe('launchBrowser', () => {
       ];
       expect(pages).toHaveLength(2);
       await Promise.all(pages.map((p) => p.close()));
+    } finally {
+      server.close();
+    }
+  });
+
+  it('refuses to resolve any other name, even one /etc/hosts maps to loopback', async (ctx) => {
+    // `vm` and the like: only names listed in allowHosts resolve (dcdn launch adds --signal's host).
+    const name = readFileSync('/etc/hosts', 'utf8')
+      .split('\n')
+      .map((line) => line.replace(/#.*/, '').trim().split(/\s+/))
+      .find(([address, ...names]) => address?.startsWith('127.') && names.some((n) => !n.includes('localhost')))
+      ?.slice(1)
+      .find((n) => !n.includes('localhost'));
+    if (!name) return ctx.skip(); // no such name on this machine; test/cli-parts.e2e.test.ts covers `localhost.`
+    const server = createServer((_req, res) => res.end('<script>window.__dcdnReady = true</script>'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      await expect(browser.openTabs(`http://${name}:${port}/`, 1, { timeoutMs: 10_000 })).rejects.toThrow(/ERR_NAME_NOT_RESOLVED/);
     } finally {
       server.close();
     }

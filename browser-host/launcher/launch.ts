@@ -25,9 +25,17 @@ export interface LaunchBrowserOptions {
    * Host names Chromium may resolve, as globs (`signal.example.net`, `*.example.net`), besides
    * `localhost` and loopback literals, which always work. Default none: neither Chromium's own
    * background services nor a page reach past this machine by name. A signaling server named
-   * by host must be listed here; `['*']` lifts the restriction (apps that fetch the internet).
+   * by host or by a non-loopback address must be listed here (see {@link allowHostPattern});
+   * `['*']` lifts the restriction (apps that fetch the internet).
    */
   allowHosts?: readonly string[];
+  /**
+   * Plain-http origins (`http://signal.example.net:8787`) Chromium treats as secure contexts
+   * (`--unsafely-treat-insecure-origin-as-secure`). The host page needs one (it uses
+   * `crypto.randomUUID`, among others): https and loopback origins are secure already, a
+   * signaling server reached over plain http by any other name is not. Default none.
+   */
+  secureOrigins?: readonly string[];
   /** Receives page errors, console errors and crashes. Defaults to `console`. */
   logger?: LauncherLogger;
   /** How long `close()` waits after SIGTERM before SIGKILL. Default 3000 ms. */
@@ -104,6 +112,40 @@ const DCDN_ENABLED_FEATURES: readonly string[] = ['IsolateSandboxedIframes:group
  */
 const ALWAYS_RESOLVABLE: readonly string[] = ['localhost', '*.localhost', '127.*', '::1', '[::1]'];
 
+/**
+ * The `allowHosts` pattern(s) for one entry: a host name, an IP address, a glob
+ * (`*.example.net`, `*` for any) or a URL whose host is meant (`http://signal.example.net:8787`).
+ * An IPv6 address yields both its bare and its bracketed form; loopback, which always resolves,
+ * yields nothing. Throws a TypeError for anything that could not be a host (spaces, commas).
+ */
+export function allowHostPattern(entry: string): string[] {
+  let host = entry.trim().toLowerCase();
+  if (host.includes('://')) {
+    try {
+      host = new URL(host).hostname;
+    } catch {
+      throw new TypeError(`not a URL: ${JSON.stringify(entry)}`);
+    }
+  } else if (/^[^:]+:\d+$/.test(host)) {
+    host = host.replace(/:\d+$/, ''); // name:port
+  }
+  if (!/^(\[[0-9a-f:.]+\]|[0-9a-z*._:-]+)$/.test(host)) throw new TypeError(`not a host name, address or glob: ${JSON.stringify(entry)}`);
+  const bare = host.replace(/^\[(.*)\]$/, '$1');
+  if (bare === 'localhost' || bare.endsWith('.localhost') || /^127\.[0-9.]+$/.test(bare) || bare === '::1') return [];
+  return bare.includes(':') ? [bare, `[${bare}]`] : [bare];
+}
+
+/**
+ * Whether a page at `url` is a secure context without help: https, or http on a loopback
+ * address or a `localhost` name (W3C Secure Contexts, "potentially trustworthy").
+ */
+export function isSecureOrigin(url: string): boolean {
+  const u = new URL(url);
+  if (u.protocol === 'https:' || u.protocol === 'wss:') return true;
+  const host = u.hostname.replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '');
+  return host === 'localhost' || host.endsWith('.localhost') || /^127\.\d+\.\d+\.\d+$/.test(host) || host === '::1';
+}
+
 function hostResolverRules(allowHosts: readonly string[]): string[] {
   if (allowHosts.includes('*')) return [];
   const excluded = [...ALWAYS_RESOLVABLE, ...allowHosts].map((host) => ` , EXCLUDE ${host}`).join('');
@@ -126,10 +168,19 @@ export function buildChromiumArgs(options: {
   headless: boolean;
   userDataDir: string;
   allowHosts?: readonly string[];
+  secureOrigins?: readonly string[];
   extraArgs?: readonly string[];
 }): string[] {
   const defaults = puppeteer.defaultArgs({ headless: options.headless, args: [] });
-  const extra = [...hostResolverRules(options.allowHosts ?? []), ...(options.extraArgs ?? [])];
+  const secure = options.secureOrigins ?? [];
+  for (const origin of secure) {
+    if (!/^http:\/\/[^/\s,]+$/.test(origin)) throw new TypeError(`secureOrigins takes origins such as http://host:port, got ${JSON.stringify(origin)}`);
+  }
+  const extra = [
+    ...hostResolverRules(options.allowHosts ?? []),
+    ...(secure.length > 0 ? [`--unsafely-treat-insecure-origin-as-secure=${secure.join(',')}`] : []),
+    ...(options.extraArgs ?? []),
+  ];
   const disabled = new Set<string>();
   const enabled = new Set<string>();
   const rest: string[] = [];
@@ -177,7 +228,7 @@ export async function launchBrowser(options: LaunchBrowserOptions): Promise<Laun
   const headless = options.headless ?? true;
   const logger = options.logger ?? consoleLogger;
   const userDataDir = await mkdtemp(join(tmpdir(), 'dcdn-chromium-'));
-  const args = buildChromiumArgs({ headless, userDataDir, allowHosts: options.allowHosts ?? [], extraArgs: options.extraArgs ?? [] });
+  const args = buildChromiumArgs({ headless, userDataDir, allowHosts: options.allowHosts ?? [], secureOrigins: options.secureOrigins ?? [], extraArgs: options.extraArgs ?? [] });
   let browser: Browser;
   try {
     browser = await puppeteer.launch({
