@@ -1,5 +1,6 @@
 import { parseLinkSignal, Session, type LinkSignal, type SessionOptions, type TransportKind } from '../protocol/index.ts';
 import { SignalingClient } from '../signaling/client.ts';
+import { randomId } from './random-id.ts';
 import type { AppStatus, CheckMessage } from '../signaling/messages.ts';
 import type { AppRef } from './app-registry.ts';
 import type { AppRunner } from './app-runner.ts';
@@ -78,7 +79,7 @@ export class HostAgent {
 
   constructor(options: HostAgentOptions) {
     this.#opts = options;
-    this.hostId = options.hostId ?? crypto.randomUUID();
+    this.hostId = options.hostId ?? randomId();
     this.#log = options.log ?? (() => {});
     this.#iceTransportPolicy = options.iceTransportPolicy ?? iceTransportPolicyFromUrl(globalThis.location?.search ?? '') ?? 'all';
     const nav = navigator as Navigator & { deviceMemory?: number };

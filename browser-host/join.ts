@@ -10,6 +10,7 @@
  */
 import { bootHost, type BootedHost } from './host-boot.ts';
 import { checkInvite, describeInvite, openJoinToken, type InviteCheck } from './join-invite.ts';
+import { randomId } from './random-id.ts';
 import { RateMeter, statusText, type HostSnapshot } from './join-status.ts';
 
 /** What the page is doing; also `data-state` on `<body>`, for styling and tests. */
@@ -267,10 +268,10 @@ function tabHostId(): string {
   try {
     const kept = sessionStorage.getItem(KEY);
     if (kept && /^[0-9a-f-]{36}$/.test(kept)) return kept;
-    const fresh = crypto.randomUUID();
+    const fresh = randomId();
     sessionStorage.setItem(KEY, fresh);
     return fresh;
   } catch {
-    return crypto.randomUUID(); // storage disabled: a fresh id per load
+    return randomId(); // storage disabled: a fresh id per load
   }
 }
