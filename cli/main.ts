@@ -118,6 +118,7 @@ const commands: Record<string, Command> = {
         browserPath: v.browser as string | undefined,
         namePrefix: String(v.name),
         allowHosts,
+        heapLimitMb: intFlag(v['heap-limit'], 'heap-limit', 64),
         log,
       });
       process.stdout.write(`${count} host tab(s) running (pid ${browser.pid}); Ctrl-C to stop\n`);

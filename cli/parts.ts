@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { bundleApp, bundleHostScript, bundleJoinScript, DEMO_APP, hostPageHtml, joinPageHtml } from '../browser-host/build/bundle.ts';
-import { allowHostPattern, isSecureOrigin, launchBrowser, type LaunchedBrowser } from '../browser-host/launcher/launch.ts';
+import { allowHostPattern, DEFAULT_HEAP_LIMIT_MB, isSecureOrigin, launchBrowser, type LaunchedBrowser } from '../browser-host/launcher/launch.ts';
 import { resolveBrowser } from '../browser-host/launcher/resolve-browser.ts';
 import { createIngress, type Ingress, type IngressOptions } from '../ingress/index.ts';
 import { openKvStore } from '../ingress/kv/index.ts';
@@ -210,6 +210,7 @@ export const launchFlags = {
   secret: secretFlag,
   token: { type: 'string', help: 'a host token instead of the secret (else DCDN_TOKEN)' },
   browser: { type: 'string', help: 'Chromium/Chrome executable (else DCDN_BROWSER, system paths, puppeteer cache)' },
+  'heap-limit': { type: 'string', default: String(DEFAULT_HEAP_LIMIT_MB), help: "JavaScript heap limit per app sandbox (and per tab), in MiB: an app that allocates past it is recycled" },
   'allow-host': {
     type: 'string',
     multiple: true,
@@ -242,6 +243,8 @@ export async function launchHosts(opts: {
   namePrefix?: string;
   /** More hosts Chromium may resolve besides loopback and the signaling host ({@link launchAllowHosts}). */
   allowHosts?: readonly string[];
+  /** Heap limit per isolate in MiB (launch.ts `heapLimitMb`). */
+  heapLimitMb?: number;
   log: Log;
 }): Promise<LaunchedBrowser> {
   const browser = resolveBrowser({ explicitPath: opts.browserPath });
@@ -256,6 +259,7 @@ export async function launchHosts(opts: {
     executablePath: browser.path,
     allowHosts,
     secureOrigins,
+    ...(opts.heapLimitMb !== undefined ? { heapLimitMb: opts.heapLimitMb } : {}),
     logger: {
       warn: (fields, message) => opts.log('warn', message, fields),
       error: (fields, message) => opts.log('error', message, fields),

@@ -13,6 +13,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { bundleAppWithInputs, type AppBundle } from '../browser-host/build/bundle.ts';
 import { buildErrorLines } from './bundle.ts';
 import type { Log } from './log.ts';
+import { DEFAULT_HEAP_LIMIT_MB } from '../browser-host/launcher/launch.ts';
 
 export const upFlags = {
   port: { type: 'string', short: 'p', default: '8080', help: 'HTTP port of the ingress' },
@@ -29,6 +30,7 @@ export const upFlags = {
   'max-per-host': { type: 'string', default: '128', help: "requests one operator's host may have in flight" },
   'max-per-volunteer': { type: 'string', default: '16', help: "requests one volunteer's host may have in flight" },
   'base-domain': { type: 'string', default: 'localhost', help: 'apps answer on NAME.<base-domain>' },
+  'heap-limit': { type: 'string', default: String(DEFAULT_HEAP_LIMIT_MB), help: 'JavaScript heap limit per app sandbox (and per tab), in MiB: an app that allocates past it is recycled' },
   'no-watch': { type: 'boolean', default: false, help: "with --app: don't redeploy when a file the app is built from changes" },
   quiet: { type: 'boolean', short: 'q', default: false, help: 'log warnings only' },
   'open-join': { type: 'boolean', default: false, help: 'let anyone join as a volunteer host from /join, without an invite' },
@@ -103,7 +105,9 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
   const watcher = appFile && !values['no-watch'] ? watchApp(appFile, signal.store, control, createLog('watch', { quiet })) : null;
   let browser: Awaited<ReturnType<typeof launchHosts>> | null = null;
   try {
-    if (hosts > 0) browser = await launchHosts({ signalHttp: urls.http, secret, count: hosts, browserPath: values.browser as string | undefined, log: hostLog });
+    if (hosts > 0) {
+      browser = await launchHosts({ signalHttp: urls.http, secret, count: hosts, browserPath: values.browser as string | undefined, heapLimitMb: intFlag(values['heap-limit'], 'heap-limit', 64), log: hostLog });
+    }
   } catch (err) {
     await watcher?.stop();
     await ingress.close();

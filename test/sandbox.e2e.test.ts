@@ -53,6 +53,11 @@ export default {
         return new Response('slow done');
       case '/loop':
         for (;;) {}
+      case '/allocate': {
+        // Allocates without bound, 8 MB at a time, never yielding: the worker's heap limit ends it.
+        const keep = [];
+        for (;;) keep.push(new Array(1e6).fill(keep.length + 0.5));
+      }
       case '/spin-yielding':
         for (;;) await sleep(0); // answers pings, ignores request.signal
       case '/throw':
@@ -464,6 +469,31 @@ describe('a sandbox whose process dies', () => {
     expect(after.again).toMatchObject({ ok: true, text: 'hello from C' });
     expect(after.stats.recycled).toBe(1);
   });
+});
+
+describe('a handler that allocates without bound', () => {
+  it('fails its requests with HOST_SANDBOX_CRASHED at the heap limit, and another app is not touched', async () => {
+    const page = await openPage();
+    await startApp(page, 'M', { code: APP, env: { NAME: 'M' }, limits: { wallMs: 30_000 } });
+    await startApp(page, 'N', { code: APP, env: { NAME: 'N' }, limits: { wallMs: 30_000 } });
+    const result = await page.evaluate(async () => {
+      const started = performance.now();
+      const hog = window.call('M', '/allocate');
+      // The other app keeps answering while M fills its heap.
+      const during = await window.call('N', '/');
+      const crashed = await hog;
+      const after = { m: await window.call('M', '/'), n: await window.call('N', '/') };
+      return { crashed, during, after, ms: performance.now() - started, stats: { m: window.apps['M']!.stats, n: window.apps['N']!.stats } };
+    });
+    console.log(`[sandbox] unbounded allocation failed after ${Math.round(result.ms)} ms: ${JSON.stringify(result.crashed)}`);
+    expect(result.crashed).toMatchObject({ ok: false, code: 'HOST_SANDBOX_CRASHED' });
+    expect(result.ms).toBeLessThan(20_000);
+    expect(result.during).toMatchObject({ ok: true, text: 'hello from N' });
+    expect(result.after.m).toMatchObject({ ok: true, text: 'hello from M' });
+    expect(result.after.n).toMatchObject({ ok: true, text: 'hello from N' });
+    expect(result.stats.m.recycled).toBe(1);
+    expect(result.stats.n.recycled).toBe(0);
+  }, 40_000);
 });
 
 describe('docs/sandbox.md', () => {

@@ -51,6 +51,14 @@ describe('buildChromiumArgs', () => {
     expect(args).toContain('--user-data-dir=/tmp/p');
   });
 
+  it('caps each isolate\'s heap (each app sandbox), 512 MiB unless told otherwise or given --js-flags', () => {
+    const jsFlags = (opts: { heapLimitMb?: number; extraArgs?: string[] } = {}) => buildChromiumArgs({ headless: true, userDataDir: '/tmp/p', ...opts }).filter((a) => a.startsWith('--js-flags'));
+    expect(jsFlags()).toEqual(['--js-flags=--max-old-space-size=512']);
+    expect(jsFlags({ heapLimitMb: 2048 })).toEqual(['--js-flags=--max-old-space-size=2048']);
+    expect(jsFlags({ extraArgs: ['--js-flags=--expose-gc'] })).toEqual(['--js-flags=--expose-gc']);
+    expect(() => jsFlags({ heapLimitMb: 8 })).toThrow(/at least 64/);
+  });
+
   it('lets Chromium resolve only loopback names unless told otherwise', () => {
     const rules = (allowHosts?: string[]) =>
       buildChromiumArgs({ headless: true, userDataDir: '/tmp/p', ...(allowHosts ? { allowHosts } : {}) }).find((a) =>

@@ -36,6 +36,13 @@ export interface LaunchBrowserOptions {
    * signaling server reached over plain http by any other name is not. Default none.
    */
   secureOrigins?: readonly string[];
+  /**
+   * The JavaScript heap limit of each renderer's isolates (V8 `--max-old-space-size`), so each
+   * app's sandbox (its own process, see DCDN_ENABLED_FEATURES): an app that allocates without
+   * bound dies at this size instead of filling the machine (Chromium's own limit is about 4 GB
+   * per isolate). Default {@link DEFAULT_HEAP_LIMIT_MB}; ignored when `extraArgs` has `--js-flags`.
+   */
+  heapLimitMb?: number;
   /** Receives page errors, console errors and crashes. Defaults to `console`. */
   logger?: LauncherLogger;
   /** How long `close()` waits after SIGTERM before SIGKILL. Default 3000 ms. */
@@ -92,6 +99,9 @@ const DCDN_FLAGS: readonly string[] = [
  * NetworkTimeServiceQuerying fetches clients2.google.com/time at startup even with
  * --disable-background-networking (seen in a net-log of Chromium 156).
  */
+/** Default heap limit per isolate of a host tab's renderers, in MiB (Cloudflare Workers: 128). */
+export const DEFAULT_HEAP_LIMIT_MB = 512;
+
 const DCDN_DISABLED_FEATURES: readonly string[] = ['WebRtcHideLocalIpsWithMdns', 'NetworkTimeServiceQuerying'];
 
 /**
@@ -169,6 +179,7 @@ export function buildChromiumArgs(options: {
   userDataDir: string;
   allowHosts?: readonly string[];
   secureOrigins?: readonly string[];
+  heapLimitMb?: number;
   extraArgs?: readonly string[];
 }): string[] {
   const defaults = puppeteer.defaultArgs({ headless: options.headless, args: [] });
@@ -176,7 +187,11 @@ export function buildChromiumArgs(options: {
   for (const origin of secure) {
     if (!/^http:\/\/[^/\s,]+$/.test(origin)) throw new TypeError(`secureOrigins takes origins such as http://host:port, got ${JSON.stringify(origin)}`);
   }
+  const heapLimitMb = options.heapLimitMb ?? DEFAULT_HEAP_LIMIT_MB;
+  if (!Number.isInteger(heapLimitMb) || heapLimitMb < 64) throw new TypeError(`heapLimitMb must be an integer of at least 64, got ${heapLimitMb}`);
+  const ownJsFlags = (options.extraArgs ?? []).some((a) => a.startsWith('--js-flags'));
   const extra = [
+    ...(ownJsFlags ? [] : [`--js-flags=--max-old-space-size=${heapLimitMb}`]),
     ...hostResolverRules(options.allowHosts ?? []),
     ...(secure.length > 0 ? [`--unsafely-treat-insecure-origin-as-secure=${secure.join(',')}`] : []),
     ...(options.extraArgs ?? []),
@@ -228,7 +243,14 @@ export async function launchBrowser(options: LaunchBrowserOptions): Promise<Laun
   const headless = options.headless ?? true;
   const logger = options.logger ?? consoleLogger;
   const userDataDir = await mkdtemp(join(tmpdir(), 'dcdn-chromium-'));
-  const args = buildChromiumArgs({ headless, userDataDir, allowHosts: options.allowHosts ?? [], secureOrigins: options.secureOrigins ?? [], extraArgs: options.extraArgs ?? [] });
+  const args = buildChromiumArgs({
+    headless,
+    userDataDir,
+    allowHosts: options.allowHosts ?? [],
+    secureOrigins: options.secureOrigins ?? [],
+    extraArgs: options.extraArgs ?? [],
+    ...(options.heapLimitMb !== undefined ? { heapLimitMb: options.heapLimitMb } : {}),
+  });
   let browser: Browser;
   try {
     browser = await puppeteer.launch({
