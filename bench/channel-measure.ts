@@ -13,12 +13,16 @@ import type { TabControl } from './page-server.ts';
  */
 export const SMALL_FRAME: Uint8Array = pack([1, 1, 'GET', 'http://127.0.0.1:8080/items?page=2', ['accept', 'text/plain', 'user-agent', 'dcdn-bench/1', 'x-req', '0123456789ab'], true]);
 
+/** The second echo size issue 3 asks for: a 64 KiB chunk, sent as one message. */
+export const LARGE_FRAME_BYTES = 65536;
+export const LARGE_FRAME: Uint8Array = new Uint8Array(LARGE_FRAME_BYTES).map((_, i) => i & 0xff);
+
 /** Sender pauses above this many queued bytes and resumes at LOW_WATER (as the e2e test does). */
 const HIGH_WATER = 1024 * 1024;
 const LOW_WATER = 256 * 1024;
 
-/** Sends SMALL_FRAME and waits for the tab's echo, `count` times after `warmup` unrecorded ones. */
-export async function roundTrips(channel: Channel, tab: TabControl, id: string, count: number, warmup: number): Promise<number[]> {
+/** Sends `message` (SMALL_FRAME unless told) and waits for the tab's echo, `count` times after `warmup` unrecorded ones. */
+export async function roundTrips(channel: Channel, tab: TabControl, id: string, count: number, warmup: number, message: Uint8Array = SMALL_FRAME): Promise<number[]> {
   await tab.request('echo', id);
   const samples: number[] = [];
   let arrived: () => void = () => {};
@@ -26,7 +30,7 @@ export async function roundTrips(channel: Channel, tab: TabControl, id: string, 
   for (let i = 0; i < warmup + count; i++) {
     const echoed = new Promise<void>((resolve) => (arrived = resolve));
     const t0 = performance.now();
-    channel.send(SMALL_FRAME);
+    channel.send(message);
     await echoed;
     if (i >= warmup) samples.push(performance.now() - t0);
   }

@@ -7,7 +7,7 @@ import { launchBrowser, resolveBrowser, type LaunchedBrowser } from '../browser-
 import { offererFactory } from '../ingress/rtc-backend.ts';
 import type { CandidateSignal } from '../ingress/rtc-peer.ts';
 import type { Channel } from '../protocol/index.ts';
-import { nodeToTab, roundTrips, SMALL_FRAME, tabToNode, tabToTab, type Transfer } from './channel-measure.ts';
+import { LARGE_FRAME, LARGE_FRAME_BYTES, nodeToTab, roundTrips, SMALL_FRAME, tabToNode, tabToTab, type Transfer } from './channel-measure.ts';
 import { onCleanup } from './cleanup.ts';
 import { startPageServer, type PageServer, type TabControl } from './page-server.ts';
 import { progress } from './progress.ts';
@@ -20,6 +20,9 @@ export interface ChannelConfig {
   reps: number;
   rttCount: number;
   rttWarmup: number;
+  /** Round trips of a 64 KiB message (recorded, and unrecorded before them). */
+  rtt64kCount: number;
+  rtt64kWarmup: number;
   /** Bytes per bulk transfer. */
   bulkBytes: number;
   /** Message sizes for bulk transfers; a size above the negotiated maximum is skipped. */
@@ -31,18 +34,20 @@ export interface TransportRuns {
   maxMessageSize?: number;
   setupMs: number[];
   rtt: Array<ReturnType<typeof latencySummary>>;
+  /** Round trips of a 64 KiB message, one summary per repetition (empty when the channel cannot carry it). */
+  rtt64k: Array<ReturnType<typeof latencySummary>>;
   /** By message size: one entry per repetition and direction. */
   bulk: Record<string, { toTab: Transfer[]; toNode: Transfer[] }>;
 }
 
 export interface ChannelResults {
-  config: ChannelConfig & { smallFrameBytes: number };
+  config: ChannelConfig & { smallFrameBytes: number; largeFrameBytes: number };
   transports: Record<NodeTransport, TransportRuns>;
   /** Tab to tab over Chromium's data channel: setup, RTT and MB/s by message size, per repetition. */
-  chromium: { setupMs: number[]; rtt: Array<ReturnType<typeof latencySummary>>; bulk: Record<string, number[]> };
+  chromium: { setupMs: number[]; rtt: Array<ReturnType<typeof latencySummary>>; rtt64k: Array<ReturnType<typeof latencySummary>>; bulk: Record<string, number[]> };
 }
 
-interface Connection {
+export interface Connection {
   channel: Channel;
   setupMs: number;
   close(): Promise<void>;
@@ -73,9 +78,9 @@ async function measure(config: ChannelConfig, server: PageServer, browser: Launc
   await browser.detach();
 
   const results: ChannelResults = {
-    config: { ...config, smallFrameBytes: SMALL_FRAME.byteLength },
-    transports: Object.fromEntries(NODE_TRANSPORTS.map((t) => [t, { setupMs: [], rtt: [], bulk: {} }])) as unknown as Record<NodeTransport, TransportRuns>,
-    chromium: { setupMs: [], rtt: [], bulk: {} },
+    config: { ...config, smallFrameBytes: SMALL_FRAME.byteLength, largeFrameBytes: LARGE_FRAME_BYTES },
+    transports: Object.fromEntries(NODE_TRANSPORTS.map((t) => [t, { setupMs: [], rtt: [], rtt64k: [], bulk: {} }])) as unknown as Record<NodeTransport, TransportRuns>,
+    chromium: { setupMs: [], rtt: [], rtt64k: [], bulk: {} },
   };
   // Module loading is not connection setup: load both stacks before the first measurement.
   await import('../ingress/rtc-peer.ts');
@@ -122,6 +127,11 @@ async function runTransport(config: ChannelConfig, runs: TransportRuns, conn: Co
   const rtt = latencySummary(await roundTrips(conn.channel, tab, id, config.rttCount, config.rttWarmup));
   runs.rtt.push(rtt);
   const line = [`setup ${conn.setupMs.toFixed(0)} ms`, `rtt p50 ${rtt.p50?.toFixed(3)} ms`];
+  if (LARGE_FRAME_BYTES <= conn.channel.maxMessageSize) {
+    const rtt64k = latencySummary(await roundTrips(conn.channel, tab, id, config.rtt64kCount, config.rtt64kWarmup, LARGE_FRAME));
+    runs.rtt64k.push(rtt64k);
+    line.push(`64 KiB rtt p50 ${rtt64k.p50?.toFixed(3)} ms`);
+  }
   for (const size of config.sizes) {
     if (size > conn.channel.maxMessageSize) continue;
     const entry = (runs.bulk[size] ??= { toTab: [], toNode: [] });
@@ -149,6 +159,12 @@ async function runCeiling(config: ChannelConfig, results: ChannelResults, a: Tab
     const rtt = latencySummary(samples as number[]);
     results.chromium.rtt.push(rtt);
     const line: string[] = [`rtt p50 ${rtt.p50?.toFixed(3)} ms`];
+    if (LARGE_FRAME_BYTES <= Number(openA.maxMessageSize)) {
+      const big = await b.request('pingpong', id, { size: LARGE_FRAME_BYTES, count: config.rtt64kCount, warmup: config.rtt64kWarmup }, 120_000);
+      const rtt64k = latencySummary(big.samples as number[]);
+      results.chromium.rtt64k.push(rtt64k);
+      line.push(`64 KiB rtt p50 ${rtt64k.p50?.toFixed(3)} ms`);
+    }
     for (const size of config.sizes) {
       if (size > Number(openA.maxMessageSize)) continue;
       const mbps = await tabToTab(a, b, id, size, config.bulkBytes);
@@ -163,7 +179,7 @@ async function runCeiling(config: ChannelConfig, results: ChannelResults, a: Tab
 }
 
 /** Opens a channel between Node and tab `tab` over `transport`; `setupMs` is start to both ends open. */
-async function connect(transport: NodeTransport, server: PageServer, tab: TabControl, id: string): Promise<Connection> {
+export async function connect(transport: NodeTransport, server: PageServer, tab: TabControl, id: string): Promise<Connection> {
   const t0 = performance.now();
   const pageOpen = tab.next('open', id, 20_000);
   pageOpen.catch(() => undefined);

@@ -16,13 +16,26 @@ export interface TransportFigures {
   rttP50Ms: number | null;
   rttP90Ms: number | null;
   rttP99Ms: number | null;
+  /** Round trip of one 64 KiB message (null when not measured, e.g. a run from before it was). */
+  rtt64kP50Ms: number | null;
+  rtt64kP90Ms: number | null;
+  rtt64kP99Ms: number | null;
   /** By message size. */
   bulk: Record<string, { toTabMbps: number | null; toNodeMbps: number | null; cpuSecondsPerMbToTab: number | null; cpuSecondsPerMbToNode: number | null }>;
 }
 
 export interface ChannelFigures {
   transports: Record<NodeTransport, TransportFigures>;
-  chromium: { setupMsMedian: number | null; rttP50Ms: number | null; rttP90Ms: number | null; rttP99Ms: number | null; bulkMbps: Record<string, number | null> };
+  chromium: {
+    setupMsMedian: number | null;
+    rttP50Ms: number | null;
+    rttP90Ms: number | null;
+    rttP99Ms: number | null;
+    rtt64kP50Ms: number | null;
+    rtt64kP90Ms: number | null;
+    rtt64kP99Ms: number | null;
+    bulkMbps: Record<string, number | null>;
+  };
 }
 
 export interface HttpFigures {
@@ -98,11 +111,16 @@ export function channelFigures(r: ChannelResults): ChannelFigures {
       rttP50Ms: median(runs.rtt.map((x) => x.p50)),
       rttP90Ms: median(runs.rtt.map((x) => x.p90)),
       rttP99Ms: median(runs.rtt.map((x) => x.p99)),
+      // Runs written before the 64 KiB round trip was measured have no `rtt64k`.
+      rtt64kP50Ms: median((runs.rtt64k ?? []).map((x) => x.p50)),
+      rtt64kP90Ms: median((runs.rtt64k ?? []).map((x) => x.p90)),
+      rtt64kP99Ms: median((runs.rtt64k ?? []).map((x) => x.p99)),
       bulk,
     };
   }
   const bulkMbps = Object.fromEntries(Object.entries(r.chromium.bulk).map(([size, xs]) => [size, median(xs)]));
   const rtt = r.chromium.rtt;
+  const rtt64k = r.chromium.rtt64k ?? [];
   return {
     transports,
     chromium: {
@@ -110,6 +128,9 @@ export function channelFigures(r: ChannelResults): ChannelFigures {
       rttP50Ms: median(rtt.map((x) => x.p50)),
       rttP90Ms: median(rtt.map((x) => x.p90)),
       rttP99Ms: median(rtt.map((x) => x.p99)),
+      rtt64kP50Ms: median(rtt64k.map((x) => x.p50)),
+      rtt64kP90Ms: median(rtt64k.map((x) => x.p90)),
+      rtt64kP99Ms: median(rtt64k.map((x) => x.p99)),
       bulkMbps,
     },
   };
@@ -229,22 +250,45 @@ function table(header: string[], rows: string[][]): string {
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
-export function renderChannelTable(c: ChannelFigures, reps: number): string {
+export function renderChannelTable(c: ChannelFigures, reps: number, smallFrameBytes = 106): string {
   const sizes = [...new Set(Object.values(c.transports).flatMap((t) => Object.keys(t.bulk)).concat(Object.keys(c.chromium.bulkMbps)))].sort((a, b) => Number(a) - Number(b));
+  const k = (s: string) => `${Number(s) / 1024}K`;
   const label: Record<NodeTransport, string> = { werift: 'werift', 'node-datachannel': 'node-datachannel', websocket: 'WebSocket' };
-  const header = ['channel (one tab)', 'setup ms', 'rtt p50', 'p90', 'p99', ...sizes.flatMap((s) => [`→tab ${Number(s) / 1024}K`, `←tab ${Number(s) / 1024}K`]), `CPU s/MB ${Number(SUMMARY_MESSAGE_SIZE) / 1024}K`];
   const notes: string[] = [];
-  const rows = NODE_TRANSPORTS.map((t) => {
-    const x = c.transports[t];
-    if (x.skipped) {
-      notes.push(`${label[t]} skipped: ${x.skipped}`);
-      return [`${label[t]} (skipped)`, ...header.slice(1).map(() => '-')];
-    }
-    const cpu = bothWays(x.bulk[SUMMARY_MESSAGE_SIZE]?.cpuSecondsPerMbToTab, x.bulk[SUMMARY_MESSAGE_SIZE]?.cpuSecondsPerMbToNode);
-    return [label[t], f(x.setupMsMedian, 0), f(x.rttP50Ms, 3), f(x.rttP90Ms, 3), f(x.rttP99Ms, 3), ...sizes.flatMap((s) => [f(x.bulk[s]?.toTabMbps), f(x.bulk[s]?.toNodeMbps)]), f(cpu, 4)];
+  const live = NODE_TRANSPORTS.filter((t) => {
+    if (c.transports[t].skipped) notes.push(`${label[t]} skipped: ${c.transports[t].skipped}`);
+    return !c.transports[t].skipped;
   });
-  rows.push(['Chromium tab→tab', f(c.chromium.setupMsMedian, 0), f(c.chromium.rttP50Ms, 3), f(c.chromium.rttP90Ms, 3), f(c.chromium.rttP99Ms, 3), ...sizes.flatMap((s) => [f(c.chromium.bulkMbps[s]), '']), '']);
-  return `Channel level: medians of ${reps} repetitions; MB/s (10^6 bytes) each way; RTT of a ~100-byte frame in ms\n${table(header, rows)}${notes.map((n) => `\n${n}`).join('')}`;
+  const skippedRow = (t: NodeTransport, columns: number) => [`${label[t]} (skipped)`, ...Array.from({ length: columns - 1 }, () => '-')];
+
+  // Latency: setup, then the round trip of a small frame and of a 64 KiB message.
+  const latencyHeader = ['channel (one tab)', 'setup ms', 'rtt p50', 'p90', 'p99', '64K rtt p50', 'p90', 'p99'];
+  const latencyRows = NODE_TRANSPORTS.map((t) => {
+    const x = c.transports[t];
+    if (!live.includes(t)) return skippedRow(t, latencyHeader.length);
+    return [label[t], f(x.setupMsMedian, 0), f(x.rttP50Ms, 3), f(x.rttP90Ms, 3), f(x.rttP99Ms, 3), f(x.rtt64kP50Ms, 3), f(x.rtt64kP90Ms, 3), f(x.rtt64kP99Ms, 3)];
+  });
+  const ch = c.chromium;
+  latencyRows.push(['Chromium tab→tab', f(ch.setupMsMedian, 0), f(ch.rttP50Ms, 3), f(ch.rttP90Ms, 3), f(ch.rttP99Ms, 3), f(ch.rtt64kP50Ms, 3), f(ch.rtt64kP90Ms, 3), f(ch.rtt64kP99Ms, 3)]);
+
+  // Throughput each way by message size, and Node's CPU per MB (mean of the two directions).
+  const bulkHeader = ['channel (one tab)', ...sizes.flatMap((s) => [`→tab ${k(s)}`, `←tab ${k(s)}`]), ...sizes.map((s) => `CPU s/MB ${k(s)}`)];
+  const bulkRows = NODE_TRANSPORTS.map((t) => {
+    const x = c.transports[t];
+    if (!live.includes(t)) return skippedRow(t, bulkHeader.length);
+    return [
+      label[t],
+      ...sizes.flatMap((s) => [f(x.bulk[s]?.toTabMbps), f(x.bulk[s]?.toNodeMbps)]),
+      ...sizes.map((s) => f(bothWays(x.bulk[s]?.cpuSecondsPerMbToTab, x.bulk[s]?.cpuSecondsPerMbToNode), 4)),
+    ];
+  });
+  bulkRows.push(['Chromium tab→tab', ...sizes.flatMap((s) => [f(ch.bulkMbps[s]), '']), ...sizes.map(() => '')]);
+
+  return (
+    `Channel level: medians of ${reps} repetitions; round trips in ms (a ${smallFrameBytes}-byte frame, and one 64 KiB message)\n${table(latencyHeader, latencyRows)}\n\n` +
+    `MB/s (10^6 bytes) each way by message size; Node CPU seconds per MB (user + system, mean of both directions)\n${table(bulkHeader, bulkRows)}` +
+    notes.map((n) => `\n${n}`).join('')
+  );
 }
 
 export function renderHttpTable(h: Record<string, HttpFigures>, reps: number): string {

@@ -26,9 +26,10 @@ type Section = (typeof SECTIONS)[number];
 const HELP = `Usage: ${benchUsage}
 
 Measures, side by side in one run on this machine, with medians over repetitions:
-  channel  one tab, echo in the page: RTT p50/p90/p99 of a ~100-byte frame, throughput each
-           way (64 KiB and 256 KiB messages), setup time and Node CPU per MB, over werift,
-           node-datachannel and WebSocket; and Chromium's own tab-to-tab data-channel ceiling
+  channel  one tab, echo in the page: RTT p50/p90/p99 of a ~100-byte frame and of a 64 KiB
+           message, throughput each way (64 KiB and 256 KiB messages), setup time and Node CPU
+           per MB, over werift, node-datachannel and WebSocket; and Chromium's own tab-to-tab
+           data channel (the ceiling) measured the same way
   http     autocannon at 1 and 50 connections (hello world), 10 MiB download and upload, for
            plain Node, workerd and dcdn over werift / node-datachannel / WebSocket (1 and 2 tabs)
   memory   ingress RSS growth while a large body streams through dcdn over werift
@@ -37,7 +38,7 @@ Measures, side by side in one run on this machine, with medians over repetitions
            SQLite and Redis side by side, next to a no-op HTTP request's round trip
 
 Options:
-  --quick          short run (about 4 minutes): fewer repetitions, smaller transfers
+  --quick          short run (about 3 minutes): fewer repetitions, smaller transfers
   --json FILE      raw figures (default bench/results/latest.json); the SVG goes beside it
   --only SECTION   run one section: channel, http, memory or kv
   --profile DIR    run the dcdn ingress children under node --cpu-prof, profiles into DIR
@@ -51,13 +52,13 @@ or on Ctrl-C.
 const MiB = 1024 * 1024;
 const CONFIGS = {
   quick: {
-    channel: { reps: 3, rttCount: 500, rttWarmup: 100, bulkBytes: 8 * MiB, sizes: [65536, 262144] },
+    channel: { reps: 3, rttCount: 500, rttWarmup: 100, rtt64kCount: 60, rtt64kWarmup: 10, bulkBytes: 8 * MiB, sizes: [65536, 262144] },
     http: { reps: 3, seconds: 1, transferBytes: 10 * MiB, transfersPerRep: 1 },
     memoryBytes: 128 * MiB,
     kv: { reps: 3, ops: 200, warmup: 50, sizes: [100, 65536], listOps: 100, listLimit: 100 },
   },
   full: {
-    channel: { reps: 5, rttCount: 2000, rttWarmup: 200, bulkBytes: 32 * MiB, sizes: [65536, 262144] },
+    channel: { reps: 5, rttCount: 2000, rttWarmup: 200, rtt64kCount: 200, rtt64kWarmup: 20, bulkBytes: 32 * MiB, sizes: [65536, 262144] },
     http: { reps: 5, seconds: 3, transferBytes: 10 * MiB, transfersPerRep: 2 },
     memoryBytes: 1024 * MiB,
     kv: { reps: 5, ops: 1000, warmup: 100, sizes: [100, 65536], listOps: 300, listLimit: 100 },
@@ -168,7 +169,7 @@ export async function runBench(argv: string[]): Promise<number> {
     await writeFile(svgPath, renderSvg('dcdn bench', subtitle, channelFig, httpFig));
 
     const out: string[] = [''];
-    if (channelFig) out.push(renderChannelTable(channelFig, config.channel.reps), '');
+    if (channelFig) out.push(renderChannelTable(channelFig, config.channel.reps, channel?.config.smallFrameBytes), '');
     if (httpFig) out.push(renderHttpTable(httpFig, config.http.reps), '');
     if (kvFig) out.push(renderKvTable(kvFig, config.kv.reps), '');
     out.push(renderTargets(targets, memory), '');

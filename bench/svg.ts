@@ -45,6 +45,17 @@ export function renderSvg(title: string, subtitle: string, channel?: ChannelFigu
       .map(([k, t]) => ({ label: names[k as keyof typeof names], bars: [{ series: 'Node → tab', value: t.bulk[size]?.toTabMbps ?? null }, { series: 'tab → Node', value: t.bulk[size]?.toNodeMbps ?? null }] }));
     groups.push({ label: 'Chromium tab → tab (ceiling)', bars: [{ series: 'tab → tab', value: channel.chromium.bulkMbps[size] ?? null }] });
     panels.push({ title: `Channel level, one tab, ${Number(size) / 1024} KiB messages, MB/s`, unit: 'MB/s', groups });
+    // Round trips, when the run measured the 64 KiB one too (older runs have only the small frame).
+    const rttGroups: Group[] = Object.entries(channel.transports)
+      .filter(([, t]) => !t.skipped)
+      .map(([k, t]) => ({ label: names[k as keyof typeof names], bars: [{ series: 'small frame', value: t.rttP50Ms }, { series: '64 KiB', value: t.rtt64kP50Ms ?? null }] }));
+    rttGroups.push({ label: 'Chromium tab → tab', bars: [{ series: 'small frame', value: channel.chromium.rttP50Ms }, { series: '64 KiB', value: channel.chromium.rtt64kP50Ms ?? null }] });
+    const has64k = rttGroups.some((g) => g.bars[1]!.value !== null);
+    panels.push({
+      title: has64k ? 'Channel level, round trip p50, ms (a ~100-byte frame; one 64 KiB message)' : 'Channel level, round trip p50 of a ~100-byte frame, ms',
+      unit: 'ms',
+      groups: has64k ? rttGroups : rttGroups.map((g) => ({ ...g, bars: g.bars.slice(0, 1) })),
+    });
   }
 
   const parts: string[] = [];
