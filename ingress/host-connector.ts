@@ -66,6 +66,19 @@ export const CONNECTOR_DEFAULTS = {
 
 type Log = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 
+/**
+ * Session-ending codes that mean the host broke the protocol (rather than went away): the host
+ * is penalised in the pool, and its reconnect back-off is not reset when it comes back.
+ */
+const HOST_FAULTS: ReadonlySet<string> = new Set([
+  'PROTO_DECODE',
+  'PROTO_FRAME_INVALID',
+  'PROTO_MESSAGE_TOO_LARGE',
+  'PROTO_STREAM_STATE',
+  'PROTO_FLOW_CONTROL',
+  'PROTO_VERSION',
+]);
+
 /** One host as the connector knows it, across signaling reconnects. */
 interface HostLink {
   hostId: string;
@@ -320,7 +333,8 @@ export class HostConnector {
       if (link.session !== session) return;
       link.session = null;
       if (this.#closed) return;
-      this.#log('warn', 'host session closed', { host: link.name, transport, code: err.code, reason: err.message });
+      const penaltyMs = HOST_FAULTS.has(err.code) ? this.#pool.reportSessionFault(link.hostId) : undefined;
+      this.#log('warn', 'host session closed', { host: link.name, transport, code: err.code, reason: err.message, penaltyMs });
       if (!link.peerId) {
         this.#links.delete(link.hostId);
         return;
@@ -336,7 +350,9 @@ export class HostConnector {
         if (rtc === 'werift') await session.ping().then(() => Promise.all([session.ping(), session.ping()])).catch(() => {});
         if (session.isClosed) return;
         previous?.close();
-        link.failures = 0;
+        // A host whose sessions keep ending in protocol faults keeps its growing reconnect
+        // back-off until the pool has forgiven it (its penalty level decays to 0).
+        if (this.#pool.standing(link.hostId).level === 0) link.failures = 0;
         this.#pool.add({ id: link.hostId, name: link.name, session, transport, rtc, info: link.info, traits: link.traits });
         this.#log('info', 'host ready', { host: link.name, transport, rtc: rtc ?? undefined, agent: session.peerAgent });
       },

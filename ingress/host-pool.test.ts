@@ -50,6 +50,57 @@ describe('HostPool', () => {
     expect(p.pick(new Set(), 10)).toMatchObject({ host: { id: 'h0' } });
   });
 
+  it("keeps a host's record across sessions: a reconnect is not a clean slate", () => {
+    const p = pool(2, { failureThreshold: 2, penaltyBaseMs: 100 });
+    p.reportFailure(p.get('h0')!, 0);
+    expect(p.reportFailure(p.get('h0')!, 0)).toBe(100);
+    p.remove('h0');
+    const again = p.add({ id: 'h0', name: 'h0', session: session(), transport: 'webrtc', info: {} });
+    expect(again.penalisedUntil).toBe(100);
+    expect(again.consecutiveFailures).toBe(2);
+    expect(p.pick(new Set(), 50)).toMatchObject({ host: { id: 'h1' } });
+    // The next penalty doubles, on the new session too.
+    expect(p.reportFailure(again, 200)).toBe(200);
+    expect(p.standing('h0', 200)).toEqual({ failures: 3, level: 2, penalisedUntil: 400 });
+  });
+
+  it('penalises a session fault at once and doubles it each time, up to the cap', () => {
+    const p = pool(1, { failureThreshold: 3, penaltyBaseMs: 100, penaltyMaxMs: 350 });
+    expect([0, 1, 2, 3].map((i) => p.reportSessionFault('h0', i * 1000))).toEqual([100, 200, 350, 350]);
+    // A host id not connected right now has a record too (its session was just closed).
+    expect(p.reportSessionFault('gone', 0)).toBe(100);
+    expect(p.standing('gone', 0).level).toBe(1);
+  });
+
+  it('forgives one penalty level per penaltyDecayMs without a failure; a success lifts the penalty but not the level', () => {
+    const p = pool(1, { failureThreshold: 1, penaltyBaseMs: 100, penaltyDecayMs: 1000 });
+    const h0 = p.get('h0')!;
+    p.reportFailure(h0, 0);
+    p.reportFailure(h0, 0);
+    p.reportFailure(h0, 0);
+    expect(p.standing('h0', 0).level).toBe(3);
+    p.reportSuccess(h0);
+    expect(h0.penalisedUntil).toBe(0);
+    expect(p.standing('h0', 500).level).toBe(3);
+    expect(p.reportFailure(h0, 500)).toBe(800); // level 3: 100 * 2^3
+    expect(p.standing('h0', 2500).level).toBe(2); // two decay steps since the last penalty at 500
+    expect(p.standing('h0', 10_000).level).toBe(0);
+    expect(p.reportFailure(h0, 10_000)).toBe(100);
+  });
+
+  it('when every host is penalised, uses the least penalised one with room', () => {
+    const p = pool(3, { failureThreshold: 1, penaltyBaseMs: 100, maxInFlightPerHost: 1 });
+    p.reportFailure(p.get('h0')!, 0); // until 100
+    p.reportFailure(p.get('h1')!, 0);
+    p.reportFailure(p.get('h1')!, 0); // until 200
+    p.reportFailure(p.get('h2')!, 0);
+    p.reportFailure(p.get('h2')!, 0);
+    p.reportFailure(p.get('h2')!, 0); // until 400
+    for (let i = 0; i < 3; i++) expect(p.pick(new Set(), 50)).toMatchObject({ host: { id: 'h0' } });
+    p.get('h0')!.inFlight = 1;
+    expect(p.pick(new Set(), 50)).toMatchObject({ host: { id: 'h1' } });
+  });
+
   it('skips drained hosts and those the request may not go to, and holds volunteers to their own limit', () => {
     const p = new HostPool({ maxInFlightPerHost: 10, maxInFlightPerVolunteer: 2 });
     const volunteer = { volunteer: true, apps: null, capabilities: [], draining: false };

@@ -1,3 +1,4 @@
+import { BlockList, isIP } from 'node:net';
 import type { HeaderList } from '../protocol/index.ts';
 
 /**
@@ -25,9 +26,50 @@ const BAD_VALUE = /[\0\r\n]/;
 
 /** Who may set X-Forwarded-* for the ingress: addresses of proxies in front of it. */
 export interface ForwardingPolicy {
-  trustedProxies: ReadonlySet<string>;
+  /** Whether the socket peer `address` is a proxy whose X-Forwarded-* headers are believed. */
+  isTrustedProxy: (address: string) => boolean;
   /** `http` or `https`, as the ingress itself is reached. */
   protocol: string;
+}
+
+/**
+ * Turns a list of trusted proxies into a matcher. Entries are addresses (`10.0.0.7`, `::1`) or
+ * CIDR ranges (`10.0.0.0/8`, `fd00::/8`); an IPv4 peer reaching a dual-stack socket as
+ * `::ffff:10.0.0.7` matches its IPv4 entry. A malformed entry throws, so a typo in the
+ * configuration is found at startup rather than by trusting nobody.
+ *
+ * @example
+ * ```ts
+ * const trusted = trustedProxyMatcher(['127.0.0.1', '10.0.0.0/8']);
+ * trusted('10.1.2.3'); // true
+ * ```
+ */
+export function trustedProxyMatcher(entries: readonly string[]): (address: string) => boolean {
+  if (entries.length === 0) return () => false;
+  const list = new BlockList();
+  for (const entry of entries) {
+    const [address = '', bits, extra] = entry.trim().split('/');
+    const family = isIP(address);
+    const prefix = bits === undefined ? undefined : Number(bits);
+    const max = family === 4 ? 32 : 128;
+    if (family === 0 || extra !== undefined || (prefix !== undefined && !(Number.isInteger(prefix) && prefix >= 0 && prefix <= max && /^\d+$/.test(bits!)))) {
+      throw new Error(`trusted proxy ${JSON.stringify(entry)} is not an IP address or CIDR range`);
+    }
+    const type = family === 4 ? 'ipv4' : 'ipv6';
+    if (prefix === undefined) list.addAddress(address, type);
+    else list.addSubnet(address, prefix, type);
+  }
+  return (address) => {
+    const plain = unmapIPv4(address);
+    const family = isIP(plain);
+    return family !== 0 && list.check(plain, family === 4 ? 'ipv4' : 'ipv6');
+  };
+}
+
+/** `::ffff:1.2.3.4` (an IPv4 peer on a dual-stack socket) as `1.2.3.4`; anything else as it is. */
+function unmapIPv4(address: string): string {
+  const m = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address);
+  return m ? m[1]! : address;
 }
 
 /**
@@ -37,7 +79,7 @@ export interface ForwardingPolicy {
  */
 export function forwardRequestHeaders(rawHeaders: readonly string[], remoteAddress: string, policy: ForwardingPolicy): HeaderList {
   const named = connectionTokens(rawHeaders);
-  const trusted = policy.trustedProxies.has(remoteAddress);
+  const trusted = remoteAddress !== '' && policy.isTrustedProxy(remoteAddress);
   const out: HeaderList = [];
   let xff: string | undefined;
   let xfProto: string | undefined;
@@ -63,7 +105,8 @@ export function forwardRequestHeaders(rawHeaders: readonly string[], remoteAddre
     if ((name === 'forwarded' || name === 'x-forwarded-prefix') && !trusted) continue;
     out.push([name, value]);
   }
-  out.push(['x-forwarded-for', xff ? `${xff}, ${remoteAddress}` : remoteAddress]);
+  const peer = unmapIPv4(remoteAddress);
+  out.push(['x-forwarded-for', xff ? `${xff}, ${peer}` : peer]);
   out.push(['x-forwarded-proto', xfProto ?? policy.protocol]);
   if (xfHost ?? host) out.push(['x-forwarded-host', xfHost ?? host]);
   return out;

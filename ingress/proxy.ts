@@ -12,6 +12,15 @@ export interface ProxyOptions {
   headTimeoutMs: number;
   /** Longest pause in a request or response body. Default 60000 ms. */
   idleTimeoutMs: number;
+  /**
+   * Slowest request body accepted, averaged over the time the ingress spent waiting for the
+   * client (time the host held the upload back does not count). Checked once
+   * `bodyRateGraceMs` of waiting has passed; a slower upload is answered 408
+   * INGRESS_REQUEST_TIMEOUT and its stream cancelled. 0 turns the check off. Default 1024.
+   */
+  minBodyBytesPerSecond: number;
+  /** Waiting time a request body gets before `minBodyBytesPerSecond` applies. Default 10000 ms. */
+  bodyRateGraceMs: number;
   /** Largest request body. Default 100 MiB. */
   maxBodyBytes: number;
   /** Longest request target (path and query). Default 8192. */
@@ -27,11 +36,21 @@ export interface ProxyOptions {
 export const PROXY_DEFAULTS: Omit<ProxyOptions, 'forwarding' | 'router'> = {
   headTimeoutMs: 30_000,
   idleTimeoutMs: 60_000,
+  minBodyBytesPerSecond: 1024,
+  bodyRateGraceMs: 10_000,
   maxBodyBytes: 100 * 1024 * 1024,
   maxUrlLength: 8192,
   maxHeaderBytes: 16 * 1024,
   retryIdempotent: true,
 };
+
+/**
+ * Methods the ingress answers itself with 501 INGRESS_NOT_IMPLEMENTED instead of forwarding:
+ * a Web `Request` can't be built with them (the host could not run them), and TRACE through a
+ * proxy reflects credentials back to scripts (cross-site tracing). CONNECT never gets here:
+ * server.ts answers it on Node's `connect` event.
+ */
+const REFUSED_METHODS = new Set(['TRACE', 'TRACK', 'CONNECT']);
 
 /** Codes a host may send that mean "not served here; another host may do it". */
 const HOST_REFUSALS = new Set(['PROTO_TOO_MANY_STREAMS', 'HOST_OVERLOADED', 'HOST_NO_APP', 'HOST_SANDBOX_RECYCLED', 'HOST_SANDBOX_CLOSED']);
@@ -46,9 +65,12 @@ export interface ProxyEvents {
  * Forwards one HTTP request to a host and streams the answer back.
  *
  * Status mapping (the only place it happens, via `sendError`):
- * 400/413/414/431 are decided before any host is contacted; 503 when no host can take it;
+ * 400/413/414/431/501 from the request head are decided before any host is contacted; 413 for
+ * a chunked body past the limit and 408 for a body that stalls or trickles are decided while
+ * the body streams to the host, whose stream is then cancelled; 503 when no host can take it;
  * 504 when the head does not come in time; 502 when the host answers badly or goes away before
  * the head. After the head the status can't change, so a failure cuts the connection.
+ * See docs/ingress.md.
  */
 export class ProxyRequest {
   readonly #req: IncomingMessage;
@@ -65,6 +87,9 @@ export class ProxyRequest {
   #stream: Stream | null = null;
   #headTimer: ReturnType<typeof setTimeout> | undefined;
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The request body's timers: they outlive the exchange while the rest of the body drains. */
+  #bodyIdleTimer: ReturnType<typeof setTimeout> | undefined;
+  #rateTimer: ReturnType<typeof setTimeout> | undefined;
   /** The host whose in-flight count this request holds, if any. */
   #counted: HostConnection | null = null;
   #lastHost: string | undefined;
@@ -112,11 +137,17 @@ export class ProxyRequest {
   #validate(): [ErrorCode, string] | null {
     const req = this.#req;
     const target = req.url ?? '';
+    if (req.httpVersionMajor !== 1) return ['INGRESS_BAD_REQUEST', `HTTP/${req.httpVersion} is not spoken here: use HTTP/1.1`];
     if (target.length > this.#opts.maxUrlLength) return ['INGRESS_URL_TOO_LONG', `the URL is longer than ${this.#opts.maxUrlLength} bytes`];
     if (!target.startsWith('/')) return ['INGRESS_BAD_REQUEST', 'only origin-form request targets (/path) are served'];
     let headerBytes = 0;
     for (const h of req.rawHeaders) headerBytes += h.length;
     if (headerBytes > this.#opts.maxHeaderBytes) return ['INGRESS_HEADERS_TOO_LARGE', `headers exceed ${this.#opts.maxHeaderBytes} bytes`];
+    // RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without exactly one Host.
+    let hosts = 0;
+    for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.toLowerCase() === 'host') hosts++;
+    if (hosts > 1 || (hosts === 0 && req.httpVersionMinor >= 1)) return ['INGRESS_BAD_REQUEST', hosts ? 'more than one Host header' : 'an HTTP/1.1 request needs a Host header'];
+    if (REFUSED_METHODS.has(req.method ?? '')) return ['INGRESS_NOT_IMPLEMENTED', `the ingress does not forward ${req.method} requests`];
     const te = req.headers['transfer-encoding'];
     // RFC 9112 §6.1: a request whose transfer coding is not exactly chunked can't be framed
     // reliably; passing it on is how smuggling starts.
@@ -137,6 +168,15 @@ export class ProxyRequest {
       return ['INGRESS_BAD_REQUEST', 'the Host header or URL is malformed'];
     }
     this.#hasBody = (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
+    if ((req as IncomingMessage & { upgrade?: boolean }).upgrade) {
+      // Node hands `Upgrade` requests over raw, without parsing a body. One without a body is
+      // served as the plain HTTP/1.1 request it also is (RFC 9110 §7.8 lets a server ignore
+      // Upgrade: `curl --http2` sends `Upgrade: h2c`); a WebSocket can't be forwarded to an app.
+      if (req.headers.upgrade?.toLowerCase().split(',').some((p) => p.trim() === 'websocket')) {
+        return ['INGRESS_NOT_IMPLEMENTED', 'apps cannot take WebSocket connections through the ingress'];
+      }
+      if (this.#hasBody) return ['INGRESS_NOT_IMPLEMENTED', 'an Upgrade request with a body is not forwarded: send it without Upgrade'];
+    }
     return null;
   }
 
@@ -166,34 +206,105 @@ export class ProxyRequest {
     this.#counted = host;
     stream.onhead = (head) => this.#onHead(head.status, head.headers);
     stream.onreset = (err) => this.#onReset(err);
-    if (this.#hasBody) void this.#pumpBody(stream);
+    if (this.#hasBody) this.#pumpBody(stream);
     else this.#armHeadTimer();
   }
 
-  async #pumpBody(stream: Stream): Promise<void> {
+  /**
+   * Streams the request body to the host, reading from the client only as fast as the host
+   * takes the bytes. Two rules bound how long the ingress waits for the client: the idle
+   * timeout (no byte for `idleTimeoutMs`; this one also runs while the host holds the upload
+   * back) and the minimum rate (`#armBodyRate`). Breaking either answers 408, or, once the
+   * exchange is over, disconnects the client. Once the exchange is over (answered, failed,
+   * cancelled) the rest of the body is read and dropped, so the connection stays usable and an
+   * error answer is not overtaken by a reset.
+   */
+  #pumpBody(stream: Stream): void {
     const req = this.#req;
     if (this.#bodyStarted) return; // a body can be sent once: requests with one are never retried
     this.#bodyStarted = true;
     let total = 0;
-    try {
-      this.#armIdle('request');
-      for await (const chunk of req as AsyncIterable<Buffer>) {
-        total += chunk.byteLength;
-        if (total > this.#opts.maxBodyBytes) {
-          stream.reset('INGRESS_BODY_TOO_LARGE', 'request body over the limit');
-          return this.#fail('INGRESS_BODY_TOO_LARGE', `the body is larger than ${this.#opts.maxBodyBytes} bytes`, { connection: 'close' });
-        }
-        this.#armIdle('request');
-        await stream.write(chunk);
+    /** Time spent waiting for the client's next chunk (not for the host to take the last one). */
+    let waited = 0;
+    let waitStart = 0;
+    const waitForClient = () => {
+      waitStart = performance.now();
+      this.#armBodyIdle();
+      this.#armBodyRate(total, waited);
+    };
+    const stopTimers = () => {
+      clearTimeout(this.#bodyIdleTimer);
+      clearTimeout(this.#rateTimer);
+    };
+    /** The write in progress: 'end' can come while the last chunk still waits for credit. */
+    let writing: Promise<void> = Promise.resolve();
+    req.on('data', (chunk: Buffer) => {
+      waited += performance.now() - waitStart;
+      total += chunk.byteLength;
+      if (this.#finished || stream.closed) return waitForClient(); // dropped
+      if (total > this.#opts.maxBodyBytes) {
+        stream.reset('INGRESS_BODY_TOO_LARGE', 'request body over the limit');
+        this.#fail('INGRESS_BODY_TOO_LARGE', `the body is larger than ${this.#opts.maxBodyBytes} bytes`, { connection: 'close' });
+        return waitForClient();
       }
-      if (this.#finished || stream.closed) return;
-      stream.end();
-      this.#armIdle(null);
-      if (!stream.headSent || !this.#res.headersSent) this.#armHeadTimer();
-    } catch {
-      // The stream failed (its reset handler answers the client) or the client aborted.
-      this.#armIdle(null);
+      // Waiting for the host now: the rate rule pauses, the idle timer does not.
+      clearTimeout(this.#rateTimer);
+      this.#armBodyIdle();
+      req.pause();
+      const next = () => {
+        if (req.destroyed) return;
+        waitForClient();
+        req.resume();
+      };
+      // A failed write means the stream was reset; whoever reset it answers the client.
+      writing = stream.write(chunk).then(next, next);
+    });
+    req.once('end', () => {
+      clearTimeout(this.#rateTimer);
+      void writing.then(() => {
+        stopTimers();
+        if (stream.closed) return;
+        stream.end();
+        if (!this.#finished) this.#armHeadTimer();
+      });
+    });
+    req.once('close', stopTimers);
+    waitForClient();
+  }
+
+  /** The request body's idle timer: no byte from the client (or none taken by the host) for `idleTimeoutMs`. */
+  #armBodyIdle(): void {
+    clearTimeout(this.#bodyIdleTimer);
+    this.#bodyIdleTimer = setTimeout(() => this.#bodyTooSlow(`the request body stalled for ${this.#opts.idleTimeoutMs} ms`), this.#opts.idleTimeoutMs);
+  }
+
+  /**
+   * The minimum-rate rule for request bodies: after `bodyRateGraceMs` of waiting for the
+   * client, it must have sent `minBodyBytesPerSecond` for every second waited. `total` bytes
+   * came in `waited` ms; the timer fires when the allowance of the wait now starting runs out.
+   */
+  #armBodyRate(total: number, waited: number): void {
+    clearTimeout(this.#rateTimer);
+    const rate = this.#opts.minBodyBytesPerSecond;
+    if (!(rate > 0)) return;
+    const allowed = Math.max(this.#opts.bodyRateGraceMs, (total / rate) * 1000);
+    this.#rateTimer = setTimeout(() => {
+      this.#bodyTooSlow(`the request body arrived slower than ${rate} bytes/s (${total} bytes in ${(allowed / 1000).toFixed(1)} s of waiting)`);
+    }, Math.max(0, allowed - waited));
+  }
+
+  /** A body rule was broken: 408 while the exchange is on; afterwards, the client is cut off. */
+  #bodyTooSlow(message: string): void {
+    clearTimeout(this.#bodyIdleTimer);
+    clearTimeout(this.#rateTimer);
+    if (this.#finished) {
+      // The answer is out (or failed); only the rest of the body is late. Don't wait for it.
+      if (!this.#req.complete) this.#req.socket?.destroy();
+      return;
     }
+    this.#stream?.reset('INGRESS_REQUEST_TIMEOUT', 'request body too slow');
+    this.#events.log('warn', 'request body too slow', { host: this.#host?.name, url: this.#req.url, why: message });
+    this.#fail('INGRESS_REQUEST_TIMEOUT', message, { connection: 'close' });
   }
 
   #armHeadTimer(): void {
@@ -206,14 +317,13 @@ export class ProxyRequest {
     }, this.#opts.headTimeoutMs);
   }
 
-  /** One idle timer, for whichever body is moving: the client's upload or the host's response. */
-  #armIdle(which: 'request' | 'response' | null): void {
+  /** The response body's idle timer: no byte from the host for `idleTimeoutMs` cuts the response. */
+  #armIdle(which: 'response' | null): void {
     clearTimeout(this.#idleTimer);
     if (!which || this.#finished) return;
     this.#idleTimer = setTimeout(() => {
-      this.#stream?.reset(which === 'request' ? 'INGRESS_REQUEST_TIMEOUT' : 'INGRESS_IDLE_TIMEOUT', 'body stalled');
-      if (which === 'request') this.#fail('INGRESS_REQUEST_TIMEOUT', `the request body stalled for ${this.#opts.idleTimeoutMs} ms`, { connection: 'close' });
-      else this.#fail('INGRESS_IDLE_TIMEOUT', `the response body stalled for ${this.#opts.idleTimeoutMs} ms`);
+      this.#stream?.reset('INGRESS_IDLE_TIMEOUT', 'body stalled');
+      this.#fail('INGRESS_IDLE_TIMEOUT', `the response body stalled for ${this.#opts.idleTimeoutMs} ms`);
     }, this.#opts.idleTimeoutMs);
   }
 
@@ -272,6 +382,9 @@ export class ProxyRequest {
       this.#pool.reportSuccess(host);
       this.#finish();
       res.end();
+      // Answered in full before the request body was done: the host needs no more of it, and a
+      // half-open stream would hold state on both sides until the session closes.
+      if (!stream.closed) stream.reset('PROTO_CANCELLED', 'the response is complete; the rest of the request body is not needed');
     };
   }
 

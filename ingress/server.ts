@@ -1,10 +1,12 @@
 import websocket from '@fastify/websocket';
-import Fastify, { type FastifyInstance } from 'fastify';
-import { createServer } from 'node:http';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { createServer, METHODS, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { ERRORS, type ErrorCode, type SessionOptions } from '../protocol/index.ts';
-import { sendError } from './error-response.ts';
+import { codeForStatus, endLingering, isLingering, rawErrorResponse, sendError } from './error-response.ts';
+import { trustedProxyMatcher } from './http-headers.ts';
 import { AppRouter, type AppRouterOptions } from './app-router.ts';
 import { CONNECTOR_DEFAULTS, HostConnector, type HostConnectorOptions } from './host-connector.ts';
 import { HostPool, type HostPoolOptions } from './host-pool.ts';
@@ -47,9 +49,17 @@ export interface IngressOptions {
   proxy?: Partial<Omit<ProxyOptions, 'forwarding' | 'router'>>;
   /** How requests map to apps (hostname, path prefix, default app). */
   routing?: AppRouterOptions;
-  /** Addresses whose X-Forwarded-* headers are believed. Default none. */
+  /**
+   * Addresses or CIDR ranges (`10.0.0.0/8`) of proxies in front of the ingress, whose
+   * X-Forwarded-For/-Proto/-Host are believed and appended to. Default none: every client's
+   * X-Forwarded-* is replaced with what the socket says.
+   */
   trustedProxies?: string[];
-  /** Slowloris guard: time allowed to send the request headers. Default 20000 ms. */
+  /**
+   * Slowloris guard: time allowed to send the request line and headers; past it the client gets
+   * 408 INGRESS_REQUEST_TIMEOUT and the connection closes. Checked every
+   * min(1000, headersTimeoutMs / 4) ms. Default 20000 ms.
+   */
   headersTimeoutMs?: number;
   /** Idle keep-alive connections close after this long. Default 5000 ms. */
   keepAliveTimeoutMs?: number;
@@ -103,9 +113,10 @@ export function createIngress(options: IngressOptions): Ingress {
   const proxyOpts: ProxyOptions = {
     ...PROXY_DEFAULTS,
     ...options.proxy,
-    forwarding: { trustedProxies: new Set(options.trustedProxies ?? []), protocol: 'http' },
+    forwarding: { isTrustedProxy: trustedProxyMatcher(options.trustedProxies ?? []), protocol: 'http' },
     router,
   };
+  const headersTimeout = options.headersTimeoutMs ?? 20_000;
   const pool = new HostPool(options.pool);
   const tickets = new TicketBook();
   const inflight = new Set<ProxyRequest>();
@@ -129,24 +140,70 @@ export function createIngress(options: IngressOptions): Ingress {
     // Let long URLs reach our own 414 check instead of failing route matching.
     routerOptions: { maxParamLength: proxyOpts.maxUrlLength },
     forceCloseConnections: 'idle',
+    // While draining, our own handler answers 503 INGRESS_SHUTTING_DOWN (with its code).
+    return503OnClosing: false,
+    // A URL fastify's router can't decode (`/%zz`) is still a URL the app may want: forward it.
+    frameworkErrors: (_err, request, reply) => forward(request, reply),
     serverFactory: (handler) =>
       createServer(
         {
           // Node's limit covers the request line too: leave room for our own 414 and 431 checks.
           maxHeaderSize: proxyOpts.maxHeaderBytes + proxyOpts.maxUrlLength + 1024,
-          headersTimeout: options.headersTimeoutMs ?? 20_000,
-          // Bodies are policed by our idle timeout; a whole-request deadline would cut big uploads.
+          headersTimeout: headersTimeout,
+          // Node checks the header deadline on a timer, every 30 s unless told: a 1 s header
+          // timeout would fire after up to 31 s.
+          connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(headersTimeout / 4))),
+          // Bodies are policed by our idle timeout and minimum rate (proxy.ts); a whole-request
+          // deadline would cut big uploads.
           requestTimeout: 0,
           keepAliveTimeout: options.keepAliveTimeoutMs ?? 5_000,
+          // Node answers a missing Host with a bare 400; proxy.ts answers it with a code.
+          requireHostHeader: false,
         },
         handler,
       ),
-    clientErrorHandler: (err, socket) => answerClientError(err as Error & { code?: string }, socket, log),
+    clientErrorHandler: (err, socket) => answerClientError(err as unknown as Error & { code?: string; rawPacket?: Buffer }, socket, log),
   });
 
+  // Node's own answers that would carry no code: CONNECT (the socket would just be closed) and
+  // an Expect other than 100-continue (a bare 417).
+  app.server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+    socket.on('error', () => socket.destroy());
+    endLingering(socket as Socket, rawErrorResponse('INGRESS_NOT_IMPLEMENTED', 'the ingress is not a forward proxy: CONNECT is not supported'));
+  });
+  app.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    sendError(res, 'INGRESS_EXPECTATION_FAILED', `cannot meet the expectation ${JSON.stringify(String(req.headers.expect).slice(0, 60))}`, { connection: 'close' });
+  });
+
+  // Every method Node's parser knows is forwarded (but CONNECT, above, and TRACE, refused in
+  // proxy.ts). Registered bodyless: bodies stream to the host, fastify must never read them.
+  const methods = METHODS.filter((m) => m !== 'CONNECT');
+  for (const m of methods) app.addHttpMethod(m, { hasBody: false, overrideExisting: true });
   app.removeAllContentTypeParsers();
-  // Bodies are streamed to the host as they arrive; fastify must not read them.
   app.addContentTypeParser('*', (_req, _payload, done) => done(null));
+
+  // Whatever fastify itself would answer (not found, an error in a hook) carries a code too.
+  app.setNotFoundHandler((request, reply) => forward(request, reply));
+  app.setErrorHandler((err: Error & { statusCode?: number }, request, reply) => {
+    const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+    const code = codeForStatus(status);
+    if (ERRORS[code].status >= 500) log('error', 'request failed in the ingress', { url: request.url, err: err.message });
+    reply.hijack();
+    sendError(reply.raw, code, ERRORS[code].status >= 500 ? 'the ingress failed while answering this request' : err.message);
+  });
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (reply.statusCode < 400 || reply.hasHeader('dcdn-error')) return payload;
+    const code = codeForStatus(reply.statusCode);
+    let message: string = ERRORS[code].summary;
+    try {
+      const parsed = JSON.parse(String(payload)) as { message?: unknown };
+      if (typeof parsed.message === 'string') message = parsed.message;
+    } catch {
+      // not JSON: keep the summary
+    }
+    reply.code(ERRORS[code].status).header('dcdn-error', code).header('content-type', 'application/json; charset=utf-8').header('cache-control', 'no-store');
+    return JSON.stringify({ error: { code, message, status: ERRORS[code].status } }) + '\n';
+  });
 
   app.register(websocket, { options: { maxPayload: WS_MAX_MESSAGE_SIZE + 1024 } });
   app.register(async (scoped) => {
@@ -155,6 +212,10 @@ export function createIngress(options: IngressOptions): Ingress {
       {
         websocket: true,
         preValidation: async (request, reply) => {
+          if (!request.ws) {
+            reply.hijack();
+            return sendError(reply.raw, 'INGRESS_NOT_FOUND', '/_dcdn/host-ws only takes WebSocket upgrades from hosts');
+          }
           const ticket = (request.query as Record<string, unknown>).ticket;
           if (typeof ticket !== 'string' || !tickets.check(ticket)) {
             reply.hijack();
@@ -171,6 +232,7 @@ export function createIngress(options: IngressOptions): Ingress {
   });
 
   app.get('/_dcdn/health', async (_request, reply) => {
+    const now = Date.now();
     const hosts = pool.list().map((h) => ({
       id: h.id,
       name: h.name,
@@ -180,7 +242,10 @@ export function createIngress(options: IngressOptions): Ingress {
       served: h.served,
       rttMs: h.session.rttMs,
       since: new Date(h.since).toISOString(),
-      penalised: h.penalisedUntil > Date.now(),
+      penalised: h.penalisedUntil > now,
+      penalisedForMs: Math.max(0, h.penalisedUntil - now),
+      failures: h.consecutiveFailures,
+      penaltyLevel: pool.standing(h.id, now).level,
       userAgent: h.info.userAgent,
       stats: h.session.stats,
     }));
@@ -196,32 +261,37 @@ export function createIngress(options: IngressOptions): Ingress {
     };
   });
 
-  const methods = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'];
-  app.route({
-    method: methods,
-    url: '/*',
-    handler: (request, reply) => {
-      reply.hijack();
-      const res = reply.raw;
-      if (request.url.startsWith('/_dcdn/')) return sendError(res, 'INGRESS_NOT_FOUND', `no ingress endpoint ${request.url.split('?')[0]}`);
-      if (draining) return sendError(res, 'INGRESS_SHUTTING_DOWN', 'the ingress is shutting down', { connection: 'close' });
-      const started = performance.now();
-      const proxied = new ProxyRequest(request.raw, res, pool, proxyOpts, { log });
-      inflight.add(proxied);
-      res.once('close', () => {
-        log('info', 'request', {
-          method: request.method,
-          url: request.url.length > 200 ? `${request.url.slice(0, 200)}…` : request.url,
-          status: res.headersSent ? res.statusCode : 0,
-          ms: Math.round(performance.now() - started),
-          host: proxied.hostName,
-          error: proxied.errorCode,
-          complete: res.writableFinished,
-        });
+  app.route({ method: methods, url: '/*', handler: (request, reply) => forward(request, reply) });
+
+  /** Every request that is not for an ingress endpoint: hands it to a ProxyRequest. */
+  function forward(request: FastifyRequest, reply: FastifyReply): void {
+    reply.hijack();
+    const res = reply.raw;
+    if ((request.raw as IncomingMessage & { upgrade?: boolean }).upgrade) {
+      // Node gave this request up to the upgrade path: no keep-alive, nothing closes the
+      // socket unless we do once the answer is out.
+      const socket = request.raw.socket;
+      res.shouldKeepAlive = false;
+      res.once('finish', () => endLingering(socket));
+    }
+    if (request.url.startsWith('/_dcdn/')) return sendError(res, 'INGRESS_NOT_FOUND', `no ingress endpoint ${request.url.split('?')[0]}`);
+    if (draining) return sendError(res, 'INGRESS_SHUTTING_DOWN', 'the ingress is shutting down', { connection: 'close' });
+    const started = performance.now();
+    const proxied = new ProxyRequest(request.raw, res, pool, proxyOpts, { log });
+    inflight.add(proxied);
+    res.once('close', () => {
+      log('info', 'request', {
+        method: request.method,
+        url: request.url.length > 200 ? `${request.url.slice(0, 200)}…` : request.url,
+        status: res.headersSent ? res.statusCode : 0,
+        ms: Math.round(performance.now() - started),
+        host: proxied.hostName,
+        error: proxied.errorCode,
+        complete: res.writableFinished,
       });
-      void proxied.run().finally(() => inflight.delete(proxied));
-    },
-  });
+    });
+    void proxied.run().finally(() => inflight.delete(proxied));
+  }
 
   return {
     app,
@@ -293,27 +363,33 @@ export function createIngress(options: IngressOptions): Ingress {
 
 /**
  * Answers what Node's HTTP parser rejected before fastify saw a request: oversized headers
- * (431), slow headers (408), and malformed or ambiguous requests such as smuggling shapes (400).
- * The connection is closed either way, since its framing can no longer be trusted.
+ * (431), slow headers (408), unknown methods (501), and malformed or ambiguous requests such as
+ * smuggling shapes (400). The connection is closed either way, since its framing can no longer
+ * be trusted; it lingers so that a client still sending reads the answer (error-response.ts).
  */
-function answerClientError(err: Error & { code?: string }, socket: Socket, log: Log): void {
+function answerClientError(err: Error & { code?: string; rawPacket?: Buffer }, socket: Socket, log: Log): void {
+  // Already answered and closing: the parser keeps failing on what the client still sends.
+  if (isLingering(socket)) return;
   if (!socket.writable) return void socket.destroy();
   // The parser may fail in the body of a request already handed out (and answered): one
   // response per request, so just close once that answer is flushed.
   if ((socket as Socket & { _httpMessage?: unknown })._httpMessage) return void socket.end();
   let code: ErrorCode = 'INGRESS_BAD_REQUEST';
+  let message = err.message.replace(/\s+/g, ' ').slice(0, 200);
   if (err.code === 'HPE_HEADER_OVERFLOW') code = 'INGRESS_HEADERS_TOO_LARGE';
-  else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'HPE_HEADER_TIMEOUT') code = 'INGRESS_REQUEST_TIMEOUT';
-  const { status } = ERRORS[code];
-  const body = JSON.stringify({ error: { code, message: err.message.replace(/\s+/g, ' ').slice(0, 200), status } }) + '\n';
+  else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'HPE_HEADER_TIMEOUT') {
+    code = 'INGRESS_REQUEST_TIMEOUT';
+    message = 'the request headers did not arrive within the header timeout';
+  } else if (err.code === 'HPE_INVALID_METHOD') {
+    // A well-formed method token Node's parser does not know (TRACK, made-up ones) is a
+    // method the ingress does not implement; anything else is just not HTTP.
+    const method = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}) \S/.exec(err.rawPacket?.toString('latin1', 0, 64) ?? '')?.[1];
+    if (method) {
+      code = 'INGRESS_NOT_IMPLEMENTED';
+      message = `the ingress does not forward ${method} requests`;
+    }
+  }
   log('warn', 'rejected by the HTTP parser', { code, parser: err.code });
-  socket.end(
-    `HTTP/1.1 ${status} ${statusText(status)}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-      `dcdn-error: ${code}\r\nconnection: close\r\n\r\n${body}`,
-  );
-}
-
-function statusText(status: number): string {
-  return ({ 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' } as Record<number, string>)[status] ?? 'Error';
+  endLingering(socket, rawErrorResponse(code, message));
 }
 

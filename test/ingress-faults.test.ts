@@ -2,6 +2,7 @@
  * The ingress against hosts that misbehave on purpose (Node hosts over the real WebSocket
  * transport, real signaling, real HTTP on port 0). Each test asserts the status and the code.
  */
+import { createHash, randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -111,6 +112,54 @@ function raw(bytes: string): Promise<string> {
     sock.on('data', (d) => (out += d.toString()));
     sock.on('close', () => resolve(out));
     sock.on('error', reject);
+  });
+}
+
+/**
+ * Uploads like a client that reads while it sends: writes `head`, then `count` body frames
+ * (respecting backpressure) and `tail`, stopping as soon as the server answers. Resolves with
+ * the complete answer (head and `content-length` body) and how many body bytes went out before
+ * it came; a connection reset before an answer leaves `response` empty, so a test asserting on
+ * the response fails rather than passes vacuously.
+ */
+function upload(head: string, frame: Buffer, count: number, tail = '', opts: { keepSending?: boolean; gapMs?: number } = {}): Promise<{ response: string; sentBytes: number; error?: string }> {
+  return new Promise((resolve) => {
+    const u = new URL(ingress.url);
+    let response = '';
+    let sentBytes = 0;
+    let answered = false;
+    let error: string | undefined;
+    let settled = false;
+    const settle = () => {
+      if (settled) return;
+      settled = true;
+      sock.destroy();
+      resolve({ response, sentBytes, ...(error ? { error } : {}) });
+    };
+    // Half-open allowed: like a client busy uploading, it keeps sending after the server's FIN.
+    const sock = connect({ port: Number(u.port), host: u.hostname, allowHalfOpen: true }, () => {
+      sock.write(head);
+      void (async () => {
+        const stop = () => sock.destroyed || (answered && !opts.keepSending);
+        for (let i = 0; i < count && !stop(); i++) {
+          sentBytes += frame.byteLength;
+          if (!sock.write(frame)) await new Promise((r) => (sock.once('drain', r), sock.once('close', r)));
+          if (opts.gapMs) await new Promise((r) => setTimeout(r, opts.gapMs));
+        }
+        if (!stop() && tail) sock.write(tail);
+        if (opts.keepSending && !sock.destroyed) sock.end();
+      })();
+    });
+    sock.on('data', (d) => {
+      answered = true;
+      response += d.toString('latin1');
+      const split = response.indexOf('\r\n\r\n');
+      const length = /\r\ncontent-length: (\d+)/i.exec(response.slice(0, split))?.[1];
+      if (split >= 0 && length !== undefined && Buffer.byteLength(response.slice(split + 4), 'latin1') >= Number(length) && !opts.keepSending) settle();
+    });
+    sock.on('error', (err: NodeJS.ErrnoException) => (error = err.code ?? err.message));
+    sock.on('close', settle);
+    setTimeout(settle, 10_000);
   });
 }
 
@@ -245,29 +294,55 @@ describe('ingress request checks, before any host is contacted', () => {
     ok()(s);
   };
 
-  it('answers 413 INGRESS_BODY_TOO_LARGE for a declared length over the limit', async () => {
+  it('answers 413 INGRESS_BODY_TOO_LARGE for a declared length over the limit, before the body is sent', async () => {
     await addHost('h', counting);
     seen = 0;
-    const r = await send('/upload', { method: 'POST', headers: { 'content-length': String(2 * 1024 * 1024) }, body: Buffer.alloc(16) }).catch(() => null);
-    if (r) {
-      expect(r.status).toBe(413);
-      expect(r.headers['dcdn-error']).toBe('INGRESS_BODY_TOO_LARGE');
-    }
+    // Only the head: the answer must come without a byte of the body.
+    const early = await upload(`POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: ${2 * 1024 * 1024}\r\n\r\n`, Buffer.alloc(0), 0);
+    expect(early.response).toMatch(/^HTTP\/1\.1 413 /);
+    expect(early.response).toContain('dcdn-error: INGRESS_BODY_TOO_LARGE');
+    expect(early.response).toMatch(/\r\nconnection: close\r\n/i);
+    expect(JSON.parse(early.response.split('\r\n\r\n')[1]!).error.code).toBe('INGRESS_BODY_TOO_LARGE');
+    // A client that keeps sending its 2 MiB reads the same answer, not a reset: the ingress
+    // drains what it sent before closing.
+    const eager = await upload(`POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: ${2 * 1024 * 1024}\r\n\r\n`, Buffer.alloc(64 * 1024), 32);
+    expect(eager.response).toMatch(/^HTTP\/1\.1 413 /);
+    expect(eager.response).toContain('dcdn-error: INGRESS_BODY_TOO_LARGE');
+    // One that does not read until it has sent everything still can: the ingress reads and
+    // drops the rest instead of resetting the connection under it.
+    const deaf = await upload(`POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: ${2 * 1024 * 1024}\r\n\r\n`, Buffer.alloc(64 * 1024), 32, '', { keepSending: true, gapMs: 5 });
+    expect(deaf.sentBytes).toBe(2 * 1024 * 1024);
+    expect(deaf.error).toBeUndefined();
+    expect(deaf.response).toMatch(/^HTTP\/1\.1 413 /);
     expect(seen).toBe(0);
   });
 
-  it('answers 413 when a chunked body grows past the limit', async () => {
+  it('answers 413 when a chunked body grows past the limit, and cancels the host stream', async () => {
     const got: number[] = [];
+    const resets: string[] = [];
     await addHost('sink', (s) => {
-      s.onreset = () => {};
+      s.onreset = (e) => resets.push(e.code);
       s.ondata = (c) => {
         got.push(c.byteLength);
         s.consume(c.byteLength);
       };
     });
-    const r = await send('/upload', { method: 'POST', headers: { 'transfer-encoding': 'chunked' }, body: Buffer.alloc(1024 * 1024 + 10) }).catch(() => null);
-    if (r) expect(r.headers['dcdn-error']).toBe('INGRESS_BODY_TOO_LARGE');
+    // 64 KiB chunks, up to twice the 1 MiB limit, read while sending.
+    const chunk = Buffer.concat([Buffer.from('10000\r\n'), Buffer.alloc(64 * 1024, 'c'), Buffer.from('\r\n')]);
+    const r = await upload('POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n', chunk, 32, '0\r\n\r\n');
+    expect(r.response).toMatch(/^HTTP\/1\.1 413 /);
+    expect(r.response).toContain('dcdn-error: INGRESS_BODY_TOO_LARGE');
+    // The decision came while the body streamed: the host saw the start of it, never more than the limit.
+    expect(r.sentBytes).toBeGreaterThan(1024 * 1024);
+    expect(got.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
     expect(got.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(1024 * 1024);
+    await until(() => resets.length === 1);
+    expect(resets).toEqual(['INGRESS_BODY_TOO_LARGE']);
+    await until(() => ingress.pool.list()[0]!.session.openStreams === 0 && ingress.pool.list()[0]!.inFlight === 0);
+    // A client that sends all 2 MiB before reading gets the answer too, not a reset.
+    const deaf = await upload('POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n', chunk, 32, '0\r\n\r\n', { keepSending: true, gapMs: 5 });
+    expect(deaf.error).toBeUndefined();
+    expect(deaf.response).toMatch(/^HTTP\/1\.1 413 /);
   });
 
   it('answers 414 INGRESS_URL_TOO_LONG for a long URL', async () => {
@@ -361,6 +436,62 @@ describe('ingress with failing hosts', () => {
     const r = await send('/', { method: 'POST', body: 'x' });
     expect(r.status).toBe(502);
     expect(r.headers['dcdn-error']).toBe('INGRESS_HOST_LOST');
+  });
+
+  it('streams an upload byte-exact to a host that takes it slowly', async () => {
+    await addHost('hasher', (s) => {
+      const hash = createHash('sha256');
+      let n = 0;
+      let releaseAt = 0;
+      s.onreset = () => {};
+      s.ondata = (c) => {
+        hash.update(c);
+        n += c.byteLength;
+        // No credit back for 300 ms: the rest of the upload piles up in the ingress's socket.
+        releaseAt ||= Date.now() + 300;
+        setTimeout(() => s.consume(c.byteLength), Math.max(0, releaseAt - Date.now()));
+      };
+      s.onend = () => {
+        s.respond({ status: 200, headers: [] });
+        void s.write(new TextEncoder().encode(`${n} ${hash.digest('hex')}`)).then(() => s.end());
+      };
+    });
+    // Just over the host's 256 KiB window (the last bytes wait for credit), then several windows.
+    for (const size of [256 * 1024 + 1000, 1000 * 1024 + 7]) {
+      const body = randomBytes(size);
+      for (const headers of [{ 'content-length': String(body.byteLength) }, { 'transfer-encoding': 'chunked' }] as Array<Record<string, string>>) {
+        const r = await send('/hash', { method: 'POST', headers, body });
+        expect(r.status).toBe(200);
+        expect(r.body).toBe(`${body.byteLength} ${createHash('sha256').update(body).digest('hex')}`);
+      }
+    }
+  });
+
+  it('frees the stream on both sides when the host answers before the request body is done', async () => {
+    const host = await addHost('early', (s) => {
+      s.onreset = () => {};
+      s.ondata = (c) => s.consume(c.byteLength);
+      s.respond({ status: 200, headers: [['content-length', '2']] });
+      void s.write(new TextEncoder().encode('ok')).then(() => s.end());
+    });
+    const body = Buffer.alloc(512 * 1024, 'e');
+    const r = await new Promise<Result>((resolve, reject) => {
+      const req = httpRequest(`${ingress.url}/early`, { method: 'POST', headers: { 'content-length': String(body.byteLength) } }, (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: text, aborted: false }));
+      });
+      req.on('error', reject);
+      req.write(body.subarray(0, 1024));
+      setTimeout(() => req.end(body.subarray(1024)), 200);
+    });
+    expect(r.status).toBe(200);
+    expect(r.body).toBe('ok');
+    const entry = ingress.pool.list()[0]!;
+    await until(() => entry.session.openStreams === 0 && entry.inFlight === 0);
+    await until(() => host.sessions.at(-1)!.openStreams === 0);
+    // The connection is still good for the next request.
+    expect((await send('/after')).status).toBe(200);
   });
 
   it('tells the host when the client goes away, and frees the stream', async () => {
