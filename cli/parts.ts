@@ -17,6 +17,7 @@ import type { OffererOptions } from '../ingress/offerer.ts';
 import { RTC_BACKENDS, type RtcBackend } from '../ingress/rtc-backend.ts';
 import { intFlag, UsageError, type FlagSpec } from './args.ts';
 import { ingressIceFlags, ingressRtcFromFlags } from './ice-flags.ts';
+import { trafficFlags, trafficOptionsFromFlags } from './traffic-flags.ts';
 import type { Log } from './log.ts';
 import { stateDir } from './state.ts';
 
@@ -115,15 +116,13 @@ export const ingressFlags = {
   rtc: { type: 'string', default: 'werift', help: 'WebRTC stack: werift, or node-datachannel (native, optional dependency)' },
   secret: secretFlag,
   token: { type: 'string', help: 'an ingress token instead of the secret (else DCDN_TOKEN)' },
-  'head-timeout': { type: 'string', default: '30000', help: 'ms from request end to response head before 504' },
   'shutdown-grace': { type: 'string', default: '10000', help: 'on SIGTERM/SIGINT, ms in-flight requests get to finish before they are cut (a second signal exits at once)' },
   'kv-store': { type: 'string', help: "handlers' KV store: sqlite:PATH, redis://HOST:PORT (shared by several ingresses), or none (default: sqlite:$DCDN_HOME/kv.db; env DCDN_KV_STORE)" },
   'kv-min-ttl': { type: 'string', default: '60', help: 'shortest KV expirationTtl accepted, in seconds' },
-  'max-per-host': { type: 'string', default: '128', help: "requests one operator's host may have in flight" },
-  'max-per-volunteer': { type: 'string', default: '16', help: "requests one volunteer's host may have in flight" },
   'base-domain': { type: 'string', default: 'localhost', help: 'apps answer on NAME.<base-domain> (and on /@NAME/ under any name)' },
   'public-ws': { type: 'string', help: 'base URL hosts dial for the WebSocket transport and fallback, e.g. wss://ingress.example.net (default ws://<host>:<port>)' },
   ...ingressIceFlags,
+  ...trafficFlags,
 } satisfies FlagSpec;
 
 /**
@@ -165,11 +164,10 @@ export function ingressOptionsFromFlags(v: Record<string, unknown>, env: NodeJS.
     rtcOpenTimeoutMs,
     ...(publicWs !== undefined ? { publicWsBase: publicWs.replace(/\/$/, '') } : {}),
     routing: { baseDomain },
-    proxy: { headTimeoutMs: intFlag(v['head-timeout'] ?? 30000, 'head-timeout', 1) },
+    ...trafficOptionsFromFlags(v),
     shutdownGraceMs: intFlag(v['shutdown-grace'] ?? 10000, 'shutdown-grace'),
     kvStore: (v['kv-store'] as string | undefined) ?? env.DCDN_KV_STORE ?? `sqlite:${join(stateDir(env), 'kv.db')}`,
     kvLimits: { minTtlSeconds: intFlag(v['kv-min-ttl'] ?? 60, 'kv-min-ttl', 1) },
-    pool: { maxInFlightPerHost: intFlag(v['max-per-host'] ?? 128, 'max-per-host', 1), maxInFlightPerVolunteer: intFlag(v['max-per-volunteer'] ?? 16, 'max-per-volunteer', 1) },
   };
 }
 

@@ -7,6 +7,7 @@ import { createLog } from './log.ts';
 import { launchHosts, newSecret, onShutdown, redactSpec, signalUrls, startIngress, startSignal } from './parts.ts';
 import { stateDir, writeState } from './state.ts';
 import { iceConfigFromFlags, iceFlags } from './ice-flags.ts';
+import { trafficFlags, trafficOptionsFromFlags } from './traffic-flags.ts';
 import { createHash } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -24,17 +25,15 @@ export const upFlags = {
   app: { type: 'string', short: 'a', help: 'app module to serve as the default app, redeployed when it changes (default: the demo app)' },
   'signal-port': { type: 'string', default: '8787', help: 'port of the signaling service and host page' },
   browser: { type: 'string', help: 'Chromium/Chrome executable (else DCDN_BROWSER, system paths, puppeteer cache)' },
-  'head-timeout': { type: 'string', default: '30000', help: 'ms from request end to response head before 504' },
   'kv-store': { type: 'string', help: "handlers' KV store: sqlite:PATH, redis://HOST:PORT, or none (default: sqlite:$DCDN_HOME/kv.db)" },
   'kv-min-ttl': { type: 'string', default: '60', help: 'shortest KV expirationTtl accepted, in seconds' },
-  'max-per-host': { type: 'string', default: '128', help: "requests one operator's host may have in flight" },
-  'max-per-volunteer': { type: 'string', default: '16', help: "requests one volunteer's host may have in flight" },
   'base-domain': { type: 'string', default: 'localhost', help: 'apps answer on NAME.<base-domain>' },
   'heap-limit': { type: 'string', default: String(DEFAULT_HEAP_LIMIT_MB), help: 'JavaScript heap limit per app sandbox (and per tab), in MiB: an app that allocates past it is recycled' },
   'no-watch': { type: 'boolean', default: false, help: "with --app: don't redeploy when a file the app is built from changes" },
   quiet: { type: 'boolean', short: 'q', default: false, help: 'log warnings only' },
   'open-join': { type: 'boolean', default: false, help: 'let anyone join as a volunteer host from /join, without an invite' },
   ...iceFlags,
+  ...trafficFlags,
   help: { type: 'boolean', short: 'h', default: false, help: 'show this help' },
 } satisfies FlagSpec;
 
@@ -82,11 +81,10 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
     name: 'ingress-1',
     transport,
     rtcBackend,
-    proxy: { headTimeoutMs: intFlag(values['head-timeout'], 'head-timeout', 1) },
+    ...trafficOptionsFromFlags(values),
     routing: { baseDomain },
     kvStore,
     kvLimits: { minTtlSeconds: intFlag(values['kv-min-ttl'], 'kv-min-ttl', 1) },
-    pool: { maxInFlightPerHost: intFlag(values['max-per-host'], 'max-per-host', 1), maxInFlightPerVolunteer: intFlag(values['max-per-volunteer'], 'max-per-volunteer', 1) },
     log: ingLog,
   });
   const stateFile = writeState({

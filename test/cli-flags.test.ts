@@ -37,12 +37,33 @@ describe('dcdn ingress flags', () => {
       rtc: {},
       rtcOpenTimeoutMs: 10_000,
       routing: { baseDomain: 'localhost' },
-      proxy: { headTimeoutMs: 30_000 },
+      // The ingress's own defaults, spelled out: a flag left out changes nothing.
+      headersTimeoutMs: 20_000,
+      proxy: { headTimeoutMs: 30_000, idleTimeoutMs: 60_000, minBodyBytesPerSecond: 1024, bodyRateGraceMs: 10_000, maxBodyBytes: 100 * 1024 * 1024 },
       shutdownGraceMs: 10_000,
       kvStore: 'sqlite:/srv/dcdn/kv.db',
       kvLimits: { minTtlSeconds: 60 },
-      pool: { maxInFlightPerHost: 128, maxInFlightPerVolunteer: 16 },
+      pool: { maxInFlightPerHost: 128, maxInFlightPerVolunteer: 16, failureThreshold: 3, penaltyBaseMs: 1000, penaltyMaxMs: 60_000, penaltyDecayMs: 60_000 },
     });
+  });
+
+  it('read the traffic limits: timeouts, body rate and size, host penalties, trusted proxies', () => {
+    const opts = ingress([
+      '--signal', 'http://s:1',
+      '--head-timeout', '5000', '--idle-timeout', '7000', '--headers-timeout', '3000',
+      '--min-body-rate', '0', '--body-rate-grace', '2000', '--max-body', '1048576',
+      '--max-per-host', '32', '--max-per-volunteer', '4',
+      '--failure-threshold', '5', '--penalty-base', '500', '--penalty-max', '30000', '--penalty-decay', '120000',
+      '--trusted-proxy', '10.0.0.0/8', '--trusted-proxy', '::1',
+    ]);
+    expect(opts).toMatchObject({
+      headersTimeoutMs: 3000,
+      trustedProxies: ['10.0.0.0/8', '::1'],
+      proxy: { headTimeoutMs: 5000, idleTimeoutMs: 7000, minBodyBytesPerSecond: 0, bodyRateGraceMs: 2000, maxBodyBytes: 1048576 },
+      pool: { maxInFlightPerHost: 32, maxInFlightPerVolunteer: 4, failureThreshold: 5, penaltyBaseMs: 500, penaltyMaxMs: 30_000, penaltyDecayMs: 120_000 },
+    });
+    expect(usageError(['--signal', 'http://s:1', '--trusted-proxy', 'proxy.example.net'])).toMatch(/--trusted-proxy takes an address or CIDR/);
+    expect(usageError(['--signal', 'http://s:1', '--max-body', '0'])).toMatch(/--max-body must be a whole number >= 1/);
   });
 
   it('read what an ingress on its own machine needs: addresses, STUN, timeouts, base domain, public WebSocket URL', () => {

@@ -1,0 +1,55 @@
+/**
+ * The ingress's traffic limits as command-line flags, shared by `dcdn ingress` and `dcdn up`
+ * (docs/ingress.md lists what each does). Defaults are the ingress's own (PROXY_DEFAULTS,
+ * POOL_DEFAULTS), so a flag left out changes nothing.
+ */
+import { POOL_DEFAULTS } from '../ingress/host-pool.ts';
+import { PROXY_DEFAULTS } from '../ingress/proxy.ts';
+import type { IngressOptions } from '../ingress/index.ts';
+import { intFlag, UsageError, type FlagSpec } from './args.ts';
+
+const ms = (n: number) => String(n);
+
+export const trafficFlags = {
+  'head-timeout': { type: 'string', default: ms(PROXY_DEFAULTS.headTimeoutMs), help: 'ms from request end to response head before 504' },
+  'idle-timeout': { type: 'string', default: ms(PROXY_DEFAULTS.idleTimeoutMs), help: 'ms a request or response body may stall before it is cut' },
+  'headers-timeout': { type: 'string', default: '20000', help: 'ms a client gets to send its request line and headers (slowloris guard): 408 after' },
+  'min-body-rate': { type: 'string', default: String(PROXY_DEFAULTS.minBodyBytesPerSecond), help: 'bytes/s an upload must keep up after the grace time, else 408 (0: off)' },
+  'body-rate-grace': { type: 'string', default: ms(PROXY_DEFAULTS.bodyRateGraceMs), help: 'ms before --min-body-rate applies to an upload' },
+  'max-body': { type: 'string', default: String(PROXY_DEFAULTS.maxBodyBytes), help: 'largest request body in bytes: 413 past it' },
+  'max-per-host': { type: 'string', default: String(POOL_DEFAULTS.maxInFlightPerHost), help: "requests one operator's host may have in flight" },
+  'max-per-volunteer': { type: 'string', default: String(POOL_DEFAULTS.maxInFlightPerVolunteer), help: "requests one volunteer's host may have in flight" },
+  'failure-threshold': { type: 'string', default: String(POOL_DEFAULTS.failureThreshold), help: 'failed requests in a row before a host is taken out of rotation' },
+  'penalty-base': { type: 'string', default: ms(POOL_DEFAULTS.penaltyBaseMs), help: "ms a failing host is first out of rotation (doubles each time)" },
+  'penalty-max': { type: 'string', default: ms(POOL_DEFAULTS.penaltyMaxMs), help: 'longest ms a failing host is out of rotation' },
+  'penalty-decay': { type: 'string', default: ms(POOL_DEFAULTS.penaltyDecayMs), help: "ms without a failure for one step of a host's penalty to be forgiven" },
+  'trusted-proxy': { type: 'string', multiple: true, help: 'address or CIDR of a proxy in front whose X-Forwarded-* are believed (repeatable; default none: replaced from the socket)' },
+} satisfies FlagSpec;
+
+/** The ingress options these flags set; every bad value is a usage error naming its flag. */
+export function trafficOptionsFromFlags(v: Record<string, unknown>): Pick<IngressOptions, 'proxy' | 'pool' | 'headersTimeoutMs' | 'trustedProxies'> {
+  const num = (flag: Exclude<keyof typeof trafficFlags, 'trusted-proxy'>, min: number) => intFlag(v[flag] ?? trafficFlags[flag].default, flag, min);
+  const trusted = (v['trusted-proxy'] as string[] | undefined) ?? [];
+  for (const entry of trusted) {
+    if (!/^[0-9a-fA-F.:]+(\/\d{1,3})?$/.test(entry)) throw new UsageError(`--trusted-proxy takes an address or CIDR such as 10.0.0.0/8, got ${JSON.stringify(entry)}`);
+  }
+  return {
+    headersTimeoutMs: num('headers-timeout', 1),
+    ...(trusted.length > 0 ? { trustedProxies: trusted } : {}),
+    proxy: {
+      headTimeoutMs: num('head-timeout', 1),
+      idleTimeoutMs: num('idle-timeout', 1),
+      minBodyBytesPerSecond: num('min-body-rate', 0),
+      bodyRateGraceMs: num('body-rate-grace', 0),
+      maxBodyBytes: num('max-body', 1),
+    },
+    pool: {
+      maxInFlightPerHost: num('max-per-host', 1),
+      maxInFlightPerVolunteer: num('max-per-volunteer', 1),
+      failureThreshold: num('failure-threshold', 1),
+      penaltyBaseMs: num('penalty-base', 1),
+      penaltyMaxMs: num('penalty-max', 1),
+      penaltyDecayMs: num('penalty-decay', 1),
+    },
+  };
+}
