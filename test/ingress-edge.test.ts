@@ -10,68 +10,29 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createIngress, type Ingress } from '../ingress/index.ts';
 import { trustedProxyMatcher } from '../ingress/http-headers.ts';
 import type { Stream } from '../protocol/index.ts';
-import { createSignalingServer, mintToken, type SignalingServer } from '../signaling/index.ts';
-import { startNodeHost, type NodeHost } from './node-host.ts';
+import { startNodeNetwork, until, type NodeNetwork } from './node-network.ts';
 
-const secret = 'test-secret-0123456789abcdef';
-let signaling: SignalingServer;
-let signalUrl: string;
+let net: NodeNetwork;
 let ingress: Ingress;
-const hosts: NodeHost[] = [];
-const behaviour = new Map<string, (s: Stream) => void>();
+let signalUrl: string;
 /** The second loopback address, configured as a trusted proxy; 127.0.0.1 is an ordinary client. */
 const PROXY_ADDRESS = '127.0.0.2';
 
 beforeAll(async () => {
-  signaling = createSignalingServer({ secret });
-  signalUrl = (await signaling.listen(0)).replace(/^http/, 'ws') + '/v1/signal';
-  ingress = createIngress({
-    signalUrl,
-    token: () => mintToken(secret, { role: 'ingress', ttlSeconds: 600 }),
-    port: 0,
-    transport: 'websocket',
+  net = await startNodeNetwork({
     proxy: { headTimeoutMs: 2000 },
     pool: { maxInFlightPerHost: 1 },
     trustedProxies: [`${PROXY_ADDRESS}/32`],
     session: { heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1000 },
     shutdownGraceMs: 1000,
   });
-  await ingress.listen();
+  ({ ingress, signalUrl } = net);
 });
 
-afterAll(async () => {
-  for (const h of hosts) h.close();
-  await ingress.close();
-  await signaling.close();
-});
+afterAll(() => net.close());
+afterEach(() => net.removeHosts());
 
-afterEach(async () => {
-  for (const h of hosts.splice(0)) h.close();
-  behaviour.clear();
-  await until(() => ingress.pool.size === 0);
-});
-
-async function addHost(name: string, onstream: (s: Stream) => void): Promise<NodeHost> {
-  behaviour.set(name, onstream);
-  const host = startNodeHost({
-    signalUrl,
-    token: mintToken(secret, { role: 'host', sub: name, ttlSeconds: 600 }),
-    name,
-    onstream: (s) => behaviour.get(name)?.(s),
-  });
-  hosts.push(host);
-  await host.ready();
-  await until(() => ingress.pool.list().some((h) => h.name === name));
-  return host;
-}
-
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const addHost = (name: string, onstream: (s: Stream) => void) => net.addHost(name, onstream);
 
 /** A host that records each request (method, URL, headers, body) and answers 200 with `method url`. */
 function recorder(seen: Array<{ method: string; url: string; headers: Array<[string, string]>; body: string }>) {
@@ -226,7 +187,7 @@ describe('503 when every host is at its limit', () => {
     expect(held).toHaveLength(1); // the refused request never reached the host
     held[0]!.respond({ status: 204, headers: [] }, true);
     expect((await first).status).toBe(204);
-    behaviour.set('one-slot', (s) => {
+    net.behave('one-slot', (s) => {
       s.onreset = () => {};
       s.respond({ status: 204, headers: [] }, true);
     });

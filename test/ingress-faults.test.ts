@@ -6,68 +6,28 @@ import { createHash, randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createIngress, type Ingress } from '../ingress/index.ts';
+import type { Ingress } from '../ingress/index.ts';
 import { encodeFrame, FrameType, type Stream } from '../protocol/index.ts';
-import { createSignalingServer, mintToken, type SignalingServer } from '../signaling/index.ts';
-import { startNodeHost, type NodeHost } from './node-host.ts';
+import type { NodeHost } from './node-host.ts';
+import { startNodeNetwork, until, type NodeNetwork } from './node-network.ts';
 
-const secret = 'test-secret-0123456789abcdef';
-let signaling: SignalingServer;
-let signalUrl: string;
+let net: NodeNetwork;
 let ingress: Ingress;
-const hosts: NodeHost[] = [];
-/** What each host does with a stream; tests swap it. */
-const behaviour = new Map<string, (s: Stream) => void>();
 
 beforeAll(async () => {
-  signaling = createSignalingServer({ secret });
-  signalUrl = (await signaling.listen(0)).replace(/^http/, 'ws') + '/v1/signal';
-  ingress = createIngress({
-    signalUrl,
-    token: () => mintToken(secret, { role: 'ingress', ttlSeconds: 600 }),
-    port: 0,
-    transport: 'websocket',
+  net = await startNodeNetwork({
     proxy: { headTimeoutMs: 400, maxBodyBytes: 1024 * 1024, maxUrlLength: 2048, maxHeaderBytes: 4096 },
     pool: { penaltyBaseMs: 200 },
     session: { heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1000 },
     shutdownGraceMs: 2000,
   });
-  await ingress.listen();
+  ingress = net.ingress;
 });
 
-afterAll(async () => {
-  for (const h of hosts) h.close();
-  await ingress.close();
-  await signaling.close();
-});
+afterAll(() => net.close());
+afterEach(() => net.removeHosts());
 
-afterEach(async () => {
-  for (const h of hosts.splice(0)) h.close();
-  behaviour.clear();
-  await until(() => ingress.pool.size === 0);
-});
-
-async function addHost(name: string, onstream: (s: Stream) => void): Promise<NodeHost> {
-  behaviour.set(name, onstream);
-  const host = startNodeHost({
-    signalUrl,
-    token: mintToken(secret, { role: 'host', sub: name, ttlSeconds: 600 }),
-    name,
-    onstream: (s) => behaviour.get(name)?.(s),
-  });
-  hosts.push(host);
-  await host.ready();
-  await until(() => ingress.pool.list().some((h) => h.name === name));
-  return host;
-}
-
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const addHost = (name: string, onstream: (s: Stream) => void) => net.addHost(name, onstream);
 
 const ok = (body = 'ok') => (s: Stream) => {
   s.onreset = () => {};
@@ -274,7 +234,7 @@ describe('ingress status mapping', () => {
     const r = await send('/');
     expect(r.status).toBe(502);
     expect(r.headers['dcdn-error']).toBe('INGRESS_BAD_RESPONSE');
-    behaviour.set('garbage', ok('recovered'));
+    net.behave('garbage', ok('recovered'));
     const again = await send('/');
     expect(again.status).toBe(200);
   });

@@ -6,53 +6,30 @@
  */
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createIngress, type Ingress } from '../ingress/index.ts';
+import type { Ingress } from '../ingress/index.ts';
 import type { Session, Stream } from '../protocol/index.ts';
-import { createSignalingServer, mintToken, type SignalingServer } from '../signaling/index.ts';
-import { startNodeHost, type NodeHost } from './node-host.ts';
+import type { NodeHost } from './node-host.ts';
+import { startNodeNetwork, until as untilHolds, type NodeNetwork } from './node-network.ts';
 
-const secret = 'test-secret-0123456789abcdef';
 const PENALTY_BASE_MS = 800;
-let signaling: SignalingServer;
-let signalUrl: string;
+let net: NodeNetwork;
 let ingress: Ingress;
-const hosts: NodeHost[] = [];
+let hosts: NodeHost[];
 
 beforeAll(async () => {
-  signaling = createSignalingServer({ secret });
-  signalUrl = (await signaling.listen(0)).replace(/^http/, 'ws') + '/v1/signal';
-  ingress = createIngress({
-    signalUrl,
-    token: () => mintToken(secret, { role: 'ingress', ttlSeconds: 600 }),
-    port: 0,
-    transport: 'websocket',
+  net = await startNodeNetwork({
     proxy: { headTimeoutMs: 2000 },
     pool: { penaltyBaseMs: PENALTY_BASE_MS, penaltyMaxMs: 10_000, penaltyDecayMs: 60_000 },
     session: { heartbeatIntervalMs: 200, heartbeatTimeoutMs: 2000 },
     shutdownGraceMs: 500,
   });
-  await ingress.listen();
+  ({ ingress, hosts } = net);
 });
 
-afterAll(async () => {
-  for (const h of hosts) h.close();
-  await ingress.close();
-  await signaling.close();
-});
+afterAll(() => net.close());
 
-function addHost(name: string, onstream: (s: Stream) => void): NodeHost {
-  const host = startNodeHost({ signalUrl, token: mintToken(secret, { role: 'host', sub: name, ttlSeconds: 600 }), name, onstream });
-  hosts.push(host);
-  return host;
-}
-
-async function until(cond: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+const addHost = (name: string, onstream: (s: Stream) => void): NodeHost => net.startHost(name, onstream);
+const until = (cond: () => boolean, ms = 10_000) => untilHolds(cond, ms, 5);
 
 const answer = (body: string) => (s: Stream) => {
   s.onreset = () => {};

@@ -9,71 +9,35 @@ import { connect, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createIngress, type Ingress } from '../ingress/index.ts';
 import type { Stream } from '../protocol/index.ts';
-import { createSignalingServer, mintToken, type SignalingServer } from '../signaling/index.ts';
-import { startNodeHost, type NodeHost } from './node-host.ts';
+import { mintToken } from '../signaling/index.ts';
+import { SECRET, startNodeNetwork, until, type NodeNetwork } from './node-network.ts';
 
-const secret = 'test-secret-0123456789abcdef';
 const HEADERS_TIMEOUT_MS = 1000;
 const MIN_RATE = 256;
 const GRACE_MS = 1500;
-let signaling: SignalingServer;
-let signalUrl: string;
+let net: NodeNetwork;
 let ingress: Ingress;
-const hosts: NodeHost[] = [];
-const behaviour = new Map<string, (s: Stream) => void>();
 const open: Socket[] = [];
 
 beforeAll(async () => {
-  signaling = createSignalingServer({ secret });
-  signalUrl = (await signaling.listen(0)).replace(/^http/, 'ws') + '/v1/signal';
-  ingress = createIngress({
-    signalUrl,
-    token: () => mintToken(secret, { role: 'ingress', ttlSeconds: 600 }),
-    port: 0,
-    transport: 'websocket',
+  net = await startNodeNetwork({
     headersTimeoutMs: HEADERS_TIMEOUT_MS,
     // The idle timer is far away: whatever cuts a trickle here is the rate rule.
     proxy: { headTimeoutMs: 5000, idleTimeoutMs: 30_000, minBodyBytesPerSecond: MIN_RATE, bodyRateGraceMs: GRACE_MS },
     session: { heartbeatIntervalMs: 200, heartbeatTimeoutMs: 2000 },
     shutdownGraceMs: 500,
   });
-  await ingress.listen();
+  ingress = net.ingress;
 });
 
-afterAll(async () => {
-  for (const h of hosts) h.close();
-  await ingress.close();
-  await signaling.close();
-});
+afterAll(() => net.close());
 
 afterEach(async () => {
   for (const s of open.splice(0)) s.destroy();
-  for (const h of hosts.splice(0)) h.close();
-  behaviour.clear();
-  await until(() => ingress.pool.size === 0);
+  await net.removeHosts();
 });
 
-async function addHost(name: string, onstream: (s: Stream) => void): Promise<NodeHost> {
-  behaviour.set(name, onstream);
-  const host = startNodeHost({
-    signalUrl,
-    token: mintToken(secret, { role: 'host', sub: name, ttlSeconds: 600 }),
-    name,
-    onstream: (s) => behaviour.get(name)?.(s),
-  });
-  hosts.push(host);
-  await host.ready();
-  await until(() => ingress.pool.list().some((h) => h.name === name));
-  return host;
-}
-
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const addHost = (name: string, onstream: (s: Stream) => void) => net.addHost(name, onstream);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -235,8 +199,8 @@ describe('slow request bodies', () => {
     // A strict ingress: at 512 KiB/s, the host's 256 KiB window buys only 0.5 s of waiting.
     // The host hands back no credit for 2.5 s: were that time counted, this client would be cut.
     const strict = createIngress({
-      signalUrl,
-      token: () => mintToken(secret, { role: 'ingress', ttlSeconds: 600 }),
+      signalUrl: net.signalUrl,
+      token: () => mintToken(SECRET, { role: 'ingress', ttlSeconds: 600 }),
       name: 'strict',
       port: 0,
       transport: 'websocket',
