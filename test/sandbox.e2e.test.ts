@@ -459,7 +459,16 @@ describe('a sandbox whose process dies', () => {
     const browser = await connectBrowser();
     const cdp = await browser.target().createCDPSession();
     const targetId = (frame as unknown as { _id: string })._id; // an out-of-process frame's id is its target's
-    const { sessionId } = await cdp.send('Target.attachToTarget', { targetId, flatten: true });
+    // The frame may be reported before its out-of-process target exists (seen under load): retry.
+    let sessionId: string | undefined;
+    for (const deadline = Date.now() + 10_000; sessionId === undefined; ) {
+      try {
+        ({ sessionId } = await cdp.send('Target.attachToTarget', { targetId, flatten: true }));
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
     void cdp.connection()!.session(sessionId)!.send('Page.crash').catch(() => {});
     const crashed = await pending;
     await cdp.detach();
