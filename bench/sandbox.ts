@@ -2,12 +2,15 @@
  * Measures per-app sandboxes against calling the same app in the page, side by side in one run,
  * once per IsolateSandboxedIframes grouping. A program, not a test:
  *
- *   node --import tsx bench/sandbox.ts [--oom]
+ *   node --import tsx bench/sandbox.ts [--oom] [--phases hello,concurrent,start,echo,cpu]
  *
  * Prints one JSON object per grouping: request overhead (hello world, 1000 sequential requests
- * after warm-up), start-up time, echo throughput, how CPU-bound work in several apps shares the
- * cores, renderer processes for four sandboxes, and (--oom) what an out-of-memory worker does to
- * its own and to another app's sandbox. Timings on a loaded machine are noise: see loadAverage.
+ * after warm-up), hello-world throughput with 50 requests in flight and the renderers' CPU per
+ * request, start-up time, echo throughput, how CPU-bound work in several apps shares the cores,
+ * renderer processes for four sandboxes, and (--oom) what an out-of-memory worker does to its
+ * own and to another app's sandbox. The sandbox is measured through `fetch(Request)` and, where
+ * it has it, through `fetchRaw()` (plain data, as the host page's runner calls it). Timings on a
+ * loaded machine are noise: see loadAverage.
  */
 import { build } from 'esbuild';
 import { createServer } from 'node:http';
@@ -38,6 +41,16 @@ const inPage = async (code) => {
   return { fetch: async (req) => app.fetch(req, {}, ctx), close() {} };
 };
 const sandbox = (name, code, limits) => dcdnSandbox.createSandbox({ appName: name, version: 1, code, limits });
+// A request as the host page's runner makes it (app-runner.ts), where the sandbox has fetchRaw().
+const rawRequest = () => ({ method: 'GET', url: 'https://bench.test/', headers: [['host', 'bench.test'], ['user-agent', 'bench']], body: null });
+const viaRaw = (box) => ({
+  async fetch() {
+    const reply = await box.fetchRaw(rawRequest()).reply;
+    if (reply.body instanceof Uint8Array) reply.bodyDone(true);
+    else if (reply.body) await new Response(reply.body).arrayBuffer();
+    return reply;
+  },
+});
 const p = (xs, q) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(q / 100 * s.length))]; };
 const r3 = (x) => Math.round(x * 1000) / 1000;
 
@@ -54,14 +67,49 @@ const bench = (window.bench = {
       }
       return { xs, mean: (performance.now() - t0) / n };
     };
+    const latencyRaw = async (box, n) => {
+      const xs = [];
+      const t0 = performance.now();
+      for (let i = 0; i < n; i++) {
+        const t = performance.now();
+        await viaRaw(box).fetch();
+        xs.push(performance.now() - t);
+      }
+      return { xs, mean: (performance.now() - t0) / n };
+    };
     const helloPage = await inPage(HELLO);
     const helloBox = await sandbox('hello', HELLO);
+    const raw = typeof helloBox.fetchRaw === 'function';
     await latency(helloPage, 300); await latency(helloBox, 300);
+    if (raw) await latencyRaw(helloBox, 300);
     const a = await latency(helloPage, 1000), b = await latency(helloBox, 1000);
+    const c = raw ? await latencyRaw(helloBox, 1000) : null;
     await helloBox.close();
     // performance.now() is coarsened to 0.1 ms in a page that is not cross-origin isolated.
     const summary = (l) => ({ p50: r3(p(l.xs, 50)), p99: r3(p(l.xs, 99)), mean: r3(l.mean) });
-    return { inPage: summary(a), sandbox: summary(b), overheadP50: r3(p(b.xs, 50) - p(a.xs, 50)), overheadMean: r3(b.mean - a.mean) };
+    return {
+      inPage: summary(a), sandbox: summary(b), overheadP50: r3(p(b.xs, 50) - p(a.xs, 50)), overheadMean: r3(b.mean - a.mean),
+      ...(c ? { sandboxRaw: summary(c), rawOverheadP50: r3(p(c.xs, 50) - p(a.xs, 50)), rawOverheadMean: r3(c.mean - a.mean) } : {}),
+    };
+  },
+
+  // Throughput: hello world with 50 requests in flight (as at 50 connections), in the page and
+  // in a sandbox. The caller times each run and reads the renderers' CPU time around it.
+  async concurrentSetup() {
+    window.helloRuntimes = { 'in the page': await inPage(HELLO) };
+    const box = await sandbox('concurrent', HELLO);
+    window.helloRuntimes['sandbox, fetch(Request)'] = box;
+    if (typeof box.fetchRaw === 'function') window.helloRuntimes['sandbox, fetchRaw'] = viaRaw(box);
+    for (const kind of Object.keys(window.helloRuntimes)) await bench.concurrentRun(kind, 1000);
+    return Object.keys(window.helloRuntimes);
+  },
+  async concurrentRun(kind, n = 5000) {
+    const runtime = window.helloRuntimes[kind];
+    const one = kind === 'sandbox, fetchRaw' ? () => runtime.fetch() : () => runtime.fetch(new Request('https://bench.test/')).then((r) => r.text());
+    let next = 0;
+    const t = performance.now();
+    await Promise.all(Array.from({ length: 50 }, async () => { while (next++ < n) await one(); }));
+    return { n, ms: performance.now() - t };
   },
 
   // Start-up: createSandbox() until the module has loaded.
@@ -151,6 +199,25 @@ async function cpuRuns(page: Page, cpuSeconds: () => Promise<number>): Promise<R
   return Object.fromEntries([...samples].map(([k, xs]) => [k, { wallMs: mid(xs, (x) => x.wallMs).wallMs, coresBusy: mid(xs, (x) => x.coresBusy).coresBusy }]));
 }
 
+/**
+ * Requests per second with 50 in flight and the renderers' CPU µs per request, for each way of
+ * calling the app: median of three runs, interleaved.
+ */
+async function concurrentRuns(page: Page, cpuSeconds: () => Promise<number>): Promise<Record<string, { rps: number; rendererUsPerRequest: number }>> {
+  const kinds = (await page.evaluate('window.bench.concurrentSetup()')) as string[];
+  const samples = new Map<string, Array<{ rps: number; rendererUsPerRequest: number }>>(kinds.map((k) => [k, []]));
+  for (let rep = 0; rep < 3; rep++) {
+    for (const kind of kinds) {
+      const cpu0 = await cpuSeconds();
+      const { n, ms } = (await page.evaluate(`window.bench.concurrentRun(${JSON.stringify(kind)})`)) as { n: number; ms: number };
+      const cpu = (await cpuSeconds()) - cpu0;
+      samples.get(kind)!.push({ rps: Math.round(n / (ms / 1000)), rendererUsPerRequest: Math.round((cpu * 1e6) / n) });
+    }
+  }
+  const mid = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+  return Object.fromEntries([...samples].map(([k, xs]) => [k, { rps: mid(xs.map((x) => x.rps)), rendererUsPerRequest: mid(xs.map((x) => x.rendererUsPerRequest)) }]));
+}
+
 async function pageScript(): Promise<string> {
   const result = await build({
     entryPoints: [fileURLToPath(new URL('../browser-host/sandbox/index.ts', import.meta.url))],
@@ -168,6 +235,8 @@ async function pageScript(): Promise<string> {
 
 async function main(): Promise<void> {
   const withOom = process.argv.includes('--oom');
+  const phasesAt = process.argv.indexOf('--phases');
+  const phases = new Set((phasesAt > 0 ? process.argv[phasesAt + 1]! : 'hello,concurrent,start,echo,cpu').split(','));
   const script = await pageScript();
   const server = createServer((req, res) => {
     if (req.url === '/sandbox.js') res.writeHead(200, { 'content-type': 'text/javascript' }).end(script);
@@ -187,14 +256,17 @@ async function main(): Promise<void> {
         const before = await renderers();
         await page!.evaluate(PAGE_BENCH);
         const results: Record<string, unknown> = { grouping, cores: cpus().length };
-        for (const phase of ['hello', 'start', 'echo']) {
+        for (const phase of ['hello', 'concurrent', 'start', 'echo']) {
+          if (!phases.has(phase)) continue;
           process.stderr.write(`${grouping}: ${phase}\n`);
-          results[phase] = await page!.evaluate(`window.bench.${phase}()`);
+          results[phase] = phase === 'concurrent' ? await concurrentRuns(page!, cpuSeconds) : await page!.evaluate(`window.bench.${phase}()`);
         }
-        process.stderr.write(`${grouping}: cpu\n`);
-        await page!.evaluate('window.bench.cpuSetup()');
-        results['renderersForFourSandboxes'] = (await renderers()) - before;
-        results['cpu'] = await cpuRuns(page!, cpuSeconds);
+        if (phases.has('cpu')) {
+          process.stderr.write(`${grouping}: cpu\n`);
+          await page!.evaluate('window.bench.cpuSetup()');
+          results['renderersForFourSandboxes'] = (await renderers()) - before;
+          results['cpu'] = await cpuRuns(page!, cpuSeconds);
+        }
         if (withOom) {
           process.stderr.write(`${grouping}: oom\n`);
           results['oom'] = await page!.evaluate('window.bench.oom()');

@@ -1,5 +1,7 @@
 import { APP_FAILURE_CODES, type Session, type Stream } from '../protocol/index.ts';
 import type { AppRegistry } from './app-registry.ts';
+import type { AppRuntime } from './app-runtime.ts';
+import type { SandboxCall, SandboxReply, SandboxRequest } from './sandbox/sandbox.ts';
 import { makeRequest, responseHeaderList } from './web-compat.ts';
 
 /** Counters shown on the host page and reported in health. */
@@ -37,14 +39,18 @@ export class AppRunner {
   }
 
   async #handle(stream: Stream, session: Session): Promise<void> {
-    const abort = new AbortController();
     const stats = this.stats;
     stats.requests++;
     stats.inFlight++;
     let responseBody: ReadableStreamDefaultReader<Uint8Array> | null = null;
     let release = () => {};
+    /**
+     * Aborts the request as its handler sees it (request.signal). Set once the request is handed
+     * over; a reset before then is seen by the `stream.closed` check that precedes it.
+     */
+    let cancel: ((reason: DOMException) => void) | null = null;
     stream.onreset = (err) => {
-      abort.abort(new DOMException(`request cancelled: ${err.code}`, 'AbortError'));
+      cancel?.(new DOMException(`request cancelled: ${err.code}`, 'AbortError'));
       void responseBody?.cancel(err.code).catch(() => {});
     };
     const fail = (code: string, message: string) => {
@@ -62,32 +68,55 @@ export class AppRunner {
       if (stream.closed) return;
       const hasBody = stream.requestHasBody && method !== 'GET' && method !== 'HEAD';
       const body = hasBody ? requestBody(stream, stats) : null;
-      const request = makeRequest(url, { method, signal: abort.signal, body: body?.stream ?? null, duplex: 'half' }, headers);
       // Whatever of the request body the handler leaves unread is taken and dropped, so the
       // ingress can finish sending and the stream closes.
       const discardRest = body ? body.discard : () => discard(stream);
       if (!hasBody && stream.requestHasBody) discardRest();
-      let response: Response;
+      // A sandbox takes the request as plain data and answers with plain data (it builds the
+      // Request and reads the Response in its worker); other runtimes take a Request.
+      let reply: SandboxReply | null = null;
+      let response: Response | null = null;
       try {
-        response = await runtime.fetch(request, { session });
+        if (isRawRuntime(runtime)) {
+          const call = runtime.fetchRaw({ method, url, headers, body: body?.stream ?? null }, { session });
+          cancel = call.abort;
+          reply = await call.reply;
+        } else {
+          const abort = new AbortController();
+          cancel = (reason) => abort.abort(reason);
+          const request = makeRequest(url, { method, signal: abort.signal, body: body?.stream ?? null, duplex: 'half' }, headers);
+          response = await runtime.fetch(request, { session });
+        }
       } catch (err) {
         this.#log(`${runtime.app}@${runtime.version}: ${method} ${url} failed: ${(err as Error).message}`);
         return fail(codeOf(err), (err as Error).message);
       }
       if (stream.closed) return; // cancelled while the handler ran
-      const noBody = response.body === null || method === 'HEAD' || response.status === 204 || response.status === 304;
-      stream.respond({ status: response.status, headers: responseHeaderList(response.headers) }, noBody);
+      const status = reply ? reply.status : response!.status;
+      const out = reply ? reply.body : response!.body;
+      const responseHeaders = reply ? reply.headers : responseHeaderList(response!.headers);
+      const noBody = out === null || method === 'HEAD' || status === 204 || status === 304;
+      stream.respond({ status, headers: responseHeaders }, noBody);
       if (noBody) {
-        void response.body?.cancel().catch(() => {});
+        if (out instanceof Uint8Array) reply!.bodyDone(false);
+        else void out?.cancel().catch(() => {});
         if (!stream.remoteEnded) discardRest();
         return;
-      }      responseBody = response.body!.getReader();
-      for (;;) {
-        const { done, value } = await responseBody.read();
-        if (done) break;
-        if (stream.closed) return;
-        stats.bytesOut += value.byteLength;
-        await stream.write(value);
+      }
+      if (out instanceof Uint8Array) {
+        // The whole body came at once: write it, and tell the sandbox (which may have failed it meanwhile).
+        stats.bytesOut += out.byteLength;
+        if (out.byteLength > 0) await stream.write(out);
+        reply!.bodyDone(true);
+      } else {
+        responseBody = out!.getReader();
+        for (;;) {
+          const { done, value } = await responseBody.read();
+          if (done) break;
+          if (stream.closed) return;
+          stats.bytesOut += value.byteLength;
+          await stream.write(value);
+        }
       }
       stream.end();
       if (!stream.remoteEnded) discardRest();
@@ -100,6 +129,15 @@ export class AppRunner {
       release();
     }
   }
+}
+
+/** A runtime that takes requests as plain data (a sandbox), rather than as a `Request`. */
+interface RawRuntime extends AppRuntime {
+  fetchRaw(request: SandboxRequest, options: { session?: Session }): SandboxCall;
+}
+
+function isRawRuntime(runtime: AppRuntime): runtime is RawRuntime {
+  return typeof (runtime as Partial<RawRuntime>).fetchRaw === 'function';
 }
 
 function codeOf(err: unknown): string {

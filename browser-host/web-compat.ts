@@ -31,18 +31,26 @@ export const NativeResponse: typeof Response = globalThis.Response;
  * 3-byte stream body as 0 bytes).
  */
 export function makeRequest(url: string, init: RequestInit & { duplex?: 'half' }, headers: Array<[string, string]>): Request {
-  const raw = new Headers();
-  for (const [name, value] of headers) raw.append(name, value);
   const body = init.body;
   if (body instanceof ReadableStream && !supportsStreamBodies()) {
+    const raw = headersOf(headers);
     const { body: _dropped, duplex: _half, ...rest } = init;
     const request = new Request(url, { ...rest, headers: raw });
     Object.defineProperty(request, 'headers', { value: raw, enumerable: true });
     return withStreamBody(request, body as ReadableStream<Uint8Array>, raw);
   }
-  const request = new Request(url, { ...init, headers: raw });
-  Object.defineProperty(request, 'headers', { value: raw, enumerable: true });
+  // The Request checks the list and keeps what a page may see; the unguarded copy handlers see
+  // is made the first time they look (many never do: a Headers per request is measurable).
+  const request = new Request(url, { ...init, headers });
+  let raw: Headers | null = null;
+  Object.defineProperty(request, 'headers', { get: () => (raw ??= headersOf(headers)), enumerable: true });
   return request;
+}
+
+function headersOf(list: Array<[string, string]>): Headers {
+  const headers = new Headers();
+  for (const [name, value] of list) headers.append(name, value);
+  return headers;
 }
 
 let streamBodies: boolean | undefined;
@@ -122,8 +130,12 @@ export function installResponseShim(scope: { Response: typeof Response } = globa
     constructor(body?: BodyInit | null, init?: ResponseInit) {
       super(body, init);
       const raw = new Headers(init?.headers);
-      // Headers the browser derives from the body (content-type for strings, blobs, forms).
-      for (const [name, value] of super.headers) if (!raw.has(name)) raw.set(name, value);
+      // The one header the browser derives from the body, Content-Type for strings, blobs and
+      // forms (Fetch, "extract a body"); every other header it has came from init.headers.
+      if (body !== null && body !== undefined && !raw.has('content-type')) {
+        const type = super.headers.get('content-type');
+        if (type !== null) raw.set('content-type', type);
+      }
       this.#raw = raw;
       this.#fixed = fixedBytes(body);
     }
@@ -158,11 +170,13 @@ export function fixedBody(response: Response): Uint8Array | null {
   return (response as unknown as Record<symbol, Uint8Array | null | undefined>)[FIXED_BODY] ?? null;
 }
 
+const encoder = new TextEncoder();
+
 function fixedBytes(body: BodyInit | null | undefined): Uint8Array | null {
   let bytes: Uint8Array | null = null;
   if (typeof body === 'string') {
     if (body.length > FIXED_BODY_BYTES) return null; // at least as many bytes as characters
-    bytes = new TextEncoder().encode(body);
+    bytes = encoder.encode(body);
   } else if (body instanceof ArrayBuffer) {
     bytes = new Uint8Array(body.slice(0));
   } else if (ArrayBuffer.isView(body)) {
@@ -180,4 +194,34 @@ export function responseHeaderList(headers: Headers): Array<[string, string]> {
   }
   for (const cookie of headers.getSetCookie()) out.push(['set-cookie', cookie]);
   return out;
+}
+
+/** A header name as `Headers` lists it: a lowercase token. */
+const LISTED_NAME = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
+/** Bytes a header value may not hold (NUL, CR, LF, and code units a ByteString cannot). */
+const BAD_VALUE = /[\0\r\n\u0100-\uffff]/;
+
+/**
+ * Whether `list` is already what {@link responseHeaderList} gives for a `Headers` holding its
+ * lines: valid lowercase names in ascending order without repeats, Set-Cookie lines last,
+ * values without surrounding whitespace. A sandbox's worker sends exactly such a list, and the
+ * page can then pass it on without building a `Headers` to check and normalise it.
+ */
+export function isHeaderListCanonical(list: ReadonlyArray<readonly [string, string]>): boolean {
+  let previous = '';
+  let cookies = false;
+  for (let i = 0; i < list.length; i++) {
+    const [name, value] = list[i]!;
+    if (typeof name !== 'string' || typeof value !== 'string') return false;
+    if (name === 'set-cookie') cookies = true;
+    else if (cookies || name <= previous || !LISTED_NAME.test(name)) return false;
+    else previous = name;
+    if (BAD_VALUE.test(value)) return false;
+    if (value.length > 0) {
+      const first = value.charCodeAt(0);
+      const last = value.charCodeAt(value.length - 1);
+      if (first === 0x20 || first === 0x09 || last === 0x20 || last === 0x09) return false;
+    }
+  }
+  return true;
 }

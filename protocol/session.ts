@@ -3,7 +3,7 @@ import { concatFrames, encodeFrame, forEachFrame, helloFrame, type InvalidFrameE
 import { DcdnError, errorCodeOf, type ErrorCode } from './errors.ts';
 import { BODY_FRAME_OVERHEAD, FrameType, PROTOCOL_VERSION, type Frame } from './frames.ts';
 import { Stream, type RequestHead, type StreamSession } from './stream.ts';
-import { onNextTurn } from './turn.ts';
+import { onNextTask, onNextTurn } from './turn.ts';
 
 /** Named, configurable limits and timings of a session. */
 export interface SessionOptions {
@@ -147,6 +147,12 @@ export class Session {
     channel.ondrain = () => this.#flush();
     channel.onclose = (reason) => this.#shutdown(new DcdnError('PROTO_SESSION_CLOSED', `channel closed: ${reason}`), false);
 
+    // The HELLO leaves a task later (turn.ts, onNextTask); whatever is queued meanwhile follows it.
+    this.#flushScheduled = true;
+    onNextTask(() => {
+      this.#flushScheduled = false;
+      this.#flush();
+    });
     this.#send(helloFrame(this.#opts.receiveWindow, this.#opts.agent), true);
     this.#helloTimer = setTimeout(() => {
       this.close('PROTO_VERSION', `no HELLO within ${this.#opts.helloTimeoutMs} ms`);

@@ -5,7 +5,17 @@
  */
 import { SandboxError } from './errors.ts';
 import { openFrame, type SandboxFrame } from './frame.ts';
-import { parseWorkerMessage, type FailMessage, type HeadMessage, type HostMessage, type InitMessage, type KvCallMessage, type SettledMessage } from './messages.ts';
+import {
+  MAX_BATCH,
+  parseWorkerMessage,
+  type BatchMessage,
+  type FailMessage,
+  type HeadMessage,
+  type HostMessage,
+  type InitMessage,
+  type KvCallMessage,
+  type SettledMessage,
+} from './messages.ts';
 
 /** The messages about requests; the rest are handled here. */
 export type RequestReply = HeadMessage | FailMessage | SettledMessage;
@@ -37,6 +47,9 @@ export class SandboxWorker {
   readonly #nonces: number[] = [];
   #ready = false;
   #disposed = false;
+  /** Messages posted in this microtask checkpoint, sent as one (messages.ts, BatchMessage). */
+  #queue: HostMessage[] = [];
+  readonly #flushQueue = () => this.#flush();
 
   private constructor(options: SandboxWorkerOptions) {
     this.#options = options;
@@ -55,8 +68,30 @@ export class SandboxWorker {
     return worker.#whenReady();
   }
 
+  /**
+   * Posts to the worker. Messages without transfers are gathered and sent together once the
+   * current microtasks have run; one that transfers (a request or KV body) is sent at once,
+   * after those gathered before it, so that a body that cannot be transferred throws here.
+   */
   post(message: HostMessage, transfer: Transferable[] = []): void {
-    if (!this.#disposed) this.#frame.port.postMessage(message, transfer);
+    if (this.#disposed) return;
+    if (transfer.length > 0) {
+      this.#flush();
+      this.#frame.port.postMessage(message, transfer);
+      return;
+    }
+    this.#queue.push(message);
+    if (this.#queue.length === 1) queueMicrotask(this.#flushQueue);
+  }
+
+  #flush(): void {
+    const queue = this.#queue;
+    if (queue.length === 0) return;
+    this.#queue = [];
+    if (this.#disposed) return;
+    const port = this.#frame.port;
+    if (queue.length === 1) return port.postMessage(queue[0]);
+    port.postMessage({ t: 'batch', messages: queue } satisfies BatchMessage<HostMessage>);
   }
 
   /**
@@ -119,6 +154,24 @@ export class SandboxWorker {
 
   #onPortMessage(data: unknown): void {
     if (this.#disposed) return;
+    const batch = data as Partial<BatchMessage<unknown>> | null;
+    if (typeof batch !== 'object' || batch === null || batch.t !== 'batch') return this.#onMessage(data);
+    const messages = batch.messages;
+    if (!Array.isArray(messages) || messages.length > MAX_BATCH) return this.#options.onviolation(this, 'malformed batch');
+    // A nested batch is an unknown message type to #onMessage: a violation, not a recursion.
+    for (let i = 0; i < messages.length && !this.#disposed; i++) {
+      try {
+        this.#onMessage(messages[i]);
+      } catch (err) {
+        // As if it had been a message of its own: reported, and the rest still handled.
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
+    }
+  }
+
+  #onMessage(data: unknown): void {
     const message = parseWorkerMessage(data);
     if (typeof message === 'string') return this.#options.onviolation(this, message);
     switch (message.t) {

@@ -22,6 +22,7 @@ import type { KvCallMessage } from './messages.ts';
 import { kvErrorAnswer, type KvAnswer } from '../kv/namespace.ts';
 import type { KvRouter } from '../app-runtime.ts';
 import type { Session } from '../../protocol/index.ts';
+import { isHeaderListCanonical, responseHeaderList } from '../web-compat.ts';
 
 export interface SandboxLimits {
   /** Longest time from `fetch()` to the response head. Default 30 000 ms. */
@@ -74,9 +75,55 @@ export interface SandboxFetchOptions {
   session?: Session;
 }
 
+/**
+ * A request as plain data, for {@link Sandbox.fetchRaw}: the worker builds the app's `Request`
+ * itself, so the page need not build one too.
+ */
+export interface SandboxRequest {
+  method: string;
+  url: string;
+  /** In order, repeated names kept (the wire's header list). */
+  headers: Array<[string, string]>;
+  /** Transferred to the worker; null for GET and HEAD and for requests without a body. */
+  body: ReadableStream<Uint8Array> | null;
+}
+
+/** A response head as plain data, and its body in the cheapest form it came in. */
+export interface SandboxReply {
+  status: number;
+  /**
+   * As `responseHeaderList()` (web-compat.ts) lists a `Response`'s headers: lowercase names in
+   * order, values combined, each Set-Cookie separate and last.
+   */
+  headers: Array<[string, string]>;
+  /**
+   * null: no body. Bytes: the whole body (the app made it from a string or bytes); report with
+   * {@link bodyDone} once written. A stream: read it to the end or cancel it, as a `Response` body.
+   */
+  body: Uint8Array | ReadableStream<Uint8Array> | null;
+  /**
+   * For a bytes body: it was written out (`true`) or dropped (`false`). Throws what failed the
+   * body meanwhile (the sandbox was recycled or closed, the call aborted), as reading a stream
+   * body would. Later calls do nothing.
+   */
+  bodyDone(written: boolean): void;
+}
+
+/** One request in flight through {@link Sandbox.fetchRaw}. */
+export interface SandboxCall {
+  /** The head, or the failure a `fetch()` would reject with. */
+  readonly reply: Promise<SandboxReply>;
+  /** As aborting a `fetch()`'s signal: fails a pending head with `reason`, errors a body, tells the worker. */
+  abort(reason: unknown): void;
+}
+
 interface Entry {
   readonly id: number;
   readonly session: Session | null;
+  /** Whether the caller takes a {@link SandboxReply} (fetchRaw) rather than a `Response` (fetch). */
+  readonly raw: boolean;
+  /** When the head is due (`performance.now()`): the wall-time limit. */
+  readonly deadline: number;
   /** Set once the request was posted; only replies from this worker's port may touch it. */
   worker: SandboxWorker | null;
   /** 'head' until the promise settles, 'body' while a response body streams, then 'over'. */
@@ -85,13 +132,31 @@ interface Entry {
   settled: boolean;
   /** Failed at its wall-time limit; the worker was told to cancel it. */
   timedOut: boolean;
-  resolve(response: Response): void;
+  resolve(value: SandboxReply | Response): void;
   reject(error: unknown): void;
-  body: ResponseBodyGuard | null;
-  wallTimer: ReturnType<typeof setTimeout> | undefined;
+  body: ResponseBodyGuard | BytesBody | null;
   settleTimer: ReturnType<typeof setTimeout> | undefined;
   unlisten(): void;
 }
+
+/** A response body that came whole, as bytes: it only has to be told it failed, or is over. */
+class BytesBody {
+  over = false;
+  failed = false;
+  error: unknown = undefined;
+
+  fail(error: unknown): void {
+    if (this.over) return;
+    this.over = true;
+    this.failed = true;
+    this.error = error;
+  }
+}
+
+/** Statuses whose responses cannot have a body (Fetch: null body status; 101 and 103 never reach here). */
+const NULL_BODY_STATUSES: ReadonlySet<number> = new Set([204, 205, 304]);
+const BODY_DONE: BodyEnd = { kind: 'done' };
+const BODY_CANCELLED: BodyEnd = { kind: 'cancelled' };
 
 type RecycleCause = 'timeout' | 'blocked' | 'crashed';
 /** Malformed messages after which a worker is recycled rather than heard further. */
@@ -132,6 +197,13 @@ export class Sandbox {
   #generation = 0;
   #nextId = 1;
   readonly #pending = new Map<number, Entry>();
+  /**
+   * Requests waiting for their head, oldest first. Every request gets the same wall-time limit,
+   * so this is also deadline order, and one timer for the oldest serves them all (a timer per
+   * request cost more than the rest of the bookkeeping together).
+   */
+  readonly #awaitingHead = new Set<Entry>();
+  #wallTimer: ReturnType<typeof setTimeout> | undefined;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #probing = false;
   /** Settles when a pending probe has given its verdict. */
@@ -185,34 +257,82 @@ export class Sandbox {
     if (this.#state !== 'running') return Promise.reject(new SandboxError('HOST_SANDBOX_CLOSED', `${this.#label} is ${this.#state}`));
     const signal = options.signal ? AbortSignal.any([request.signal, options.signal]) : request.signal;
     if (signal.aborted) return Promise.reject(signal.reason);
-    this.stats.requests++;
-    if (this.#pending.size >= this.#limits.maxInFlight) {
-      this.stats.errors++;
-      return Promise.reject(new SandboxError('HOST_OVERLOADED', `${this.#label} has ${this.#pending.size} requests in flight`));
-    }
+    const refused = this.#admit();
+    if (refused) return Promise.reject(refused);
     return new Promise<Response>((resolve, reject) => {
-      const entry: Entry = {
-        id: this.#nextId++,
-        session: options.session ?? null,
-        worker: null,
-        phase: 'head',
-        settled: false,
-        timedOut: false,
-        resolve,
-        reject,
-        body: null,
-        wallTimer: undefined,
-        settleTimer: undefined,
-        unlisten: () => {},
-      };
-      entry.wallTimer = setTimeout(() => this.#onWallTimeout(entry), this.#limits.wallMs);
+      const entry = this.#enter(options.session ?? null, false, resolve as (value: SandboxReply | Response) => void, reject);
       const onAbort = () => this.#onAbort(entry, signal.reason);
       signal.addEventListener('abort', onAbort, { once: true });
       entry.unlisten = () => signal.removeEventListener('abort', onAbort);
-      this.#pending.set(entry.id, entry);
-      this.stats.inFlight = this.#pending.size;
-      void this.#dispatch(entry, request);
+      const hasBody = request.body !== null && request.method !== 'GET' && request.method !== 'HEAD';
+      this.#dispatch(entry, { method: request.method, url: request.url, headers: [...request.headers], body: hasBody ? request.body : null });
     });
+  }
+
+  /**
+   * As {@link fetch}, with the request and the response head as plain data: the page builds no
+   * `Request`, `Headers` or `Response`, and a body that came whole stays bytes. The host page's
+   * runner (app-runner.ts) serves the wire this way. Fails with the same errors as `fetch()`.
+   */
+  fetchRaw(request: SandboxRequest, options: { session?: Session } = {}): SandboxCall {
+    const refused = this.#state !== 'running' ? new SandboxError('HOST_SANDBOX_CLOSED', `${this.#label} is ${this.#state}`) : this.#admit();
+    if (refused) return { reply: Promise.reject(refused), abort() {} };
+    let entry!: Entry;
+    const reply = new Promise<SandboxReply>((resolve, reject) => {
+      entry = this.#enter(options.session ?? null, true, resolve as (value: SandboxReply | Response) => void, reject);
+    });
+    this.#dispatch(entry, request);
+    return { reply, abort: (reason) => this.#onAbort(entry, reason) };
+  }
+
+  /** Counts a request, and refuses it (as an error to fail it with) over `maxInFlight`. */
+  #admit(): SandboxError | null {
+    this.stats.requests++;
+    if (this.#pending.size < this.#limits.maxInFlight) return null;
+    this.stats.errors++;
+    return new SandboxError('HOST_OVERLOADED', `${this.#label} has ${this.#pending.size} requests in flight`);
+  }
+
+  #enter(session: Session | null, raw: boolean, resolve: (value: SandboxReply | Response) => void, reject: (error: unknown) => void): Entry {
+    const entry: Entry = {
+      id: this.#nextId++,
+      session,
+      raw,
+      deadline: performance.now() + this.#limits.wallMs,
+      worker: null,
+      phase: 'head',
+      settled: false,
+      timedOut: false,
+      resolve,
+      reject,
+      body: null,
+      settleTimer: undefined,
+      unlisten: noop,
+    };
+    this.#pending.set(entry.id, entry);
+    this.#awaitingHead.add(entry);
+    // Deadlines only grow: a timer already set is due no later than this one.
+    if (this.#wallTimer === undefined) this.#armWallTimer();
+    this.stats.inFlight = this.#pending.size;
+    return entry;
+  }
+
+  /** Sets the one wall-time timer for the oldest request waiting for its head, if any. */
+  #armWallTimer(): void {
+    const first = this.#awaitingHead.values().next().value;
+    if (!first) return;
+    this.#wallTimer = setTimeout(() => this.#onWallTimer(), Math.max(0, first.deadline - performance.now()));
+  }
+
+  #onWallTimer(): void {
+    this.#wallTimer = undefined;
+    const now = performance.now();
+    for (const entry of this.#awaitingHead) {
+      if (entry.deadline > now) break;
+      this.#awaitingHead.delete(entry);
+      this.#onWallTimeout(entry);
+    }
+    if (this.#wallTimer === undefined) this.#armWallTimer();
   }
 
   /**
@@ -235,11 +355,18 @@ export class Sandbox {
       entry.settled = true;
       this.#fail(entry, error);
     }
+    clearTimeout(this.#wallTimer);
     this.#stopWorker();
     for (const finish of this.#drainWaiters.splice(0)) finish();
   }
 
-  async #dispatch(entry: Entry, request: Request): Promise<void> {
+  #dispatch(entry: Entry, request: SandboxRequest): void {
+    const worker = this.#hold ? null : this.#worker;
+    if (worker) this.#post(entry, worker, request);
+    else void this.#dispatchLater(entry, request);
+  }
+
+  async #dispatchLater(entry: Entry, request: SandboxRequest): Promise<void> {
     let worker: SandboxWorker;
     try {
       // While the worker is suspected of hanging, new requests wait for the verdict rather than
@@ -251,11 +378,14 @@ export class Sandbox {
       return this.#fail(entry, err);
     }
     if (entry.phase !== 'head') return; // timed out, aborted or closed while the worker started
+    this.#post(entry, worker, request);
+  }
+
+  #post(entry: Entry, worker: SandboxWorker, request: SandboxRequest): void {
     entry.worker = worker;
-    const hasBody = request.body !== null && request.method !== 'GET' && request.method !== 'HEAD';
-    const body = hasBody ? request.body : null;
+    const { body } = request;
     try {
-      worker.post({ t: 'request', id: entry.id, method: request.method, url: request.url, headers: [...request.headers], body }, body ? [body] : []);
+      worker.post({ t: 'request', id: entry.id, method: request.method, url: request.url, headers: request.headers, body }, body ? [body] : []);
     } catch (err) {
       // A locked or used request body cannot be transferred: the caller's mistake, not the app's.
       entry.settled = true;
@@ -354,8 +484,11 @@ export class Sandbox {
       entry.settled = true;
       return this.#maybeDone(entry);
     }
+    // A head or failure that says the worker is done with the request stands for both messages.
+    if (message.settled) entry.settled = true;
     if (entry.phase !== 'head') {
       if (message.t === 'head' && message.body instanceof ReadableStream) void message.body.cancel().catch(() => {});
+      if (message.settled) this.#maybeDone(entry);
       return;
     }
     if (message.t === 'fail') return this.#fail(entry, new SandboxError(message.code, message.message));
@@ -363,16 +496,45 @@ export class Sandbox {
   }
 
   #respond(entry: Entry, status: number, headerList: Array<[string, string]>, body: ReadableStream<unknown> | Uint8Array | null): void {
-    // Bytes sent whole go through the same guard (and body-end accounting) as a stream would.
-    const source = body instanceof Uint8Array ? bytesStream(body) : body;
-    let response: Response;
+    let source: ReadableStream<unknown> | null = null;
+    let value: SandboxReply | Response;
     try {
-      // An unguarded Headers keeps Set-Cookie, as web-compat.ts does for requests.
-      const headers = new Headers();
-      for (const [name, value] of headerList) headers.append(name, value);
-      entry.body = source ? new ResponseBodyGuard(source, (end) => this.#onBodyEnd(entry, end)) : null;
-      response = new Response(entry.body?.stream ?? null, { status, headers });
-      Object.defineProperty(response, 'headers', { value: headers, enumerable: true });
+      if (entry.raw) {
+        // What a Response made from these would list: a worker's list already is, unless forged.
+        const headers = isHeaderListCanonical(headerList) ? headerList : responseHeaderList(unguardedHeaders(headerList));
+        // The browser's own error for a body where none may be, as constructing the Response gives.
+        if (body !== null && NULL_BODY_STATUSES.has(status)) void new Response(new Uint8Array(0), { status });
+        let bytes: Uint8Array | null = null;
+        if (body instanceof Uint8Array) {
+          bytes = body;
+          entry.body = new BytesBody();
+        } else if (body) {
+          source = body;
+          entry.body = new ResponseBodyGuard(body, (end) => this.#onBodyEnd(entry, end));
+        }
+        const guarded = entry.body;
+        value = {
+          status,
+          headers,
+          body: bytes ?? (guarded instanceof ResponseBodyGuard ? guarded.stream : null),
+          bodyDone: (written) => {
+            if (!(guarded instanceof BytesBody)) return;
+            if (guarded.failed && written) throw guarded.error;
+            if (guarded.over) return;
+            guarded.over = true;
+            this.#onBodyEnd(entry, written ? BODY_DONE : BODY_CANCELLED);
+          },
+        };
+      } else {
+        // Bytes sent whole go through the same guard (and body-end accounting) as a stream would.
+        source = body instanceof Uint8Array ? bytesStream(body) : body;
+        // An unguarded Headers keeps Set-Cookie, as web-compat.ts does for requests.
+        const headers = unguardedHeaders(headerList);
+        entry.body = source ? new ResponseBodyGuard(source, (end) => this.#onBodyEnd(entry, end)) : null;
+        const response = new Response(entry.body?.stream ?? null, { status, headers });
+        Object.defineProperty(response, 'headers', { value: headers, enumerable: true });
+        value = response;
+      }
     } catch (err) {
       if (entry.body) entry.body.fail(err);
       else void source?.cancel().catch(() => {});
@@ -380,9 +542,9 @@ export class Sandbox {
       entry.worker?.post({ t: 'cancel', id: entry.id, reason: 'invalid response head' });
       return this.#fail(entry, new SandboxError('HOST_BAD_HANDLER_RESPONSE', `invalid response head: ${(err as Error).message}`));
     }
-    clearTimeout(entry.wallTimer);
+    this.#awaitingHead.delete(entry);
     entry.phase = entry.body ? 'body' : 'over';
-    entry.resolve(response);
+    entry.resolve(value);
     this.#maybeDone(entry);
   }
 
@@ -469,7 +631,7 @@ export class Sandbox {
   /** Delivers a failure: rejects a pending head or errors a streaming body. */
   #fail(entry: Entry, error: unknown, countAsError = true): void {
     if (entry.phase === 'over') return this.#maybeDone(entry);
-    clearTimeout(entry.wallTimer);
+    this.#awaitingHead.delete(entry);
     if (entry.phase === 'head') entry.reject(error);
     else entry.body?.fail(error);
     entry.phase = 'over';
@@ -493,7 +655,7 @@ export class Sandbox {
 
   #remove(entry: Entry): void {
     if (!this.#pending.delete(entry.id)) return;
-    clearTimeout(entry.wallTimer);
+    this.#awaitingHead.delete(entry);
     clearTimeout(entry.settleTimer);
     entry.unlisten();
     this.stats.inFlight = this.#pending.size;
@@ -513,6 +675,15 @@ function bytesOnly(body: ReadableStream<unknown>): ReadableStream<Uint8Array> {
     }),
   );
 }
+
+/** A `Headers` with every line of `list`, Set-Cookie included (throws for an invalid one). */
+function unguardedHeaders(list: Array<[string, string]>): Headers {
+  const headers = new Headers();
+  for (const [name, value] of list) headers.append(name, value);
+  return headers;
+}
+
+function noop(): void {}
 
 /** One chunk of bytes as a stream of this realm. */
 function bytesStream(bytes: Uint8Array): ReadableStream<Uint8Array> {

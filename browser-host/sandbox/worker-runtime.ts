@@ -8,7 +8,7 @@
  */
 import type { AppModule, ExecutionContext } from '../module-runtime.ts';
 import { describeError } from './errors.ts';
-import type { HostMessage, InitMessage, KvAnswerMessage, RequestMessage, WorkerFailureCode, WorkerMessage } from './messages.ts';
+import type { BatchMessage, FailMessage, HeadMessage, HostMessage, InitMessage, KvAnswerMessage, RequestMessage, WorkerFailureCode, WorkerMessage } from './messages.ts';
 import { KvNamespace, type KvAnswer, type KvCall } from '../kv/namespace.ts';
 import { fixedBody, installResponseShim, makeRequest, responseHeaderList } from '../web-compat.ts';
 
@@ -39,6 +39,9 @@ class WorkerHost {
   readonly #kvCalls = new Map<number, (answer: KvAnswer) => void>();
   #nextKvId = 1;
   #app: AppModule | null = null;
+  /** Replies posted in this microtask checkpoint, sent as one (messages.ts, BatchMessage). */
+  #queue: WorkerMessage[] = [];
+  readonly #flushQueue = () => this.#flush();
 
   constructor(port: MessagePort, init: InitMessage) {
     this.#port = port;
@@ -67,7 +70,20 @@ class WorkerHost {
 
   async start(): Promise<void> {
     // Answer pings while the module loads: a slow import is not a hung worker.
-    this.#port.onmessage = (event) => this.#onMessage(event.data as HostMessage);
+    this.#port.onmessage = (event) => {
+      const data = event.data as HostMessage | BatchMessage<HostMessage>;
+      if (data.t !== 'batch') return this.#onMessage(data);
+      for (const message of data.messages) {
+        try {
+          this.#onMessage(message);
+        } catch (err) {
+          // As if it had been a message of its own: reported, and the rest still handled.
+          queueMicrotask(() => {
+            throw err;
+          });
+        }
+      }
+    };
     try {
       const url = URL.createObjectURL(new Blob([this.#init.code], { type: 'text/javascript' }));
       let mod: { default?: Partial<AppModule> };
@@ -79,20 +95,52 @@ class WorkerHost {
       const app = mod.default;
       if (!app || typeof app.fetch !== 'function') throw new TypeError('the module has no default export with a fetch() method');
       this.#app = app as AppModule;
-      this.#post({ t: 'ready' });
+      this.#postNow({ t: 'ready' });
     } catch (err) {
-      this.#post({ t: 'load-failed', message: describeError(err) });
+      this.#postNow({ t: 'load-failed', message: describeError(err) });
     }
   }
 
+  /**
+   * Posts a reply to the host. Replies without transfers are gathered and sent together once
+   * the current microtasks have run; one that transfers a stream is sent at once (after those
+   * gathered before it), so a body that cannot be transferred throws in the caller.
+   */
   #post(message: WorkerMessage, transfer: Transferable[] = []): void {
+    if (transfer.length > 0) return this.#postNow(message, transfer);
+    this.#queue.push(message);
+    if (this.#queue.length === 1) queueMicrotask(this.#flushQueue);
+  }
+
+  #postNow(message: WorkerMessage, transfer: Transferable[] = []): void {
+    this.#flush();
     this.#port.postMessage(message, transfer);
+  }
+
+  #flush(): void {
+    const queue = this.#queue;
+    if (queue.length === 0) return;
+    this.#queue = [];
+    if (queue.length === 1) return this.#port.postMessage(queue[0]);
+    try {
+      this.#port.postMessage({ t: 'batch', messages: queue } satisfies BatchMessage<WorkerMessage>);
+    } catch {
+      // Something in the batch could not be cloned: send what can be, one by one.
+      for (const message of queue) {
+        try {
+          this.#port.postMessage(message);
+        } catch (err) {
+          console.error(`dcdn: a reply could not be sent: ${describeError(err)}`);
+        }
+      }
+    }
   }
 
   #onMessage(message: HostMessage): void {
     switch (message.t) {
       case 'ping':
-        return this.#post({ t: 'pong', n: message.n });
+        // At once: liveness is judged by when pongs arrive.
+        return this.#postNow({ t: 'pong', n: message.n });
       case 'cancel':
         return this.#active.get(message.id)?.abort(new DOMException(message.reason, 'AbortError'));
       case 'request':
@@ -119,8 +167,25 @@ class WorkerHost {
       waitUntil: (p) => void waits.push(Promise.resolve(p).catch((e: unknown) => console.error(`waitUntil rejected: ${describeError(e)}`))),
       passThroughOnException: () => {},
     };
-    const fail = (code: WorkerFailureCode, text: string) => this.#post({ t: 'fail', id, code, message: text });
     let request: Request | null = null;
+    let settled = false;
+    const done = () => {
+      this.#active.delete(id);
+      // A request body the handler never touched would keep the host's side of it waiting.
+      if (request?.body && !request.bodyUsed && !request.body.locked) void request.body.cancel().catch(() => {});
+    };
+    /**
+     * Sends the head or failure. With no `waitUntil` work pending the request is over for this
+     * worker: it says so in the same message (`settled`), which saves the host a message.
+     */
+    const reply = (m: HeadMessage | FailMessage, transfer: Transferable[] = []) => {
+      if (waits.length > 0) return this.#post(m, transfer);
+      m.settled = true;
+      this.#post(m, transfer);
+      settled = true;
+      done();
+    };
+    const fail = (code: WorkerFailureCode, text: string) => reply({ t: 'fail', id, code, message: text });
     try {
       request = makeRequest(message.url, { method, body: message.body, duplex: 'half', signal: abort.signal }, message.headers);
       let response: unknown;
@@ -136,22 +201,21 @@ class WorkerHost {
       if (fixed) {
         // Made whole from a string or bytes: sent as bytes, no stream to transfer.
         void response.body?.cancel().catch(() => {});
-        this.#post({ t: 'head', id, status: response.status, headers: responseHeaderList(response.headers), body: fixed });
-        return;
+        return reply({ t: 'head', id, status: response.status, headers: responseHeaderList(response.headers), body: fixed });
       }
       const body = noBody ? null : response.body;
       // Transferring the body hands it to the host as a stream with backpressure; a locked or
       // disturbed body cannot be transferred and lands in the catch below.
-      this.#post({ t: 'head', id, status: response.status, headers: responseHeaderList(response.headers), body }, body ? [body] : []);
+      reply({ t: 'head', id, status: response.status, headers: responseHeaderList(response.headers), body }, body ? [body] : []);
     } catch (err) {
       fail('HOST_HANDLER_ERROR', describeError(err));
     } finally {
-      // waitUntil() may be called while earlier promises are pending: wait until none is added.
-      for (let seen = 0; seen < waits.length; seen = waits.length) await Promise.all(waits.slice(seen));
-      this.#active.delete(id);
-      // A request body the handler never touched would keep the host's side of it waiting.
-      if (request?.body && !request.bodyUsed && !request.body.locked) void request.body.cancel().catch(() => {});
-      this.#post({ t: 'settled', id });
+      if (!settled) {
+        // waitUntil() may be called while earlier promises are pending: wait until none is added.
+        for (let seen = 0; seen < waits.length; seen = waits.length) await Promise.all(waits.slice(seen));
+        done();
+        this.#post({ t: 'settled', id });
+      }
     }
   }
 }
