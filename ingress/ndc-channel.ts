@@ -1,3 +1,4 @@
+import { EarlyMessages } from '../protocol/early-messages.ts';
 import type { Channel } from '../protocol/channel.ts';
 import { DcdnError } from '../protocol/errors.ts';
 
@@ -63,7 +64,6 @@ export class NdcChannel implements Channel {
   /** Which WebRTC stack carries this channel, for logs, health and tests. */
   readonly backend = 'node-datachannel' as const;
   readonly maxMessageSize: number;
-  onmessage: ((data: Uint8Array) => void) | null = null;
   ondrain: (() => void) | null = null;
   onclose: ((reason: string) => void) | null = null;
 
@@ -72,6 +72,20 @@ export class NdcChannel implements Channel {
   readonly #unsubscribe: () => void;
   #lowWaterMark = 0;
   #closed = false;
+  /** The host may speak first: what it sends before the session listens is kept for it. */
+  readonly #early = new EarlyMessages();
+
+  get onmessage(): ((data: Uint8Array) => void) | null {
+    return this.#early.listener;
+  }
+
+  set onmessage(fn: ((data: Uint8Array) => void) | null) {
+    this.#early.listener = fn;
+  }
+
+  #receive(data: Uint8Array): void {
+    if (!this.#early.deliver(data)) this.#finish(`the peer sent over ${this.#early.maxBytes} bytes before the session started`);
+  }
 
   constructor(dc: NdcDataChannel, options: NdcChannelOptions) {
     this.#dc = dc;
@@ -83,7 +97,7 @@ export class NdcChannel implements Channel {
       // node-datachannel hands over a fresh Buffer per message (a copy out of libdatachannel),
       // so it is passed on without another copy.
       if (typeof msg === 'string') return this.#finish('received a text message; the protocol is binary only');
-      this.onmessage?.(msg instanceof ArrayBuffer ? new Uint8Array(msg) : msg);
+      this.#receive(msg instanceof ArrayBuffer ? new Uint8Array(msg) : msg);
     });
     dc.onBufferedAmountLow(() => {
       if (!this.#closed) this.ondrain?.();

@@ -1,3 +1,4 @@
+import { EarlyMessages } from '../protocol/early-messages.ts';
 import type { RTCDataChannel, RTCPeerConnection } from 'werift';
 import type { Channel } from '../protocol/channel.ts';
 import { DcdnError } from '../protocol/errors.ts';
@@ -31,7 +32,6 @@ export interface WeriftChannelOptions {
  */
 export class WeriftChannel implements Channel {
   readonly maxMessageSize: number;
-  onmessage: ((data: Uint8Array) => void) | null = null;
   ondrain: (() => void) | null = null;
   onclose: ((reason: string) => void) | null = null;
 
@@ -39,6 +39,20 @@ export class WeriftChannel implements Channel {
   readonly #pc: RTCPeerConnection | undefined;
   readonly #unsubscribe: Array<() => void> = [];
   #closed = false;
+  /** The host may speak first: what it sends before the session listens is kept for it. */
+  readonly #early = new EarlyMessages();
+
+  get onmessage(): ((data: Uint8Array) => void) | null {
+    return this.#early.listener;
+  }
+
+  set onmessage(fn: ((data: Uint8Array) => void) | null) {
+    this.#early.listener = fn;
+  }
+
+  #receive(data: Uint8Array): void {
+    if (!this.#early.deliver(data)) this.#finish(`the peer sent over ${this.#early.maxBytes} bytes before the session started`);
+  }
 
   constructor(dc: RTCDataChannel, options: WeriftChannelOptions) {
     this.#dc = dc;
@@ -48,7 +62,7 @@ export class WeriftChannel implements Channel {
       dc.onMessage.subscribe((data) => {
         // A Buffer is a Uint8Array: no copy. Strings are not part of our protocol, but a
         // misbehaving peer may send one; hand it on as bytes for the decoder to reject.
-        this.onmessage?.(typeof data === 'string' ? Buffer.from(data) : data);
+        this.#receive(typeof data === 'string' ? Buffer.from(data) : data);
       }),
       // Verified against Chromium in test/webrtc-channel.e2e.test.ts: fires when bufferedAmount
       // crosses bufferedAmountLowThreshold downwards (the `onbufferedamountlow` property does not exist).
