@@ -73,18 +73,12 @@ export class NdcChannel implements Channel {
   #lowWaterMark = 0;
   #closed = false;
   /** The host may speak first: what it sends before the session listens is kept for it. */
-  readonly #early = new EarlyMessages();
-
+  readonly #early = new EarlyMessages((reason) => this.#finish(reason));
   get onmessage(): ((data: Uint8Array) => void) | null {
     return this.#early.listener;
   }
-
   set onmessage(fn: ((data: Uint8Array) => void) | null) {
     this.#early.listener = fn;
-  }
-
-  #receive(data: Uint8Array): void {
-    if (!this.#early.deliver(data)) this.#finish(`the peer sent over ${this.#early.maxBytes} bytes before the session started`);
   }
 
   constructor(dc: NdcDataChannel, options: NdcChannelOptions) {
@@ -97,7 +91,7 @@ export class NdcChannel implements Channel {
       // node-datachannel hands over a fresh Buffer per message (a copy out of libdatachannel),
       // so it is passed on without another copy.
       if (typeof msg === 'string') return this.#finish('received a text message; the protocol is binary only');
-      this.#receive(msg instanceof ArrayBuffer ? new Uint8Array(msg) : msg);
+      this.#early.deliver(msg instanceof ArrayBuffer ? new Uint8Array(msg) : msg);
     });
     dc.onBufferedAmountLow(() => {
       if (!this.#closed) this.ondrain?.();

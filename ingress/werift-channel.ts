@@ -40,18 +40,12 @@ export class WeriftChannel implements Channel {
   readonly #unsubscribe: Array<() => void> = [];
   #closed = false;
   /** The host may speak first: what it sends before the session listens is kept for it. */
-  readonly #early = new EarlyMessages();
-
+  readonly #early = new EarlyMessages((reason) => this.#finish(reason));
   get onmessage(): ((data: Uint8Array) => void) | null {
     return this.#early.listener;
   }
-
   set onmessage(fn: ((data: Uint8Array) => void) | null) {
     this.#early.listener = fn;
-  }
-
-  #receive(data: Uint8Array): void {
-    if (!this.#early.deliver(data)) this.#finish(`the peer sent over ${this.#early.maxBytes} bytes before the session started`);
   }
 
   constructor(dc: RTCDataChannel, options: WeriftChannelOptions) {
@@ -62,7 +56,7 @@ export class WeriftChannel implements Channel {
       dc.onMessage.subscribe((data) => {
         // A Buffer is a Uint8Array: no copy. Strings are not part of our protocol, but a
         // misbehaving peer may send one; hand it on as bytes for the decoder to reject.
-        this.#receive(typeof data === 'string' ? Buffer.from(data) : data);
+        this.#early.deliver(typeof data === 'string' ? Buffer.from(data) : data);
       }),
       // Verified against Chromium in test/webrtc-channel.e2e.test.ts: fires when bufferedAmount
       // crosses bufferedAmountLowThreshold downwards (the `onbufferedamountlow` property does not exist).

@@ -14,8 +14,10 @@ describe('EarlyMessages', () => {
   });
 
   it('refuses to hold more than its bound', () => {
-    const early = new EarlyMessages(4);
+    const reasons: string[] = [];
+    const early = new EarlyMessages((r) => reasons.push(r), 4);
     expect(early.deliver(new Uint8Array(3))).toBe(true);
     expect(early.deliver(new Uint8Array(2))).toBe(false);
+    expect(reasons).toEqual(['the peer sent over 4 bytes before the session started']);
   });
 });

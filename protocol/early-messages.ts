@@ -9,8 +9,15 @@ export class EarlyMessages {
   #queue: Uint8Array[] = [];
   #bytes = 0;
 
-  /** @param maxBytes most bytes held for a listener that has not come yet (default 1 MiB). */
-  constructor(readonly maxBytes = 1024 * 1024) {}
+  /**
+   * @param onOverflow called (once per refused message) when holding a message would pass
+   *   `maxBytes`; the channel closes then, saying why.
+   * @param maxBytes most bytes held for a listener that has not come yet (default 1 MiB).
+   */
+  constructor(
+    readonly onOverflow: (reason: string) => void = () => {},
+    readonly maxBytes = 1024 * 1024,
+  ) {}
 
   get listener(): ((data: Uint8Array) => void) | null {
     return this.#listener;
@@ -26,13 +33,16 @@ export class EarlyMessages {
     }
   }
 
-  /** Delivers `data` now, or keeps it; false when keeping it would pass `maxBytes`. */
+  /** Delivers `data` now, or keeps it; false (and `onOverflow`) when keeping it would pass `maxBytes`. */
   deliver(data: Uint8Array): boolean {
     if (this.#listener) {
       this.#listener(data);
       return true;
     }
-    if (this.#bytes + data.byteLength > this.maxBytes) return false;
+    if (this.#bytes + data.byteLength > this.maxBytes) {
+      this.onOverflow(`the peer sent over ${this.maxBytes} bytes before the session started`);
+      return false;
+    }
     this.#queue.push(data);
     this.#bytes += data.byteLength;
     return true;

@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN } from './cli.ts';
+import { isAlive } from './processes.ts';
 
 const SECRET = 'cli-parts-e2e-secret-0123456789abcdef';
 /** Chromium start, the tab joining, the data channel opening. */
@@ -194,15 +195,6 @@ function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe('dcdn signal, dcdn ingress and dcdn launch as separate processes', () => {

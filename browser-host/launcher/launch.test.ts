@@ -5,6 +5,7 @@ import puppeteer from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allowHostPattern, buildChromiumArgs, isSecureOrigin, launchBrowser, type LaunchedBrowser } from './launch.ts';
 import { resolveBrowser } from './resolve-browser.ts';
+import { isAlive } from '../../test/processes.ts';
 
 // Its own Chromium, not the shared one: this file tests detach() and close() themselves.
 let browser: LaunchedBrowser;
@@ -12,15 +13,6 @@ const logged: Array<{ level: string; message: string; fields: Record<string, unk
 
 function cmdline(pid: number): string[] {
   return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 beforeAll(async () => {
