@@ -8,11 +8,8 @@ import { KV_BACKEND_LABELS, KV_BACKENDS, sizeLabel, type KvBackend, type KvResul
 import type { MemoryResult } from './memory.ts';
 import { median, ratio, round } from './stats.ts';
 
-export interface TransportFigures {
-  skipped?: string;
-  maxMessageSize?: number;
-  setupMsFirst: number | null;
-  setupMsMedian: number | null;
+/** Round trips of a small frame and of one 64 KiB message, in ms. */
+export interface RoundTripFigures {
   rttP50Ms: number | null;
   rttP90Ms: number | null;
   rttP99Ms: number | null;
@@ -20,20 +17,21 @@ export interface TransportFigures {
   rtt64kP50Ms: number | null;
   rtt64kP90Ms: number | null;
   rtt64kP99Ms: number | null;
+}
+
+export interface TransportFigures extends RoundTripFigures {
+  skipped?: string;
+  maxMessageSize?: number;
+  setupMsFirst: number | null;
+  setupMsMedian: number | null;
   /** By message size. */
   bulk: Record<string, { toTabMbps: number | null; toNodeMbps: number | null; cpuSecondsPerMbToTab: number | null; cpuSecondsPerMbToNode: number | null }>;
 }
 
 export interface ChannelFigures {
   transports: Record<NodeTransport, TransportFigures>;
-  chromium: {
+  chromium: RoundTripFigures & {
     setupMsMedian: number | null;
-    rttP50Ms: number | null;
-    rttP90Ms: number | null;
-    rttP99Ms: number | null;
-    rtt64kP50Ms: number | null;
-    rtt64kP90Ms: number | null;
-    rtt64kP99Ms: number | null;
     bulkMbps: Record<string, number | null>;
   };
 }
