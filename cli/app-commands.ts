@@ -5,17 +5,14 @@
 import { resolve } from 'node:path';
 import { bundleApp } from '../browser-host/build/bundle.ts';
 import { mintToken } from '../signaling/index.ts';
-import { UsageError, type FlagSpec } from './args.ts';
+import { UsageError } from './args.ts';
 import { buildErrorLines } from './bundle.ts';
 import { signalUrls } from './parts.ts';
 import { readState } from './state.ts';
+import { controlFlags } from './command-flags.ts';
 
-export const controlFlags = {
-  signal: { type: 'string', short: 's', help: 'signaling/control address (default: from the local dcdn up)' },
-  token: { type: 'string', help: 'operator token (else DCDN_TOKEN, a token minted from DCDN_SECRET, or the local state)' },
-  ingress: { type: 'string', help: "the ingress's public URL, to print apps' URLs (else DCDN_INGRESS, or the local dcdn up's)" },
-  'base-domain': { type: 'string', help: "the ingress's app base domain, for NAME.DOMAIN URLs (else DCDN_BASE_DOMAIN, or the local dcdn up's)" },
-} satisfies FlagSpec;
+export { controlFlags };
+
 
 /** Where the control API is, how to authenticate, and where apps answer (for printing URLs). */
 export interface ControlTarget {

@@ -6,7 +6,8 @@
  */
 import { isIP } from 'node:net';
 import { reachableIceServers, type OffererOptions } from '../ingress/offerer.ts';
-import { iceServerSource, TURN_TTL_DEFAULT_SECONDS, type IceConfig } from '../signaling/index.ts';
+// turn.ts, not the signaling index: `dcdn --help` prints these flags without loading the server.
+import { iceServerSource, TURN_TTL_DEFAULT_SECONDS, type IceConfig } from '../signaling/turn.ts';
 import { intFlag, UsageError, type FlagSpec } from './args.ts';
 
 export const iceFlags = {

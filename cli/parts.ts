@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { bundleApp, bundleHostScript, bundleJoinScript, DEMO_APP, hostPageHtml, joinPageHtml } from '../browser-host/build/bundle.ts';
-import { allowHostPattern, DEFAULT_HEAP_LIMIT_MB, isSecureOrigin, launchBrowser, type LaunchedBrowser } from '../browser-host/launcher/launch.ts';
+import { allowHostPattern, isSecureOrigin, launchBrowser, type LaunchedBrowser } from '../browser-host/launcher/launch.ts';
 import { resolveBrowser } from '../browser-host/launcher/resolve-browser.ts';
 import { createIngress, type Ingress, type IngressOptions } from '../ingress/index.ts';
 import { openKvStore } from '../ingress/kv/index.ts';
@@ -15,11 +15,14 @@ import { parseAppConfig, type AppConfig } from '../signaling/app-config.ts';
 import { AppStore, checkBundle, createSignalingServer, mintToken, SIGNAL_PATH, type IceConfig, type SignalingServer } from '../signaling/index.ts';
 import type { OffererOptions } from '../ingress/offerer.ts';
 import { RTC_BACKENDS, type RtcBackend } from '../ingress/rtc-backend.ts';
-import { intFlag, UsageError, type FlagSpec } from './args.ts';
-import { ingressIceFlags, ingressRtcFromFlags } from './ice-flags.ts';
-import { trafficFlags, trafficOptionsFromFlags } from './traffic-flags.ts';
+import { intFlag, UsageError } from './args.ts';
+import { ingressRtcFromFlags } from './ice-flags.ts';
+import { trafficOptionsFromFlags } from './traffic-flags.ts';
 import type { Log } from './log.ts';
 import { stateDir } from './state.ts';
+
+// The flags live with the other commands' (help loads nothing heavy); kept importable from here.
+export { ingressFlags, launchFlags } from './command-flags.ts';
 
 /** A fresh signing secret for a network whose parts share one process or one operator. */
 export function newSecret(): string {
@@ -104,26 +107,7 @@ export async function deployFile(store: AppStore, name: string, file: string, lo
 /** What {@link startIngress} takes: the ingress's options, with a secret or token and a KV store spec. */
 export type StartIngressOptions = Omit<IngressOptions, 'token' | 'log' | 'kv'> & { secret?: string; token?: string; kvStore?: string; log: Log };
 
-const secretFlag = { type: 'string', help: 'signing secret shared by the network (else DCDN_SECRET)' } as const;
 
-/** `dcdn ingress`'s flags (all but --help). */
-export const ingressFlags = {
-  signal: { type: 'string', short: 's', help: 'signaling address, e.g. http://127.0.0.1:8787' },
-  port: { type: 'string', short: 'p', default: '8080', help: 'HTTP port' },
-  host: { type: 'string', default: '127.0.0.1', help: 'address to listen on (0.0.0.0 for every interface)' },
-  name: { type: 'string', default: 'ingress', help: 'name in signaling and logs' },
-  transport: { type: 'string', short: 't', default: 'webrtc', help: 'webrtc or websocket' },
-  rtc: { type: 'string', default: 'werift', help: 'WebRTC stack: werift, or node-datachannel (native, optional dependency)' },
-  secret: secretFlag,
-  token: { type: 'string', help: 'an ingress token instead of the secret (else DCDN_TOKEN)' },
-  'shutdown-grace': { type: 'string', default: '10000', help: 'on SIGTERM/SIGINT, ms in-flight requests get to finish before they are cut (a second signal exits at once)' },
-  'kv-store': { type: 'string', help: "handlers' KV store: sqlite:PATH, redis://HOST:PORT (shared by several ingresses), or none (default: sqlite:$DCDN_HOME/kv.db; env DCDN_KV_STORE)" },
-  'kv-min-ttl': { type: 'string', default: '60', help: 'shortest KV expirationTtl accepted, in seconds' },
-  'base-domain': { type: 'string', default: 'localhost', help: 'apps answer on NAME.<base-domain> (and on /@NAME/ under any name)' },
-  'public-ws': { type: 'string', help: 'base URL hosts dial for the WebSocket transport and fallback, e.g. wss://ingress.example.net (default ws://<host>:<port>)' },
-  ...ingressIceFlags,
-  ...trafficFlags,
-} satisfies FlagSpec;
 
 /**
  * Turns `dcdn ingress`'s flags (and DCDN_SECRET, DCDN_TOKEN, DCDN_KV_STORE, DCDN_TURN_SECRET,
@@ -200,21 +184,6 @@ export function redactSpec(spec: string): string {
   return spec.replace(/(\/\/[^:/@]*:)[^@]*@/, '$1***@');
 }
 
-/** `dcdn launch`'s flags (all but --help). */
-export const launchFlags = {
-  signal: { type: 'string', short: 's', help: 'signaling address, e.g. http://signal.example.net:8787 (Chromium may always resolve its host)' },
-  count: { type: 'string', short: 'n', default: '2', help: 'tabs to open' },
-  name: { type: 'string', default: 'tab', help: 'tab name prefix (tabs are PREFIX-1, PREFIX-2, …)' },
-  secret: secretFlag,
-  token: { type: 'string', help: 'a host token instead of the secret (else DCDN_TOKEN)' },
-  browser: { type: 'string', help: 'Chromium/Chrome executable (else DCDN_BROWSER, system paths, puppeteer cache)' },
-  'heap-limit': { type: 'string', default: String(DEFAULT_HEAP_LIMIT_MB), help: "JavaScript heap limit per app sandbox (and per tab), in MiB: an app that allocates past it is recycled" },
-  'allow-host': {
-    type: 'string',
-    multiple: true,
-    help: "another host name or address Chromium may resolve, e.g. each ingress's --public-ws host (WebSocket fallback), STUN/TURN servers named by host, or what apps fetch; globs like *.example.net, * for any (repeatable; default: loopback and the --signal host only)",
-  },
-} satisfies FlagSpec;
 
 /**
  * The host patterns Chromium may resolve for tabs joining `signalHttp`: the signaling host (its

@@ -4,7 +4,7 @@
  * POOL_DEFAULTS), so a flag left out changes nothing.
  */
 import { POOL_DEFAULTS } from '../ingress/host-pool.ts';
-import { PROXY_DEFAULTS } from '../ingress/proxy.ts';
+import { PROXY_DEFAULTS } from '../ingress/proxy-defaults.ts';
 import type { IngressOptions } from '../ingress/index.ts';
 import { intFlag, UsageError, type FlagSpec } from './args.ts';
 

@@ -1,4 +1,4 @@
-import { intFlag, UsageError, type FlagSpec } from './args.ts';
+import { intFlag, UsageError } from './args.ts';
 import { RTC_BACKENDS, type RtcBackend } from '../ingress/rtc-backend.ts';
 import { mintToken, type AppStore } from '../signaling/index.ts';
 import { control as deployVersion, type ControlTarget } from './app-commands.ts';
@@ -6,41 +6,19 @@ import { parseAppConfig } from '../signaling/app-config.ts';
 import { createLog } from './log.ts';
 import { launchHosts, newSecret, onShutdown, redactSpec, signalUrls, startIngress, startSignal } from './parts.ts';
 import { stateDir, writeState } from './state.ts';
-import { iceConfigFromFlags, iceFlags } from './ice-flags.ts';
-import { trafficFlags, trafficOptionsFromFlags } from './traffic-flags.ts';
+import { iceConfigFromFlags } from './ice-flags.ts';
+import { trafficOptionsFromFlags } from './traffic-flags.ts';
 import { createHash } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { bundleAppWithInputs, type AppBundle } from '../browser-host/build/bundle.ts';
 import { buildErrorLines } from './bundle.ts';
 import type { Log } from './log.ts';
-import { DEFAULT_HEAP_LIMIT_MB } from '../browser-host/launcher/launch.ts';
+import { upFlags } from './command-flags.ts';
 
-export const upFlags = {
-  port: { type: 'string', short: 'p', default: '8080', help: 'HTTP port of the ingress' },
-  host: { type: 'string', default: '127.0.0.1', help: 'address the ingress and signaling listen on' },
-  hosts: { type: 'string', short: 'n', default: '2', help: 'headless Chromium host tabs to launch (0 for none)' },
-  transport: { type: 'string', short: 't', default: 'webrtc', help: 'how the ingress reaches hosts: webrtc or websocket' },
-  rtc: { type: 'string', default: 'werift', help: 'WebRTC stack of the ingress: werift, or node-datachannel (native, optional dependency)' },
-  app: { type: 'string', short: 'a', help: 'app module to serve as the default app, redeployed when it changes (default: the demo app)' },
-  'signal-port': { type: 'string', default: '8787', help: 'port of the signaling service and host page' },
-  browser: { type: 'string', help: 'Chromium/Chrome executable (else DCDN_BROWSER, system paths, puppeteer cache)' },
-  'kv-store': { type: 'string', help: "handlers' KV store: sqlite:PATH, redis://HOST:PORT, or none (default: sqlite:$DCDN_HOME/kv.db)" },
-  'kv-min-ttl': { type: 'string', default: '60', help: 'shortest KV expirationTtl accepted, in seconds' },
-  'base-domain': { type: 'string', default: 'localhost', help: 'apps answer on NAME.<base-domain>' },
-  'heap-limit': { type: 'string', default: String(DEFAULT_HEAP_LIMIT_MB), help: 'JavaScript heap limit per app sandbox (and per tab), in MiB: an app that allocates past it is recycled' },
-  'no-watch': { type: 'boolean', default: false, help: "with --app: don't redeploy when a file the app is built from changes" },
-  quiet: { type: 'boolean', short: 'q', default: false, help: 'log warnings only' },
-  'open-join': { type: 'boolean', default: false, help: 'let anyone join as a volunteer host from /join, without an invite' },
-  ...iceFlags,
-  ...trafficFlags,
-  help: { type: 'boolean', short: 'h', default: false, help: 'show this help' },
-} satisfies FlagSpec;
+export { upDescription, upFlags, upUsage } from './command-flags.ts';
 
-export const upUsage = 'dcdn up [--port 8080] [--hosts 2] [--transport webrtc|websocket] [--rtc werift|node-datachannel] [--app FILE]';
-export const upDescription =
-  'Runs a whole dcdn network on this machine: signaling, an ingress and N headless Chromium host\n' +
-  'tabs serving the app. Prints where everything is; Ctrl-C (or SIGTERM) shuts it down cleanly.';
+
 
 export async function up(values: Record<keyof typeof upFlags, unknown>): Promise<number> {
   const quiet = values.quiet === true;

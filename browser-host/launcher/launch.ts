@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import { DEFAULT_HEAP_LIMIT_MB } from './heap-limit.ts';
 
 /** Pino-compatible subset: structured fields first, message second. */
 export interface LauncherLogger {
@@ -99,8 +100,7 @@ const DCDN_FLAGS: readonly string[] = [
  * NetworkTimeServiceQuerying fetches clients2.google.com/time at startup even with
  * --disable-background-networking (seen in a net-log of Chromium 156).
  */
-/** Default heap limit per isolate of a host tab's renderers, in MiB (Cloudflare Workers: 128). */
-export const DEFAULT_HEAP_LIMIT_MB = 512;
+export { DEFAULT_HEAP_LIMIT_MB };
 
 const DCDN_DISABLED_FEATURES: readonly string[] = ['WebRtcHideLocalIpsWithMdns', 'NetworkTimeServiceQuerying'];
 
