@@ -4,7 +4,9 @@
  */
 import { join, resolve } from 'node:path';
 import { intFlag, UsageError } from './args.ts';
-import { createLog } from './log.ts';
+import { createLog, createLogger } from './log.ts';
+import { logOptionsFromFlags } from './log-flags.ts';
+import { listening } from './listen-error.ts';
 import { ingressOptionsFromFlags, launchAllowHosts, launchHosts, newSecret, onShutdown, signalUrls, startIngress, startSignal } from './parts.ts';
 import { iceConfigFromFlags } from './ice-flags.ts';
 import { mintToken } from '../signaling/index.ts';
@@ -13,13 +15,13 @@ import { stateDir } from './state.ts';
 /** `dcdn signal`: signaling, the control plane and the host and join pages. */
 export async function signal(v: Record<string, unknown>): Promise<number> {
   const ice = iceConfigFromFlags(v);
-  const log = createLog('signal');
+  const log = createLog('signal', createLogger(logOptionsFromFlags(v)));
   let secret = (v.secret as string | undefined) ?? process.env.DCDN_SECRET;
   if (!secret) {
     secret = newSecret();
     process.stdout.write(`No secret given; generated one. Give it to ingresses and launchers:\n  DCDN_SECRET=${secret}\n`);
   }
-  const { server, url } = await startSignal({
+  const { server, url } = await listening('signaling', '--port', () => startSignal({
     secret,
     port: intFlag(v.port, 'port'),
     host: String(v.host),
@@ -28,7 +30,7 @@ export async function signal(v: Record<string, unknown>): Promise<number> {
     ...(ice ? { ice } : {}),
     openJoin: v['open-join'] === true,
     log,
-  });
+  }));
   process.stdout.write(`signaling listening on ${url}\n`);
   await onShutdown(log, () => server.close());
   return 0;
@@ -37,9 +39,9 @@ export async function signal(v: Record<string, unknown>): Promise<number> {
 /** `dcdn ingress`: an ingress joining signaling at --signal. */
 export async function ingress(v: Record<string, unknown>): Promise<number> {
   const opts = ingressOptionsFromFlags(v);
-  const log = createLog('ingress');
+  const log = createLog('ingress', createLogger(logOptionsFromFlags(v)));
   if (opts.rtcBackend === 'node-datachannel') await (await import('../ingress/ndc-peer.ts')).loadNodeDatachannel();
-  const ingress = await startIngress({ ...opts, log });
+  const ingress = await listening('ingress', '--port', () => startIngress({ ...opts, log }));
   if (opts.publicWsBase === undefined && !/^(127\.|localhost$|::1$|\[::1\]$)/.test(opts.host ?? '127.0.0.1')) {
     log('warn', 'hosts on other machines dial the WebSocket fallback at this address; give --public-ws with one they can reach', { wsUrl: `${ingress.url.replace(/^http/, 'ws')}/_dcdn/host-ws` });
   }
@@ -63,7 +65,7 @@ export async function launch(v: Record<string, unknown>): Promise<number> {
   }
   const allowHosts = (v['allow-host'] as string[] | undefined) ?? [];
   launchAllowHosts(signalHttp, allowHosts); // a bad --allow-host is a usage error before Chromium starts
-  const log = createLog('hosts');
+  const log = createLog('hosts', createLogger(logOptionsFromFlags(v)));
   const browser = await launchHosts({
     signalHttp,
     secret,

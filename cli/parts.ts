@@ -12,13 +12,13 @@ import { createIngress, type Ingress, type IngressOptions } from '../ingress/ind
 import { openKvStore } from '../ingress/kv/index.ts';
 import { BanList } from '../signaling/bans.ts';
 import { parseAppConfig, type AppConfig } from '../signaling/app-config.ts';
-import { AppStore, checkBundle, createSignalingServer, mintToken, SIGNAL_PATH, type IceConfig, type SignalingServer } from '../signaling/index.ts';
+import { AppStore, checkBundle, type AppVersion, createSignalingServer, mintToken, SIGNAL_PATH, type IceConfig, type SignalingServer } from '../signaling/index.ts';
 import type { OffererOptions } from '../ingress/offerer.ts';
 import { RTC_BACKENDS, type RtcBackend } from '../ingress/rtc-backend.ts';
 import { intFlag, UsageError } from './args.ts';
 import { ingressRtcFromFlags } from './ice-flags.ts';
 import { trafficOptionsFromFlags } from './traffic-flags.ts';
-import type { Log } from './log.ts';
+import type { Log as CliLog, LogFn as Log } from './log.ts';
 import { stateDir } from './state.ts';
 
 // The flags live with the other commands' (help loads nothing heavy); kept importable from here.
@@ -61,13 +61,21 @@ export async function startSignal(opts: {
   const store = new AppStore(opts.db ?? ':memory:');
   // Bans live beside the apps, in the same file (a table of their own).
   const bans = new BanList(opts.db ?? ':memory:');
-  if (opts.app !== undefined || !store.manifest().some((a) => a.name === 'default')) {
+  const current = activeVersion(store, 'default');
+  if (opts.app !== undefined) {
+    await deployFile(store, 'default', opts.app, opts.log, {}, `${DEV_APP_MESSAGE}${opts.app}`);
+  } else if (!current || current.message.startsWith(DEV_APP_MESSAGE)) {
+    // Without --app the demo is served (as the README says): a development app an earlier
+    // `--app` left as the default does not stay it. One deployed with `dcdn deploy` does.
+    if (current) opts.log('info', 'no --app: the demo app replaces the development app an earlier --app left as the default', { was: current.message.slice(DEV_APP_MESSAGE.length), version: current.version });
     // The demo app has no secrets: volunteers may serve it (a network of volunteers alone works).
-    await deployFile(store, 'default', opts.app ?? DEMO_APP, opts.log, opts.app === undefined ? { volunteers: true } : {});
+    await deployFile(store, 'default', DEMO_APP, opts.log, { volunteers: true }, DEMO_APP_MESSAGE);
   }
   opts.log('info', 'bundled host and join pages', { ms: Math.round(performance.now() - started) });
   const server = createSignalingServer({
     secret: opts.secret,
+    // The CLI's logger, when it is one (cli/log.ts): signaling's joins, leaves and refusals show.
+    ...((opts.log as Partial<CliLog>).pino ? { logger: (opts.log as CliLog).pino } : {}),
     apps: store,
     bans,
     volunteers: { openJoin: opts.openJoin === true },
@@ -92,15 +100,38 @@ export async function startSignal(opts: {
   return { server, url, store };
 }
 
+/** The message of a `default` version deployed from `--app FILE` (a development app). */
+export const DEV_APP_MESSAGE = '--app ';
+/** The message of a `default` version that is the built-in demo app. */
+export const DEMO_APP_MESSAGE = 'the demo app (built in)';
+
+/** The active version of app `name` with its message and time, or undefined. */
+export function activeVersion(store: AppStore, name: string): AppVersion | undefined {
+  const app = store.list().find((a) => a.name === name);
+  return app?.versions.find((v) => v.version === app.activeVersion);
+}
+
+/**
+ * Where the active `default` app came from, in words for `dcdn up`'s summary: the demo, a
+ * development file, or a version deployed earlier (kept across runs in the app store).
+ */
+export function describeDefaultApp(store: AppStore): string {
+  const v = activeVersion(store, 'default');
+  if (!v) return 'none';
+  if (v.message === DEMO_APP_MESSAGE) return `default@${v.version}: ${DEMO_APP_MESSAGE}`;
+  if (v.message.startsWith(DEV_APP_MESSAGE)) return `default@${v.version}: ${v.message.slice(DEV_APP_MESSAGE.length)} (from --app)`;
+  return `default@${v.version}: "${v.message}", deployed ${v.createdAt} and kept in the app store (not the demo: dcdn rollback default, or dcdn delete default and restart)`;
+}
+
 /** Bundles an app file and deploys it to `store` as `name`, unless that code is already active. */
-export async function deployFile(store: AppStore, name: string, file: string, log: Log, config: Partial<AppConfig> = {}): Promise<void> {
+export async function deployFile(store: AppStore, name: string, file: string, log: Log, config: Partial<AppConfig> = {}, message = `from ${file}`): Promise<void> {
   const code = await bundleApp(file);
   const sha = createHash('sha256').update(code).digest('hex');
   const current = store.manifest().find((a) => a.name === name);
   const same = current && store.code(name, current.version)?.sha256 === sha && JSON.stringify(current.config) === JSON.stringify(parseAppConfig(config));
   if (current && same) return log('info', 'app unchanged', { app: name, version: current.version });
   await checkBundle(code);
-  const v = store.deploy(name, code, `from ${file}`, config);
+  const v = store.deploy(name, code, message, config);
   log('info', 'deployed', { app: name, version: v.version, file, kib: Math.round(v.size / 1024) });
 }
 

@@ -3,9 +3,11 @@ import { RTC_BACKENDS, type RtcBackend } from '../ingress/rtc-backend.ts';
 import { mintToken, type AppStore } from '../signaling/index.ts';
 import { control as deployVersion, type ControlTarget } from './app-commands.ts';
 import { parseAppConfig } from '../signaling/app-config.ts';
-import { createLog } from './log.ts';
-import { launchHosts, newSecret, onShutdown, redactSpec, signalUrls, startIngress, startSignal } from './parts.ts';
-import { stateDir, writeState } from './state.ts';
+import { createLog, createLogger } from './log.ts';
+import { logOptionsFromFlags } from './log-flags.ts';
+import { listening } from './listen-error.ts';
+import { DEV_APP_MESSAGE, describeDefaultApp, launchHosts, newSecret, onShutdown, redactSpec, signalUrls, startIngress, startSignal } from './parts.ts';
+import { clearState, stateDir, writeState } from './state.ts';
 import { iceConfigFromFlags } from './ice-flags.ts';
 import { trafficOptionsFromFlags } from './traffic-flags.ts';
 import { createHash } from 'node:crypto';
@@ -20,10 +22,20 @@ export { upDescription, upFlags, upUsage } from './command-flags.ts';
 
 
 
+/**
+ * `dcdn up`: signaling, an ingress and Chromium host tabs in this process. Each part that fails
+ * to start stops the ones started before it (nothing is left listening), and a port in use is
+ * reported with the part and the flag that moves it. The first SIGINT/SIGTERM drains: the
+ * ingress takes no new requests and lets those in flight finish within --shutdown-grace, then
+ * the tabs and signaling stop and the command exits 0; a second signal exits at once.
+ */
 export async function up(values: Record<keyof typeof upFlags, unknown>): Promise<number> {
-  const quiet = values.quiet === true;
+  const logOptions = logOptionsFromFlags(values);
+  const root = createLogger({ ...logOptions, level: values.quiet === true && values['log-level'] === undefined ? 'warn' : logOptions.level });
   const port = intFlag(values.port, 'port');
+  const signalPort = intFlag(values['signal-port'], 'signal-port');
   const hosts = intFlag(values.hosts, 'hosts');
+  const shutdownGraceMs = intFlag(values['shutdown-grace'], 'shutdown-grace');
   const transport = String(values.transport);
   if (transport !== 'webrtc' && transport !== 'websocket') throw new UsageError(`--transport must be webrtc or websocket, got ${transport}`);
   const rtcBackend = String(values.rtc) as RtcBackend;
@@ -33,92 +45,109 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
   const listenHost = String(values.host);
   const ice = iceConfigFromFlags(values);
   const secret = process.env.DCDN_SECRET ?? newSecret();
-  const sigLog = createLog('signal', { quiet });
-  const ingLog = createLog('ingress', { quiet });
-  const hostLog = createLog('hosts', { quiet });
+  const sigLog = createLog('signal', root);
+  const ingLog = createLog('ingress', root);
+  const hostLog = createLog('hosts', root);
+  const upLog = createLog('up', root);
 
   const appFile = values.app === undefined ? undefined : resolve(String(values.app));
   const baseDomain = String(values['base-domain']);
-  const signal = await startSignal({
-    secret,
-    port: intFlag(values['signal-port'], 'signal-port'),
-    host: listenHost,
-    app: appFile,
-    db: join(stateDir(), 'apps.db'),
-    ...(ice ? { ice } : {}),
-    openJoin: values['open-join'] === true,
-    log: sigLog,
-  });
-  const urls = signalUrls(signal.url);
-  const kvStore = (values['kv-store'] as string | undefined) ?? process.env.DCDN_KV_STORE ?? `sqlite:${join(stateDir(), 'kv.db')}`;
-  const ingress = await startIngress({
-    secret,
-    signalUrl: urls.ws,
-    port,
-    host: listenHost,
-    name: 'ingress-1',
-    transport,
-    rtcBackend,
-    ...trafficOptionsFromFlags(values),
-    routing: { baseDomain },
-    kvStore,
-    kvLimits: { minTtlSeconds: intFlag(values['kv-min-ttl'], 'kv-min-ttl', 1) },
-    log: ingLog,
-  });
-  const stateFile = writeState({
-    signal: signal.url,
-    ingress: ingress.url,
-    operatorToken: mintToken(secret, { role: 'operator', sub: 'local', ttlSeconds: 30 * 24 * 3600 }),
-    baseDomain,
-    pathPrefix: '/@',
-    kvStore,
-    pid: process.pid,
-    updatedAt: new Date().toISOString(),
-  });
-  // Local development: the --app module is redeployed whenever a file it is built from changes.
-  // Reloads go through the control API like `dcdn deploy`, so a tab loads each one before it is live.
-  const control = { base: urls.http, token: mintToken(secret, { role: 'operator', sub: 'watch', ttlSeconds: 30 * 24 * 3600 }), pathPrefix: '/@' };
-  const watcher = appFile && !values['no-watch'] ? watchApp(appFile, signal.store, control, createLog('watch', { quiet })) : null;
-  let browser: Awaited<ReturnType<typeof launchHosts>> | null = null;
-  try {
-    if (hosts > 0) {
-      browser = await launchHosts({ signalHttp: urls.http, secret, count: hosts, browserPath: values.browser as string | undefined, heapLimitMb: intFlag(values['heap-limit'], 'heap-limit', 64), log: hostLog });
+  // What has started, stopped in reverse order on a failed start or on shutdown.
+  const started: Array<() => Promise<void>> = [];
+  const stopAll = async () => {
+    for (const stop of started.splice(0).reverse()) {
+      try {
+        await stop();
+      } catch (err) {
+        upLog('error', 'stopping a part failed', { err: (err as Error).message });
+      }
     }
+  };
+  try {
+    const signal = await listening('signaling', '--signal-port', () =>
+      startSignal({
+        secret,
+        port: signalPort,
+        host: listenHost,
+        app: appFile,
+        db: join(stateDir(), 'apps.db'),
+        ...(ice ? { ice } : {}),
+        openJoin: values['open-join'] === true,
+        log: sigLog,
+      }),
+    );
+    started.push(() => signal.server.close());
+    const urls = signalUrls(signal.url);
+    const kvStore = (values['kv-store'] as string | undefined) ?? process.env.DCDN_KV_STORE ?? `sqlite:${join(stateDir(), 'kv.db')}`;
+    const ingress = await listening('ingress', '--port', () =>
+      startIngress({
+        secret,
+        signalUrl: urls.ws,
+        port,
+        host: listenHost,
+        name: 'ingress-1',
+        transport,
+        rtcBackend,
+        ...trafficOptionsFromFlags(values),
+        shutdownGraceMs,
+        routing: { baseDomain },
+        kvStore,
+        kvLimits: { minTtlSeconds: intFlag(values['kv-min-ttl'], 'kv-min-ttl', 1) },
+        log: ingLog,
+      }),
+    );
+    const stopIngress = () => ingress.close();
+    started.push(stopIngress);
+    const stateFile = writeState({
+      signal: signal.url,
+      ingress: ingress.url,
+      operatorToken: mintToken(secret, { role: 'operator', sub: 'local', ttlSeconds: 30 * 24 * 3600 }),
+      baseDomain,
+      pathPrefix: '/@',
+      kvStore,
+      pid: process.pid,
+      updatedAt: new Date().toISOString(),
+    });
+    // Commands run after this one stops say "no dcdn up is running" instead of trying it.
+    started.unshift(async () => clearState(process.pid));
+    // Local development: the --app module is redeployed whenever a file it is built from changes.
+    // Reloads go through the control API like `dcdn deploy`, so a tab loads each one before it is live.
+    const control = { base: urls.http, token: mintToken(secret, { role: 'operator', sub: 'watch', ttlSeconds: 30 * 24 * 3600 }), pathPrefix: '/@' };
+    const watcher = appFile && !values['no-watch'] ? watchApp(appFile, signal.store, control, createLog('watch', root)) : null;
+    if (watcher) started.push(() => watcher.stop());
+    if (hosts > 0) {
+      const browser = await launchHosts({ signalHttp: urls.http, secret, count: hosts, browserPath: values.browser as string | undefined, heapLimitMb: intFlag(values['heap-limit'], 'heap-limit', 64), log: hostLog });
+      // Closed after the ingress has drained: in-flight requests need their tabs.
+      started.splice(started.indexOf(stopIngress), 0, () => browser.close());
+    }
+
+    await watcher?.ready;
+    // Wait until the ingress has a session with every tab, so the printed URL works at once.
+    const deadline = Date.now() + 30_000;
+    while (ingress.pool.size < hosts && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    const ready = ingress.pool.size;
+    const summary = [
+      '',
+      `dcdn is up: ${ready}/${hosts} host tab(s) connected over ${transport}`,
+      `  ingress:    ${ingress.url}    try: curl ${ingress.url}/`,
+      `  serving:    ${describeDefaultApp(signal.store)}`,
+      `  health:     ${ingress.url}/_dcdn/health`,
+      `  signaling:  ${signal.url}   (control API; state in ${stateFile})`,
+      `  apps:       ${signal.store.manifest().map((a) => `${a.name}@${a.version}`).join(', ')}   deploy more: dcdn deploy FILE --name NAME`,
+      `  host page:  ${urls.http}/host?name=extra&token=${mintToken(secret, { role: 'host', sub: 'extra', ttlSeconds: 24 * 3600 })}`,
+      '              (open it in any browser on this machine to add a host; valid 24 h)',
+      values['open-join'] ? `  volunteers: ${urls.http}/join   (open to anyone; apps deployed with --volunteers)` : `  volunteers: dcdn invite [--apps NAME] [--ttl 24h] prints a join link; apps need --volunteers`,
+      `  kv:         ${redactSpec(kvStore)}   (dcdn kv list --app NAME --binding B)`,
+      '  Ctrl-C to stop (requests in flight finish first; Ctrl-C again to stop at once).',
+      '',
+    ].join('\n');
+    process.stdout.write(summary + '\n');
+    if (ready < hosts) ingLog('warn', 'not every host connected within 30 s; check the log above', { ready, expected: hosts });
   } catch (err) {
-    await watcher?.stop();
-    await ingress.close();
-    await signal.server.close();
+    await stopAll();
     throw err;
   }
-
-  await watcher?.ready;
-  // Wait until the ingress has a session with every tab, so the printed URL works at once.
-  const deadline = Date.now() + 30_000;
-  while (ingress.pool.size < hosts && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  const ready = ingress.pool.size;
-  const summary = [
-    '',
-    `dcdn is up: ${ready}/${hosts} host tab(s) connected over ${transport}`,
-    `  ingress:    ${ingress.url}    try: curl ${ingress.url}/`,
-    `  health:     ${ingress.url}/_dcdn/health`,
-    `  signaling:  ${signal.url}   (control API; state in ${stateFile})`,
-    `  apps:       ${signal.store.manifest().map((a) => `${a.name}@${a.version}`).join(', ')}   deploy more: dcdn deploy FILE --name NAME`,
-    `  host page:  ${urls.http}/host?name=extra&token=${mintToken(secret, { role: 'host', sub: 'extra', ttlSeconds: 24 * 3600 })}`,
-    '              (open it in any browser on this machine to add a host; valid 24 h)',
-    values['open-join'] ? `  volunteers: ${urls.http}/join   (open to anyone; apps deployed with --volunteers)` : `  volunteers: dcdn invite [--apps NAME] [--ttl 24h] prints a join link; apps need --volunteers`,
-    `  kv:         ${redactSpec(kvStore)}   (dcdn kv list --app NAME --binding B)`,
-    '  Ctrl-C to stop.',
-    '',
-  ].join('\n');
-  process.stdout.write(summary + '\n');
-  if (ready < hosts) ingLog('warn', 'not every host connected within 30 s; check the log above', { ready, expected: hosts });
-
-  await onShutdown(ingLog, async () => {
-    await watcher?.stop();
-    await ingress.close();
-    await browser?.close();
-    await signal.server.close();
-  });
+  await onShutdown(upLog, stopAll);
   return 0;
 }
 
@@ -225,7 +254,7 @@ function watchApp(file: string, store: AppStore, target: ControlTarget, log: Log
       return;
     }
     try {
-      const v = await deployVersion<{ version: number; size: number; check?: { status: string; host?: string } }>(target, 'PUT', '/v1/apps/default', { code: bundle.code, message: `from ${file}` });
+      const v = await deployVersion<{ version: number; size: number; check?: { status: string; host?: string } }>(target, 'PUT', '/v1/apps/default', { code: bundle.code, message: `${DEV_APP_MESSAGE}${file}` });
       const checked = v.check?.status === 'ok' ? `loaded on ${v.check.host}` : 'no host checked it';
       log('info', `reloaded ${shown}: version ${v.version}`, { ms: Math.round(performance.now() - started), kib: Math.round(v.size / 1024), check: checked });
     } catch (err) {

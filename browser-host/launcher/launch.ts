@@ -3,6 +3,7 @@ import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { DEFAULT_HEAP_LIMIT_MB } from './heap-limit.ts';
 
@@ -254,11 +255,18 @@ export async function launchBrowser(options: LaunchBrowserOptions): Promise<Laun
   let browser: Browser;
   try {
     browser = await puppeteer.launch({
-      executablePath: options.executablePath,
+      // Through a watchdog that ends Chromium when this process dies, however it dies: puppeteer
+      // starts Chromium detached (its own process group, so a terminal's Ctrl-C goes to us, not
+      // to it), and without the watchdog a `kill -9` of the launcher left every tab running.
+      ...(WATCHDOG ? { executablePath: WATCHDOG.shell, args: [WATCHDOG.script, options.executablePath, ...args] } : { executablePath: options.executablePath, args }),
       headless,
-      args,
       ignoreDefaultArgs: true,
       defaultViewport: null,
+      // Signals are the command's to handle: puppeteer's own handlers kill Chromium on the first
+      // Ctrl-C (and exit 130), cutting the requests a drain should let finish.
+      handleSIGINT: false,
+      handleSIGTERM: false,
+      handleSIGHUP: false,
       // A wedged tab should fail a CDP call within a minute, not puppeteer's default three.
       protocolTimeout: 60_000,
     });
@@ -268,6 +276,9 @@ export async function launchBrowser(options: LaunchBrowserOptions): Promise<Laun
   }
   return new ChromiumHandle(browser, args, userDataDir, logger, options.killGraceMs ?? 3000);
 }
+
+/** The parent-death watchdog (die-with-parent.sh); POSIX only, as is puppeteer's process group. */
+const WATCHDOG = process.platform === 'win32' ? null : { shell: '/bin/sh', script: fileURLToPath(new URL('./die-with-parent.sh', import.meta.url)) };
 
 class ChromiumHandle implements LaunchedBrowser {
   readonly wsEndpoint: string;

@@ -1,0 +1,34 @@
+/**
+ * A part that cannot listen says which part, on which address, why, and which flag moves it:
+ * "ingress could not listen on 127.0.0.1:8080: address in use (EADDRINUSE); pass --port".
+ */
+
+const WHY: Record<string, string> = {
+  EADDRINUSE: 'address in use (EADDRINUSE): another program, or another dcdn, listens there',
+  EACCES: 'permission denied (EACCES): ports below 1024 need privileges',
+  EADDRNOTAVAIL: 'address not available (EADDRNOTAVAIL): it is not an address of this machine',
+};
+
+/** An error of Node's `listen()`: a system error with the address it tried. */
+interface ListenFailure extends Error {
+  code?: string;
+  syscall?: string;
+  address?: string;
+  port?: number;
+}
+
+/**
+ * Runs `start`; a failure to listen becomes an error naming `part`, the address and `flag`
+ * (and `--host` when the address is the problem). Other errors pass through unchanged.
+ */
+export async function listening<T>(part: string, flag: string, start: () => Promise<T>): Promise<T> {
+  try {
+    return await start();
+  } catch (err) {
+    const e = err as ListenFailure;
+    if (e.syscall !== 'listen' || e.code === undefined) throw err;
+    const where = e.address === undefined ? `port ${e.port}` : `${e.address.includes(':') ? `[${e.address}]` : e.address}:${e.port}`;
+    const fix = e.code === 'EADDRNOTAVAIL' ? 'pass --host with an address of this machine' : `pass ${flag} with a free port (0: any free port)`;
+    throw Object.assign(new Error(`${part} could not listen on ${where}: ${WHY[e.code] ?? e.message}; ${fix}`), { code: e.code, part });
+  }
+}
