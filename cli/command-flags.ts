@@ -80,7 +80,6 @@ export const signalFlags = {
   app: { type: 'string', short: 'a', help: 'module to deploy as the default app (default: the demo app, if none is deployed)' },
   db: { type: 'string', help: 'app store (SQLite) path (default: $DCDN_HOME/apps.db, DCDN_HOME defaults to ~/.dcdn)' },
   'open-join': { type: 'boolean', default: false, help: 'let anyone join as a volunteer host from /join, without an invite' },
-  'shutdown-grace': shutdownGraceFlag,
   ...iceFlags,
   ...logFlags,
 } satisfies FlagSpec;
@@ -114,7 +113,6 @@ export const launchFlags = {
   token: { type: 'string', help: 'a host token instead of the secret (else DCDN_TOKEN)' },
   browser: { type: 'string', help: 'Chromium/Chrome executable (else DCDN_BROWSER, system paths, puppeteer cache)' },
   'heap-limit': { type: 'string', default: String(DEFAULT_HEAP_LIMIT_MB), help: "JavaScript heap limit per app sandbox (and per tab), in MiB: an app that allocates past it is recycled" },
-  'shutdown-grace': { ...shutdownGraceFlag, help: 'on SIGTERM/SIGINT (Ctrl-C), ms the tabs get to finish the requests they are serving before Chromium is closed (a second signal exits at once)' },
   'allow-host': {
     type: 'string',
     multiple: true,

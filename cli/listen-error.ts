@@ -27,8 +27,10 @@ export async function listening<T>(part: string, flag: string, start: () => Prom
   } catch (err) {
     const e = err as ListenFailure;
     if (e.syscall !== 'listen' || e.code === undefined) throw err;
-    const where = e.address === undefined ? `port ${e.port}` : `${e.address.includes(':') ? `[${e.address}]` : e.address}:${e.port}`;
+    const host = e.address === undefined ? undefined : e.address.includes(':') ? `[${e.address}]` : e.address;
+    const where = host === undefined ? `port ${e.port}` : e.port === undefined ? host : `${host}:${e.port}`;
     const fix = e.code === 'EADDRNOTAVAIL' ? 'pass --host with an address of this machine' : `pass ${flag} with a free port (0: any free port)`;
-    throw Object.assign(new Error(`${part} could not listen on ${where}: ${WHY[e.code] ?? e.message}; ${fix}`), { code: e.code, part });
+    // No `code` of its own: the system code is in the text, and the CLI prints codes as a prefix.
+    throw Object.assign(new Error(`${part} could not listen on ${where}: ${WHY[e.code] ?? e.message}; ${fix}`), { part, cause: err });
   }
 }

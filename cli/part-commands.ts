@@ -7,7 +7,8 @@ import { intFlag, UsageError } from './args.ts';
 import { createLog, createLogger } from './log.ts';
 import { logOptionsFromFlags } from './log-flags.ts';
 import { listening } from './listen-error.ts';
-import { ingressOptionsFromFlags, launchAllowHosts, launchHosts, newSecret, onShutdown, signalUrls, startIngress, startSignal } from './parts.ts';
+import { trapShutdown } from './shutdown.ts';
+import { ingressOptionsFromFlags, launchAllowHosts, launchHosts, newSecret, signalUrls, startIngress, startSignal } from './parts.ts';
 import { iceConfigFromFlags } from './ice-flags.ts';
 import { mintToken } from '../signaling/index.ts';
 import { stateDir } from './state.ts';
@@ -16,6 +17,7 @@ import { stateDir } from './state.ts';
 export async function signal(v: Record<string, unknown>): Promise<number> {
   const ice = iceConfigFromFlags(v);
   const log = createLog('signal', createLogger(logOptionsFromFlags(v)));
+  const shutdown = trapShutdown(log);
   let secret = (v.secret as string | undefined) ?? process.env.DCDN_SECRET;
   if (!secret) {
     secret = newSecret();
@@ -32,7 +34,7 @@ export async function signal(v: Record<string, unknown>): Promise<number> {
     log,
   }));
   process.stdout.write(`signaling listening on ${url}\n`);
-  await onShutdown(log, () => server.close());
+  await shutdown.untilStopped(() => server.close());
   return 0;
 }
 
@@ -40,13 +42,14 @@ export async function signal(v: Record<string, unknown>): Promise<number> {
 export async function ingress(v: Record<string, unknown>): Promise<number> {
   const opts = ingressOptionsFromFlags(v);
   const log = createLog('ingress', createLogger(logOptionsFromFlags(v)));
+  const shutdown = trapShutdown(log);
   if (opts.rtcBackend === 'node-datachannel') await (await import('../ingress/ndc-peer.ts')).loadNodeDatachannel();
   const ingress = await listening('ingress', '--port', () => startIngress({ ...opts, log }));
   if (opts.publicWsBase === undefined && !/^(127\.|localhost$|::1$|\[::1\]$)/.test(opts.host ?? '127.0.0.1')) {
     log('warn', 'hosts on other machines dial the WebSocket fallback at this address; give --public-ws with one they can reach', { wsUrl: `${ingress.url.replace(/^http/, 'ws')}/_dcdn/host-ws` });
   }
   process.stdout.write(`ingress listening on ${ingress.url}\n`);
-  await onShutdown(log, () => ingress.close());
+  await shutdown.untilStopped(() => ingress.close());
   return 0;
 }
 
@@ -66,6 +69,7 @@ export async function launch(v: Record<string, unknown>): Promise<number> {
   const allowHosts = (v['allow-host'] as string[] | undefined) ?? [];
   launchAllowHosts(signalHttp, allowHosts); // a bad --allow-host is a usage error before Chromium starts
   const log = createLog('hosts', createLogger(logOptionsFromFlags(v)));
+  const shutdown = trapShutdown(log);
   const browser = await launchHosts({
     signalHttp,
     secret,
@@ -78,7 +82,7 @@ export async function launch(v: Record<string, unknown>): Promise<number> {
     log,
   });
   process.stdout.write(`${count} host tab(s) running (pid ${browser.pid}); Ctrl-C to stop\n`);
-  await onShutdown(log, () => browser.close());
+  await shutdown.untilStopped(() => browser.close());
   return 0;
 }
 

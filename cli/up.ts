@@ -6,7 +6,8 @@ import { parseAppConfig } from '../signaling/app-config.ts';
 import { createLog, createLogger } from './log.ts';
 import { logOptionsFromFlags } from './log-flags.ts';
 import { listening } from './listen-error.ts';
-import { DEV_APP_MESSAGE, describeDefaultApp, launchHosts, newSecret, onShutdown, redactSpec, signalUrls, startIngress, startSignal } from './parts.ts';
+import { trapShutdown } from './shutdown.ts';
+import { DEV_APP_MESSAGE, describeDefaultApp, launchHosts, newSecret, redactSpec, signalUrls, startIngress, startSignal } from './parts.ts';
 import { clearState, stateDir, writeState } from './state.ts';
 import { iceConfigFromFlags } from './ice-flags.ts';
 import { trafficOptionsFromFlags } from './traffic-flags.ts';
@@ -49,6 +50,7 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
   const ingLog = createLog('ingress', root);
   const hostLog = createLog('hosts', root);
   const upLog = createLog('up', root);
+  const shutdown = trapShutdown(upLog);
 
   const appFile = values.app === undefined ? undefined : resolve(String(values.app));
   const baseDomain = String(values['base-domain']);
@@ -147,7 +149,7 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
     await stopAll();
     throw err;
   }
-  await onShutdown(upLog, stopAll);
+  await shutdown.untilStopped(stopAll);
   return 0;
 }
 
