@@ -193,7 +193,7 @@ export function ingressOptionsFromFlags(v: Record<string, unknown>, env: NodeJS.
 export async function startIngress(opts: StartIngressOptions): Promise<Ingress> {
   const { secret, token, kvStore, ...rest } = opts;
   if (!secret && !token) throw new Error('the ingress needs --secret or --token (or DCDN_SECRET / DCDN_TOKEN)');
-  const kv = kvStore && kvStore !== 'none' ? await openKvStore(kvStore) : undefined;
+  const kv = kvStore && kvStore !== 'none' ? await openKvStore(kvStore, { log: opts.log }) : undefined;
   if (kv) opts.log('info', 'kv store open', { store: kv.kind, spec: redactSpec(kvStore!) });
   const ingress = createIngress({
     ...rest,
