@@ -178,6 +178,8 @@ export async function apps(values: Record<string, unknown>): Promise<number> {
     'GET',
     '/v1/apps',
   );
+  // The ingress is optional here (a remote network's may be unknown or down): without its
+  // health the host count is printed as unknown rather than failing the listing.
   const health = target.ingress ? ((await fetch(`${target.ingress}/_dcdn/health`).then((r) => r.json()).catch(() => null)) as { hosts?: unknown[] } | null) : null;
   if (values.json) {
     process.stdout.write(JSON.stringify({ apps: list, hosts: health?.hosts?.length ?? null }, null, 2) + '\n');
