@@ -48,9 +48,9 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     destination: options.destination ?? 2,
     colorize: options.color ?? process.stderr.isTTY === true,
     translateTime: 'SYS:HH:MM:ss.l',
-    ignore: 'component',
-    messageFormat: '{component}  {msg}',
-    singleLine: true,
+    // `component message key=value …` on one line, as people (and greps) read it best.
+    hideObject: true,
+    messageFormat: (record, messageKey) => prettyLine(record, messageKey),
   });
   return pino(base, stream);
 }
@@ -72,6 +72,19 @@ export function logOf(logger: Logger): Log {
  */
 export function createLog(component: string, root: Logger = createLogger()): Log {
   return logOf(root.child({ component }));
+}
+
+/** Pino's own keys: not fields of the event. */
+const RECORD_KEYS = new Set(['level', 'time', 'msg', 'component', 'pid', 'hostname']);
+
+/** A record as `component message key=value …` (strings without spaces bare, others as JSON). */
+function prettyLine(record: Record<string, unknown>, messageKey: string): string {
+  const fields = Object.entries(record)
+    .filter(([k, v]) => !RECORD_KEYS.has(k) && k !== messageKey && v !== undefined)
+    .map(([k, v]) => `${k}=${typeof v === 'string' && v !== '' && !/\s/.test(v) ? v : JSON.stringify(v instanceof Error ? v.message : v)}`)
+    .join(' ');
+  const component = typeof record.component === 'string' ? `${record.component.padEnd(8)} ` : '';
+  return `${component}${String(record[messageKey] ?? '')}${fields ? ` ${fields}` : ''}`;
 }
 
 /** Pino prints `undefined` fields as nothing in JSON but as `undefined` in pretty; drop them. */

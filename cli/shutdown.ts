@@ -27,7 +27,7 @@ export function trapShutdown(log: LogFn): ShutdownTrap {
       process.exit(130);
     }
     requested = signal;
-    log('info', `${signal}: draining, then stopping (${signal === 'SIGINT' ? 'Ctrl-C' : signal} again to stop at once)`);
+    log('info', `${signal}: shutting down (again to force); in-flight requests finish first`);
     signalled();
   };
   for (const s of SIGNALS) process.on(s, handler);

@@ -83,7 +83,7 @@ describe.skipIf(process.platform !== 'linux')('dcdn up, run and stopped as an op
     }
     expect(body.trim().split('\n')).toHaveLength(8);
     expect((await p.exit).code).toBe(0);
-    expect(p.stderr()).toContain('SIGINT: draining');
+    expect(p.stderr()).toContain('SIGINT: shutting down');
     // And its Chromium is gone with it.
     await until('Chromium of the drained run exiting', () => processesMentioning(tmp).length === 0);
   }, 120_000);
