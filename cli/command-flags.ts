@@ -113,6 +113,7 @@ export const launchFlags = {
   token: { type: 'string', help: 'a host token instead of the secret (else DCDN_TOKEN)' },
   browser: { type: 'string', help: 'Chromium/Chrome executable (else DCDN_BROWSER, system paths, puppeteer cache)' },
   'heap-limit': { type: 'string', default: String(DEFAULT_HEAP_LIMIT_MB), help: "JavaScript heap limit per app sandbox (and per tab), in MiB: an app that allocates past it is recycled" },
+  'shutdown-grace': { ...shutdownGraceFlag, help: 'on SIGTERM/SIGINT (Ctrl-C), ms the tabs get to finish the requests they serve before Chromium closes; with the secret they are first marked draining (a second signal exits at once)' },
   'allow-host': {
     type: 'string',
     multiple: true,

@@ -8,6 +8,7 @@ import { createLog, createLogger } from './log.ts';
 import { logOptionsFromFlags } from './log-flags.ts';
 import { listening } from './listen-error.ts';
 import { trapShutdown } from './shutdown.ts';
+import { drainTabs } from './drain-tabs.ts';
 import { ingressOptionsFromFlags, launchAllowHosts, launchHosts, newSecret, signalUrls, startIngress, startSignal } from './parts.ts';
 import { iceConfigFromFlags } from './ice-flags.ts';
 import { mintToken } from '../signaling/index.ts';
@@ -60,6 +61,7 @@ export async function launch(v: Record<string, unknown>): Promise<number> {
   const token = (v.token as string | undefined) ?? process.env.DCDN_TOKEN;
   if (!secret && !token) throw new UsageError('--secret or --token is required (or DCDN_SECRET / DCDN_TOKEN)');
   const count = intFlag(v.count, 'count', 1);
+  const graceMs = intFlag(v['shutdown-grace'], 'shutdown-grace');
   let signalHttp: string;
   try {
     signalHttp = signalUrls(String(v.signal)).http;
@@ -82,7 +84,10 @@ export async function launch(v: Record<string, unknown>): Promise<number> {
     log,
   });
   process.stdout.write(`${count} host tab(s) running (pid ${browser.pid}); Ctrl-C to stop\n`);
-  await shutdown.untilStopped(() => browser.close());
+  await shutdown.untilStopped(async () => {
+    await drainTabs(browser, { signalHttp, ...(secret ? { secret } : {}), graceMs, log });
+    await browser.close();
+  });
   return 0;
 }
 

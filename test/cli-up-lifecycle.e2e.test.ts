@@ -88,6 +88,52 @@ describe.skipIf(process.platform !== 'linux')('dcdn up, run and stopped as an op
     await until('Chromium of the drained run exiting', () => processesMentioning(tmp).length === 0);
   }, 120_000);
 
+  it('dcdn launch drains on Ctrl-C too: its tabs are marked draining, the stream finishes, exit 0', async () => {
+    const secret = 'lifecycle-secret-0123456789abcdef';
+    const home = join(root, 'launch', 'home');
+    const tmp = join(root, 'launch', 'tmp');
+    mkdirSync(home, { recursive: true });
+    mkdirSync(tmp, { recursive: true });
+    const env = { PATH: process.env.PATH, HOME: home, DCDN_HOME: home, TMPDIR: tmp, DCDN_SECRET: secret };
+    const net = startDcdn(['up', '--hosts', '0', '--port', '0', '--signal-port', '0', '--transport', 'websocket'], env);
+    running.push(net);
+    await net.waitFor(/dcdn is up/, 'dcdn up --hosts 0');
+    const ingress = /ingress: +(http:\/\/127\.0\.0\.1:\d+)/.exec(net.stdout())![1]!;
+    const signal = /signaling: +(http:\/\/127\.0\.0\.1:\d+)/.exec(net.stdout())![1]!;
+    const launch = startDcdn(['launch', '--signal', signal, '--count', '1'], env);
+    running.push(launch);
+    await launch.waitFor(/1 host tab\(s\) running/, 'dcdn launch with its tab');
+    let res: Response | undefined;
+    for (const deadline = Date.now() + 30_000; Date.now() < deadline; ) {
+      res = await fetch(`${ingress}/stream?chunks=8&delay=250`);
+      if (res.status === 200) break;
+      await res.body?.cancel();
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(res!.status).toBe(200);
+    const reader = res!.body!.getReader();
+    const decoder = new TextDecoder();
+    let body = '';
+    while (!body.includes('\n')) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      body += decoder.decode(value, { stream: true });
+    }
+    launch.signalGroup('SIGINT');
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      body += decoder.decode(value, { stream: true });
+    }
+    expect(body.trim().split('\n')).toHaveLength(8);
+    expect((await launch.exit).code).toBe(0);
+    expect(launch.stderr()).toMatch(/tabs marked draining tabs=1/);
+    expect(launch.stderr()).toMatch(/tabs drained/);
+    net.signalGroup('SIGTERM');
+    expect((await net.exit).code).toBe(0);
+    await until('Chromium of the launcher exiting', () => processesMentioning(tmp).length === 0);
+  }, 150_000);
+
   it('takes its Chromium along when killed with SIGKILL', async () => {
     const { p, tmp } = await up('kill9', ['--hosts', '1']);
     // Positive sign first: this run's browser processes exist and are found by their profile.

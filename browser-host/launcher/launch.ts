@@ -79,6 +79,11 @@ export interface LaunchedBrowser {
    * Page objects returned earlier stop working; console forwarding stops too.
    */
   detach(): Promise<void>;
+  /**
+   * Runs `fn` with the browser's open pages, attaching puppeteer again for the while if it was
+   * detached (a shutdown reading the tabs' state, say), and detaching after.
+   */
+  withPages<T>(fn: (pages: Page[]) => Promise<T>): Promise<T>;
   /** Ends the browser (SIGTERM, then SIGKILL after the grace period) and removes the profile. */
   close(): Promise<void>;
 }
@@ -355,6 +360,16 @@ class ChromiumHandle implements LaunchedBrowser {
     page.on('error', (error) => {
       this.#logger.error({ tab, error: error.message }, 'tab crashed');
     });
+  }
+
+  async withPages<T>(fn: (pages: Page[]) => Promise<T>): Promise<T> {
+    if (this.attached) return fn(await this.#browser.pages());
+    const browser = await puppeteer.connect({ browserWSEndpoint: this.wsEndpoint, defaultViewport: null, protocolTimeout: 60_000 });
+    try {
+      return await fn(await browser.pages());
+    } finally {
+      await browser.disconnect();
+    }
   }
 
   async detach(): Promise<void> {
