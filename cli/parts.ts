@@ -10,8 +10,8 @@ import { allowHostPattern, DEFAULT_HEAP_LIMIT_MB, isSecureOrigin, launchBrowser,
 import { resolveBrowser } from '../browser-host/launcher/resolve-browser.ts';
 import { createIngress, type Ingress, type IngressOptions } from '../ingress/index.ts';
 import { openKvStore } from '../ingress/kv/index.ts';
-import { BanList } from '../signaling/bans.ts';
-import { parseAppConfig, type AppConfig } from '../signaling/app-config.ts';
+import { BanList } from '../signaling/index.ts';
+import { parseAppConfig, type AppConfig } from '../protocol/index.ts';
 import { AppStore, checkBundle, createSignalingServer, mintToken, SIGNAL_PATH, type IceConfig, type SignalingServer } from '../signaling/index.ts';
 import type { OffererOptions } from '../ingress/offerer.ts';
 import { RTC_BACKENDS, type RtcBackend } from '../ingress/rtc-backend.ts';

@@ -2,7 +2,7 @@ import { intFlag, UsageError, type FlagSpec } from './args.ts';
 import { RTC_BACKENDS, type RtcBackend } from '../ingress/rtc-backend.ts';
 import { mintToken, type AppStore } from '../signaling/index.ts';
 import { control as deployVersion, type ControlTarget } from './app-commands.ts';
-import { parseAppConfig } from '../signaling/app-config.ts';
+import { parseAppConfig } from '../protocol/index.ts';
 import { createLog } from './log.ts';
 import { launchHosts, newSecret, onShutdown, redactSpec, signalUrls, startIngress, startSignal } from './parts.ts';
 import { stateDir, writeState } from './state.ts';

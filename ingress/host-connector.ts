@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { WebSocket } from 'ws';
 import { parseLinkSignal, Session, type Channel, type LinkSignal, type SessionOptions, type Stream, type TransportKind } from '../protocol/index.ts';
-import { SignalingClient } from '../signaling/client.ts';
-import type { AppRef, PeerInfo } from '../signaling/messages.ts';
+import { SignalingClient } from '../protocol/index.ts';
+import type { AppRef, PeerInfo } from '../protocol/index.ts';
 import type { HostPool } from './host-pool.ts';
 import type { OffererFactory } from './rtc-backend.ts';
 import { reachableIceServers, type IceServer, type Offerer, type OffererOptions } from './offerer.ts';

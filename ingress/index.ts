@@ -5,4 +5,4 @@ export { PROXY_DEFAULTS, type ProxyOptions } from './proxy.ts';
 export { CONNECTOR_DEFAULTS } from './host-connector.ts';
 export { createOfferer, buildWeriftConfig, type Offerer, type OffererOptions, type IceServer } from './rtc-peer.ts';
 export { WeriftChannel } from './werift-channel.ts';
-export { NodeWebSocketChannel, WS_MAX_MESSAGE_SIZE } from './ws-channel.ts';
+export { NodeWebSocketChannel } from './ws-channel.ts';

@@ -19,7 +19,7 @@ import {
   type NdcOfferer,
   type NdcPeerConnection,
 } from './ndc-peer.ts';
-import type { CandidateSignal } from './rtc-peer.ts';
+import type { LinkCandidate } from './rtc-peer.ts';
 
 /** libdatachannel's offer as it looks on a host with eth0 = 192.0.2.2 / fd00::2 (candidate lines added per test). */
 function offerSdp(candidates: string[]): string {
@@ -138,7 +138,7 @@ const fake: NdcModule = { PeerConnection: FakePeerConnection, getLibraryVersion:
 async function fakePeer(options: Parameters<typeof createNdcPeer>[0] = {}) {
   const peer = await createNdcPeer(options, fake);
   const pc = FakePeerConnection.made.at(-1)!;
-  const trickled: Array<CandidateSignal | null> = [];
+  const trickled: Array<LinkCandidate | null> = [];
   peer.onLocalCandidate = (c) => trickled.push(c);
   return { peer, pc, trickled };
 }

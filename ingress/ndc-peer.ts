@@ -6,7 +6,7 @@ import {
   CHROMIUM_MAX_MESSAGE_SIZE,
   filterCandidateLines,
   parseMaxMessageSize,
-  type CandidateSignal,
+  type LinkCandidate,
   type IceServer,
   type Offerer,
   type OffererOptions,
@@ -175,7 +175,7 @@ class NdcPeer implements NdcOfferer {
   readonly backend = 'node-datachannel' as const;
   readonly config: Readonly<NdcConfig>;
   readonly opened: Promise<NdcChannel>;
-  onLocalCandidate: ((candidate: CandidateSignal | null) => void) | null = null;
+  onLocalCandidate: ((candidate: LinkCandidate | null) => void) | null = null;
   onconnectionstatechange: ((state: PeerConnectionState) => void) | null = null;
 
   readonly #pc: NdcPeerConnection;
@@ -189,7 +189,7 @@ class NdcPeer implements NdcOfferer {
   #held: string[] = [];
   #gatheringComplete = false;
   /** Remote candidates that arrived before the answer: libdatachannel refuses them until then. */
-  #pendingRemote: CandidateSignal[] = [];
+  #pendingRemote: LinkCandidate[] = [];
   #answered = false;
   #offered = false;
   #mid = '0';
@@ -301,7 +301,7 @@ class NdcPeer implements NdcOfferer {
     if (this.#gatheringComplete) this.onLocalCandidate?.(null);
   }
 
-  async addRemoteCandidate(candidate: CandidateSignal | null): Promise<void> {
+  async addRemoteCandidate(candidate: LinkCandidate | null): Promise<void> {
     if (candidate === null || candidate.candidate === '') return; // end-of-candidates: nothing to do
     if (!this.#isAcceptableRemote(candidate.candidate)) return;
     if (this.#answered) this.#addRemote(candidate);
@@ -337,7 +337,7 @@ class NdcPeer implements NdcOfferer {
     return () => this.#stateListeners.delete(listener);
   }
 
-  #addRemote(candidate: CandidateSignal): void {
+  #addRemote(candidate: LinkCandidate): void {
     if (this.#state === 'closed') return;
     this.#pc.addRemoteCandidate(candidate.candidate.replace(/^a=/, ''), candidate.sdpMid ?? this.#mid);
   }

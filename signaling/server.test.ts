@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import { createHmac } from 'node:crypto';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket, type ClientOptions } from 'ws';
-import type { PeerInfo, ServerMessage } from './messages.ts';
+import type { PeerInfo, ServerMessage } from '../protocol/index.ts';
 import { createSignalingServer, type SignalingServer, type SignalingServerOptions } from './server.ts';
 import { mintToken, type Role } from './token.ts';
 

@@ -12,7 +12,7 @@
  * the issue time. Only signaling knows the secret; peers only ever see credentials.
  */
 import { createHmac } from 'node:crypto';
-import type { IceServer } from './messages.ts';
+import type { IceServer } from '../protocol/index.ts';
 
 /** Default lifetime of TURN credentials, in seconds. */
 export const TURN_TTL_DEFAULT_SECONDS = 3600;

@@ -1,7 +1,7 @@
 import { accessSync, constants, readdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { DcdnError } from '../../protocol/errors.ts';
+import { DcdnError } from '../../protocol/index.ts';
 
 /** Where the browser path came from, for the startup log. */
 export type BrowserSource =

@@ -1,5 +1,5 @@
 /** Handlers' key-value store: the backend interface, its limits, and the SQLite and Redis backends. */
-import { DcdnError } from '../../protocol/errors.ts';
+import { DcdnError } from '../../protocol/index.ts';
 import { RedisKvStore, type RedisKvStoreOptions } from './redis-store.ts';
 import { SqliteKvStore, type SqliteKvStoreOptions } from './sqlite-store.ts';
 import type { KvStore } from './store.ts';

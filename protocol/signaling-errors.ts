@@ -11,7 +11,7 @@
  * This file is runtime-neutral: the browser bundle imports it through `client.ts`. The codes
  * themselves live in the project's one registry, protocol/errors.ts; this is the signaling view.
  */
-import { ERRORS } from '../protocol/errors.ts';
+import { ERRORS } from './errors.ts';
 export const SIGNALING_ERRORS = pickSignaling(ERRORS);
 
 function pickSignaling<T extends Record<string, { status: number; summary: string; closeCode?: number }>>(all: T) {

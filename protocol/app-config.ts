@@ -1,4 +1,4 @@
-import { DcdnError } from '../protocol/errors.ts';
+import { DcdnError } from './errors.ts';
 
 /** Capabilities a host reports and a deploy may require (`dcdn deploy --require webgpu`). */
 export const CAPABILITIES = ['webgpu'] as const;
