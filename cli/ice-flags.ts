@@ -5,7 +5,7 @@
  * STUN/TURN servers, ICE-lite and the WebSocket-fallback timeout (docs/deploy-multi-machine.md).
  */
 import { isIP } from 'node:net';
-import { reachableIceServers, type OffererOptions } from '../ingress/offerer.ts';
+import { reachableIceServers, type OffererOptions } from '../ingress/index.ts';
 import { iceServerSource, TURN_TTL_DEFAULT_SECONDS, type IceConfig } from '../signaling/index.ts';
 import { intFlag, UsageError, type FlagSpec } from './args.ts';
 

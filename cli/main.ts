@@ -1,6 +1,8 @@
 import { helpText, intFlag, parseFlags, UsageError, type FlagSpec } from './args.ts';
 import { createLog } from './log.ts';
-import { ingressFlags, ingressOptionsFromFlags, launchAllowHosts, launchFlags, launchHosts, newSecret, onShutdown, signalUrls, startIngress, startSignal } from './parts.ts';
+import { launchHosts, newSecret, signalUrls, startIngress, startSignal } from '../node/index.ts';
+import { ingressFlags, ingressOptionsFromFlags, launchAllowHosts, launchFlags } from './part-flags.ts';
+import { onShutdown } from './shutdown.ts';
 import { up, upDescription, upFlags, upUsage } from './up.ts';
 import { iceConfigFromFlags, iceFlags } from './ice-flags.ts';
 import { apps, controlFlags, deploy, remove, rollback, secret } from './app-commands.ts';
@@ -77,7 +79,7 @@ const commands: Record<string, Command> = {
     async run(v) {
       const opts = ingressOptionsFromFlags(v);
       const log = createLog('ingress');
-      if (opts.rtcBackend === 'node-datachannel') await (await import('../ingress/ndc-peer.ts')).loadNodeDatachannel();
+      if (opts.rtcBackend === 'node-datachannel') await (await import('../ingress/index.ts')).loadNodeDatachannel();
       const ingress = await startIngress({ ...opts, log });
       if (opts.publicWsBase === undefined && !/^(127\.|localhost$|::1$|\[::1\]$)/.test(opts.host ?? '127.0.0.1')) {
         log('warn', 'hosts on other machines dial the WebSocket fallback at this address; give --public-ws with one they can reach', { wsUrl: `${ingress.url.replace(/^http/, 'ws')}/_dcdn/host-ws` });

@@ -5,7 +5,7 @@ import { SqliteKvStore, type SqliteKvStoreOptions } from './sqlite-store.ts';
 import type { KvStore } from './store.ts';
 
 export type { KvEntry, KvListKey, KvListOptions, KvListResult, KvPutOptions, KvStore, KvStoreOptions } from './store.ts';
-export { KV_LIMITS, type KvLimits } from './limits.ts';
+export { checkKey, checkList, checkMetadata, expirationOf, KV_LIMITS, type KvLimits } from './limits.ts';
 export { SqliteKvStore, type SqliteKvStoreOptions } from './sqlite-store.ts';
 export { RedisKvStore, type RedisKvStoreOptions } from './redis-store.ts';
 
