@@ -249,7 +249,7 @@ function topHelp(): string {
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   // The benchmark parses its own flags (bench/run.ts) and loads its tools only when asked.
-  if (name === 'bench') return (await import('../bench/run.ts')).runBench(rest);
+  if (name === 'bench') return (await import('../bench/index.ts')).runBench(rest);
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(topHelp());
     return name ? 0 : 2;
