@@ -3,6 +3,7 @@ import { createLog } from './log.ts';
 import { launchHosts, newSecret, signalUrls, startIngress, startSignal } from '../node/index.ts';
 import { ingressFlags, ingressOptionsFromFlags, launchAllowHosts, launchFlags } from './part-flags.ts';
 import { onShutdown } from './shutdown.ts';
+import { asFlagError, withFlags } from './option-flags.ts';
 import { up, upDescription, upFlags, upUsage } from './up.ts';
 import { iceConfigFromFlags, iceFlags } from './ice-flags.ts';
 import { apps, controlFlags, deploy, remove, rollback, secret } from './app-commands.ts';
@@ -267,13 +268,14 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (!command.positionals && values._.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(values._[0])}`);
     return await command.run(values);
-  } catch (err) {
+  } catch (thrown) {
+    const err = asFlagError(thrown);
     if (err instanceof UsageError) {
       process.stderr.write(`dcdn ${name}: ${err.message}\n\n${helpText(command.usage, command.description, command.flags)}`);
       return 2;
     }
     const e = err as Error & { code?: string };
-    process.stderr.write(`dcdn ${name}: ${e.code ? `[${e.code}] ` : ''}${e.message}\n`);
+    process.stderr.write(`dcdn ${name}: ${e.code ? `[${e.code}] ` : ''}${withFlags(e.message)}\n`);
     return 1;
   }
 }

@@ -77,6 +77,8 @@ const HOST_FAULTS: ReadonlySet<string> = new Set([
   'PROTO_STREAM_STATE',
   'PROTO_FLOW_CONTROL',
   'PROTO_VERSION',
+  // A host that opens a channel and never says HELLO is as broken as one that speaks another version.
+  'PROTO_HELLO_TIMEOUT',
 ]);
 
 /** One host as the connector knows it, across signaling reconnects. */

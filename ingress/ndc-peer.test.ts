@@ -296,14 +296,16 @@ describe('process lifetime', () => {
 });
 
 describe('loadNodeDatachannel', () => {
-  it('says which optional dependency is missing and how to get it', async () => {
+  it('says which optional dependency is missing and how to get it, naming the option (not a CLI flag)', async () => {
     vi.resetModules();
     vi.doMock('node-datachannel', () => {
       throw new Error("Cannot find package 'node-datachannel'");
     });
     try {
       const fresh = await import('./ndc-peer.ts');
-      await expect(fresh.loadNodeDatachannel()).rejects.toThrow(/--rtc node-datachannel needs the optional dependency node-datachannel.*npm install node-datachannel@0\.33\.4.*--rtc werift/s);
+      const err = await fresh.loadNodeDatachannel().then(() => null, (e: Error & { code?: string }) => e);
+      expect(err?.code).toBe('INGRESS_RTC_UNAVAILABLE');
+      expect(err?.message).toMatch(/`rtcBackend` 'node-datachannel' needs the optional dependency node-datachannel.*npm install node-datachannel@0\.33\.4.*`rtcBackend` 'werift'/s);
     } finally {
       vi.doUnmock('node-datachannel');
       vi.resetModules();

@@ -1,5 +1,6 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { DcdnError } from '../protocol/index.ts';
 import { NdcChannel, type NdcDataChannel } from './ndc-channel.ts';
 import {
   candidateAddress,
@@ -85,10 +86,11 @@ export function loadNodeDatachannel(): Promise<NdcModule> {
     (m: { default?: NdcModule } & NdcModule) => m.default ?? m,
     (error: unknown) => {
       loading = undefined;
-      throw new Error(
-        '--rtc node-datachannel needs the optional dependency node-datachannel (a native addon), ' +
+      throw new DcdnError(
+        'INGRESS_RTC_UNAVAILABLE',
+        "`rtcBackend` 'node-datachannel' needs the optional dependency node-datachannel (a native addon), " +
           `which could not be loaded: ${(error as Error).message}. ` +
-          'Install it with `npm install node-datachannel@0.33.4` (no --omit=optional), or use --rtc werift.',
+          "Install it with `npm install node-datachannel@0.33.4` (no --omit=optional), or use `rtcBackend` 'werift'.",
         { cause: error },
       );
     },

@@ -2,6 +2,7 @@
  * Starts an ingress the way `dcdn ingress` and `dcdn up` do: tokens minted from the network's
  * secret (or a given token), and its handlers' KV store opened from a spec.
  */
+import { DcdnError } from '../protocol/index.ts';
 import { createIngress, openKvStore, type Ingress, type IngressOptions } from '../ingress/index.ts';
 import { mintToken } from '../signaling/index.ts';
 import type { Log } from './log.ts';
@@ -29,7 +30,7 @@ export type StartIngressOptions = Omit<IngressOptions, 'token' | 'log' | 'kv'> &
  */
 export async function startIngress(opts: StartIngressOptions): Promise<Ingress> {
   const { secret, token, kvStore, ...rest } = opts;
-  if (!secret && !token) throw new Error('startIngress needs `secret` or `token`');
+  if (!secret && !token) throw new DcdnError('INGRESS_BAD_OPTION', 'the ingress needs `secret` or `token`');
   const kv = kvStore && kvStore !== 'none' ? await openKvStore(kvStore) : undefined;
   if (kv) opts.log('info', 'kv store open', { store: kv.kind, spec: redactSpec(kvStore!) });
   const ingress = createIngress({

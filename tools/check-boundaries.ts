@@ -57,6 +57,7 @@ export function isBrowserHostNodeFile(file: string): boolean {
 export const ALLOWED_DEEP_IMPORTS: ReadonlySet<string> = new Set([
   'browser-host/sandbox/messages.ts -> protocol/frames.ts',
   'browser-host/kv/namespace.ts -> protocol/kv-wire.ts',
+  'browser-host/sandbox/errors.ts -> protocol/errors.ts',
 ]);
 
 /** Which folders a folder may not import, and why (the message of the violation). */
