@@ -8,7 +8,7 @@
  * are stable; descriptions are for people. docs/signaling.md documents each one and
  * `errors.test.ts` keeps the two in step.
  *
- * This file is runtime-neutral: the browser bundle imports it through `client.ts`. The codes
+ * This file is runtime-neutral: the browser bundle imports it through `signaling-client.ts`. The codes
  * themselves live in the project's one registry, protocol/errors.ts; this is the signaling view.
  */
 import { ERRORS } from './errors.ts';
