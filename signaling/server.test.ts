@@ -524,7 +524,7 @@ describe('ICE servers', () => {
     expect(Number(username.split(':')[0]) - Date.now() / 1000).toBeGreaterThan(590);
   });
 
-  it('refuses TURN without a secret at construction', () => {
-    expect(() => createSignalingServer({ secret: SECRET, ice: { turn: ['turn:127.0.0.1'] } })).toThrow(/--turn needs --turn-secret/);
+  it('refuses TURN without a secret at construction, naming the options', () => {
+    expect(() => createSignalingServer({ secret: SECRET, ice: { turn: ['turn:127.0.0.1'] } })).toThrow(expect.objectContaining({ code: 'SIG_BAD_OPTION', message: expect.stringMatching(/`turn` needs `turnSecret`/) }));
   });
 });
