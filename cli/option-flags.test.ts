@@ -6,6 +6,7 @@ import { asFlagError, withFlags } from './option-flags.ts';
 describe('option names in library errors', () => {
   it('become the flags a user types', () => {
     expect(withFlags('`turn` needs `turnSecret`: coturn credentials are minted from it')).toBe('--turn needs --turn-secret: coturn credentials are minted from it');
+    expect(withFlags('or pass its path as `browserPath`, or set DCDN_BROWSER')).toBe('or pass its path as --browser, or set DCDN_BROWSER');
     expect(withFlags("`rtcBackend` 'node-datachannel' needs it; run `npm install node-datachannel@0.33.4`")).toBe("--rtc 'node-datachannel' needs it; run `npm install node-datachannel@0.33.4`");
   });
 

@@ -15,6 +15,7 @@ export const OPTION_FLAGS: Readonly<Record<string, string>> = {
   secret: '--secret',
   token: '--token',
   allowHosts: '--allow-host',
+  browserPath: '--browser',
 };
 
 /** Codes of a malformed or missing option: the user's command line is at fault. */
