@@ -342,7 +342,10 @@ function isStr(x: unknown, max: number): x is string {
   return typeof x === 'string' && x.length <= max;
 }
 
-/** The HELLO this implementation sends. */
+/**
+ * The HELLO this implementation sends. The agent is cut to `LIMITS.agentLength`: it carries a
+ * host's name, which operators choose, and a HELLO the peer refuses closes the whole session.
+ */
 export function helloFrame(receiveWindow: number, agent: string): Frame {
-  return { type: FrameType.HELLO, stream: 0, version: PROTOCOL_VERSION, receiveWindow, agent };
+  return { type: FrameType.HELLO, stream: 0, version: PROTOCOL_VERSION, receiveWindow, agent: agent.slice(0, LIMITS.agentLength) };
 }

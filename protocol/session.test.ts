@@ -232,6 +232,12 @@ describe('Session', () => {
     expect(client.isClosed).toBe(false);
   });
 
+  it('connects whatever the length of its agent name (a HELLO the peer refuses would close the session)', async () => {
+    const { client, server } = await pair({ agent: `dcdn-host/${'n'.repeat(300)}` });
+    expect(client.isOpen && server.isOpen).toBe(true);
+    expect(client.peerAgent).toHaveLength(LIMITS.agentLength);
+  });
+
   it('answers a request head its decoder refuses with a RESET, not silence', async () => {
     const { client, server } = await pair({}, 256 * 1024);
     const seen: Stream[] = [];
