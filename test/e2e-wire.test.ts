@@ -9,6 +9,7 @@ import { Agent, request as httpRequest } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Ingress } from '../ingress/index.ts';
+import { LIMITS, type StreamError } from '../protocol/index.ts';
 import { disconnectBrowser } from './browser.ts';
 import { startNetwork, until, type Network } from './network.ts';
 
@@ -64,6 +65,20 @@ describe('request heads the wire cannot carry never reach the tab', () => {
     for (let i = 0; i < 260; i++) headers[`x-h${i}`] = 'v'.repeat(30);
     const r = await get('/', { headers });
     expect([r.status, r.code]).toEqual([431, 'INGRESS_HEADERS_TOO_LARGE']);
+    expect((await get('/')).status).toBe(200);
+  });
+
+  it('a head that reaches the tab anyway (opened past the ingress’s checks) is reset at once, not dropped', async () => {
+    // What a buggy or older ingress could send: the tab's decoder refuses it and says so.
+    const session = ingress.pool.list()[0]!.session;
+    const many = Array.from({ length: LIMITS.headerCount + 1 }, (_, i): [string, string] => [`x-h${i}`, 'v']);
+    const stream = session.open({ method: 'GET', url: `${ingress.url}/`, headers: many, app: '' }, true);
+    const err = await new Promise<StreamError>((resolve) => {
+      stream.onreset = resolve;
+      stream.onhead = () => resolve({ code: 'answered', message: '' });
+    });
+    expect(err.code).toBe('PROTO_FRAME_INVALID');
+    expect(session.isOpen).toBe(true);
     expect((await get('/')).status).toBe(200);
   });
 
