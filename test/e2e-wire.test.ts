@@ -108,4 +108,20 @@ describe('a response complete at its Content-Length whose stream stays open', ()
       agent.destroy();
     }
   });
+
+  it('serves 200 such requests over 50 keep-alive connections with no 503 and nothing held after', async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 50 });
+    try {
+      const results = await Promise.all(Array.from({ length: 200 }, (_, i) => get(`/open-length?id=load-${i}`, { agent })));
+      const counts: Record<string, number> = {};
+      for (const r of results) counts[`${r.status} ${r.code ?? ''}`.trim()] = (counts[`${r.status} ${r.code ?? ''}`.trim()] ?? 0) + 1;
+      console.info(`[wire e2e] 200 open-length requests over 50 connections: ${JSON.stringify(counts)}`);
+      expect(counts).toEqual({ '200': 200 });
+      expect(results.every((r) => r.body === 'hello')).toBe(true);
+      await until(() => ingress.pool.list()[0]!.inFlight === 0, 5000, 'in-flight back to zero');
+      await until(() => ingress.pool.list()[0]!.session.openStreams === 0, 10_000, 'every stream cancelled or ended');
+    } finally {
+      agent.destroy();
+    }
+  }, 60_000);
 });
