@@ -10,6 +10,7 @@ export { concatFrames, decodeFrames, encodeFrame, forEachFrame, InvalidFrameErro
 export { EarlyMessages } from './early-messages.ts';
 export { APP_FAILURE_CODES, DcdnError, ERRORS, errorCodeOf, isErrorCode, statusOf, type ErrorCode } from './errors.ts';
 export { BODY_FRAME_OVERHEAD, FrameType, LIMITS, PROTOCOL_VERSION, type Frame, type HeaderList } from './frames.ts';
+export { headProblem, type HeadProblem } from './head-limits.ts';
 export { parseLinkSignal, WS_MAX_MESSAGE_SIZE, type LinkCandidate, type LinkSignal } from './link.ts';
 export { createMemoryChannelPair, MemoryChannel, type MemoryChannelOptions } from './memory-channel.ts';
 export { Session, SESSION_DEFAULTS, type SessionOptions, type SessionStats } from './session.ts';
