@@ -3,6 +3,7 @@ import { createLog } from './log.ts';
 import { ingressFlags, ingressOptionsFromFlags, launchAllowHosts, launchFlags, launchHosts, newSecret, onShutdown, signalUrls, startIngress, startSignal } from './parts.ts';
 import { up, upDescription, upFlags, upUsage } from './up.ts';
 import { iceConfigFromFlags, iceFlags } from './ice-flags.ts';
+import { metricsFlags, metricsOptionsFromFlags } from './metrics-flags.ts';
 import { apps, controlFlags, deploy, remove, rollback, secret } from './app-commands.ts';
 import { kv, kvDescription, kvFlags, kvUsage } from './kv-command.ts';
 import { hosts, hostsFlags, invite, inviteFlags } from './host-commands.ts';
@@ -39,10 +40,12 @@ const commands: Record<string, Command> = {
       db: { type: 'string', help: 'app store (SQLite) path (default: $DCDN_HOME/apps.db, DCDN_HOME defaults to ~/.dcdn)' },
       'open-join': { type: 'boolean', default: false, help: 'let anyone join as a volunteer host from /join, without an invite' },
       ...iceFlags,
+      ...metricsFlags,
       help,
     },
     async run(v) {
       const ice = iceConfigFromFlags(v);
+      const metrics = metricsOptionsFromFlags(v);
       const log = createLog('signal');
       let secret = (v.secret as string | undefined) ?? process.env.DCDN_SECRET;
       if (!secret) {
@@ -57,6 +60,7 @@ const commands: Record<string, Command> = {
         db: (v.db as string | undefined) ?? join(stateDir(), 'apps.db'),
         ...(ice ? { ice } : {}),
         openJoin: v['open-join'] === true,
+        ...metrics,
         log,
       });
       process.stdout.write(`signaling listening on ${url}\n`);

@@ -12,7 +12,9 @@ import { createIngress, type Ingress, type IngressOptions } from '../ingress/ind
 import { openKvStore } from '../ingress/kv/index.ts';
 import { BanList } from '../signaling/bans.ts';
 import { parseAppConfig, type AppConfig } from '../signaling/app-config.ts';
-import { AppStore, checkBundle, createSignalingServer, mintToken, SIGNAL_PATH, type IceConfig, type SignalingServer } from '../signaling/index.ts';
+import { AppStore, checkBundle, createSignalingServer, mintToken, SIGNAL_PATH, verifyToken, type IceConfig, type SignalingServer } from '../signaling/index.ts';
+import { listenMetrics, staticToken } from '../ingress/metrics-endpoint.ts';
+import { metricsFlags, metricsOptionsFromFlags, type MetricsFlagOptions } from './metrics-flags.ts';
 import type { OffererOptions } from '../ingress/offerer.ts';
 import { RTC_BACKENDS, type RtcBackend } from '../ingress/rtc-backend.ts';
 import { intFlag, UsageError, type FlagSpec } from './args.ts';
@@ -50,7 +52,7 @@ export async function startSignal(opts: {
   /** Anyone may join as a volunteer from /join, without an invite (`--open-join`). */
   openJoin?: boolean;
   log: Log;
-}): Promise<{ server: SignalingServer; url: string; store: AppStore }> {
+} & MetricsFlagOptions): Promise<{ server: SignalingServer; url: string; store: AppStore }> {
   const started = performance.now();
   const [script, joinScript] = await Promise.all([bundleHostScript(), bundleJoinScript()]);
   const html = hostPageHtml();
@@ -69,6 +71,7 @@ export async function startSignal(opts: {
     bans,
     volunteers: { openJoin: opts.openJoin === true },
     ...(opts.ice ? { ice: opts.ice } : {}),
+    ...(opts.metricsToken ? { metrics: { token: opts.metricsToken } } : {}),
     routes: (scoped: FastifyInstance) => {
       scoped.get('/host', async (_req, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(html));
       scoped.get('/host.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-store').send(script));
@@ -81,6 +84,14 @@ export async function startSignal(opts: {
     bans.close();
   });
   const url = await server.listen(opts.port, opts.host);
+  if (opts.metricsListen && server.metrics) {
+    const metrics = await listenMetrics(server.metrics, opts.metricsListen).catch(async (err: Error) => {
+      await server.close();
+      throw err;
+    });
+    server.app.addHook('onClose', () => metrics.close());
+    opts.log('info', 'metrics listening', { url: metrics.url });
+  }
   if (opts.ice) {
     // URLs and lifetime only: the TURN secret never reaches a log.
     opts.log('info', 'ICE servers for peers', { stun: opts.ice.stun?.join(' ') || undefined, turn: opts.ice.turn?.join(' ') || undefined, turnTtlSeconds: opts.ice.turn?.length ? opts.ice.turnTtlSeconds : undefined });
@@ -102,7 +113,7 @@ export async function deployFile(store: AppStore, name: string, file: string, lo
 }
 
 /** What {@link startIngress} takes: the ingress's options, with a secret or token and a KV store spec. */
-export type StartIngressOptions = Omit<IngressOptions, 'token' | 'log' | 'kv'> & { secret?: string; token?: string; kvStore?: string; log: Log };
+export type StartIngressOptions = Omit<IngressOptions, 'token' | 'log' | 'kv'> & { secret?: string; token?: string; kvStore?: string; log: Log } & MetricsFlagOptions;
 
 const secretFlag = { type: 'string', help: 'signing secret shared by the network (else DCDN_SECRET)' } as const;
 
@@ -123,6 +134,7 @@ export const ingressFlags = {
   'public-ws': { type: 'string', help: 'base URL hosts dial for the WebSocket transport and fallback, e.g. wss://ingress.example.net (default ws://<host>:<port>)' },
   ...ingressIceFlags,
   ...trafficFlags,
+  ...metricsFlags,
 } satisfies FlagSpec;
 
 /**
@@ -168,6 +180,7 @@ export function ingressOptionsFromFlags(v: Record<string, unknown>, env: NodeJS.
     shutdownGraceMs: intFlag(v['shutdown-grace'] ?? 10000, 'shutdown-grace'),
     kvStore: (v['kv-store'] as string | undefined) ?? env.DCDN_KV_STORE ?? `sqlite:${join(stateDir(env), 'kv.db')}`,
     kvLimits: { minTtlSeconds: intFlag(v['kv-min-ttl'] ?? 60, 'kv-min-ttl', 1) },
+    ...metricsOptionsFromFlags(v, env),
   };
 }
 
@@ -176,7 +189,7 @@ export function ingressOptionsFromFlags(v: Record<string, unknown>, env: NodeJS.
  * the KV store `kvStore` names (`sqlite:PATH`, `redis://…`; 'none' for no KV).
  */
 export async function startIngress(opts: StartIngressOptions): Promise<Ingress> {
-  const { secret, token, kvStore, ...rest } = opts;
+  const { secret, token, kvStore, metricsToken, metricsListen, ...rest } = opts;
   if (!secret && !token) throw new Error('the ingress needs --secret or --token (or DCDN_SECRET / DCDN_TOKEN)');
   const kv = kvStore && kvStore !== 'none' ? await openKvStore(kvStore) : undefined;
   if (kv) opts.log('info', 'kv store open', { store: kv.kind, spec: redactSpec(kvStore!) });
@@ -184,6 +197,7 @@ export async function startIngress(opts: StartIngressOptions): Promise<Ingress> 
     ...rest,
     ...(kv ? { kv } : {}),
     token: token ?? (() => mintToken(secret!, { role: 'ingress', sub: opts.name ?? 'ingress', ttlSeconds: 3600 })),
+    metrics: { ...rest.metrics, ...metricsAccess(secret, metricsToken), ...(metricsListen ? { listen: metricsListen } : {}) },
     log: opts.log,
   });
   try {
@@ -193,6 +207,28 @@ export async function startIngress(opts: StartIngressOptions): Promise<Ingress> 
     throw err;
   }
   return ingress;
+}
+
+/**
+ * Who may read an ingress's `/_dcdn/metrics`: operator tokens when the ingress knows the
+ * network's secret, and the fixed `--metrics-token`. With neither, nobody (only a
+ * `--metrics-listen` address serves them).
+ */
+function metricsAccess(secret: string | undefined, fixed: string | undefined): { authorize?: (token: string) => boolean } {
+  const matchesFixed = fixed ? staticToken(fixed) : () => false;
+  if (!secret && !fixed) return {};
+  return {
+    authorize: (token) => {
+      if (matchesFixed(token)) return true;
+      if (!secret) return false;
+      try {
+        verifyToken(secret, token, ['operator']);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+  };
 }
 
 /** A store spec fit for logs: a Redis URL's password is hidden. */
