@@ -198,6 +198,7 @@ export async function startIngress(opts: StartIngressOptions): Promise<Ingress> 
     ...(kv ? { kv } : {}),
     token: token ?? (() => mintToken(secret!, { role: 'ingress', sub: opts.name ?? 'ingress', ttlSeconds: 3600 })),
     metrics: { ...rest.metrics, ...metricsAccess(secret, metricsToken), ...(metricsListen ? { listen: metricsListen } : {}) },
+    ...(secret ? { authorizeOperator: operatorTokens(secret) } : {}),
     log: opts.log,
   });
   try {
@@ -217,17 +218,19 @@ export async function startIngress(opts: StartIngressOptions): Promise<Ingress> 
 function metricsAccess(secret: string | undefined, fixed: string | undefined): { authorize?: (token: string) => boolean } {
   const matchesFixed = fixed ? staticToken(fixed) : () => false;
   if (!secret && !fixed) return {};
-  return {
-    authorize: (token) => {
-      if (matchesFixed(token)) return true;
-      if (!secret) return false;
-      try {
-        verifyToken(secret, token, ['operator']);
-        return true;
-      } catch {
-        return false;
-      }
-    },
+  const operator = secret ? operatorTokens(secret) : () => false;
+  return { authorize: (token) => matchesFixed(token) || operator(token) };
+}
+
+/** Accepts valid operator tokens signed with `secret` (what `/_dcdn/tail` takes). */
+function operatorTokens(secret: string): (token: string) => boolean {
+  return (token) => {
+    try {
+      verifyToken(secret, token, ['operator']);
+      return true;
+    } catch {
+      return false;
+    }
   };
 }
 

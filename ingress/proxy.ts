@@ -96,6 +96,7 @@ export class ProxyRequest {
   #counted: HostConnection | null = null;
   #lastHost: string | undefined;
   #lastTransport: string | undefined;
+  #lastVolunteer = false;
   #errorCode: ErrorCode | undefined;
   #bodyStarted = false;
   #bytesIn = 0;
@@ -136,6 +137,11 @@ export class ProxyRequest {
   /** The transport of the host that answered (or was last tried); undefined when none was. */
   get transport(): string | undefined {
     return this.#lastTransport;
+  }
+
+  /** Whether the host that answered (or was last tried) is a volunteer's. */
+  get hostVolunteer(): boolean {
+    return this.#lastVolunteer;
   }
 
   /** Request body bytes read from the client. */
@@ -224,6 +230,7 @@ export class ProxyRequest {
     this.#tried.add(host.id);
     this.#lastHost = host.name;
     this.#lastTransport = host.transport;
+    this.#lastVolunteer = host.traits.volunteer;
     let stream: Stream;
     try {
       const headers = host.traits.volunteer ? this.#headers.filter(([name]) => !VOLUNTEER_WITHHELD_HEADERS.has(name.toLowerCase())) : this.#headers;

@@ -23,6 +23,7 @@ import { WS_MAX_MESSAGE_SIZE } from './ws-channel.ts';
 import { IngressMetrics, NO_APP, NO_TRANSPORT } from './metrics.ts';
 import { listenMetrics, serveMetrics, type MetricsEndpointOptions } from './metrics-endpoint.ts';
 import { newRequestId, REQUEST_ID_HEADER, traceOf } from './request-id.ts';
+import { MAX_URL, registerTail, TailHub, type TailOptions } from './tail.ts';
 
 export type Log = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 
@@ -87,6 +88,13 @@ export interface IngressOptions {
    * served to nobody until one of the two is set.
    */
   metrics?: MetricsEndpointOptions & { enabled?: boolean; processMetrics?: boolean };
+  /**
+   * Whether a bearer token is an operator's: what `/_dcdn/tail` (live requests for `dcdn tail`)
+   * takes. Without it that endpoint refuses everyone.
+   */
+  authorizeOperator?: (token: string) => boolean;
+  /** Bounds of `/_dcdn/tail` (tail.ts). */
+  tail?: TailOptions;
   log?: Log;
 }
 
@@ -102,6 +110,8 @@ export interface Ingress {
   readonly kv: KvService | null;
   /** The Prometheus metrics; null with `metrics.enabled: false`. */
   readonly metrics: IngressMetrics | null;
+  /** `dcdn tail`'s subscribers. */
+  readonly tail: TailHub;
   /** `http://host:port/metrics` of the separate metrics listener, once listening (`metrics.listen`). */
   readonly metricsUrl: string | null;
   listen(): Promise<string>;
@@ -140,6 +150,7 @@ export function createIngress(options: IngressOptions): Ingress {
   let apps = new Map<string, AppRef>();
   const metrics = options.metrics?.enabled === false ? null : new IngressMetrics({ pool, inFlight: () => inflight.size }, { processMetrics: options.metrics?.processMetrics ?? true });
   let metricsServer: { url: string; close(): Promise<void> } | null = null;
+  const tail = new TailHub(options.tail);
   const kv = options.kv
     ? new KvService({
         store: options.kv,
@@ -248,6 +259,7 @@ export function createIngress(options: IngressOptions): Ingress {
         connector.attachWebSocket(ticket.hostId, ticket.conn, socket);
       },
     );
+    registerTail(scoped, tail, options.authorizeOperator);
   });
 
   app.get('/_dcdn/health', async (_request, reply) => {
@@ -299,6 +311,7 @@ export function createIngress(options: IngressOptions): Ingress {
     if (request.url.startsWith('/_dcdn/')) return sendError(res, 'INGRESS_NOT_FOUND', `no ingress endpoint ${request.url.split('?')[0]}`);
     if (draining) return sendError(res, 'INGRESS_SHUTTING_DOWN', 'the ingress is shutting down', { connection: 'close' });
     const started = performance.now();
+    const startedAt = Date.now();
     const requestId = trace.requestId;
     const proxied = new ProxyRequest(request.raw, res, pool, proxyOpts, { log: (level, msg, fields) => log(level, msg, { ...fields, requestId }) }, trace);
     inflight.add(proxied);
@@ -316,6 +329,24 @@ export function createIngress(options: IngressOptions): Ingress {
         complete: res.writableFinished,
       });
       metrics?.request({ app: proxied.appName, status, transport: proxied.transport ?? NO_TRANSPORT, seconds, bytesIn: proxied.bytesIn, bytesOut: proxied.bytesOut, code: proxied.errorCode });
+      if (tail.active) {
+        tail.publish({
+          type: 'request',
+          time: new Date(startedAt).toISOString(),
+          requestId,
+          app: proxied.appName,
+          version: apps.get(proxied.appName)?.version ?? null,
+          method: request.method,
+          url: request.url.length > MAX_URL ? `${request.url.slice(0, MAX_URL)}…` : request.url,
+          status,
+          ms: Math.round(seconds * 1000),
+          host: proxied.hostName ?? null,
+          volunteer: proxied.hostVolunteer,
+          transport: proxied.transport ?? null,
+          code: proxied.errorCode ?? null,
+          ingress: options.name ?? 'ingress',
+        });
+      }
     });
     void proxied.run().finally(() => inflight.delete(proxied));
   }
@@ -331,6 +362,7 @@ export function createIngress(options: IngressOptions): Ingress {
     },
     kv,
     metrics,
+    tail,
     get metricsUrl() {
       return metricsServer?.url ?? null;
     },
@@ -390,6 +422,7 @@ export function createIngress(options: IngressOptions): Ingress {
       // sessions (and the WebSocket endpoint) stay up until the requests on them are done.
       app.server.close();
       app.server.closeIdleConnections();
+      tail.close();
       const deadline = Date.now() + grace;
       while (inflight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       if (inflight.size > 0) log('warn', 'grace period over; cutting requests', { inFlight: inflight.size });

@@ -40,7 +40,8 @@ export const ERRORS = {
   INGRESS_TICKET_INVALID: { status: 401, summary: 'a host dialled the WebSocket endpoint without a valid ticket' },
   INGRESS_NOT_IMPLEMENTED: { status: 501, summary: 'the ingress does not forward this kind of request (CONNECT, TRACE, an unknown method, a WebSocket upgrade to an app)' },
   INGRESS_EXPECTATION_FAILED: { status: 417, summary: 'the request carried an Expect value other than 100-continue' },
-  INGRESS_UNAUTHORIZED: { status: 401, summary: 'an operator endpoint of the ingress (/_dcdn/metrics) was called without a token it accepts' },
+  INGRESS_UNAUTHORIZED: { status: 401, summary: 'an operator endpoint of the ingress (/_dcdn/metrics, /_dcdn/tail) was called without a token it accepts' },
+  INGRESS_TAIL_FULL: { status: 503, summary: 'the ingress already streams requests to as many dcdn tail subscribers as it allows' },
   INGRESS_INTERNAL_ERROR: { status: 500, summary: 'the ingress failed while answering the request (a bug: please report it)' },
 
   // Host: the browser tab and the handler in it.
