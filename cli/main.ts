@@ -4,6 +4,7 @@ import { ingressFlags, ingressOptionsFromFlags, launchAllowHosts, launchFlags, l
 import { up, upDescription, upFlags, upUsage } from './up.ts';
 import { iceConfigFromFlags, iceFlags } from './ice-flags.ts';
 import { metricsFlags, metricsOptionsFromFlags } from './metrics-flags.ts';
+import { tail, tailDescription, tailFlags, tailUsage } from './tail-command.ts';
 import { apps, controlFlags, deploy, remove, rollback, secret } from './app-commands.ts';
 import { kv, kvDescription, kvFlags, kvUsage } from './kv-command.ts';
 import { hosts, hostsFlags, invite, inviteFlags } from './host-commands.ts';
@@ -153,6 +154,15 @@ const commands: Record<string, Command> = {
       '                invite too; --address: its IP address too); bans lists them, unban BAN-ID lifts one',
     flags: { ...hostsFlags, help },
     run: (v) => hosts(v as never),
+  },
+
+  tail: {
+    positionals: true,
+    summary: 'stream the requests of every ingress live (filters: status, method, text)',
+    usage: tailUsage,
+    description: tailDescription,
+    flags: { ...tailFlags, help },
+    run: (v) => tail(v),
   },
 
   kv: {

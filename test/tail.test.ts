@@ -3,9 +3,11 @@
  * applied by the ingress, and a reader that stops reading costs dropped events (counted and
  * reported), never stalled requests. Node hosts over the real WebSocket transport.
  */
+import { spawn } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import type { Stream } from '../protocol/index.ts';
+import { BIN } from './cli.ts';
 import { startNodeNetwork, until, type NodeNetwork } from './node-network.ts';
 
 const OPERATOR = 'operator-token-for-tail-tests';
@@ -139,4 +141,47 @@ describe('/_dcdn/tail', () => {
     expect(dropped).toBe(droppedAtIngress);
     slow.ws.close();
   }, 120_000);
+});
+
+/** `dcdn tail ...args` as a child process, with its output as it comes. */
+function runTail(args: string[]) {
+  const child = spawn(process.execPath, [BIN, 'tail', '--token', OPERATOR, ...args], { env: { ...process.env, DCDN_HOME: '/nonexistent-dcdn-home' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = { stdout: '', stderr: '' };
+  child.stdout.on('data', (d: Buffer) => (out.stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out.stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, out, exited };
+}
+
+describe('dcdn tail', () => {
+  it('--status 5xx --format json prints only the failures, one JSON line each, and Ctrl-C ends it with 0', async () => {
+    await net.addHost('cli', statusHost);
+    const t = runTail(['--ingress', net.ingress.url, '--status', '5xx', '--format', 'json']);
+    await until(() => t.out.stderr.includes('tailing'), 20_000);
+    await fetch(`${net.ingress.url}/status/200`);
+    const failed = await fetch(`${net.ingress.url}/status/502`);
+    await until(() => t.out.stdout.includes('\n'), 10_000);
+    const lines = t.out.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ status: 502, url: '/status/502', requestId: failed.headers.get('dcdn-request-id') });
+    t.child.kill('SIGINT');
+    expect(await t.exited).toBe(0);
+  });
+
+  it('finds the ingresses through signaling and prints a line per request for people', async () => {
+    await net.addHost('pretty', statusHost);
+    const t = runTail(['--signal', net.signalUrl, '--search', 'findme']);
+    await until(() => t.out.stderr.includes('tailing'), 20_000);
+    const res = await fetch(`${net.ingress.url}/findme?q=1`);
+    await until(() => t.out.stdout.includes('\n'), 10_000);
+    expect(t.out.stdout).toMatch(new RegExp(`^\\d\\d:\\d\\d:\\d\\d\\.\\d{3} GET /findme\\?q=1 200 \\d+ms - pretty websocket id=${res.headers.get('dcdn-request-id')}\\n$`));
+    t.child.kill('SIGINT');
+    expect(await t.exited).toBe(0);
+  });
+
+  it('refuses a bad filter as a usage error before connecting', async () => {
+    const t = runTail(['--ingress', net.ingress.url, '--status', 'teapot']);
+    expect(await t.exited).toBe(2);
+    expect(t.out.stderr).toMatch(/--status must be/);
+  });
 });
