@@ -14,6 +14,7 @@
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { launchHosts, newSecret, signalUrls, startIngress, startSignal } from '../../cli/parts.ts';
+import { mintToken } from '../../signaling/index.ts';
 import { offererFactory, type RtcBackend } from '../../ingress/rtc-backend.ts';
 
 const APP = fileURLToPath(new URL('../bench-app.ts', import.meta.url));
@@ -23,6 +24,8 @@ const { values } = parseArgs({
     transport: { type: 'string', default: 'webrtc' },
     rtc: { type: 'string', default: 'werift' },
     'exit-with-parent': { type: 'boolean', default: false },
+    /** `off` builds the ingress without Prometheus metrics: the baseline of their cost. */
+    metrics: { type: 'string', default: 'on' },
   },
 });
 const hosts = Number(values.hosts);
@@ -48,7 +51,7 @@ if (transport === 'webrtc') {
 const secret = newSecret();
 const signal = await startSignal({ secret, port: 0, host: '127.0.0.1', app: APP, log });
 const urls = signalUrls(signal.url);
-const ingress = await startIngress({ secret, signalUrl: urls.ws, port: 0, host: '127.0.0.1', name: 'bench-ingress', transport, rtcBackend, log });
+const ingress = await startIngress({ secret, signalUrl: urls.ws, port: 0, host: '127.0.0.1', name: 'bench-ingress', transport, rtcBackend, metrics: { enabled: values.metrics !== 'off' }, log });
 let browser: Awaited<ReturnType<typeof launchHosts>> | null = null;
 let stopping: Promise<void> | null = null;
 const stop = () =>
@@ -78,4 +81,5 @@ if (connected() < hosts) {
   print({ error: `only ${connected()}/${hosts} tabs connected over ${transport} (pool: ${transports.join(', ') || 'empty'})` });
   await stop();
 }
-print({ url: ingress.url, pid: process.pid, browserPid: browser.pid, transports });
+// An operator token, for the benchmark to attach `dcdn tail`'s stream (/_dcdn/tail) and scrape.
+print({ url: ingress.url, pid: process.pid, browserPid: browser.pid, transports, operatorToken: mintToken(secret, { role: 'operator', ttlSeconds: 24 * 3600, sub: 'bench' }) });
