@@ -25,6 +25,8 @@ export interface MetricsEndpointOptions {
 /** What can render the exposition text. */
 export interface MetricsSource {
   render(): Promise<{ contentType: string; body: string }>;
+  /** prom-client's JSON form (`?format=json`), what signaling's dashboard reads. */
+  renderJson(): Promise<unknown>;
 }
 
 /** The main port's endpoint. */
@@ -40,6 +42,7 @@ export function serveMetrics(app: FastifyInstance, metrics: MetricsSource, optio
       const why = options.authorize ? 'send an operator token (or the --metrics-token) as Authorization: Bearer' : 'this ingress serves metrics to no token: scrape its --metrics-listen address';
       return sendError(reply.raw, 'INGRESS_UNAUTHORIZED', why, { 'www-authenticate': 'Bearer realm="dcdn metrics"' });
     }
+    if ((request.query as Record<string, unknown>).format === 'json') return reply.header('cache-control', 'no-store').send(await metrics.renderJson());
     const { contentType, body } = await metrics.render();
     return reply.header('content-type', contentType).header('cache-control', 'no-store').send(body);
   });

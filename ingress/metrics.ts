@@ -169,6 +169,11 @@ export class IngressMetrics {
     this.#kvDuration.observe({ op }, seconds);
   }
 
+  /** The metrics as prom-client's JSON (families with their label sets and values). */
+  renderJson(): Promise<unknown> {
+    return this.registry.getMetricsAsJSON();
+  }
+
   /** The exposition text and its content type. */
   async render(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };

@@ -66,6 +66,10 @@ export class SignalingMetrics {
     if (code === 'SIG_RATE_LIMITED') this.#rateLimited.inc({ limit: before === 'upgrade' ? 'volunteers_per_address' : 'messages' });
   }
 
+  renderJson(): Promise<unknown> {
+    return this.registry.getMetricsAsJSON();
+  }
+
   async render(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }

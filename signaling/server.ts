@@ -26,6 +26,7 @@ import { SignalingHub } from './signaling-hub.ts';
 import { MIN_SECRET_LENGTH, verifyToken, type Claims, type Role } from './token.ts';
 import { iceServerSource, type IceConfig } from './turn.ts';
 import { registerMetricsRoute, SignalingMetrics, type SignalingMetricsOptions } from './metrics.ts';
+import { registerDashboard } from './dashboard.ts';
 
 /** Where peers connect. */
 export const SIGNAL_PATH = '/v1/signal';
@@ -159,6 +160,16 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
     ...(metrics ? { onrelay: () => metrics.relayed(), onfail: (code) => metrics.refused(code, 'connection') } : {}),
   });
   if (metrics) registerMetricsRoute(app, metrics, secret, options.metrics?.token);
+  // The operator dashboard (dashboard.ts): its figures come from the ingresses' metrics.
+  if (metrics) {
+    registerDashboard(app, {
+      secret,
+      peers: () => hub.peers(),
+      hosts: () => hub.hosts(),
+      apps: () => store?.manifest().map((a) => ({ name: a.name, version: a.version })) ?? [],
+      appHosts: () => hub.appHosts(),
+    });
+  }
   if (store) {
     const unsubscribe = store.onChange(() => hub.broadcastApps(store.manifest()));
     app.addHook('onClose', async () => unsubscribe());
