@@ -8,6 +8,7 @@ import { DEFAULT_HEAP_LIMIT_MB } from '../browser-host/launcher/heap-limit.ts';
 import type { FlagSpec } from './args.ts';
 import { iceFlags, ingressIceFlags } from './ice-flags.ts';
 import { logFlags } from './log-flags.ts';
+import { metricsFlags } from './metrics-flags.ts';
 import { trafficFlags } from './traffic-flags.ts';
 
 /** `--help`, on every command. */
@@ -81,6 +82,7 @@ export const signalFlags = {
   db: { type: 'string', help: 'app store (SQLite) path (default: $DCDN_HOME/apps.db, DCDN_HOME defaults to ~/.dcdn)' },
   'open-join': { type: 'boolean', default: false, help: 'let anyone join as a volunteer host from /join, without an invite' },
   ...iceFlags,
+  ...metricsFlags,
   ...logFlags,
 } satisfies FlagSpec;
 
@@ -101,6 +103,7 @@ export const ingressFlags = {
   'public-ws': { type: 'string', help: 'base URL hosts dial for the WebSocket transport and fallback, e.g. wss://ingress.example.net (default ws://<host>:<port>)' },
   ...ingressIceFlags,
   ...trafficFlags,
+  ...metricsFlags,
   ...logFlags,
 } satisfies FlagSpec;
 
@@ -142,6 +145,7 @@ export const upFlags = {
   'open-join': { type: 'boolean', default: false, help: 'let anyone join as a volunteer host from /join, without an invite' },
   ...iceFlags,
   ...trafficFlags,
+  ...metricsFlags,
   ...logFlags,
   help: helpFlag,
 } satisfies FlagSpec;
@@ -150,3 +154,21 @@ export const upUsage = 'dcdn up [--port 8080] [--hosts 2] [--transport webrtc|we
 export const upDescription =
   'Runs a whole dcdn network on this machine: signaling, an ingress and N headless Chromium host\n' +
   'tabs serving the app. Prints where everything is; Ctrl-C (or SIGTERM) shuts it down cleanly.';
+
+/** `dcdn tail`. */
+export const tailFlags = {
+  status: { type: 'string', help: 'only these statuses: 5xx, 404, or a comma list (e.g. 4xx,5xx)' },
+  method: { type: 'string', help: 'only this method (GET, POST, …)' },
+  search: { type: 'string', help: 'only requests whose method, URL, error code, request id or host contains TEXT' },
+  'sampling-rate': { type: 'string', default: '1', help: 'share of matching requests shown, in (0, 1]' },
+  format: { type: 'string', default: 'pretty', help: 'pretty or json (one event per line)' },
+  ingress: { type: 'string', multiple: true, help: 'an ingress to tail, e.g. http://127.0.0.1:8080 (repeatable; default: every ingress signaling knows)' },
+  signal: { type: 'string', short: 's', help: 'signaling address, to find the ingresses (default: the local dcdn up)' },
+  token: { type: 'string', help: 'operator token (else DCDN_TOKEN, one minted from DCDN_SECRET, or the local state)' },
+} satisfies FlagSpec;
+
+export const tailUsage = 'dcdn tail [APP] [--status 5xx] [--method M] [--search TEXT] [--sampling-rate R] [--format pretty|json] [--ingress URL]...';
+export const tailDescription =
+  'Streams the requests every ingress answers, live: time, method, URL, status, ms, app and version,\n' +
+  'host (marked [volunteer] for a volunteer\'s browser), transport, error code and request id.\n' +
+  'Filters run on the ingresses. Ctrl-C ends it. Needs an operator token.';

@@ -3,8 +3,8 @@
  * launcher has the secret to mint an operator token), so ingresses send them no new requests,
  * then the requests they are serving get up to the grace period to finish before Chromium closes.
  */
-import type { LaunchedBrowser } from '../browser-host/launcher/launch.ts';
-import { mintToken } from '../signaling/token.ts';
+import type { LaunchedBrowser } from '../browser-host/index.ts';
+import { mintToken } from '../signaling/index.ts';
 import type { LogFn } from './log.ts';
 
 /** How often the tabs' in-flight count is read while draining. */

@@ -5,11 +5,9 @@
 import { UsageError } from './args.ts';
 import { control, controlTarget } from './app-commands.ts';
 import { hostsFlags, inviteFlags } from './command-flags.ts';
+import type { HostSummary } from '../signaling/index.ts';
 
 export { hostsFlags, inviteFlags };
-import type { HostSummary } from '../signaling/signaling-hub.ts';
-
-
 
 /** Parses `90m`, `24h`, `7d`, `30s` or plain seconds. */
 export function parseDuration(text: string): number {

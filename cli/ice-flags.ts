@@ -9,6 +9,7 @@ import { reachableIceServers, type OffererOptions } from '../ingress/offerer.ts'
 // turn.ts, not the signaling index: `dcdn --help` prints these flags without loading the server.
 import { iceServerSource, TURN_TTL_DEFAULT_SECONDS, type IceConfig } from '../signaling/turn.ts';
 import { intFlag, UsageError, type FlagSpec } from './args.ts';
+import { asFlagError } from './option-flags.ts';
 
 export const iceFlags = {
   stun: { type: 'string', multiple: true, help: 'STUN server for hosts and ingresses, e.g. stun:stun.example.net:3478 (repeatable)' },
@@ -35,7 +36,7 @@ export function iceConfigFromFlags(values: Record<string, unknown>, env: NodeJS.
   try {
     if (iceServerSource(config) === null) return undefined;
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw asFlagError(err);
   }
   return config;
 }

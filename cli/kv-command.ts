@@ -5,16 +5,12 @@
  */
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
-import { checkKey, checkList, checkMetadata, expirationOf, KV_LIMITS } from '../ingress/kv/limits.ts';
-import { namespaceOf } from '../ingress/kv/service.ts';
-import { openKvStore } from '../ingress/kv/index.ts';
+import { checkKey, checkList, checkMetadata, expirationOf, KV_LIMITS, namespaceOf, openKvStore } from '../ingress/index.ts';
 import { UsageError } from './args.ts';
 import { readState, stateDir } from './state.ts';
 import { kvUsage } from './command-flags.ts';
 
 export { kvDescription, kvFlags, kvUsage } from './command-flags.ts';
-
-
 
 /** The store a local `dcdn up` uses, or the one named. */
 export function kvStoreSpec(flag: unknown, env: NodeJS.ProcessEnv = process.env): string {

@@ -7,10 +7,11 @@
  */
 import pino, { type DestinationStream, type Logger } from 'pino';
 import pretty from 'pino-pretty';
+import type { Log as LogFn } from '../node/index.ts';
 import type { LogFormat, LogLevel } from './log-flags.ts';
 
-/** A log line as the parts take it: level, message and fields (ingress/server.ts `Log`). */
-export type LogFn = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+/** A log line as the parts take it: level, message and fields (the Node API's `Log`). */
+export type { LogFn };
 
 /**
  * A log line: level, message and fields. The function shape the parts take (ingress, launcher,

@@ -17,10 +17,14 @@ import {
   launchFlags,
   secretFlag,
   signalFlags,
+  tailDescription,
+  tailFlags,
+  tailUsage,
   upDescription,
   upFlags,
   upUsage,
 } from './command-flags.ts';
+import { asFlagError, withFlags } from './option-flags.ts';
 
 interface Command {
   /** One line for the command list. */
@@ -32,7 +36,6 @@ interface Command {
   flags: FlagSpec;
   run(values: Record<string, unknown>): Promise<number>;
 }
-
 
 const commands: Record<string, Command> = {
   up: { summary: 'run signaling, an ingress and headless Chromium hosts on this machine', usage: upUsage, description: upDescription, flags: upFlags, run: async (v) => (await import('./up.ts')).up(v as never) },
@@ -89,6 +92,15 @@ const commands: Record<string, Command> = {
       '                invite too; --address: its IP address too); bans lists them, unban BAN-ID lifts one',
     flags: { ...hostsFlags, help },
     run: async (v) => (await import('./host-commands.ts')).hosts(v as never),
+  },
+
+  tail: {
+    positionals: true,
+    summary: 'stream the requests of every ingress live (filters: status, method, text)',
+    usage: tailUsage,
+    description: tailDescription,
+    flags: { ...tailFlags, help },
+    run: async (v) => (await import('./tail-command.ts')).tail(v),
   },
 
   kv: {
@@ -185,7 +197,7 @@ function topHelp(): string {
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   // The benchmark parses its own flags (bench/run.ts) and loads its tools only when asked.
-  if (name === 'bench') return (await import('../bench/run.ts')).runBench(rest);
+  if (name === 'bench') return (await import('../bench/index.ts')).runBench(rest);
   if (name === '--version' || name === '-V' || name === 'version') {
     process.stdout.write(`dcdn ${version()} (node ${process.versions.node})\n`);
     return 0;
@@ -207,13 +219,14 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (!command.positionals && values._.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(values._[0])}`);
     return await command.run(values);
-  } catch (err) {
+  } catch (thrown) {
+    const err = asFlagError(thrown);
     if (err instanceof UsageError) {
       process.stderr.write(`dcdn ${name}: ${err.message}\n\n${helpText(command.usage, command.description, command.flags)}`);
       return 2;
     }
     const e = err as Error & { code?: string };
-    process.stderr.write(`dcdn ${name}: ${e.code ? `[${e.code}] ` : ''}${e.message}\n`);
+    process.stderr.write(`dcdn ${name}: ${e.code ? `[${e.code}] ` : ''}${withFlags(e.message)}\n`);
     return 1;
   }
 }

@@ -9,7 +9,9 @@ import { logOptionsFromFlags } from './log-flags.ts';
 import { listening } from './listen-error.ts';
 import { trapShutdown } from './shutdown.ts';
 import { drainTabs } from './drain-tabs.ts';
-import { ingressOptionsFromFlags, launchAllowHosts, launchHosts, newSecret, signalUrls, startIngress, startSignal } from './parts.ts';
+import { launchHosts, newSecret, signalUrls, startIngress, startSignal } from '../node/index.ts';
+import { ingressOptionsFromFlags, launchAllowHosts } from './part-flags.ts';
+import { metricsOptionsFromFlags } from './metrics-flags.ts';
 import { iceConfigFromFlags } from './ice-flags.ts';
 import { mintToken } from '../signaling/index.ts';
 import { stateDir } from './state.ts';
@@ -17,6 +19,7 @@ import { stateDir } from './state.ts';
 /** `dcdn signal`: signaling, the control plane and the host and join pages. */
 export async function signal(v: Record<string, unknown>): Promise<number> {
   const ice = iceConfigFromFlags(v);
+  const metrics = metricsOptionsFromFlags(v);
   const log = createLog('signal', createLogger(logOptionsFromFlags(v)));
   const shutdown = trapShutdown(log);
   let secret = (v.secret as string | undefined) ?? process.env.DCDN_SECRET;
@@ -32,6 +35,8 @@ export async function signal(v: Record<string, unknown>): Promise<number> {
     db: (v.db as string | undefined) ?? join(stateDir(), 'apps.db'),
     ...(ice ? { ice } : {}),
     openJoin: v['open-join'] === true,
+    ...metrics,
+    logger: log.pino,
     log,
   }));
   process.stdout.write(`signaling listening on ${url}\n`);
@@ -44,7 +49,7 @@ export async function ingress(v: Record<string, unknown>): Promise<number> {
   const opts = ingressOptionsFromFlags(v);
   const log = createLog('ingress', createLogger(logOptionsFromFlags(v)));
   const shutdown = trapShutdown(log);
-  if (opts.rtcBackend === 'node-datachannel') await (await import('../ingress/ndc-peer.ts')).loadNodeDatachannel();
+  if (opts.rtcBackend === 'node-datachannel') await (await import('../ingress/index.ts')).loadNodeDatachannel();
   const ingress = await listening('ingress', '--port', () => startIngress({ ...opts, log }));
   if (opts.publicWsBase === undefined && !/^(127\.|localhost$|::1$|\[::1\]$)/.test(opts.host ?? '127.0.0.1')) {
     log('warn', 'hosts on other machines dial the WebSocket fallback at this address; give --public-ws with one they can reach', { wsUrl: `${ingress.url.replace(/^http/, 'ws')}/_dcdn/host-ws` });

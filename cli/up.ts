@@ -1,27 +1,27 @@
 import { intFlag, UsageError } from './args.ts';
-import { RTC_BACKENDS, type RtcBackend } from '../ingress/rtc-backend.ts';
+import { RTC_BACKENDS, type RtcBackend } from '../ingress/index.ts';
 import { mintToken, type AppStore } from '../signaling/index.ts';
 import { control as deployVersion, type ControlTarget } from './app-commands.ts';
-import { parseAppConfig } from '../signaling/app-config.ts';
+import { parseAppConfig } from '../protocol/index.ts';
 import { createLog, createLogger } from './log.ts';
 import { logOptionsFromFlags } from './log-flags.ts';
 import { listening } from './listen-error.ts';
 import { trapShutdown } from './shutdown.ts';
-import { DEV_APP_MESSAGE, describeDefaultApp, launchHosts, newSecret, redactSpec, signalUrls, startIngress, startSignal } from './parts.ts';
+import { DEV_APP_MESSAGE, launchHosts, newSecret, redactSpec, signalUrls, startIngress, startSignal } from '../node/index.ts';
+import { describeDefaultApp } from './default-app.ts';
 import { clearState, stateDir, writeState } from './state.ts';
 import { iceConfigFromFlags } from './ice-flags.ts';
 import { trafficOptionsFromFlags } from './traffic-flags.ts';
+import { metricsOptionsFromFlags } from './metrics-flags.ts';
 import { createHash } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import { bundleAppWithInputs, type AppBundle } from '../browser-host/build/bundle.ts';
+import { bundleAppWithInputs, type AppBundle } from '../browser-host/index.ts';
 import { buildErrorLines } from './bundle.ts';
 import type { Log } from './log.ts';
 import { upFlags } from './command-flags.ts';
 
 export { upDescription, upFlags, upUsage } from './command-flags.ts';
-
-
 
 /**
  * `dcdn up`: signaling, an ingress and Chromium host tabs in this process. Each part that fails
@@ -42,9 +42,12 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
   const rtcBackend = String(values.rtc) as RtcBackend;
   if (!RTC_BACKENDS.includes(rtcBackend)) throw new UsageError(`--rtc must be ${RTC_BACKENDS.join(' or ')}, got ${rtcBackend}`);
   // Fail now, saying the optional dependency is missing, rather than once per host later.
-  if (rtcBackend === 'node-datachannel') await (await import('../ingress/ndc-peer.ts')).loadNodeDatachannel();
+  if (rtcBackend === 'node-datachannel') await (await import('../ingress/index.ts')).loadNodeDatachannel();
   const listenHost = String(values.host);
   const ice = iceConfigFromFlags(values);
+  // --metrics-listen goes to the ingress; signaling's /metrics takes the operator token from
+  // `dcdn up`'s state file, or --metrics-token.
+  const metrics = metricsOptionsFromFlags(values);
   const secret = process.env.DCDN_SECRET ?? newSecret();
   const sigLog = createLog('signal', root);
   const ingLog = createLog('ingress', root);
@@ -75,6 +78,8 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
         db: join(stateDir(), 'apps.db'),
         ...(ice ? { ice } : {}),
         openJoin: values['open-join'] === true,
+        ...(metrics.metricsToken ? { metricsToken: metrics.metricsToken } : {}),
+        logger: sigLog.pino,
         log: sigLog,
       }),
     );
@@ -95,6 +100,7 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
         routing: { baseDomain },
         kvStore,
         kvLimits: { minTtlSeconds: intFlag(values['kv-min-ttl'], 'kv-min-ttl', 1) },
+        ...metrics,
         log: ingLog,
       }),
     );

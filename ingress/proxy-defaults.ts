@@ -13,4 +13,5 @@ export const PROXY_DEFAULTS: Omit<ProxyOptions, 'forwarding' | 'router'> = {
   maxUrlLength: 8192,
   maxHeaderBytes: 16 * 1024,
   retryIdempotent: true,
+  lengthEndGraceMs: 1000,
 };

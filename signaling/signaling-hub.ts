@@ -12,27 +12,15 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import { WebSocket, type RawData } from 'ws';
-import { SIGNALING_ERRORS, type SignalingErrorCode } from './errors.ts';
-import type { AppConfig } from './app-config.ts';
-import { parseClientMessage, type AppRef, type AppStatus, type CheckedMessage, type IceServer, type PeerInfo, type PeerRole, type ServerMessage, type SignalRequest } from './messages.ts';
+import { SIGNALING_ERRORS, type SignalingErrorCode } from '../protocol/index.ts';
+import type { AppConfig } from '../protocol/index.ts';
+import { parseClientMessage, type AppRef, type LeaveReason, type AppStatus, type CheckedMessage, type IceServer, type PeerInfo, type PeerRole, type ServerMessage, type SignalRequest } from '../protocol/index.ts';
 import { TokenBucket } from './token-bucket.ts';
-import { mayRun, OPERATOR_TRUST, trustFromScope, type HostTrust } from './trust.ts';
+import { mayRun, OPERATOR_TRUST, trustFromScope, type HostTrust } from '../protocol/index.ts';
 
 /** How long a socket we closed may take to answer the close frame before it is destroyed. */
 export const CLOSE_GRACE_MS = 1000;
 
-/** Why a peer left, as sent in `leave` messages and logged. */
-export type LeaveReason =
-  | 'closed'
-  | 'heartbeat-timeout'
-  | 'slow-consumer'
-  | 'shutdown'
-  | 'banned'
-  | 'protocol-error'
-  | 'SIG_BAD_MESSAGE'
-  | 'SIG_MESSAGE_TOO_LARGE'
-  | 'SIG_RATE_LIMITED'
-  | 'SIG_HELLO_TIMEOUT';
 
 export interface SignalingHubOptions {
   helloTimeoutMs: number;
@@ -52,6 +40,9 @@ export interface SignalingHubOptions {
    * it; returns the ban's reason, or null. Default: nobody is.
    */
   isBanned?: (host: { hostId: string; address: string; sub: string | undefined }) => string | null;
+  /** Counts for metrics (signaling/metrics.ts): a signal relayed, a connection closed with a code. */
+  onrelay?: () => void;
+  onfail?: (code: SignalingErrorCode) => void;
 }
 
 /** A host as operators see it (`dcdn hosts list`). */
@@ -95,7 +86,7 @@ interface Connection {
   readonly id: string;
   readonly role: PeerRole;
   readonly sub: string | undefined;
-  /** From the token: what the host may run (signaling/trust.ts). */
+  /** From the token: what the host may run (protocol/trust.ts). */
   readonly trust: HostTrust;
   /** The remote address of the socket. */
   readonly address: string;
@@ -381,6 +372,7 @@ export class SignalingHub {
       return;
     }
     this.#send(target, { type: 'signal', from: conn.id, data: message.data });
+    this.#options.onrelay?.();
   }
 
   #send(conn: Connection, message: ServerMessage): void {
@@ -398,6 +390,7 @@ export class SignalingHub {
   #fail(conn: Connection, code: SignalingErrorCode, message: string): void {
     if (conn.endReason !== null) return;
     conn.endReason = code === 'SIG_BANNED' ? 'banned' : (code as LeaveReason);
+    this.#options.onfail?.(code);
     this.#log.info({ peer: conn.id, role: conn.role, sub: conn.sub, code, detail: message }, 'closing peer connection');
     this.#send(conn, { type: 'error', code, message });
     const entry: { closeCode?: number } = SIGNALING_ERRORS[code];

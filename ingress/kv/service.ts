@@ -7,16 +7,9 @@
  * - keys, values, metadata, expirations and list options are held to {@link KvLimits}.
  * Answers: a response head (200 with the value, 204, 404), or a RESET carrying the KV_* code.
  */
-import { DcdnError, errorCodeOf, streamBody, type ErrorCode, type HeaderList, type Stream } from '../../protocol/index.ts';
+import { DcdnError, errorCodeOf, KV_HEADERS as H, streamBody, type ErrorCode, type HeaderList, type Stream } from '../../protocol/index.ts';
 import { checkKey, checkList, checkMetadata, expirationOf, KV_LIMITS, type KvLimits } from './limits.ts';
 import type { KvStore } from './store.ts';
-
-/** Header names of the wire, shared with browser-host/kv/namespace.ts. */
-const H = {
-  expiration: 'dcdn-kv-expiration',
-  expirationTtl: 'dcdn-kv-expiration-ttl',
-  metadata: 'dcdn-kv-metadata',
-} as const;
 
 /** The namespace that holds `binding` of `app`. App names are DNS labels, bindings identifiers. */
 export function namespaceOf(app: string, binding: string): string {
@@ -37,6 +30,11 @@ export interface KvServiceOptions {
    */
   idleTimeoutMs?: number;
   log?: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
+  /**
+   * Called once per operation when it is over, for metrics: its kind (`invalid` when it could
+   * not be parsed), its KV_ code or null when it succeeded, and how long it took in seconds.
+   */
+  onop?: (op: string, code: string | null, seconds: number) => void;
 }
 
 /** Who opened the stream, as the ingress knows it (not as the tab says). */
@@ -81,11 +79,16 @@ export class KvService {
 
   /** Answers one KV stream; never throws (failures become a RESET with their code). */
   async serve(stream: Stream, caller: KvCaller): Promise<void> {
+    const started = performance.now();
+    let kind = 'invalid';
     try {
       const op = this.#parse(stream, caller);
+      kind = op.kind;
       await this.#run(op, stream);
+      this.#opts.onop?.(kind, null, (performance.now() - started) / 1000);
     } catch (err) {
       const code: ErrorCode = errorCodeOf(err) ?? 'KV_STORE_UNAVAILABLE';
+      this.#opts.onop?.(kind, code, (performance.now() - started) / 1000);
       this.stats.errors++;
       if (code === 'KV_STORE_UNAVAILABLE') this.#opts.log?.('warn', 'kv store failed', { host: caller.host, error: (err as Error).message });
       stream.reset(code, (err as Error).message ?? String(err));

@@ -1,0 +1,139 @@
+/**
+ * Starts signaling with its control plane, serving the host page and the volunteer join page:
+ * the same way whether `dcdn up` runs every part together, `dcdn signal` runs it alone, or a
+ * program embeds it.
+ */
+import { randomBytes } from 'node:crypto';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import { bundleHostScript, bundleJoinScript, DEMO_APP, hostPageHtml, joinPageHtml } from '../browser-host/index.ts';
+import { AppStore, BanList, createSignalingServer, SIGNAL_PATH, type AppVersion, type IceConfig, type SignalingServer } from '../signaling/index.ts';
+import { listenMetrics } from '../ingress/index.ts';
+import { deployFile } from './deploy-file.ts';
+import type { Log } from './log.ts';
+
+/** A fresh signing secret for a network whose parts share one process or one operator. */
+export function newSecret(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+/** Splits a signaling address into its page base (http) and WebSocket endpoint (ws). */
+export function signalUrls(base: string): { http: string; ws: string } {
+  const u = new URL(base);
+  if (u.protocol === 'ws:' || u.protocol === 'wss:') u.protocol = u.protocol === 'ws:' ? 'http:' : 'https:';
+  const http = `${u.protocol}//${u.host}`;
+  return { http, ws: `${http.replace(/^http/, 'ws')}${SIGNAL_PATH}` };
+}
+
+/** What {@link startSignal} takes. */
+export interface StartSignalOptions {
+  secret: string;
+  port: number;
+  host: string;
+  /**
+   * An app module to bundle and deploy as `default` (unless that code is already active), marked
+   * as a development app ({@link DEV_APP_MESSAGE}). Without it the demo app is deployed when
+   * there is no `default`, or when the active one is a development app an earlier run left; a
+   * `default` deployed otherwise (the control API) is kept.
+   */
+  app?: string;
+  /** The app store's SQLite file; `:memory:` when not given. */
+  db?: string;
+  /** STUN/TURN handed to every peer. */
+  ice?: IceConfig;
+  /** Anyone may join as a volunteer from /join, without an invite. */
+  openJoin?: boolean;
+  /** A fixed bearer token Prometheus may scrape `/metrics` with, besides operator tokens. */
+  metricsToken?: string;
+  /** Also serve `/metrics`, without a token, on this address. */
+  metricsListen?: { host: string; port: number };
+  log: Log;
+  /**
+   * A pino logger for signaling's own lines (joins, leaves, refusals; requests at debug level),
+   * so that one process writes one stream. Default: those lines are not logged.
+   */
+  logger?: FastifyBaseLogger;
+}
+
+/** A running signaling service, its URL and its app store. */
+export interface StartedSignal {
+  server: SignalingServer;
+  url: string;
+  store: AppStore;
+}
+
+/**
+ * Starts signaling with the control plane (app store at `db`, `:memory:` when not given),
+ * serving the host page, the volunteer join page and their scripts. With `app`, that module is
+ * bundled and deployed as the `default` app unless the active `default` is already the same code.
+ *
+ * @example
+ * ```ts
+ * const signal = await startSignal({ secret: newSecret(), port: 0, host: '127.0.0.1', log: silentLog });
+ * const { ws } = signalUrls(signal.url); // what ingresses and tabs dial
+ * ```
+ */
+export async function startSignal(opts: StartSignalOptions): Promise<StartedSignal> {
+  const started = performance.now();
+  const [script, joinScript] = await Promise.all([bundleHostScript(), bundleJoinScript()]);
+  const html = hostPageHtml();
+  const joinHtml = joinPageHtml();
+  const store = new AppStore(opts.db ?? ':memory:');
+  // Bans live beside the apps, in the same file (a table of their own).
+  const bans = new BanList(opts.db ?? ':memory:');
+  const current = activeVersion(store, 'default');
+  if (opts.app !== undefined) {
+    await deployFile(store, 'default', opts.app, opts.log, {}, `${DEV_APP_MESSAGE}${opts.app}`);
+  } else if (!current || current.message.startsWith(DEV_APP_MESSAGE)) {
+    // Without an app the demo is served (as the README says): a development app an earlier run
+    // left as the default does not stay it. One deployed through the control API does.
+    if (current) opts.log('info', 'no app given: the demo app replaces the development app an earlier run left as the default', { was: current.message.slice(DEV_APP_MESSAGE.length), version: current.version });
+    // The demo app has no secrets: volunteers may serve it (a network of volunteers alone works).
+    await deployFile(store, 'default', DEMO_APP, opts.log, { volunteers: true }, DEMO_APP_MESSAGE);
+  }
+  opts.log('info', 'bundled host and join pages', { ms: Math.round(performance.now() - started) });
+  const server = createSignalingServer({
+    secret: opts.secret,
+    ...(opts.logger ? { logger: opts.logger } : {}),
+    apps: store,
+    bans,
+    volunteers: { openJoin: opts.openJoin === true },
+    ...(opts.ice ? { ice: opts.ice } : {}),
+    ...(opts.metricsToken ? { metrics: { token: opts.metricsToken } } : {}),
+    routes: (scoped: FastifyInstance) => {
+      scoped.get('/host', async (_req, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(html));
+      scoped.get('/host.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-store').send(script));
+      scoped.get('/join', async (_req, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(joinHtml));
+      scoped.get('/join.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-store').send(joinScript));
+    },
+  });
+  server.app.addHook('onClose', async () => {
+    store.close();
+    bans.close();
+  });
+  const url = await server.listen(opts.port, opts.host);
+  if (opts.metricsListen && server.metrics) {
+    const metrics = await listenMetrics(server.metrics, opts.metricsListen).catch(async (err: Error) => {
+      await server.close();
+      throw err;
+    });
+    server.app.addHook('onClose', () => metrics.close());
+    opts.log('info', 'metrics listening', { url: metrics.url });
+  }
+  if (opts.ice) {
+    // URLs and lifetime only: the TURN secret never reaches a log.
+    opts.log('info', 'ICE servers for peers', { stun: opts.ice.stun?.join(' ') || undefined, turn: opts.ice.turn?.join(' ') || undefined, turnTtlSeconds: opts.ice.turn?.length ? opts.ice.turnTtlSeconds : undefined });
+  }
+  opts.log('info', 'signaling listening', { url, hostPage: `${url}/host`, joinPage: `${url}/join?invite=<host-token>`, apps: store.manifest().map((a) => `${a.name}@${a.version}`).join(',') });
+  return { server, url, store };
+}
+
+/** The message prefix of a `default` version deployed from `app` (a development file); the file follows. */
+export const DEV_APP_MESSAGE = 'development app ';
+/** The message of a `default` version that is the built-in demo app. */
+export const DEMO_APP_MESSAGE = 'the demo app (built in)';
+
+/** The active version of app `name` in `store`, with its message and time, or undefined. */
+export function activeVersion(store: AppStore, name: string): AppVersion | undefined {
+  const app = store.list().find((a) => a.name === name);
+  return app?.versions.find((v) => v.version === app.activeVersion);
+}
