@@ -38,7 +38,7 @@ export async function signal(v: Record<string, unknown>): Promise<number> {
     ...metrics,
     logger: log.pino,
     log,
-  }));
+  }), metrics.metricsListen);
   process.stdout.write(`signaling listening on ${url}\n`);
   await shutdown.untilStopped(() => server.close());
   return 0;
@@ -50,7 +50,7 @@ export async function ingress(v: Record<string, unknown>): Promise<number> {
   const log = createLog('ingress', createLogger(logOptionsFromFlags(v)));
   const shutdown = trapShutdown(log);
   if (opts.rtcBackend === 'node-datachannel') await (await import('../ingress/index.ts')).loadNodeDatachannel();
-  const ingress = await listening('ingress', '--port', () => startIngress({ ...opts, log }));
+  const ingress = await listening('ingress', '--port', () => startIngress({ ...opts, log }), opts.metricsListen);
   if (opts.publicWsBase === undefined && !/^(127\.|localhost$|::1$|\[::1\]$)/.test(opts.host ?? '127.0.0.1')) {
     log('warn', 'hosts on other machines dial the WebSocket fallback at this address; give --public-ws with one they can reach', { wsUrl: `${ingress.url.replace(/^http/, 'ws')}/_dcdn/host-ws` });
   }

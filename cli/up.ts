@@ -103,6 +103,7 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
         ...metrics,
         log: ingLog,
       }),
+      metrics.metricsListen,
     );
     const stopIngress = () => ingress.close();
     started.push(stopIngress);

@@ -87,6 +87,15 @@ describe('a taken port', () => {
     expect(i.stderr).toContain('pass --port');
   }, 60_000);
 
+  it('of --metrics-listen names the metrics and that flag, not --port, and stops the ingress', async () => {
+    const port = await freePort();
+    const i = await failing(['ingress', '--signal', 'http://127.0.0.1:9', '--port', String(port), '--kv-store', 'none', '--secret', 'ports-secret-0123456789abcdef', '--metrics-listen', `127.0.0.1:${taken}`]);
+    expect(i.code).toBe(1);
+    expect(i.stderr).toContain(`ingress metrics could not listen on 127.0.0.1:${taken}: address in use (EADDRINUSE)`);
+    expect(i.stderr).toContain('pass --metrics-listen');
+    expect(await accepts(port)).toBe(false);
+  }, 60_000);
+
   it('an address not of this machine names --host', async () => {
     const r = await failing(['signal', '--port', '0', '--host', '192.0.2.1']);
     expect(r.code).toBe(1);
