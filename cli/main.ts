@@ -8,7 +8,7 @@ import { kv, kvDescription, kvFlags, kvUsage } from './kv-command.ts';
 import { hosts, hostsFlags, invite, inviteFlags } from './host-commands.ts';
 import { mintToken } from '../signaling/index.ts';
 import { join, resolve } from 'node:path';
-import { stateDir } from './state.ts';
+import { secureStateDir, stateDir } from './state.ts';
 
 interface Command {
   /** One line for the command list. */
@@ -264,6 +264,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     if (!command.positionals && values._.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(values._[0])}`);
+    secureStateDir(createLog('dcdn'));
     return await command.run(values);
   } catch (err) {
     if (err instanceof UsageError) {
