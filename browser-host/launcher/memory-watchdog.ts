@@ -1,8 +1,11 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** How often {@link RendererMemoryWatchdog} looks at the renderers by default, in ms. */
 export const DEFAULT_MEMORY_CHECK_MS = 100;
+
+/** Every how many checks the process tree is walked again to find new renderers. */
+const WALK_EVERY = 5;
 
 /** A renderer the watchdog ended. */
 export interface RendererKill {
@@ -40,7 +43,9 @@ export interface RendererMemoryWatchdogOptions {
  * file mappings such as Chromium's own code do not) and SIGKILLs one that is over the limit. With
  * one process per app sandbox (launch.ts, per-document grouping) that ends that app alone: its
  * sandbox sees the frame go silent and fails its requests with HOST_SANDBOX_CRASHED, then serves
- * again from a fresh process. An app can overshoot by what it allocates in one interval.
+ * again from a fresh process. An app can overshoot by what it allocates in one interval; a new
+ * renderer is found within five intervals (the tree is walked every fifth check: measured, one
+ * check of a browser with a few tabs then costs ~0.5 ms of CPU).
  *
  * Linux only (procfs): elsewhere {@link RendererMemoryWatchdog.supported} is false and only the
  * V8 heap limit applies.
@@ -57,6 +62,9 @@ export class RendererMemoryWatchdog {
   readonly #isRenderer = new Map<number, boolean>();
   #timer: NodeJS.Timeout | null = null;
   #running: Promise<void> | null = null;
+  /** The processes found by the last walk of the tree, and how many checks ago it was. */
+  #pids: number[] = [];
+  #checksSinceWalk = Infinity;
 
   constructor(options: RendererMemoryWatchdogOptions) {
     if (!Number.isInteger(options.limitMb) || options.limitMb < 1) throw new TypeError(`limitMb must be a positive integer, got ${options.limitMb}`);
@@ -95,19 +103,32 @@ export class RendererMemoryWatchdog {
 
   /** One look at every renderer: kills those over the limit and returns what it killed. */
   async check(): Promise<RendererKill[]> {
-    const pids = await this.#descendants(this.#rootPid);
-    const alive = new Set(pids);
-    for (const pid of this.#isRenderer.keys()) if (!alive.has(pid)) this.#isRenderer.delete(pid);
+    // Synchronous reads: procfs files are made in memory on read, and one async call per file
+    // cost ~30 ms of CPU per check for a browser with a few tabs (measured), sync ones far less.
+    // Walking the tree reads every thread's child list (the browser has dozens of threads), so it
+    // is done every WALK_EVERY checks; the renderers already known are measured at every check.
+    if (++this.#checksSinceWalk >= WALK_EVERY) {
+      this.#checksSinceWalk = 0;
+      this.#pids = this.#descendants(this.#rootPid);
+      const alive = new Set(this.#pids);
+      for (const pid of this.#isRenderer.keys()) if (!alive.has(pid)) this.#isRenderer.delete(pid);
+    }
+    const pids = this.#pids;
     const kills: RendererKill[] = [];
     for (const pid of pids) {
-      if (!(await this.#renderer(pid))) continue;
-      const usedKb = await this.#privateKb(pid);
+      if (!this.#renderer(pid)) continue;
+      const usedKb = this.#privateKb(pid);
       if (usedKb === null || usedKb <= this.#limitKb) continue;
+      // Between walks a pid could have been reused: kill only what is a renderer right now.
+      this.#isRenderer.delete(pid);
+      if (!this.#renderer(pid)) continue;
       try {
         this.#kill(pid, 'SIGKILL');
       } catch {
         continue; // exited meanwhile
       }
+      this.#isRenderer.delete(pid);
+      this.#pids = this.#pids.filter((p) => p !== pid);
       const kill = { pid, usedMb: Math.round(usedKb / 1024), limitMb: this.#limitMb };
       kills.push(kill);
       this.#onKill(kill);
@@ -115,20 +136,22 @@ export class RendererMemoryWatchdog {
     return kills;
   }
 
-  async #descendants(root: number): Promise<number[]> {
+  #descendants(root: number): number[] {
     const found: number[] = [];
     const queue = [root];
     while (queue.length > 0) {
       const pid = queue.shift()!;
+      // Renderers start no processes of their own: most of the tree needs no walking.
+      if (this.#isRenderer.get(pid) === true) continue;
       // A process's children are listed per thread that forked them.
       let tasks: string[];
       try {
-        tasks = await readdir(join(this.#proc, String(pid), 'task'));
+        tasks = readdirSync(join(this.#proc, String(pid), 'task'));
       } catch {
         continue;
       }
       for (const task of tasks) {
-        const text = await readFile(join(this.#proc, String(pid), 'task', task, 'children'), 'utf8').catch(() => '');
+        const text = readText(join(this.#proc, String(pid), 'task', task, 'children')) ?? '';
         for (const child of text.split(' ')) {
           const n = Number(child);
           if (child.trim() !== '' && Number.isInteger(n)) {
@@ -141,10 +164,10 @@ export class RendererMemoryWatchdog {
     return found;
   }
 
-  async #renderer(pid: number): Promise<boolean> {
+  #renderer(pid: number): boolean {
     const known = this.#isRenderer.get(pid);
     if (known !== undefined) return known;
-    const cmdline = await readFile(join(this.#proc, String(pid), 'cmdline'), 'utf8').catch(() => null);
+    const cmdline = readText(join(this.#proc, String(pid), 'cmdline'));
     if (cmdline === null) return false;
     // A process still being set up by the zygote may not show its final command line yet: ask again.
     if (cmdline === '') return false;
@@ -154,10 +177,19 @@ export class RendererMemoryWatchdog {
     return renderer;
   }
 
-  async #privateKb(pid: number): Promise<number | null> {
-    const status = await readFile(join(this.#proc, String(pid), 'status'), 'utf8').catch(() => null);
+  #privateKb(pid: number): number | null {
+    const status = readText(join(this.#proc, String(pid), 'status'));
     if (status === null) return null;
     const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0);
     return field('RssAnon') + field('VmSwap');
+  }
+}
+
+/** A file's text, or null when it is gone (the process exited) or unreadable. */
+function readText(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return null;
   }
 }
