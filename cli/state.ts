@@ -1,7 +1,7 @@
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { makePrivateDir, tightenPrivateTree } from '../node/private-files.ts';
+import { makePrivateDir, tightenPrivateTree, type TightenedMode } from '../node/private-files.ts';
 import type { Log } from './log.ts';
 
 /**
@@ -42,17 +42,27 @@ export function writeState(state: LocalState, env: NodeJS.ProcessEnv = process.e
   return file;
 }
 
+/** dcdn's own files in `$DCDN_HOME` (SQLite's side files included). */
+const STATE_FILES = ['apps.db', 'kv.db'].flatMap((db) => [db, `${db}-wal`, `${db}-shm`, `${db}-journal`]).concat('state.json');
+/** Folders of dcdn's own in `$DCDN_HOME`, tightened with all they hold. */
+const STATE_TREES = ['logs'];
+
 /**
- * Takes group and other permissions off `$DCDN_HOME` and everything in it (it holds app secrets
- * in apps.db and its -wal, KV data, an operator token in state.json), logging what changed:
+ * Takes group and other permissions off `$DCDN_HOME` and dcdn's files in it (app secrets in
+ * apps.db and its -wal, KV data, an operator token in state.json, logs), logging what changed:
  * state left by an older dcdn, or copied in under a loose umask, stops being readable by other
- * users of the machine. Run when a command starts; a missing directory is left missing.
+ * users of the machine. Other files are left alone (a DCDN_HOME pointed at a folder with more
+ * in it must not have all of it chmodded). Run when a command starts; a missing one stays missing.
  */
 export function secureStateDir(log: Log, env: NodeJS.ProcessEnv = process.env): void {
   const dir = stateDir(env);
   let fixed;
   try {
-    fixed = tightenPrivateTree(dir);
+    fixed = [
+      ...tightenPrivateTree(dir, { recursive: false }),
+      ...STATE_FILES.flatMap((f) => tightenPrivateTree(join(dir, f), { recursive: false })),
+      ...STATE_TREES.flatMap((t) => tightenPrivateTree(join(dir, t))),
+    ] satisfies TightenedMode[];
   } catch (err) {
     log('warn', `could not make ${dir} owner-only; other users may read its secrets`, { error: (err as Error).message });
     return;

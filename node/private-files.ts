@@ -61,9 +61,10 @@ export function preparePrivateDbFile(path: string): TightenedMode[] {
  * Takes group and other permissions off `dir` and everything under it (directories end at most
  * 0700, files at most 0600; the owner's bits are kept), so state written by an older version or
  * under a loose umask stops being readable by other users. Symbolic links are neither followed
- * nor changed. A missing `dir` is not an error. Returns what was changed, for a log line.
+ * nor changed. A missing `dir` is not an error. `recursive: false` changes `dir` alone. Returns
+ * what was changed, for a log line.
  */
-export function tightenPrivateTree(dir: string): TightenedMode[] {
+export function tightenPrivateTree(dir: string, options: { recursive?: boolean } = {}): TightenedMode[] {
   const tightened: TightenedMode[] = [];
   const visit = (path: string): void => {
     let stat;
@@ -79,7 +80,7 @@ export function tightenPrivateTree(dir: string): TightenedMode[] {
       chmodSync(path, to);
       tightened.push({ path, from, to });
     }
-    if (stat.isDirectory()) for (const name of readdirSync(path)) visit(join(path, name));
+    if (stat.isDirectory() && (options.recursive ?? true)) for (const name of readdirSync(path)) visit(join(path, name));
   };
   visit(dir);
   return tightened;

@@ -94,9 +94,12 @@ describe('state under $DCDN_HOME is owner-only', () => {
     writeFileSync(join(home, 'apps.db-wal'), 'secret in clear', { mode: 0o644 });
     writeFileSync(join(home, 'logs', 'up.log'), '', { mode: 0o640 });
     writeFileSync(join(home, 'mine'), '', { mode: 0o700 });
+    // Not dcdn's: left as it is (DCDN_HOME may point at a folder with more in it).
+    writeFileSync(join(home, 'notes.txt'), '', { mode: 0o644 });
+    mkdirSync(join(home, 'project'), { mode: 0o755 });
     const lines: string[] = [];
     secureStateDir((level, msg, fields) => lines.push(`${level} ${msg} ${String(fields?.paths)}`), { DCDN_HOME: home });
-    expect(modes(home)).toEqual({ '.': '700', './apps.db-wal': '600', './logs': '700', './logs/up.log': '600', './mine': '700' });
+    expect(modes(home)).toEqual({ '.': '700', './apps.db-wal': '600', './logs': '700', './logs/up.log': '600', './mine': '700', './notes.txt': '644', './project': '755' });
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/^warn made 4 path\(s\) in .* owner-only/);
     expect(lines[0]).toContain(`${join(home, 'apps.db-wal')} 644->600`);
