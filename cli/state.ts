@@ -1,7 +1,7 @@
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { makePrivateDir, tightenPrivateTree, type TightenedMode } from '../node/private-files.ts';
+import { makePrivateDir, tightenPrivateTree, type TightenedMode } from '../signaling/index.ts';
 import type { Log } from './log.ts';
 
 /**

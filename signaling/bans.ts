@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { preparePrivateDbFile } from '../node/private-files.ts';
+import { preparePrivateDbFile } from './private-files.ts';
 import { randomUUID } from 'node:crypto';
 
 /** What a ban matches: a tab (its stable host id), an address, or every tab of one invite. */

@@ -1,4 +1,4 @@
-import type { AppStatus } from './messages.ts';
+import type { AppStatus } from '../protocol/index.ts';
 
 /** How long `dcdn deploy`, `rollback` and `secret` wait for every host by default, in ms. */
 export const DEFAULT_ROLLOUT_TIMEOUT_MS = 30_000;

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteKvStore } from '../ingress/kv/sqlite-store.ts';
-import { makePrivateDir, preparePrivateDbFile, tightenPrivateTree } from '../node/private-files.ts';
+import { makePrivateDir, preparePrivateDbFile, tightenPrivateTree } from '../signaling/private-files.ts';
 import { BanList } from '../signaling/bans.ts';
 import { AppStore } from '../signaling/app-store.ts';
 import { readState, secureStateDir, writeState } from '../cli/state.ts';

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
-import { preparePrivateDbFile } from '../../node/private-files.ts';
-import { DcdnError, errorCodeOf } from '../../protocol/errors.ts';
+import { preparePrivateDbFile } from './private-db-file.ts';
+import { DcdnError, errorCodeOf } from '../../protocol/index.ts';
 import type { KvEntry, KvListOptions, KvListResult, KvPutOptions, KvStore, KvStoreOptions } from './store.ts';
 import { decodeCursor, encodeCursor, prefixEnd } from './key-range.ts';
 
