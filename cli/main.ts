@@ -6,6 +6,8 @@ import { onShutdown } from './shutdown.ts';
 import { asFlagError, withFlags } from './option-flags.ts';
 import { up, upDescription, upFlags, upUsage } from './up.ts';
 import { iceConfigFromFlags, iceFlags } from './ice-flags.ts';
+import { metricsFlags, metricsOptionsFromFlags } from './metrics-flags.ts';
+import { tail, tailDescription, tailFlags, tailUsage } from './tail-command.ts';
 import { apps, controlFlags, deploy, remove, rollback, rolloutFlags, secret } from './app-commands.ts';
 import { kv, kvDescription, kvFlags, kvUsage } from './kv-command.ts';
 import { hosts, hostsFlags, invite, inviteFlags } from './host-commands.ts';
@@ -42,10 +44,12 @@ const commands: Record<string, Command> = {
       db: { type: 'string', help: 'app store (SQLite) path (default: $DCDN_HOME/apps.db, DCDN_HOME defaults to ~/.dcdn)' },
       'open-join': { type: 'boolean', default: false, help: 'let anyone join as a volunteer host from /join, without an invite' },
       ...iceFlags,
+      ...metricsFlags,
       help,
     },
     async run(v) {
       const ice = iceConfigFromFlags(v);
+      const metrics = metricsOptionsFromFlags(v);
       const log = createLog('signal');
       let secret = (v.secret as string | undefined) ?? process.env.DCDN_SECRET;
       if (!secret) {
@@ -60,6 +64,7 @@ const commands: Record<string, Command> = {
         db: (v.db as string | undefined) ?? join(stateDir(), 'apps.db'),
         ...(ice ? { ice } : {}),
         openJoin: v['open-join'] === true,
+        ...metrics,
         log,
       });
       process.stdout.write(`signaling listening on ${url}\n`);
@@ -152,6 +157,15 @@ const commands: Record<string, Command> = {
       '                invite too; --address: its IP address too); bans lists them, unban BAN-ID lifts one',
     flags: { ...hostsFlags, help },
     run: (v) => hosts(v as never),
+  },
+
+  tail: {
+    positionals: true,
+    summary: 'stream the requests of every ingress live (filters: status, method, text)',
+    usage: tailUsage,
+    description: tailDescription,
+    flags: { ...tailFlags, help },
+    run: (v) => tail(v),
   },
 
   kv: {

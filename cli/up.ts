@@ -9,6 +9,7 @@ import { onShutdown } from './shutdown.ts';
 import { stateDir, writeState } from './state.ts';
 import { iceConfigFromFlags, iceFlags } from './ice-flags.ts';
 import { trafficFlags, trafficOptionsFromFlags } from './traffic-flags.ts';
+import { metricsFlags, metricsOptionsFromFlags } from './metrics-flags.ts';
 import { createHash } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -34,6 +35,7 @@ export const upFlags = {
   'open-join': { type: 'boolean', default: false, help: 'let anyone join as a volunteer host from /join, without an invite' },
   ...iceFlags,
   ...trafficFlags,
+  ...metricsFlags,
   help: { type: 'boolean', short: 'h', default: false, help: 'show this help' },
 } satisfies FlagSpec;
 
@@ -54,6 +56,9 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
   if (rtcBackend === 'node-datachannel') await (await import('../ingress/index.ts')).loadNodeDatachannel();
   const listenHost = String(values.host);
   const ice = iceConfigFromFlags(values);
+  // --metrics-listen goes to the ingress; signaling's /metrics takes the operator token from
+  // `dcdn up`'s state file, or --metrics-token.
+  const metrics = metricsOptionsFromFlags(values);
   const secret = process.env.DCDN_SECRET ?? newSecret();
   const sigLog = createLog('signal', { quiet });
   const ingLog = createLog('ingress', { quiet });
@@ -69,6 +74,7 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
     db: join(stateDir(), 'apps.db'),
     ...(ice ? { ice } : {}),
     openJoin: values['open-join'] === true,
+    ...(metrics.metricsToken ? { metricsToken: metrics.metricsToken } : {}),
     log: sigLog,
   });
   const urls = signalUrls(signal.url);
@@ -85,6 +91,7 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
     routing: { baseDomain },
     kvStore,
     kvLimits: { minTtlSeconds: intFlag(values['kv-min-ttl'], 'kv-min-ttl', 1) },
+    ...metrics,
     log: ingLog,
   });
   const stateFile = writeState({

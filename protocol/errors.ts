@@ -70,6 +70,8 @@ export const ERRORS = {
   INGRESS_EXPECTATION_FAILED: { status: 417, retryable: false, blame: 'client', summary: 'the request carried an Expect value other than 100-continue' },
   INGRESS_BAD_OPTION: { status: 500, retryable: false, blame: 'operator', summary: 'an ingress option (library call or its flag) is missing or malformed; the message names it' },
   INGRESS_RTC_UNAVAILABLE: { status: 500, retryable: false, blame: 'operator', summary: 'the WebRTC backend asked for (node-datachannel) could not be loaded' },
+  INGRESS_UNAUTHORIZED: { status: 401, retryable: false, blame: 'client', summary: 'an operator endpoint of the ingress (/_dcdn/metrics, /_dcdn/tail) was called without a token it accepts' },
+  INGRESS_TAIL_FULL: { status: 503, retryable: true, blame: 'operator', summary: 'the ingress already streams requests to as many dcdn tail subscribers as it allows' },
   INGRESS_INTERNAL_ERROR: { status: 500, retryable: true, blame: 'ingress', summary: 'the ingress failed while answering the request (a bug: please report it)' },
 
   // Host: the browser tab and the handler in it.

@@ -41,6 +41,9 @@ export interface SignalingHubOptions {
    * it; returns the ban's reason, or null. Default: nobody is.
    */
   isBanned?: (host: { hostId: string; address: string; sub: string | undefined }) => string | null;
+  /** Counts for metrics (signaling/metrics.ts): a signal relayed, a connection closed with a code. */
+  onrelay?: () => void;
+  onfail?: (code: SignalingErrorCode) => void;
 }
 
 /** A host as operators see it (`dcdn hosts list`). */
@@ -394,6 +397,7 @@ export class SignalingHub {
       return;
     }
     this.#send(target, { type: 'signal', from: conn.id, data: message.data });
+    this.#options.onrelay?.();
   }
 
   #send(conn: Connection, message: ServerMessage): void {
@@ -411,6 +415,7 @@ export class SignalingHub {
   #fail(conn: Connection, code: SignalingErrorCode, message: string): void {
     if (conn.endReason !== null) return;
     conn.endReason = code === 'SIG_BANNED' ? 'banned' : (code as LeaveReason);
+    this.#options.onfail?.(code);
     this.#log.info({ peer: conn.id, role: conn.role, sub: conn.sub, code, detail: message }, 'closing peer connection');
     this.#send(conn, { type: 'error', code, message });
     const entry: { closeCode?: number } = SIGNALING_ERRORS[code];
