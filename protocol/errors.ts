@@ -95,6 +95,7 @@ export const ERRORS = {
   APP_VERSION_NOT_FOUND: { status: 404, retryable: false, blame: 'client', summary: 'the app has no such version' },
   APP_BAD_SECRET: { status: 400, retryable: false, blame: 'client', summary: 'secret names are identifiers and values at most 5 KiB' },
   APP_BAD_CONFIG: { status: 400, retryable: false, blame: 'client', summary: 'the deploy options (KV bindings, volunteers, required capabilities) are malformed or clash with a secret' },
+  APP_BAD_QUERY: { status: 400, retryable: false, blame: 'client', summary: 'a query parameter of the control API is malformed (rollout ?wait= takes whole milliseconds)' },
 
   // KV: handlers' key-value bindings (env.NAME). The handler's call rejects with an Error whose
   // `code` is one of these; `dcdn kv` and the KV wire answer carry them too.

@@ -175,7 +175,7 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
     app.addHook('onClose', async () => unsubscribe());
     const checkTimeoutMs = options.appCheckTimeoutMs;
     void app.register(async (scope) =>
-      registerControlApi(scope, store, secret, { check: (id, name, config, ms) => hub.checkApp(id, name, config, ms), appHosts: () => hub.appHosts(), ...(checkTimeoutMs ? { checkTimeoutMs } : {}) }),
+      registerControlApi(scope, store, secret, { check: (id, name, config, ms) => hub.checkApp(id, name, config, ms), appHosts: () => hub.appHosts(), hostReports: (a) => hub.hostReports(a), onHostChange: (l) => hub.onHostChange(l), ...(checkTimeoutMs ? { checkTimeoutMs } : {}) }),
     );
   }
   void app.register(async (scope) => registerHostsApi(scope, hub, bans, secret, options.volunteers));

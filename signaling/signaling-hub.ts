@@ -15,6 +15,7 @@ import { WebSocket, type RawData } from 'ws';
 import { SIGNALING_ERRORS, type SignalingErrorCode } from '../protocol/index.ts';
 import type { AppConfig } from '../protocol/index.ts';
 import { parseClientMessage, type AppRef, type LeaveReason, type AppStatus, type CheckedMessage, type IceServer, type PeerInfo, type PeerRole, type ServerMessage, type SignalRequest } from '../protocol/index.ts';
+import type { HostReport } from './rollout.ts';
 import { TokenBucket } from './token-bucket.ts';
 import { mayRun, OPERATOR_TRUST, trustFromScope, type HostTrust } from '../protocol/index.ts';
 
@@ -116,6 +117,8 @@ export class SignalingHub {
   readonly #joined = new Map<string, Connection>();
   #heartbeat: ReturnType<typeof setInterval> | null = null;
   readonly #checks = new Map<string, PendingCheck>();
+  /** Called when a host reports status, joins or leaves (rollouts wait on it). */
+  readonly #hostListeners = new Set<() => void>();
 
   constructor(options: SignalingHubOptions) {
     this.#options = options;
@@ -167,6 +170,26 @@ export class SignalingHub {
       }
     }
     return out;
+  }
+
+  /**
+   * What each connected host that is sent `app` last reported (volunteers only for the apps they
+   * may run): the hosts a rollout of it waits for. Hosts that are leaving are not counted.
+   */
+  hostReports(app: AppRef): HostReport[] {
+    return [...this.#joined.values()]
+      .filter((c) => c.role === 'host' && c.endReason === null && appsFor(c, [app]).length > 0)
+      .map((c) => ({ host: hostName(c), apps: c.appStatus }));
+  }
+
+  /** Calls `listener` whenever a host reports status, joins or leaves; returns its remover. */
+  onHostChange(listener: () => void): () => void {
+    this.#hostListeners.add(listener);
+    return () => this.#hostListeners.delete(listener);
+  }
+
+  #hostChanged(): void {
+    for (const listener of [...this.#hostListeners]) listener();
   }
 
   /** Open connections of volunteers' hosts from one address (said hello or not). */
@@ -329,6 +352,7 @@ export class SignalingHub {
     if (message.type === 'status') {
       if (conn.role !== 'host') return this.#fail(conn, 'SIG_BAD_MESSAGE', 'only hosts report status');
       conn.appStatus = message.apps;
+      this.#hostChanged();
       return;
     }
     this.#relay(conn, message);
@@ -356,6 +380,7 @@ export class SignalingHub {
     const join: ServerMessage = { type: 'join', peer: toPeerInfo(conn) };
     for (const other of others) this.#send(other, join);
     this.#log.info({ peer: conn.id, role: conn.role, sub: conn.sub, volunteer: conn.trust.volunteer || undefined, address: conn.address }, 'peer joined');
+    if (conn.role === 'host') this.#hostChanged();
   }
 
   /** The peer's ICE servers with fresh TURN credentials, or undefined when none are configured. */
@@ -415,6 +440,7 @@ export class SignalingHub {
     const leave: ServerMessage = { type: 'leave', id: conn.id, reason };
     for (const other of this.#joined.values()) if (other.role !== conn.role) this.#send(other, leave);
     this.#log.info({ peer: conn.id, role: conn.role, sub: conn.sub, code, reason }, 'peer left');
+    if (conn.role === 'host') this.#hostChanged();
   }
 }
 
