@@ -3,8 +3,7 @@
  * (docs/ingress.md lists what each does). Defaults are the ingress's own (PROXY_DEFAULTS,
  * POOL_DEFAULTS), so a flag left out changes nothing.
  */
-import { POOL_DEFAULTS } from '../ingress/host-pool.ts';
-import { PROXY_DEFAULTS } from '../ingress/proxy.ts';
+import { POOL_DEFAULTS, PROXY_DEFAULTS } from '../ingress/index.ts';
 import type { IngressOptions } from '../ingress/index.ts';
 import { intFlag, UsageError, type FlagSpec } from './args.ts';
 

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { WebSocket } from 'ws';
 import { parseLinkSignal, Session, type Channel, type LinkSignal, type SessionOptions, type Stream, type TransportKind } from '../protocol/index.ts';
-import { SignalingClient } from '../signaling/client.ts';
-import type { AppRef, PeerInfo } from '../signaling/messages.ts';
+import { SignalingClient } from '../protocol/index.ts';
+import type { AppRef, PeerInfo } from '../protocol/index.ts';
 import type { HostPool } from './host-pool.ts';
 import type { OffererFactory } from './rtc-backend.ts';
 import { reachableIceServers, type IceServer, type Offerer, type OffererOptions } from './offerer.ts';
@@ -77,6 +77,8 @@ const HOST_FAULTS: ReadonlySet<string> = new Set([
   'PROTO_STREAM_STATE',
   'PROTO_FLOW_CONTROL',
   'PROTO_VERSION',
+  // A host that opens a channel and never says HELLO is as broken as one that speaks another version.
+  'PROTO_HELLO_TIMEOUT',
 ]);
 
 /** One host as the connector knows it, across signaling reconnects. */
