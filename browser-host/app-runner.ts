@@ -103,9 +103,21 @@ export class AppRunner {
         if (!stream.remoteEnded) discardRest();
         return;
       }
+      // The app's own Content-Length is checked here, where the app is known to be the one at
+      // fault: a body longer or shorter than it is the app's bug (HOST_BAD_HANDLER_RESPONSE),
+      // not a host breaking protocol, and the ingress counts it against the app.
+      const declared = declaredLength(responseHeaders);
+      let sent = 0;
+      const overLength = (n: number) => declared !== undefined && sent + n > declared;
+      const lengthLie = (what: string) => fail('HOST_BAD_HANDLER_RESPONSE', `the app's response body is ${what} than its content-length (${declared})`);
       if (out instanceof Uint8Array) {
         // The whole body came at once: write it, and tell the sandbox (which may have failed it meanwhile).
+        if (overLength(out.byteLength)) {
+          reply!.bodyDone(false);
+          return lengthLie('longer');
+        }
         stats.bytesOut += out.byteLength;
+        sent += out.byteLength;
         if (out.byteLength > 0) await stream.write(out);
         reply!.bodyDone(true);
       } else {
@@ -114,10 +126,17 @@ export class AppRunner {
           const { done, value } = await responseBody.read();
           if (done) break;
           if (stream.closed) return;
+          if (overLength(value.byteLength)) {
+            void responseBody.cancel('content-length exceeded').catch(() => {});
+            return lengthLie('longer');
+          }
           stats.bytesOut += value.byteLength;
+          sent += value.byteLength;
           await stream.write(value);
         }
       }
+      if (stream.closed) return;
+      if (declared !== undefined && sent !== declared) return lengthLie('shorter');
       stream.end();
       if (!stream.remoteEnded) discardRest();
     } catch (err) {
@@ -138,6 +157,13 @@ interface RawRuntime extends AppRuntime {
 
 function isRawRuntime(runtime: AppRuntime): runtime is RawRuntime {
   return typeof (runtime as Partial<RawRuntime>).fetchRaw === 'function';
+}
+
+/** The app's Content-Length when it declared exactly one valid one, else undefined (not checked). */
+function declaredLength(headers: ReadonlyArray<readonly [string, string]>): number | undefined {
+  const values = headers.filter(([name]) => name.toLowerCase() === 'content-length').map(([, v]) => v.trim());
+  if (values.length !== 1 || !/^\d{1,15}$/.test(values[0]!)) return undefined;
+  return Number(values[0]);
 }
 
 function codeOf(err: unknown): string {

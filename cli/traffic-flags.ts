@@ -23,6 +23,9 @@ export const trafficFlags = {
   'penalty-base': { type: 'string', default: ms(POOL_DEFAULTS.penaltyBaseMs), help: "ms a failing host is first out of rotation (doubles each time)" },
   'penalty-max': { type: 'string', default: ms(POOL_DEFAULTS.penaltyMaxMs), help: 'longest ms a failing host is out of rotation' },
   'penalty-decay': { type: 'string', default: ms(POOL_DEFAULTS.penaltyDecayMs), help: "ms without a failure for one step of a host's penalty to be forgiven" },
+  'outcome-window': { type: 'string', default: String(POOL_DEFAULTS.outcomeWindow), help: "a host's last N requests of an app that its failure rate is measured over" },
+  'outcome-min-samples': { type: 'string', default: String(POOL_DEFAULTS.outcomeMinSamples), help: 'requests of an app a host (and its peers) must have served before it is judged' },
+  'outcome-max-excess': { type: 'string', default: String(Math.round(POOL_DEFAULTS.outcomeMaxExcess * 100)), help: "percentage points a host's failure rate for an app may exceed its peers' before it is taken out" },
   'trusted-proxy': { type: 'string', multiple: true, help: 'address or CIDR of a proxy in front whose X-Forwarded-* are believed (repeatable; default none: replaced from the socket)' },
 } satisfies FlagSpec;
 
@@ -50,6 +53,9 @@ export function trafficOptionsFromFlags(v: Record<string, unknown>): Pick<Ingres
       penaltyBaseMs: num('penalty-base', 1),
       penaltyMaxMs: num('penalty-max', 1),
       penaltyDecayMs: num('penalty-decay', 1),
+      outcomeWindow: num('outcome-window', 1),
+      outcomeMinSamples: num('outcome-min-samples', 1),
+      outcomeMaxExcess: Math.min(100, num('outcome-max-excess', 0)) / 100,
     },
   };
 }

@@ -257,6 +257,7 @@ export function createIngress(options: IngressOptions): Ingress {
       apps: router.apps ? [...router.apps] : null,
       inFlight: inflight.size,
       kv: kv ? { store: kv.store.kind, ...kv.stats } : null,
+      appFailures: pool.appFailures(),
       hosts,
     };
   });
