@@ -118,7 +118,9 @@ export class HostPool {
   remove(id: string, session?: Session): void {
     const h = this.#hosts.get(id);
     if (h && (!session || h.session === session)) this.#hosts.delete(id);
-    if (!this.#hosts.has(id) && this.standing(id).level === 0) this.#outcomes.forget(id);
+    // A gone host's outcome windows go with it, unless it is under a penalty level (then they
+    // stay, so a reconnect is not a clean slate).
+    if (!this.#hosts.has(id) && !this.#records.get(id)?.level) this.#outcomes.forget(id);
     this.#prune();
   }
 

@@ -43,7 +43,7 @@ describe('dcdn ingress flags', () => {
       shutdownGraceMs: 10_000,
       kvStore: 'sqlite:/srv/dcdn/kv.db',
       kvLimits: { minTtlSeconds: 60 },
-      pool: { maxInFlightPerHost: 128, maxInFlightPerVolunteer: 16, failureThreshold: 3, penaltyBaseMs: 1000, penaltyMaxMs: 60_000, penaltyDecayMs: 60_000 },
+      pool: { maxInFlightPerHost: 128, maxInFlightPerVolunteer: 16, failureThreshold: 3, penaltyBaseMs: 1000, penaltyMaxMs: 60_000, penaltyDecayMs: 60_000, outcomeWindow: 50, outcomeMinSamples: 10, outcomeMaxExcess: 0.5 },
     });
   });
 
