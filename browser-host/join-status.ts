@@ -9,8 +9,10 @@ const NBSP = '\u00a0';
 
 /** What the page reads from its host once a second. */
 export interface HostSnapshot {
+  /** The name operators see (a volunteer's is `vol-`-prefixed by signaling). */
   name: string;
-  hostId: string;
+  /** The ID `dcdn hosts list` shows: the tab's current signaling id; null before the welcome. */
+  hostId: string | null;
   signalingConnected: boolean;
   connections: ReadonlyArray<{ ingress: string; transport: string; rttMs: number | undefined }>;
   apps: ReadonlyArray<{ app: string; version: number | null; loading: boolean; error: string | null }>;
@@ -75,7 +77,7 @@ export function statusText(s: HostSnapshot | null, rate: { requestsPerSecond: nu
     requests: `${stats.requests} served · ${stats.inFlight} in flight · ${stats.errors} ${stats.errors === 1 ? 'error' : 'errors'}`,
     traffic: `${formatBytes(stats.bytesIn)} in · ${formatBytes(stats.bytesOut)} out`,
     rate: `${formatNumber(rate.requestsPerSecond)}${NBSP}req/s · ${formatBytes(rate.bytesPerSecond)}/s`,
-    host: `${s.name} (id${NBSP}${s.hostId.slice(0, 8)})`,
+    host: `${s.name} (id${NBSP}${s.hostId === null ? '–' : s.hostId.slice(0, 8)})`,
   };
 }
 

@@ -11,6 +11,7 @@
 import { bootHost, type BootedHost } from './host-boot.ts';
 import { checkInvite, describeInvite, openJoinToken, type InviteCheck } from './join-invite.ts';
 import { randomId } from './random-id.ts';
+import { VOLUNTEER_SCOPE, volunteerName } from '../signaling/trust.ts';
 import { RateMeter, statusText, type HostSnapshot } from './join-status.ts';
 
 /** What the page is doing; also `data-state` on `<body>`, for styling and tests. */
@@ -204,8 +205,10 @@ function render(): void {
 
 function snapshot(h: BootedHost): HostSnapshot {
   return {
-    name,
-    hostId: h.agent.hostId,
+    // As operators see it: signaling prefixes a volunteer's name with vol-, and `dcdn hosts
+    // list` shows the signaling id.
+    name: check?.kind === 'valid' && check.scope?.includes(VOLUNTEER_SCOPE) ? volunteerName(name) : name,
+    hostId: h.agent.peerId,
     signalingConnected: h.agent.signalingConnected,
     connections: h.agent.connections,
     apps: h.registry.status(),

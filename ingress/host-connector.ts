@@ -9,15 +9,18 @@ import { reachableIceServers, type IceServer, type Offerer, type OffererOptions 
 import type { TicketBook } from './ticket-book.ts';
 import { NodeWebSocketChannel } from './ws-channel.ts';
 import { hostTraits, type HostTraits } from './host-traits.ts';
+import { volunteerHostId, volunteerName } from '../signaling/trust.ts';
 
 /**
  * The key a host is known by across signaling reconnects: the stable id its tab reports. A
- * volunteer's is qualified by its invite, so a volunteer claiming another host's id cannot take
- * that host's place (at worst it displaces another tab of its own invite).
+ * volunteer's is qualified by its invite (`vol-<invite>-<id>`, as signaling already made it and
+ * `dcdn hosts list` shows it), so a volunteer claiming another host's id cannot take that host's
+ * place (at worst it displaces another tab of its own invite).
  */
 function linkKey(peer: PeerInfo): string {
-  const hostId = typeof peer.info.hostId === 'string' && peer.info.hostId.length <= 64 ? peer.info.hostId : peer.id;
-  return peer.volunteer ? `v:${peer.sub ?? ''}:${hostId}` : hostId;
+  const reported = typeof peer.info.hostId === 'string' ? peer.info.hostId : '';
+  if (peer.volunteer) return volunteerHostId(peer.sub, reported || peer.id);
+  return reported && reported.length <= 64 ? reported : peer.id;
 }
 
 /** A host's name for logs and the `dcdn-host` header: header-safe characters only, at most 64. */
@@ -180,7 +183,7 @@ export class HostConnector {
     const hostId = linkKey(peer);
     let link = this.#links.get(hostId);
     if (!link) {
-      const name = hostName(peer.info.name, hostId);
+      const name = hostName(peer.volunteer && typeof peer.info.name === 'string' ? volunteerName(peer.info.name) : peer.info.name, hostId);
       link = { hostId, name, info: peer.info, traits: hostTraits(peer), peerId: peer.id, conn: null, offerer: null, fallbackTimer: undefined, session: null, failures: 0, retryTimer: undefined };
       this.#links.set(hostId, link);
       this.#log('info', 'host joined', { host: name, ua: peer.info.userAgent, volunteer: link.traits.volunteer || undefined });

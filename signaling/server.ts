@@ -206,7 +206,9 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
       },
     });
 
-    scope.get(HEALTH_PATH, async () => ({ ok: true, ...hub.counts(), peers: hub.peers() }));
+    // Public: counts and roles only. Host ids, names and subjects stay with operators
+    // (GET /v1/hosts), so nobody can read here an identity to copy.
+    scope.get(HEALTH_PATH, async () => ({ ok: true, ...hub.counts(), peers: hub.peers().map((p) => ({ role: p.role, since: p.since, ...(p.volunteer ? { volunteer: true } : {}) })) }));
 
     scope.get(WHOAMI_PATH, async (request, reply) => {
       let claims: Claims;

@@ -16,7 +16,7 @@ import { SIGNALING_ERRORS, type SignalingErrorCode } from './errors.ts';
 import type { AppConfig } from './app-config.ts';
 import { parseClientMessage, type AppRef, type AppStatus, type CheckedMessage, type IceServer, type PeerInfo, type PeerRole, type ServerMessage, type SignalRequest } from './messages.ts';
 import { TokenBucket } from './token-bucket.ts';
-import { mayRun, OPERATOR_TRUST, trustFromScope, type HostTrust } from './trust.ts';
+import { mayRun, OPERATOR_TRUST, trustFromScope, volunteerHostId, volunteerName, type HostTrust } from './trust.ts';
 
 /** How long a socket we closed may take to answer the close frame before it is destroyed. */
 export const CLOSE_GRACE_MS = 1000;
@@ -326,12 +326,13 @@ export class SignalingHub {
     const message = result.message;
     if (conn.info === null) {
       if (message.type !== 'hello') return this.#fail(conn, 'SIG_BAD_MESSAGE', 'the first message must be hello');
+      const info = conn.trust.volunteer ? namespaceVolunteer(message.info, conn) : message.info;
       if (conn.role === 'host' && this.#options.isBanned) {
-        const hostId = typeof message.info['hostId'] === 'string' ? message.info['hostId'] : '';
+        const hostId = typeof info['hostId'] === 'string' ? info['hostId'] : '';
         const reason = this.#options.isBanned({ hostId, address: conn.address, sub: conn.sub });
         if (reason !== null) return this.#fail(conn, 'SIG_BANNED', `this host is banned${reason ? `: ${reason}` : ''}`);
       }
-      return this.#join(conn, message.info);
+      return this.#join(conn, info);
     }
     if (message.type === 'hello') return this.#fail(conn, 'SIG_BAD_MESSAGE', 'hello was already sent');
     if (message.type === 'checked') return this.#onChecked(conn, message);
@@ -423,6 +424,17 @@ export class SignalingHub {
     for (const other of this.#joined.values()) if (other.role !== conn.role) this.#send(other, leave);
     this.#log.info({ peer: conn.id, role: conn.role, sub: conn.sub, code, reason }, 'peer left');
   }
+}
+
+/**
+ * A volunteer's hello with its id and name namespaced by its invite (trust.ts): what it chose
+ * is kept only behind `vol-<invite>-`, so it cannot take an operator host's identity, and a ban
+ * of it lands on its own id.
+ */
+function namespaceVolunteer(info: Record<string, unknown>, conn: Connection): Record<string, unknown> {
+  const tabId = typeof info['hostId'] === 'string' && info['hostId'] ? info['hostId'] : conn.id;
+  const name = typeof info['name'] === 'string' && info['name'] ? info['name'] : tabId.slice(0, 8);
+  return { ...info, hostId: volunteerHostId(conn.sub, tabId), name: volunteerName(name) };
 }
 
 function hostName(conn: Connection): string {
