@@ -49,6 +49,8 @@ export async function startSignal(opts: {
   ice?: IceConfig;
   /** Anyone may join as a volunteer from /join, without an invite (`--open-join`). */
   openJoin?: boolean;
+  /** How long a volunteer stays connected past its invite's expiry (`--invite-grace`, ms). */
+  inviteGraceMs?: number;
   log: Log;
 }): Promise<{ server: SignalingServer; url: string; store: AppStore }> {
   const started = performance.now();
@@ -67,7 +69,7 @@ export async function startSignal(opts: {
     secret: opts.secret,
     apps: store,
     bans,
-    volunteers: { openJoin: opts.openJoin === true },
+    volunteers: { openJoin: opts.openJoin === true, ...(opts.inviteGraceMs !== undefined ? { inviteGraceMs: opts.inviteGraceMs } : {}) },
     ...(opts.ice ? { ice: opts.ice } : {}),
     routes: (scoped: FastifyInstance) => {
       scoped.get('/host', async (_req, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(html));

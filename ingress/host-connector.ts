@@ -98,7 +98,13 @@ interface HostLink {
   session: Session | null;
   failures: number;
   retryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** A volunteer's end (invite expiry plus grace, ms since the epoch, from signaling); null for none. */
+  expiresAt: number | null;
+  expiryTimer: ReturnType<typeof setTimeout> | undefined;
 }
+
+/** setTimeout's longest delay; longer waits are re-armed (invites may last 30 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * Keeps one session open to every host in signaling and registers it in the pool.
@@ -173,6 +179,7 @@ export class HostConnector {
     this.#signaling.close();
     for (const link of this.#links.values()) {
       clearTimeout(link.retryTimer);
+      clearTimeout(link.expiryTimer);
       this.#abandonAttempt(link);
       link.session?.close();
     }
@@ -184,7 +191,7 @@ export class HostConnector {
     let link = this.#links.get(hostId);
     if (!link) {
       const name = hostName(peer.volunteer && typeof peer.info.name === 'string' ? volunteerName(peer.info.name) : peer.info.name, hostId);
-      link = { hostId, name, info: peer.info, traits: hostTraits(peer), peerId: peer.id, conn: null, offerer: null, fallbackTimer: undefined, session: null, failures: 0, retryTimer: undefined };
+      link = { hostId, name, info: peer.info, traits: hostTraits(peer), peerId: peer.id, conn: null, offerer: null, fallbackTimer: undefined, session: null, failures: 0, retryTimer: undefined, expiresAt: null, expiryTimer: undefined };
       this.#links.set(hostId, link);
       this.#log('info', 'host joined', { host: name, ua: peer.info.userAgent, volunteer: link.traits.volunteer || undefined });
     }
@@ -192,6 +199,8 @@ export class HostConnector {
     link.traits = hostTraits(peer);
     const entry = this.#pool.get(link.hostId);
     if (entry) entry.traits = link.traits;
+    link.expiresAt = peer.expiresAt ?? null;
+    this.#armExpiry(link);
     if (!link.session && !link.conn) this.#connect(link);
     return link;
   }
@@ -211,21 +220,45 @@ export class HostConnector {
       if (link.peerId !== peerId) continue;
       link.peerId = null;
       this.#log('info', 'host left signaling', { host: link.name, reason, serving: link.session !== null });
-      if (reason === 'banned') {
-        // A banned host is cut off at once, in-flight requests and all.
+      if (reason === 'banned' || reason === 'expired') {
+        // A banned host, or one whose invite ran out (grace included), is cut off at once,
+        // in-flight requests and all.
         this.#pool.remove(link.hostId);
-        link.session?.close('PROTO_SESSION_CLOSED', 'banned by the operator');
+        link.session?.close('PROTO_SESSION_CLOSED', reason === 'banned' ? 'banned by the operator' : 'the invite expired');
       }
       if (!link.session) {
         this.#abandonAttempt(link);
         clearTimeout(link.retryTimer);
+        clearTimeout(link.expiryTimer);
         this.#links.delete(link.hostId);
       }
     }
   }
 
+  /**
+   * Ends a volunteer's session when its invite (plus signaling's grace) runs out, whether or not
+   * signaling is there to say so; long waits are re-armed.
+   */
+  #armExpiry(link: HostLink): void {
+    clearTimeout(link.expiryTimer);
+    if (link.expiresAt === null) return;
+    const left = link.expiresAt - Date.now();
+    if (left > 0) {
+      link.expiryTimer = setTimeout(() => this.#armExpiry(link), Math.min(left, MAX_TIMER_MS));
+      return;
+    }
+    this.#log('info', "host's invite expired; closing its session", { host: link.name, expiredAt: new Date(link.expiresAt).toISOString() });
+    link.peerId = null; // not reconnected: signaling refuses its token from now on
+    this.#pool.remove(link.hostId);
+    clearTimeout(link.retryTimer);
+    this.#abandonAttempt(link);
+    if (link.session) link.session.close('PROTO_SESSION_CLOSED', 'the invite expired');
+    else this.#links.delete(link.hostId);
+  }
+
   #connect(link: HostLink): void {
     if (this.#closed || !link.peerId || link.session) return;
+    if (link.expiresAt !== null && link.expiresAt <= Date.now()) return;
     const conn = randomUUID();
     link.conn = conn;
     if (this.#opts.transport === 'websocket') return this.#offerWebSocket(link, conn);
@@ -339,6 +372,7 @@ export class HostConnector {
       const penaltyMs = HOST_FAULTS.has(err.code) ? this.#pool.reportSessionFault(link.hostId) : undefined;
       this.#log('warn', 'host session closed', { host: link.name, transport, code: err.code, reason: err.message, penaltyMs });
       if (!link.peerId) {
+        clearTimeout(link.expiryTimer);
         this.#links.delete(link.hostId);
         return;
       }

@@ -28,6 +28,11 @@ export interface HostsApiOptions {
   openJoinTtlSeconds?: number;
   /** Longest invite an operator may mint. Default 30 days. */
   maxInviteTtlSeconds?: number;
+  /**
+   * How long a volunteer stays connected past its invite's expiry (requests in flight finish),
+   * before signaling and the ingresses end its sessions (signaling-hub.ts). Default 10000 ms.
+   */
+  inviteGraceMs?: number;
 }
 
 export const HOSTS_API_DEFAULTS = { openJoinTtlSeconds: 24 * 3600, maxInviteTtlSeconds: 30 * 24 * 3600, inviteTtlSeconds: 24 * 3600 } as const;

@@ -22,7 +22,7 @@ import type { PeerInfo, PeerRole } from './messages.ts';
 import { bearerToken, sendError } from './http-auth.ts';
 import type { AppStore } from './app-store.ts';
 import { registerControlApi } from './control-api.ts';
-import { SignalingHub } from './signaling-hub.ts';
+import { INVITE_GRACE_MS, SignalingHub } from './signaling-hub.ts';
 import { MIN_SECRET_LENGTH, verifyToken, type Claims, type Role } from './token.ts';
 import { iceServerSource, type IceConfig } from './turn.ts';
 
@@ -145,6 +145,7 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
     rateLimit,
     maxBufferedBytes,
     log: app.log,
+    inviteGraceMs: nonNegative('volunteers.inviteGraceMs', options.volunteers?.inviteGraceMs ?? INVITE_GRACE_MS),
     ...(store ? { apps: () => store.manifest() } : {}),
     ...(ice ? { ice } : {}),
   });
@@ -202,7 +203,7 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
         const claims = identities.get(request);
         // Unreachable: preValidation either stored claims or answered the request.
         if (claims === undefined) return void socket.terminate();
-        hub.accept(socket, { role: claims.role as PeerRole, sub: claims.sub, scope: claims.scope, address: request.socket.remoteAddress ?? '' });
+        hub.accept(socket, { role: claims.role as PeerRole, sub: claims.sub, scope: claims.scope, address: request.socket.remoteAddress ?? '', exp: claims.exp });
       },
     });
 
@@ -245,6 +246,11 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
     },
     peers: () => hub.peers(),
   };
+}
+
+function nonNegative(name: string, value: number): number {
+  if (!(typeof value === 'number' && value >= 0 && Number.isFinite(value))) throw new RangeError(`${name} must be a number of at least 0`);
+  return value;
 }
 
 /** The token from `Authorization: Bearer` or, for browsers (which cannot set headers), `?token=`. */

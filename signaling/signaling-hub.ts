@@ -28,6 +28,7 @@ export type LeaveReason =
   | 'slow-consumer'
   | 'shutdown'
   | 'banned'
+  | 'expired'
   | 'protocol-error'
   | 'SIG_BAD_MESSAGE'
   | 'SIG_MESSAGE_TOO_LARGE'
@@ -52,7 +53,18 @@ export interface SignalingHubOptions {
    * it; returns the ban's reason, or null. Default: nobody is.
    */
   isBanned?: (host: { hostId: string; address: string; sub: string | undefined }) => string | null;
+  /**
+   * How long a volunteer may stay connected after its invite expired, so requests in flight can
+   * finish; then it is disconnected with SIG_TOKEN_EXPIRED (leave reason `expired`), and the
+   * ingresses close their sessions with it. Default 10000 ms.
+   */
+  inviteGraceMs?: number;
 }
+
+/** Default of {@link SignalingHubOptions.inviteGraceMs}. */
+export const INVITE_GRACE_MS = 10_000;
+/** setTimeout's longest delay; longer waits are re-armed (invites may last 30 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** A host as operators see it (`dcdn hosts list`). */
 export interface HostSummary {
@@ -114,6 +126,9 @@ interface Connection {
   iceIssuedAt: number;
   /** What a host last reported it has loaded. */
   appStatus: AppStatus[];
+  /** A volunteer's end (invite expiry plus grace, ms since the epoch); null for others. */
+  expiresAt: number | null;
+  expiryTimer: ReturnType<typeof setTimeout> | null;
 }
 
 export class SignalingHub {
@@ -216,12 +231,17 @@ export class SignalingHub {
   }
 
   /** Takes ownership of an upgraded socket whose token has been verified. */
-  accept(socket: WebSocket, identity: { role: PeerRole; sub?: string | undefined; scope?: string[] | undefined; address?: string }): void {
+  accept(socket: WebSocket, identity: { role: PeerRole; sub?: string | undefined; scope?: string[] | undefined; address?: string; exp?: number }): void {
+    const trust = identity.role === 'host' ? trustFromScope(identity.scope) : OPERATOR_TRUST;
+    // Operators' hosts and ingresses are the operator's own (dcdn up mints them week-long
+    // tokens baked into the page URL): their expiry is checked when they connect. A volunteer's
+    // invite also ends the connection it opened.
+    const expiresAt = trust.volunteer && identity.exp !== undefined ? identity.exp * 1000 + (this.#options.inviteGraceMs ?? INVITE_GRACE_MS) : null;
     const conn: Connection = {
       id: randomUUID(),
       role: identity.role,
       sub: identity.sub,
-      trust: identity.role === 'host' ? trustFromScope(identity.scope) : OPERATOR_TRUST,
+      trust,
       address: identity.address ?? '',
       draining: false,
       socket,
@@ -234,8 +254,11 @@ export class SignalingHub {
       endReason: null,
       iceIssuedAt: 0,
       appStatus: [],
+      expiresAt,
+      expiryTimer: null,
     };
     this.#connections.add(conn);
+    if (expiresAt !== null) this.#armExpiry(conn);
     conn.helloTimer = setTimeout(() => {
       this.#fail(conn, 'SIG_HELLO_TIMEOUT', `no hello within ${this.#options.helloTimeoutMs} ms`);
     }, this.#options.helloTimeoutMs);
@@ -398,7 +421,7 @@ export class SignalingHub {
   /** Reports `code` to the peer and closes with the code's close code. */
   #fail(conn: Connection, code: SignalingErrorCode, message: string): void {
     if (conn.endReason !== null) return;
-    conn.endReason = code === 'SIG_BANNED' ? 'banned' : (code as LeaveReason);
+    conn.endReason = code === 'SIG_BANNED' ? 'banned' : code === 'SIG_TOKEN_EXPIRED' ? 'expired' : (code as LeaveReason);
     this.#log.info({ peer: conn.id, role: conn.role, sub: conn.sub, code, detail: message }, 'closing peer connection');
     this.#send(conn, { type: 'error', code, message });
     const entry: { closeCode?: number } = SIGNALING_ERRORS[code];
@@ -407,8 +430,17 @@ export class SignalingHub {
     conn.graceTimer.unref();
   }
 
+  /** Disconnects a volunteer when its invite (plus grace) runs out; long waits are re-armed. */
+  #armExpiry(conn: Connection): void {
+    const left = conn.expiresAt! - Date.now();
+    if (left <= 0) return this.#fail(conn, 'SIG_TOKEN_EXPIRED', `the invite expired at ${new Date(conn.expiresAt! - (this.#options.inviteGraceMs ?? INVITE_GRACE_MS)).toISOString()}`);
+    conn.expiryTimer = setTimeout(() => this.#armExpiry(conn), Math.min(left, MAX_TIMER_MS));
+    conn.expiryTimer.unref?.();
+  }
+
   #onClose(conn: Connection, code: number): void {
     this.#connections.delete(conn);
+    if (conn.expiryTimer !== null) clearTimeout(conn.expiryTimer);
     if (conn.helloTimer !== null) clearTimeout(conn.helloTimer);
     if (conn.graceTimer !== null) clearTimeout(conn.graceTimer);
     const reason: LeaveReason = conn.endReason ?? 'closed';
@@ -455,6 +487,7 @@ function toPeerInfo(conn: Connection): PeerInfo {
     if (conn.trust.apps) peer.apps = [...conn.trust.apps];
   }
   if (conn.draining) peer.draining = true;
+  if (conn.expiresAt !== null) peer.expiresAt = conn.expiresAt;
   return peer;
 }
 
