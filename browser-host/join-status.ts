@@ -97,3 +97,16 @@ export function formatBytes(n: number): string {
 function formatNumber(n: number): string {
   return n >= 100 ? String(Math.round(n)) : n.toFixed(1);
 }
+
+/**
+ * What the volunteer's tab cannot serve, in plain words, once signaling has said what it may
+ * run (`announced`; null before): each app its invite names (`app:NAME` scope items) that is
+ * missing from the announcement (deployed without `--volunteers`, or not deployed), or, for an
+ * invite naming no app, that nothing is open to volunteers. Empty when all is well.
+ */
+export function unservableApps(scope: readonly string[] | null, announced: readonly string[] | null): string[] {
+  if (announced === null) return [];
+  const named = (scope ?? []).filter((s) => s.startsWith('app:')).map((s) => s.slice(4));
+  if (named.length === 0) return announced.length === 0 ? ['No app on this network is open to volunteers yet: there is nothing to serve.'] : [];
+  return named.filter((a) => !announced.includes(a)).map((a) => `Cannot serve ${a}: the operator has not deployed it for volunteers (--volunteers).`);
+}

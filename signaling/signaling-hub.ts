@@ -193,6 +193,11 @@ export class SignalingHub {
     return out;
   }
 
+  /** The deployed apps' active versions, or null when signaling runs without an app store. */
+  deployedApps(): AppRef[] | null {
+    return this.#options.apps?.() ?? null;
+  }
+
   /** Open connections of volunteers' hosts from one address (said hello or not). */
   volunteersFrom(address: string): number {
     let n = 0;
