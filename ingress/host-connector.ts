@@ -80,6 +80,8 @@ const HOST_FAULTS: ReadonlySet<string> = new Set([
   'PROTO_STREAM_STATE',
   'PROTO_FLOW_CONTROL',
   'PROTO_VERSION',
+  'PROTO_RATE_LIMITED',
+  'PROTO_SLOW_PEER',
 ]);
 
 /** One host as the connector knows it, across signaling reconnects. */
