@@ -4,6 +4,7 @@
  * POOL_DEFAULTS), so a flag left out changes nothing.
  */
 import { POOL_DEFAULTS } from '../ingress/host-pool.ts';
+import { PEER_LOG_INTERVAL_MS } from '../ingress/peer-log.ts';
 import { PROXY_DEFAULTS } from '../ingress/proxy.ts';
 import type { IngressOptions } from '../ingress/index.ts';
 import { intFlag, UsageError, type FlagSpec } from './args.ts';
@@ -26,11 +27,12 @@ export const trafficFlags = {
   'outcome-window': { type: 'string', default: String(POOL_DEFAULTS.outcomeWindow), help: "a host's last N requests of an app that its failure rate is measured over" },
   'outcome-min-samples': { type: 'string', default: String(POOL_DEFAULTS.outcomeMinSamples), help: 'requests of an app a host (and its peers) must have served before it is judged' },
   'outcome-max-excess': { type: 'string', default: String(Math.round(POOL_DEFAULTS.outcomeMaxExcess * 100)), help: "percentage points a host's failure rate for an app may exceed its peers' before it is taken out" },
+  'peer-log-interval': { type: 'string', default: String(PEER_LOG_INTERVAL_MS), help: 'ms in which a host may cause one log line of each kind; the rest are counted (0: log every line)' },
   'trusted-proxy': { type: 'string', multiple: true, help: 'address or CIDR of a proxy in front whose X-Forwarded-* are believed (repeatable; default none: replaced from the socket)' },
 } satisfies FlagSpec;
 
 /** The ingress options these flags set; every bad value is a usage error naming its flag. */
-export function trafficOptionsFromFlags(v: Record<string, unknown>): Pick<IngressOptions, 'proxy' | 'pool' | 'headersTimeoutMs' | 'trustedProxies'> {
+export function trafficOptionsFromFlags(v: Record<string, unknown>): Pick<IngressOptions, 'proxy' | 'pool' | 'headersTimeoutMs' | 'trustedProxies' | 'peerLogIntervalMs'> {
   const num = (flag: Exclude<keyof typeof trafficFlags, 'trusted-proxy'>, min: number) => intFlag(v[flag] ?? trafficFlags[flag].default, flag, min);
   const trusted = (v['trusted-proxy'] as string[] | undefined) ?? [];
   for (const entry of trusted) {
@@ -38,6 +40,7 @@ export function trafficOptionsFromFlags(v: Record<string, unknown>): Pick<Ingres
   }
   return {
     headersTimeoutMs: num('headers-timeout', 1),
+    peerLogIntervalMs: num('peer-log-interval', 0),
     ...(trusted.length > 0 ? { trustedProxies: trusted } : {}),
     proxy: {
       headTimeoutMs: num('head-timeout', 1),

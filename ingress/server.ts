@@ -10,6 +10,7 @@ import { trustedProxyMatcher } from './http-headers.ts';
 import { AppRouter, type AppRouterOptions } from './app-router.ts';
 import { CONNECTOR_DEFAULTS, HostConnector, type HostConnectorOptions } from './host-connector.ts';
 import { HostPool, type HostPoolOptions } from './host-pool.ts';
+import { PEER_LOG_INTERVAL_MS, peerLog } from './peer-log.ts';
 import { PROXY_DEFAULTS, ProxyRequest, type ProxyOptions } from './proxy.ts';
 import { offererFactory, type RtcBackend } from './rtc-backend.ts';
 import type { OffererOptions } from './rtc-peer.ts';
@@ -66,6 +67,11 @@ export interface IngressOptions {
   /** On close, time in-flight requests get to finish before they are cut. Default 10000 ms. */
   shutdownGraceMs?: number;
   /**
+   * Log lines a host can cause (bad signals, cut responses, penalties) are written once per host
+   * and kind per this long, the rest counted (peer-log.ts). 0: every line. Default 10000 ms.
+   */
+  peerLogIntervalMs?: number;
+  /**
    * The store behind handlers' KV bindings (kv/index.ts `openKvStore`). Without one, KV
    * operations fail with KV_NOT_CONFIGURED. The ingress closes it when it closes.
    */
@@ -109,6 +115,9 @@ export interface Ingress {
  */
 export function createIngress(options: IngressOptions): Ingress {
   const log: Log = options.log ?? (() => {});
+  // What a host can make the ingress say, it may say once per interval (per kind): a hostile
+  // host must not be able to fill the log.
+  const hostLog = peerLog(log, options.peerLogIntervalMs ?? PEER_LOG_INTERVAL_MS);
   const router = new AppRouter(options.routing);
   const proxyOpts: ProxyOptions = {
     ...PROXY_DEFAULTS,
@@ -278,7 +287,7 @@ export function createIngress(options: IngressOptions): Ingress {
     if (request.url.startsWith('/_dcdn/')) return sendError(res, 'INGRESS_NOT_FOUND', `no ingress endpoint ${request.url.split('?')[0]}`);
     if (draining) return sendError(res, 'INGRESS_SHUTTING_DOWN', 'the ingress is shutting down', { connection: 'close' });
     const started = performance.now();
-    const proxied = new ProxyRequest(request.raw, res, pool, proxyOpts, { log });
+    const proxied = new ProxyRequest(request.raw, res, pool, proxyOpts, { log: hostLog });
     inflight.add(proxied);
     res.once('close', () => {
       log('info', 'request', {
@@ -331,7 +340,7 @@ export function createIngress(options: IngressOptions): Ingress {
             }
           : {}),
       };
-      connector = new HostConnector(pool, tickets, connectorOpts, log);
+      connector = new HostConnector(pool, tickets, connectorOpts, hostLog);
       connector.onapps = (list) => {
         apps = new Map(list.map((a) => [a.name, a]));
         router.setApps(list);
@@ -357,6 +366,7 @@ export function createIngress(options: IngressOptions): Ingress {
       await connector?.close();
       await app.close();
       await options.kv?.close();
+      hostLog.stop();
       log('info', 'ingress stopped');
     },
   };
