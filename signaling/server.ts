@@ -22,7 +22,7 @@ import type { PeerInfo, PeerRole } from './messages.ts';
 import { bearerToken, sendError } from './http-auth.ts';
 import type { AppStore } from './app-store.ts';
 import { registerControlApi } from './control-api.ts';
-import { INVITE_GRACE_MS, SignalingHub } from './signaling-hub.ts';
+import { INVITE_GRACE_MS, SignalingHub, type SignalingHubOptions } from './signaling-hub.ts';
 import { MIN_SECRET_LENGTH, verifyToken, type Claims, type Role } from './token.ts';
 import { iceServerSource, type IceConfig } from './turn.ts';
 
@@ -84,6 +84,8 @@ export interface SignalingServerOptions {
    * Operators' hosts are not counted. Default 8.
    */
   maxVolunteersPerAddress?: number;
+  /** Signals a host may relay per second by kind, on top of `rateLimit` (signaling-hub.ts). */
+  signalRateLimits?: SignalingHubOptions['signalRateLimits'];
   /**
    * STUN/TURN servers handed to every peer in its welcome, TURN with fresh coturn REST
    * credentials per connection (turn.ts). Default none: peers use only what they were given.
@@ -145,6 +147,7 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
     rateLimit,
     maxBufferedBytes,
     log: app.log,
+    ...(options.signalRateLimits ? { signalRateLimits: options.signalRateLimits } : {}),
     inviteGraceMs: nonNegative('volunteers.inviteGraceMs', options.volunteers?.inviteGraceMs ?? INVITE_GRACE_MS),
     ...(store ? { apps: () => store.manifest() } : {}),
     ...(ice ? { ice } : {}),

@@ -54,12 +54,35 @@ export interface SignalingHubOptions {
    */
   isBanned?: (host: { hostId: string; address: string; sub: string | undefined }) => string | null;
   /**
+   * Signals a host may relay per second, by the signal's `kind` (`offer`, `answer`,
+   * `candidate`, `websocket`, `close`; anything else is `other`), on top of `rateLimit`: a host
+   * relaying junk or floods of one kind to the ingresses is closed with SIG_RATE_LIMITED before
+   * they have to read, parse and log it all. Ingresses are the operator's and not limited.
+   * Defaults: {@link SIGNAL_RATE_DEFAULTS}.
+   */
+  signalRateLimits?: Partial<Record<SignalKind, { perSecond: number; burst: number }>>;
+  /**
    * How long a volunteer may stay connected after its invite expired, so requests in flight can
    * finish; then it is disconnected with SIG_TOKEN_EXPIRED (leave reason `expired`), and the
    * ingresses close their sessions with it. Default 10000 ms.
    */
   inviteGraceMs?: number;
 }
+
+/** The kinds of signal budgeted separately (the link signals of protocol/link.ts, and the rest). */
+export type SignalKind = 'offer' | 'answer' | 'candidate' | 'websocket' | 'close' | 'other';
+
+/** Per connection: one offer/answer exchange per connection attempt needs a handful; ICE a few dozen candidates. */
+export const SIGNAL_RATE_DEFAULTS: Readonly<Record<SignalKind, { perSecond: number; burst: number }>> = {
+  offer: { perSecond: 2, burst: 10 },
+  answer: { perSecond: 2, burst: 10 },
+  candidate: { perSecond: 20, burst: 100 },
+  websocket: { perSecond: 2, burst: 10 },
+  close: { perSecond: 2, burst: 10 },
+  other: { perSecond: 1, burst: 5 },
+};
+
+const SIGNAL_KINDS = new Set<string>(['offer', 'answer', 'candidate', 'websocket', 'close']);
 
 /** Default of {@link SignalingHubOptions.inviteGraceMs}. */
 export const INVITE_GRACE_MS = 10_000;
@@ -114,6 +137,8 @@ interface Connection {
   draining: boolean;
   readonly socket: WebSocket;
   readonly bucket: TokenBucket;
+  /** Per signal kind, created on first use (hosts only). */
+  readonly signalBuckets: Map<SignalKind, TokenBucket>;
   /** Set by hello; null while awaiting it. */
   info: Record<string, unknown> | null;
   since: number;
@@ -251,6 +276,7 @@ export class SignalingHub {
       draining: false,
       socket,
       bucket: new TokenBucket(this.#options.rateLimit),
+      signalBuckets: new Map(),
       info: null,
       since: Date.now(),
       missedPongs: 0,
@@ -403,6 +429,15 @@ export class SignalingHub {
   }
 
   #relay(conn: Connection, message: SignalRequest): void {
+    if (conn.role === 'host') {
+      const kind = signalKind(message.data);
+      let bucket = conn.signalBuckets.get(kind);
+      if (!bucket) {
+        bucket = new TokenBucket(this.#options.signalRateLimits?.[kind] ?? SIGNAL_RATE_DEFAULTS[kind]);
+        conn.signalBuckets.set(kind, bucket);
+      }
+      if (!bucket.take()) return this.#fail(conn, 'SIG_RATE_LIMITED', `too many ${kind} signals`);
+    }
     const target = this.#joined.get(message.to);
     // Same-role targets get the same answer as unknown ones: hosts must not learn of each other.
     if (target === undefined || target.role === conn.role) {
@@ -472,6 +507,11 @@ function namespaceVolunteer(info: Record<string, unknown>, conn: Connection): Re
   const tabId = typeof info['hostId'] === 'string' && info['hostId'] ? info['hostId'] : conn.id;
   const name = typeof info['name'] === 'string' && info['name'] ? info['name'] : tabId.slice(0, 8);
   return { ...info, hostId: volunteerHostId(conn.sub, tabId), name: volunteerName(name) };
+}
+
+function signalKind(data: unknown): SignalKind {
+  const kind = typeof data === 'object' && data !== null ? (data as { kind?: unknown }).kind : undefined;
+  return typeof kind === 'string' && SIGNAL_KINDS.has(kind) ? (kind as SignalKind) : 'other';
 }
 
 function hostName(conn: Connection): string {
