@@ -74,4 +74,13 @@ describe('AppRunner and the app\'s Content-Length', () => {
     const none = await exchange(await serve(() => new Response(streamOf('a', 'bc'))));
     expect(none).toEqual({ status: 200, bytes: 3 });
   });
+
+  it('refuses a Content-Length that is not one number with HOST_BAD_HANDLER_RESPONSE, before any head', async () => {
+    const headers = new Headers();
+    headers.append('content-length', '5');
+    headers.append('content-length', '5'); // Headers joins them: "5, 5"
+    const r = await exchange(await serve(() => new Response(streamOf('hello'), { headers })));
+    expect(r.status).toBeUndefined();
+    expect(r.error?.code).toBe('HOST_BAD_HANDLER_RESPONSE');
+  });
 });

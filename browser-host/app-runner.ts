@@ -95,6 +95,13 @@ export class AppRunner {
       const status = reply ? reply.status : response!.status;
       const out = reply ? reply.body : response!.body;
       const responseHeaders = reply ? reply.headers : responseHeaderList(response!.headers);
+      // A Content-Length the ingress would refuse ("10, 10" from two headers, "abc") is the
+      // app's mistake: say so with its code, rather than send a head the ingress blames us for.
+      if (responseHeaders.some(([n]) => n.toLowerCase() === 'content-length') && declaredLength(responseHeaders) === undefined) {
+        if (out instanceof Uint8Array) reply!.bodyDone(false);
+        else void out?.cancel().catch(() => {});
+        return fail('HOST_BAD_HANDLER_RESPONSE', "the app's content-length is not a single number");
+      }
       const noBody = out === null || method === 'HEAD' || status === 204 || status === 304;
       stream.respond({ status, headers: responseHeaders }, noBody);
       if (noBody) {
