@@ -1,4 +1,4 @@
-import { APP_FAILURE_CODES, type Session, type Stream } from '../protocol/index.ts';
+import { APP_FAILURE_CODES, headProblem, type Session, type Stream } from '../protocol/index.ts';
 import type { AppRegistry } from './app-registry.ts';
 import type { AppRuntime } from './app-runtime.ts';
 import type { SandboxCall, SandboxReply, SandboxRequest } from './sandbox/sandbox.ts';
@@ -103,6 +103,16 @@ export class AppRunner {
         return fail('HOST_BAD_HANDLER_RESPONSE', "the app's content-length is not a single number");
       }
       const noBody = out === null || method === 'HEAD' || status === 204 || status === 304;
+      // A head the ingress's decoder would refuse: say so now, with the app's code, rather than
+      // send it and leave the ingress to guess (protocol/head-limits.ts).
+      const tooBig = headProblem('', responseHeaders);
+      if (tooBig) {
+        if (out instanceof Uint8Array) reply!.bodyDone(false);
+        else void out?.cancel().catch(() => {});
+        if (!stream.remoteEnded) discardRest();
+        this.#log(`${runtime.app}@${runtime.version}: ${method} ${url}: response head refused: ${tooBig.message}`);
+        return fail('HOST_BAD_HANDLER_RESPONSE', `the response head is too large for the wire: ${tooBig.message}`);
+      }
       stream.respond({ status, headers: responseHeaders }, noBody);
       if (noBody) {
         if (out instanceof Uint8Array) reply!.bodyDone(false);

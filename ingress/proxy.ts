@@ -1,9 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { APP_FAILURE_CODES, isErrorCode, type ErrorCode, type Stream, type StreamError } from '../protocol/index.ts';
+import { APP_FAILURE_CODES, headProblem, isErrorCode, type ErrorCode, type Stream, type StreamError } from '../protocol/index.ts';
 import { sendError } from './error-response.ts';
 import type { AppRouter } from './app-router.ts';
 import { mayServe, VOLUNTEER_WITHHELD_HEADERS } from './host-traits.ts';
 import type { HostConnection, HostPool } from './host-pool.ts';
+import { resolveTarget } from './request-target.ts';
 import { checkResponseHead, declaredLength, forwardRequestHeaders, forwardResponseHeaders, type ForwardingPolicy } from './http-headers.ts';
 
 /** Named limits and timeouts of the forwarding path; see docs/ingress.md. */
@@ -29,6 +30,12 @@ export interface ProxyOptions {
   maxHeaderBytes: number;
   /** Retry GET and HEAD once on another host when the first fails before the head. Default true. */
   retryIdempotent: boolean;
+  /**
+   * How long a host gets to end a response stream whose body has reached its Content-Length
+   * (the client's response is already complete and the host's slot free); the stream is then
+   * cancelled. Bytes past the length meanwhile are an error. Default 1000 ms.
+   */
+  lengthEndGraceMs: number;
   forwarding: ForwardingPolicy;
   router: AppRouter;
 }
@@ -42,6 +49,7 @@ export const PROXY_DEFAULTS: Omit<ProxyOptions, 'forwarding' | 'router'> = {
   maxUrlLength: 8192,
   maxHeaderBytes: 16 * 1024,
   retryIdempotent: true,
+  lengthEndGraceMs: 1000,
 };
 
 /**
@@ -139,7 +147,6 @@ export class ProxyRequest {
     const target = req.url ?? '';
     if (req.httpVersionMajor !== 1) return ['INGRESS_BAD_REQUEST', `HTTP/${req.httpVersion} is not spoken here: use HTTP/1.1`];
     if (target.length > this.#opts.maxUrlLength) return ['INGRESS_URL_TOO_LONG', `the URL is longer than ${this.#opts.maxUrlLength} bytes`];
-    if (!target.startsWith('/')) return ['INGRESS_BAD_REQUEST', 'only origin-form request targets (/path) are served'];
     let headerBytes = 0;
     for (const h of req.rawHeaders) headerBytes += h.length;
     if (headerBytes > this.#opts.maxHeaderBytes) return ['INGRESS_HEADERS_TOO_LARGE', `headers exceed ${this.#opts.maxHeaderBytes} bytes`];
@@ -156,17 +163,21 @@ export class ProxyRequest {
     if (length !== undefined && Number(length) > this.#opts.maxBodyBytes) {
       return ['INGRESS_BODY_TOO_LARGE', `the body is larger than ${this.#opts.maxBodyBytes} bytes`];
     }
-    const route = this.#opts.router.route(req.headers.host, target);
+    // The handler's URL is this request's own scheme, Host and path, whatever the target looks
+    // like (request-target.ts); the router decides on the same normalised path the handler sees.
+    const protocol = this.#opts.forwarding.protocol;
+    const resolved = resolveTarget(target, req.headers.host ?? 'localhost', protocol);
+    if ('error' in resolved) return [resolved.error, resolved.message];
+    const route = this.#opts.router.route(req.headers.host, resolved.path);
     if ('unknown' in route) return ['INGRESS_UNKNOWN_APP', `no app named ${JSON.stringify(route.unknown)} is deployed`];
     this.#app = route.app;
     this.#headers = forwardRequestHeaders(req.rawHeaders, req.socket.remoteAddress ?? '', this.#opts.forwarding);
     if (route.prefix) this.#headers.push(['x-forwarded-prefix', route.prefix]);
-    const host = req.headers.host ?? 'localhost';
-    try {
-      this.#url = new URL(route.target, `${this.#opts.forwarding.protocol}://${host}`).href;
-    } catch {
-      return ['INGRESS_BAD_REQUEST', 'the Host header or URL is malformed'];
-    }
+    // Concatenated, never resolved against a base: a path is a path (`//evil.example/x` too).
+    this.#url = `${protocol}://${resolved.authority}${route.target}`;
+    // What the host's decoder would refuse is refused here, before any host is contacted.
+    const wire = headProblem(this.#url, this.#headers);
+    if (wire) return wire.field === 'url' ? ['INGRESS_URL_TOO_LONG', wire.message] : ['INGRESS_HEADERS_TOO_LARGE', wire.message];
     this.#hasBody = (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
     if ((req as IncomingMessage & { upgrade?: boolean }).upgrade) {
       // Node hands `Upgrade` requests over raw, without parsing a body. One without a body is
@@ -348,6 +359,10 @@ export class ProxyRequest {
       return this.#fail('INGRESS_BAD_RESPONSE', `the host's response head could not be sent: ${(err as Error).message}`);
     }
     if (this.#req.method === 'HEAD') res.flushHeaders();
+    // A response to HEAD, a 204 or a 304 has no body, and one that declares Content-Length: 0
+    // has nothing to come: it is complete at its head, whether or not the host ends the stream.
+    const bodyless = this.#req.method === 'HEAD' || status === 204 || status === 304;
+    if (bodyless || expected === 0) return this.#completeByLength(stream, host, bodyless);
     let received = 0;
     let owed = 0;
     this.#armIdle('response');
@@ -359,7 +374,6 @@ export class ProxyRequest {
         return this.#fail('INGRESS_BAD_RESPONSE', 'body longer than content-length');
       }
       this.#armIdle('response');
-      if (this.#req.method === 'HEAD') return stream.consume(chunk.byteLength);
       // Credit goes back to the host only once the client's socket has taken the bytes.
       if (res.write(chunk)) {
         stream.consume(chunk.byteLength);
@@ -373,9 +387,10 @@ export class ProxyRequest {
           });
         }
       }
+      if (received === expected) this.#completeByLength(stream, host, false);
     };
     stream.onend = () => {
-      if (expected !== undefined && received !== expected && this.#req.method !== 'HEAD' && status !== 304) {
+      if (expected !== undefined && received !== expected) {
         this.#blame(host, `body of ${received} bytes, content-length ${expected}`);
         return this.#fail('INGRESS_BAD_RESPONSE', 'body shorter than content-length');
       }
@@ -384,6 +399,38 @@ export class ProxyRequest {
       res.end();
       // Answered in full before the request body was done: the host needs no more of it, and a
       // half-open stream would hold state on both sides until the session closes.
+      if (!stream.closed) stream.reset('PROTO_CANCELLED', 'the response is complete; the rest of the request body is not needed');
+    };
+  }
+
+  /**
+   * The response is whole: its declared length has arrived (or it can have no body). The client's
+   * response ends and the host's slot is released now, so neither waits for a host that keeps
+   * the stream open. The host then gets `lengthEndGraceMs` to end the stream; bytes past the
+   * declared length meanwhile are the host's error (never forwarded: the client has its
+   * response), and a stream still open after the grace is cancelled, which cancels the
+   * handler's body in the tab.
+   */
+  #completeByLength(stream: Stream, host: HostConnection, bodyless: boolean): void {
+    this.#pool.reportSuccess(host);
+    this.#finish();
+    this.#res.end();
+    if (stream.closed) return;
+    const timer = setTimeout(() => {
+      stream.reset('PROTO_CANCELLED', 'the response is complete at its content-length; the stream was not ended');
+    }, this.#opts.lengthEndGraceMs);
+    timer.unref?.();
+    stream.onreset = () => clearTimeout(timer);
+    stream.ondata = (chunk) => {
+      clearTimeout(timer);
+      if (bodyless) return void stream.reset('PROTO_CANCELLED', 'this response has no body');
+      stream.reset('INGRESS_BAD_RESPONSE', 'body longer than content-length');
+      this.#events.log('warn', 'response body longer than its content-length (not forwarded)', { host: host.name, url: this.#req.url, extra: chunk.byteLength });
+      this.#blame(host, 'body longer than its content-length');
+    };
+    stream.onend = () => {
+      clearTimeout(timer);
+      // Answered in full before the request body was done: the host needs no more of it.
       if (!stream.closed) stream.reset('PROTO_CANCELLED', 'the response is complete; the rest of the request body is not needed');
     };
   }

@@ -264,7 +264,7 @@ function toFrame(v: Value): Frame {
       if (!isStr(url, LIMITS.urlLength) || (url as string).length === 0) bad(type, stream, 'bad url');
       if (typeof endStream !== 'boolean') bad(type, stream, 'bad endStream');
       if (!isStr(app, LIMITS.appLength)) bad(type, stream, 'bad app');
-      return { type, stream, method: method as string, url: url as string, headers: toHeaders(headers, type, stream), endStream: endStream as boolean, app: app as string };
+      return { type, stream, method: method as string, url: url as string, headers: toHeaders(headers, type, stream, (url as string).length), endStream: endStream as boolean, app: app as string };
     }
     case FrameType.RES_HEAD: {
       arity(v, 5, stream);
@@ -272,7 +272,7 @@ function toFrame(v: Value): Frame {
       const [, , status, headers, endStream] = v;
       if (!isUint(status, 999)) bad(type, stream, 'bad status');
       if (typeof endStream !== 'boolean') bad(type, stream, 'bad endStream');
-      return { type, stream, status: status as number, headers: toHeaders(headers, type, stream), endStream: endStream as boolean };
+      return { type, stream, status: status as number, headers: toHeaders(headers, type, stream, 0), endStream: endStream as boolean };
     }
     case FrameType.REQ_BODY:
     case FrameType.RES_BODY: {
@@ -317,16 +317,20 @@ function toFrame(v: Value): Frame {
 
 const METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
-function toHeaders(v: Value | undefined, type: Value | undefined, stream: number): HeaderList {
+/** A head's header list; `urlLength` counts towards the head's total (`LIMITS.headBytes`, head-limits.ts). */
+function toHeaders(v: Value | undefined, type: Value | undefined, stream: number, urlLength: number): HeaderList {
   if (!Array.isArray(v) || v.length % 2 !== 0) return bad(type, stream, 'headers must be a flat name/value list');
   if (v.length > LIMITS.headerCount * 2) return bad(type, stream, 'too many headers');
   const out: HeaderList = new Array(v.length / 2);
+  let total = urlLength;
   for (let i = 0; i < v.length; i += 2) {
     const name = v[i];
     const value = v[i + 1];
     if (!isStr(name, LIMITS.headerLength) || !isStr(value, LIMITS.headerLength)) return bad(type, stream, 'header names and values must be strings');
+    total += (name as string).length + (value as string).length;
     out[i / 2] = [name as string, value as string];
   }
+  if (total > LIMITS.headBytes) return bad(type, stream, 'head too large');
   return out;
 }
 
@@ -338,7 +342,10 @@ function isStr(x: unknown, max: number): x is string {
   return typeof x === 'string' && x.length <= max;
 }
 
-/** The HELLO this implementation sends. */
+/**
+ * The HELLO this implementation sends. The agent is cut to `LIMITS.agentLength`: it carries a
+ * host's name, which operators choose, and a HELLO the peer refuses closes the whole session.
+ */
 export function helloFrame(receiveWindow: number, agent: string): Frame {
-  return { type: FrameType.HELLO, stream: 0, version: PROTOCOL_VERSION, receiveWindow, agent };
+  return { type: FrameType.HELLO, stream: 0, version: PROTOCOL_VERSION, receiveWindow, agent: agent.slice(0, LIMITS.agentLength) };
 }

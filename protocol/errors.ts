@@ -33,6 +33,7 @@ export const ERRORS = {
   INGRESS_HOST_LOST: { status: 502, summary: 'the host went away before the response head' },
   INGRESS_BAD_RESPONSE: { status: 502, summary: 'the host answered with an invalid status, header or body length' },
   INGRESS_BAD_REQUEST: { status: 400, summary: 'the request was malformed' },
+  INGRESS_BAD_HOST: { status: 400, summary: 'the Host header is not a valid authority (userinfo, a path or query, spaces, a bad port)' },
   INGRESS_REQUEST_TIMEOUT: { status: 408, summary: 'the client sent its request too slowly' },
   INGRESS_BODY_TOO_LARGE: { status: 413, summary: 'the request body exceeded the configured limit' },
   INGRESS_URL_TOO_LONG: { status: 414, summary: 'the request URL exceeded the configured limit' },
@@ -46,7 +47,7 @@ export const ERRORS = {
 
   // Host: the browser tab and the handler in it.
   HOST_HANDLER_ERROR: { status: 502, summary: "the app's handler threw or rejected" },
-  HOST_BAD_HANDLER_RESPONSE: { status: 502, summary: "the app's handler returned something other than a Response" },
+  HOST_BAD_HANDLER_RESPONSE: { status: 502, summary: "the app's handler returned something other than a Response, or a head the wire cannot carry (too many or too long headers)" },
   HOST_NO_APP: { status: 503, summary: 'the host has no app loaded' },
   HOST_OVERLOADED: { status: 503, summary: 'the host refused the request over its concurrency limit' },
   HOST_HANDLER_TIMEOUT: { status: 504, summary: "the app's handler ran past its time limit; its sandbox was recycled" },

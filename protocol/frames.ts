@@ -125,6 +125,11 @@ export const LIMITS = {
   headerCount: 256,
   /** Longest header name or value. */
   headerLength: 16 * 1024,
+  /**
+   * Largest total of a head's URL and header names and values, in characters. 64 K characters
+   * encode to at most 192 KiB of UTF-8 plus framing, so a head always fits one 256 KiB message.
+   */
+  headBytes: 64 * 1024,
   /** Longest error code and message in RESET/ERROR frames. */
   codeLength: 64,
   messageLength: 1024,

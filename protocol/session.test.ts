@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeFrame } from './codec.ts';
-import { FrameType } from './frames.ts';
+import { FrameType, LIMITS } from './frames.ts';
 import { createMemoryChannelPair, type MemoryChannel } from './memory-channel.ts';
 import { Session, type SessionOptions } from './session.ts';
 import type { ResponseHead, Stream, StreamError } from './stream.ts';
@@ -230,6 +230,47 @@ describe('Session', () => {
     expect((await s1).error?.code).toBe('PROTO_FRAME_INVALID');
     expect(s2.closed).toBe(false);
     expect(client.isClosed).toBe(false);
+  });
+
+  it('connects whatever the length of its agent name (a HELLO the peer refuses would close the session)', async () => {
+    const { client, server } = await pair({ agent: `dcdn-host/${'n'.repeat(300)}` });
+    expect(client.isOpen && server.isOpen).toBe(true);
+    expect(client.peerAgent).toHaveLength(LIMITS.agentLength);
+  });
+
+  it('answers a request head its decoder refuses with a RESET, not silence', async () => {
+    const { client, server } = await pair({}, 256 * 1024);
+    const seen: Stream[] = [];
+    server.onstream = (s) => seen.push(s);
+    const many = Array.from({ length: LIMITS.headerCount + 1 }, (_, i): [string, string] => [`x-h${i}`, 'v']);
+    const tooMany = await collect(client.open({ method: 'GET', url: '/', headers: many }, true));
+    expect(tooMany.error?.code).toBe('PROTO_FRAME_INVALID');
+    const long = await collect(client.open({ method: 'GET', url: '/', headers: [['x-big', 'v'.repeat(LIMITS.headerLength + 1)]] }, true));
+    expect(long.error?.code).toBe('PROTO_FRAME_INVALID');
+    const bigHead = Array.from({ length: 5 }, (_, i): [string, string] => [`x-h${i}`, 'v'.repeat(LIMITS.headerLength)]);
+    const big = await collect(client.open({ method: 'GET', url: '/', headers: bigHead }, true));
+    expect(big.error?.code).toBe('PROTO_FRAME_INVALID');
+    // The session goes on: the next head within the limits is served.
+    server.onstream = (s) => s.respond({ status: 204, headers: [] }, true);
+    expect((await collect(client.open({ method: 'GET', url: '/', headers: [] }, true))).head?.status).toBe(204);
+    expect(seen).toHaveLength(0);
+    expect(server.stats.streamErrors).toBe(3);
+    expect(client.openStreams).toBe(0);
+    expect(server.openStreams).toBe(0);
+  });
+
+  it('resets a stream whose response head the opener refuses, telling the acceptor', async () => {
+    const { client, server } = await pair({}, 256 * 1024);
+    const acceptorSaw = new Promise<StreamError>((resolve) => {
+      server.onstream = (s) => {
+        s.onreset = resolve;
+        s.respond({ status: 200, headers: Array.from({ length: LIMITS.headerCount + 1 }, (_, i): [string, string] => [`x-h${i}`, 'v']) });
+      };
+    });
+    const res = await collect(client.open({ method: 'GET', url: '/', headers: [] }, true));
+    expect(res.error?.code).toBe('PROTO_FRAME_INVALID');
+    expect((await acceptorSaw).code).toBe('PROTO_FRAME_INVALID');
+    expect(server.openStreams).toBe(0);
   });
 
   it('closes the session on bytes that are not msgpack frames, failing every stream', async () => {

@@ -366,9 +366,23 @@ export class Session {
     } else if (err.stream === undefined) {
       // A broken session-level frame: nothing on this channel can be trusted any more.
       this.close('PROTO_FRAME_INVALID', err.message);
+    } else if (this.#isNewPeerStream(err.stream)) {
+      // A head this side refused (too many headers, a URL past the limit...): the stream never
+      // opened here, but the peer opened it and waits for an answer. Say no, with the reason,
+      // rather than leave it waiting for its timeout; the id counts as used.
+      this.stats.streamErrors++;
+      this.#lastPeerId = err.stream;
+      if (this.#earlyResets.delete(err.stream)) return;
+      this.#send({ type: FrameType.RESET, stream: err.stream, code: 'PROTO_FRAME_INVALID', message: err.message.slice(0, 1024) }, true);
     } else {
       this.stats.unknownStreamFrames++;
     }
+  }
+
+  /** An id of the peer's parity above every one it opened so far: what its next head would use. */
+  #isNewPeerStream(id: number): boolean {
+    const peerParity = this.role === 'client' ? 0 : 1;
+    return id % 2 === peerParity && id > this.#lastPeerId;
   }
 
   #onFrame(frame: Frame): void {

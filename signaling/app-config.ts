@@ -45,11 +45,11 @@ export function parseAppConfig(value: unknown): AppConfig {
   const extra = Object.keys(rest);
   if (extra.length > 0) throw bad(`unknown config field ${JSON.stringify(extra[0]!.slice(0, 40))}`);
   if (!Array.isArray(kv) || kv.length > MAX_KV_BINDINGS) throw bad(`kv must be a list of at most ${MAX_KV_BINDINGS} binding names`);
-  for (const name of kv) if (typeof name !== 'string' || !BINDING_NAME.test(name)) throw bad(`KV binding names are identifiers: ${JSON.stringify(String(name).slice(0, 70))}`);
+  for (const name of kv) if (typeof name !== 'string' || !BINDING_NAME.test(name)) throw bad(`KV binding names are identifiers: ${JSON.stringify(preview(name).slice(0, 70))}`);
   if (new Set(kv).size !== kv.length) throw bad('a KV binding is named twice');
   if (typeof volunteers !== 'boolean') throw bad('volunteers must be true or false');
   if (!Array.isArray(require)) throw bad('require must be a list');
-  for (const cap of require) if (!CAPABILITIES.includes(cap as Capability)) throw bad(`unknown capability ${JSON.stringify(String(cap).slice(0, 40))}; known: ${CAPABILITIES.join(', ')}`);
+  for (const cap of require) if (!CAPABILITIES.includes(cap as Capability)) throw bad(`unknown capability ${JSON.stringify(preview(cap).slice(0, 40))}; known: ${CAPABILITIES.join(', ')}`);
   if (typeof vars !== 'object' || vars === null || Array.isArray(vars)) throw bad('vars must be an object of NAME: "value"');
   const entries = Object.entries(vars as Record<string, unknown>);
   if (entries.length > MAX_VARS) throw bad(`at most ${MAX_VARS} vars`);
@@ -69,4 +69,14 @@ export function parseAppConfig(value: unknown): AppConfig {
 
 function bad(message: string): DcdnError {
   return new DcdnError('APP_BAD_CONFIG', message);
+}
+
+/**
+ * A value for an error message. Not `String(v)`: an object from JSON with its own `toString`
+ * key (`{"toString": 1}`), or one without a prototype, makes that throw a TypeError instead of
+ * the APP_BAD_CONFIG the caller promises (found by signaling/messages.fuzz.test.ts).
+ */
+function preview(v: unknown): string {
+  if (typeof v === 'object' && v !== null) return Array.isArray(v) ? 'a list' : 'an object';
+  return String(v);
 }

@@ -174,7 +174,9 @@ export function parseWorkerMessage(data: unknown): WorkerMessage | string {
       const { id, status, headers, body } = m;
       if (!isCount(id)) return 'head without an id';
       if (typeof status !== 'number' || !Number.isInteger(status) || status < 200 || status > 599) return `head with status ${String(status)}`;
-      if (!isHeaderList(headers)) return 'head with malformed headers';
+      // Shape only: a head past the wire's limits is the app's mistake, answered with its code by
+      // the runner (app-runner.ts), not a message to drop (the request would hang to its timeout).
+      if (!isHeaderList(headers, false)) return 'head with malformed headers';
       if (body !== null && !(body instanceof ReadableStream) && !(body instanceof Uint8Array)) return 'head with a body that is neither a ReadableStream nor bytes';
       return { t: 'head', id, status, headers, body, settled: m['settled'] === true };
     }
@@ -183,7 +185,7 @@ export function parseWorkerMessage(data: unknown): WorkerMessage | string {
       if (!isCount(id) || !isCount(via)) return 'kv without an id';
       if (typeof method !== 'string' || !KV_METHODS.has(method)) return 'kv with an unknown method';
       if (typeof path !== 'string' || !path.startsWith('/kv/') || path.length > LIMITS.urlLength) return 'kv with a bad path';
-      if (!isHeaderList(headers)) return 'kv with malformed headers';
+      if (!isHeaderList(headers, true)) return 'kv with malformed headers';
       if (body !== null && !(body instanceof ReadableStream) && !(body instanceof Uint8Array)) return 'kv with a body that is neither bytes nor a ReadableStream';
       return { t: 'kv', id, via, method: method as KvCallMessage['method'], path, headers, body };
     }
@@ -196,13 +198,11 @@ function isCount(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
-function isHeaderList(v: unknown): v is Array<[string, string]> {
-  // The wire's limits (protocol/frames.ts): a head that could not be sent on is refused here.
-  if (!Array.isArray(v) || v.length > LIMITS.headerCount) return false;
-  return v.every(
-    (h) =>
-      Array.isArray(h) && h.length === 2 && typeof h[0] === 'string' && typeof h[1] === 'string' && h[0].length <= LIMITS.headerLength && h[1].length <= LIMITS.headerLength,
-  );
+/** A list of [name, value] strings; with `wireLimits`, also within the wire's count and lengths (protocol/frames.ts). */
+function isHeaderList(v: unknown, wireLimits: boolean): v is Array<[string, string]> {
+  if (!Array.isArray(v) || (wireLimits && v.length > LIMITS.headerCount)) return false;
+  const max = wireLimits ? LIMITS.headerLength : Infinity;
+  return v.every((h) => Array.isArray(h) && h.length === 2 && typeof h[0] === 'string' && typeof h[1] === 'string' && h[0].length <= max && h[1].length <= max);
 }
 
 function clip(v: unknown): string {
