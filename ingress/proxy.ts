@@ -412,7 +412,7 @@ export class ProxyRequest {
    * handler's body in the tab.
    */
   #completeByLength(stream: Stream, host: HostConnection, bodyless: boolean): void {
-    this.#pool.reportSuccess(host);
+    this.#pool.reportSuccess(host, this.#app);
     this.#finish();
     this.#res.end();
     if (stream.closed) return;
