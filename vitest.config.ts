@@ -4,7 +4,7 @@ import { defineConfig } from 'vitest/config';
 // Two cores: run at most two files at once so browser tests do not starve each other.
 export default defineConfig({
   test: {
-    include: ['protocol/**/*.test.ts', 'signaling/**/*.test.ts', 'ingress/**/*.test.ts', 'browser-host/**/*.test.ts', 'cli/**/*.test.ts', 'test/**/*.test.ts'],
+    include: ['protocol/**/*.test.ts', 'signaling/**/*.test.ts', 'ingress/**/*.test.ts', 'browser-host/**/*.test.ts', 'node/**/*.test.ts', 'cli/**/*.test.ts', 'tools/**/*.test.ts', 'test/**/*.test.ts'],
     globalSetup: ['test/global-setup.ts'],
     pool: 'forks',
     maxWorkers: 2,

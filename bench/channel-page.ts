@@ -10,7 +10,7 @@
 import { answerOffer, type Answerer } from '../browser-host/rtc-answerer.ts';
 import { RtcChannel } from '../browser-host/rtc-channel.ts';
 import { BrowserWebSocketChannel } from '../browser-host/ws-channel.ts';
-import type { Channel } from '../protocol/channel.ts';
+import { WS_MAX_MESSAGE_SIZE, type Channel } from '../protocol/index.ts';
 
 declare global {
   interface Window {
@@ -23,7 +23,6 @@ type Message = Record<string, unknown> & { seq: number; op: string; id: string }
 /** Sender pauses above this many queued bytes and resumes when the queue drains to LOW_WATER. */
 const HIGH_WATER = 1024 * 1024;
 const LOW_WATER = 256 * 1024;
-const WS_MAX_MESSAGE_SIZE = 256 * 1024;
 
 const channels = new Map<string, Channel>();
 const answerers = new Map<string, Answerer>();

@@ -5,7 +5,7 @@
  */
 import { launchBrowser, resolveBrowser, type LaunchedBrowser } from '../browser-host/launcher/index.ts';
 import { offererFactory } from '../ingress/rtc-backend.ts';
-import type { CandidateSignal } from '../ingress/rtc-peer.ts';
+import type { LinkCandidate } from '../ingress/rtc-peer.ts';
 import type { Channel } from '../protocol/index.ts';
 import { LARGE_FRAME, LARGE_FRAME_BYTES, nodeToTab, roundTrips, SMALL_FRAME, tabToNode, tabToTab, type Transfer } from './channel-measure.ts';
 import { onCleanup } from './cleanup.ts';
@@ -192,7 +192,7 @@ export async function connect(transport: NodeTransport, server: PageServer, tab:
   }
   const peer = await offererFactory(transport)({});
   const offCandidates = tab.on((e) => {
-    if (e.ev === 'candidate' && e.id === id) void peer.addRemoteCandidate(e.candidate as CandidateSignal | null).catch(() => {});
+    if (e.ev === 'candidate' && e.id === id) void peer.addRemoteCandidate(e.candidate as LinkCandidate | null).catch(() => {});
   });
   peer.onLocalCandidate = (candidate) => void tab.request('candidate', id, { candidate }).catch(() => {});
   try {

@@ -1,7 +1,7 @@
 /**
  * Section 4, KV latency as a handler sees it: one host tab serving bench/kv-app.ts (binding
  * `CACHE`), with a WebRTC (werift) session to two ingresses, one per KV backend: SQLite in a
- * temp file and Redis on a unix socket (test/redis.ts; skipped when redis-server is missing).
+ * temp file and Redis on a unix socket (tools/redis.ts; skipped when redis-server is missing).
  * The app times each `put`, `get` and `list` with `performance.now()` inside the handler; this
  * process times a request to a handler that does nothing, over the same ingress and tab, for
  * the request latency the KV calls add to. Backends take turns within each repetition.
@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startRedis, type RedisServer } from '../test/redis.ts';
+import { startRedis, type RedisServer } from '../tools/redis.ts';
 import { spawnScript, stopChild } from './children.ts';
 import { onCleanup } from './cleanup.ts';
 import { progress } from './progress.ts';

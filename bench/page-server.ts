@@ -7,7 +7,8 @@ import { build } from 'esbuild';
 import { createServer } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { NodeWebSocketChannel, WS_MAX_MESSAGE_SIZE } from '../ingress/ws-channel.ts';
+import { WS_MAX_MESSAGE_SIZE } from '../protocol/index.ts';
+import { NodeWebSocketChannel } from '../ingress/ws-channel.ts';
 
 const PAGE_ENTRY = fileURLToPath(new URL('./channel-page.ts', import.meta.url));
 const HTML = '<!doctype html><html><head><meta charset="utf-8"><title>dcdn bench</title><link rel="icon" href="data:,"></head><body><script src="/page.js"></script></body></html>';

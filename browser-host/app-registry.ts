@@ -1,14 +1,12 @@
+import type { AppConfig, AppRef as WireAppRef } from '../protocol/index.ts';
 import type { AppRuntime, AppSource, RuntimeFactory } from './app-runtime.ts';
 import { hostError } from './app-runtime.ts';
 
-/** An app's active version, as signaling announces it. */
-export interface AppRef {
-  name: string;
-  version: number;
-  sha256: string;
-  /** How the version is deployed (signaling/app-config.ts); only what a tab needs. */
-  config?: { kv: string[]; vars?: Record<string, string> };
-}
+/**
+ * An app's active version, as signaling announces it (protocol's `AppRef`), with only the part
+ * of its config a tab needs; the config is optional so a page can also serve a bare app.
+ */
+export type AppRef = Omit<WireAppRef, 'config'> & { config?: Pick<AppConfig, 'kv'> & Partial<Pick<AppConfig, 'vars'>> };
 
 export interface AppRegistryOptions {
   /** Fetches a version's code and env (from the control plane). */

@@ -1,14 +1,9 @@
-import { parseLinkSignal, Session, type LinkSignal, type SessionOptions, type TransportKind } from '../protocol/index.ts';
-import { SignalingClient } from '../signaling/client.ts';
+import { parseLinkSignal, Session, SignalingClient, WS_MAX_MESSAGE_SIZE, type AppStatus, type CheckMessage, type LinkSignal, type SessionOptions, type TransportKind } from '../protocol/index.ts';
 import { randomId } from './random-id.ts';
-import type { AppStatus, CheckMessage } from '../signaling/messages.ts';
 import type { AppRef } from './app-registry.ts';
 import type { AppRunner } from './app-runner.ts';
 import { answerOffer, type Answerer } from './rtc-answerer.ts';
 import { BrowserWebSocketChannel } from './ws-channel.ts';
-
-/** Largest message over the WebSocket transport; the ingress uses the same figure. */
-const WS_MAX_MESSAGE_SIZE = 256 * 1024;
 
 export interface HostAgentOptions {
   /** `ws(s)://signal/v1/signal`. */

@@ -79,7 +79,7 @@ export async function openJoinToken(base = ''): Promise<string | null> {
   }
 }
 
-/** The apps an invite's scope lets its host run (signaling/trust.ts), in words. */
+/** The apps an invite's scope lets its host run (protocol/trust.ts), in words. */
 function describeScope(scope: string[] | null): string {
   if (!scope?.includes('volunteer')) return 'A host link of the operator’s own: it runs every app on this network.';
   const apps = (scope ?? []).filter((s) => s.startsWith('app:')).map((s) => s.slice(4));

@@ -11,7 +11,7 @@
 import { bootHost, type BootedHost } from './host-boot.ts';
 import { checkInvite, describeInvite, openJoinToken, type InviteCheck } from './join-invite.ts';
 import { randomId } from './random-id.ts';
-import { VOLUNTEER_SCOPE, volunteerName } from '../signaling/trust.ts';
+import { VOLUNTEER_SCOPE, volunteerName } from '../protocol/index.ts';
 import { RateMeter, statusText, unservableApps, type HostSnapshot } from './join-status.ts';
 
 /** What the page is doing; also `data-state` on `<body>`, for styling and tests. */

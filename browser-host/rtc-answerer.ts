@@ -1,11 +1,5 @@
+import type { LinkCandidate } from '../protocol/index.ts';
 import { RtcChannel } from './rtc-channel.ts';
-
-/** A trickled ICE candidate as it travels over signaling (JSON of `RTCIceCandidateInit`). */
-export interface SignalCandidate {
-  candidate: string;
-  sdpMid?: string | null;
-  sdpMLineIndex?: number | null;
-}
 
 export interface AnswerOptions {
   /** Operator-configured STUN/TURN only. Default none: no third party is ever contacted. */
@@ -25,9 +19,9 @@ export interface Answerer {
    * Set to receive this side's trickled candidates; `null` marks the end of gathering.
    * Candidates gathered before it is set are buffered and delivered on assignment.
    */
-  onLocalCandidate: ((candidate: SignalCandidate | null) => void) | null;
+  onLocalCandidate: ((candidate: LinkCandidate | null) => void) | null;
   /** Adds a candidate trickled by the ingress. */
-  addRemoteCandidate(candidate: SignalCandidate): Promise<void>;
+  addRemoteCandidate(candidate: LinkCandidate): Promise<void>;
 }
 
 /**
@@ -45,8 +39,8 @@ export interface Answerer {
 export async function answerOffer(offer: RTCSessionDescriptionInit, options: AnswerOptions = {}): Promise<Answerer> {
   const label = options.label ?? 'dcdn';
   const pc = new RTCPeerConnection({ iceServers: options.iceServers ?? [], iceTransportPolicy: options.iceTransportPolicy ?? 'all' });
-  const gathered: Array<SignalCandidate | null> = [];
-  let deliver: ((candidate: SignalCandidate | null) => void) | null = null;
+  const gathered: Array<LinkCandidate | null> = [];
+  let deliver: ((candidate: LinkCandidate | null) => void) | null = null;
   const result: Answerer = {
     answer: { type: 'answer', sdp: '' },
     pc,

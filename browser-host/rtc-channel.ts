@@ -1,5 +1,5 @@
-import type { Channel } from '../protocol/channel.ts';
-import { DcdnError } from '../protocol/errors.ts';
+import type { Channel } from '../protocol/index.ts';
+import { DcdnError } from '../protocol/index.ts';
 
 /**
  * Max message size when the remote SDP carries no `a=max-message-size` (RFC 8841 section 6).

@@ -3,11 +3,11 @@
  * Against a local `dcdn up` they need nothing but their arguments (see state.ts).
  */
 import { resolve } from 'node:path';
-import { bundleApp } from '../browser-host/build/bundle.ts';
+import { bundleApp } from '../browser-host/index.ts';
 import { mintToken } from '../signaling/index.ts';
 import { UsageError, type FlagSpec } from './args.ts';
 import { buildErrorLines } from './bundle.ts';
-import { signalUrls } from './parts.ts';
+import { signalUrls } from '../node/index.ts';
 import { readState } from './state.ts';
 
 export const controlFlags = {

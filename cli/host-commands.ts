@@ -4,7 +4,7 @@
  */
 import { UsageError, type FlagSpec } from './args.ts';
 import { control, controlFlags, controlTarget } from './app-commands.ts';
-import type { HostSummary } from '../signaling/signaling-hub.ts';
+import type { HostSummary } from '../signaling/index.ts';
 
 export const inviteFlags = {
   apps: { type: 'string', help: 'comma-separated apps the invite is for (default: every app deployed with --volunteers)' },

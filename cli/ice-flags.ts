@@ -5,9 +5,10 @@
  * STUN/TURN servers, ICE-lite and the WebSocket-fallback timeout (docs/deploy-multi-machine.md).
  */
 import { isIP } from 'node:net';
-import { reachableIceServers, type OffererOptions } from '../ingress/offerer.ts';
+import { reachableIceServers, type OffererOptions } from '../ingress/index.ts';
 import { iceServerSource, TURN_TTL_DEFAULT_SECONDS, type IceConfig } from '../signaling/index.ts';
 import { intFlag, UsageError, type FlagSpec } from './args.ts';
+import { asFlagError } from './option-flags.ts';
 
 export const iceFlags = {
   stun: { type: 'string', multiple: true, help: 'STUN server for hosts and ingresses, e.g. stun:stun.example.net:3478 (repeatable)' },
@@ -34,7 +35,7 @@ export function iceConfigFromFlags(values: Record<string, unknown>, env: NodeJS.
   try {
     if (iceServerSource(config) === null) return undefined;
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw asFlagError(err);
   }
   return config;
 }

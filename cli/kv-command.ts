@@ -5,9 +5,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
-import { checkKey, checkList, checkMetadata, expirationOf, KV_LIMITS } from '../ingress/kv/limits.ts';
-import { namespaceOf } from '../ingress/kv/service.ts';
-import { openKvStore } from '../ingress/kv/index.ts';
+import { checkKey, checkList, checkMetadata, expirationOf, KV_LIMITS, namespaceOf, openKvStore } from '../ingress/index.ts';
 import { UsageError, type FlagSpec } from './args.ts';
 import { readState, stateDir } from './state.ts';
 

@@ -1,5 +1,7 @@
-/** A log line: level, message and fields, printed for people. */
-export type Log = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+import type { Log } from '../node/index.ts';
+
+/** A log line: level, message and fields, printed for people (the Node API's own type). */
+export type { Log };
 
 const COLORS = { info: '', warn: '\x1b[33m', error: '\x1b[31m' } as const;
 

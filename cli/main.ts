@@ -1,13 +1,16 @@
 import { helpText, intFlag, parseFlags, UsageError, type FlagSpec } from './args.ts';
 import { createLog } from './log.ts';
-import { ingressFlags, ingressOptionsFromFlags, launchAllowHosts, launchFlags, launchHosts, newSecret, onShutdown, signalUrls, startIngress, startSignal } from './parts.ts';
+import { launchHosts, newSecret, signalUrls, startIngress, startSignal } from '../node/index.ts';
+import { ingressFlags, ingressOptionsFromFlags, launchAllowHosts, launchFlags } from './part-flags.ts';
+import { onShutdown } from './shutdown.ts';
+import { asFlagError, withFlags } from './option-flags.ts';
 import { up, upDescription, upFlags, upUsage } from './up.ts';
 import { iceConfigFromFlags, iceFlags } from './ice-flags.ts';
 import { apps, controlFlags, deploy, remove, rollback, secret } from './app-commands.ts';
 import { kv, kvDescription, kvFlags, kvUsage } from './kv-command.ts';
 import { hosts, hostsFlags, invite, inviteFlags } from './host-commands.ts';
 import { mintToken } from '../signaling/index.ts';
-import { INVITE_GRACE_MS } from '../signaling/signaling-hub.ts';
+import { INVITE_GRACE_MS } from '../signaling/index.ts';
 import { join, resolve } from 'node:path';
 import { stateDir } from './state.ts';
 
@@ -80,7 +83,7 @@ const commands: Record<string, Command> = {
     async run(v) {
       const opts = ingressOptionsFromFlags(v);
       const log = createLog('ingress');
-      if (opts.rtcBackend === 'node-datachannel') await (await import('../ingress/ndc-peer.ts')).loadNodeDatachannel();
+      if (opts.rtcBackend === 'node-datachannel') await (await import('../ingress/index.ts')).loadNodeDatachannel();
       const ingress = await startIngress({ ...opts, log });
       if (opts.publicWsBase === undefined && !/^(127\.|localhost$|::1$|\[::1\]$)/.test(opts.host ?? '127.0.0.1')) {
         log('warn', 'hosts on other machines dial the WebSocket fallback at this address; give --public-ws with one they can reach', { wsUrl: `${ingress.url.replace(/^http/, 'ws')}/_dcdn/host-ws` });
@@ -250,7 +253,7 @@ function topHelp(): string {
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   // The benchmark parses its own flags (bench/run.ts) and loads its tools only when asked.
-  if (name === 'bench') return (await import('../bench/run.ts')).runBench(rest);
+  if (name === 'bench') return (await import('../bench/index.ts')).runBench(rest);
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(topHelp());
     return name ? 0 : 2;
@@ -268,13 +271,14 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (!command.positionals && values._.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(values._[0])}`);
     return await command.run(values);
-  } catch (err) {
+  } catch (thrown) {
+    const err = asFlagError(thrown);
     if (err instanceof UsageError) {
       process.stderr.write(`dcdn ${name}: ${err.message}\n\n${helpText(command.usage, command.description, command.flags)}`);
       return 2;
     }
     const e = err as Error & { code?: string };
-    process.stderr.write(`dcdn ${name}: ${e.code ? `[${e.code}] ` : ''}${e.message}\n`);
+    process.stderr.write(`dcdn ${name}: ${e.code ? `[${e.code}] ` : ''}${withFlags(e.message)}\n`);
     return 1;
   }
 }

@@ -3,9 +3,7 @@
  * (docs/ingress.md lists what each does). Defaults are the ingress's own (PROXY_DEFAULTS,
  * POOL_DEFAULTS), so a flag left out changes nothing.
  */
-import { POOL_DEFAULTS } from '../ingress/host-pool.ts';
-import { PEER_LOG_INTERVAL_MS } from '../ingress/peer-log.ts';
-import { PROXY_DEFAULTS } from '../ingress/proxy.ts';
+import { PEER_LOG_INTERVAL_MS, POOL_DEFAULTS, PROXY_DEFAULTS } from '../ingress/index.ts';
 import type { IngressOptions } from '../ingress/index.ts';
 import { intFlag, UsageError, type FlagSpec } from './args.ts';
 

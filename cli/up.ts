@@ -1,21 +1,21 @@
 import { intFlag, UsageError, type FlagSpec } from './args.ts';
-import { RTC_BACKENDS, type RtcBackend } from '../ingress/rtc-backend.ts';
+import { RTC_BACKENDS, type RtcBackend } from '../ingress/index.ts';
 import { mintToken, type AppStore } from '../signaling/index.ts';
-import { INVITE_GRACE_MS } from '../signaling/signaling-hub.ts';
+import { INVITE_GRACE_MS } from '../signaling/index.ts';
 import { control as deployVersion, type ControlTarget } from './app-commands.ts';
-import { parseAppConfig } from '../signaling/app-config.ts';
+import { parseAppConfig } from '../protocol/index.ts';
 import { createLog } from './log.ts';
-import { launchHosts, newSecret, onShutdown, redactSpec, signalUrls, startIngress, startSignal } from './parts.ts';
+import { launchHosts, newSecret, redactSpec, signalUrls, startIngress, startSignal } from '../node/index.ts';
+import { onShutdown } from './shutdown.ts';
 import { stateDir, writeState } from './state.ts';
 import { iceConfigFromFlags, iceFlags } from './ice-flags.ts';
 import { trafficFlags, trafficOptionsFromFlags } from './traffic-flags.ts';
 import { createHash } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import { bundleAppWithInputs, type AppBundle } from '../browser-host/build/bundle.ts';
+import { bundleAppWithInputs, DEFAULT_HEAP_LIMIT_MB, type AppBundle } from '../browser-host/index.ts';
 import { buildErrorLines } from './bundle.ts';
 import type { Log } from './log.ts';
-import { DEFAULT_HEAP_LIMIT_MB } from '../browser-host/launcher/launch.ts';
 
 export const upFlags = {
   port: { type: 'string', short: 'p', default: '8080', help: 'HTTP port of the ingress' },
@@ -53,7 +53,7 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
   const rtcBackend = String(values.rtc) as RtcBackend;
   if (!RTC_BACKENDS.includes(rtcBackend)) throw new UsageError(`--rtc must be ${RTC_BACKENDS.join(' or ')}, got ${rtcBackend}`);
   // Fail now, saying the optional dependency is missing, rather than once per host later.
-  if (rtcBackend === 'node-datachannel') await (await import('../ingress/ndc-peer.ts')).loadNodeDatachannel();
+  if (rtcBackend === 'node-datachannel') await (await import('../ingress/index.ts')).loadNodeDatachannel();
   const listenHost = String(values.host);
   const ice = iceConfigFromFlags(values);
   const secret = process.env.DCDN_SECRET ?? newSecret();

@@ -1,4 +1,4 @@
-import type { AppRef } from '../signaling/messages.ts';
+import type { AppRef } from '../protocol/index.ts';
 import { describe, expect, it } from 'vitest';
 import { AppRouter } from './app-router.ts';
 

@@ -1,4 +1,4 @@
-import type { AppRef } from '../signaling/messages.ts';
+import type { AppRef } from '../protocol/index.ts';
 
 /** How the ingress maps a request to a deployed app. */
 export interface AppRouterOptions {

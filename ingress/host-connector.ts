@@ -1,15 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { WebSocket } from 'ws';
 import { parseLinkSignal, Session, type Channel, type LinkSignal, type SessionOptions, type Stream, type TransportKind } from '../protocol/index.ts';
-import { SignalingClient } from '../signaling/client.ts';
-import type { AppRef, PeerInfo } from '../signaling/messages.ts';
+import { SignalingClient } from '../protocol/index.ts';
+import type { AppRef, PeerInfo } from '../protocol/index.ts';
 import type { HostPool } from './host-pool.ts';
 import type { OffererFactory } from './rtc-backend.ts';
 import { reachableIceServers, type IceServer, type Offerer, type OffererOptions } from './offerer.ts';
 import type { TicketBook } from './ticket-book.ts';
 import { NodeWebSocketChannel } from './ws-channel.ts';
 import { hostTraits, type HostTraits } from './host-traits.ts';
-import { volunteerHostId, volunteerName } from '../signaling/trust.ts';
+import { volunteerHostId, volunteerName } from '../protocol/index.ts';
 
 /**
  * The key a host is known by across signaling reconnects: the stable id its tab reports. A
@@ -82,6 +82,8 @@ const HOST_FAULTS: ReadonlySet<string> = new Set([
   'PROTO_VERSION',
   'PROTO_RATE_LIMITED',
   'PROTO_SLOW_PEER',
+  // A host that opens a channel and never says HELLO is as broken as one that speaks another version.
+  'PROTO_HELLO_TIMEOUT',
 ]);
 
 /** One host as the connector knows it, across signaling reconnects. */

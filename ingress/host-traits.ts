@@ -2,8 +2,8 @@
  * What the ingress knows about a host, and the rules that follow from it: which apps it may
  * serve, which request headers it may see, how many requests it may hold.
  */
-import type { AppRef, PeerInfo } from '../signaling/messages.ts';
-import { mayRun } from '../signaling/trust.ts';
+import type { AppRef, PeerInfo } from '../protocol/index.ts';
+import { mayRun } from '../protocol/index.ts';
 
 export interface HostTraits {
   /** Signaling says the host's token is a volunteer's invite. */

@@ -5,4 +5,30 @@ export { PROXY_DEFAULTS, type ProxyOptions } from './proxy.ts';
 export { CONNECTOR_DEFAULTS } from './host-connector.ts';
 export { createOfferer, buildWeriftConfig, type Offerer, type OffererOptions, type IceServer } from './rtc-peer.ts';
 export { WeriftChannel } from './werift-channel.ts';
-export { NodeWebSocketChannel, WS_MAX_MESSAGE_SIZE } from './ws-channel.ts';
+export { NodeWebSocketChannel } from './ws-channel.ts';
+export { POOL_DEFAULTS } from './host-pool.ts';
+export { PEER_LOG_INTERVAL_MS, peerLog } from './peer-log.ts';
+export { offererFactory, RTC_BACKENDS, type OffererFactory, type RtcBackend } from './rtc-backend.ts';
+export { reachableIceServers, type LinkCandidate } from './offerer.ts';
+export { loadNodeDatachannel } from './ndc-peer.ts';
+export {
+  checkKey,
+  checkList,
+  checkMetadata,
+  expirationOf,
+  KV_LIMITS,
+  openKvStore,
+  RedisKvStore,
+  SqliteKvStore,
+  type KvEntry,
+  type KvLimits,
+  type KvListKey,
+  type KvListOptions,
+  type KvListResult,
+  type KvPutOptions,
+  type KvStore,
+  type KvStoreOptions,
+  type RedisKvStoreOptions,
+  type SqliteKvStoreOptions,
+} from './kv/index.ts';
+export { namespaceOf } from './kv/service.ts';

@@ -1,6 +1,6 @@
-import { EarlyMessages } from '../protocol/early-messages.ts';
-import type { Channel } from '../protocol/channel.ts';
-import { DcdnError } from '../protocol/errors.ts';
+import { EarlyMessages } from '../protocol/index.ts';
+import type { Channel } from '../protocol/index.ts';
+import { DcdnError } from '../protocol/index.ts';
 
 /**
  * The part of node-datachannel's native `DataChannel` this adapter uses (node-datachannel 0.33,

@@ -19,7 +19,7 @@ import {
   type NdcOfferer,
   type NdcPeerConnection,
 } from './ndc-peer.ts';
-import type { CandidateSignal } from './rtc-peer.ts';
+import type { LinkCandidate } from './rtc-peer.ts';
 
 /** libdatachannel's offer as it looks on a host with eth0 = 192.0.2.2 / fd00::2 (candidate lines added per test). */
 function offerSdp(candidates: string[]): string {
@@ -138,7 +138,7 @@ const fake: NdcModule = { PeerConnection: FakePeerConnection, getLibraryVersion:
 async function fakePeer(options: Parameters<typeof createNdcPeer>[0] = {}) {
   const peer = await createNdcPeer(options, fake);
   const pc = FakePeerConnection.made.at(-1)!;
-  const trickled: Array<CandidateSignal | null> = [];
+  const trickled: Array<LinkCandidate | null> = [];
   peer.onLocalCandidate = (c) => trickled.push(c);
   return { peer, pc, trickled };
 }
@@ -296,14 +296,16 @@ describe('process lifetime', () => {
 });
 
 describe('loadNodeDatachannel', () => {
-  it('says which optional dependency is missing and how to get it', async () => {
+  it('says which optional dependency is missing and how to get it, naming the option (not a CLI flag)', async () => {
     vi.resetModules();
     vi.doMock('node-datachannel', () => {
       throw new Error("Cannot find package 'node-datachannel'");
     });
     try {
       const fresh = await import('./ndc-peer.ts');
-      await expect(fresh.loadNodeDatachannel()).rejects.toThrow(/--rtc node-datachannel needs the optional dependency node-datachannel.*npm install node-datachannel@0\.33\.4.*--rtc werift/s);
+      const err = await fresh.loadNodeDatachannel().then(() => null, (e: Error & { code?: string }) => e);
+      expect(err?.code).toBe('INGRESS_RTC_UNAVAILABLE');
+      expect(err?.message).toMatch(/`rtcBackend` 'node-datachannel' needs the optional dependency node-datachannel.*npm install node-datachannel@0\.33\.4.*`rtcBackend` 'werift'/s);
     } finally {
       vi.doUnmock('node-datachannel');
       vi.resetModules();

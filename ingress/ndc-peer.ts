@@ -1,12 +1,13 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { DcdnError } from '../protocol/index.ts';
 import { NdcChannel, type NdcDataChannel } from './ndc-channel.ts';
 import {
   candidateAddress,
   CHROMIUM_MAX_MESSAGE_SIZE,
   filterCandidateLines,
   parseMaxMessageSize,
-  type CandidateSignal,
+  type LinkCandidate,
   type IceServer,
   type Offerer,
   type OffererOptions,
@@ -85,10 +86,11 @@ export function loadNodeDatachannel(): Promise<NdcModule> {
     (m: { default?: NdcModule } & NdcModule) => m.default ?? m,
     (error: unknown) => {
       loading = undefined;
-      throw new Error(
-        '--rtc node-datachannel needs the optional dependency node-datachannel (a native addon), ' +
+      throw new DcdnError(
+        'INGRESS_RTC_UNAVAILABLE',
+        "`rtcBackend` 'node-datachannel' needs the optional dependency node-datachannel (a native addon), " +
           `which could not be loaded: ${(error as Error).message}. ` +
-          'Install it with `npm install node-datachannel@0.33.4` (no --omit=optional), or use --rtc werift.',
+          "Install it with `npm install node-datachannel@0.33.4` (no --omit=optional), or use `rtcBackend` 'werift'.",
         { cause: error },
       );
     },
@@ -175,7 +177,7 @@ class NdcPeer implements NdcOfferer {
   readonly backend = 'node-datachannel' as const;
   readonly config: Readonly<NdcConfig>;
   readonly opened: Promise<NdcChannel>;
-  onLocalCandidate: ((candidate: CandidateSignal | null) => void) | null = null;
+  onLocalCandidate: ((candidate: LinkCandidate | null) => void) | null = null;
   onconnectionstatechange: ((state: PeerConnectionState) => void) | null = null;
 
   readonly #pc: NdcPeerConnection;
@@ -189,7 +191,7 @@ class NdcPeer implements NdcOfferer {
   #held: string[] = [];
   #gatheringComplete = false;
   /** Remote candidates that arrived before the answer: libdatachannel refuses them until then. */
-  #pendingRemote: CandidateSignal[] = [];
+  #pendingRemote: LinkCandidate[] = [];
   #answered = false;
   #offered = false;
   #mid = '0';
@@ -301,7 +303,7 @@ class NdcPeer implements NdcOfferer {
     if (this.#gatheringComplete) this.onLocalCandidate?.(null);
   }
 
-  async addRemoteCandidate(candidate: CandidateSignal | null): Promise<void> {
+  async addRemoteCandidate(candidate: LinkCandidate | null): Promise<void> {
     if (candidate === null || candidate.candidate === '') return; // end-of-candidates: nothing to do
     if (!this.#isAcceptableRemote(candidate.candidate)) return;
     if (this.#answered) this.#addRemote(candidate);
@@ -337,7 +339,7 @@ class NdcPeer implements NdcOfferer {
     return () => this.#stateListeners.delete(listener);
   }
 
-  #addRemote(candidate: CandidateSignal): void {
+  #addRemote(candidate: LinkCandidate): void {
     if (this.#state === 'closed') return;
     this.#pc.addRemoteCandidate(candidate.candidate.replace(/^a=/, ''), candidate.sdpMid ?? this.#mid);
   }

@@ -3,19 +3,15 @@
  * connection with one data channel, and the SDP helpers both backends share. Free of werift
  * and node-datachannel, so loading one backend never loads the other.
  */
-import type { Channel } from '../protocol/index.ts';
+import type { Channel, IceServer, LinkCandidate } from '../protocol/index.ts';
+
+// The contract's shapes, re-exported for the backends that implement an Offerer.
+export type { IceServer, LinkCandidate };
 
 /** Chromium's ceiling for `a=max-message-size` (werift advertises 65536 unless told). */
 export const CHROMIUM_MAX_MESSAGE_SIZE = 262144;
 /** What RFC 8841 section 6 says to assume when the remote SDP has no `a=max-message-size`. */
 export const SDP_DEFAULT_MAX_MESSAGE_SIZE = 65536;
-
-/** An ICE server the operator configured: the W3C `RTCIceServer` shape. */
-export interface IceServer {
-  urls: string | string[];
-  username?: string;
-  credential?: string;
-}
 
 export interface OffererOptions {
   /** Operator-configured STUN/TURN. Default none (werift then runs as ICE-lite). */
@@ -33,13 +29,6 @@ export interface SessionDescription {
   sdp: string;
 }
 
-/** A trickled candidate as it travels over signaling (JSON of `RTCIceCandidateInit`). */
-export interface CandidateSignal {
-  candidate: string;
-  sdpMid?: string | null;
-  sdpMLineIndex?: number | null;
-}
-
 export type PeerConnectionState = 'new' | 'connecting' | 'connected' | 'disconnected' | 'failed' | 'closed';
 
 export interface Offerer {
@@ -52,9 +41,9 @@ export interface Offerer {
   /** Applies the tab's answer (its `.local` candidates removed) and learns its max-message-size. */
   acceptAnswer(description: SessionDescription): Promise<void>;
   /** Adds a candidate the tab trickled; `.local` and disallowed addresses are dropped. */
-  addRemoteCandidate(candidate: CandidateSignal | null): Promise<void>;
+  addRemoteCandidate(candidate: LinkCandidate | null): Promise<void>;
   /** Candidates gathered after `offer()` resolved (werift gathers all before, so rarely any). */
-  onLocalCandidate: ((candidate: CandidateSignal | null) => void) | null;
+  onLocalCandidate: ((candidate: LinkCandidate | null) => void) | null;
   onconnectionstatechange: ((state: PeerConnectionState) => void) | null;
   readonly connectionState: PeerConnectionState;
   /** Resolves once the data channel is open; rejects if the connection fails or closes first. */

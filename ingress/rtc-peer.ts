@@ -8,7 +8,7 @@ import {
   filterCandidateLines,
   parseMaxMessageSize,
   SDP_DEFAULT_MAX_MESSAGE_SIZE,
-  type CandidateSignal,
+  type LinkCandidate,
   type IceServer,
   type Offerer,
   type OffererOptions,
@@ -16,7 +16,7 @@ import {
   type SessionDescription,
 } from './offerer.ts';
 
-export type { CandidateSignal, IceServer, Offerer, OffererOptions, PeerConnectionState, SessionDescription } from './offerer.ts';
+export type { LinkCandidate, IceServer, Offerer, OffererOptions, PeerConnectionState, SessionDescription } from './offerer.ts';
 export { candidateAddress, CHROMIUM_MAX_MESSAGE_SIZE, filterCandidateLines, parseMaxMessageSize } from './offerer.ts';
 
 /**
@@ -93,7 +93,7 @@ export class WeriftOfferer implements Offerer {
   readonly backend = 'werift' as const;
   readonly config: Readonly<RTCPeerConnectionConfig>;
   readonly opened: Promise<WeriftChannel>;
-  onLocalCandidate: ((candidate: CandidateSignal | null) => void) | null = null;
+  onLocalCandidate: ((candidate: LinkCandidate | null) => void) | null = null;
   onconnectionstatechange: ((state: PeerConnectionState) => void) | null = null;
 
   readonly #pc: RTCPeerConnection;
@@ -170,7 +170,7 @@ export class WeriftOfferer implements Offerer {
     await this.#pc.setRemoteDescription({ type: 'answer', sdp });
   }
 
-  async addRemoteCandidate(candidate: CandidateSignal | null): Promise<void> {
+  async addRemoteCandidate(candidate: LinkCandidate | null): Promise<void> {
     if (candidate === null || candidate.candidate === '') return; // end-of-candidates: nothing to do
     if (!this.#isAcceptableRemote(candidate.candidate)) return;
     await this.#pc.addIceCandidate({

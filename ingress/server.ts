@@ -4,7 +4,7 @@ import { createServer, METHODS, type IncomingMessage, type ServerResponse } from
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
-import { ERRORS, type ErrorCode, type SessionOptions } from '../protocol/index.ts';
+import { ERRORS, WS_MAX_MESSAGE_SIZE, type ErrorCode, type SessionOptions } from '../protocol/index.ts';
 import { codeForStatus, endLingering, isLingering, rawErrorResponse, sendError } from './error-response.ts';
 import { trustedProxyMatcher } from './http-headers.ts';
 import { AppRouter, type AppRouterOptions } from './app-router.ts';
@@ -15,12 +15,11 @@ import { PROXY_DEFAULTS, ProxyRequest, type ProxyOptions } from './proxy.ts';
 import { offererFactory, type RtcBackend } from './rtc-backend.ts';
 import type { OffererOptions } from './rtc-peer.ts';
 import { TicketBook } from './ticket-book.ts';
-import type { AppRef } from '../signaling/messages.ts';
+import type { AppRef } from '../protocol/index.ts';
 import { KvService } from './kv/service.ts';
 import { mayServe } from './host-traits.ts';
 import type { KvLimits } from './kv/limits.ts';
 import type { KvStore } from './kv/store.ts';
-import { WS_MAX_MESSAGE_SIZE } from './ws-channel.ts';
 
 export type Log = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 

@@ -1,7 +1,7 @@
-import { EarlyMessages } from '../protocol/early-messages.ts';
+import { EarlyMessages } from '../protocol/index.ts';
 import type { RTCDataChannel, RTCPeerConnection } from 'werift';
-import type { Channel } from '../protocol/channel.ts';
-import { DcdnError } from '../protocol/errors.ts';
+import type { Channel } from '../protocol/index.ts';
+import { DcdnError } from '../protocol/index.ts';
 
 export interface WeriftChannelOptions {
   /** The negotiated size: min of ours and the remote SDP's `a=max-message-size` (see rtc-peer). */

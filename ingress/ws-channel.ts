@@ -1,8 +1,5 @@
 import type { WebSocket } from 'ws';
-import type { Channel } from '../protocol/index.ts';
-
-/** Largest message either side sends over the WebSocket transport. */
-export const WS_MAX_MESSAGE_SIZE = 256 * 1024;
+import { WS_MAX_MESSAGE_SIZE, type Channel } from '../protocol/index.ts';
 
 /**
  * A {@link Channel} over a `ws` WebSocket on the ingress. `bufferedAmount` counts bytes handed

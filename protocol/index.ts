@@ -1,14 +1,75 @@
 /**
- * The dcdn wire protocol: frames, codec, the stream multiplexer with flow control, and the
- * transport-neutral Channel. Free of Node and browser APIs; both sides import it.
+ * The dcdn wire contract: frames, codec, the stream multiplexer with flow control, the
+ * transport-neutral Channel, the link signals, the signaling messages and their runtime-neutral
+ * client, trust rules, app config, KV wire names and the one error registry. Free of Node and
+ * browser-only APIs and of every other folder of the repository (test/boundaries.test.ts checks
+ * it); the ingress, the tab and signaling all import it.
  */
 export type { Channel, TransportKind } from './channel.ts';
 export { concatFrames, decodeFrames, encodeFrame, forEachFrame, InvalidFrameError } from './codec.ts';
+export { EarlyMessages } from './early-messages.ts';
 export { APP_FAILURE_CODES, DcdnError, ERRORS, errorCodeOf, isErrorCode, statusOf, type ErrorCode } from './errors.ts';
 export { BODY_FRAME_OVERHEAD, FrameType, LIMITS, PROTOCOL_VERSION, type Frame, type HeaderList } from './frames.ts';
 export { headProblem, type HeadProblem } from './head-limits.ts';
-export { parseLinkSignal, type LinkCandidate, type LinkSignal } from './link.ts';
+export { parseLinkSignal, WS_MAX_MESSAGE_SIZE, type LinkCandidate, type LinkSignal } from './link.ts';
 export { createMemoryChannelPair, MemoryChannel, type MemoryChannelOptions } from './memory-channel.ts';
 export { Session, SESSION_DEFAULTS, type SessionOptions, type SessionStats } from './session.ts';
 export { streamBody } from './body.ts';
 export { Stream, type RequestHead, type ResponseHead, type StreamError } from './stream.ts';
+export { KV_HEADERS } from './kv-wire.ts';
+export {
+  BINDING_NAME,
+  CAPABILITIES,
+  DEFAULT_APP_CONFIG,
+  MAX_KV_BINDINGS,
+  MAX_VAR_BYTES,
+  MAX_VARS,
+  parseAppConfig,
+  type AppConfig,
+  type Capability,
+} from './app-config.ts';
+export { APP_SCOPE_PREFIX, mayRun, OPERATOR_TRUST, trustFromScope, VOLUNTEER_ID_PREFIX, VOLUNTEER_SCOPE, volunteerHostId, volunteerName, volunteerScope, type HostTrust } from './trust.ts';
+export { SIGNALING_ERRORS, SignalingError, isSignalingErrorCode, type SignalingErrorCode } from './signaling-errors.ts';
+export {
+  isLeaveReason,
+  LEAVE_REASONS,
+  MAX_CHECK_ERROR_LENGTH,
+  MAX_DEPTH,
+  MAX_ICE_SERVERS,
+  MAX_ID_LENGTH,
+  MAX_INFO_BYTES,
+  MAX_STATUS_APPS,
+  parseClientMessage,
+  parseServerMessage,
+  type AppRef,
+  type AppsMessage,
+  type AppStatus,
+  type CheckedMessage,
+  type CheckMessage,
+  type ClientMessage,
+  type ErrorMessage,
+  type HelloMessage,
+  type IceMessage,
+  type IceServer,
+  type JoinMessage,
+  type LeaveMessage,
+  type LeaveReason,
+  type ParseResult,
+  type PeerInfo,
+  type PeerRole,
+  type ServerMessage,
+  type SignalMessage,
+  type SignalRequest,
+  type StatusMessage,
+  type UpdateMessage,
+  type WelcomeMessage,
+} from './signaling-messages.ts';
+export {
+  SignalingClient,
+  type BackoffOptions,
+  type SignalingClientOptions,
+  type SignalingClientState,
+  type WebSocketConstructorLike,
+  type WebSocketLike,
+  type WebSocketLikeEventMap,
+} from './signaling-client.ts';

@@ -11,12 +11,21 @@ export type LinkSignal =
   | { kind: 'websocket'; conn: string; url: string; ticket: string }
   | { kind: 'close'; conn: string; reason: string };
 
-/** A trickled ICE candidate (the JSON form of `RTCIceCandidateInit`). */
+/**
+ * A trickled ICE candidate as it travels over signaling (the JSON form of
+ * `RTCIceCandidateInit`): the one shape the ingress's peers and the tab's answerer use.
+ */
 export interface LinkCandidate {
   candidate: string;
   sdpMid?: string | null;
   sdpMLineIndex?: number | null;
 }
+
+/**
+ * Largest message either side sends over the WebSocket transport (the fallback link). The
+ * ingress caps its socket's payload from it and the tab chunks to it, so both read it here.
+ */
+export const WS_MAX_MESSAGE_SIZE = 256 * 1024;
 
 const MAX_SDP = 64 * 1024;
 const MAX_FIELD = 4096;

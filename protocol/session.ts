@@ -173,7 +173,7 @@ export class Session {
     });
     this.#send(helloFrame(this.#opts.receiveWindow, this.#opts.agent), true);
     this.#helloTimer = setTimeout(() => {
-      this.close('PROTO_VERSION', `no HELLO within ${this.#opts.helloTimeoutMs} ms`);
+      this.close('PROTO_HELLO_TIMEOUT', `no HELLO within ${this.#opts.helloTimeoutMs} ms`);
     }, this.#opts.helloTimeoutMs);
     this.#heartbeat = setInterval(() => this.#tick(), Math.max(10, Math.floor(this.#opts.heartbeatIntervalMs / 4)));
   }

@@ -2,8 +2,8 @@ import Database from 'better-sqlite3';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { DcdnError } from '../protocol/errors.ts';
-import { BINDING_NAME, parseAppConfig, type AppConfig } from './app-config.ts';
+import { DcdnError } from '../protocol/index.ts';
+import { BINDING_NAME, parseAppConfig, type AppConfig } from '../protocol/index.ts';
 
 /** App names: DNS labels, so `NAME.base-domain` routes to them. */
 export const APP_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;

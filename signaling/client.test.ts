@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { SignalingClient, type SignalingClientOptions, type SignalingClientState, type WebSocketConstructorLike } from './client.ts';
-import type { PeerInfo, WelcomeMessage } from './messages.ts';
+import { SignalingClient, type SignalingClientOptions, type SignalingClientState, type WebSocketConstructorLike } from '../protocol/index.ts';
+import type { PeerInfo, WelcomeMessage } from '../protocol/index.ts';
 import { createSignalingServer, type SignalingServer } from './server.ts';
 import { mintToken, type Role } from './token.ts';
 

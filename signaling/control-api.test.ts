@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AppStore } from './app-store.ts';
-import { SignalingClient } from './client.ts';
-import type { AppRef } from './messages.ts';
+import { SignalingClient } from '../protocol/index.ts';
+import type { AppRef } from '../protocol/index.ts';
 import { createSignalingServer, type SignalingServer } from './server.ts';
 import { mintToken } from './token.ts';
 

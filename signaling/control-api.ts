@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { build } from 'esbuild';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { DcdnError, errorCodeOf } from '../protocol/errors.ts';
-import { parseAppConfig, type AppConfig } from './app-config.ts';
+import { DcdnError, errorCodeOf } from '../protocol/index.ts';
+import { parseAppConfig, type AppConfig } from '../protocol/index.ts';
 import { checkName, MAX_BUNDLE_BYTES, type AppStore } from './app-store.ts';
 import type { CheckOutcome } from './signaling-hub.ts';
-import { SignalingError } from './errors.ts';
+import { SignalingError } from '../protocol/index.ts';
 import { bearerToken, sendError } from './http-auth.ts';
 import { verifyToken, type Claims, type Role } from './token.ts';
-import { mayRun, trustFromScope } from './trust.ts';
+import { mayRun, trustFromScope } from '../protocol/index.ts';
 
 /**
  * The control API: deploy, list, roll back and delete apps, and manage their secrets, with an

@@ -14,13 +14,13 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { APP_NAME } from './app-store.ts';
 import type { BanList } from './bans.ts';
-import { SignalingError } from './errors.ts';
+import { SignalingError } from '../protocol/index.ts';
 import { bearerToken, sendError } from './http-auth.ts';
-import type { AppRef } from './messages.ts';
+import type { AppRef } from '../protocol/index.ts';
 import type { SignalingHub } from './signaling-hub.ts';
 import { TokenBucket } from './token-bucket.ts';
 import { mintToken, verifyToken } from './token.ts';
-import { volunteerScope } from './trust.ts';
+import { volunteerScope } from '../protocol/index.ts';
 
 export interface HostsApiOptions {
   /** Anyone may join as a volunteer by opening /join, without an invite. Default false. */

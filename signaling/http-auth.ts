@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { ERRORS, type ErrorCode } from '../protocol/errors.ts';
-import { SignalingError } from './errors.ts';
+import { ERRORS, type ErrorCode } from '../protocol/index.ts';
+import { SignalingError } from '../protocol/index.ts';
 
 /**
  * The token of an HTTP request: `Authorization: Bearer <token>`, or `?token=` (browsers cannot

@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import type { FastifyBaseLogger } from 'fastify';
 import { SignalingHub } from './signaling-hub.ts';
-import { volunteerScope } from './trust.ts';
+import { volunteerScope } from '../protocol/index.ts';
 
 /** Enough of a `ws` socket for the hub: records what it sends and how it was closed. */
 class FakeSocket extends EventEmitter {

@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import { createHmac } from 'node:crypto';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket, type ClientOptions } from 'ws';
-import type { PeerInfo, ServerMessage } from './messages.ts';
+import type { PeerInfo, ServerMessage } from '../protocol/index.ts';
 import { createSignalingServer, type SignalingServer, type SignalingServerOptions } from './server.ts';
 import { mintToken, type Role } from './token.ts';
 
@@ -524,7 +524,7 @@ describe('ICE servers', () => {
     expect(Number(username.split(':')[0]) - Date.now() / 1000).toBeGreaterThan(590);
   });
 
-  it('refuses TURN without a secret at construction', () => {
-    expect(() => createSignalingServer({ secret: SECRET, ice: { turn: ['turn:127.0.0.1'] } })).toThrow(/--turn needs --turn-secret/);
+  it('refuses TURN without a secret at construction, naming the options', () => {
+    expect(() => createSignalingServer({ secret: SECRET, ice: { turn: ['turn:127.0.0.1'] } })).toThrow(expect.objectContaining({ code: 'SIG_BAD_OPTION', message: expect.stringMatching(/`turn` needs `turnSecret`/) }));
   });
 });

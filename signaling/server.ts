@@ -14,11 +14,11 @@
  */
 import { BanList } from './bans.ts';
 import { registerHostsApi, type HostsApiOptions } from './hosts-api.ts';
-import { trustFromScope } from './trust.ts';
+import { trustFromScope } from '../protocol/index.ts';
 import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import fastifyWebsocket from '@fastify/websocket';
-import { SignalingError } from './errors.ts';
-import type { PeerInfo, PeerRole } from './messages.ts';
+import { SignalingError } from '../protocol/index.ts';
+import type { PeerInfo, PeerRole } from '../protocol/index.ts';
 import { bearerToken, sendError } from './http-auth.ts';
 import type { AppStore } from './app-store.ts';
 import { registerControlApi } from './control-api.ts';

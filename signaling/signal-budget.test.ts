@@ -6,10 +6,10 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import type { ServerMessage } from './messages.ts';
+import type { ServerMessage } from '../protocol/index.ts';
 import { createSignalingServer } from './server.ts';
 import { mintToken } from './token.ts';
-import { volunteerScope } from './trust.ts';
+import { volunteerScope } from '../protocol/index.ts';
 
 const SECRET = 'signal-budget-secret-0123456789';
 const cleanup: Array<() => unknown> = [];

@@ -12,28 +12,15 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import { WebSocket, type RawData } from 'ws';
-import { SIGNALING_ERRORS, type SignalingErrorCode } from './errors.ts';
-import type { AppConfig } from './app-config.ts';
-import { parseClientMessage, type AppRef, type AppStatus, type CheckedMessage, type IceServer, type PeerInfo, type PeerRole, type ServerMessage, type SignalRequest } from './messages.ts';
+import { SIGNALING_ERRORS, type SignalingErrorCode } from '../protocol/index.ts';
+import type { AppConfig } from '../protocol/index.ts';
+import { parseClientMessage, type AppRef, type LeaveReason, type AppStatus, type CheckedMessage, type IceServer, type PeerInfo, type PeerRole, type ServerMessage, type SignalRequest } from '../protocol/index.ts';
 import { TokenBucket } from './token-bucket.ts';
-import { mayRun, OPERATOR_TRUST, trustFromScope, volunteerHostId, volunteerName, type HostTrust } from './trust.ts';
+import { mayRun, OPERATOR_TRUST, trustFromScope, volunteerHostId, volunteerName, type HostTrust } from '../protocol/index.ts';
 
 /** How long a socket we closed may take to answer the close frame before it is destroyed. */
 export const CLOSE_GRACE_MS = 1000;
 
-/** Why a peer left, as sent in `leave` messages and logged. */
-export type LeaveReason =
-  | 'closed'
-  | 'heartbeat-timeout'
-  | 'slow-consumer'
-  | 'shutdown'
-  | 'banned'
-  | 'expired'
-  | 'protocol-error'
-  | 'SIG_BAD_MESSAGE'
-  | 'SIG_MESSAGE_TOO_LARGE'
-  | 'SIG_RATE_LIMITED'
-  | 'SIG_HELLO_TIMEOUT';
 
 export interface SignalingHubOptions {
   helloTimeoutMs: number;
@@ -130,7 +117,7 @@ interface Connection {
   readonly id: string;
   readonly role: PeerRole;
   readonly sub: string | undefined;
-  /** From the token: what the host may run (signaling/trust.ts). */
+  /** From the token: what the host may run (protocol/trust.ts). */
   readonly trust: HostTrust;
   /** The remote address of the socket. */
   readonly address: string;

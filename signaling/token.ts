@@ -6,7 +6,7 @@
  * negotiate (no `alg: none`, no key confusion), and the whole verifier fits on one screen.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { SignalingError } from './errors.ts';
+import { SignalingError } from '../protocol/index.ts';
 
 /** Who holds a token: a browser tab serving apps, the HTTP ingress, or a human operator. */
 export type Role = 'host' | 'ingress' | 'operator';

@@ -60,17 +60,24 @@ describe('iceServerSource', () => {
   });
 
   it.each([
-    [{ turn }, /--turn needs --turn-secret/],
-    [{ turnSecret: SECRET }, /--turn-secret was given without any --turn/],
-    [{ stun: ['http://stun.example.net'] }, /--stun "http:\/\/stun.example.net" is not a STUN URL/],
+    [{ turn }, /`turn` needs `turnSecret`/],
+    [{ turnSecret: SECRET }, /`turnSecret` was given without any `turn`/],
+    [{ stun: ['http://stun.example.net'] }, /`stun` "http:\/\/stun.example.net" is not a STUN URL/],
     [{ stun: ['turn:turn.example.net'] }, /is not a STUN URL/],
     [{ turn: ['stun:stun.example.net'], turnSecret: SECRET }, /is not a TURN URL/],
     [{ stun: ['stun:a.example?transport=udp'] }, /STUN URLs take no \?transport=/],
     [{ turn: ['turn:a.example:70000'], turnSecret: SECRET }, /port out of range/],
     [{ turn: ['turn:a.example?transport=sctp'], turnSecret: SECRET }, /is not a TURN URL/],
-    [{ turn, turnSecret: SECRET, turnTtlSeconds: 59 }, /--turn-ttl must be a whole number of seconds >= 60/],
-  ])('refuses %j, naming the flag', (config, message) => {
-    expect(() => iceServerSource(config)).toThrow(message);
+    [{ turn, turnSecret: SECRET, turnTtlSeconds: 59 }, /`turnTtlSeconds` must be a whole number of seconds >= 60/],
+  ])('refuses %j with SIG_BAD_OPTION, naming the option (not a CLI flag)', (config, message) => {
+    let thrown: unknown;
+    try {
+      iceServerSource(config);
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toMatchObject({ code: 'SIG_BAD_OPTION', message: expect.stringMatching(message) });
+    expect((thrown as Error).message).not.toMatch(/--/);
   });
 
   it('accepts IPv6 literals and both TURN transports', () => {

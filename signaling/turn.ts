@@ -12,7 +12,7 @@
  * the issue time. Only signaling knows the secret; peers only ever see credentials.
  */
 import { createHmac } from 'node:crypto';
-import type { IceServer } from './messages.ts';
+import { DcdnError, type IceServer } from '../protocol/index.ts';
 
 /** Default lifetime of TURN credentials, in seconds. */
 export const TURN_TTL_DEFAULT_SECONDS = 3600;
@@ -67,8 +67,10 @@ export function turnCredentials(secret: string, id: string, ttlSeconds: number, 
  * Checks an operator's ICE configuration and returns how to hand it to peers: `forPeer(id)`
  * gives the `iceServers` for one signaling connection (fresh TURN credentials named after it),
  * and `refreshAfterMs` says when those credentials should be replaced (half their lifetime;
- * null without TURN). Returns null when nothing is configured. Throws a TypeError that names
- * the flag at fault.
+ * null without TURN). Returns null when nothing is configured.
+ *
+ * @throws {DcdnError} SIG_BAD_OPTION naming the option at fault (`stun`, `turn`, `turnSecret`,
+ *   `turnTtlSeconds`, in backticks).
  *
  * @example
  * ```ts
@@ -82,10 +84,10 @@ export function iceServerSource(config: IceConfig | undefined): { forPeer(id: st
   for (const url of stun) checkUrl(url, 'stun');
   for (const url of turn) checkUrl(url, 'turn');
   const secret = config?.turnSecret;
-  if (turn.length > 0 && !secret) throw new TypeError('--turn needs --turn-secret (or DCDN_TURN_SECRET): coturn use-auth-secret credentials are minted from it');
-  if (turn.length === 0 && secret) throw new TypeError('--turn-secret was given without any --turn URL');
+  if (turn.length > 0 && !secret) throw bad('`turn` needs `turnSecret`: coturn use-auth-secret credentials are minted from it');
+  if (turn.length === 0 && secret) throw bad('`turnSecret` was given without any `turn` URL');
   const ttl = config?.turnTtlSeconds ?? TURN_TTL_DEFAULT_SECONDS;
-  if (!(Number.isInteger(ttl) && ttl >= TURN_TTL_MIN_SECONDS)) throw new TypeError(`--turn-ttl must be a whole number of seconds >= ${TURN_TTL_MIN_SECONDS}, got ${ttl}`);
+  if (!(Number.isInteger(ttl) && ttl >= TURN_TTL_MIN_SECONDS)) throw bad(`\`turnTtlSeconds\` must be a whole number of seconds >= ${TURN_TTL_MIN_SECONDS}, got ${ttl}`);
   if (stun.length === 0 && turn.length === 0) return null;
   const now = config?.now ?? Date.now;
   return {
@@ -105,12 +107,17 @@ export function iceServerSource(config: IceConfig | undefined): { forPeer(id: st
 function checkUrl(url: string, kind: 'stun' | 'turn'): void {
   const match = URL_PATTERN.exec(url);
   const scheme = match?.[1]?.toLowerCase();
-  const flag = `--${kind}`;
+  const flag = `\`${kind}\``;
   if (!match || !scheme?.startsWith(kind)) {
     const shape = kind === 'stun' ? 'stun:host[:port]' : 'turn:host[:port][?transport=udp|tcp] or turns:host[:port]';
-    throw new TypeError(`${flag} ${JSON.stringify(url)} is not a ${kind.toUpperCase()} URL (${shape})`);
+    throw bad(`${flag} ${JSON.stringify(url)} is not a ${kind.toUpperCase()} URL (${shape})`);
   }
-  if (kind === 'stun' && match[4] !== undefined) throw new TypeError(`${flag} ${JSON.stringify(url)}: STUN URLs take no ?transport= (RFC 7064)`);
+  if (kind === 'stun' && match[4] !== undefined) throw bad(`${flag} ${JSON.stringify(url)}: STUN URLs take no ?transport= (RFC 7064)`);
   const port = match[3];
-  if (port !== undefined && !(Number(port) >= 1 && Number(port) <= 65535)) throw new TypeError(`${flag} ${JSON.stringify(url)}: port out of range`);
+  if (port !== undefined && !(Number(port) >= 1 && Number(port) <= 65535)) throw bad(`${flag} ${JSON.stringify(url)}: port out of range`);
+}
+
+/** A configuration error naming the option at fault (cli/ maps option names to its flags). */
+function bad(message: string): DcdnError {
+  return new DcdnError('SIG_BAD_OPTION', message);
 }

@@ -14,10 +14,10 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { BanList } from './bans.ts';
-import type { ServerMessage } from './messages.ts';
+import type { ServerMessage } from '../protocol/index.ts';
 import { createSignalingServer, type SignalingServer } from './server.ts';
 import { mintToken } from './token.ts';
-import { volunteerScope } from './trust.ts';
+import { volunteerScope } from '../protocol/index.ts';
 
 const SECRET = 'identity-test-secret-0123456789';
 const cleanup: Array<() => unknown> = [];

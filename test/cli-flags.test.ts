@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { parseFlags, UsageError } from '../cli/args.ts';
-import { ingressFlags, ingressOptionsFromFlags, launchAllowHosts, launchFlags } from '../cli/parts.ts';
+import { ingressFlags, ingressOptionsFromFlags, launchAllowHosts, launchFlags } from '../cli/part-flags.ts';
 
 const env = { DCDN_HOME: '/srv/dcdn', DCDN_SECRET: 'net-secret' };
 const ingress = (argv: string[], e: NodeJS.ProcessEnv = env) => ingressOptionsFromFlags(parseFlags(argv, ingressFlags), e);

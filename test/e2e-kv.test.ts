@@ -15,7 +15,7 @@ import { openKvStore } from '../ingress/kv/index.ts';
 import { disconnectBrowser } from './browser.ts';
 import { runDcdn, type CliResult } from './cli.ts';
 import { startNetwork, until, type Network } from './network.ts';
-import { startRedis, type RedisServer } from './redis.ts';
+import { startRedis, type RedisServer } from '../tools/redis.ts';
 
 const KV_APP = fileURLToPath(new URL('./fixtures/kv-app.ts', import.meta.url));
 const FORGER_APP = fileURLToPath(new URL('./fixtures/kv-forger-app.ts', import.meta.url));

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signalUrls, startSignal } from '../cli/parts.ts';
+import { signalUrls, startSignal } from '../node/index.ts';
 import type { Ingress } from '../ingress/index.ts';
 import { disconnectBrowser } from './browser.ts';
 import { startNetwork, TEST_APP, until, type Network } from './network.ts';

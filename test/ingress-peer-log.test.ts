@@ -6,8 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { mintToken } from '../signaling/index.ts';
-import { SignalingClient } from '../signaling/client.ts';
-import { volunteerScope } from '../signaling/trust.ts';
+import { SignalingClient } from '../protocol/index.ts';
+import { volunteerScope } from '../protocol/index.ts';
 import { SECRET, startNodeNetwork, until, type NodeNetwork } from './node-network.ts';
 
 let net: NodeNetwork;

@@ -8,7 +8,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Stream } from '../protocol/index.ts';
 import { mintToken } from '../signaling/index.ts';
-import { volunteerScope } from '../signaling/trust.ts';
+import { volunteerScope } from '../protocol/index.ts';
 import { startNodeHost, type NodeHost } from './node-host.ts';
 import { SECRET, startNodeNetwork, until, type NodeNetwork } from './node-network.ts';
 

@@ -6,7 +6,7 @@ import type { Page } from 'puppeteer-core';
 import { fileURLToPath } from 'node:url';
 import { createIngress, type Ingress, type IngressOptions } from '../ingress/index.ts';
 import { mintToken, type IceConfig, type SignalingServer } from '../signaling/index.ts';
-import { signalUrls, startSignal } from '../cli/parts.ts';
+import { signalUrls, startSignal } from '../node/index.ts';
 import { newPage } from './browser.ts';
 
 export const TEST_APP = fileURLToPath(new URL('./fixtures/test-app.ts', import.meta.url));

@@ -7,7 +7,7 @@
 import { WebSocket } from 'ws';
 import { NodeWebSocketChannel } from '../ingress/ws-channel.ts';
 import { parseLinkSignal, Session, type Channel, type Stream } from '../protocol/index.ts';
-import { SignalingClient } from '../signaling/client.ts';
+import { SignalingClient } from '../protocol/index.ts';
 
 export interface NodeHost {
   readonly sessions: Session[];

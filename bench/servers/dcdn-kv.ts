@@ -13,8 +13,8 @@
  */
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { bundleApp } from '../../browser-host/build/bundle.ts';
-import { launchHosts, newSecret, signalUrls, startIngress, startSignal } from '../../cli/parts.ts';
+import { bundleApp } from '../../browser-host/index.ts';
+import { launchHosts, newSecret, signalUrls, startIngress, startSignal } from '../../node/index.ts';
 import type { Ingress } from '../../ingress/index.ts';
 import { checkBundle } from '../../signaling/index.ts';
 

@@ -13,8 +13,8 @@
  */
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { launchHosts, newSecret, signalUrls, startIngress, startSignal } from '../../cli/parts.ts';
-import { offererFactory, type RtcBackend } from '../../ingress/rtc-backend.ts';
+import { startNetwork, type Network } from '../../node/index.ts';
+import { offererFactory, type RtcBackend } from '../../ingress/index.ts';
 
 const APP = fileURLToPath(new URL('../bench-app.ts', import.meta.url));
 const { values } = parseArgs({
@@ -45,37 +45,29 @@ if (transport === 'webrtc') {
   }
 }
 
-const secret = newSecret();
-const signal = await startSignal({ secret, port: 0, host: '127.0.0.1', app: APP, log });
-const urls = signalUrls(signal.url);
-const ingress = await startIngress({ secret, signalUrl: urls.ws, port: 0, host: '127.0.0.1', name: 'bench-ingress', transport, rtcBackend, log });
-let browser: Awaited<ReturnType<typeof launchHosts>> | null = null;
+// Signals may arrive while the tabs start: stop then closes whatever is up.
+let network: Network | null = null;
 let stopping: Promise<void> | null = null;
 const stop = () =>
   (stopping ??= (async () => {
-    await ingress.close().catch(() => {});
-    await browser?.close().catch(() => {});
-    await signal.server.close().catch(() => {});
-    // A normal exit, so `--cpu-prof` writes its profile.
+    await network?.close().catch(() => {});
     process.exit(0);
   })());
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);
 if (values['exit-with-parent']) {
   process.stdin.on('end', stop).resume();
-  // `mem` on stdin: print this process's memory breakdown (the benchmark's memory section asks).
   process.stdin.setEncoding('utf8').on('data', (text: string) => {
     if (text.includes('mem')) print({ mem: process.memoryUsage() });
   });
 }
 
-browser = await launchHosts({ signalHttp: urls.http, secret, count: hosts, log });
-const deadline = Date.now() + 30_000;
+network = await startNetwork({ hosts, app: APP, ingress: { name: 'bench-ingress', transport, rtcBackend }, log });
+const { ingress, browser } = network;
 const connected = () => ingress.pool.list().filter((h) => h.transport === transport).length;
-while (connected() < hosts && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
 const transports = ingress.pool.list().map((h) => h.transport);
 if (connected() < hosts) {
   print({ error: `only ${connected()}/${hosts} tabs connected over ${transport} (pool: ${transports.join(', ') || 'empty'})` });
   await stop();
 }
-print({ url: ingress.url, pid: process.pid, browserPid: browser.pid, transports });
+print({ url: ingress.url, pid: process.pid, browserPid: browser?.pid, transports });

@@ -11,6 +11,9 @@
  * &limit=&cursor=` for list, options in `dcdn-kv-*` headers, errors as a status with a
  * `dcdn-error` code and a JSON `{code, message}` body.
  */
+// A leaf import, not protocol/index.ts: this file is bundled into sandbox workers, and the index
+// would pull msgpackr in with it. test/boundaries.test.ts allows it by name.
+import { KV_HEADERS } from '../../protocol/kv-wire.ts';
 
 /** One KV operation on its way to the ingress. Bodies are bytes when small, else a stream. */
 export interface KvCall {
@@ -60,14 +63,6 @@ export interface KvListResult<M = unknown> {
   cursor?: string;
   cacheStatus: null;
 }
-
-/** Header names of the wire. */
-export const KV_HEADERS = {
-  expiration: 'dcdn-kv-expiration',
-  expirationTtl: 'dcdn-kv-expiration-ttl',
-  metadata: 'dcdn-kv-metadata',
-  error: 'dcdn-error',
-} as const;
 
 /** Most keys in one bulk `get([...])`, as Workers. */
 const MAX_BULK_KEYS = 100;

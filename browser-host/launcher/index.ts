@@ -1,6 +1,9 @@
 export { resolveBrowser, SYSTEM_BROWSER_PATHS, type BrowserSource, type ResolveBrowserOptions, type ResolvedBrowser } from './resolve-browser.ts';
 export {
+  allowHostPattern,
   buildChromiumArgs,
+  DEFAULT_HEAP_LIMIT_MB,
+  isSecureOrigin,
   launchBrowser,
   type LaunchBrowserOptions,
   type LaunchedBrowser,

@@ -89,7 +89,8 @@ describe('resolveBrowser', () => {
     }
     expect((error as { code?: string }).code).toBe(HOST_BROWSER_NOT_FOUND);
     expect((error as Error).message).toMatch(/apt-get install -y chromium/);
-    expect((error as Error).message).toMatch(/--browser PATH/);
+    expect((error as Error).message).toMatch(/pass its path as `browserPath`/);
+    expect((error as Error).message).not.toMatch(/--browser/);
     expect((error as Error).message).toMatch(/DCDN_BROWSER/);
   });
 
@@ -97,7 +98,7 @@ describe('resolveBrowser', () => {
     const system = fakeBrowser('sys/chrome');
     const fn = () => resolveBrowser({ explicitPath: join(root, 'missing'), env: {}, systemPaths: [system], homeDir: root });
     expect(codeOf(fn)).toBe(HOST_BROWSER_NOT_FOUND);
-    expect(fn).toThrow(/--browser is set to .*missing/);
+    expect(fn).toThrow(/`browserPath` is set to .*missing/);
   });
 
   it('throws instead of falling back when DCDN_BROWSER points at a directory', () => {

@@ -1,7 +1,7 @@
 import { accessSync, constants, readdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { DcdnError } from '../../protocol/errors.ts';
+import { DcdnError } from '../../protocol/index.ts';
 
 /** Where the browser path came from, for the startup log. */
 export type BrowserSource =
@@ -38,7 +38,7 @@ export const SYSTEM_BROWSER_PATHS: readonly string[] = [
 ];
 
 const HOW_TO_INSTALL =
-  'Install one with `apt-get install -y chromium` (Debian/Ubuntu), or pass --browser PATH, ' +
+  'Install one with `apt-get install -y chromium` (Debian/Ubuntu), or pass its path as `browserPath`, ' +
   'or set DCDN_BROWSER=/path/to/chrome.';
 
 /**
@@ -64,7 +64,8 @@ export function resolveBrowser(options: ResolveBrowserOptions = {}): ResolvedBro
   for (const [source, path] of configured) {
     if (path === undefined || path === '') continue;
     if (isExecutableFile(path)) return { path, source };
-    const what = source === 'flag' ? '--browser' : source.slice('env:'.length);
+    // The option, not a CLI flag: cli/ shows `browserPath` as --browser (cli/option-flags.ts).
+    const what = source === 'flag' ? '`browserPath`' : source.slice('env:'.length);
     throw new DcdnError(
       'HOST_BROWSER_NOT_FOUND',
       `${what} is set to ${path}, which is not an executable file. Fix the path or unset it. ${HOW_TO_INSTALL}`,

@@ -6,4 +6,4 @@
  */
 export { createSandbox, Sandbox, type SandboxFetchOptions, type SandboxLimits, type SandboxOptions, type SandboxStats } from './sandbox.ts';
 export { sandboxRuntimes } from './runtime-factory.ts';
-export { SANDBOX_ERRORS, SandboxError, type SandboxErrorCode } from './errors.ts';
+export { SANDBOX_ERROR_CODES, SandboxError, type SandboxErrorCode } from './errors.ts';

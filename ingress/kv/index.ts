@@ -1,11 +1,11 @@
 /** Handlers' key-value store: the backend interface, its limits, and the SQLite and Redis backends. */
-import { DcdnError } from '../../protocol/errors.ts';
+import { DcdnError } from '../../protocol/index.ts';
 import { RedisKvStore, type RedisKvStoreOptions } from './redis-store.ts';
 import { SqliteKvStore, type SqliteKvStoreOptions } from './sqlite-store.ts';
 import type { KvStore } from './store.ts';
 
 export type { KvEntry, KvListKey, KvListOptions, KvListResult, KvPutOptions, KvStore, KvStoreOptions } from './store.ts';
-export { KV_LIMITS, type KvLimits } from './limits.ts';
+export { checkKey, checkList, checkMetadata, expirationOf, KV_LIMITS, type KvLimits } from './limits.ts';
 export { SqliteKvStore, type SqliteKvStoreOptions } from './sqlite-store.ts';
 export { RedisKvStore, type RedisKvStoreOptions } from './redis-store.ts';
 

@@ -2,7 +2,7 @@
  * Byte ranges over keys and list cursors, shared by the backends: keys are ordered by their
  * UTF-8 bytes, and a cursor is the last listed key's UTF-8 bytes in base64url.
  */
-import { DcdnError } from '../../protocol/errors.ts';
+import { DcdnError } from '../../protocol/index.ts';
 
 /** Above every valid UTF-8 key: the byte 0xFF never occurs in UTF-8. */
 export const AFTER_ALL = Buffer.from([0xff]);

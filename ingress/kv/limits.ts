@@ -1,4 +1,4 @@
-import { DcdnError } from '../../protocol/errors.ts';
+import { DcdnError } from '../../protocol/index.ts';
 
 /** Limits of KV operations: Workers KV's, so code written for Workers fits. All configurable. */
 export interface KvLimits {

@@ -5,8 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openKvStore } from './index.ts';
 import { KV_LIMITS } from './limits.ts';
 import { RedisKvStore } from './redis-store.ts';
-import { startRedis, type RedisServer } from '../../test/redis.ts';
-import { kvStoreSuite, read, source } from './store-suite.ts';
+import { startRedis, type RedisServer } from '../../tools/redis.ts';
+import { kvStoreSuite, read, source } from '../../test/kv-store-suite.ts';
 
 // A real redis-server per test file, on a unix socket in a temp dir. CI installs Debian's
 // redis-server (.ci/run); without it every test here fails with the reason, rather than being

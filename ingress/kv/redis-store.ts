@@ -1,6 +1,6 @@
 import { Redis, type RedisOptions, type Result } from 'ioredis';
 import { randomBytes } from 'node:crypto';
-import { DcdnError, errorCodeOf } from '../../protocol/errors.ts';
+import { DcdnError, errorCodeOf } from '../../protocol/index.ts';
 import type { KvEntry, KvListOptions, KvListResult, KvPutOptions, KvStore, KvStoreOptions } from './store.ts';
 import { decodeCursor, encodeCursor, prefixEnd } from './key-range.ts';
 

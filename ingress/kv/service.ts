@@ -7,16 +7,9 @@
  * - keys, values, metadata, expirations and list options are held to {@link KvLimits}.
  * Answers: a response head (200 with the value, 204, 404), or a RESET carrying the KV_* code.
  */
-import { DcdnError, errorCodeOf, streamBody, type ErrorCode, type HeaderList, type Stream } from '../../protocol/index.ts';
+import { DcdnError, errorCodeOf, KV_HEADERS as H, streamBody, type ErrorCode, type HeaderList, type Stream } from '../../protocol/index.ts';
 import { checkKey, checkList, checkMetadata, expirationOf, KV_LIMITS, type KvLimits } from './limits.ts';
 import type { KvStore } from './store.ts';
-
-/** Header names of the wire, shared with browser-host/kv/namespace.ts. */
-const H = {
-  expiration: 'dcdn-kv-expiration',
-  expirationTtl: 'dcdn-kv-expiration-ttl',
-  metadata: 'dcdn-kv-metadata',
-} as const;
 
 /** The namespace that holds `binding` of `app`. App names are DNS labels, bindings identifiers. */
 export function namespaceOf(app: string, binding: string): string {

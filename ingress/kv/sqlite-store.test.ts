@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openKvStore } from './index.ts';
 import { KV_LIMITS } from './limits.ts';
 import { SqliteKvStore } from './sqlite-store.ts';
-import { kvStoreSuite, read, source } from './store-suite.ts';
+import { kvStoreSuite, read, source } from '../../test/kv-store-suite.ts';
 
 const put = { maxValueBytes: KV_LIMITS.valueBytes };
 

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { DcdnError, errorCodeOf } from '../../protocol/errors.ts';
+import { DcdnError, errorCodeOf } from '../../protocol/index.ts';
 import type { KvEntry, KvListOptions, KvListResult, KvPutOptions, KvStore, KvStoreOptions } from './store.ts';
 import { decodeCursor, encodeCursor, prefixEnd } from './key-range.ts';
 

@@ -9,7 +9,7 @@
  * Values stream both ways: `put` consumes an async iterable of chunks and `get` hands back one,
  * so memory per operation stays bounded whatever the value size (up to KV_LIMITS.valueBytes).
  *
- * Guarantees every backend gives (the conformance suite in kv/store-suite.ts checks them):
+ * Guarantees every backend gives (the conformance suite in test/kv-store-suite.ts checks them):
  * - A put is atomic: a reader sees the whole old value or the whole new one, never a mix, and a
  *   put that fails (too large, source error, store error) leaves the old value in place.
  * - A reader that has started streaming a value keeps reading that value to its end even if it is

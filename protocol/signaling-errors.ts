@@ -8,10 +8,10 @@
  * are stable; descriptions are for people. docs/signaling.md documents each one and
  * `errors.test.ts` keeps the two in step.
  *
- * This file is runtime-neutral: the browser bundle imports it through `client.ts`. The codes
+ * This file is runtime-neutral: the browser bundle imports it through `signaling-client.ts`. The codes
  * themselves live in the project's one registry, protocol/errors.ts; this is the signaling view.
  */
-import { ERRORS } from '../protocol/errors.ts';
+import { ERRORS } from './errors.ts';
 export const SIGNALING_ERRORS = pickSignaling(ERRORS);
 
 function pickSignaling<T extends Record<string, { status: number; summary: string; closeCode?: number }>>(all: T) {

@@ -6,10 +6,10 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseLinkSignal } from '../protocol/link.ts';
-import { errorCodeOf } from '../protocol/errors.ts';
+import { parseLinkSignal } from './link.ts';
+import { errorCodeOf } from './errors.ts';
 import { parseAppConfig } from './app-config.ts';
-import { MAX_DEPTH, parseClientMessage, parseServerMessage } from './messages.ts';
+import { MAX_DEPTH, parseClientMessage, parseServerMessage } from './signaling-messages.ts';
 
 const KEYS = ['type', 'info', 'to', 'data', 'id', 'ok', 'error', 'ms', 'apps', 'name', 'version', 'state', 'role', 'peers', 'iceServers', 'urls', 'peer', 'from', 'reason', 'kind', 'conn', 'sdp', 'candidate', 'url', 'ticket', 'kv', 'volunteers', 'require', 'vars', '__proto__', 'constructor', 'prototype'];
 const TYPES = ['hello', 'signal', 'checked', 'status', 'welcome', 'ice', 'join', 'update', 'leave', 'apps', 'check', 'error', 'offer', 'answer', 'candidate', 'websocket', 'close', 'serving'];

@@ -1,14 +1,14 @@
 /**
  * The signaling wire protocol: JSON text frames, their types, and the parsers for both sides.
  *
- * Runtime-neutral (the browser bundle imports it through `client.ts`). Client messages are
+ * Runtime-neutral (the browser bundle imports it through `signaling-client.ts`). Client messages are
  * hostile input to the server, so {@link parseClientMessage} accepts exactly the documented
  * shapes and nothing else; {@link parseServerMessage} is lenient about unknown types so a newer
  * server does not break an older tab.
  */
 import { parseAppConfig, type AppConfig } from './app-config.ts';
-import type { SignalingErrorCode } from './errors.ts';
-import { isSignalingErrorCode } from './errors.ts';
+import type { SignalingErrorCode } from './signaling-errors.ts';
+import { isSignalingErrorCode } from './signaling-errors.ts';
 
 /** The roles that may hold a signaling connection. Hosts only talk to ingresses and back. */
 export type PeerRole = 'host' | 'ingress';
@@ -24,7 +24,7 @@ export interface PeerInfo {
   info: Record<string, unknown>;
   /** When the peer said hello, in ms since the epoch. */
   since: number;
-  /** Set by signaling from the host's token: a volunteer's host (signaling/trust.ts). */
+  /** Set by signaling from the host's token: a volunteer's host (protocol/trust.ts). */
   volunteer?: true;
   /** A volunteer's app scope, from its invite; absent for any `--volunteers` app. */
   apps?: string[];
@@ -62,7 +62,37 @@ export interface IceMessage { type: 'ice'; iceServers: IceServer[] }
 export interface JoinMessage { type: 'join'; peer: PeerInfo }
 /** A peer's info changed (drained or resumed by the operator); sent to the other role. */
 export interface UpdateMessage { type: 'update'; peer: PeerInfo }
-export interface LeaveMessage { type: 'leave'; id: string; reason: string }
+/**
+ * Why a peer left, as sent in `leave` messages and logged: a closed set, documented in
+ * docs/signaling.md. The ingress acts on `banned` (it cuts the host off at once, requests in
+ * flight and all); the others only inform.
+ */
+export const LEAVE_REASONS = [
+  'closed',
+  'heartbeat-timeout',
+  'slow-consumer',
+  'shutdown',
+  'banned',
+  // A volunteer whose invite expired (plus grace): ingresses cut it off at once, like a ban.
+  'expired',
+  'protocol-error',
+  'SIG_BAD_MESSAGE',
+  'SIG_MESSAGE_TOO_LARGE',
+  'SIG_RATE_LIMITED',
+  'SIG_HELLO_TIMEOUT',
+] as const;
+export type LeaveReason = (typeof LEAVE_REASONS)[number];
+
+/** Whether `value` is one of {@link LEAVE_REASONS}. */
+export function isLeaveReason(value: unknown): value is LeaveReason {
+  return typeof value === 'string' && (LEAVE_REASONS as readonly string[]).includes(value);
+}
+
+/**
+ * A peer left. A reason this version does not know (from a newer server) reads as `closed`,
+ * so an older tab or ingress still drops the peer.
+ */
+export interface LeaveMessage { type: 'leave'; id: string; reason: LeaveReason }
 /** A relayed signal; `from` is set by the server, never taken from the sender. */
 export interface SignalMessage { type: 'signal'; from: string; data: unknown }
 export interface ErrorMessage { type: 'error'; code: SignalingErrorCode; message: string; to?: string }
@@ -197,7 +227,7 @@ export function parseServerMessage(text: string): ServerMessage | null {
       return isPeerInfo(value['peer']) ? { type: 'update', peer: value['peer'] } : null;
     case 'leave': {
       const { id, reason } = value;
-      return isId(id) && typeof reason === 'string' ? { type: 'leave', id, reason } : null;
+      return isId(id) && typeof reason === 'string' ? { type: 'leave', id, reason: isLeaveReason(reason) ? reason : 'closed' } : null;
     }
     case 'signal': {
       const { from } = value;

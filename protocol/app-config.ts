@@ -1,4 +1,4 @@
-import { DcdnError } from '../protocol/errors.ts';
+import { DcdnError } from './errors.ts';
 
 /** Capabilities a host reports and a deploy may require (`dcdn deploy --require webgpu`). */
 export const CAPABILITIES = ['webgpu'] as const;
@@ -74,7 +74,7 @@ function bad(message: string): DcdnError {
 /**
  * A value for an error message. Not `String(v)`: an object from JSON with its own `toString`
  * key (`{"toString": 1}`), or one without a prototype, makes that throw a TypeError instead of
- * the APP_BAD_CONFIG the caller promises (found by signaling/messages.fuzz.test.ts).
+ * the APP_BAD_CONFIG the caller promises (found by protocol/signaling-messages.fuzz.test.ts).
  */
 function preview(v: unknown): string {
   if (typeof v === 'object' && v !== null) return Array.isArray(v) ? 'a list' : 'an object';

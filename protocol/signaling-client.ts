@@ -9,8 +9,8 @@
  * An auth refusal (401/403 before the upgrade) is retried with back-off like any other failure:
  * a browser cannot see the status, and a token minted by a function may be fresh next time.
  */
-import { SignalingError, type SignalingErrorCode } from './errors.ts';
-import { MAX_CHECK_ERROR_LENGTH, parseServerMessage, type AppRef, type AppStatus, type CheckMessage, type IceServer, type PeerInfo, type ServerMessage, type WelcomeMessage } from './messages.ts';
+import { SignalingError, type SignalingErrorCode } from './signaling-errors.ts';
+import { MAX_CHECK_ERROR_LENGTH, parseServerMessage, type AppRef, type AppStatus, type CheckMessage, type IceServer, type PeerInfo, type ServerMessage, type WelcomeMessage } from './signaling-messages.ts';
 
 /** The subset of the WHATWG WebSocket that the client uses; `ws`'s WebSocket has it too. */
 export interface WebSocketLike {

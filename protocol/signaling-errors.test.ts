@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { SIGNALING_ERRORS, SignalingError, isSignalingErrorCode } from './errors.ts';
+import { SIGNALING_ERRORS, SignalingError, isSignalingErrorCode } from './signaling-errors.ts';
 
 const docs = readFileSync(new URL('../docs/signaling.md', import.meta.url), 'utf8');
 

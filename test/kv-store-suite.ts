@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { liveBytes } from '../../test/live-memory.ts';
-import { KV_LIMITS } from './limits.ts';
-import type { KvEntry, KvPutOptions, KvStore } from './store.ts';
+import { KV_LIMITS, type KvEntry, type KvPutOptions, type KvStore } from '../ingress/index.ts';
+import { liveBytes } from './live-memory.ts';
 
 /** What a backend's test file hands the suite: a fresh, empty store on an injected clock. */
 export interface KvStoreHarness {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_DEPTH, MAX_ID_LENGTH, MAX_INFO_BYTES, parseClientMessage, parseServerMessage } from './messages.ts';
+import { MAX_DEPTH, MAX_ID_LENGTH, MAX_INFO_BYTES, parseClientMessage, parseServerMessage } from './signaling-messages.ts';
 
 function reasonFor(text: string): string {
   const result = parseClientMessage(text);

@@ -1,5 +1,6 @@
 /**
- * A real redis-server for tests, on a unix socket in a fresh temp dir (no port to collide on,
+ * A real redis-server for tests and the KV benchmark (a dev tool: nothing shipped imports
+ * tools/), on a unix socket in a fresh temp dir (no port to collide on,
  * nothing reachable from outside). CI installs Debian's redis-server (.ci/run); without it the
  * tests that need Redis fail with a clear message rather than skip, so the Redis backend is never
  * silently untested.
