@@ -18,9 +18,10 @@ import { progress } from './progress.ts';
 import { channelFigures, httpFigures, kvFigures, renderChannelTable, renderHttpTable, renderKvTable, renderTargets, summarise } from './report.ts';
 import { renderSvg } from './svg.ts';
 import { startTarget, TARGETS, type Target, type TargetSpec } from './targets.ts';
+import { observeFigures, renderObserveTable, runObserveSection, type ObserveConfig, type ObserveResults } from './observe.ts';
 
-export const benchUsage = 'dcdn bench [--quick] [--json FILE] [--only channel|http|memory|kv] [--profile DIR]';
-const SECTIONS = ['channel', 'http', 'memory', 'kv'] as const;
+export const benchUsage = 'dcdn bench [--quick] [--json FILE] [--only channel|http|memory|kv|observe] [--profile DIR]';
+const SECTIONS = ['channel', 'http', 'memory', 'kv', 'observe'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const HELP = `Usage: ${benchUsage}
@@ -36,11 +37,13 @@ Measures, side by side in one run on this machine, with medians over repetitions
   kv       KV latency seen from a handler (one tab, werift): p50/p90/p99 of put and get of a
            ~100-byte and a 64 KiB value and of list (limit 100), timed in the handler, for
            SQLite and Redis side by side, next to a no-op HTTP request's round trip
+  observe  what seeing the network costs: hello-world req/s (50 connections, werift, 1 tab)
+           with Prometheus metrics off, on, and on with a dcdn tail attached, side by side
 
 Options:
   --quick          short run (about 3 minutes): fewer repetitions, smaller transfers
   --json FILE      raw figures (default bench/results/latest.json); the SVG goes beside it
-  --only SECTION   run one section: channel, http, memory or kv
+  --only SECTION   run one section: channel, http, memory, kv or observe
   --profile DIR    run the dcdn ingress children under node --cpu-prof, profiles into DIR
                    (summarise one with: node --import tsx bench/cpu-profile.ts FILE)
   -h, --help       this help
@@ -56,14 +59,16 @@ const CONFIGS = {
     http: { reps: 3, seconds: 1, transferBytes: 10 * MiB, transfersPerRep: 1 },
     memoryBytes: 128 * MiB,
     kv: { reps: 3, ops: 200, warmup: 50, sizes: [100, 65536], listOps: 100, listLimit: 100 },
+    observe: { reps: 3, seconds: 2 },
   },
   full: {
     channel: { reps: 5, rttCount: 2000, rttWarmup: 200, rtt64kCount: 200, rtt64kWarmup: 20, bulkBytes: 32 * MiB, sizes: [65536, 262144] },
     http: { reps: 5, seconds: 3, transferBytes: 10 * MiB, transfersPerRep: 2 },
     memoryBytes: 1024 * MiB,
     kv: { reps: 5, ops: 1000, warmup: 100, sizes: [100, 65536], listOps: 300, listLimit: 100 },
+    observe: { reps: 5, seconds: 3 },
   },
-} satisfies Record<string, { channel: ChannelConfig; http: HttpConfig; memoryBytes: number; kv: KvConfig }>;
+} satisfies Record<string, { channel: ChannelConfig; http: HttpConfig; memoryBytes: number; kv: KvConfig; observe: ObserveConfig }>;
 
 export async function runBench(argv: string[]): Promise<number> {
   let flags;
@@ -143,6 +148,9 @@ export async function runBench(argv: string[]): Promise<number> {
     }
 
     if (sections.includes('kv')) kv = await runKvSection(config.kv);
+    let observe: ObserveResults | undefined;
+    if (sections.includes('observe')) observe = await runObserveSection(config.observe);
+    const observeFig = observe ? observeFigures(observe) : undefined;
 
     const channelFig = channel ? channelFigures(channel) : undefined;
     const httpFig = http ? httpFigures(http) : undefined;
@@ -161,6 +169,7 @@ export async function runBench(argv: string[]): Promise<number> {
       http: http && { config: config.http, figures: httpFig, raw: http },
       memory,
       kv: kv && { config: kv.config, figures: kvFig, raw: kv.backends },
+      observe: observe && { config: observe.config, figures: observeFig, raw: observe },
     };
     await mkdir(dirname(jsonPath), { recursive: true });
     await writeFile(jsonPath, JSON.stringify(report, null, 2) + '\n');
@@ -172,6 +181,7 @@ export async function runBench(argv: string[]): Promise<number> {
     if (channelFig) out.push(renderChannelTable(channelFig, config.channel.reps, channel?.config.smallFrameBytes), '');
     if (httpFig) out.push(renderHttpTable(httpFig, config.http.reps), '');
     if (kvFig) out.push(renderKvTable(kvFig, config.kv.reps), '');
+    if (observeFig) out.push(renderObserveTable(observeFig, config.observe.reps), '');
     out.push(renderTargets(targets, memory), '');
     process.stdout.write(out.join('\n') + '\n');
     progress(`done in ${durationS} s; wrote ${jsonPath} and ${svgPath}`);

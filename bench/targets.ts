@@ -12,6 +12,8 @@ export interface TargetSpec {
   transport?: 'webrtc' | 'websocket';
   rtc?: 'werift' | 'node-datachannel';
   hosts?: number;
+  /** false: the ingress without Prometheus metrics (bench/observe.ts). Default on. */
+  metrics?: boolean;
 }
 
 export const TARGETS: readonly TargetSpec[] = [
@@ -24,7 +26,7 @@ export const TARGETS: readonly TargetSpec[] = [
   ]),
 ];
 
-export type Target = { spec: TargetSpec } & ({ skipped: string } | { url: string; pid: number; child: Child; stop(): Promise<void> });
+export type Target = { spec: TargetSpec } & ({ skipped: string } | { url: string; pid: number; child: Child; stop(): Promise<void>; operatorToken?: string });
 
 /** Starts one target; a backend that cannot run here comes back as `skipped`, not as an error. */
 export async function startTarget(spec: TargetSpec, options: { cpuProfDir?: string } = {}): Promise<Target> {
@@ -36,7 +38,7 @@ export async function startTarget(spec: TargetSpec, options: { cpuProfDir?: stri
   const child =
     spec.kind === 'node'
       ? spawnScript(spec.key, './servers/node-http.ts', ['--exit-with-parent'])
-      : spawnScript(spec.key, './servers/dcdn.ts', ['--hosts', String(spec.hosts), '--transport', spec.transport!, '--rtc', spec.rtc ?? 'werift', '--exit-with-parent'], { nodeArgs, readyTimeoutMs: 90_000 });
+      : spawnScript(spec.key, './servers/dcdn.ts', ['--hosts', String(spec.hosts), '--transport', spec.transport!, '--rtc', spec.rtc ?? 'werift', '--metrics', spec.metrics === false ? 'off' : 'on', '--exit-with-parent'], { nodeArgs, readyTimeoutMs: 90_000 });
   let ready: Record<string, unknown>;
   try {
     ready = await child.ready;
@@ -52,5 +54,5 @@ export async function startTarget(spec: TargetSpec, options: { cpuProfDir?: stri
     await stopChild(child);
     throw new Error(`${spec.label}: ${ready.error}`);
   }
-  return { spec, url: String(ready.url), pid: Number(ready.pid), child, stop: () => stopChild(child) };
+  return { spec, url: String(ready.url), pid: Number(ready.pid), child, stop: () => stopChild(child), ...(typeof ready.operatorToken === 'string' ? { operatorToken: ready.operatorToken } : {}) };
 }

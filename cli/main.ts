@@ -6,13 +6,15 @@ import { onShutdown } from './shutdown.ts';
 import { asFlagError, withFlags } from './option-flags.ts';
 import { up, upDescription, upFlags, upUsage } from './up.ts';
 import { iceConfigFromFlags, iceFlags } from './ice-flags.ts';
-import { apps, controlFlags, deploy, remove, rollback, secret } from './app-commands.ts';
+import { metricsFlags, metricsOptionsFromFlags } from './metrics-flags.ts';
+import { tail, tailDescription, tailFlags, tailUsage } from './tail-command.ts';
+import { apps, controlFlags, deploy, remove, rollback, rolloutFlags, secret } from './app-commands.ts';
 import { kv, kvDescription, kvFlags, kvUsage } from './kv-command.ts';
 import { hosts, hostsFlags, invite, inviteFlags } from './host-commands.ts';
 import { mintToken } from '../signaling/index.ts';
 import { INVITE_GRACE_MS } from '../signaling/index.ts';
 import { join, resolve } from 'node:path';
-import { stateDir } from './state.ts';
+import { secureStateDir, stateDir } from './state.ts';
 
 interface Command {
   /** One line for the command list. */
@@ -44,10 +46,12 @@ const commands: Record<string, Command> = {
       'open-join': { type: 'boolean', default: false, help: 'let anyone join as a volunteer host from /join, without an invite' },
       'invite-grace': { type: 'string', default: String(INVITE_GRACE_MS), help: "ms a volunteer keeps serving after its invite expired (requests in flight finish); then its sessions end" },
       ...iceFlags,
+      ...metricsFlags,
       help,
     },
     async run(v) {
       const ice = iceConfigFromFlags(v);
+      const metrics = metricsOptionsFromFlags(v);
       const log = createLog('signal');
       let secret = (v.secret as string | undefined) ?? process.env.DCDN_SECRET;
       if (!secret) {
@@ -63,6 +67,7 @@ const commands: Record<string, Command> = {
         ...(ice ? { ice } : {}),
         openJoin: v['open-join'] === true,
         inviteGraceMs: intFlag(v['invite-grace'], 'invite-grace', 0),
+        ...metrics,
         log,
       });
       process.stdout.write(`signaling listening on ${url}\n`);
@@ -157,6 +162,15 @@ const commands: Record<string, Command> = {
     run: (v) => hosts(v as never),
   },
 
+  tail: {
+    positionals: true,
+    summary: 'stream the requests of every ingress live (filters: status, method, text)',
+    usage: tailUsage,
+    description: tailDescription,
+    flags: { ...tailFlags, help },
+    run: (v) => tail(v),
+  },
+
   kv: {
     positionals: true,
     summary: "read and write an app's KV namespace (get, put, delete, list)",
@@ -169,10 +183,11 @@ const commands: Record<string, Command> = {
   deploy: {
     positionals: true,
     summary: 'bundle an app (npm imports included) and deploy it as a new version',
-    usage: 'dcdn deploy FILE --name NAME [--var NAME=VALUE]... [--kv BINDING]... [--volunteers] [--require webgpu] [--message M] [--skip-check] [--signal URL] [--token T]',
+    usage: 'dcdn deploy FILE --name NAME [--var NAME=VALUE]... [--kv BINDING]... [--volunteers] [--require webgpu] [--message M] [--skip-check] [--rollout-timeout 30] [--signal URL] [--token T]',
     description:
       'Bundles FILE with esbuild (imports resolved from its own folder), uploads it as a new version of\n' +
-      'app NAME, has a connected host load it, then makes it live on every host and prints its URLs.\n' +
+      'app NAME, has a connected host load it, then makes it live, waits until every connected host\n' +
+      'serves it (--rollout-timeout; prints "live on N/N hosts" or which host lags) and prints its URLs.\n' +
       'Against a local dcdn up it needs nothing else. A bundle that does not build, is refused, or\n' +
       'throws while loading (APP_LOAD_FAILED, with the host\'s error) leaves the running version untouched.\n' +
       '--kv CACHE gives the handler env.CACHE, a KV namespace of the app\'s own (docs/kv.md).',
@@ -184,6 +199,7 @@ const commands: Record<string, Command> = {
       volunteers: { type: 'boolean', default: false, help: 'let volunteer hosts run it (they never get its secrets, cookies or Authorization)' },
       require: { type: 'string', multiple: true, help: 'serve only from hosts with this capability: webgpu (repeatable)' },
       'skip-check': { type: 'boolean', default: false, help: 'make it live without a host loading it first' },
+      ...rolloutFlags,
       ...controlFlags,
       help,
     },
@@ -199,9 +215,9 @@ const commands: Record<string, Command> = {
   rollback: {
     positionals: true,
     summary: 'make an earlier version of an app live again',
-    usage: 'dcdn rollback NAME [--to VERSION]',
-    description: 'Makes the version before the live one (or VERSION) live again; nothing is deleted.',
-    flags: { to: { type: 'string', help: 'version to go back to' }, ...controlFlags, help },
+    usage: 'dcdn rollback NAME [--to VERSION] [--rollout-timeout 30]',
+    description: 'Makes the version before the live one (or VERSION) live again; nothing is deleted.\nWaits until every connected host serves it (--rollout-timeout).',
+    flags: { to: { type: 'string', help: 'version to go back to' }, ...rolloutFlags, ...controlFlags, help },
     run: (v) => rollback(v as never),
   },
   delete: {
@@ -216,8 +232,8 @@ const commands: Record<string, Command> = {
     positionals: true,
     summary: "set or delete an app's secret (read from stdin)",
     usage: 'dcdn secret put|delete NAME SECRET',
-    description: "Sets env.SECRET for app NAME from standard input, or deletes it. Values are never printed back.",
-    flags: { ...controlFlags, help },
+    description: "Sets env.SECRET for app NAME from standard input, or deletes it. Values are never printed back.\nWaits until every connected host has reloaded the app with it (--rollout-timeout).",
+    flags: { ...rolloutFlags, ...controlFlags, help },
     run: (v) => secret(v as never),
   },
 
@@ -270,6 +286,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     if (!command.positionals && values._.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(values._[0])}`);
+    secureStateDir(createLog('dcdn'));
     return await command.run(values);
   } catch (thrown) {
     const err = asFlagError(thrown);

@@ -9,6 +9,7 @@ import { launchAllowHosts as nodeLaunchAllowHosts, signalUrls, type StartIngress
 import { intFlag, UsageError, type FlagSpec } from './args.ts';
 import { ingressIceFlags, ingressRtcFromFlags } from './ice-flags.ts';
 import { trafficFlags, trafficOptionsFromFlags } from './traffic-flags.ts';
+import { metricsFlags, metricsOptionsFromFlags } from './metrics-flags.ts';
 import { stateDir } from './state.ts';
 
 const secretFlag = { type: 'string', help: 'signing secret shared by the network (else DCDN_SECRET)' } as const;
@@ -30,6 +31,7 @@ export const ingressFlags = {
   'public-ws': { type: 'string', help: 'base URL hosts dial for the WebSocket transport and fallback, e.g. wss://ingress.example.net (default ws://<host>:<port>)' },
   ...ingressIceFlags,
   ...trafficFlags,
+  ...metricsFlags,
 } satisfies FlagSpec;
 
 /**
@@ -75,6 +77,7 @@ export function ingressOptionsFromFlags(v: Record<string, unknown>, env: NodeJS.
     shutdownGraceMs: intFlag(v['shutdown-grace'] ?? 10000, 'shutdown-grace'),
     kvStore: (v['kv-store'] as string | undefined) ?? env.DCDN_KV_STORE ?? `sqlite:${join(stateDir(env), 'kv.db')}`,
     kvLimits: { minTtlSeconds: intFlag(v['kv-min-ttl'] ?? 60, 'kv-min-ttl', 1) },
+    ...metricsOptionsFromFlags(v, env),
   };
 }
 
@@ -86,7 +89,7 @@ export const launchFlags = {
   secret: secretFlag,
   token: { type: 'string', help: 'a host token instead of the secret (else DCDN_TOKEN)' },
   browser: { type: 'string', help: 'Chromium/Chrome executable (else DCDN_BROWSER, system paths, puppeteer cache)' },
-  'heap-limit': { type: 'string', default: String(DEFAULT_HEAP_LIMIT_MB), help: "JavaScript heap limit per app sandbox (and per tab), in MiB: an app that allocates past it is recycled" },
+  'heap-limit': { type: 'string', default: String(DEFAULT_HEAP_LIMIT_MB), help: 'memory limit per app sandbox (and per tab) in MiB, JavaScript heap, array buffers and WebAssembly memory included: an app over it is stopped (HOST_SANDBOX_CRASHED) and restarted' },
   'allow-host': {
     type: 'string',
     multiple: true,

@@ -10,6 +10,7 @@ import { onShutdown } from './shutdown.ts';
 import { stateDir, writeState } from './state.ts';
 import { iceConfigFromFlags, iceFlags } from './ice-flags.ts';
 import { trafficFlags, trafficOptionsFromFlags } from './traffic-flags.ts';
+import { metricsFlags, metricsOptionsFromFlags } from './metrics-flags.ts';
 import { createHash } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -29,13 +30,14 @@ export const upFlags = {
   'kv-store': { type: 'string', help: "handlers' KV store: sqlite:PATH, redis://HOST:PORT, or none (default: sqlite:$DCDN_HOME/kv.db)" },
   'kv-min-ttl': { type: 'string', default: '60', help: 'shortest KV expirationTtl accepted, in seconds' },
   'base-domain': { type: 'string', default: 'localhost', help: 'apps answer on NAME.<base-domain>' },
-  'heap-limit': { type: 'string', default: String(DEFAULT_HEAP_LIMIT_MB), help: 'JavaScript heap limit per app sandbox (and per tab), in MiB: an app that allocates past it is recycled' },
+  'heap-limit': { type: 'string', default: String(DEFAULT_HEAP_LIMIT_MB), help: 'memory limit per app sandbox (and per tab) in MiB, JavaScript heap, array buffers and WebAssembly memory included: an app over it is stopped (HOST_SANDBOX_CRASHED) and restarted' },
   'no-watch': { type: 'boolean', default: false, help: "with --app: don't redeploy when a file the app is built from changes" },
   quiet: { type: 'boolean', short: 'q', default: false, help: 'log warnings only' },
   'open-join': { type: 'boolean', default: false, help: 'let anyone join as a volunteer host from /join, without an invite' },
   'invite-grace': { type: 'string', default: String(INVITE_GRACE_MS), help: "ms a volunteer keeps serving after its invite expired (requests in flight finish); then its sessions end" },
   ...iceFlags,
   ...trafficFlags,
+  ...metricsFlags,
   help: { type: 'boolean', short: 'h', default: false, help: 'show this help' },
 } satisfies FlagSpec;
 
@@ -56,6 +58,9 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
   if (rtcBackend === 'node-datachannel') await (await import('../ingress/index.ts')).loadNodeDatachannel();
   const listenHost = String(values.host);
   const ice = iceConfigFromFlags(values);
+  // --metrics-listen goes to the ingress; signaling's /metrics takes the operator token from
+  // `dcdn up`'s state file, or --metrics-token.
+  const metrics = metricsOptionsFromFlags(values);
   const secret = process.env.DCDN_SECRET ?? newSecret();
   const sigLog = createLog('signal', { quiet });
   const ingLog = createLog('ingress', { quiet });
@@ -72,6 +77,7 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
     ...(ice ? { ice } : {}),
     openJoin: values['open-join'] === true,
     inviteGraceMs: intFlag(values['invite-grace'], 'invite-grace', 0),
+    ...(metrics.metricsToken ? { metricsToken: metrics.metricsToken } : {}),
     log: sigLog,
   });
   const urls = signalUrls(signal.url);
@@ -88,6 +94,7 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
     routing: { baseDomain },
     kvStore,
     kvLimits: { minTtlSeconds: intFlag(values['kv-min-ttl'], 'kv-min-ttl', 1) },
+    ...metrics,
     log: ingLog,
   });
   const stateFile = writeState({

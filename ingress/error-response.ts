@@ -1,6 +1,7 @@
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { ERRORS, type ErrorCode } from '../protocol/index.ts';
+import { REQUEST_ID_HEADER, traceOf } from './request-id.ts';
 
 /** Seconds a client is asked to wait after a 503 (`Retry-After`). */
 export const RETRY_AFTER_SECONDS = 1;
@@ -13,9 +14,13 @@ export const RETRY_AFTER_SECONDS = 1;
  */
 export const LINGER_MS = 5_000;
 
-/** The JSON body of every error the ingress answers: `{"error":{"code","message","status"}}`. */
-export function errorBody(code: ErrorCode, message: string): string {
-  return JSON.stringify({ error: { code, message, status: ERRORS[code].status } }) + '\n';
+/**
+ * The JSON body of every error the ingress answers: `{"error":{"code","message","status","requestId"}}`
+ * (`requestId` as in the `dcdn-request-id` header, so a user pasting the body gives the operator
+ * what finds the request in the logs).
+ */
+export function errorBody(code: ErrorCode, message: string, requestId?: string): string {
+  return JSON.stringify({ error: { code, message, status: ERRORS[code].status, ...(requestId ? { requestId } : {}) } }) + '\n';
 }
 
 /**
@@ -36,12 +41,14 @@ export function sendError(res: ServerResponse, code: ErrorCode, message: string,
   }
   if (res.writableEnded) return;
   const status = ERRORS[code].status;
-  const body = errorBody(code, message);
+  const requestId = traceOf(res.req).requestId;
+  const body = errorBody(code, message, requestId);
   const headers: Record<string, string | number> = {
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
     'dcdn-error': code,
+    [REQUEST_ID_HEADER]: requestId,
     ...extra,
   };
   if (status === 503) headers['retry-after'] = String(RETRY_AFTER_SECONDS);
@@ -54,12 +61,13 @@ export function sendError(res: ServerResponse, code: ErrorCode, message: string,
  * A whole coded error response as raw bytes, for sockets that have no `ServerResponse`: what
  * Node's HTTP parser rejected, `CONNECT` requests. Always `connection: close`.
  */
-export function rawErrorResponse(code: ErrorCode, message: string): string {
+export function rawErrorResponse(code: ErrorCode, message: string, requestId?: string): string {
   const status = ERRORS[code].status;
-  const body = errorBody(code, message);
+  const body = errorBody(code, message, requestId);
+  const id = requestId ? `${REQUEST_ID_HEADER}: ${requestId}\r\n` : '';
   return (
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\ncontent-type: application/json; charset=utf-8\r\n` +
-    `content-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\ndcdn-error: ${code}\r\nconnection: close\r\n\r\n${body}`
+    `content-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\ndcdn-error: ${code}\r\n${id}connection: close\r\n\r\n${body}`
   );
 }
 

@@ -57,6 +57,12 @@ export interface HostConnectorOptions {
    * streams are refused with KV_NOT_CONFIGURED.
    */
   onHostStream?: (stream: Stream, host: { id: string; name: string; info: Record<string, unknown> }) => void;
+  /**
+   * Session events, for metrics: a session became ready (`opened`), an attempt ended without
+   * one (`failed`: a data channel that did not open, a host that did not dial, a session that
+   * closed during its handshake), or a host was sent to the WebSocket transport (`fallback`).
+   */
+  onSessionEvent?: (event: 'opened' | 'failed' | 'fallback', transport: TransportKind) => void;
 }
 
 export const CONNECTOR_DEFAULTS = {
@@ -275,6 +281,7 @@ export class HostConnector {
       offerer = await this.#opts.createOfferer(this.#rtcOptions());
     } catch (err) {
       this.#log('error', 'cannot create a WebRTC peer connection; using WebSocket', { err: (err as Error).message });
+      this.#fellBack();
       return this.#offerWebSocket(link, conn);
     }
     if (link.conn !== conn) return void offerer.close();
@@ -288,6 +295,7 @@ export class HostConnector {
       const stage = offered ? 'connecting after the offer' : 'gathering candidates (is every STUN/TURN server reachable, and are its credentials accepted?)';
       this.#log('warn', 'data channel did not open in time; falling back to WebSocket', { host: link.name, ms: this.#opts.rtcOpenTimeoutMs, stage });
       this.#abandonAttempt(link);
+      this.#fellBack();
       const next = randomUUID();
       link.conn = next;
       this.#offerWebSocket(link, next);
@@ -342,6 +350,7 @@ export class HostConnector {
     link.fallbackTimer = setTimeout(() => {
       if (link.conn !== conn) return;
       this.#log('warn', 'host did not dial the WebSocket endpoint in time', { host: link.name, ms: this.#opts.wsDialTimeoutMs });
+      this.#opts.onSessionEvent?.('failed', 'websocket');
       this.#abandonAttempt(link);
       this.#scheduleRetry(link);
     }, this.#opts.wsDialTimeoutMs);
@@ -396,8 +405,9 @@ export class HostConnector {
         if (this.#pool.standing(link.hostId).level === 0) link.failures = 0;
         this.#pool.add({ id: link.hostId, name: link.name, session, transport, rtc, info: link.info, traits: link.traits });
         this.#log('info', 'host ready', { host: link.name, transport, rtc: rtc ?? undefined, agent: session.peerAgent });
+        this.#opts.onSessionEvent?.('opened', transport);
       },
-      () => {},
+      () => this.#opts.onSessionEvent?.('failed', transport),
     );
   }
 
@@ -426,10 +436,17 @@ export class HostConnector {
       this.#log('warn', 'the host could not open the data channel; falling back to WebSocket', { host: link.name, reason: signal.reason });
       clearTimeout(link.fallbackTimer);
       this.#abandonAttempt(link);
+      this.#fellBack();
       const next = randomUUID();
       link.conn = next;
       this.#offerWebSocket(link, next);
     }
+  }
+
+  /** A data channel attempt given up for the WebSocket transport. */
+  #fellBack(): void {
+    this.#opts.onSessionEvent?.('failed', 'webrtc');
+    this.#opts.onSessionEvent?.('fallback', 'websocket');
   }
 
   #send(link: HostLink, signal: LinkSignal): void {

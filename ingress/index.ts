@@ -32,3 +32,4 @@ export {
   type SqliteKvStoreOptions,
 } from './kv/index.ts';
 export { namespaceOf } from './kv/service.ts';
+export { listenMetrics, staticToken } from './metrics-endpoint.ts';

@@ -6,6 +6,7 @@ import { mayServe, VOLUNTEER_WITHHELD_HEADERS } from './host-traits.ts';
 import type { HostConnection, HostPool } from './host-pool.ts';
 import { resolveTarget } from './request-target.ts';
 import { checkResponseHead, declaredLength, forwardRequestHeaders, forwardResponseHeaders, type ForwardingPolicy } from './http-headers.ts';
+import { REQUEST_ID_HEADER, type RequestTrace } from './request-id.ts';
 
 /** Named limits and timeouts of the forwarding path; see docs/ingress.md. */
 export interface ProxyOptions {
@@ -86,6 +87,7 @@ export class ProxyRequest {
   readonly #pool: HostPool;
   readonly #opts: ProxyOptions;
   readonly #events: ProxyEvents;
+  readonly #trace: RequestTrace | undefined;
   readonly #tried = new Set<string>();
   #url = '';
   #app = '';
@@ -101,18 +103,27 @@ export class ProxyRequest {
   /** The host whose in-flight count this request holds, if any. */
   #counted: HostConnection | null = null;
   #lastHost: string | undefined;
+  #lastTransport: string | undefined;
+  #lastVolunteer = false;
   #errorCode: ErrorCode | undefined;
   #bodyStarted = false;
+  #bytesIn = 0;
+  #bytesOut = 0;
   #finished = false;
   #resolve!: () => void;
   readonly done: Promise<void>;
 
-  constructor(req: IncomingMessage, res: ServerResponse, pool: HostPool, opts: ProxyOptions, events: ProxyEvents) {
+  /**
+   * @param trace The request's id and trace context (request-id.ts): the host receives them as
+   * `dcdn-request-id` and `traceparent`, replacing whatever the client sent under those names.
+   */
+  constructor(req: IncomingMessage, res: ServerResponse, pool: HostPool, opts: ProxyOptions, events: ProxyEvents, trace?: RequestTrace) {
     this.#req = req;
     this.#res = res;
     this.#pool = pool;
     this.#opts = opts;
     this.#events = events;
+    this.#trace = trace;
     this.done = new Promise((r) => (this.#resolve = r));
   }
 
@@ -124,6 +135,31 @@ export class ProxyRequest {
   /** The error code this request was answered (or cut) with, if any. */
   get errorCode(): ErrorCode | undefined {
     return this.#errorCode;
+  }
+
+  /** The app the request was routed to; '' before routing, when it failed, or without a control plane. */
+  get appName(): string {
+    return this.#app;
+  }
+
+  /** The transport of the host that answered (or was last tried); undefined when none was. */
+  get transport(): string | undefined {
+    return this.#lastTransport;
+  }
+
+  /** Whether the host that answered (or was last tried) is a volunteer's. */
+  get hostVolunteer(): boolean {
+    return this.#lastVolunteer;
+  }
+
+  /** Request body bytes read from the client. */
+  get bytesIn(): number {
+    return this.#bytesIn;
+  }
+
+  /** Response body bytes written to the client. */
+  get bytesOut(): number {
+    return this.#bytesOut;
   }
 
   /** Validates the request, then sends it to a host. Resolves when the exchange is over. */
@@ -172,6 +208,7 @@ export class ProxyRequest {
     if ('unknown' in route) return ['INGRESS_UNKNOWN_APP', `no app named ${JSON.stringify(route.unknown)} is deployed`];
     this.#app = route.app;
     this.#headers = forwardRequestHeaders(req.rawHeaders, req.socket.remoteAddress ?? '', this.#opts.forwarding);
+    if (this.#trace) this.#headers = withTrace(this.#headers, this.#trace);
     if (route.prefix) this.#headers.push(['x-forwarded-prefix', route.prefix]);
     // Concatenated, never resolved against a base: a path is a path (`//evil.example/x` too).
     this.#url = `${protocol}://${resolved.authority}${route.target}`;
@@ -203,6 +240,8 @@ export class ProxyRequest {
     const host = picked.host;
     this.#tried.add(host.id);
     this.#lastHost = host.name;
+    this.#lastTransport = host.transport;
+    this.#lastVolunteer = host.traits.volunteer;
     let stream: Stream;
     try {
       const headers = host.traits.volunteer ? this.#headers.filter(([name]) => !VOLUNTEER_WITHHELD_HEADERS.has(name.toLowerCase())) : this.#headers;
@@ -252,6 +291,7 @@ export class ProxyRequest {
     req.on('data', (chunk: Buffer) => {
       waited += performance.now() - waitStart;
       total += chunk.byteLength;
+      this.#bytesIn += chunk.byteLength;
       if (this.#finished || stream.closed) return waitForClient(); // dropped
       if (total > this.#opts.maxBodyBytes) {
         stream.reset('INGRESS_BODY_TOO_LARGE', 'request body over the limit');
@@ -351,6 +391,7 @@ export class ProxyRequest {
     const res = this.#res;
     const expected = declaredLength(headers);
     const extra: Array<[string, string]> = [['dcdn-host', host.name], ['dcdn-transport', host.transport]];
+    if (this.#trace) extra.push([REQUEST_ID_HEADER, this.#trace.requestId]);
     try {
       res.writeHead(status, forwardResponseHeaders(headers, extra));
     } catch (err) {
@@ -374,6 +415,7 @@ export class ProxyRequest {
         return this.#fail('INGRESS_BAD_RESPONSE', 'body longer than content-length');
       }
       this.#armIdle('response');
+      this.#bytesOut += chunk.byteLength;
       // Credit goes back to the host only once the client's socket has taken the bytes.
       if (res.write(chunk)) {
         stream.consume(chunk.byteLength);
@@ -527,4 +569,18 @@ export class ProxyRequest {
     if (this.#counted) this.#counted.inFlight--;
     this.#counted = null;
   }
+}
+
+/**
+ * The forwarded headers with the ingress's request id and `traceparent`. A client's own
+ * `dcdn-request-id` is dropped (the id is the ingress's to give), and its `tracestate` is kept
+ * only when its `traceparent` was valid, as W3C Trace Context asks.
+ */
+function withTrace(headers: Array<[string, string]>, trace: RequestTrace): Array<[string, string]> {
+  const out = headers.filter(([name]) => {
+    const lower = name.toLowerCase();
+    return lower !== REQUEST_ID_HEADER && lower !== 'traceparent' && (trace.inherited || lower !== 'tracestate');
+  });
+  out.push([REQUEST_ID_HEADER, trace.requestId], ['traceparent', trace.traceparent]);
+  return out;
 }

@@ -20,6 +20,10 @@ import { KvService } from './kv/service.ts';
 import { mayServe } from './host-traits.ts';
 import type { KvLimits } from './kv/limits.ts';
 import type { KvStore } from './kv/store.ts';
+import { IngressMetrics, NO_APP, NO_TRANSPORT } from './metrics.ts';
+import { listenMetrics, serveMetrics, type MetricsEndpointOptions } from './metrics-endpoint.ts';
+import { newRequestId, REQUEST_ID_HEADER, traceOf } from './request-id.ts';
+import { MAX_URL, registerTail, TailHub, type TailOptions } from './tail.ts';
 
 export type Log = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 
@@ -83,6 +87,19 @@ export interface IngressOptions {
    * PROTO_TOO_MANY_STREAMS. Bounds what one tab can make the ingress buffer. Default 64.
    */
   kvMaxConcurrentPerHost?: number;
+  /**
+   * Prometheus metrics (metrics.ts, docs/observability.md): served at `/_dcdn/metrics` to
+   * callers `authorize` accepts, and at `/metrics` on `listen` when given. Default: collected,
+   * served to nobody until one of the two is set.
+   */
+  metrics?: MetricsEndpointOptions & { enabled?: boolean; processMetrics?: boolean };
+  /**
+   * Whether a bearer token is an operator's: what `/_dcdn/tail` (live requests for `dcdn tail`)
+   * takes. Without it that endpoint refuses everyone.
+   */
+  authorizeOperator?: (token: string) => boolean;
+  /** Bounds of `/_dcdn/tail` (tail.ts). */
+  tail?: TailOptions;
   log?: Log;
 }
 
@@ -96,6 +113,12 @@ export interface Ingress {
   readonly inFlight: number;
   /** Serves handlers' KV operations, when a store was given. */
   readonly kv: KvService | null;
+  /** The Prometheus metrics; null with `metrics.enabled: false`. */
+  readonly metrics: IngressMetrics | null;
+  /** `dcdn tail`'s subscribers. */
+  readonly tail: TailHub;
+  /** `http://host:port/metrics` of the separate metrics listener, once listening (`metrics.listen`). */
+  readonly metricsUrl: string | null;
   listen(): Promise<string>;
   /** Stops accepting, lets in-flight requests finish within the grace period, then closes. */
   close(): Promise<void>;
@@ -133,6 +156,9 @@ export function createIngress(options: IngressOptions): Ingress {
   let connector: HostConnector | null = null;
   /** The deployed apps' active versions and configs, from signaling. */
   let apps = new Map<string, AppRef>();
+  const metrics = options.metrics?.enabled === false ? null : new IngressMetrics({ pool, inFlight: () => inflight.size }, { processMetrics: options.metrics?.processMetrics ?? true });
+  let metricsServer: { url: string; close(): Promise<void> } | null = null;
+  const tail = new TailHub(options.tail);
   const kv = options.kv
     ? new KvService({
         store: options.kv,
@@ -140,6 +166,7 @@ export function createIngress(options: IngressOptions): Ingress {
         ...(options.kvIdleTimeoutMs !== undefined ? { idleTimeoutMs: options.kvIdleTimeoutMs } : {}),
         bindings: (name) => apps.get(name)?.config.kv,
         log,
+        ...(metrics ? { onop: (op: string, code: string | null, seconds: number) => metrics.kv(op, code, seconds) } : {}),
       })
     : null;
 
@@ -170,14 +197,14 @@ export function createIngress(options: IngressOptions): Ingress {
         },
         handler,
       ),
-    clientErrorHandler: (err, socket) => answerClientError(err as unknown as Error & { code?: string; rawPacket?: Buffer }, socket, log),
+    clientErrorHandler: (err, socket) => answerClientError(err as unknown as Error & { code?: string; rawPacket?: Buffer }, socket, log, metrics),
   });
 
   // Node's own answers that would carry no code: CONNECT (the socket would just be closed) and
   // an Expect other than 100-continue (a bare 417).
   app.server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
     socket.on('error', () => socket.destroy());
-    endLingering(socket as Socket, rawErrorResponse('INGRESS_NOT_IMPLEMENTED', 'the ingress is not a forward proxy: CONNECT is not supported'));
+    endLingering(socket as Socket, rawErrorResponse('INGRESS_NOT_IMPLEMENTED', 'the ingress is not a forward proxy: CONNECT is not supported', newRequestId()));
   });
   app.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
     sendError(res, 'INGRESS_EXPECTATION_FAILED', `cannot meet the expectation ${JSON.stringify(String(req.headers.expect).slice(0, 60))}`, { connection: 'close' });
@@ -199,7 +226,10 @@ export function createIngress(options: IngressOptions): Ingress {
     reply.hijack();
     sendError(reply.raw, code, ERRORS[code].status >= 500 ? 'the ingress failed while answering this request' : err.message);
   });
-  app.addHook('onSend', async (_request, reply, payload) => {
+  app.addHook('onSend', async (request, reply, payload) => {
+    // Every answer carries a request id; error-response.ts sends it for the hijacked ones.
+    const requestId = traceOf(request.raw).requestId;
+    reply.header(REQUEST_ID_HEADER, requestId);
     if (reply.statusCode < 400 || reply.hasHeader('dcdn-error')) return payload;
     const code = codeForStatus(reply.statusCode);
     let message: string = ERRORS[code].summary;
@@ -210,7 +240,7 @@ export function createIngress(options: IngressOptions): Ingress {
       // not JSON: keep the summary
     }
     reply.code(ERRORS[code].status).header('dcdn-error', code).header('content-type', 'application/json; charset=utf-8').header('cache-control', 'no-store');
-    return JSON.stringify({ error: { code, message, status: ERRORS[code].status } }) + '\n';
+    return JSON.stringify({ error: { code, message, status: ERRORS[code].status, requestId } }) + '\n';
   });
 
   app.register(websocket, { options: { maxPayload: WS_MAX_MESSAGE_SIZE + 1024 } });
@@ -237,6 +267,7 @@ export function createIngress(options: IngressOptions): Ingress {
         connector.attachWebSocket(ticket.hostId, ticket.conn, socket);
       },
     );
+    registerTail(scoped, tail, options.authorizeOperator);
   });
 
   app.get('/_dcdn/health', async (_request, reply) => {
@@ -270,6 +301,8 @@ export function createIngress(options: IngressOptions): Ingress {
     };
   });
 
+  if (metrics) serveMetrics(app, metrics, options.metrics ?? {});
+
   app.route({ method: methods, url: '/*', handler: (request, reply) => forward(request, reply) });
 
   /** Every request that is not for an ingress endpoint: hands it to a ProxyRequest. */
@@ -283,21 +316,46 @@ export function createIngress(options: IngressOptions): Ingress {
       res.shouldKeepAlive = false;
       res.once('finish', () => endLingering(socket));
     }
+    const trace = traceOf(request.raw);
     if (request.url.startsWith('/_dcdn/')) return sendError(res, 'INGRESS_NOT_FOUND', `no ingress endpoint ${request.url.split('?')[0]}`);
     if (draining) return sendError(res, 'INGRESS_SHUTTING_DOWN', 'the ingress is shutting down', { connection: 'close' });
     const started = performance.now();
-    const proxied = new ProxyRequest(request.raw, res, pool, proxyOpts, { log: hostLog });
+    const startedAt = Date.now();
+    const requestId = trace.requestId;
+    const proxied = new ProxyRequest(request.raw, res, pool, proxyOpts, { log: (level, msg, fields) => hostLog(level, msg, { ...fields, requestId }) }, trace);
     inflight.add(proxied);
     res.once('close', () => {
+      const seconds = (performance.now() - started) / 1000;
+      const status = res.headersSent ? res.statusCode : 0;
       log('info', 'request', {
+        requestId,
         method: request.method,
         url: request.url.length > 200 ? `${request.url.slice(0, 200)}…` : request.url,
-        status: res.headersSent ? res.statusCode : 0,
-        ms: Math.round(performance.now() - started),
+        status,
+        ms: Math.round(seconds * 1000),
         host: proxied.hostName,
         error: proxied.errorCode,
         complete: res.writableFinished,
       });
+      metrics?.request({ app: proxied.appName, status, transport: proxied.transport ?? NO_TRANSPORT, seconds, bytesIn: proxied.bytesIn, bytesOut: proxied.bytesOut, code: proxied.errorCode });
+      if (tail.active) {
+        tail.publish({
+          type: 'request',
+          time: new Date(startedAt).toISOString(),
+          requestId,
+          app: proxied.appName,
+          version: apps.get(proxied.appName)?.version ?? null,
+          method: request.method,
+          url: request.url.length > MAX_URL ? `${request.url.slice(0, MAX_URL)}…` : request.url,
+          status,
+          ms: Math.round(seconds * 1000),
+          host: proxied.hostName ?? null,
+          volunteer: proxied.hostVolunteer,
+          transport: proxied.transport ?? null,
+          code: proxied.errorCode ?? null,
+          ingress: options.name ?? 'ingress',
+        });
+      }
     });
     void proxied.run().finally(() => inflight.delete(proxied));
   }
@@ -312,9 +370,23 @@ export function createIngress(options: IngressOptions): Ingress {
       return inflight.size;
     },
     kv,
+    metrics,
+    tail,
+    get metricsUrl() {
+      return metricsServer?.url ?? null;
+    },
     async listen() {
       const address = await app.listen({ port: options.port ?? 8080, host: options.host ?? '127.0.0.1' });
       url = address;
+      if (metrics && options.metrics?.listen) {
+        try {
+          metricsServer = await listenMetrics(metrics, options.metrics.listen);
+        } catch (err) {
+          await app.close();
+          throw err;
+        }
+        log('info', 'metrics listening', { url: metricsServer.url });
+      }
       const wsBase = options.publicWsBase ?? address.replace(/^http/, 'ws');
       const connectorOpts: HostConnectorOptions = {
         ...CONNECTOR_DEFAULTS,
@@ -329,6 +401,7 @@ export function createIngress(options: IngressOptions): Ingress {
         createOfferer: offererFactory(options.rtcBackend ?? 'werift'),
         // maxIncomingStreams counts the streams a host opens: its KV operations.
         session: { maxIncomingStreams: options.kvMaxConcurrentPerHost ?? 64, ...options.session },
+        ...(metrics ? { onSessionEvent: (event: 'opened' | 'failed' | 'fallback', transport: string) => metrics.session(event, transport) } : {}),
         ...(kv
           ? {
               onHostStream: (stream, host) => {
@@ -358,12 +431,14 @@ export function createIngress(options: IngressOptions): Ingress {
       // sessions (and the WebSocket endpoint) stay up until the requests on them are done.
       app.server.close();
       app.server.closeIdleConnections();
+      tail.close();
       const deadline = Date.now() + grace;
       while (inflight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       if (inflight.size > 0) log('warn', 'grace period over; cutting requests', { inFlight: inflight.size });
       app.server.closeAllConnections();
       await connector?.close();
       await app.close();
+      await metricsServer?.close();
       await options.kv?.close();
       hostLog.stop();
       log('info', 'ingress stopped');
@@ -377,7 +452,7 @@ export function createIngress(options: IngressOptions): Ingress {
  * smuggling shapes (400). The connection is closed either way, since its framing can no longer
  * be trusted; it lingers so that a client still sending reads the answer (error-response.ts).
  */
-function answerClientError(err: Error & { code?: string; rawPacket?: Buffer }, socket: Socket, log: Log): void {
+function answerClientError(err: Error & { code?: string; rawPacket?: Buffer }, socket: Socket, log: Log, metrics: IngressMetrics | null): void {
   // Already answered and closing: the parser keeps failing on what the client still sends.
   if (isLingering(socket)) return;
   if (!socket.writable) return void socket.destroy();
@@ -399,7 +474,9 @@ function answerClientError(err: Error & { code?: string; rawPacket?: Buffer }, s
       message = `the ingress does not forward ${method} requests`;
     }
   }
-  log('warn', 'rejected by the HTTP parser', { code, parser: err.code });
-  endLingering(socket, rawErrorResponse(code, message));
+  const requestId = newRequestId();
+  log('warn', 'rejected by the HTTP parser', { requestId, code, parser: err.code });
+  metrics?.request({ app: NO_APP, status: ERRORS[code].status, transport: NO_TRANSPORT, seconds: 0, bytesIn: 0, bytesOut: 0, code });
+  endLingering(socket, rawErrorResponse(code, message, requestId));
 }
 

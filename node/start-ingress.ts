@@ -3,8 +3,8 @@
  * secret (or a given token), and its handlers' KV store opened from a spec.
  */
 import { DcdnError } from '../protocol/index.ts';
-import { createIngress, openKvStore, type Ingress, type IngressOptions } from '../ingress/index.ts';
-import { mintToken } from '../signaling/index.ts';
+import { createIngress, listenMetrics, openKvStore, staticToken, type Ingress, type IngressOptions } from '../ingress/index.ts';
+import { mintToken, verifyToken } from '../signaling/index.ts';
 import type { Log } from './log.ts';
 
 /** What {@link startIngress} takes: the ingress's options, with a secret or token and a KV store spec. */
@@ -15,6 +15,10 @@ export type StartIngressOptions = Omit<IngressOptions, 'token' | 'log' | 'kv'> &
   token?: string;
   /** `sqlite:PATH`, `redis://HOST:PORT` or `none` (no KV). Default none. */
   kvStore?: string;
+  /** A fixed bearer token Prometheus may scrape `/_dcdn/metrics` with, besides operator tokens. */
+  metricsToken?: string;
+  /** Also serve `/metrics`, without a token, on this address. */
+  metricsListen?: { host: string; port: number };
   log: Log;
 };
 
@@ -29,7 +33,7 @@ export type StartIngressOptions = Omit<IngressOptions, 'token' | 'log' | 'kv'> &
  * ```
  */
 export async function startIngress(opts: StartIngressOptions): Promise<Ingress> {
-  const { secret, token, kvStore, ...rest } = opts;
+  const { secret, token, kvStore, metricsToken, metricsListen, ...rest } = opts;
   if (!secret && !token) throw new DcdnError('INGRESS_BAD_OPTION', 'the ingress needs `secret` or `token`');
   const kv = kvStore && kvStore !== 'none' ? await openKvStore(kvStore) : undefined;
   if (kv) opts.log('info', 'kv store open', { store: kv.kind, spec: redactSpec(kvStore!) });
@@ -37,6 +41,8 @@ export async function startIngress(opts: StartIngressOptions): Promise<Ingress> 
     ...rest,
     ...(kv ? { kv } : {}),
     token: token ?? (() => mintToken(secret!, { role: 'ingress', sub: opts.name ?? 'ingress', ttlSeconds: 3600 })),
+    metrics: { ...rest.metrics, ...metricsAccess(secret, metricsToken), ...(metricsListen ? { listen: metricsListen } : {}) },
+    ...(secret ? { authorizeOperator: operatorTokens(secret) } : {}),
     log: opts.log,
   });
   try {
@@ -46,6 +52,31 @@ export async function startIngress(opts: StartIngressOptions): Promise<Ingress> 
     throw err;
   }
   return ingress;
+}
+
+/**
+ * Who may read an ingress's `/_dcdn/metrics`: operator tokens when the ingress knows the
+ * network's secret, and the fixed `metricsToken`. With neither, nobody (only a `metricsListen`
+ * address serves them).
+ */
+function metricsAccess(secret: string | undefined, fixed: string | undefined): { authorize?: (token: string) => boolean } {
+  if (!secret && !fixed) return {};
+  const matchesFixed = fixed ? staticToken(fixed) : () => false;
+  const operator = secret ? operatorTokens(secret) : () => false;
+  return { authorize: (token) => matchesFixed(token) || operator(token) };
+}
+
+/** Accepts valid operator tokens signed with `secret` (what `/_dcdn/tail` takes). */
+function operatorTokens(secret: string): (token: string) => boolean {
+  return (token) => {
+    try {
+      verifyToken(secret, token, ['operator']);
+      return true;
+    } catch {
+      // An invalid, expired or wrong-role token is simply not an operator's: the caller answers 401.
+      return false;
+    }
+  };
 }
 
 /** A store spec fit for logs: a Redis URL's password is hidden. */

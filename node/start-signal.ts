@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { bundleHostScript, bundleJoinScript, DEMO_APP, hostPageHtml, joinPageHtml } from '../browser-host/index.ts';
 import { AppStore, BanList, createSignalingServer, SIGNAL_PATH, type IceConfig, type SignalingServer } from '../signaling/index.ts';
+import { listenMetrics } from '../ingress/index.ts';
 import { deployFile } from './deploy-file.ts';
 import type { Log } from './log.ts';
 
@@ -38,6 +39,10 @@ export interface StartSignalOptions {
   openJoin?: boolean;
   /** How long a volunteer stays connected past its invite's expiry (`--invite-grace`, ms). */
   inviteGraceMs?: number;
+  /** A fixed bearer token Prometheus may scrape `/metrics` with, besides operator tokens. */
+  metricsToken?: string;
+  /** Also serve `/metrics`, without a token, on this address. */
+  metricsListen?: { host: string; port: number };
   log: Log;
 }
 
@@ -78,6 +83,7 @@ export async function startSignal(opts: StartSignalOptions): Promise<StartedSign
     bans,
     volunteers: { openJoin: opts.openJoin === true, ...(opts.inviteGraceMs !== undefined ? { inviteGraceMs: opts.inviteGraceMs } : {}) },
     ...(opts.ice ? { ice: opts.ice } : {}),
+    ...(opts.metricsToken ? { metrics: { token: opts.metricsToken } } : {}),
     routes: (scoped: FastifyInstance) => {
       scoped.get('/host', async (_req, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(html));
       scoped.get('/host.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-store').send(script));
@@ -90,6 +96,14 @@ export async function startSignal(opts: StartSignalOptions): Promise<StartedSign
     bans.close();
   });
   const url = await server.listen(opts.port, opts.host);
+  if (opts.metricsListen && server.metrics) {
+    const metrics = await listenMetrics(server.metrics, opts.metricsListen).catch(async (err: Error) => {
+      await server.close();
+      throw err;
+    });
+    server.app.addHook('onClose', () => metrics.close());
+    opts.log('info', 'metrics listening', { url: metrics.url });
+  }
   if (opts.ice) {
     // URLs and lifetime only: the TURN secret never reaches a log.
     opts.log('info', 'ICE servers for peers', { stun: opts.ice.stun?.join(' ') || undefined, turn: opts.ice.turn?.join(' ') || undefined, turnTtlSeconds: opts.ice.turn?.length ? opts.ice.turnTtlSeconds : undefined });

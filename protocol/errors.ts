@@ -72,6 +72,8 @@ export const ERRORS = {
   INGRESS_EXPECTATION_FAILED: { status: 417, retryable: false, blame: 'client', summary: 'the request carried an Expect value other than 100-continue' },
   INGRESS_BAD_OPTION: { status: 500, retryable: false, blame: 'operator', summary: 'an ingress option (library call or its flag) is missing or malformed; the message names it' },
   INGRESS_RTC_UNAVAILABLE: { status: 500, retryable: false, blame: 'operator', summary: 'the WebRTC backend asked for (node-datachannel) could not be loaded' },
+  INGRESS_UNAUTHORIZED: { status: 401, retryable: false, blame: 'client', summary: 'an operator endpoint of the ingress (/_dcdn/metrics, /_dcdn/tail) was called without a token it accepts' },
+  INGRESS_TAIL_FULL: { status: 503, retryable: true, blame: 'operator', summary: 'the ingress already streams requests to as many dcdn tail subscribers as it allows' },
   INGRESS_INTERNAL_ERROR: { status: 500, retryable: true, blame: 'ingress', summary: 'the ingress failed while answering the request (a bug: please report it)' },
 
   // Host: the browser tab and the handler in it.
@@ -95,6 +97,7 @@ export const ERRORS = {
   APP_VERSION_NOT_FOUND: { status: 404, retryable: false, blame: 'client', summary: 'the app has no such version' },
   APP_BAD_SECRET: { status: 400, retryable: false, blame: 'client', summary: 'secret names are identifiers and values at most 5 KiB' },
   APP_BAD_CONFIG: { status: 400, retryable: false, blame: 'client', summary: 'the deploy options (KV bindings, volunteers, required capabilities) are malformed or clash with a secret' },
+  APP_BAD_QUERY: { status: 400, retryable: false, blame: 'client', summary: 'a query parameter of the control API is malformed (rollout ?wait= takes whole milliseconds)' },
 
   // KV: handlers' key-value bindings (env.NAME). The handler's call rejects with an Error whose
   // `code` is one of these; `dcdn kv` and the KV wire answer carry them too.

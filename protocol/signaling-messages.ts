@@ -46,8 +46,12 @@ export interface SignalRequest { type: 'signal'; to: string; data: unknown }
 export interface CheckedMessage { type: 'checked'; id: string; ok: boolean; error: string; ms: number }
 /** What a host has loaded, sent whenever it changes: operators see it in `dcdn apps`. */
 export interface StatusMessage { type: 'status'; apps: AppStatus[] }
-/** One app on one host: the version it serves (or is loading, or failed to load). */
-export interface AppStatus { name: string; version: number; state: 'serving' | 'loading' | 'failed' }
+/**
+ * One app on one host: the version it serves (or is loading, or failed to load). `sha256` is the
+ * deployment id of that entry (AppRef.sha256): a secret change reloads the same version under a
+ * new id, so a rollout is only seen complete by it (hosts of older builds leave it out).
+ */
+export interface AppStatus { name: string; version: number; state: 'serving' | 'loading' | 'failed'; sha256?: string }
 export type ClientMessage = HelloMessage | SignalRequest | CheckedMessage | StatusMessage;
 
 /** A STUN or TURN server for the peer's RTCPeerConnection: the W3C `RTCIceServer` shape. */
@@ -185,12 +189,15 @@ export function parseClientMessage(text: string): ParseResult {
     if (!Array.isArray(apps) || apps.length > MAX_STATUS_APPS) return { ok: false, reason: `status apps must be a list of at most ${MAX_STATUS_APPS}` };
     const list: AppStatus[] = [];
     for (const a of apps) {
-      if (!isPlainRecord(a) || !hasExactKeys(a, ['name', 'version', 'state'])) return { ok: false, reason: 'each status entry takes exactly {name, version, state}' };
-      const { name, version, state } = a;
+      if (!isPlainRecord(a) || !(hasExactKeys(a, ['name', 'version', 'state']) || hasExactKeys(a, ['name', 'version', 'state', 'sha256']))) {
+        return { ok: false, reason: 'each status entry takes exactly {name, version, state} and an optional sha256' };
+      }
+      const { name, version, state, sha256 } = a;
+      if (sha256 !== undefined && (typeof sha256 !== 'string' || !/^[0-9a-f]{1,128}$/.test(sha256))) return { ok: false, reason: 'a status entry sha256 is lowercase hex' };
       if (typeof name !== 'string' || !/^[a-z0-9-]{1,63}$/.test(name) || !Number.isInteger(version) || (version as number) < 0 || (state !== 'serving' && state !== 'loading' && state !== 'failed')) {
         return { ok: false, reason: 'a status entry needs an app name, a version and a state (serving, loading or failed)' };
       }
-      list.push({ name, version: version as number, state });
+      list.push({ name, version: version as number, state, ...(sha256 !== undefined ? { sha256 } : {}) });
     }
     return { ok: true, message: { type, apps: list } };
   }

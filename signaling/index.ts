@@ -13,3 +13,5 @@ export { AppStore, APP_NAME, MAX_BUNDLE_BYTES, type AppManifestEntry, type AppSu
 export { BanList, type Ban, type BanKind } from './bans.ts';
 export { checkBundle } from './control-api.ts';
 export { iceServerSource, turnCredentials, TURN_TTL_DEFAULT_SECONDS, TURN_TTL_MIN_SECONDS, type IceConfig, type TurnCredentials } from './turn.ts';
+export { makePrivateDir, preparePrivateDbFile, tightenPrivateTree, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, type TightenedMode } from './private-files.ts';
+export { DEFAULT_ROLLOUT_TIMEOUT_MS, MAX_ROLLOUT_WAIT_MS, describeRollout, rolloutOf, type HostReport, type HostRollout, type Rollout } from './rollout.ts';

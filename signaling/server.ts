@@ -25,6 +25,8 @@ import { registerControlApi } from './control-api.ts';
 import { INVITE_GRACE_MS, SignalingHub, type SignalingHubOptions } from './signaling-hub.ts';
 import { MIN_SECRET_LENGTH, verifyToken, type Claims, type Role } from './token.ts';
 import { iceServerSource, type IceConfig } from './turn.ts';
+import { registerMetricsRoute, SignalingMetrics, type SignalingMetricsOptions } from './metrics.ts';
+import { registerDashboard } from './dashboard.ts';
 
 /** Where peers connect. */
 export const SIGNAL_PATH = '/v1/signal';
@@ -91,10 +93,17 @@ export interface SignalingServerOptions {
    * credentials per connection (turn.ts). Default none: peers use only what they were given.
    */
   ice?: IceConfig;
+  /**
+   * Prometheus metrics at `/metrics` (signaling/metrics.ts) for operator tokens or
+   * `metrics.token`. Default: on.
+   */
+  metrics?: SignalingMetricsOptions;
 }
 
 export interface SignalingServer {
   app: FastifyInstance;
+  /** The Prometheus metrics; null with `metrics.enabled: false`. */
+  metrics: SignalingMetrics | null;
   /** Listens and returns the HTTP base URL, e.g. `http://127.0.0.1:40123`. Defaults: port 0, 127.0.0.1. */
   listen(port?: number, host?: string): Promise<string>;
   /** Closes every peer with 1001 (destroying stragglers after 1 s), then the HTTP server. Idempotent. */
@@ -140,7 +149,8 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
   const store = options.apps;
   const bans = options.bans ?? new BanList(':memory:');
   if (!options.bans) app.addHook('onClose', async () => bans.close());
-  const hub = new SignalingHub({
+  const metrics: SignalingMetrics | null = options.metrics?.enabled === false ? null : new SignalingMetrics((): PeerInfo[] => hub.peers(), { processMetrics: options.metrics?.processMetrics ?? true });
+  const hub: SignalingHub = new SignalingHub({
     isBanned: (host) => bans.match(host),
     helloTimeoutMs,
     heartbeatIntervalMs,
@@ -151,13 +161,25 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
     inviteGraceMs: nonNegative('volunteers.inviteGraceMs', options.volunteers?.inviteGraceMs ?? INVITE_GRACE_MS),
     ...(store ? { apps: () => store.manifest() } : {}),
     ...(ice ? { ice } : {}),
+    ...(metrics ? { onrelay: () => metrics.relayed(), onfail: (code) => metrics.refused(code, 'connection') } : {}),
   });
+  if (metrics) registerMetricsRoute(app, metrics, secret, options.metrics?.token);
+  // The operator dashboard (dashboard.ts): its figures come from the ingresses' metrics.
+  if (metrics) {
+    registerDashboard(app, {
+      secret,
+      peers: () => hub.peers(),
+      hosts: () => hub.hosts(),
+      apps: () => store?.manifest().map((a) => ({ name: a.name, version: a.version })) ?? [],
+      appHosts: () => hub.appHosts(),
+    });
+  }
   if (store) {
     const unsubscribe = store.onChange(() => hub.broadcastApps(store.manifest()));
     app.addHook('onClose', async () => unsubscribe());
     const checkTimeoutMs = options.appCheckTimeoutMs;
     void app.register(async (scope) =>
-      registerControlApi(scope, store, secret, { check: (id, name, config, ms) => hub.checkApp(id, name, config, ms), appHosts: () => hub.appHosts(), ...(checkTimeoutMs ? { checkTimeoutMs } : {}) }),
+      registerControlApi(scope, store, secret, { check: (id, name, config, ms) => hub.checkApp(id, name, config, ms), appHosts: () => hub.appHosts(), hostReports: (a) => hub.hostReports(a), onHostChange: (l) => hub.onHostChange(l), ...(checkTimeoutMs ? { checkTimeoutMs } : {}) }),
     );
   }
   void app.register(async (scope) => registerHostsApi(scope, hub, bans, secret, options.volunteers));
@@ -196,6 +218,7 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
         } catch (err) {
           if (!(err instanceof SignalingError)) throw err;
           request.log.info({ code: err.code }, 'signaling upgrade refused');
+          metrics?.refused(err.code, 'upgrade');
           return sendError(reply, err.code, err.message);
         }
       },
@@ -240,6 +263,7 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
   let closing: Promise<void> | null = null;
   return {
     app,
+    metrics,
     async listen(port = 0, host = '127.0.0.1') {
       return app.listen({ port, host });
     },

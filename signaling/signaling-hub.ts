@@ -15,6 +15,7 @@ import { WebSocket, type RawData } from 'ws';
 import { SIGNALING_ERRORS, type SignalingErrorCode } from '../protocol/index.ts';
 import type { AppConfig } from '../protocol/index.ts';
 import { parseClientMessage, type AppRef, type LeaveReason, type AppStatus, type CheckedMessage, type IceServer, type PeerInfo, type PeerRole, type ServerMessage, type SignalRequest } from '../protocol/index.ts';
+import type { HostReport } from './rollout.ts';
 import { TokenBucket } from './token-bucket.ts';
 import { mayRun, OPERATOR_TRUST, trustFromScope, volunteerHostId, volunteerName, type HostTrust } from '../protocol/index.ts';
 
@@ -54,6 +55,9 @@ export interface SignalingHubOptions {
    * ingresses close their sessions with it. Default 10000 ms.
    */
   inviteGraceMs?: number;
+  /** Counts for metrics (signaling/metrics.ts): a signal relayed, a connection closed with a code. */
+  onrelay?: () => void;
+  onfail?: (code: SignalingErrorCode) => void;
 }
 
 /** The kinds of signal budgeted separately (the link signals of protocol/link.ts, and the rest). */
@@ -152,6 +156,8 @@ export class SignalingHub {
   readonly #joined = new Map<string, Connection>();
   #heartbeat: ReturnType<typeof setInterval> | null = null;
   readonly #checks = new Map<string, PendingCheck>();
+  /** Called when a host reports status, joins or leaves (rollouts wait on it). */
+  readonly #hostListeners = new Set<() => void>();
 
   constructor(options: SignalingHubOptions) {
     this.#options = options;
@@ -208,6 +214,26 @@ export class SignalingHub {
   /** The deployed apps' active versions, or null when signaling runs without an app store. */
   deployedApps(): AppRef[] | null {
     return this.#options.apps?.() ?? null;
+  }
+
+  /**
+   * What each connected host that is sent `app` last reported (volunteers only for the apps they
+   * may run): the hosts a rollout of it waits for. Hosts that are leaving are not counted.
+   */
+  hostReports(app: AppRef): HostReport[] {
+    return [...this.#joined.values()]
+      .filter((c) => c.role === 'host' && c.endReason === null && appsFor(c, [app]).length > 0)
+      .map((c) => ({ host: hostName(c), apps: c.appStatus }));
+  }
+
+  /** Calls `listener` whenever a host reports status, joins or leaves; returns its remover. */
+  onHostChange(listener: () => void): () => void {
+    this.#hostListeners.add(listener);
+    return () => this.#hostListeners.delete(listener);
+  }
+
+  #hostChanged(): void {
+    for (const listener of [...this.#hostListeners]) listener();
   }
 
   /** Open connections of volunteers' hosts from one address (said hello or not). */
@@ -380,6 +406,7 @@ export class SignalingHub {
     if (message.type === 'status') {
       if (conn.role !== 'host') return this.#fail(conn, 'SIG_BAD_MESSAGE', 'only hosts report status');
       conn.appStatus = message.apps;
+      this.#hostChanged();
       return;
     }
     this.#relay(conn, message);
@@ -407,6 +434,7 @@ export class SignalingHub {
     const join: ServerMessage = { type: 'join', peer: toPeerInfo(conn) };
     for (const other of others) this.#send(other, join);
     this.#log.info({ peer: conn.id, role: conn.role, sub: conn.sub, volunteer: conn.trust.volunteer || undefined, address: conn.address }, 'peer joined');
+    if (conn.role === 'host') this.#hostChanged();
   }
 
   /** The peer's ICE servers with fresh TURN credentials, or undefined when none are configured. */
@@ -432,6 +460,7 @@ export class SignalingHub {
       return;
     }
     this.#send(target, { type: 'signal', from: conn.id, data: message.data });
+    this.#options.onrelay?.();
   }
 
   #send(conn: Connection, message: ServerMessage): void {
@@ -449,6 +478,7 @@ export class SignalingHub {
   #fail(conn: Connection, code: SignalingErrorCode, message: string): void {
     if (conn.endReason !== null) return;
     conn.endReason = code === 'SIG_BANNED' ? 'banned' : code === 'SIG_TOKEN_EXPIRED' ? 'expired' : (code as LeaveReason);
+    this.#options.onfail?.(code);
     this.#log.info({ peer: conn.id, role: conn.role, sub: conn.sub, code, detail: message }, 'closing peer connection');
     this.#send(conn, { type: 'error', code, message });
     const entry: { closeCode?: number } = SIGNALING_ERRORS[code];
@@ -482,6 +512,7 @@ export class SignalingHub {
     const leave: ServerMessage = { type: 'leave', id: conn.id, reason };
     for (const other of this.#joined.values()) if (other.role !== conn.role) this.#send(other, leave);
     this.#log.info({ peer: conn.id, role: conn.role, sub: conn.sub, code, reason }, 'peer left');
+    if (conn.role === 'host') this.#hostChanged();
   }
 }
 

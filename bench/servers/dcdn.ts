@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startNetwork, type Network } from '../../node/index.ts';
 import { offererFactory, type RtcBackend } from '../../ingress/index.ts';
+import { mintToken } from '../../signaling/index.ts';
 
 const APP = fileURLToPath(new URL('../bench-app.ts', import.meta.url));
 const { values } = parseArgs({
@@ -23,6 +24,8 @@ const { values } = parseArgs({
     transport: { type: 'string', default: 'webrtc' },
     rtc: { type: 'string', default: 'werift' },
     'exit-with-parent': { type: 'boolean', default: false },
+    /** `off` builds the ingress without Prometheus metrics: the baseline of their cost. */
+    metrics: { type: 'string', default: 'on' },
   },
 });
 const hosts = Number(values.hosts);
@@ -62,7 +65,7 @@ if (values['exit-with-parent']) {
   });
 }
 
-network = await startNetwork({ hosts, app: APP, ingress: { name: 'bench-ingress', transport, rtcBackend }, log });
+network = await startNetwork({ hosts, app: APP, ingress: { name: 'bench-ingress', transport, rtcBackend, metrics: { enabled: values.metrics !== 'off' } }, log });
 const { ingress, browser } = network;
 const connected = () => ingress.pool.list().filter((h) => h.transport === transport).length;
 const transports = ingress.pool.list().map((h) => h.transport);
@@ -70,4 +73,5 @@ if (connected() < hosts) {
   print({ error: `only ${connected()}/${hosts} tabs connected over ${transport} (pool: ${transports.join(', ') || 'empty'})` });
   await stop();
 }
-print({ url: ingress.url, pid: process.pid, browserPid: browser?.pid, transports });
+// An operator token, for the benchmark to attach `dcdn tail`'s stream (/_dcdn/tail) and scrape.
+print({ url: ingress.url, pid: process.pid, browserPid: browser?.pid, transports, operatorToken: mintToken(network.secret, { role: 'operator', ttlSeconds: 24 * 3600, sub: 'bench' }) });

@@ -30,6 +30,11 @@ export interface KvServiceOptions {
    */
   idleTimeoutMs?: number;
   log?: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
+  /**
+   * Called once per operation when it is over, for metrics: its kind (`invalid` when it could
+   * not be parsed), its KV_ code or null when it succeeded, and how long it took in seconds.
+   */
+  onop?: (op: string, code: string | null, seconds: number) => void;
 }
 
 /** Who opened the stream, as the ingress knows it (not as the tab says). */
@@ -74,11 +79,16 @@ export class KvService {
 
   /** Answers one KV stream; never throws (failures become a RESET with their code). */
   async serve(stream: Stream, caller: KvCaller): Promise<void> {
+    const started = performance.now();
+    let kind = 'invalid';
     try {
       const op = this.#parse(stream, caller);
+      kind = op.kind;
       await this.#run(op, stream);
+      this.#opts.onop?.(kind, null, (performance.now() - started) / 1000);
     } catch (err) {
       const code: ErrorCode = errorCodeOf(err) ?? 'KV_STORE_UNAVAILABLE';
+      this.#opts.onop?.(kind, code, (performance.now() - started) / 1000);
       this.stats.errors++;
       if (code === 'KV_STORE_UNAVAILABLE') this.#opts.log?.('warn', 'kv store failed', { host: caller.host, error: (err as Error).message });
       stream.reset(code, (err as Error).message ?? String(err));

@@ -1,0 +1,167 @@
+/**
+ * `dcdn tail [APP]`: the live requests of a network, from every ingress at once. Each ingress
+ * streams its finished requests over `/_dcdn/tail` (ingress/tail.ts), filtered there; this
+ * command finds the ingresses (flags, or signaling's peer list), merges their streams and
+ * prints them for people (`--format pretty`) or as JSON lines.
+ *
+ * A reader that stops reading (`dcdn tail | less`, paused) stops this process reading its
+ * sockets; the ingresses then drop events for it and say how many, and requests never wait.
+ */
+import { WebSocket } from 'ws';
+import { signalUrls } from '../node/index.ts';
+import { UsageError, type FlagSpec } from './args.ts';
+import { readState } from './state.ts';
+import { mintToken } from '../signaling/index.ts';
+
+export const tailFlags = {
+  status: { type: 'string', help: 'only these statuses: 5xx, 404, or a comma list (e.g. 4xx,5xx)' },
+  method: { type: 'string', help: 'only this method (GET, POST, …)' },
+  search: { type: 'string', help: 'only requests whose method, URL, error code, request id or host contains TEXT' },
+  'sampling-rate': { type: 'string', default: '1', help: 'share of matching requests shown, in (0, 1]' },
+  format: { type: 'string', default: 'pretty', help: 'pretty or json (one event per line)' },
+  ingress: { type: 'string', multiple: true, help: 'an ingress to tail, e.g. http://127.0.0.1:8080 (repeatable; default: every ingress signaling knows)' },
+  signal: { type: 'string', short: 's', help: 'signaling address, to find the ingresses (default: the local dcdn up)' },
+  token: { type: 'string', help: 'operator token (else DCDN_TOKEN, one minted from DCDN_SECRET, or the local state)' },
+} satisfies FlagSpec;
+
+export const tailUsage = 'dcdn tail [APP] [--status 5xx] [--method M] [--search TEXT] [--sampling-rate R] [--format pretty|json] [--ingress URL]...';
+export const tailDescription =
+  'Streams the requests every ingress answers, live: time, method, URL, status, ms, app and version,\n' +
+  'host (marked [volunteer] for a volunteer\'s browser), transport, error code and request id.\n' +
+  'Filters run on the ingresses. Ctrl-C ends it. Needs an operator token.';
+
+/** Resolved from flags, environment and local state. */
+interface TailTarget {
+  ingresses: string[];
+  token: string;
+  query: string;
+  format: 'pretty' | 'json';
+}
+
+export async function tail(values: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const target = await resolveTarget(values, env);
+  const out = process.stdout;
+  const sockets = new Set<WebSocket>();
+  let stopping = false;
+  let paused = false;
+  /** Stops reading every socket until stdout drains: the ingresses drop for us instead. */
+  const write = (text: string) => {
+    if (out.write(text) || paused) return;
+    paused = true;
+    for (const ws of sockets) rawSocket(ws)?.pause();
+    out.once('drain', () => {
+      paused = false;
+      for (const ws of sockets) rawSocket(ws)?.resume();
+    });
+  };
+  const note = (text: string) => process.stderr.write(`${text}\n`);
+
+  const connect = (base: string) => {
+    if (stopping) return;
+    const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/_dcdn/tail${target.query}`, { headers: { authorization: `Bearer ${target.token}` } });
+    sockets.add(ws);
+    ws.on('unexpected-response', (_req, res) => {
+      const code = res.headers['dcdn-error'];
+      note(`dcdn tail: ${base} refused the tail: ${res.statusCode}${code ? ` ${String(code)}` : ''}`);
+      if (res.statusCode === 401 || res.statusCode === 400) stop(1);
+    });
+    ws.on('error', () => {});
+    ws.on('message', (data) => {
+      const event = JSON.parse(String(data)) as Record<string, unknown>;
+      if (event.type === 'hello') return note(`tailing ${base}`);
+      if (event.type === 'dropped') return note(`(${String(event.count)} requests not shown: this reader fell behind ${base})`);
+      if (event.type !== 'request') return;
+      write(target.format === 'json' ? `${JSON.stringify(event)}\n` : `${pretty(event)}\n`);
+    });
+    ws.on('close', () => {
+      sockets.delete(ws);
+      if (stopping) return;
+      // An ingress restarting or briefly away: keep trying, as the user asked to see it.
+      setTimeout(() => connect(base), 2000).unref();
+    });
+  };
+
+  let resolveDone!: (code: number) => void;
+  const done = new Promise<number>((r) => (resolveDone = r));
+  const stop = (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    for (const ws of sockets) ws.close(1000, 'done');
+    resolveDone(code);
+  };
+  process.once('SIGINT', () => stop(0));
+  process.once('SIGTERM', () => stop(0));
+  for (const base of target.ingresses) connect(base);
+  // Keep the process alive while the sockets (or the reconnect timers, unref'd) are idle.
+  const keepAlive = setInterval(() => {}, 60_000);
+  const code = await done;
+  clearInterval(keepAlive);
+  return code;
+}
+
+/** One line for people: time, method, URL, status, ms, app@version, host, transport, code, id. */
+export function pretty(e: Record<string, unknown>): string {
+  const time = typeof e.time === 'string' ? e.time.slice(11, 23) : '';
+  const status = Number(e.status);
+  const app = e.app ? `${String(e.app)}${e.version != null ? `@${String(e.version)}` : ''}` : '-';
+  const host = e.host ? `${String(e.host)}${e.volunteer ? ' [volunteer]' : ''}` : 'no host';
+  const parts = [time, String(e.method), String(e.url), status === 0 ? 'client gone' : String(status), `${String(e.ms)}ms`, app, host, String(e.transport ?? '-')];
+  if (e.code) parts.push(String(e.code));
+  parts.push(`id=${String(e.requestId)}`);
+  return parts.join(' ');
+}
+
+async function resolveTarget(values: Record<string, unknown>, env: NodeJS.ProcessEnv): Promise<TailTarget> {
+  const format = String(values.format ?? 'pretty');
+  if (format !== 'pretty' && format !== 'json') throw new UsageError(`--format must be pretty or json, got ${format}`);
+  const rate = Number(values['sampling-rate'] ?? 1);
+  if (!(rate > 0 && rate <= 1)) throw new UsageError(`--sampling-rate must be a number in (0, 1], got ${String(values['sampling-rate'])}`);
+  const status = values.status as string | undefined;
+  if (status !== undefined && !status.split(',').every((s) => /^([1-5]xx|[1-5]\d\d|0)$/i.test(s.trim()))) throw new UsageError(`--status must be like 5xx, 404 or 4xx,5xx, got ${status}`);
+  const positionals = (values._ as string[] | undefined) ?? [];
+  if (positionals.length > 1) throw new UsageError(`one APP at most, got ${positionals.join(' ')}`);
+  const q = new URLSearchParams();
+  if (positionals[0]) q.set('app', positionals[0]);
+  if (status) q.set('status', status);
+  if (values.method) q.set('method', String(values.method).toUpperCase());
+  if (values.search) q.set('search', String(values.search));
+  if (rate < 1) q.set('sampling', String(rate));
+  const state = readState(env);
+  const token =
+    (values.token as string | undefined) ??
+    env.DCDN_TOKEN ??
+    (env.DCDN_SECRET ? mintToken(env.DCDN_SECRET, { role: 'operator', ttlSeconds: 24 * 3600, sub: 'tail' }) : undefined) ??
+    state?.operatorToken;
+  if (!token) throw new UsageError('no operator token: pass --token, or set DCDN_TOKEN or DCDN_SECRET');
+  let ingresses = ((values.ingress as string[] | undefined) ?? []).map((u) => u.replace(/\/+$/, ''));
+  if (ingresses.length === 0) {
+    const signal = (values.signal as string | undefined) ?? env.DCDN_SIGNAL ?? state?.signal;
+    if (signal) ingresses = await ingressesFrom(signalUrls(signal).http);
+    if (ingresses.length === 0 && state?.ingress) ingresses = [state.ingress];
+  }
+  if (ingresses.length === 0) throw new UsageError('no ingress to tail: run `dcdn up` here, or pass --ingress URL or --signal URL');
+  const query = q.toString();
+  return { ingresses: [...new Set(ingresses)], token, query: query ? `?${query}` : '', format };
+}
+
+/**
+ * The ingresses signaling knows, by the WebSocket endpoint each announces for hosts
+ * (`ws://HOST:PORT/_dcdn/host-ws`, its `--public-ws` when set): the same address serves
+ * `/_dcdn/tail`.
+ */
+export async function ingressesFrom(signalHttp: string): Promise<string[]> {
+  try {
+    const res = await fetch(`${signalHttp}/v1/health`);
+    if (!res.ok) return [];
+    const health = (await res.json()) as { peers?: Array<{ role?: string; info?: { wsUrl?: unknown } }> };
+    return (health.peers ?? [])
+      .filter((p) => p.role === 'ingress' && typeof p.info?.wsUrl === 'string')
+      .map((p) => String(p.info!.wsUrl).replace(/^ws/, 'http').replace(/\/_dcdn\/host-ws$/, ''));
+  } catch {
+    return [];
+  }
+}
+
+function rawSocket(ws: WebSocket): { pause(): void; resume(): void } | undefined {
+  return (ws as unknown as { _socket?: { pause(): void; resume(): void } })._socket;
+}
