@@ -169,7 +169,7 @@ describe('the app store', () => {
   });
 });
 
-async function until(cond: () => boolean, ms = 3000): Promise<void> {
+async function until(cond: () => boolean, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
     if (Date.now() > end) throw new Error('condition not met in time');
@@ -272,8 +272,11 @@ describe('checking a deploy on a host before it goes live', () => {
     checkServer = createSignalingServer({ secret, apps: checkStore, appCheckTimeoutMs: 1500 });
     checkBase = await checkServer.listen(0);
   });
-  afterEach(() => {
+  afterEach(async () => {
     for (const h of hosts.splice(0)) h.close();
+    // close() only starts the WebSocket's closing handshake: until the server has seen it, the
+    // host is still registered and the next test's deploy would ask it (and wait, or fail).
+    await until(() => checkServer.peers().length === 0);
     for (const a of checkStore.list()) checkStore.delete(a.name);
   });
   afterAll(async () => {
