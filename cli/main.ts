@@ -12,6 +12,7 @@ import { apps, controlFlags, deploy, remove, rollback, rolloutFlags, secret } fr
 import { kv, kvDescription, kvFlags, kvUsage } from './kv-command.ts';
 import { hosts, hostsFlags, invite, inviteFlags } from './host-commands.ts';
 import { mintToken } from '../signaling/index.ts';
+import { INVITE_GRACE_MS } from '../signaling/index.ts';
 import { join, resolve } from 'node:path';
 import { secureStateDir, stateDir } from './state.ts';
 
@@ -43,6 +44,7 @@ const commands: Record<string, Command> = {
       app: { type: 'string', short: 'a', help: 'module to deploy as the default app (default: the demo app, if none is deployed)' },
       db: { type: 'string', help: 'app store (SQLite) path (default: $DCDN_HOME/apps.db, DCDN_HOME defaults to ~/.dcdn)' },
       'open-join': { type: 'boolean', default: false, help: 'let anyone join as a volunteer host from /join, without an invite' },
+      'invite-grace': { type: 'string', default: String(INVITE_GRACE_MS), help: "ms a volunteer keeps serving after its invite expired (requests in flight finish); then its sessions end" },
       ...iceFlags,
       ...metricsFlags,
       help,
@@ -64,6 +66,7 @@ const commands: Record<string, Command> = {
         db: (v.db as string | undefined) ?? join(stateDir(), 'apps.db'),
         ...(ice ? { ice } : {}),
         openJoin: v['open-join'] === true,
+        inviteGraceMs: intFlag(v['invite-grace'], 'invite-grace', 0),
         ...metrics,
         log,
       });

@@ -1,6 +1,7 @@
 import { intFlag, UsageError, type FlagSpec } from './args.ts';
 import { RTC_BACKENDS, type RtcBackend } from '../ingress/index.ts';
 import { mintToken, type AppStore } from '../signaling/index.ts';
+import { INVITE_GRACE_MS } from '../signaling/index.ts';
 import { control as deployVersion, type ControlTarget } from './app-commands.ts';
 import { parseAppConfig } from '../protocol/index.ts';
 import { createLog } from './log.ts';
@@ -33,6 +34,7 @@ export const upFlags = {
   'no-watch': { type: 'boolean', default: false, help: "with --app: don't redeploy when a file the app is built from changes" },
   quiet: { type: 'boolean', short: 'q', default: false, help: 'log warnings only' },
   'open-join': { type: 'boolean', default: false, help: 'let anyone join as a volunteer host from /join, without an invite' },
+  'invite-grace': { type: 'string', default: String(INVITE_GRACE_MS), help: "ms a volunteer keeps serving after its invite expired (requests in flight finish); then its sessions end" },
   ...iceFlags,
   ...trafficFlags,
   ...metricsFlags,
@@ -74,6 +76,7 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
     db: join(stateDir(), 'apps.db'),
     ...(ice ? { ice } : {}),
     openJoin: values['open-join'] === true,
+    inviteGraceMs: intFlag(values['invite-grace'], 'invite-grace', 0),
     ...(metrics.metricsToken ? { metricsToken: metrics.metricsToken } : {}),
     log: sigLog,
   });

@@ -48,6 +48,8 @@ export const ERRORS = {
   PROTO_SESSION_CLOSED: { status: 502, retryable: true, blame: 'peer', summary: 'the channel closed while the stream was open' },
   PROTO_HEARTBEAT_TIMEOUT: { status: 502, retryable: true, blame: 'peer', summary: 'the peer stopped answering heartbeats' },
   PROTO_CANCELLED: { status: 499, retryable: false, blame: 'client', summary: 'the stream was cancelled by the side that opened it' },
+  PROTO_RATE_LIMITED: { status: 502, retryable: true, blame: 'peer', summary: 'the peer sent frames of one kind (PING, RESET, CREDIT, heads, ...) faster than its budget; the session was closed' },
+  PROTO_SLOW_PEER: { status: 502, retryable: true, blame: 'peer', summary: 'the peer stopped reading: more than the outbound limit was queued for it, so the session was closed' },
 
   // Ingress: decided at the HTTP edge.
   INGRESS_NO_HOST: { status: 503, retryable: true, blame: 'operator', summary: 'no healthy host is connected' },

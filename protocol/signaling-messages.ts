@@ -30,6 +30,12 @@ export interface PeerInfo {
   apps?: string[];
   /** The operator drained the host (`dcdn hosts drain`): send it no new requests. */
   draining?: true;
+  /**
+   * A volunteer's: when its sessions end (ms since the epoch): its invite's expiry plus the
+   * operator's grace. Signaling disconnects it then, and ingresses close their sessions with it
+   * at the same time on their own, signaling or not.
+   */
+  expiresAt?: number;
 }
 
 /** First message on every connection. */
@@ -71,6 +77,8 @@ export const LEAVE_REASONS = [
   'slow-consumer',
   'shutdown',
   'banned',
+  // A volunteer whose invite expired (plus grace): ingresses cut it off at once, like a ban.
+  'expired',
   'protocol-error',
   'SIG_BAD_MESSAGE',
   'SIG_MESSAGE_TOO_LARGE',
@@ -322,7 +330,7 @@ function isPeerRole(value: unknown): value is PeerRole {
 
 function isPeerInfo(value: unknown): value is PeerInfo {
   if (!isPlainRecord(value)) return false;
-  const { id, role, sub, info, since, volunteer, apps, draining } = value;
+  const { id, role, sub, info, since, volunteer, apps, draining, expiresAt } = value;
   return (
     isId(id) &&
     isPeerRole(role) &&
@@ -331,6 +339,7 @@ function isPeerInfo(value: unknown): value is PeerInfo {
     typeof since === 'number' &&
     (volunteer === undefined || volunteer === true) &&
     (draining === undefined || draining === true) &&
+    (expiresAt === undefined || (typeof expiresAt === 'number' && Number.isFinite(expiresAt))) &&
     (apps === undefined || (Array.isArray(apps) && apps.length <= 64 && apps.every((a) => typeof a === 'string' && a.length <= 63)))
   );
 }

@@ -8,7 +8,7 @@
  */
 export { MAX_TOKEN_LENGTH, MIN_SECRET_LENGTH, mintToken, verifyToken, type Claims, type MintClaims, type Role } from './token.ts';
 export { HEALTH_PATH, SIGNAL_PATH, createSignalingServer, type SignalingServer, type SignalingServerOptions } from './server.ts';
-export type { HostSummary } from './signaling-hub.ts';
+export { INVITE_GRACE_MS, SIGNAL_RATE_DEFAULTS, type HostSummary, type SignalKind } from './signaling-hub.ts';
 export { AppStore, APP_NAME, MAX_BUNDLE_BYTES, type AppManifestEntry, type AppSummary, type AppVersion } from './app-store.ts';
 export { BanList, type Ban, type BanKind } from './bans.ts';
 export { checkBundle } from './control-api.ts';

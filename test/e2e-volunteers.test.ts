@@ -181,6 +181,23 @@ describe('volunteer hosts', () => {
     }
   });
 
+  it('are warned, at invite time and on the page, about an app deployed without --volunteers', async () => {
+    const r = await dcdn('invite', '--apps', 'closed', '--ttl', '1h');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/warning: closed was deployed without --volunteers/);
+    const page = await joinAsVolunteer(r.stdout.trim(), 'vol-closed');
+    try {
+      // Not "serving": the page says there is nothing to serve, and why.
+      await page.waitForFunction(() => document.body.dataset.state === 'idle', { timeout: 15_000, polling: 100 });
+      expect(await page.$eval('#s-apps', (el) => el.textContent)).toContain('Cannot serve closed');
+      expect(await page.$eval('#summary', (el) => el.textContent)).toMatch(/nothing to serve/);
+    } finally {
+      await page.close();
+    }
+    // An invite for an app that is open to volunteers has no warning.
+    expect((await dcdn('invite', '--apps', 'open', '--ttl', '1h')).stderr).not.toMatch(/warning/);
+  }, 60_000);
+
   it('are refused with an expired invite', async () => {
     const expired = mintToken(net.secret, { role: 'host', sub: 'late', ttlSeconds: 60, scope: ['volunteer'] }, Math.floor(Date.now() / 1000) - 3600);
     // The token is checked before the upgrade: a plain request shows the answer a tab gets.
