@@ -35,9 +35,14 @@ export async function runHttpSection(config: HttpConfig, targets: Target[]): Pro
   for (const t of live) {
     // Warm up JIT, connections and (on werift) the fresh data channel before anything counts.
     const small = Math.min(config.transferBytes, 1024 * 1024);
-    await load(`${t.url}/`, 10, 1);
-    await download(`${t.url}/bytes?n=${small}`, small);
-    await upload(`${t.url}/upload`, small);
+    try {
+      await load(`${t.url}/`, 10, 1);
+      await download(`${t.url}/bytes?n=${small}`, small);
+      await upload(`${t.url}/upload`, small);
+    } catch (err) {
+      // A bare "aborted" from a socket says nothing of which of the eight targets failed.
+      throw new Error(`warming up ${t.spec.label} (${t.url}): ${(err as Error).message}`, { cause: err });
+    }
   }
   progress(`http: warmed up ${live.length} targets`);
   for (let rep = 0; rep < config.reps; rep++) {

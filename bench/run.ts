@@ -20,7 +20,7 @@ import { renderSvg } from './svg.ts';
 import { startTarget, TARGETS, type Target, type TargetSpec } from './targets.ts';
 import { observeFigures, renderObserveTable, runObserveSection, type ObserveConfig, type ObserveResults } from './observe.ts';
 
-export const benchUsage = 'dcdn bench [--quick] [--json FILE] [--only channel|http|memory|kv|observe] [--profile DIR]';
+export const benchUsage = 'dcdn bench [--quick | --smoke] [--json FILE] [--only channel|http|memory|kv|observe] [--profile DIR]';
 const SECTIONS = ['channel', 'http', 'memory', 'kv', 'observe'] as const;
 type Section = (typeof SECTIONS)[number];
 
@@ -42,6 +42,9 @@ Measures, side by side in one run on this machine, with medians over repetitions
 
 Options:
   --quick          short run (about 3 minutes): fewer repetitions, smaller transfers
+  --smoke          every section's code once with tiny counts (well under a minute), the same
+                   table; the figures mean nothing. CI runs it (test/bench-smoke.test.ts) so
+                   the benchmark cannot rot unseen. Default JSON: bench/results/smoke.json
   --json FILE      raw figures (default bench/results/latest.json); the SVG goes beside it
   --only SECTION   run one section: channel, http, memory, kv or observe
   --profile DIR    run the dcdn ingress children under node --cpu-prof, profiles into DIR
@@ -54,6 +57,15 @@ or on Ctrl-C.
 
 const MiB = 1024 * 1024;
 const CONFIGS = {
+  // Enough to take every path (warm-up, RTTs of both sizes, bulk both ways, each HTTP target,
+  // the memory sampler, every KV operation) once, not to measure anything.
+  smoke: {
+    channel: { reps: 1, rttCount: 20, rttWarmup: 5, rtt64kCount: 4, rtt64kWarmup: 1, bulkBytes: 1 * MiB, sizes: [65536, 262144] },
+    http: { reps: 1, seconds: 1, transferBytes: 1 * MiB, transfersPerRep: 1 },
+    memoryBytes: 16 * MiB,
+    kv: { reps: 1, ops: 20, warmup: 5, sizes: [100, 65536], listOps: 10, listLimit: 100 },
+    observe: { reps: 1, seconds: 1 },
+  },
   quick: {
     channel: { reps: 3, rttCount: 500, rttWarmup: 100, rtt64kCount: 60, rtt64kWarmup: 10, bulkBytes: 8 * MiB, sizes: [65536, 262144] },
     http: { reps: 3, seconds: 1, transferBytes: 10 * MiB, transfersPerRep: 1 },
@@ -77,6 +89,7 @@ export async function runBench(argv: string[]): Promise<number> {
       args: argv,
       options: {
         quick: { type: 'boolean', default: false },
+        smoke: { type: 'boolean', default: false },
         json: { type: 'string' },
         only: { type: 'string' },
         profile: { type: 'string' },
@@ -97,9 +110,14 @@ export async function runBench(argv: string[]): Promise<number> {
     return 2;
   }
   const sections: Section[] = flags.only ? [flags.only as Section] : [...SECTIONS];
-  const mode = flags.quick ? 'quick' : 'full';
+  if (flags.quick && flags.smoke) {
+    process.stderr.write('dcdn bench: --quick and --smoke are different runs; choose one\n');
+    return 2;
+  }
+  const mode = flags.smoke ? 'smoke' : flags.quick ? 'quick' : 'full';
   const config = CONFIGS[mode];
-  const jsonPath = resolve(flags.json ?? join(REPO_ROOT, 'bench', 'results', 'latest.json'));
+  // A smoke run's figures mean nothing: they never replace the last real run's.
+  const jsonPath = resolve(flags.json ?? join(REPO_ROOT, 'bench', 'results', mode === 'smoke' ? 'smoke.json' : 'latest.json'));
 
   let stopping = false;
   const interrupted = async (signal: string) => {
@@ -127,7 +145,9 @@ export async function runBench(argv: string[]): Promise<number> {
     let kv: KvResults | undefined;
     if (sections.includes('channel')) channel = await runChannelSection(config.channel);
     if (sections.includes('http')) {
-      const targets = await startTargets(TARGETS, flags.profile ? resolve(flags.profile) : undefined);
+      // A smoke run skips the two-tab targets: the same code as one tab, and each launches a Chromium.
+      const specs = mode === 'smoke' ? TARGETS.filter((t) => !t.key.endsWith('-2')) : TARGETS;
+      const targets = await startTargets(specs, flags.profile ? resolve(flags.profile) : undefined);
       try {
         http = await runHttpSection(config.http, targets);
       } finally {

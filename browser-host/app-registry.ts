@@ -83,13 +83,14 @@ export class AppRegistry {
   }
 
   /** Per app, the announced version and how it is doing: what signaling is told. */
-  report(): Array<{ name: string; version: number; state: 'serving' | 'loading' | 'failed' }> {
-    const out: Array<{ name: string; version: number; state: 'serving' | 'loading' | 'failed' }> = [];
+  report(): Array<{ name: string; version: number; state: 'serving' | 'loading' | 'failed'; sha256: string }> {
+    const out: Array<{ name: string; version: number; state: 'serving' | 'loading' | 'failed'; sha256: string }> = [];
     for (const e of this.#apps.values()) {
       const current = e.active !== null && e.active.sha256 === e.ref.sha256;
-      out.push({ name: e.ref.name, version: e.ref.version, state: current ? 'serving' : e.error && !e.loading ? 'failed' : 'loading' });
+      // The deployment id tells a reload for new secrets (same version) from the old one.
+      out.push({ name: e.ref.name, version: e.ref.version, state: current ? 'serving' : e.error && !e.loading ? 'failed' : 'loading', sha256: e.ref.sha256 });
       // The version still serving while a newer one loads or failed to.
-      if (e.active && !current) out.push({ name: e.ref.name, version: e.active.runtime.version, state: 'serving' });
+      if (e.active && !current) out.push({ name: e.ref.name, version: e.active.runtime.version, state: 'serving', sha256: e.active.sha256 });
     }
     return out;
   }

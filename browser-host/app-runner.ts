@@ -95,6 +95,13 @@ export class AppRunner {
       const status = reply ? reply.status : response!.status;
       const out = reply ? reply.body : response!.body;
       const responseHeaders = reply ? reply.headers : responseHeaderList(response!.headers);
+      // A Content-Length the ingress would refuse ("10, 10" from two headers, "abc") is the
+      // app's mistake: say so with its code, rather than send a head the ingress blames us for.
+      if (responseHeaders.some(([n]) => n.toLowerCase() === 'content-length') && declaredLength(responseHeaders) === undefined) {
+        if (out instanceof Uint8Array) reply!.bodyDone(false);
+        else void out?.cancel().catch(() => {});
+        return fail('HOST_BAD_HANDLER_RESPONSE', "the app's content-length is not a single number");
+      }
       const noBody = out === null || method === 'HEAD' || status === 204 || status === 304;
       // A head the ingress's decoder would refuse: say so now, with the app's code, rather than
       // send it and leave the ingress to guess (protocol/head-limits.ts).
@@ -113,9 +120,21 @@ export class AppRunner {
         if (!stream.remoteEnded) discardRest();
         return;
       }
+      // The app's own Content-Length is checked here, where the app is known to be the one at
+      // fault: a body longer or shorter than it is the app's bug (HOST_BAD_HANDLER_RESPONSE),
+      // not a host breaking protocol, and the ingress counts it against the app.
+      const declared = declaredLength(responseHeaders);
+      let sent = 0;
+      const overLength = (n: number) => declared !== undefined && sent + n > declared;
+      const lengthLie = (what: string) => fail('HOST_BAD_HANDLER_RESPONSE', `the app's response body is ${what} than its content-length (${declared})`);
       if (out instanceof Uint8Array) {
         // The whole body came at once: write it, and tell the sandbox (which may have failed it meanwhile).
+        if (overLength(out.byteLength)) {
+          reply!.bodyDone(false);
+          return lengthLie('longer');
+        }
         stats.bytesOut += out.byteLength;
+        sent += out.byteLength;
         if (out.byteLength > 0) await stream.write(out);
         reply!.bodyDone(true);
       } else {
@@ -124,10 +143,17 @@ export class AppRunner {
           const { done, value } = await responseBody.read();
           if (done) break;
           if (stream.closed) return;
+          if (overLength(value.byteLength)) {
+            void responseBody.cancel('content-length exceeded').catch(() => {});
+            return lengthLie('longer');
+          }
           stats.bytesOut += value.byteLength;
+          sent += value.byteLength;
           await stream.write(value);
         }
       }
+      if (stream.closed) return;
+      if (declared !== undefined && sent !== declared) return lengthLie('shorter');
       stream.end();
       if (!stream.remoteEnded) discardRest();
     } catch (err) {
@@ -148,6 +174,13 @@ interface RawRuntime extends AppRuntime {
 
 function isRawRuntime(runtime: AppRuntime): runtime is RawRuntime {
   return typeof (runtime as Partial<RawRuntime>).fetchRaw === 'function';
+}
+
+/** The app's Content-Length when it declared exactly one valid one, else undefined (not checked). */
+function declaredLength(headers: ReadonlyArray<readonly [string, string]>): number | undefined {
+  const values = headers.filter(([name]) => name.toLowerCase() === 'content-length').map(([, v]) => v.trim());
+  if (values.length !== 1 || !/^\d{1,15}$/.test(values[0]!)) return undefined;
+  return Number(values[0]);
 }
 
 function codeOf(err: unknown): string {

@@ -66,6 +66,11 @@ export class HostAgent {
   readonly #iceTransportPolicy: RTCIceTransportPolicy;
   /** What signaling's welcome (or a later refresh) handed out; null: it sent none. */
   #signaledIce: RTCIceServer[] | null = null;
+  /**
+   * This tab's id in signaling (from its welcome): the ID `dcdn hosts list` shows, and what an
+   * operator drains or bans it by. Null until signaling welcomed it; a new one per connection.
+   */
+  peerId: string | null = null;
   onchange: (() => void) | null = null;
   /** The deployed apps' active versions, as signaling announces them. */
   onapps: ((apps: AppRef[]) => void) | null = null;
@@ -88,6 +93,7 @@ export class HostAgent {
     this.#signaling = new SignalingClient({ url: options.signalUrl, token: options.token, info: this.#info });
     this.#signaling.onwelcome = (m) => {
       this.#signaledIce = m.iceServers ?? null;
+      this.peerId = m.id;
       this.#log(`signaling: joined as ${m.id}; ${m.peers.length} ingress(es) present; ICE: ${this.#iceSummary()}`);
       this.onchange?.();
     };

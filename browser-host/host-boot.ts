@@ -37,6 +37,11 @@ export interface BootedHost {
   agent: HostAgent;
   runner: AppRunner;
   registry: AppRegistry;
+  /**
+   * The apps signaling last said this tab may run (a volunteer hears only of those its invite
+   * and their deploys allow); null until it said anything.
+   */
+  readonly announcedApps: string[] | null;
   /** Leaves signaling, ends every session and unloads the apps. */
   stop(): void;
 }
@@ -75,7 +80,9 @@ export function bootHost(options: HostBootOptions): BootedHost {
   const runner = new AppRunner(registry, log);
   agent = new HostAgent({ signalUrl: options.signalUrl ?? defaultSignalUrl(), token, name: options.name, runner, log, ...(options.hostId ? { hostId: options.hostId } : {}) });
   agent.onchange = () => options.onchange?.();
+  let announced: string[] | null = null;
   agent.onapps = (apps) => {
+    announced = apps.map((a) => a.name);
     registry.update(apps);
     options.onchange?.();
   };
@@ -89,6 +96,9 @@ export function bootHost(options: HostBootOptions): BootedHost {
     agent,
     runner,
     registry,
+    get announcedApps() {
+      return announced;
+    },
     stop() {
       agent.stop();
       registry.close();

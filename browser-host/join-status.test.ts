@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatBytes, RateMeter, statusText, type HostSnapshot } from './join-status.ts';
+import { formatBytes, RateMeter, statusText, type HostSnapshot, unservableApps } from './join-status.ts';
 
 const NBSP = '\u00a0';
 
@@ -52,5 +52,19 @@ describe('statusText', () => {
 describe('formatBytes', () => {
   it('uses binary units with one decimal', () => {
     expect([0, 1023, 1024, 1536, 5 * 1024 ** 3].map(formatBytes)).toEqual([`0${NBSP}B`, `1023${NBSP}B`, `1.0${NBSP}KiB`, `1.5${NBSP}KiB`, `5.0${NBSP}GiB`]);
+  });
+});
+
+describe('unservableApps', () => {
+  it('names the invite\'s apps that signaling did not offer, once it has said', () => {
+    expect(unservableApps(['volunteer', 'app:hello'], null)).toEqual([]);
+    expect(unservableApps(['volunteer', 'app:hello'], [])).toEqual(['Cannot serve hello: the operator has not deployed it for volunteers (--volunteers).']);
+    expect(unservableApps(['volunteer', 'app:hello', 'app:open'], ['open'])).toHaveLength(1);
+    expect(unservableApps(['volunteer', 'app:open'], ['open'])).toEqual([]);
+  });
+
+  it('says when an invite for every app finds none open to volunteers', () => {
+    expect(unservableApps(['volunteer'], [])).toEqual(['No app on this network is open to volunteers yet: there is nothing to serve.']);
+    expect(unservableApps(['volunteer'], ['default'])).toEqual([]);
   });
 });

@@ -9,8 +9,10 @@ const NBSP = '\u00a0';
 
 /** What the page reads from its host once a second. */
 export interface HostSnapshot {
+  /** The name operators see (a volunteer's is `vol-`-prefixed by signaling). */
   name: string;
-  hostId: string;
+  /** The ID `dcdn hosts list` shows: the tab's current signaling id; null before the welcome. */
+  hostId: string | null;
   signalingConnected: boolean;
   connections: ReadonlyArray<{ ingress: string; transport: string; rttMs: number | undefined }>;
   apps: ReadonlyArray<{ app: string; version: number | null; loading: boolean; error: string | null }>;
@@ -75,7 +77,7 @@ export function statusText(s: HostSnapshot | null, rate: { requestsPerSecond: nu
     requests: `${stats.requests} served · ${stats.inFlight} in flight · ${stats.errors} ${stats.errors === 1 ? 'error' : 'errors'}`,
     traffic: `${formatBytes(stats.bytesIn)} in · ${formatBytes(stats.bytesOut)} out`,
     rate: `${formatNumber(rate.requestsPerSecond)}${NBSP}req/s · ${formatBytes(rate.bytesPerSecond)}/s`,
-    host: `${s.name} (id${NBSP}${s.hostId.slice(0, 8)})`,
+    host: `${s.name} (id${NBSP}${s.hostId === null ? '–' : s.hostId.slice(0, 8)})`,
   };
 }
 
@@ -94,4 +96,17 @@ export function formatBytes(n: number): string {
 
 function formatNumber(n: number): string {
   return n >= 100 ? String(Math.round(n)) : n.toFixed(1);
+}
+
+/**
+ * What the volunteer's tab cannot serve, in plain words, once signaling has said what it may
+ * run (`announced`; null before): each app its invite names (`app:NAME` scope items) that is
+ * missing from the announcement (deployed without `--volunteers`, or not deployed), or, for an
+ * invite naming no app, that nothing is open to volunteers. Empty when all is well.
+ */
+export function unservableApps(scope: readonly string[] | null, announced: readonly string[] | null): string[] {
+  if (announced === null) return [];
+  const named = (scope ?? []).filter((s) => s.startsWith('app:')).map((s) => s.slice(4));
+  if (named.length === 0) return announced.length === 0 ? ['No app on this network is open to volunteers yet: there is nothing to serve.'] : [];
+  return named.filter((a) => !announced.includes(a)).map((a) => `Cannot serve ${a}: the operator has not deployed it for volunteers (--volunteers).`);
 }

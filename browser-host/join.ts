@@ -11,10 +11,11 @@
 import { bootHost, type BootedHost } from './host-boot.ts';
 import { checkInvite, describeInvite, openJoinToken, type InviteCheck } from './join-invite.ts';
 import { randomId } from './random-id.ts';
-import { RateMeter, statusText, type HostSnapshot } from './join-status.ts';
+import { VOLUNTEER_SCOPE, volunteerName } from '../protocol/index.ts';
+import { RateMeter, statusText, unservableApps, type HostSnapshot } from './join-status.ts';
 
 /** What the page is doing; also `data-state` on `<body>`, for styling and tests. */
-type Phase = 'checking' | 'ready' | 'blocked' | 'joining' | 'waiting' | 'serving' | 'reconnecting';
+type Phase = 'checking' | 'ready' | 'blocked' | 'joining' | 'waiting' | 'serving' | 'idle' | 'reconnecting';
 
 const SUMMARY: Record<Phase, string> = {
   checking: 'Checking your invite…',
@@ -23,6 +24,7 @@ const SUMMARY: Record<Phase, string> = {
   joining: 'Joining the network…',
   waiting: 'Joined. Waiting for an ingress to connect…',
   serving: 'Joined and serving requests. Keep this tab open.',
+  idle: 'Joined, but this invite gives you nothing to serve: see the apps below.',
   reconnecting: 'Connection lost. Reconnecting…',
 };
 /** How long signaling may stay unreachable before the invite is checked again, and how often. */
@@ -166,7 +168,14 @@ function phase(): Phase {
   if (check === null) return 'checking';
   if (!host) return describeInvite(check).canJoin ? 'ready' : 'blocked';
   if (!host.agent.signalingConnected) return everConnected ? 'reconnecting' : 'joining';
+  if (host.announcedApps !== null && host.announcedApps.length === 0) return 'idle';
   return host.agent.connections.length > 0 ? 'serving' : 'waiting';
+}
+
+/** The invite's apps this tab cannot serve (join-status.ts), once signaling has said. */
+function unservable(h: BootedHost | null): string[] {
+  if (!h || check?.kind !== 'valid') return [];
+  return unservableApps(check.scope, h.announcedApps);
 }
 
 function render(): void {
@@ -195,7 +204,7 @@ function render(): void {
   const text = statusText(shown ? snapshot(shown) : null, joined ? meter.rate : { requestsPerSecond: 0, bytesPerSecond: 0 }, joined);
   setText(ui.connection, current === 'reconnecting' ? `Reconnecting to signaling (${Math.round((Date.now() - disconnectedSince) / 1000)} s)` : text.connection);
   setList(ui.ingresses, text.ingresses, joined ? 'No ingress yet' : '–');
-  setList(ui.apps, text.apps, joined ? 'None loaded yet' : '–');
+  setList(ui.apps, [...text.apps, ...unservable(host)], joined ? 'None loaded yet' : '–');
   setText(ui.requests, text.requests);
   setText(ui.traffic, text.traffic);
   setText(ui.rate, text.rate);
@@ -204,8 +213,10 @@ function render(): void {
 
 function snapshot(h: BootedHost): HostSnapshot {
   return {
-    name,
-    hostId: h.agent.hostId,
+    // As operators see it: signaling prefixes a volunteer's name with vol-, and `dcdn hosts
+    // list` shows the signaling id.
+    name: check?.kind === 'valid' && check.scope?.includes(VOLUNTEER_SCOPE) ? volunteerName(name) : name,
+    hostId: h.agent.peerId,
     signalingConnected: h.agent.signalingConnected,
     connections: h.agent.connections,
     apps: h.registry.status(),

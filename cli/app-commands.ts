@@ -5,14 +5,42 @@
 import { resolve } from 'node:path';
 import { bundleApp } from '../browser-host/index.ts';
 import { mintToken } from '../signaling/index.ts';
+import { DEFAULT_ROLLOUT_TIMEOUT_MS, describeRollout, type Rollout } from '../signaling/index.ts';
 import { UsageError } from './args.ts';
 import { buildErrorLines } from './bundle.ts';
 import { signalUrls } from '../node/index.ts';
 import { readState, stateFile } from './state.ts';
-import { controlFlags } from './command-flags.ts';
+import { controlFlags, rolloutFlags } from './command-flags.ts';
 
-export { controlFlags };
+export { controlFlags, rolloutFlags };
 
+/**
+ * Waits until every connected host that is sent `name` serves its active deployment, or one
+ * failed, or `--rollout-timeout` passed, and prints `live on N/N hosts` (with the hosts that lag
+ * or failed). Returns the exit code: 0 when every host is live (or none is connected), else 1.
+ */
+export async function awaitRollout(target: ControlTarget, name: string, values: Record<string, unknown>): Promise<number> {
+  const raw = String(values['rollout-timeout'] ?? DEFAULT_ROLLOUT_TIMEOUT_MS / 1000);
+  const seconds = Number(raw);
+  if (!/^\d+(\.\d+)?$/.test(raw) || !Number.isFinite(seconds)) throw new UsageError(`--rollout-timeout takes seconds, got ${JSON.stringify(raw)}`);
+  if (seconds === 0) return 0;
+  // The server holds a wait of at most 120 s; longer timeouts ask again.
+  const deadline = Date.now() + seconds * 1000;
+  let rollout: Rollout;
+  do {
+    const waitMs = Math.max(0, Math.min(deadline - Date.now(), 120_000));
+    rollout = await control<Rollout>(target, 'GET', `/v1/apps/${encodeURIComponent(name)}/rollout?wait=${Math.round(waitMs)}`);
+  } while (!rollout.settled && Date.now() < deadline);
+  if (rollout.total === 0) {
+    process.stdout.write('no host is connected: hosts load it when they connect\n');
+    return 0;
+  }
+  process.stdout.write(`${describeRollout(rollout)}\n`);
+  if (rollout.live === rollout.total) return 0;
+  const failed = rollout.hosts.some((h) => h.state === 'failed');
+  process.stderr.write(`${failed ? 'some hosts could not load it (see their logs; `dcdn apps` shows what each serves)' : `not every host switched within ${seconds} s`}: requests to those hosts still get the version they serve\n`);
+  return 1;
+}
 
 /** Where the control API is, how to authenticate, and where apps answer (for printing URLs). */
 export interface ControlTarget {
@@ -160,7 +188,7 @@ export async function deploy(values: Record<string, unknown> & { _: string[] }):
   const notes = [Object.keys(vars).length ? `vars: ${Object.keys(vars).map((b) => `env.${b}`).join(', ')}` : '', config.kv.length ? `KV: ${config.kv.map((b) => `env.${b}`).join(', ')}` : '', config.volunteers ? 'may run on volunteer hosts' : '', config.require.length ? `requires ${config.require.join(', ')}` : ''].filter(Boolean);
   process.stdout.write(`deployed ${name} version ${v.version}${notes.length ? ` (${notes.join('; ')})` : ''}\n`);
   for (const url of appUrls(target, name)) process.stdout.write(`  ${url}\n`);
-  return 0;
+  return awaitRollout(target, name, values);
 }
 
 export async function apps(values: Record<string, unknown>): Promise<number> {
@@ -207,9 +235,10 @@ export async function rollback(values: Record<string, unknown> & { _: string[] }
   if (!name) throw new UsageError('usage: dcdn rollback NAME [--to VERSION]');
   const to = values.to === undefined ? undefined : Number(values.to);
   if (to !== undefined && !(Number.isInteger(to) && to > 0)) throw new UsageError('--to must be a version number');
-  const v = await control<{ version: number }>(controlTarget(values), 'POST', `/v1/apps/${encodeURIComponent(name)}/rollback`, to === undefined ? {} : { to });
+  const target = controlTarget(values);
+  const v = await control<{ version: number }>(target, 'POST', `/v1/apps/${encodeURIComponent(name)}/rollback`, to === undefined ? {} : { to });
   process.stdout.write(`${name} is now at version ${v.version}\n`);
-  return 0;
+  return awaitRollout(target, name, values);
 }
 
 export async function remove(values: Record<string, unknown> & { _: string[] }): Promise<number> {
@@ -229,7 +258,7 @@ export async function secret(values: Record<string, unknown> & { _: string[] }):
   if (action === 'delete') {
     await control(target, 'DELETE', path);
     process.stdout.write(`deleted secret ${key} of ${name}\n`);
-    return 0;
+    return awaitRollout(target, name, values);
   }
   let value: string;
   if (process.stdin.isTTY) {
@@ -243,7 +272,8 @@ export async function secret(values: Record<string, unknown> & { _: string[] }):
   }
   await control(target, 'PUT', path, { value });
   process.stdout.write(`stored secret ${key} of ${name} (${Buffer.byteLength(value)} bytes; it is never printed back)\n`);
-  return 0;
+  // Hosts reload the app with the new env: wait for that as for a deploy.
+  return awaitRollout(target, name, values);
 }
 
 /** One line typed at a terminal, without echoing it (a secret must not stay on the screen). */

@@ -5,6 +5,8 @@
  * command's implementation only when it runs).
  */
 import { DEFAULT_HEAP_LIMIT_MB } from '../browser-host/launcher/heap-limit.ts';
+import { INVITE_GRACE_MS } from '../signaling/invite-grace.ts';
+import { DEFAULT_ROLLOUT_TIMEOUT_MS } from '../signaling/rollout.ts';
 import type { FlagSpec } from './args.ts';
 import { iceFlags, ingressIceFlags } from './ice-flags.ts';
 import { logFlags } from './log-flags.ts';
@@ -30,6 +32,15 @@ export const controlFlags = {
   token: { type: 'string', help: 'operator token (else DCDN_TOKEN, a token minted from DCDN_SECRET, or the local state)' },
   ingress: { type: 'string', help: "the ingress's public URL, to print apps' URLs (else DCDN_INGRESS, or the local dcdn up's)" },
   'base-domain': { type: 'string', help: "the ingress's app base domain, for NAME.DOMAIN URLs (else DCDN_BASE_DOMAIN, or the local dcdn up's)" },
+} satisfies FlagSpec;
+
+/** For the commands that change what hosts serve: deploy, rollback, secret. */
+export const rolloutFlags = {
+  'rollout-timeout': {
+    type: 'string',
+    default: String(DEFAULT_ROLLOUT_TIMEOUT_MS / 1000),
+    help: 'seconds to wait until every connected host serves the change (0: do not wait); exits 1 if some host lags or failed',
+  },
 } satisfies FlagSpec;
 
 /** `dcdn invite`. */
@@ -81,6 +92,7 @@ export const signalFlags = {
   app: { type: 'string', short: 'a', help: 'module to deploy as the default app (default: the demo app; it replaces a default an earlier --app left, not one deployed with dcdn deploy)' },
   db: { type: 'string', help: 'app store (SQLite) path (default: $DCDN_HOME/apps.db, DCDN_HOME defaults to ~/.dcdn)' },
   'open-join': { type: 'boolean', default: false, help: 'let anyone join as a volunteer host from /join, without an invite' },
+  'invite-grace': { type: 'string', default: String(INVITE_GRACE_MS), help: "ms a volunteer keeps serving after its invite expired (requests in flight finish); then its sessions end" },
   ...iceFlags,
   ...metricsFlags,
   ...logFlags,
@@ -115,7 +127,7 @@ export const launchFlags = {
   secret: secretFlag,
   token: { type: 'string', help: 'a host token instead of the secret (else DCDN_TOKEN)' },
   browser: { type: 'string', help: 'Chromium/Chrome executable (else DCDN_BROWSER, system paths, puppeteer cache)' },
-  'heap-limit': { type: 'string', default: String(DEFAULT_HEAP_LIMIT_MB), help: "JavaScript heap limit per app sandbox (and per tab), in MiB: an app that allocates past it is recycled" },
+  'heap-limit': { type: 'string', default: String(DEFAULT_HEAP_LIMIT_MB), help: 'memory limit per app sandbox (and per tab) in MiB, JavaScript heap, array buffers and WebAssembly memory included: an app over it is stopped (HOST_SANDBOX_CRASHED) and restarted' },
   'shutdown-grace': { ...shutdownGraceFlag, help: 'on SIGTERM/SIGINT (Ctrl-C), ms the tabs get to finish the requests they serve before Chromium closes; with the secret they are first marked draining (a second signal exits at once)' },
   'allow-host': {
     type: 'string',
@@ -138,11 +150,12 @@ export const upFlags = {
   'kv-store': { type: 'string', help: "handlers' KV store: sqlite:PATH, redis://HOST:PORT, or none (default: sqlite:$DCDN_HOME/kv.db)" },
   'kv-min-ttl': { type: 'string', default: '60', help: 'shortest KV expirationTtl accepted, in seconds' },
   'base-domain': { type: 'string', default: 'localhost', help: 'apps answer on NAME.<base-domain>' },
-  'heap-limit': { type: 'string', default: String(DEFAULT_HEAP_LIMIT_MB), help: 'JavaScript heap limit per app sandbox (and per tab), in MiB: an app that allocates past it is recycled' },
+  'heap-limit': { type: 'string', default: String(DEFAULT_HEAP_LIMIT_MB), help: 'memory limit per app sandbox (and per tab) in MiB, JavaScript heap, array buffers and WebAssembly memory included: an app over it is stopped (HOST_SANDBOX_CRASHED) and restarted' },
   'no-watch': { type: 'boolean', default: false, help: "with --app: don't redeploy when a file the app is built from changes" },
   quiet: { type: 'boolean', short: 'q', default: false, help: 'log warnings only (same as --log-level warn)' },
   'shutdown-grace': shutdownGraceFlag,
   'open-join': { type: 'boolean', default: false, help: 'let anyone join as a volunteer host from /join, without an invite' },
+  'invite-grace': { type: 'string', default: String(INVITE_GRACE_MS), help: "ms a volunteer keeps serving after its invite expired (requests in flight finish); then its sessions end" },
   ...iceFlags,
   ...trafficFlags,
   ...metricsFlags,

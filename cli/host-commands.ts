@@ -20,13 +20,15 @@ export async function invite(values: Record<string, unknown>): Promise<number> {
   const target = controlTarget(values);
   const apps = typeof values.apps === 'string' ? values.apps.split(',').map((a) => a.trim()).filter(Boolean) : [];
   const ttlSeconds = parseDuration(String(values.ttl));
-  const made = await control<{ token: string; expiresAt: string; path: string; apps: string[] }>(target, 'POST', '/v1/invites', { apps, ttlSeconds });
+  const made = await control<{ token: string; expiresAt: string; path: string; apps: string[]; warnings?: string[] }>(target, 'POST', '/v1/invites', { apps, ttlSeconds });
   const link = `${target.base}${made.path}`;
+  const warnings = made.warnings ?? [];
   if (values.json) {
-    process.stdout.write(JSON.stringify({ link, token: made.token, expiresAt: made.expiresAt, apps: made.apps }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ link, token: made.token, expiresAt: made.expiresAt, apps: made.apps, warnings }, null, 2) + '\n');
     return 0;
   }
   process.stdout.write(`${link}\n`);
+  for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
   process.stderr.write(
     `Anyone with this link can join as a volunteer host until ${made.expiresAt}, serving ${apps.length ? apps.join(', ') : 'every app deployed with --volunteers'}.\n` +
       'Volunteer hosts never get secrets, cookies or Authorization headers. See them with: dcdn hosts list\n',

@@ -15,6 +15,7 @@ import {
   kvFlags,
   kvUsage,
   launchFlags,
+  rolloutFlags,
   secretFlag,
   signalFlags,
   tailDescription,
@@ -25,6 +26,7 @@ import {
   upUsage,
 } from './command-flags.ts';
 import { asFlagError, withFlags } from './option-flags.ts';
+import { logOptionsFromFlags } from './log-flags.ts';
 
 interface Command {
   /** One line for the command list. */
@@ -115,10 +117,11 @@ const commands: Record<string, Command> = {
   deploy: {
     positionals: true,
     summary: 'bundle an app (npm imports included) and deploy it as a new version',
-    usage: 'dcdn deploy FILE --name NAME [--var NAME=VALUE]... [--kv BINDING]... [--volunteers] [--require webgpu] [--message M] [--skip-check] [--signal URL] [--token T]',
+    usage: 'dcdn deploy FILE --name NAME [--var NAME=VALUE]... [--kv BINDING]... [--volunteers] [--require webgpu] [--message M] [--skip-check] [--rollout-timeout 30] [--signal URL] [--token T]',
     description:
       'Bundles FILE with esbuild (imports resolved from its own folder), uploads it as a new version of\n' +
-      'app NAME, has a connected host load it, then makes it live on every host and prints its URLs.\n' +
+      'app NAME, has a connected host load it, then makes it live, waits until every connected host\n' +
+      'serves it (--rollout-timeout; prints "live on N/N hosts" or which host lags) and prints its URLs.\n' +
       'Against a local dcdn up it needs nothing else. A bundle that does not build, is refused, or\n' +
       'throws while loading (APP_LOAD_FAILED, with the host\'s error) leaves the running version untouched.\n' +
       '--kv CACHE gives the handler env.CACHE, a KV namespace of the app\'s own (docs/kv.md).',
@@ -130,6 +133,7 @@ const commands: Record<string, Command> = {
       volunteers: { type: 'boolean', default: false, help: 'let volunteer hosts run it (they never get its secrets, cookies or Authorization)' },
       require: { type: 'string', multiple: true, help: 'serve only from hosts with this capability: webgpu (repeatable)' },
       'skip-check': { type: 'boolean', default: false, help: 'make it live without a host loading it first' },
+      ...rolloutFlags,
       ...controlFlags,
       help,
     },
@@ -145,9 +149,9 @@ const commands: Record<string, Command> = {
   rollback: {
     positionals: true,
     summary: 'make an earlier version of an app live again',
-    usage: 'dcdn rollback NAME [--to VERSION]',
-    description: 'Makes the version before the live one (or VERSION) live again; nothing is deleted.',
-    flags: { to: { type: 'string', help: 'version to go back to' }, ...controlFlags, help },
+    usage: 'dcdn rollback NAME [--to VERSION] [--rollout-timeout 30]',
+    description: 'Makes the version before the live one (or VERSION) live again; nothing is deleted.\nWaits until every connected host serves it (--rollout-timeout).',
+    flags: { to: { type: 'string', help: 'version to go back to' }, ...rolloutFlags, ...controlFlags, help },
     run: async (v) => (await import('./app-commands.ts')).rollback(v as never),
   },
   delete: {
@@ -162,8 +166,8 @@ const commands: Record<string, Command> = {
     positionals: true,
     summary: "set or delete an app's secret (read from stdin)",
     usage: 'dcdn secret put|delete NAME SECRET',
-    description: "Sets env.SECRET for app NAME from standard input, or deletes it. Values are never printed back.",
-    flags: { ...controlFlags, help },
+    description: "Sets env.SECRET for app NAME from standard input, or deletes it. Values are never printed back.\nWaits until every connected host has reloaded the app with it (--rollout-timeout).",
+    flags: { ...rolloutFlags, ...controlFlags, help },
     run: async (v) => (await import('./app-commands.ts')).secret(v as never),
   },
 
@@ -218,6 +222,10 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     if (!command.positionals && values._.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(values._[0])}`);
+    // $DCDN_HOME owner-only before the command touches it, warnings in the command's log format.
+    // Loaded here, not up front: state.ts reaches signaling and log.ts pino, which help must not load.
+    const [{ secureStateDir }, { createLog, createLogger }] = await Promise.all([import('./state.ts'), import('./log.ts')]);
+    secureStateDir(createLog('dcdn', createLogger(logOptionsFromFlags(values))));
     return await command.run(values);
   } catch (thrown) {
     const err = asFlagError(thrown);

@@ -35,6 +35,7 @@ export async function signal(v: Record<string, unknown>): Promise<number> {
     db: (v.db as string | undefined) ?? join(stateDir(), 'apps.db'),
     ...(ice ? { ice } : {}),
     openJoin: v['open-join'] === true,
+    inviteGraceMs: intFlag(v['invite-grace'], 'invite-grace', 0),
     ...metrics,
     logger: log.pino,
     log,

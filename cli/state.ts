@@ -1,6 +1,8 @@
-import { chmodSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { makePrivateDir, tightenPrivateTree, type TightenedMode } from '../signaling/index.ts';
+import type { LogFn } from './log.ts';
 
 /**
  * What `dcdn up` leaves for the other commands on this machine, so `dcdn deploy` needs only a
@@ -59,9 +61,39 @@ export function clearState(pid: number, env: NodeJS.ProcessEnv = process.env): v
 
 export function writeState(state: LocalState, env: NodeJS.ProcessEnv = process.env): string {
   const dir = stateDir(env);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  makePrivateDir(dir);
   const file = join(dir, 'state.json');
   writeFileSync(file, JSON.stringify(state, null, 2) + '\n', { mode: 0o600 });
   chmodSync(file, 0o600);
   return file;
+}
+
+/** dcdn's own files in `$DCDN_HOME` (SQLite's side files included). */
+const STATE_FILES = ['apps.db', 'kv.db'].flatMap((db) => [db, `${db}-wal`, `${db}-shm`, `${db}-journal`]).concat('state.json');
+/** Folders of dcdn's own in `$DCDN_HOME`, tightened with all they hold. */
+const STATE_TREES = ['logs'];
+
+/**
+ * Takes group and other permissions off `$DCDN_HOME` and dcdn's files in it (app secrets in
+ * apps.db and its -wal, KV data, an operator token in state.json, logs), logging what changed:
+ * state left by an older dcdn, or copied in under a loose umask, stops being readable by other
+ * users of the machine. Other files are left alone (a DCDN_HOME pointed at a folder with more
+ * in it must not have all of it chmodded). Run when a command starts; a missing one stays missing.
+ */
+export function secureStateDir(log: LogFn, env: NodeJS.ProcessEnv = process.env): void {
+  const dir = stateDir(env);
+  let fixed;
+  try {
+    fixed = [
+      ...tightenPrivateTree(dir, { recursive: false }),
+      ...STATE_FILES.flatMap((f) => tightenPrivateTree(join(dir, f), { recursive: false })),
+      ...STATE_TREES.flatMap((t) => tightenPrivateTree(join(dir, t))),
+    ] satisfies TightenedMode[];
+  } catch (err) {
+    log('warn', `could not make ${dir} owner-only; other users may read its secrets`, { error: (err as Error).message });
+    return;
+  }
+  if (fixed.length === 0) return;
+  const modes = fixed.slice(0, 10).map((f) => `${f.path} ${f.from.toString(8)}->${f.to.toString(8)}`);
+  log('warn', `made ${fixed.length} path(s) in ${dir} owner-only (they were readable by other users)`, { paths: modes.join(', ') + (fixed.length > 10 ? ', …' : '') });
 }

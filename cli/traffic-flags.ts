@@ -3,6 +3,7 @@
  * (docs/ingress.md lists what each does). Defaults are the ingress's own (PROXY_DEFAULTS,
  * POOL_DEFAULTS), so a flag left out changes nothing.
  */
+import { PEER_LOG_INTERVAL_MS } from '../ingress/peer-log.ts';
 import { POOL_DEFAULTS } from '../ingress/pool-defaults.ts';
 import { PROXY_DEFAULTS } from '../ingress/proxy-defaults.ts';
 import type { IngressOptions } from '../ingress/index.ts';
@@ -23,11 +24,15 @@ export const trafficFlags = {
   'penalty-base': { type: 'string', default: ms(POOL_DEFAULTS.penaltyBaseMs), help: "ms a failing host is first out of rotation (doubles each time)" },
   'penalty-max': { type: 'string', default: ms(POOL_DEFAULTS.penaltyMaxMs), help: 'longest ms a failing host is out of rotation' },
   'penalty-decay': { type: 'string', default: ms(POOL_DEFAULTS.penaltyDecayMs), help: "ms without a failure for one step of a host's penalty to be forgiven" },
+  'outcome-window': { type: 'string', default: String(POOL_DEFAULTS.outcomeWindow), help: "a host's last N requests of an app that its failure rate is measured over" },
+  'outcome-min-samples': { type: 'string', default: String(POOL_DEFAULTS.outcomeMinSamples), help: 'requests of an app a host (and its peers) must have served before it is judged' },
+  'outcome-max-excess': { type: 'string', default: String(Math.round(POOL_DEFAULTS.outcomeMaxExcess * 100)), help: "percentage points a host's failure rate for an app may exceed its peers' before it is taken out" },
+  'peer-log-interval': { type: 'string', default: String(PEER_LOG_INTERVAL_MS), help: 'ms in which a host may cause one log line of each kind; the rest are counted (0: log every line)' },
   'trusted-proxy': { type: 'string', multiple: true, help: 'address or CIDR of a proxy in front whose X-Forwarded-* are believed (repeatable; default none: replaced from the socket)' },
 } satisfies FlagSpec;
 
 /** The ingress options these flags set; every bad value is a usage error naming its flag. */
-export function trafficOptionsFromFlags(v: Record<string, unknown>): Pick<IngressOptions, 'proxy' | 'pool' | 'headersTimeoutMs' | 'trustedProxies'> {
+export function trafficOptionsFromFlags(v: Record<string, unknown>): Pick<IngressOptions, 'proxy' | 'pool' | 'headersTimeoutMs' | 'trustedProxies' | 'peerLogIntervalMs'> {
   const num = (flag: Exclude<keyof typeof trafficFlags, 'trusted-proxy'>, min: number) => intFlag(v[flag] ?? trafficFlags[flag].default, flag, min);
   const trusted = (v['trusted-proxy'] as string[] | undefined) ?? [];
   for (const entry of trusted) {
@@ -35,6 +40,7 @@ export function trafficOptionsFromFlags(v: Record<string, unknown>): Pick<Ingres
   }
   return {
     headersTimeoutMs: num('headers-timeout', 1),
+    peerLogIntervalMs: num('peer-log-interval', 0),
     ...(trusted.length > 0 ? { trustedProxies: trusted } : {}),
     proxy: {
       headTimeoutMs: num('head-timeout', 1),
@@ -50,6 +56,9 @@ export function trafficOptionsFromFlags(v: Record<string, unknown>): Pick<Ingres
       penaltyBaseMs: num('penalty-base', 1),
       penaltyMaxMs: num('penalty-max', 1),
       penaltyDecayMs: num('penalty-decay', 1),
+      outcomeWindow: num('outcome-window', 1),
+      outcomeMinSamples: num('outcome-min-samples', 1),
+      outcomeMaxExcess: Math.min(100, num('outcome-max-excess', 0)) / 100,
     },
   };
 }

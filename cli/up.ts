@@ -78,6 +78,7 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
         db: join(stateDir(), 'apps.db'),
         ...(ice ? { ice } : {}),
         openJoin: values['open-join'] === true,
+        inviteGraceMs: intFlag(values['invite-grace'], 'invite-grace', 0),
         ...(metrics.metricsToken ? { metricsToken: metrics.metricsToken } : {}),
         logger: sigLog.pino,
         log: sigLog,

@@ -9,15 +9,18 @@ import { reachableIceServers, type IceServer, type Offerer, type OffererOptions 
 import type { TicketBook } from './ticket-book.ts';
 import { NodeWebSocketChannel } from './ws-channel.ts';
 import { hostTraits, type HostTraits } from './host-traits.ts';
+import { volunteerHostId, volunteerName } from '../protocol/index.ts';
 
 /**
  * The key a host is known by across signaling reconnects: the stable id its tab reports. A
- * volunteer's is qualified by its invite, so a volunteer claiming another host's id cannot take
- * that host's place (at worst it displaces another tab of its own invite).
+ * volunteer's is qualified by its invite (`vol-<invite>-<id>`, as signaling already made it and
+ * `dcdn hosts list` shows it), so a volunteer claiming another host's id cannot take that host's
+ * place (at worst it displaces another tab of its own invite).
  */
 function linkKey(peer: PeerInfo): string {
-  const hostId = typeof peer.info.hostId === 'string' && peer.info.hostId.length <= 64 ? peer.info.hostId : peer.id;
-  return peer.volunteer ? `v:${peer.sub ?? ''}:${hostId}` : hostId;
+  const reported = typeof peer.info.hostId === 'string' ? peer.info.hostId : '';
+  if (peer.volunteer) return volunteerHostId(peer.sub, reported || peer.id);
+  return reported && reported.length <= 64 ? reported : peer.id;
 }
 
 /** A host's name for logs and the `dcdn-host` header: header-safe characters only, at most 64. */
@@ -83,6 +86,8 @@ const HOST_FAULTS: ReadonlySet<string> = new Set([
   'PROTO_STREAM_STATE',
   'PROTO_FLOW_CONTROL',
   'PROTO_VERSION',
+  'PROTO_RATE_LIMITED',
+  'PROTO_SLOW_PEER',
   // A host that opens a channel and never says HELLO is as broken as one that speaks another version.
   'PROTO_HELLO_TIMEOUT',
 ]);
@@ -103,7 +108,13 @@ interface HostLink {
   session: Session | null;
   failures: number;
   retryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** A volunteer's end (invite expiry plus grace, ms since the epoch, from signaling); null for none. */
+  expiresAt: number | null;
+  expiryTimer: ReturnType<typeof setTimeout> | undefined;
 }
+
+/** setTimeout's longest delay; longer waits are re-armed (invites may last 30 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * Keeps one session open to every host in signaling and registers it in the pool.
@@ -178,6 +189,7 @@ export class HostConnector {
     this.#signaling.close();
     for (const link of this.#links.values()) {
       clearTimeout(link.retryTimer);
+      clearTimeout(link.expiryTimer);
       this.#abandonAttempt(link);
       link.session?.close();
     }
@@ -188,8 +200,8 @@ export class HostConnector {
     const hostId = linkKey(peer);
     let link = this.#links.get(hostId);
     if (!link) {
-      const name = hostName(peer.info.name, hostId);
-      link = { hostId, name, info: peer.info, traits: hostTraits(peer), peerId: peer.id, conn: null, offerer: null, fallbackTimer: undefined, session: null, failures: 0, retryTimer: undefined };
+      const name = hostName(peer.volunteer && typeof peer.info.name === 'string' ? volunteerName(peer.info.name) : peer.info.name, hostId);
+      link = { hostId, name, info: peer.info, traits: hostTraits(peer), peerId: peer.id, conn: null, offerer: null, fallbackTimer: undefined, session: null, failures: 0, retryTimer: undefined, expiresAt: null, expiryTimer: undefined };
       this.#links.set(hostId, link);
       this.#log('info', 'host joined', { host: name, ua: peer.info.userAgent, volunteer: link.traits.volunteer || undefined });
     }
@@ -197,6 +209,8 @@ export class HostConnector {
     link.traits = hostTraits(peer);
     const entry = this.#pool.get(link.hostId);
     if (entry) entry.traits = link.traits;
+    link.expiresAt = peer.expiresAt ?? null;
+    this.#armExpiry(link);
     if (!link.session && !link.conn) this.#connect(link);
     return link;
   }
@@ -216,21 +230,45 @@ export class HostConnector {
       if (link.peerId !== peerId) continue;
       link.peerId = null;
       this.#log('info', 'host left signaling', { host: link.name, reason, serving: link.session !== null });
-      if (reason === 'banned') {
-        // A banned host is cut off at once, in-flight requests and all.
+      if (reason === 'banned' || reason === 'expired') {
+        // A banned host, or one whose invite ran out (grace included), is cut off at once,
+        // in-flight requests and all.
         this.#pool.remove(link.hostId);
-        link.session?.close('PROTO_SESSION_CLOSED', 'banned by the operator');
+        link.session?.close('PROTO_SESSION_CLOSED', reason === 'banned' ? 'banned by the operator' : 'the invite expired');
       }
       if (!link.session) {
         this.#abandonAttempt(link);
         clearTimeout(link.retryTimer);
+        clearTimeout(link.expiryTimer);
         this.#links.delete(link.hostId);
       }
     }
   }
 
+  /**
+   * Ends a volunteer's session when its invite (plus signaling's grace) runs out, whether or not
+   * signaling is there to say so; long waits are re-armed.
+   */
+  #armExpiry(link: HostLink): void {
+    clearTimeout(link.expiryTimer);
+    if (link.expiresAt === null) return;
+    const left = link.expiresAt - Date.now();
+    if (left > 0) {
+      link.expiryTimer = setTimeout(() => this.#armExpiry(link), Math.min(left, MAX_TIMER_MS));
+      return;
+    }
+    this.#log('info', "host's invite expired; closing its session", { host: link.name, expiredAt: new Date(link.expiresAt).toISOString() });
+    link.peerId = null; // not reconnected: signaling refuses its token from now on
+    this.#pool.remove(link.hostId);
+    clearTimeout(link.retryTimer);
+    this.#abandonAttempt(link);
+    if (link.session) link.session.close('PROTO_SESSION_CLOSED', 'the invite expired');
+    else this.#links.delete(link.hostId);
+  }
+
   #connect(link: HostLink): void {
     if (this.#closed || !link.peerId || link.session) return;
+    if (link.expiresAt !== null && link.expiresAt <= Date.now()) return;
     const conn = randomUUID();
     link.conn = conn;
     if (this.#opts.transport === 'websocket') return this.#offerWebSocket(link, conn);
@@ -347,6 +385,7 @@ export class HostConnector {
       const penaltyMs = HOST_FAULTS.has(err.code) ? this.#pool.reportSessionFault(link.hostId) : undefined;
       this.#log('warn', 'host session closed', { host: link.name, transport, code: err.code, reason: err.message, penaltyMs });
       if (!link.peerId) {
+        clearTimeout(link.expiryTimer);
         this.#links.delete(link.hostId);
         return;
       }

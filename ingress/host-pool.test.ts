@@ -115,4 +115,20 @@ describe('HostPool', () => {
     p.get('op')!.inFlight = 9;
     expect(p.pick()).toMatchObject({ host: { id: 'op' } });
   });
+  it("counts an app's failures against the app, and takes out only a host that fails far more than its peers", () => {
+    const p = pool(3, { outcomeMinSamples: 4, outcomeMaxExcess: 0.5, penaltyBaseMs: 100 });
+    const [h0, h1, h2] = ['h0', 'h1', 'h2'].map((id) => p.get(id)!);
+    // The app fails everywhere alike: nobody is out.
+    for (let i = 0; i < 6; i++) for (const h of [h0!, h1!]) expect(p.reportAppFailure(h, 'buggy', 'HOST_HANDLER_ERROR', 0).penaltyMs).toBe(0);
+    expect(p.appFailures()['buggy']).toMatchObject({ total: 12, byCode: { HOST_HANDLER_ERROR: 12 } });
+    // h2 fails an app its peers serve well: out once it has enough samples.
+    for (let i = 0; i < 4; i++) {
+      p.reportSuccess(h0!, 'fine');
+      p.reportSuccess(h1!, 'fine');
+    }
+    const penalties = Array.from({ length: 4 }, () => p.reportAppFailure(h2!, 'fine', 'HOST_HANDLER_ERROR', 0).penaltyMs);
+    expect(penalties).toEqual([0, 0, 0, 100]);
+    expect(p.pick(new Set(), 50, (h) => h.id === 'h2' || h.id === 'h0')).toMatchObject({ host: { id: 'h0' } });
+    expect(h0!.penalisedUntil).toBe(0);
+  });
 });

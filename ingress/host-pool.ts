@@ -1,4 +1,5 @@
 import type { ErrorCode, Session, TransportKind } from '../protocol/index.ts';
+import { AppOutcomes, type AppFailureCount, type AppOutcomeOptions } from './app-outcomes.ts';
 import { OPERATOR_HOST, type HostTraits } from './host-traits.ts';
 import { POOL_DEFAULTS } from './pool-defaults.ts';
 
@@ -24,8 +25,8 @@ export interface HostConnection {
   penalisedUntil: number;
 }
 
-/** Named limits of the pool. */
-export interface HostPoolOptions {
+/** Named limits of the pool (and of outcome-based scoring, app-outcomes.ts). */
+export interface HostPoolOptions extends Partial<AppOutcomeOptions> {
   /** Requests one host may have in flight; past it the host is skipped. Default 128. */
   maxInFlightPerHost?: number;
   /** The same for a volunteer's host (a browser someone lent). Default 16. */
@@ -78,11 +79,13 @@ export class HostPool {
   readonly #hosts = new Map<string, HostConnection>();
   readonly #records = new Map<string, Record_>();
   readonly #opts: Required<HostPoolOptions>;
+  readonly #outcomes: AppOutcomes;
   #rotation = 0;
 
   constructor(options: HostPoolOptions = {}) {
     this.#opts = { ...POOL_DEFAULTS };
     for (const [k, v] of Object.entries(options)) if (v !== undefined) (this.#opts as Record<string, number>)[k] = v;
+    this.#outcomes = new AppOutcomes(this.#opts);
   }
 
   get size(): number {
@@ -109,6 +112,9 @@ export class HostPool {
   remove(id: string, session?: Session): void {
     const h = this.#hosts.get(id);
     if (h && (!session || h.session === session)) this.#hosts.delete(id);
+    // A gone host's outcome windows go with it, unless it is under a penalty level (then they
+    // stay, so a reconnect is not a clean slate).
+    if (!this.#hosts.has(id) && !this.#records.get(id)?.level) this.#outcomes.forget(id);
     this.#prune();
   }
 
@@ -159,8 +165,9 @@ export class HostPool {
    * The host answered well: its run of failures ends and a current penalty is lifted. Its level
    * stays (it decays with time), so a host that fails again soon sits out longer than before.
    */
-  reportSuccess(host: HostConnection): void {
+  reportSuccess(host: HostConnection, app?: string): void {
     host.served++;
+    if (app !== undefined) this.#outcomes.success(app, host.id);
     const r = this.#records.get(host.id);
     if (r) {
       r.failures = 0;
@@ -168,6 +175,24 @@ export class HostPool {
     }
     host.consecutiveFailures = 0;
     host.penalisedUntil = 0;
+  }
+
+  /**
+   * A request of `app` failed with an app's own code (its handler threw, timed out, ...): counted
+   * against the app, not the host, unless the host's answers for this app fail far more often
+   * than its peers' (app-outcomes.ts), which takes it out of rotation at once as for a session
+   * fault. Returns the penalty in ms (0 if none), and the rates that decided it.
+   */
+  reportAppFailure(host: HostConnection, app: string, code: string, now = Date.now()): { penaltyMs: number; rates: { host: number; peers: number } | null } {
+    if (!this.#outcomes.failure(app, host.id, code, now)) return { penaltyMs: 0, rates: null };
+    const rates = this.#outcomes.rates(app, host.id);
+    this.#outcomes.reset(host.id);
+    return { penaltyMs: this.reportSessionFault(host.id, now), rates };
+  }
+
+  /** Failures counted against each app (`/_dcdn/health` → `appFailures`). */
+  appFailures(): Record<string, AppFailureCount> {
+    return this.#outcomes.counts();
   }
 
   /** Counts a failure the host is to blame for; returns the penalty in ms (0 if none). */

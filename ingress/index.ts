@@ -7,6 +7,7 @@ export { createOfferer, buildWeriftConfig, type Offerer, type OffererOptions, ty
 export { WeriftChannel } from './werift-channel.ts';
 export { NodeWebSocketChannel } from './ws-channel.ts';
 export { POOL_DEFAULTS } from './host-pool.ts';
+export { PEER_LOG_INTERVAL_MS, peerLog } from './peer-log.ts';
 export { offererFactory, RTC_BACKENDS, type OffererFactory, type RtcBackend } from './rtc-backend.ts';
 export { reachableIceServers, type LinkCandidate } from './offerer.ts';
 export { loadNodeDatachannel } from './ndc-peer.ts';

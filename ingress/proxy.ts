@@ -427,7 +427,7 @@ export class ProxyRequest {
         this.#blame(host, `body of ${received} bytes, content-length ${expected}`);
         return this.#fail('INGRESS_BAD_RESPONSE', 'body shorter than content-length');
       }
-      this.#pool.reportSuccess(host);
+      this.#pool.reportSuccess(host, this.#app);
       this.#finish();
       res.end();
       // Answered in full before the request body was done: the host needs no more of it, and a
@@ -445,7 +445,7 @@ export class ProxyRequest {
    * handler's body in the tab.
    */
   #completeByLength(stream: Stream, host: HostConnection, bodyless: boolean): void {
-    this.#pool.reportSuccess(host);
+    this.#pool.reportSuccess(host, this.#app);
     this.#finish();
     this.#res.end();
     if (stream.closed) return;
@@ -474,7 +474,12 @@ export class ProxyRequest {
     clearTimeout(this.#headTimer);
     this.#release();
     if (this.#res.headersSent) {
-      this.#events.log('warn', 'response cut after its head', { host: host.name, code: err.code, message: err.message });
+      this.#events.log('warn', 'response cut after its head', { host: host.name, app: this.#app, code: err.code, message: err.message });
+      // The app failed mid-body (threw, lied about its length): the host did its job by saying so.
+      if (APP_FAILURE_CODES.has(err.code) && isErrorCode(err.code)) {
+        this.#blameApp(host, err.code);
+        return this.#fail(err.code, err.message || err.code);
+      }
       if (!HOST_GONE.has(err.code)) this.#blame(host, err.code);
       return this.#fail('INGRESS_HOST_LOST', err.message);
     }
@@ -482,7 +487,10 @@ export class ProxyRequest {
     if (HOST_REFUSALS.has(err.code) && isErrorCode(err.code)) {
       return this.#retryOrFail(err.code === 'PROTO_TOO_MANY_STREAMS' ? 'INGRESS_HOSTS_BUSY' : err.code, err.message, host);
     }
-    if (APP_FAILURE_CODES.has(err.code) && isErrorCode(err.code)) return this.#fail(err.code, err.message || err.code);
+    if (APP_FAILURE_CODES.has(err.code) && isErrorCode(err.code)) {
+      this.#blameApp(host, err.code);
+      return this.#fail(err.code, err.message || err.code);
+    }
     // A protocol violation, or a code the host has no business sending.
     this.#blame(host, err.code);
     this.#fail('INGRESS_BAD_RESPONSE', `the host broke protocol: ${err.code} ${err.message}`.trim());
@@ -498,6 +506,20 @@ export class ProxyRequest {
       return this.#attempt();
     }
     this.#fail(code, message);
+  }
+
+  /**
+   * The app failed on this host: counted against the app. Only a host whose answers for the
+   * app fail far more than its peers' is taken out (a forged app code, host-pool.ts).
+   */
+  #blameApp(host: HostConnection, code: string): void {
+    const { penaltyMs, rates } = this.#pool.reportAppFailure(host, this.#app, code);
+    if (penaltyMs > 0) {
+      const pct = (r: number) => `${Math.round(r * 100)}%`;
+      this.#events.log('warn', 'host taken out of rotation: its answers fail far more than its peers\' for this app', {
+        host: host.name, app: this.#app, code, ms: penaltyMs, failed: rates ? pct(rates.host) : undefined, peersFailed: rates ? pct(rates.peers) : undefined,
+      });
+    }
   }
 
   #blame(host: HostConnection, why: string): void {

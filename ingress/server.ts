@@ -10,6 +10,7 @@ import { trustedProxyMatcher } from './http-headers.ts';
 import { AppRouter, type AppRouterOptions } from './app-router.ts';
 import { CONNECTOR_DEFAULTS, HostConnector, type HostConnectorOptions } from './host-connector.ts';
 import { HostPool, type HostPoolOptions } from './host-pool.ts';
+import { PEER_LOG_INTERVAL_MS, peerLog } from './peer-log.ts';
 import { PROXY_DEFAULTS, ProxyRequest, type ProxyOptions } from './proxy.ts';
 import { offererFactory, type RtcBackend } from './rtc-backend.ts';
 import type { OffererOptions } from './rtc-peer.ts';
@@ -68,6 +69,11 @@ export interface IngressOptions {
   keepAliveTimeoutMs?: number;
   /** On close, time in-flight requests get to finish before they are cut. Default 10000 ms. */
   shutdownGraceMs?: number;
+  /**
+   * Log lines a host can cause (bad signals, cut responses, penalties) are written once per host
+   * and kind per this long, the rest counted (peer-log.ts). 0: every line. Default 10000 ms.
+   */
+  peerLogIntervalMs?: number;
   /**
    * The store behind handlers' KV bindings (kv/index.ts `openKvStore`). Without one, KV
    * operations fail with KV_NOT_CONFIGURED. The ingress closes it when it closes.
@@ -131,6 +137,9 @@ export interface Ingress {
  */
 export function createIngress(options: IngressOptions): Ingress {
   const log: Log = options.log ?? (() => {});
+  // What a host can make the ingress say, it may say once per interval (per kind): a hostile
+  // host must not be able to fill the log.
+  const hostLog = peerLog(log, options.peerLogIntervalMs ?? PEER_LOG_INTERVAL_MS);
   const router = new AppRouter(options.routing);
   const proxyOpts: ProxyOptions = {
     ...PROXY_DEFAULTS,
@@ -287,6 +296,7 @@ export function createIngress(options: IngressOptions): Ingress {
       apps: router.apps ? [...router.apps] : null,
       inFlight: inflight.size,
       kv: kv ? { store: kv.store.kind, ...kv.stats } : null,
+      appFailures: pool.appFailures(),
       hosts,
     };
   });
@@ -312,7 +322,7 @@ export function createIngress(options: IngressOptions): Ingress {
     const started = performance.now();
     const startedAt = Date.now();
     const requestId = trace.requestId;
-    const proxied = new ProxyRequest(request.raw, res, pool, proxyOpts, { log: (level, msg, fields) => log(level, msg, { ...fields, requestId }) }, trace);
+    const proxied = new ProxyRequest(request.raw, res, pool, proxyOpts, { log: (level, msg, fields) => hostLog(level, msg, { ...fields, requestId }) }, trace);
     inflight.add(proxied);
     res.once('close', () => {
       const seconds = (performance.now() - started) / 1000;
@@ -402,7 +412,7 @@ export function createIngress(options: IngressOptions): Ingress {
             }
           : {}),
       };
-      connector = new HostConnector(pool, tickets, connectorOpts, log);
+      connector = new HostConnector(pool, tickets, connectorOpts, hostLog);
       connector.onapps = (list) => {
         apps = new Map(list.map((a) => [a.name, a]));
         router.setApps(list);
@@ -430,6 +440,7 @@ export function createIngress(options: IngressOptions): Ingress {
       await app.close();
       await metricsServer?.close();
       await options.kv?.close();
+      hostLog.stop();
       log('info', 'ingress stopped');
     },
   };

@@ -42,6 +42,8 @@ export interface StartSignalOptions {
   ice?: IceConfig;
   /** Anyone may join as a volunteer from /join, without an invite. */
   openJoin?: boolean;
+  /** How long a volunteer stays connected past its invite's expiry (`--invite-grace`, ms). */
+  inviteGraceMs?: number;
   /** A fixed bearer token Prometheus may scrape `/metrics` with, besides operator tokens. */
   metricsToken?: string;
   /** Also serve `/metrics`, without a token, on this address. */
@@ -96,7 +98,7 @@ export async function startSignal(opts: StartSignalOptions): Promise<StartedSign
     ...(opts.logger ? { logger: opts.logger } : {}),
     apps: store,
     bans,
-    volunteers: { openJoin: opts.openJoin === true },
+    volunteers: { openJoin: opts.openJoin === true, ...(opts.inviteGraceMs !== undefined ? { inviteGraceMs: opts.inviteGraceMs } : {}) },
     ...(opts.ice ? { ice: opts.ice } : {}),
     ...(opts.metricsToken ? { metrics: { token: opts.metricsToken } } : {}),
     routes: (scoped: FastifyInstance) => {

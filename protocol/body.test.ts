@@ -1,12 +1,18 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { streamBody } from './body.ts';
 import { createMemoryChannelPair } from './memory-channel.ts';
 import { Session } from './session.ts';
 import type { Stream } from './stream.ts';
 
 const open: Session[] = [];
-afterEach(() => {
+afterEach(async () => {
   for (const s of open.splice(0)) s.close();
+  if (vi.isFakeTimers()) {
+    // Run what is still due on the fake clock (turn.ts's batch, closes) so no module-level
+    // queue is left waiting on a fake timer that will never fire once real timers are back.
+    await vi.runOnlyPendingTimersAsync();
+    vi.useRealTimers();
+  }
 });
 
 async function pair(receiveWindow = 64 * 1024) {
@@ -16,6 +22,30 @@ async function pair(receiveWindow = 64 * 1024) {
   open.push(ingress, host);
   await Promise.all([ingress.ready, host.ready]);
   return { ingress, host };
+}
+
+/**
+ * A pair on fake timers: the memory channel delivers one message per (fake) macrotask, so
+ * `settle()` delivers everything due whatever the machine's load, and "no more arrived" means it.
+ */
+async function fakePair(receiveWindow = 64 * 1024) {
+  vi.useFakeTimers();
+  const paired = pair(receiveWindow);
+  await settle();
+  return paired;
+}
+
+/** Runs the fake clock forward, with every timer and delivery due by then. */
+async function settle(ms = 50): Promise<void> {
+  await vi.advanceTimersByTimeAsync(ms);
+}
+
+/** Runs the fake clock until `work` is done. */
+async function settleUntil<T>(work: Promise<T>): Promise<T> {
+  let done = false;
+  const watched = work.finally(() => (done = true));
+  while (!done) await settle(10);
+  return watched;
 }
 
 describe('streams a host opens (KV operations)', () => {
@@ -41,7 +71,7 @@ describe('streams a host opens (KV operations)', () => {
 
   it('hold no more than a window when the reader is slow, and hand credit back as it reads', async () => {
     const window = 64 * 1024;
-    const { ingress, host } = await pair(window);
+    const { ingress, host } = await fakePair(window);
     let reader: AsyncIterableIterator<Uint8Array> | null = null;
     let arrived = 0;
     ingress.onstream = (stream) => {
@@ -55,21 +85,27 @@ describe('streams a host opens (KV operations)', () => {
     const s = host.open({ method: 'PUT', url: '/kv/CACHE/a', headers: [], app: 'hello' }, false);
     const total = 1024 * 1024;
     const writing = s.write(new Uint8Array(total)).then(() => s.end());
-    await new Promise((r) => setTimeout(r, 100));
-    expect(arrived).toBeLessThanOrEqual(window);
-    let read = 0;
-    for await (const chunk of reader!) read += chunk.byteLength;
+    await settle(100);
+    // The positive sign first: a whole window arrived, and no more did.
+    expect(arrived).toBe(window);
+    const reading = (async () => {
+      let read = 0;
+      for await (const chunk of reader!) read += chunk.byteLength;
+      return read;
+    })();
+    expect(await settleUntil(reading)).toBe(total);
     await writing;
-    expect(read).toBe(total);
   });
 
   it('throw the code of a reset', async () => {
     const { ingress, host } = await pair();
+    let firstChunk!: () => void;
+    const reading = new Promise<void>((resolve) => (firstChunk = resolve));
     const failure = new Promise<unknown>((resolve) => {
       ingress.onstream = (stream) => {
         void (async () => {
           try {
-            for await (const _ of streamBody(stream));
+            for await (const _ of streamBody(stream)) firstChunk();
           } catch (err) {
             resolve(err);
           }
@@ -78,7 +114,8 @@ describe('streams a host opens (KV operations)', () => {
     });
     const s = host.open({ method: 'PUT', url: '/kv/CACHE/a', headers: [], app: 'hello' }, false);
     await s.write(new Uint8Array(10));
-    await new Promise((r) => setTimeout(r, 10));
+    // Reset once the other side is reading the body, so it is the reader that sees it.
+    await reading;
     s.reset('PROTO_CANCELLED', 'the app stream failed');
     expect(await failure).toMatchObject({ code: 'PROTO_CANCELLED' });
   });
@@ -86,11 +123,17 @@ describe('streams a host opens (KV operations)', () => {
   it('are dropped when reset in the same turn as they were opened', async () => {
     const { ingress, host } = await pair();
     const opened: number[] = [];
-    ingress.onstream = (stream) => void opened.push(stream.id);
+    const laterArrived = new Promise<void>((resolve) => {
+      ingress.onstream = (stream) => {
+        opened.push(stream.id);
+        if (stream.id === later.id) resolve();
+      };
+    });
     const s = host.open({ method: 'GET', url: '/kv/CACHE/a', headers: [], app: 'hello' }, true);
     s.reset('PROTO_CANCELLED', 'changed my mind');
     const later = host.open({ method: 'GET', url: '/kv/CACHE/b', headers: [], app: 'hello' }, true);
-    await new Promise((r) => setTimeout(r, 50));
+    // Frames arrive in order: once the later stream is there, the dropped one would have been too.
+    await laterArrived;
     expect(opened).toEqual([later.id]);
   });
 

@@ -48,6 +48,8 @@ export const ERRORS = {
   PROTO_SESSION_CLOSED: { status: 502, retryable: true, blame: 'peer', summary: 'the channel closed while the stream was open' },
   PROTO_HEARTBEAT_TIMEOUT: { status: 502, retryable: true, blame: 'peer', summary: 'the peer stopped answering heartbeats' },
   PROTO_CANCELLED: { status: 499, retryable: false, blame: 'client', summary: 'the stream was cancelled by the side that opened it' },
+  PROTO_RATE_LIMITED: { status: 502, retryable: true, blame: 'peer', summary: 'the peer sent frames of one kind (PING, RESET, CREDIT, heads, ...) faster than its budget; the session was closed' },
+  PROTO_SLOW_PEER: { status: 502, retryable: true, blame: 'peer', summary: 'the peer stopped reading: more than the outbound limit was queued for it, so the session was closed' },
 
   // Ingress: decided at the HTTP edge.
   INGRESS_NO_HOST: { status: 503, retryable: true, blame: 'operator', summary: 'no healthy host is connected' },
@@ -95,6 +97,7 @@ export const ERRORS = {
   APP_VERSION_NOT_FOUND: { status: 404, retryable: false, blame: 'client', summary: 'the app has no such version' },
   APP_BAD_SECRET: { status: 400, retryable: false, blame: 'client', summary: 'secret names are identifiers and values at most 5 KiB' },
   APP_BAD_CONFIG: { status: 400, retryable: false, blame: 'client', summary: 'the deploy options (KV bindings, volunteers, required capabilities) are malformed or clash with a secret' },
+  APP_BAD_QUERY: { status: 400, retryable: false, blame: 'client', summary: 'a query parameter of the control API is malformed (rollout ?wait= takes whole milliseconds)' },
 
   // KV: handlers' key-value bindings (env.NAME). The handler's call rejects with an Error whose
   // `code` is one of these; `dcdn kv` and the KV wire answer carry them too.

@@ -28,7 +28,7 @@ export {
   type AppConfig,
   type Capability,
 } from './app-config.ts';
-export { APP_SCOPE_PREFIX, mayRun, OPERATOR_TRUST, trustFromScope, VOLUNTEER_SCOPE, volunteerScope, type HostTrust } from './trust.ts';
+export { APP_SCOPE_PREFIX, mayRun, OPERATOR_TRUST, trustFromScope, VOLUNTEER_ID_PREFIX, VOLUNTEER_SCOPE, volunteerHostId, volunteerName, volunteerScope, type HostTrust } from './trust.ts';
 export { SIGNALING_ERRORS, SignalingError, isSignalingErrorCode, type SignalingErrorCode } from './signaling-errors.ts';
 export {
   isLeaveReason,

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { encodeFrame } from './codec.ts';
 import { FrameType, LIMITS } from './frames.ts';
 import { createMemoryChannelPair, type MemoryChannel } from './memory-channel.ts';
@@ -6,8 +6,14 @@ import { Session, type SessionOptions } from './session.ts';
 import type { ResponseHead, Stream, StreamError } from './stream.ts';
 
 const open: Session[] = [];
-afterEach(() => {
+afterEach(async () => {
   for (const s of open.splice(0)) s.close();
+  if (vi.isFakeTimers()) {
+    // Run what is still due on the fake clock (turn.ts's batch, closes) so no module-level
+    // queue is left waiting on a fake timer that will never fire once real timers are back.
+    await vi.runOnlyPendingTimersAsync();
+    vi.useRealTimers();
+  }
 });
 
 async function pair(opts: Partial<SessionOptions> = {}, maxMessageSize = 16 * 1024) {
@@ -17,6 +23,23 @@ async function pair(opts: Partial<SessionOptions> = {}, maxMessageSize = 16 * 10
   open.push(client, server);
   await Promise.all([client.ready, server.ready]);
   return { client, server, a, b };
+}
+
+/**
+ * A pair on fake timers: the memory channel delivers one message per (fake) macrotask and the
+ * sessions' heartbeats run on fake time, so `settle(ms)` runs everything due in the next `ms`
+ * whatever the machine's load, and a "nothing more arrived" check means it.
+ */
+async function fakePair(opts: Partial<SessionOptions> = {}, maxMessageSize = 16 * 1024) {
+  vi.useFakeTimers();
+  const paired = pair(opts, maxMessageSize);
+  await settle(10);
+  return paired;
+}
+
+/** Runs the fake clock forward, with every timer and delivery due by then. */
+async function settle(ms = 50): Promise<void> {
+  await vi.advanceTimersByTimeAsync(ms);
 }
 
 /** Collects a stream's response: head, body bytes and how it ended. */
@@ -125,7 +148,8 @@ describe('Session', () => {
       server.onstream = (s) => {
         // Like a host looking up the app first: handlers only after an await.
         void Promise.resolve().then(async () => {
-          await new Promise((r) => setTimeout(r, 20));
+          // A later task: the head's message (with the body frames) was handled long before.
+          await new Promise((r) => setImmediate(r));
           let body = '';
           s.ondata = (c) => {
             body += new TextDecoder().decode(c);
@@ -158,7 +182,7 @@ describe('Session', () => {
 
   it('never lets the receiver buffer more than one window when its consumer stops reading', async () => {
     const window = 32 * 1024;
-    const { client, server } = await pair({ receiveWindow: window });
+    const { client, server } = await fakePair({ receiveWindow: window });
     let written = 0;
     server.onstream = (s) => {
       s.respond({ status: 200, headers: [] });
@@ -172,17 +196,17 @@ describe('Session', () => {
     const stream = client.open({ method: 'GET', url: '/', headers: [] }, true);
     let received = 0;
     stream.ondata = (c) => (received += c.byteLength); // never consumes
-    await new Promise((r) => setTimeout(r, 200));
+    await settle(200);
     expect(received).toBe(window);
     expect(written).toBeLessThanOrEqual(window);
     // Reading resumes the flow.
     stream.consume(received);
-    await new Promise((r) => setTimeout(r, 100));
+    await settle(100);
     expect(received).toBeGreaterThan(window);
   });
 
   it('resets a stream whose peer sends more than its credit, and only that stream', async () => {
-    const { client, server, b } = await pair({ receiveWindow: 1024 });
+    const { client, server, b } = await fakePair({ receiveWindow: 1024 });
     let victim: Stream | undefined;
     server.onstream = (s) => {
       victim ??= s;
@@ -191,42 +215,44 @@ describe('Session', () => {
     const bad = collect(client.open({ method: 'GET', url: '/a', headers: [] }, true));
     const good = client.open({ method: 'GET', url: '/b', headers: [] }, true);
     const goodRes = collect(good);
-    await new Promise((r) => setTimeout(r, 20));
+    await settle();
     // Bypass the server's flow control: write 2 KiB straight onto the channel.
     b.send(encodeFrame({ type: FrameType.RES_BODY, stream: victim!.id, data: new Uint8Array(2048) }));
+    await settle();
     expect((await bad).error?.code).toBe('PROTO_FLOW_CONTROL');
     expect(client.isClosed).toBe(false);
-    await new Promise((r) => setTimeout(r, 20));
+    await settle();
     expect(good.closed).toBe(false);
     void goodRes;
   });
 
   it('drops and counts frames for streams that never existed', async () => {
-    const { client, b } = await pair();
+    const { client, b } = await fakePair();
     b.send(encodeFrame({ type: FrameType.RES_HEAD, stream: 999, status: 200, headers: [], endStream: true }));
     b.send(encodeFrame({ type: FrameType.RES_BODY, stream: 1001, data: new Uint8Array(4) }));
-    await new Promise((r) => setTimeout(r, 20));
+    await settle();
     expect(client.stats.unknownStreamFrames).toBe(2);
     expect(client.isClosed).toBe(false);
   });
 
   it('refuses a request head on an id the peer may not use', async () => {
-    const { server, a } = await pair();
+    const { server, a } = await fakePair();
     const seen: Stream[] = [];
     server.onstream = (s) => seen.push(s);
     a.send(encodeFrame({ type: FrameType.REQ_HEAD, stream: 2, method: 'GET', url: '/', headers: [], endStream: true, app: '' }));
-    await new Promise((r) => setTimeout(r, 20));
+    await settle();
     expect(seen).toHaveLength(0);
     expect(server.stats.streamErrors).toBe(1);
   });
 
   it('fails only the stream named by an invalid frame', async () => {
-    const { client, server, b } = await pair();
+    const { client, server, b } = await fakePair();
     server.onstream = (s) => (s.onreset = () => {});
     const s1 = collect(client.open({ method: 'GET', url: '/', headers: [] }, true));
     const s2 = client.open({ method: 'GET', url: '/', headers: [] }, true);
-    await new Promise((r) => setTimeout(r, 10));
+    await settle();
     b.send(Uint8Array.from([0x94, 0x04, 0x01, 0xa1, 0x78, 0x90])); // RES_HEAD with a string status
+    await settle();
     expect((await s1).error?.code).toBe('PROTO_FRAME_INVALID');
     expect(s2.closed).toBe(false);
     expect(client.isClosed).toBe(false);
@@ -306,25 +332,31 @@ describe('Session', () => {
   });
 
   it('declares the peer dead when heartbeats stop, within the timeout', async () => {
-    const { client, server, b } = await pair({ heartbeatIntervalMs: 50, heartbeatTimeoutMs: 200 });
+    const { client, server, b } = await fakePair({ heartbeatIntervalMs: 50, heartbeatTimeoutMs: 200 });
     const r = collect(client.open({ method: 'GET', url: '/', headers: [] }, true));
     server.onstream = () => {};
     b.pause(); // the server's messages stop arriving, as when a tab freezes or dies
-    const started = Date.now();
-    const closed = new Promise<string>((resolve) => (client.onclose = (e) => resolve(e.code)));
-    expect(await closed).toBe('PROTO_HEARTBEAT_TIMEOUT');
-    expect(Date.now() - started).toBeLessThan(600);
+    let closed: string | undefined;
+    client.onclose = (e) => (closed = e.code);
+    // Fake time: still open just short of the timeout, closed within one check after it.
+    await settle(150);
+    expect(closed).toBeUndefined();
+    await settle(150);
+    expect(closed).toBe('PROTO_HEARTBEAT_TIMEOUT');
     expect((await r).error?.code).toBe('PROTO_HEARTBEAT_TIMEOUT');
   });
 
   it('with default settings notices a silent peer within 3 s', async () => {
-    const { client, b } = await pair();
-    await new Promise((r) => setTimeout(r, 300));
+    const { client, b } = await fakePair();
+    await settle(300);
     b.pause();
-    const started = Date.now();
-    await new Promise<void>((resolve) => (client.onclose = () => resolve()));
-    expect(Date.now() - started).toBeLessThan(3000);
-  }, 5000);
+    let closed = false;
+    client.onclose = () => (closed = true);
+    await settle(2000);
+    expect(closed).toBe(false);
+    await settle(1000);
+    expect(closed).toBe(true);
+  });
 
   it('fails every stream when the channel closes', async () => {
     const { client, a } = await pair();
@@ -343,7 +375,7 @@ describe('Session', () => {
   });
 
   it('waits for the channel to drain instead of queueing without bound', async () => {
-    const { client, server, a } = await pair({ highWaterMark: 64 * 1024, receiveWindow: 1024 * 1024 });
+    const { client, server, a } = await fakePair({ highWaterMark: 64 * 1024, receiveWindow: 1024 * 1024 });
     server.onstream = (s) => {
       s.ondata = () => {};
       s.onend = () => s.respond({ status: 204, headers: [] }, true);
@@ -353,10 +385,11 @@ describe('Session', () => {
     a.pause(); // the network stalls
     let done = false;
     const write = stream.write(new Uint8Array(512 * 1024)).then(() => (done = true));
-    await new Promise((r) => setTimeout(r, 50));
+    await settle();
     expect(done).toBe(false);
     expect(a.bufferedAmount).toBeLessThanOrEqual(64 * 1024 + 16 * 1024);
     (a as MemoryChannel).resume();
+    await settle(1000);
     await write;
     expect(done).toBe(true);
   });

@@ -1,6 +1,7 @@
 import type { Channel } from './channel.ts';
 import { concatFrames, encodeFrame, forEachFrame, helloFrame, type InvalidFrameError } from './codec.ts';
 import { DcdnError, errorCodeOf, type ErrorCode } from './errors.ts';
+import { FrameBudgets, frameKind, type Budget, type FrameKind } from './frame-budget.ts';
 import { BODY_FRAME_OVERHEAD, FrameType, PROTOCOL_VERSION, type Frame } from './frames.ts';
 import { Stream, type RequestHead, type StreamSession } from './stream.ts';
 import { onNextTask, onNextTurn } from './turn.ts';
@@ -29,6 +30,18 @@ export interface SessionOptions {
   maxIncomingStreams?: number;
   /** Names this side's software in HELLO, for the peer's logs. */
   agent?: string;
+  /**
+   * Incoming frames per kind the peer may send (frame-budget.ts); past one, the session is
+   * closed with PROTO_RATE_LIMITED. Defaults far above a well-behaved peer's needs.
+   */
+  frameBudgets?: Partial<Record<FrameKind, Budget>>;
+  /**
+   * Bytes queued for the peer (in the session and the channel's `bufferedAmount`) past which
+   * it is taken to have stopped reading and the session is closed with PROTO_SLOW_PEER, rather
+   * than buffering for it (control frames, PONGs included, are not held back by
+   * `highWaterMark`). Default 16 MiB.
+   */
+  maxOutboundBytes?: number;
 }
 
 export const SESSION_DEFAULTS = {
@@ -39,6 +52,8 @@ export const SESSION_DEFAULTS = {
   helloTimeoutMs: 10_000,
   maxIncomingStreams: 1024,
   agent: 'dcdn',
+  frameBudgets: {},
+  maxOutboundBytes: 16 * 1024 * 1024,
 } as const;
 
 /** Counters for health reports and tests. */
@@ -105,6 +120,8 @@ export class Session {
   /** Open streams the peer opened (maxIncomingStreams counts these, not our own). */
   #incoming = 0;
   #control: Uint8Array[] = [];
+  #controlBytes = 0;
+  readonly #budgets: FrameBudgets;
   #data: Uint8Array[] = [];
   #dataBytes = 0;
   #flushScheduled = false;
@@ -124,6 +141,7 @@ export class Session {
     this.role = options.role;
     this.#opts = { ...SESSION_DEFAULTS, ...stripUndefined(options) };
     this.#channel = channel;
+    this.#budgets = new FrameBudgets(this.#opts.frameBudgets);
     this.#nextLocalId = options.role === 'client' ? 1 : 2;
     this.ready = new Promise<void>((resolve, reject) => {
       this.#resolveReady = resolve;
@@ -228,6 +246,7 @@ export class Session {
     clearInterval(this.#heartbeat);
     clearTimeout(this.#helloTimer);
     this.#control = [];
+    this.#controlBytes = 0;
     this.#data = [];
     this.#dataBytes = 0;
     for (const w of this.#writeWaiters.splice(0)) w.reject(err);
@@ -251,6 +270,13 @@ export class Session {
     this.stats.framesOut++;
     if (control) {
       this.#control.push(bytes);
+      this.#controlBytes += bytes.byteLength;
+      // Control frames ignore the high-water mark, so a peer that makes us answer (PINGs) while
+      // not reading would grow this queue without bound: cut it off instead.
+      if (this.#controlBytes + this.#dataBytes + this.#channel.bufferedAmount > this.#opts.maxOutboundBytes) {
+        onNextTurn(() => this.close('PROTO_SLOW_PEER', `the peer is not reading: over ${this.#opts.maxOutboundBytes} bytes queued for it`));
+        return;
+      }
     } else {
       this.#data.push(bytes);
       this.#dataBytes += bytes.byteLength;
@@ -289,6 +315,7 @@ export class Session {
       this.stats.messagesOut++;
       this.stats.bytesOut += message.byteLength;
       if (queue === this.#data) this.#dataBytes -= size;
+      else this.#controlBytes -= size;
       i = j;
     }
     queue.splice(0, i);
@@ -363,6 +390,11 @@ export class Session {
     this.stats.framesIn++;
     if (!this.#helloReceived && frame.type !== FrameType.HELLO) {
       return this.close('PROTO_VERSION', 'the first frame must be HELLO');
+    }
+    const kind = frameKind(frame.type);
+    if (kind !== null && !this.#budgets.take(kind)) {
+      const b = this.#budgets.budget(kind);
+      return this.close('PROTO_RATE_LIMITED', `too many ${kind} frames: over ${b.perSecond}/s (burst ${b.burst})`);
     }
     switch (frame.type) {
       case FrameType.HELLO:

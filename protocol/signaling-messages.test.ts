@@ -58,6 +58,11 @@ describe('parseClientMessage', () => {
     expect(parseClientMessage(JSON.stringify({ type: 'status', apps: [{ name: 'hello', version: 3, state: 'bored' }] })).ok).toBe(false);
     expect(parseClientMessage(JSON.stringify({ type: 'status', apps: [{ name: 'Hello!', version: 3, state: 'serving' }] })).ok).toBe(false);
     expect(parseClientMessage(JSON.stringify({ type: 'status', apps: [{ name: 'a', version: 1, state: 'serving', extra: 1 }] })).ok).toBe(false);
+    // The deployment id a rollout is matched by (optional: hosts of older builds leave it out).
+    const withId = { type: 'status', apps: [{ name: 'hello', version: 3, state: 'loading', sha256: 'ab12' }] };
+    expect(parseClientMessage(JSON.stringify(withId))).toEqual({ ok: true, message: withId });
+    expect(parseClientMessage(JSON.stringify({ type: 'status', apps: [{ name: 'a', version: 1, state: 'serving', sha256: 'NOT HEX' }] })).ok).toBe(false);
+    expect(parseClientMessage(JSON.stringify({ type: 'status', apps: [{ name: 'a', version: 1, state: 'serving', sha256: 7 }] })).ok).toBe(false);
     expect(parseClientMessage(JSON.stringify({ type: 'status', apps: Array.from({ length: 1001 }, () => ({ name: 'a', version: 1, state: 'serving' })) })).ok).toBe(false);
   });
 

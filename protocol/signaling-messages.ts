@@ -30,6 +30,12 @@ export interface PeerInfo {
   apps?: string[];
   /** The operator drained the host (`dcdn hosts drain`): send it no new requests. */
   draining?: true;
+  /**
+   * A volunteer's: when its sessions end (ms since the epoch): its invite's expiry plus the
+   * operator's grace. Signaling disconnects it then, and ingresses close their sessions with it
+   * at the same time on their own, signaling or not.
+   */
+  expiresAt?: number;
 }
 
 /** First message on every connection. */
@@ -40,8 +46,12 @@ export interface SignalRequest { type: 'signal'; to: string; data: unknown }
 export interface CheckedMessage { type: 'checked'; id: string; ok: boolean; error: string; ms: number }
 /** What a host has loaded, sent whenever it changes: operators see it in `dcdn apps`. */
 export interface StatusMessage { type: 'status'; apps: AppStatus[] }
-/** One app on one host: the version it serves (or is loading, or failed to load). */
-export interface AppStatus { name: string; version: number; state: 'serving' | 'loading' | 'failed' }
+/**
+ * One app on one host: the version it serves (or is loading, or failed to load). `sha256` is the
+ * deployment id of that entry (AppRef.sha256): a secret change reloads the same version under a
+ * new id, so a rollout is only seen complete by it (hosts of older builds leave it out).
+ */
+export interface AppStatus { name: string; version: number; state: 'serving' | 'loading' | 'failed'; sha256?: string }
 export type ClientMessage = HelloMessage | SignalRequest | CheckedMessage | StatusMessage;
 
 /** A STUN or TURN server for the peer's RTCPeerConnection: the W3C `RTCIceServer` shape. */
@@ -67,6 +77,8 @@ export const LEAVE_REASONS = [
   'slow-consumer',
   'shutdown',
   'banned',
+  // A volunteer whose invite expired (plus grace): ingresses cut it off at once, like a ban.
+  'expired',
   'protocol-error',
   'SIG_BAD_MESSAGE',
   'SIG_MESSAGE_TOO_LARGE',
@@ -177,12 +189,15 @@ export function parseClientMessage(text: string): ParseResult {
     if (!Array.isArray(apps) || apps.length > MAX_STATUS_APPS) return { ok: false, reason: `status apps must be a list of at most ${MAX_STATUS_APPS}` };
     const list: AppStatus[] = [];
     for (const a of apps) {
-      if (!isPlainRecord(a) || !hasExactKeys(a, ['name', 'version', 'state'])) return { ok: false, reason: 'each status entry takes exactly {name, version, state}' };
-      const { name, version, state } = a;
+      if (!isPlainRecord(a) || !(hasExactKeys(a, ['name', 'version', 'state']) || hasExactKeys(a, ['name', 'version', 'state', 'sha256']))) {
+        return { ok: false, reason: 'each status entry takes exactly {name, version, state} and an optional sha256' };
+      }
+      const { name, version, state, sha256 } = a;
+      if (sha256 !== undefined && (typeof sha256 !== 'string' || !/^[0-9a-f]{1,128}$/.test(sha256))) return { ok: false, reason: 'a status entry sha256 is lowercase hex' };
       if (typeof name !== 'string' || !/^[a-z0-9-]{1,63}$/.test(name) || !Number.isInteger(version) || (version as number) < 0 || (state !== 'serving' && state !== 'loading' && state !== 'failed')) {
         return { ok: false, reason: 'a status entry needs an app name, a version and a state (serving, loading or failed)' };
       }
-      list.push({ name, version: version as number, state });
+      list.push({ name, version: version as number, state, ...(sha256 !== undefined ? { sha256 } : {}) });
     }
     return { ok: true, message: { type, apps: list } };
   }
@@ -315,7 +330,7 @@ function isPeerRole(value: unknown): value is PeerRole {
 
 function isPeerInfo(value: unknown): value is PeerInfo {
   if (!isPlainRecord(value)) return false;
-  const { id, role, sub, info, since, volunteer, apps, draining } = value;
+  const { id, role, sub, info, since, volunteer, apps, draining, expiresAt } = value;
   return (
     isId(id) &&
     isPeerRole(role) &&
@@ -324,6 +339,7 @@ function isPeerInfo(value: unknown): value is PeerInfo {
     typeof since === 'number' &&
     (volunteer === undefined || volunteer === true) &&
     (draining === undefined || draining === true) &&
+    (expiresAt === undefined || (typeof expiresAt === 'number' && Number.isFinite(expiresAt))) &&
     (apps === undefined || (Array.isArray(apps) && apps.length <= 64 && apps.every((a) => typeof a === 'string' && a.length <= 63)))
   );
 }

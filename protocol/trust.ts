@@ -38,3 +38,29 @@ export function mayRun(trust: HostTrust, app: { name: string; config: Pick<AppCo
   if (!trust.volunteer) return true;
   return app.config.volunteers && (trust.apps === null || trust.apps.includes(app.name));
 }
+
+/** The prefix of every volunteer's host id and name; operators' hosts should not use it. */
+export const VOLUNTEER_ID_PREFIX = 'vol-';
+
+/**
+ * A volunteer's host id as everyone knows it (signaling, bans, the ingresses' pools):
+ * `vol-<invite>-<tab id>`, derived from the token's subject, which signaling verified, and the
+ * id the tab chose. A volunteer can therefore never take an operator host's id (those do not
+ * start with `vol-<its invite>-`), nor another invite's, and a ban on it hits only that tab.
+ * Idempotent: an id already in this form is kept.
+ */
+export function volunteerHostId(sub: string | undefined, tabId: string): string {
+  const clean = (s: string, max: number) => s.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, max);
+  const prefix = `${VOLUNTEER_ID_PREFIX}${clean(sub ?? '', 64)}-`;
+  if (tabId.startsWith(prefix)) return clean(tabId, prefix.length + 64);
+  return prefix + clean(tabId, 64);
+}
+
+/**
+ * A volunteer's display name (the `dcdn-host` header, health, logs): what the tab chose, with
+ * `vol-` in front unless it already starts with `vol-` or `volunteer-`, so a volunteer cannot
+ * pass for the operator's `tab-1`.
+ */
+export function volunteerName(name: string): string {
+  return name.startsWith(VOLUNTEER_ID_PREFIX) || name.startsWith('volunteer-') ? name : `${VOLUNTEER_ID_PREFIX}${name}`;
+}

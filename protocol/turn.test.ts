@@ -40,7 +40,8 @@ describe('turn.ts without setImmediate (a browser)', () => {
     onNextTurn(() => log.push('turn'));
     await null;
     expect(log).toEqual([]);
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    // A marker queued last: tasks run in order, so once it has run the two before it have too.
+    await new Promise<void>((resolve) => onNextTask(resolve));
     expect(log).toEqual(['turn', 'task 1', 'task 2']);
   });
 });

@@ -1,7 +1,6 @@
 import Database from 'better-sqlite3';
+import { preparePrivateDbFile } from './private-files.ts';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { DcdnError } from '../protocol/index.ts';
 import { BINDING_NAME, parseAppConfig, type AppConfig } from '../protocol/index.ts';
 
@@ -55,9 +54,12 @@ export class AppStore {
   #listeners = new Set<() => void>();
 
   constructor(path: string) {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    // Secrets and tokens' subjects live here: owner-only, -wal and -shm included.
+    preparePrivateDbFile(path);
     this.#db = new Database(path);
     this.#db.pragma('journal_mode = WAL');
+    // A deleted or replaced secret is overwritten with zeros rather than left in a free page.
+    this.#db.pragma('secure_delete = ON');
     this.#db.pragma('foreign_keys = ON');
     this.#db.exec(`
       CREATE TABLE IF NOT EXISTS apps (

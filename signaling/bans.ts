@@ -1,7 +1,6 @@
 import Database from 'better-sqlite3';
+import { preparePrivateDbFile } from './private-files.ts';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 
 /** What a ban matches: a tab (its stable host id), an address, or every tab of one invite. */
 export type BanKind = 'host' | 'address' | 'invite';
@@ -23,7 +22,8 @@ export class BanList {
   readonly #db: Database.Database;
 
   constructor(path: string) {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    // Secrets and tokens' subjects live here: owner-only, -wal and -shm included.
+    preparePrivateDbFile(path);
     this.#db = new Database(path);
     this.#db.pragma('journal_mode = WAL');
     this.#db.exec(`CREATE TABLE IF NOT EXISTS bans (

@@ -169,13 +169,55 @@ describe('the app store', () => {
   });
 });
 
-async function until(cond: () => boolean, ms = 3000): Promise<void> {
+async function until(cond: () => boolean, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
     if (Date.now() > end) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+describe('the rollout of a deployment (issue 15.12)', () => {
+  it('says which hosts serve the active deployment, and with ?wait= answers once every host does', async () => {
+    await call('PUT', '/v1/apps/roll', { code: hello('v1'), check: false });
+    const seen: AppRef[][] = [];
+    const tab = new SignalingClient({ url: `${base.replace(/^http/, 'ws')}/v1/signal`, token: hostToken, info: { name: 'tab-r' }, WebSocketImpl: WebSocket as never });
+    tab.onapps = (apps) => seen.push(apps);
+    tab.start();
+    try {
+      await until(() => seen.length > 0);
+      const v1 = store.manifest().find((a) => a.name === 'roll')!;
+      const before = await call('GET', '/v1/apps/roll/rollout');
+      expect(before.body).toMatchObject({ app: 'roll', version: 1, sha256: v1.sha256, live: 0, total: 1, settled: false, hosts: [{ host: 'tab-r', state: 'loading', serving: null }] });
+      // A waiting request answers when the host reports the deployment serving.
+      const waiting = call('GET', '/v1/apps/roll/rollout?wait=60000');
+      tab.reportStatus([{ name: 'roll', version: 1, state: 'serving', sha256: v1.sha256 }]);
+      expect((await waiting).body).toMatchObject({ live: 1, total: 1, settled: true, hosts: [{ host: 'tab-r', state: 'live', serving: 1 }] });
+      // A secret keeps the version but not the deployment: the host that serves the old one lags.
+      await call('PUT', '/v1/apps/roll/secrets/KEY', { value: 'k' });
+      const secretRoll = store.manifest().find((a) => a.name === 'roll')!;
+      expect((await call('GET', '/v1/apps/roll/rollout?wait=0')).body).toMatchObject({ version: 1, live: 0, settled: false, hosts: [{ state: 'loading', serving: 1 }] });
+      // A load that failed settles the rollout too, with the host that failed.
+      const failing = call('GET', '/v1/apps/roll/rollout?wait=60000');
+      tab.reportStatus([{ name: 'roll', version: 1, state: 'failed', sha256: secretRoll.sha256 }, { name: 'roll', version: 1, state: 'serving', sha256: v1.sha256 }]);
+      expect((await failing).body).toMatchObject({ live: 0, total: 1, settled: true, hosts: [{ host: 'tab-r', state: 'failed', serving: 1 }] });
+    } finally {
+      tab.close();
+    }
+  });
+
+  it('counts no host when none is connected, and refuses a malformed wait or an unknown app', async () => {
+    await call('PUT', '/v1/apps/lonely', { code: hello('x'), check: false });
+    // The previous test's tab may still be leaving: wait until signaling has let it go.
+    let lonely = await call('GET', '/v1/apps/lonely/rollout?wait=60000');
+    for (const end = Date.now() + 3000; lonely.body.total !== 0 && Date.now() < end; ) lonely = await call('GET', '/v1/apps/lonely/rollout');
+    expect(lonely.body).toMatchObject({ live: 0, total: 0, settled: true, hosts: [] });
+    expect(await call('GET', '/v1/apps/lonely/rollout?wait=soon')).toMatchObject({ status: 400, code: 'APP_BAD_QUERY' });
+    expect(await call('GET', '/v1/apps/lonely/rollout?wait=-1')).toMatchObject({ status: 400, code: 'APP_BAD_QUERY' });
+    expect(await call('GET', '/v1/apps/nope/rollout')).toMatchObject({ status: 404, code: 'APP_NOT_FOUND' });
+    expect((await call('GET', '/v1/apps/lonely/rollout', undefined, hostToken)).code).toBe('SIG_TOKEN_SCOPE');
+  });
+});
 
 describe('the control API and volunteers', () => {
   it('keeps secrets and apps not deployed --volunteers from volunteers, and tells their tabs only of theirs', async () => {
@@ -230,8 +272,11 @@ describe('checking a deploy on a host before it goes live', () => {
     checkServer = createSignalingServer({ secret, apps: checkStore, appCheckTimeoutMs: 1500 });
     checkBase = await checkServer.listen(0);
   });
-  afterEach(() => {
+  afterEach(async () => {
     for (const h of hosts.splice(0)) h.close();
+    // close() only starts the WebSocket's closing handshake: until the server has seen it, the
+    // host is still registered and the next test's deploy would ask it (and wait, or fail).
+    await until(() => checkServer.peers().length === 0);
     for (const a of checkStore.list()) checkStore.delete(a.name);
   });
   afterAll(async () => {

@@ -4,6 +4,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DcdnError, errorCodeOf } from '../protocol/index.ts';
 import { parseAppConfig, type AppConfig } from '../protocol/index.ts';
 import { checkName, MAX_BUNDLE_BYTES, type AppStore } from './app-store.ts';
+import type { AppRef } from '../protocol/index.ts';
+import { MAX_ROLLOUT_WAIT_MS, rolloutOf, type HostReport, type Rollout } from './rollout.ts';
 import type { CheckOutcome } from './signaling-hub.ts';
 import { SignalingError } from '../protocol/index.ts';
 import { bearerToken, sendError } from './http-auth.ts';
@@ -22,6 +24,7 @@ import { mayRun, trustFromScope } from '../protocol/index.ts';
  * | DELETE /v1/apps/:name | operator | remove the app and all its versions |
  * | PUT /v1/apps/:name/secrets/:secret | operator | `{value}` |
  * | DELETE /v1/apps/:name/secrets/:secret | operator | |
+ * | GET /v1/apps/:name/rollout?wait=MS | operator | which connected hosts serve the active deployment (rollout.ts `Rollout`); with `wait`, answers once every host is live or failed, or after MS (at most {@link MAX_ROLLOUT_WAIT_MS}) |
  * | GET /v1/apps/:name/versions/:version/code | host, operator | the bundle (ES module) |
  * | GET /v1/apps/:name/env | host (not operators) | secret values, for the host's `env` (none for volunteers) |
  * | GET /v1/checks/:id | host (not volunteers) | a candidate being checked: `{app, code, env, kv}` |
@@ -36,6 +39,10 @@ export interface ControlApiOptions {
   checkTimeoutMs?: number;
   /** What each connected host reports it has loaded, per app (SignalingHub.appHosts). */
   appHosts?: () => Map<string, Array<{ host: string; version: number; state: string }>>;
+  /** The hosts an app's rollout waits for, and what they report (SignalingHub.hostReports). */
+  hostReports?: (app: AppRef) => HostReport[];
+  /** Subscribes to hosts' reports, joins and leaves (SignalingHub.onHostChange). */
+  onHostChange?: (listener: () => void) => () => void;
 }
 
 /** A new version must load on a host within this time, or the deploy fails with APP_LOAD_FAILED. */
@@ -130,6 +137,57 @@ export function registerControlApi(app: FastifyInstance, store: AppStore, secret
       return store.rollback(req.params.name, to as number | undefined);
     }),
   );
+
+  /**
+   * How far the active deployment of an app has got. Deploys, rollbacks and secret changes
+   * answer once they are stored; hosts then load the new deployment beside the old one and
+   * switch. `dcdn deploy` and friends call this with `wait` so that they return only once every
+   * connected host serves it (or one failed, or the wait ran out).
+   */
+  app.get<{ Params: Params; Querystring: { wait?: string } }>('/v1/apps/:name/rollout', { preHandler: operator }, async (req, reply) =>
+    answer(reply, 200, async () => {
+      const name = req.params.name;
+      checkName(name);
+      const waitMs = req.query.wait === undefined ? 0 : Number(req.query.wait);
+      if (!/^\d{1,9}$/.test(req.query.wait ?? '0')) throw new DcdnError('APP_BAD_QUERY', `wait must be a whole number of milliseconds, got ${JSON.stringify(req.query.wait)}`);
+      const started = Date.now();
+      const rollout = await waitForRollout(name, Math.min(waitMs, MAX_ROLLOUT_WAIT_MS), reply.raw);
+      return { ...rollout, waitedMs: Date.now() - started };
+    }),
+  );
+
+  function currentRollout(name: string): Rollout {
+    const entry = store.manifest().find((a) => a.name === name);
+    if (!entry) throw new DcdnError('APP_NOT_FOUND', `no app named ${name}`);
+    return rolloutOf(entry, options.hostReports?.(entry) ?? []);
+  }
+
+  /** The rollout once it settles, the client goes away, or `waitMs` passes, whichever is first. */
+  function waitForRollout(name: string, waitMs: number, response: NodeJS.EventEmitter): Promise<Rollout> {
+    let rollout = currentRollout(name);
+    if (rollout.settled || waitMs === 0 || !options.onHostChange) return Promise.resolve(rollout);
+    return new Promise((resolve, reject) => {
+      const finish = (error?: unknown) => {
+        clearTimeout(timer);
+        off();
+        response.off('close', onClose);
+        if (error) reject(error);
+        else resolve(rollout);
+      };
+      const onClose = () => finish();
+      const off = options.onHostChange!(() => {
+        try {
+          rollout = currentRollout(name);
+        } catch (err) {
+          return finish(err); // deleted meanwhile
+        }
+        if (rollout.settled) finish();
+      });
+      const timer = setTimeout(() => finish(), waitMs);
+      // The response closes early only when the client went away: stop waiting for it.
+      response.once('close', onClose);
+    });
+  }
 
   app.delete<{ Params: Params }>('/v1/apps/:name', { preHandler: operator }, async (req, reply) => answer(reply, 200, () => store.delete(req.params.name)));
 

@@ -16,6 +16,7 @@ import { APP_NAME } from './app-store.ts';
 import type { BanList } from './bans.ts';
 import { SignalingError } from '../protocol/index.ts';
 import { bearerToken, sendError } from './http-auth.ts';
+import type { AppRef } from '../protocol/index.ts';
 import type { SignalingHub } from './signaling-hub.ts';
 import { TokenBucket } from './token-bucket.ts';
 import { mintToken, verifyToken } from './token.ts';
@@ -28,6 +29,11 @@ export interface HostsApiOptions {
   openJoinTtlSeconds?: number;
   /** Longest invite an operator may mint. Default 30 days. */
   maxInviteTtlSeconds?: number;
+  /**
+   * How long a volunteer stays connected past its invite's expiry (requests in flight finish),
+   * before signaling and the ingresses end its sessions (signaling-hub.ts). Default 10000 ms.
+   */
+  inviteGraceMs?: number;
 }
 
 export const HOSTS_API_DEFAULTS = { openJoinTtlSeconds: 24 * 3600, maxInviteTtlSeconds: 30 * 24 * 3600, inviteTtlSeconds: 24 * 3600 } as const;
@@ -86,7 +92,8 @@ export function registerHostsApi(app: FastifyInstance, hub: SignalingHub, bans: 
     if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 60 || ttl > max) return sendError(reply, 'SIG_BAD_MESSAGE', `"ttlSeconds" must be 60 to ${max}`);
     const sub = `invite-${Math.random().toString(36).slice(2, 10)}`;
     const token = mintToken(secret, { role: 'host', sub, ttlSeconds: ttl, scope: volunteerScope(apps as string[]) });
-    return noStore(reply).code(201).send({ token, sub, apps, expiresAt: new Date((Math.floor(Date.now() / 1000) + Math.ceil(ttl)) * 1000).toISOString(), path: `/join?invite=${token}` });
+    const warnings = inviteWarnings(apps as string[], hub.deployedApps());
+    return noStore(reply).code(201).send({ token, sub, apps, warnings, expiresAt: new Date((Math.floor(Date.now() / 1000) + Math.ceil(ttl)) * 1000).toISOString(), path: `/join?invite=${token}` });
   });
 
   const buckets = new Map<string, TokenBucket>();
@@ -105,4 +112,22 @@ export function registerHostsApi(app: FastifyInstance, hub: SignalingHub, bans: 
     const token = mintToken(secret, { role: 'host', sub: `open-${Math.random().toString(36).slice(2, 10)}`, ttlSeconds: ttl, scope: volunteerScope() });
     return noStore(reply).send({ token, expiresAt: new Date(Date.now() + ttl * 1000).toISOString() });
   });
+}
+
+/**
+ * What an invite for `apps` will not let a volunteer serve, as of now: apps not deployed, or
+ * deployed without `--volunteers` (the invite is still made: the operator may fix the deploy).
+ * With no app store, nothing is known and nothing is said.
+ */
+export function inviteWarnings(apps: readonly string[], deployed: readonly AppRef[] | null): string[] {
+  if (deployed === null) return [];
+  const open = deployed.filter((a) => a.config.volunteers);
+  if (apps.length === 0) return open.length === 0 ? ['no app is deployed with --volunteers yet: volunteers with this link will have nothing to serve until one is'] : [];
+  const out: string[] = [];
+  for (const name of apps) {
+    const app = deployed.find((a) => a.name === name);
+    if (!app) out.push(`${name} is not deployed: volunteers cannot serve it until it is deployed with --volunteers`);
+    else if (!app.config.volunteers) out.push(`${name} was deployed without --volunteers: volunteers cannot serve it (redeploy it with --volunteers, if it works without its secrets)`);
+  }
+  return out;
 }

@@ -8,8 +8,10 @@
  */
 export { MAX_TOKEN_LENGTH, MIN_SECRET_LENGTH, mintToken, verifyToken, type Claims, type MintClaims, type Role } from './token.ts';
 export { HEALTH_PATH, SIGNAL_PATH, createSignalingServer, type SignalingServer, type SignalingServerOptions } from './server.ts';
-export type { HostSummary } from './signaling-hub.ts';
+export { INVITE_GRACE_MS, SIGNAL_RATE_DEFAULTS, type HostSummary, type SignalKind } from './signaling-hub.ts';
 export { AppStore, APP_NAME, MAX_BUNDLE_BYTES, type AppManifestEntry, type AppSummary, type AppVersion } from './app-store.ts';
 export { BanList, type Ban, type BanKind } from './bans.ts';
 export { checkBundle } from './control-api.ts';
 export { iceServerSource, turnCredentials, TURN_TTL_DEFAULT_SECONDS, TURN_TTL_MIN_SECONDS, type IceConfig, type TurnCredentials } from './turn.ts';
+export { makePrivateDir, preparePrivateDbFile, tightenPrivateTree, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, type TightenedMode } from './private-files.ts';
+export { DEFAULT_ROLLOUT_TIMEOUT_MS, MAX_ROLLOUT_WAIT_MS, describeRollout, rolloutOf, type HostReport, type HostRollout, type Rollout } from './rollout.ts';

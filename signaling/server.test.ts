@@ -417,7 +417,7 @@ describe('hostile peers', () => {
   });
 
   it('terminates a peer that stops reading instead of buffering for it without bound', async () => {
-    const { ws } = await start({ maxBufferedBytes: 256 * 1024, rateLimit: { perSecond: 1, burst: 10_000 } });
+    const { ws } = await start({ maxBufferedBytes: 256 * 1024, rateLimit: { perSecond: 1, burst: 10_000 }, signalRateLimits: { other: { perSecond: 1, burst: 10_000 } } });
     const [host] = await join(ws, 'host');
     const [reader, readerWelcome] = await join(ws, 'ingress');
     reader.socket.pause();

@@ -22,7 +22,7 @@ import type { PeerInfo, PeerRole } from '../protocol/index.ts';
 import { bearerToken, sendError } from './http-auth.ts';
 import type { AppStore } from './app-store.ts';
 import { registerControlApi } from './control-api.ts';
-import { SignalingHub } from './signaling-hub.ts';
+import { INVITE_GRACE_MS, SignalingHub, type SignalingHubOptions } from './signaling-hub.ts';
 import { MIN_SECRET_LENGTH, verifyToken, type Claims, type Role } from './token.ts';
 import { iceServerSource, type IceConfig } from './turn.ts';
 import { registerMetricsRoute, SignalingMetrics, type SignalingMetricsOptions } from './metrics.ts';
@@ -88,6 +88,8 @@ export interface SignalingServerOptions {
    * Operators' hosts are not counted. Default 8.
    */
   maxVolunteersPerAddress?: number;
+  /** Signals a host may relay per second by kind, on top of `rateLimit` (signaling-hub.ts). */
+  signalRateLimits?: SignalingHubOptions['signalRateLimits'];
   /**
    * STUN/TURN servers handed to every peer in its welcome, TURN with fresh coturn REST
    * credentials per connection (turn.ts). Default none: peers use only what they were given.
@@ -157,6 +159,8 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
     rateLimit,
     maxBufferedBytes,
     log: app.log,
+    ...(options.signalRateLimits ? { signalRateLimits: options.signalRateLimits } : {}),
+    inviteGraceMs: nonNegative('volunteers.inviteGraceMs', options.volunteers?.inviteGraceMs ?? INVITE_GRACE_MS),
     ...(store ? { apps: () => store.manifest() } : {}),
     ...(ice ? { ice } : {}),
     ...(metrics ? { onrelay: () => metrics.relayed(), onfail: (code) => metrics.refused(code, 'connection') } : {}),
@@ -177,7 +181,7 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
     app.addHook('onClose', async () => unsubscribe());
     const checkTimeoutMs = options.appCheckTimeoutMs;
     void app.register(async (scope) =>
-      registerControlApi(scope, store, secret, { check: (id, name, config, ms) => hub.checkApp(id, name, config, ms), appHosts: () => hub.appHosts(), ...(checkTimeoutMs ? { checkTimeoutMs } : {}) }),
+      registerControlApi(scope, store, secret, { check: (id, name, config, ms) => hub.checkApp(id, name, config, ms), appHosts: () => hub.appHosts(), hostReports: (a) => hub.hostReports(a), onHostChange: (l) => hub.onHostChange(l), ...(checkTimeoutMs ? { checkTimeoutMs } : {}) }),
     );
   }
   void app.register(async (scope) => registerHostsApi(scope, hub, bans, secret, options.volunteers));
@@ -227,11 +231,13 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
         const claims = identities.get(request);
         // Unreachable: preValidation either stored claims or answered the request.
         if (claims === undefined) return void socket.terminate();
-        hub.accept(socket, { role: claims.role as PeerRole, sub: claims.sub, scope: claims.scope, address: request.socket.remoteAddress ?? '' });
+        hub.accept(socket, { role: claims.role as PeerRole, sub: claims.sub, scope: claims.scope, address: request.socket.remoteAddress ?? '', exp: claims.exp });
       },
     });
 
-    scope.get(HEALTH_PATH, async () => ({ ok: true, ...hub.counts(), peers: hub.peers() }));
+    // Public: counts and roles only. Host ids, names and subjects stay with operators
+    // (GET /v1/hosts), so nobody can read here an identity to copy.
+    scope.get(HEALTH_PATH, async () => ({ ok: true, ...hub.counts(), peers: hub.peers().map((p) => ({ role: p.role, since: p.since, ...(p.volunteer ? { volunteer: true } : {}) })) }));
 
     scope.get(WHOAMI_PATH, async (request, reply) => {
       let claims: Claims;
@@ -269,6 +275,11 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
     },
     peers: () => hub.peers(),
   };
+}
+
+function nonNegative(name: string, value: number): number {
+  if (!(typeof value === 'number' && value >= 0 && Number.isFinite(value))) throw new RangeError(`${name} must be a number of at least 0`);
+  return value;
 }
 
 /** The token from `Authorization: Bearer` or, for browsers (which cannot set headers), `?token=`. */

@@ -15,8 +15,10 @@ import { WebSocket, type RawData } from 'ws';
 import { SIGNALING_ERRORS, type SignalingErrorCode } from '../protocol/index.ts';
 import type { AppConfig } from '../protocol/index.ts';
 import { parseClientMessage, type AppRef, type LeaveReason, type AppStatus, type CheckedMessage, type IceServer, type PeerInfo, type PeerRole, type ServerMessage, type SignalRequest } from '../protocol/index.ts';
+import type { HostReport } from './rollout.ts';
 import { TokenBucket } from './token-bucket.ts';
-import { mayRun, OPERATOR_TRUST, trustFromScope, type HostTrust } from '../protocol/index.ts';
+import { mayRun, OPERATOR_TRUST, trustFromScope, volunteerHostId, volunteerName, type HostTrust } from '../protocol/index.ts';
+import { INVITE_GRACE_MS } from './invite-grace.ts';
 
 /** How long a socket we closed may take to answer the close frame before it is destroyed. */
 export const CLOSE_GRACE_MS = 1000;
@@ -40,10 +42,45 @@ export interface SignalingHubOptions {
    * it; returns the ban's reason, or null. Default: nobody is.
    */
   isBanned?: (host: { hostId: string; address: string; sub: string | undefined }) => string | null;
+  /**
+   * Signals a host may relay per second, by the signal's `kind` (`offer`, `answer`,
+   * `candidate`, `websocket`, `close`; anything else is `other`), on top of `rateLimit`: a host
+   * relaying junk or floods of one kind to the ingresses is closed with SIG_RATE_LIMITED before
+   * they have to read, parse and log it all. Ingresses are the operator's and not limited.
+   * Defaults: {@link SIGNAL_RATE_DEFAULTS}.
+   */
+  signalRateLimits?: Partial<Record<SignalKind, { perSecond: number; burst: number }>>;
+  /**
+   * How long a volunteer may stay connected after its invite expired, so requests in flight can
+   * finish; then it is disconnected with SIG_TOKEN_EXPIRED (leave reason `expired`), and the
+   * ingresses close their sessions with it. Default 10000 ms.
+   */
+  inviteGraceMs?: number;
   /** Counts for metrics (signaling/metrics.ts): a signal relayed, a connection closed with a code. */
   onrelay?: () => void;
   onfail?: (code: SignalingErrorCode) => void;
 }
+
+/** The kinds of signal budgeted separately (the link signals of protocol/link.ts, and the rest). */
+export type SignalKind = 'offer' | 'answer' | 'candidate' | 'websocket' | 'close' | 'other';
+
+/** Per connection: one offer/answer exchange per connection attempt needs a handful; ICE a few dozen candidates. */
+export const SIGNAL_RATE_DEFAULTS: Readonly<Record<SignalKind, { perSecond: number; burst: number }>> = {
+  offer: { perSecond: 2, burst: 10 },
+  answer: { perSecond: 2, burst: 10 },
+  candidate: { perSecond: 20, burst: 100 },
+  websocket: { perSecond: 2, burst: 10 },
+  close: { perSecond: 2, burst: 10 },
+  other: { perSecond: 1, burst: 5 },
+};
+
+const SIGNAL_KINDS = new Set<string>(['offer', 'answer', 'candidate', 'websocket', 'close']);
+
+// Default of SignalingHubOptions.inviteGraceMs, in a module of its own so that `dcdn --help`
+// can print it without loading the hub.
+export { INVITE_GRACE_MS } from './invite-grace.ts';
+/** setTimeout's longest delay; longer waits are re-armed (invites may last 30 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** A host as operators see it (`dcdn hosts list`). */
 export interface HostSummary {
@@ -93,6 +130,8 @@ interface Connection {
   draining: boolean;
   readonly socket: WebSocket;
   readonly bucket: TokenBucket;
+  /** Per signal kind, created on first use (hosts only). */
+  readonly signalBuckets: Map<SignalKind, TokenBucket>;
   /** Set by hello; null while awaiting it. */
   info: Record<string, unknown> | null;
   since: number;
@@ -105,6 +144,9 @@ interface Connection {
   iceIssuedAt: number;
   /** What a host last reported it has loaded. */
   appStatus: AppStatus[];
+  /** A volunteer's end (invite expiry plus grace, ms since the epoch); null for others. */
+  expiresAt: number | null;
+  expiryTimer: ReturnType<typeof setTimeout> | null;
 }
 
 export class SignalingHub {
@@ -116,6 +158,8 @@ export class SignalingHub {
   readonly #joined = new Map<string, Connection>();
   #heartbeat: ReturnType<typeof setInterval> | null = null;
   readonly #checks = new Map<string, PendingCheck>();
+  /** Called when a host reports status, joins or leaves (rollouts wait on it). */
+  readonly #hostListeners = new Set<() => void>();
 
   constructor(options: SignalingHubOptions) {
     this.#options = options;
@@ -169,6 +213,31 @@ export class SignalingHub {
     return out;
   }
 
+  /** The deployed apps' active versions, or null when signaling runs without an app store. */
+  deployedApps(): AppRef[] | null {
+    return this.#options.apps?.() ?? null;
+  }
+
+  /**
+   * What each connected host that is sent `app` last reported (volunteers only for the apps they
+   * may run): the hosts a rollout of it waits for. Hosts that are leaving are not counted.
+   */
+  hostReports(app: AppRef): HostReport[] {
+    return [...this.#joined.values()]
+      .filter((c) => c.role === 'host' && c.endReason === null && appsFor(c, [app]).length > 0)
+      .map((c) => ({ host: hostName(c), apps: c.appStatus }));
+  }
+
+  /** Calls `listener` whenever a host reports status, joins or leaves; returns its remover. */
+  onHostChange(listener: () => void): () => void {
+    this.#hostListeners.add(listener);
+    return () => this.#hostListeners.delete(listener);
+  }
+
+  #hostChanged(): void {
+    for (const listener of [...this.#hostListeners]) listener();
+  }
+
   /** Open connections of volunteers' hosts from one address (said hello or not). */
   volunteersFrom(address: string): number {
     let n = 0;
@@ -207,16 +276,22 @@ export class SignalingHub {
   }
 
   /** Takes ownership of an upgraded socket whose token has been verified. */
-  accept(socket: WebSocket, identity: { role: PeerRole; sub?: string | undefined; scope?: string[] | undefined; address?: string }): void {
+  accept(socket: WebSocket, identity: { role: PeerRole; sub?: string | undefined; scope?: string[] | undefined; address?: string; exp?: number }): void {
+    const trust = identity.role === 'host' ? trustFromScope(identity.scope) : OPERATOR_TRUST;
+    // Operators' hosts and ingresses are the operator's own (dcdn up mints them week-long
+    // tokens baked into the page URL): their expiry is checked when they connect. A volunteer's
+    // invite also ends the connection it opened.
+    const expiresAt = trust.volunteer && identity.exp !== undefined ? identity.exp * 1000 + (this.#options.inviteGraceMs ?? INVITE_GRACE_MS) : null;
     const conn: Connection = {
       id: randomUUID(),
       role: identity.role,
       sub: identity.sub,
-      trust: identity.role === 'host' ? trustFromScope(identity.scope) : OPERATOR_TRUST,
+      trust,
       address: identity.address ?? '',
       draining: false,
       socket,
       bucket: new TokenBucket(this.#options.rateLimit),
+      signalBuckets: new Map(),
       info: null,
       since: Date.now(),
       missedPongs: 0,
@@ -225,8 +300,11 @@ export class SignalingHub {
       endReason: null,
       iceIssuedAt: 0,
       appStatus: [],
+      expiresAt,
+      expiryTimer: null,
     };
     this.#connections.add(conn);
+    if (expiresAt !== null) this.#armExpiry(conn);
     conn.helloTimer = setTimeout(() => {
       this.#fail(conn, 'SIG_HELLO_TIMEOUT', `no hello within ${this.#options.helloTimeoutMs} ms`);
     }, this.#options.helloTimeoutMs);
@@ -317,18 +395,20 @@ export class SignalingHub {
     const message = result.message;
     if (conn.info === null) {
       if (message.type !== 'hello') return this.#fail(conn, 'SIG_BAD_MESSAGE', 'the first message must be hello');
+      const info = conn.trust.volunteer ? namespaceVolunteer(message.info, conn) : message.info;
       if (conn.role === 'host' && this.#options.isBanned) {
-        const hostId = typeof message.info['hostId'] === 'string' ? message.info['hostId'] : '';
+        const hostId = typeof info['hostId'] === 'string' ? info['hostId'] : '';
         const reason = this.#options.isBanned({ hostId, address: conn.address, sub: conn.sub });
         if (reason !== null) return this.#fail(conn, 'SIG_BANNED', `this host is banned${reason ? `: ${reason}` : ''}`);
       }
-      return this.#join(conn, message.info);
+      return this.#join(conn, info);
     }
     if (message.type === 'hello') return this.#fail(conn, 'SIG_BAD_MESSAGE', 'hello was already sent');
     if (message.type === 'checked') return this.#onChecked(conn, message);
     if (message.type === 'status') {
       if (conn.role !== 'host') return this.#fail(conn, 'SIG_BAD_MESSAGE', 'only hosts report status');
       conn.appStatus = message.apps;
+      this.#hostChanged();
       return;
     }
     this.#relay(conn, message);
@@ -356,6 +436,7 @@ export class SignalingHub {
     const join: ServerMessage = { type: 'join', peer: toPeerInfo(conn) };
     for (const other of others) this.#send(other, join);
     this.#log.info({ peer: conn.id, role: conn.role, sub: conn.sub, volunteer: conn.trust.volunteer || undefined, address: conn.address }, 'peer joined');
+    if (conn.role === 'host') this.#hostChanged();
   }
 
   /** The peer's ICE servers with fresh TURN credentials, or undefined when none are configured. */
@@ -365,6 +446,15 @@ export class SignalingHub {
   }
 
   #relay(conn: Connection, message: SignalRequest): void {
+    if (conn.role === 'host') {
+      const kind = signalKind(message.data);
+      let bucket = conn.signalBuckets.get(kind);
+      if (!bucket) {
+        bucket = new TokenBucket(this.#options.signalRateLimits?.[kind] ?? SIGNAL_RATE_DEFAULTS[kind]);
+        conn.signalBuckets.set(kind, bucket);
+      }
+      if (!bucket.take()) return this.#fail(conn, 'SIG_RATE_LIMITED', `too many ${kind} signals`);
+    }
     const target = this.#joined.get(message.to);
     // Same-role targets get the same answer as unknown ones: hosts must not learn of each other.
     if (target === undefined || target.role === conn.role) {
@@ -389,7 +479,7 @@ export class SignalingHub {
   /** Reports `code` to the peer and closes with the code's close code. */
   #fail(conn: Connection, code: SignalingErrorCode, message: string): void {
     if (conn.endReason !== null) return;
-    conn.endReason = code === 'SIG_BANNED' ? 'banned' : (code as LeaveReason);
+    conn.endReason = code === 'SIG_BANNED' ? 'banned' : code === 'SIG_TOKEN_EXPIRED' ? 'expired' : (code as LeaveReason);
     this.#options.onfail?.(code);
     this.#log.info({ peer: conn.id, role: conn.role, sub: conn.sub, code, detail: message }, 'closing peer connection');
     this.#send(conn, { type: 'error', code, message });
@@ -399,8 +489,17 @@ export class SignalingHub {
     conn.graceTimer.unref();
   }
 
+  /** Disconnects a volunteer when its invite (plus grace) runs out; long waits are re-armed. */
+  #armExpiry(conn: Connection): void {
+    const left = conn.expiresAt! - Date.now();
+    if (left <= 0) return this.#fail(conn, 'SIG_TOKEN_EXPIRED', `the invite expired at ${new Date(conn.expiresAt! - (this.#options.inviteGraceMs ?? INVITE_GRACE_MS)).toISOString()}`);
+    conn.expiryTimer = setTimeout(() => this.#armExpiry(conn), Math.min(left, MAX_TIMER_MS));
+    conn.expiryTimer.unref?.();
+  }
+
   #onClose(conn: Connection, code: number): void {
     this.#connections.delete(conn);
+    if (conn.expiryTimer !== null) clearTimeout(conn.expiryTimer);
     if (conn.helloTimer !== null) clearTimeout(conn.helloTimer);
     if (conn.graceTimer !== null) clearTimeout(conn.graceTimer);
     const reason: LeaveReason = conn.endReason ?? 'closed';
@@ -415,7 +514,24 @@ export class SignalingHub {
     const leave: ServerMessage = { type: 'leave', id: conn.id, reason };
     for (const other of this.#joined.values()) if (other.role !== conn.role) this.#send(other, leave);
     this.#log.info({ peer: conn.id, role: conn.role, sub: conn.sub, code, reason }, 'peer left');
+    if (conn.role === 'host') this.#hostChanged();
   }
+}
+
+/**
+ * A volunteer's hello with its id and name namespaced by its invite (trust.ts): what it chose
+ * is kept only behind `vol-<invite>-`, so it cannot take an operator host's identity, and a ban
+ * of it lands on its own id.
+ */
+function namespaceVolunteer(info: Record<string, unknown>, conn: Connection): Record<string, unknown> {
+  const tabId = typeof info['hostId'] === 'string' && info['hostId'] ? info['hostId'] : conn.id;
+  const name = typeof info['name'] === 'string' && info['name'] ? info['name'] : tabId.slice(0, 8);
+  return { ...info, hostId: volunteerHostId(conn.sub, tabId), name: volunteerName(name) };
+}
+
+function signalKind(data: unknown): SignalKind {
+  const kind = typeof data === 'object' && data !== null ? (data as { kind?: unknown }).kind : undefined;
+  return typeof kind === 'string' && SIGNAL_KINDS.has(kind) ? (kind as SignalKind) : 'other';
 }
 
 function hostName(conn: Connection): string {
@@ -436,6 +552,7 @@ function toPeerInfo(conn: Connection): PeerInfo {
     if (conn.trust.apps) peer.apps = [...conn.trust.apps];
   }
   if (conn.draining) peer.draining = true;
+  if (conn.expiresAt !== null) peer.expiresAt = conn.expiresAt;
   return peer;
 }
 

@@ -39,11 +39,12 @@ describe('dcdn ingress flags', () => {
       routing: { baseDomain: 'localhost' },
       // The ingress's own defaults, spelled out: a flag left out changes nothing.
       headersTimeoutMs: 20_000,
+      peerLogIntervalMs: 10_000,
       proxy: { headTimeoutMs: 30_000, idleTimeoutMs: 60_000, minBodyBytesPerSecond: 1024, bodyRateGraceMs: 10_000, maxBodyBytes: 100 * 1024 * 1024 },
       shutdownGraceMs: 10_000,
       kvStore: 'sqlite:/srv/dcdn/kv.db',
       kvLimits: { minTtlSeconds: 60 },
-      pool: { maxInFlightPerHost: 128, maxInFlightPerVolunteer: 16, failureThreshold: 3, penaltyBaseMs: 1000, penaltyMaxMs: 60_000, penaltyDecayMs: 60_000 },
+      pool: { maxInFlightPerHost: 128, maxInFlightPerVolunteer: 16, failureThreshold: 3, penaltyBaseMs: 1000, penaltyMaxMs: 60_000, penaltyDecayMs: 60_000, outcomeWindow: 50, outcomeMinSamples: 10, outcomeMaxExcess: 0.5 },
     });
   });
 

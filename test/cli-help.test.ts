@@ -81,14 +81,16 @@ describe('dcdn --help', () => {
     const bare = await dcdn();
     expect(bare.code).toBe(2);
     expect(bare.stdout).toBe(top.stdout);
-  });
+    // Three CLI runs in a row, each allowed 60 s (dcdn() above): the default 30 s for the whole
+    // test was reached on a loaded machine (each run starts Node and compiles the CLI).
+  }, 180_000);
 
   it('answers an unknown command with the command list and exit code 2', async () => {
     const r = await dcdn('deploi');
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^dcdn: unknown command 'deploi'\n/);
     expect(r.stderr).toContain('Commands:');
-  });
+  }, 60_000);
 });
 
 describe('dcdn <command> --help', () => {

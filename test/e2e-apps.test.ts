@@ -48,13 +48,13 @@ function writeApp(name: string, body: string): string {
 }
 
 /** A request with full control of the Host header (fetch() may not set it). */
-function get(path: string, host?: string, init: { method?: string; body?: string; type?: string } = {}): Promise<{ status: number; text: string; code: string | null }> {
+function get(path: string, host?: string, init: { method?: string; body?: string; type?: string } = {}): Promise<{ status: number; text: string; code: string | null; servedBy?: string }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(`${ingress.url}${path}`, { method: init.method ?? 'GET', headers: { ...(host ? { host } : {}), ...(init.type ? { 'content-type': init.type } : {}) } }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode!, text, code: (res.headers['dcdn-error'] as string | undefined) ?? null }));
+      res.on('end', () => resolve({ status: res.statusCode!, text, code: (res.headers['dcdn-error'] as string | undefined) ?? null, servedBy: res.headers['dcdn-host'] as string | undefined }));
     });
     req.on('error', reject);
     req.end(init.body);
@@ -216,6 +216,48 @@ describe('deploying apps', () => {
     console.log(`deploy under load: ${JSON.stringify(seen)}`);
     expect(seen['live-1']! + seen['live-2']!).toBeGreaterThan(100);
   }, 40_000);
+
+  it('answers deploy, rollback and secret put only once every host serves the change (issue 15.12)', async () => {
+    const file = writeApp('switch', "return new Response(`${env.TAG}${env.EXTRA ? '+' + env.EXTRA : ''}`);");
+    const servedBy = new Set<string>();
+    /** 24 requests right after the command returned, 6 at a time (spread over both tabs): the answers seen. */
+    const rightAfter = async (): Promise<string[]> => {
+      const texts: string[] = [];
+      for (let wave = 0; wave < 4; wave++) {
+        for (const r of await Promise.all(Array.from({ length: 6 }, () => get('/@switch/')))) {
+          texts.push(`${r.status} ${r.text}`);
+          if (r.servedBy) servedBy.add(r.servedBy);
+        }
+      }
+      return [...new Set(texts)];
+    };
+    const first = await dcdn('deploy', file, '--name', 'switch', '--var', 'TAG=v1');
+    expect(first.stdout).toContain('live on 2/2 hosts');
+    expect(first.code).toBe(0);
+    expect(await rightAfter()).toEqual(['200 v1']);
+    for (let round = 2; round <= 3; round++) {
+      const next = await dcdn('deploy', file, '--name', 'switch', '--var', `TAG=v${round}`);
+      expect(next.stdout).toContain('live on 2/2 hosts');
+      expect(await rightAfter()).toEqual([`200 v${round}`]);
+    }
+    const back = await dcdn('rollback', 'switch');
+    expect(back.stdout).toMatch(/switch is now at version 2\nlive on 2\/2 hosts\n/);
+    expect(await rightAfter()).toEqual(['200 v2']);
+    // A secret changes env but not the version: hosts reload, and the CLI waits for that too.
+    const put = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+      const child = execFile(process.execPath, [BIN, 'secret', 'put', 'switch', 'EXTRA'], { env }, (_err, stdout) => resolve({ code: child.exitCode, stdout }));
+      child.stdin!.end('from-secret');
+    });
+    expect(put.stdout).toContain('live on 2/2 hosts');
+    expect(put.code).toBe(0);
+    expect(await rightAfter()).toEqual(['200 v2+from-secret']);
+    // The answers above came from both tabs, not from one that happened to switch first.
+    expect([...servedBy].sort()).toEqual(['apps-a', 'apps-b']);
+    // --rollout-timeout 0 answers at once, as before.
+    const quick = await dcdn('rollback', 'switch', '--rollout-timeout', '0');
+    expect(quick.stdout).not.toContain('live on');
+    expect(quick.code).toBe(0);
+  }, 90_000);
 
   it('stops serving a deleted app at once', async () => {
     await dcdn('deploy', writeApp('gone', "return new Response('here');"), '--name', 'gone');

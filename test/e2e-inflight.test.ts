@@ -83,7 +83,7 @@ function stream(path: string): { firstChunk: Promise<void>; done: Promise<{ stat
       res.on('error', (e) => reject(new Error(`${path}: the response broke off after ${JSON.stringify(text.slice(-40))}: ${e.message}`)));
     });
     req.on('error', reject);
-    req.setTimeout(20_000, () => req.destroy(new Error(`${path}: no progress for 20 s`)));
+    req.setTimeout(60_000, () => req.destroy(new Error(`${path}: no progress for 60 s`)));
     req.end();
   });
   done.catch(() => onFirst());
@@ -141,14 +141,25 @@ describe('a new version while the old one has work in flight', () => {
   it('lets a streamed response of the old version finish, while new requests get the new one', async () => {
     await deploy('slow', 'v1');
     await untilServed('/@slow/', 'v1');
-    const n = 30;
+    const n = 10;
     const started = Date.now();
-    const slow = stream(`/@slow/stream?n=${n}&ms=200`);
-    await slow.firstChunk;
-    await deploy('slow', 'v2');
-    const v2At = await untilServed('/@slow/', 'v2');
-    const finished = await slow.done;
-    // The swap happened while the stream was still going (else this proves nothing).
+    // The v1 stream waits on us before its last line, so the swap below happens while it is
+    // still going however long a loaded machine takes to deploy (else this proves nothing).
+    const cb = await callbackServer();
+    let finished: Awaited<ReturnType<typeof stream>['done']>;
+    let v2At: number;
+    try {
+      const slow = stream(`/@slow/stream?n=${n}&ms=20&hold=${encodeURIComponent(cb.url)}`);
+      await slow.firstChunk;
+      await deploy('slow', 'v2');
+      v2At = await untilServed('/@slow/', 'v2');
+      await until(() => cb.holds.length === 1, 15_000, 'the v1 stream waiting before its last line');
+      expect(cb.holds[0]).toMatchObject({ label: 'v1', abandoned: false });
+      cb.release();
+      finished = await slow.done;
+    } finally {
+      await cb.close();
+    }
     expect(v2At).toBeLessThan(finished.endedAt);
     expect(finished.status).toBe(200);
     expect(finished.text).toBe(Array.from({ length: n }, (_, i) => `v1 chunk ${i}\n`).join(''));

@@ -68,6 +68,26 @@ async function joinAsVolunteer(link: string, name: string): Promise<Page> {
 
 const names = () => ingress.pool.list().map((h) => h.name).sort();
 
+/**
+ * Resolves when signaling answers a connection with `code` (an HTTP refusal of the WebSocket
+ * upgrade, or an error message on the socket): the positive sign that a join was refused,
+ * so a test need not wait an arbitrary time before checking that the host stayed out.
+ */
+function refusalSeen(code: string): { seen: Promise<void>; stop: () => void } {
+  const server = net.signal.app.server;
+  let resolve!: () => void;
+  const seen = new Promise<void>((r) => (resolve = r));
+  const watch = (_req: unknown, socket: { write: (...args: unknown[]) => boolean }) => {
+    const write = socket.write;
+    socket.write = function (this: unknown, ...args: unknown[]) {
+      if (String(args[0]).includes(code)) resolve();
+      return write.apply(this, args);
+    };
+  };
+  server.prependListener('upgrade', watch);
+  return { seen, stop: () => void server.off('upgrade', watch) };
+}
+
 beforeAll(async () => {
   net = await startNetwork();
   env = { ...process.env, DCDN_HOME: work, DCDN_SIGNAL: net.urls.http, DCDN_SECRET: net.secret };
@@ -161,6 +181,23 @@ describe('volunteer hosts', () => {
     }
   });
 
+  it('are warned, at invite time and on the page, about an app deployed without --volunteers', async () => {
+    const r = await dcdn('invite', '--apps', 'closed', '--ttl', '1h');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/warning: closed was deployed without --volunteers/);
+    const page = await joinAsVolunteer(r.stdout.trim(), 'vol-closed');
+    try {
+      // Not "serving": the page says there is nothing to serve, and why.
+      await page.waitForFunction(() => document.body.dataset.state === 'idle', { timeout: 15_000, polling: 100 });
+      expect(await page.$eval('#s-apps', (el) => el.textContent)).toContain('Cannot serve closed');
+      expect(await page.$eval('#summary', (el) => el.textContent)).toMatch(/nothing to serve/);
+    } finally {
+      await page.close();
+    }
+    // An invite for an app that is open to volunteers has no warning.
+    expect((await dcdn('invite', '--apps', 'open', '--ttl', '1h')).stderr).not.toMatch(/warning/);
+  }, 60_000);
+
   it('are refused with an expired invite', async () => {
     const expired = mintToken(net.secret, { role: 'host', sub: 'late', ttlSeconds: 60, scope: ['volunteer'] }, Math.floor(Date.now() / 1000) - 3600);
     // The token is checked before the upgrade: a plain request shows the answer a tab gets.
@@ -209,10 +246,15 @@ describe('volunteer hosts', () => {
       await until(() => !names().includes('vol-2'), 3000, 'the banned host out of the pool');
       expect(await ok('hosts', 'bans')).toMatch(/host .*test/);
       // Reloading and joining again is refused: the tab id and the address are banned.
-      await page.reload();
-      await page.waitForFunction(() => document.body.dataset.state === 'ready', { timeout: 15_000, polling: 100 });
-      await page.click('#toggle');
-      await new Promise((r) => setTimeout(r, 2500));
+      const refusal = refusalSeen('SIG_BANNED');
+      try {
+        await page.reload();
+        await page.waitForFunction(() => document.body.dataset.state === 'ready', { timeout: 15_000, polling: 100 });
+        await page.click('#toggle');
+        await refusal.seen;
+      } finally {
+        refusal.stop();
+      }
       expect(names()).not.toContain('vol-2');
     } finally {
       await page.close();

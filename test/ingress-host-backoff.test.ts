@@ -55,7 +55,15 @@ describe('a host that keeps sending undecodable bytes', () => {
     const id = 'node-garbler';
     await until(() => ingress.pool.get('node-steady') !== undefined && ingress.pool.get(id) !== undefined);
 
+    // The pool's own decision for each fault, exact: timing the gap between our fault and the
+    // penalty's end from outside would put this machine's speed into the figure.
     const penalties: number[] = [];
+    const reportSessionFault = ingress.pool.reportSessionFault.bind(ingress.pool);
+    ingress.pool.reportSessionFault = (faulty, now) => {
+      const penalty = reportSessionFault(faulty, now);
+      if (faulty === id) penalties.push(penalty);
+      return penalty;
+    };
     const levels: number[] = [];
     const gaps: number[] = [];
     let session: Session | undefined = ingress.pool.get(id)!.session;
@@ -66,7 +74,6 @@ describe('a host that keeps sending undecodable bytes', () => {
       await until(() => ingress.pool.get(id)?.session !== session);
       const standing = ingress.pool.standing(id);
       levels.push(standing.level);
-      penalties.push(standing.penalisedUntil - faultAt);
       // Back in the pool after the reconnect delay, with the penalty it left with.
       await until(() => ingress.pool.get(id) !== undefined);
       gaps.push(Date.now() - faultAt);
@@ -79,19 +86,18 @@ describe('a host that keeps sending undecodable bytes', () => {
       }
     }
     expect(levels).toEqual([1, 2, 3]);
-    // base, 2x base, 4x base (give or take the few ms between the fault and the close).
-    for (const [i, p] of penalties.entries()) {
-      expect(p).toBeGreaterThanOrEqual(PENALTY_BASE_MS * 2 ** i - 50);
-      expect(p).toBeLessThanOrEqual(PENALTY_BASE_MS * 2 ** i + 50);
-    }
+    // base, 2x base, 4x base.
+    expect(penalties).toEqual([PENALTY_BASE_MS, PENALTY_BASE_MS * 2, PENALTY_BASE_MS * 4]);
     // The reconnect back-off is not reset while the host has a record: 0.5 s, 1 s, 2 s (±25%
-    // jitter), where a clean slate each time would give ~0.5 s every time.
-    expect(gaps[2]!).toBeGreaterThan(gaps[0]! * 2);
-    expect(gaps[2]!).toBeGreaterThan(1400);
+    // jitter), where a clean slate each time would give ~0.5 s every time. Lower bounds only:
+    // a loaded machine can only lengthen a gap, never make a reset back-off look like growth
+    // it would not have on a quiet one.
+    for (const [i, gap] of gaps.entries()) expect(gap).toBeGreaterThanOrEqual(0.75 * 500 * 2 ** i);
 
     // Alone, the penalised host still serves: a penalised host beats no host.
     hosts.find((h) => h !== garbler)!.close();
     await until(() => ingress.pool.get('node-steady') === undefined);
+    ingress.pool.reportSessionFault = reportSessionFault;
     ingress.pool.reportSessionFault(id); // 4x base more: penalised for certain while we ask
     expect(ingress.pool.get(id)!.penalisedUntil).toBeGreaterThan(Date.now() + 1000);
     const alone = await get('/alone');

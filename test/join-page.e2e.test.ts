@@ -97,6 +97,9 @@ describe('the join page', () => {
     expect(await textOf(page, '#s-connection')).toBe('Connected to signaling');
     expect(await textOf(page, '#s-ingresses')).toMatch(/^ingress [0-9a-f]{8} · webrtc/);
     expect(await textOf(page, '#s-host')).toMatch(/^volunteer-ada \(id\s[0-9a-f]{8}\)$/);
+    // The id the page shows is the one `dcdn hosts list` shows (the signaling id).
+    const listed = net.signal.peers().find((p) => p.role === 'host')!.id;
+    expect(await textOf(page, '#s-host')).toContain(listed.slice(0, 8));
     await until(() => ingress.pool.size === 1, 15_000, 'the tab in the ingress pool');
 
     const res = await fetch(`${ingress.url}/`);

@@ -5,13 +5,14 @@
  */
 import { createIngress, type Ingress, type IngressOptions } from '../ingress/index.ts';
 import type { Stream } from '../protocol/index.ts';
-import { createSignalingServer, mintToken } from '../signaling/index.ts';
+import { createSignalingServer, mintToken, type SignalingServer, type SignalingServerOptions } from '../signaling/index.ts';
 import { startNodeHost, type NodeHost } from './node-host.ts';
 
 export const SECRET = 'test-secret-0123456789abcdef';
 
 export interface NodeNetwork {
   readonly ingress: Ingress;
+  readonly signaling: SignalingServer;
   /** Signaling's WebSocket URL. */
   readonly signalUrl: string;
   /** The hosts started and not yet removed. */
@@ -30,9 +31,9 @@ export interface NodeNetwork {
   close(): Promise<void>;
 }
 
-/** Signaling, then an ingress on the WebSocket transport with `options` on top. */
-export async function startNodeNetwork(options: Partial<IngressOptions> = {}): Promise<NodeNetwork> {
-  const signaling = createSignalingServer({ secret: SECRET });
+/** Signaling (with `signalingOptions` on top), then an ingress on the WebSocket transport with `options` on top. */
+export async function startNodeNetwork(options: Partial<IngressOptions> = {}, signalingOptions: Partial<SignalingServerOptions> = {}): Promise<NodeNetwork> {
+  const signaling = createSignalingServer({ ...signalingOptions, secret: SECRET });
   const signalUrl = (await signaling.listen(0)).replace(/^http/, 'ws') + '/v1/signal';
   const ingress = createIngress({
     signalUrl,
@@ -52,6 +53,7 @@ export async function startNodeNetwork(options: Partial<IngressOptions> = {}): P
   };
   return {
     ingress,
+    signaling,
     signalUrl,
     hosts,
     startHost,

@@ -10,3 +10,4 @@ export {
   type LauncherLogger,
   type OpenTabsOptions,
 } from './launch.ts';
+export { DEFAULT_MEMORY_CHECK_MS, RendererMemoryWatchdog, type RendererKill, type RendererMemoryWatchdogOptions } from './memory-watchdog.ts';

@@ -6,6 +6,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { DEFAULT_HEAP_LIMIT_MB } from './heap-limit.ts';
+import { DEFAULT_MEMORY_CHECK_MS, RendererMemoryWatchdog } from './memory-watchdog.ts';
+
+// heap-limit.ts holds it so that `dcdn --help` prints it without loading puppeteer.
+export { DEFAULT_HEAP_LIMIT_MB };
 
 /** Pino-compatible subset: structured fields first, message second. */
 export interface LauncherLogger {
@@ -39,12 +43,21 @@ export interface LaunchBrowserOptions {
    */
   secureOrigins?: readonly string[];
   /**
-   * The JavaScript heap limit of each renderer's isolates (V8 `--max-old-space-size`), so each
-   * app's sandbox (its own process, see DCDN_ENABLED_FEATURES): an app that allocates without
-   * bound dies at this size instead of filling the machine (Chromium's own limit is about 4 GB
-   * per isolate). Default {@link DEFAULT_HEAP_LIMIT_MB}; ignored when `extraArgs` has `--js-flags`.
+   * The memory limit of each renderer process, so of each app's sandbox (its own process, see
+   * DCDN_ENABLED_FEATURES), in MiB: an app that allocates without bound is stopped at this size
+   * instead of filling the machine. Two mechanisms: V8's `--max-old-space-size` for the
+   * JavaScript heap of every isolate (ignored when `extraArgs` has `--js-flags`), and, on Linux,
+   * a {@link RendererMemoryWatchdog} that kills a renderer whose private memory (array buffers,
+   * typed arrays, WebAssembly memories and everything else included) goes over it.
+   * Default {@link DEFAULT_HEAP_LIMIT_MB}.
    */
   heapLimitMb?: number;
+  /**
+   * How often the memory watchdog reads each renderer's memory, in ms: an app can overshoot
+   * `heapLimitMb` by what it allocates in this time. Default {@link DEFAULT_MEMORY_CHECK_MS};
+   * 0 turns the watchdog off (only the V8 heap is bounded then).
+   */
+  memoryCheckMs?: number;
   /** Receives page errors, console errors and crashes. Defaults to `console`. */
   logger?: LauncherLogger;
   /** How long `close()` waits after SIGTERM before SIGKILL. Default 3000 ms. */
@@ -106,8 +119,6 @@ const DCDN_FLAGS: readonly string[] = [
  * NetworkTimeServiceQuerying fetches clients2.google.com/time at startup even with
  * --disable-background-networking (seen in a net-log of Chromium 156).
  */
-export { DEFAULT_HEAP_LIMIT_MB };
-
 const DCDN_DISABLED_FEATURES: readonly string[] = ['WebRtcHideLocalIpsWithMdns', 'NetworkTimeServiceQuerying'];
 
 /**
@@ -279,7 +290,24 @@ export async function launchBrowser(options: LaunchBrowserOptions): Promise<Laun
     await rm(userDataDir, { recursive: true, force: true });
     throw error;
   }
-  return new ChromiumHandle(browser, args, userDataDir, logger, options.killGraceMs ?? 3000);
+  const handle = new ChromiumHandle(browser, args, userDataDir, logger, options.killGraceMs ?? 3000);
+  const checkMs = options.memoryCheckMs ?? DEFAULT_MEMORY_CHECK_MS;
+  const pid = browser.process()?.pid;
+  if (checkMs > 0 && pid !== undefined) {
+    if (RendererMemoryWatchdog.supported) {
+      const limitMb = options.heapLimitMb ?? DEFAULT_HEAP_LIMIT_MB;
+      const watchdog = new RendererMemoryWatchdog({
+        rootPid: pid,
+        limitMb,
+        intervalMs: checkMs,
+        onKill: (kill) => logger.error({ ...kill }, `killed a renderer using ${kill.usedMb} MiB, over the ${kill.limitMb} MiB heap limit (an app's sandbox: its requests fail with HOST_SANDBOX_CRASHED)`),
+      });
+      handle.watch(watchdog);
+    } else {
+      logger.warn({ platform: process.platform }, 'the heap limit bounds only the JavaScript heap here: array buffers and other memory of an app are not bounded on this platform');
+    }
+  }
+  return handle;
 }
 
 /** The parent-death watchdog (die-with-parent.sh); POSIX only, as is puppeteer's process group. */
@@ -295,6 +323,7 @@ class ChromiumHandle implements LaunchedBrowser {
   #killGraceMs: number;
   #attached = true;
   #closing: Promise<void> | null = null;
+  #watchdog: RendererMemoryWatchdog | null = null;
 
   constructor(browser: Browser, args: string[], userDataDir: string, logger: LauncherLogger, killGraceMs: number) {
     this.#browser = browser;
@@ -313,6 +342,12 @@ class ChromiumHandle implements LaunchedBrowser {
     if (this.#process && isRunning(this.#process)) this.#process.kill('SIGKILL');
     rmSync(this.#userDataDir, { recursive: true, force: true, maxRetries: 3 });
   };
+
+  /** Starts `watchdog` now and stops it when the browser closes. */
+  watch(watchdog: RendererMemoryWatchdog): void {
+    this.#watchdog = watchdog;
+    watchdog.start();
+  }
 
   get pid(): number | undefined {
     return this.#process?.pid;
@@ -385,6 +420,7 @@ class ChromiumHandle implements LaunchedBrowser {
 
   async #close(): Promise<void> {
     process.off('exit', this.#onNodeExit);
+    await this.#watchdog?.stop();
     const child = this.#process;
     if (this.#attached && this.#browser.connected) {
       this.#attached = false;

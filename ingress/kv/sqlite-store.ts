@@ -1,6 +1,5 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { preparePrivateDbFile } from './private-db-file.ts';
 import { DcdnError, errorCodeOf } from '../../protocol/index.ts';
 import type { KvEntry, KvListOptions, KvListResult, KvPutOptions, KvStore, KvStoreOptions } from './store.ts';
 import { decodeCursor, encodeCursor, prefixEnd } from './key-range.ts';
@@ -44,7 +43,8 @@ export class SqliteKvStore implements KvStore {
     this.#graceMs = options.readGraceMs ?? 60_000;
     this.#now = options.now ?? Date.now;
     this.#db = run(() => {
-      if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+      // Apps' data: owner-only, -wal and -shm included.
+      preparePrivateDbFile(path);
       const db = new Database(path);
       db.pragma('journal_mode = WAL');
       // Chunk rows need not be durable on their own (see #durably), so commits default to NORMAL.
