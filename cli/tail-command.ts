@@ -139,11 +139,10 @@ export async function ingressesFrom(signalHttp: string): Promise<string[]> {
   try {
     const res = await fetch(`${signalHttp}/v1/health`);
     if (!res.ok) return [];
-    // Public health lists each ingress's wsUrl (and no more of any peer).
-    const health = (await res.json()) as { peers?: Array<{ role?: string; wsUrl?: unknown }> };
+    const health = (await res.json()) as { peers?: Array<{ role?: string; info?: { wsUrl?: unknown } }> };
     return (health.peers ?? [])
-      .filter((p) => p.role === 'ingress' && typeof p.wsUrl === 'string')
-      .map((p) => String(p.wsUrl).replace(/^ws/, 'http').replace(/\/_dcdn\/host-ws$/, ''));
+      .filter((p) => p.role === 'ingress' && typeof p.info?.wsUrl === 'string')
+      .map((p) => String(p.info!.wsUrl).replace(/^ws/, 'http').replace(/\/_dcdn\/host-ws$/, ''));
   } catch {
     return [];
   }

@@ -236,10 +236,8 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
     });
 
     // Public: counts and roles only. Host ids, names and subjects stay with operators
-    // (GET /v1/hosts), so nobody can read here an identity to copy. An ingress's `wsUrl` is
-    // its public address (every host is sent it), nothing to copy: `dcdn tail` finds the
-    // ingresses by it.
-    scope.get(HEALTH_PATH, async () => ({ ok: true, ...hub.counts(), peers: hub.peers().map(publicPeer) }));
+    // (GET /v1/hosts), so nobody can read here an identity to copy.
+    scope.get(HEALTH_PATH, async () => ({ ok: true, ...hub.counts(), peers: hub.peers().map((p) => ({ role: p.role, since: p.since, ...(p.volunteer ? { volunteer: true } : {}) })) }));
 
     scope.get(WHOAMI_PATH, async (request, reply) => {
       let claims: Claims;
@@ -318,10 +316,4 @@ function loggerOptions(logger: SignalingServerOptions['logger']): Pick<FastifySe
 /** Redacts `token=` and the join page's `invite=` (a host token too). */
 function redactToken(url: string): string {
   return url.replace(/([?&](?:token|invite)=)[^&#]*/gi, '$1[redacted]');
-}
-
-/** What `GET /v1/health` shows of a peer: its role and age, and an ingress's public address. */
-function publicPeer(p: PeerInfo): Record<string, unknown> {
-  const wsUrl = p.role === 'ingress' && typeof p.info['wsUrl'] === 'string' ? p.info['wsUrl'] : undefined;
-  return { role: p.role, since: p.since, ...(p.volunteer ? { volunteer: true } : {}), ...(wsUrl !== undefined ? { wsUrl } : {}) };
 }
