@@ -122,7 +122,7 @@ async function resolveTarget(values: Record<string, unknown>, env: NodeJS.Proces
   let ingresses = ((values.ingress as string[] | undefined) ?? []).map((u) => u.replace(/\/+$/, ''));
   if (ingresses.length === 0) {
     const signal = (values.signal as string | undefined) ?? env.DCDN_SIGNAL ?? state?.signal;
-    if (signal) ingresses = await ingressesFrom(signalUrls(signal).http);
+    if (signal) ingresses = await ingressesFrom(signalUrls(signal).http, token);
     if (ingresses.length === 0 && state?.ingress) ingresses = [state.ingress];
   }
   if (ingresses.length === 0) throw new UsageError('no ingress to tail: run `dcdn up` here, or pass --ingress URL or --signal URL');
@@ -133,11 +133,11 @@ async function resolveTarget(values: Record<string, unknown>, env: NodeJS.Proces
 /**
  * The ingresses signaling knows, by the WebSocket endpoint each announces for hosts
  * (`ws://HOST:PORT/_dcdn/host-ws`, its `--public-ws` when set): the same address serves
- * `/_dcdn/tail`.
+ * `/_dcdn/tail`. Signaling shows peers' details to operators only, hence the token.
  */
-export async function ingressesFrom(signalHttp: string): Promise<string[]> {
+export async function ingressesFrom(signalHttp: string, operatorToken: string): Promise<string[]> {
   try {
-    const res = await fetch(`${signalHttp}/v1/health`);
+    const res = await fetch(`${signalHttp}/v1/health`, { headers: { authorization: `Bearer ${operatorToken}` } });
     if (!res.ok) return [];
     const health = (await res.json()) as { peers?: Array<{ role?: string; info?: { wsUrl?: unknown } }> };
     return (health.peers ?? [])

@@ -235,9 +235,25 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
       },
     });
 
-    // Public: counts and roles only. Host ids, names and subjects stay with operators
-    // (GET /v1/hosts), so nobody can read here an identity to copy.
-    scope.get(HEALTH_PATH, async () => ({ ok: true, ...hub.counts(), peers: hub.peers().map((p) => ({ role: p.role, since: p.since, ...(p.volunteer ? { volunteer: true } : {}) })) }));
+    // Public: counts and roles only. Host ids, names and subjects stay with operators (an
+    // operator token here, or GET /v1/hosts), so nobody can read here an identity to copy.
+    scope.get(HEALTH_PATH, async (request) => {
+      const peers = hub.peers();
+      if (isOperator(request)) return { ok: true, ...hub.counts(), peers };
+      return { ok: true, ...hub.counts(), peers: peers.map((p) => ({ role: p.role, since: p.since, ...(p.volunteer ? { volunteer: true } : {}) })) };
+    });
+
+    /** Whether the request carries a valid operator token (no token, or any other, is simply public). */
+    const isOperator = (request: FastifyRequest): boolean => {
+      if (request.headers.authorization === undefined) return false;
+      try {
+        verifyToken(secret, bearerToken(request), ['operator']);
+        return true;
+      } catch (err) {
+        if (err instanceof SignalingError) return false;
+        throw err;
+      }
+    };
 
     scope.get(WHOAMI_PATH, async (request, reply) => {
       let claims: Claims;

@@ -3,7 +3,8 @@
  * identity that misbehaved. A volunteer whose tab claims the operator tab's id (and the name
  * `tab-1`) is listed as `vol-<invite>-<id>` / `vol-tab-1`; banning it stores that id, and the
  * operator's tab with the real id still joins afterwards, also after a restart of signaling on
- * the same ban database. The public `/v1/health` hands out no host id, name or subject.
+ * the same ban database. The public `/v1/health` hands out no host id, name or subject (an
+ * operator token sees them).
  *
  * Before: the volunteer was listed with the operator's id, the ban was stored on it, and the
  * operator's tab was refused.
@@ -70,6 +71,9 @@ describe('volunteer identities', () => {
     expect(health).not.toContain('tab-op-1');
     expect(health).not.toContain('invite-abc123');
     expect(JSON.parse(health)).toMatchObject({ hosts: 2 });
+    // Operators see the details there (dcdn tail finds the ingresses that way); a host's own token does not.
+    expect(await (await fetch(`${http}/v1/health`, { headers: operator() })).text()).toContain('tab-op-1');
+    expect(await (await fetch(`${http}/v1/health`, { headers: { authorization: 'Bearer not-a-token' } })).text()).not.toContain('tab-op-1');
 
     const banned = (await (await fetch(`${http}/v1/hosts/${volunteer.id}/ban`, { method: 'POST', headers: operator(), body: JSON.stringify({ reason: 'impostor' }) })).json()) as { bans: Array<{ kind: string; value: string }> };
     expect(banned.bans).toEqual([expect.objectContaining({ kind: 'host', value: 'vol-invite-abc123-tab-op-1' })]);

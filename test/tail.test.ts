@@ -8,9 +8,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import type { Stream } from '../protocol/index.ts';
 import { BIN } from './cli.ts';
-import { startNodeNetwork, until, type NodeNetwork } from './node-network.ts';
+import { mintToken } from '../signaling/index.ts';
+import { SECRET, startNodeNetwork, until, type NodeNetwork } from './node-network.ts';
 
-const OPERATOR = 'operator-token-for-tail-tests';
+// A real operator token of the test network: signaling shows it the ingresses' addresses.
+const OPERATOR = mintToken(SECRET, { role: 'operator', sub: 'tail-tests', ttlSeconds: 3600 });
 let net: NodeNetwork;
 
 beforeAll(async () => {
