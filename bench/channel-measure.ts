@@ -13,7 +13,7 @@ import type { TabControl } from './page-server.ts';
  */
 export const SMALL_FRAME: Uint8Array = pack([1, 1, 'GET', 'http://127.0.0.1:8080/items?page=2', ['accept', 'text/plain', 'user-agent', 'dcdn-bench/1', 'x-req', '0123456789ab'], true]);
 
-/** The second echo size issue 3 asks for: a 64 KiB chunk, sent as one message. */
+/** The second echo size measured: a 64 KiB chunk, sent as one message. */
 export const LARGE_FRAME_BYTES = 65536;
 export const LARGE_FRAME: Uint8Array = new Uint8Array(LARGE_FRAME_BYTES).map((_, i) => i & 0xff);
 

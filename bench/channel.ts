@@ -84,6 +84,7 @@ async function measure(config: ChannelConfig, server: PageServer, browser: Launc
   };
   // Module loading is not connection setup: load both stacks before the first measurement.
   await import('../ingress/rtc-peer.ts');
+  // node-datachannel is optional: when it is missing, its runs are reported as skipped later.
   await import('../ingress/ndc-peer.ts').catch(() => undefined);
 
   const order = [...NODE_TRANSPORTS, 'chromium'] as const;

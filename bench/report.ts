@@ -1,5 +1,5 @@
 /**
- * Turns raw runs into medians, the `summary` figures issue 3 names, the targets they are held
+ * Turns raw runs into medians, the `summary` figures the performance targets name, the targets they are held
  * to, and the table printed on the terminal.
  */
 import { NODE_TRANSPORTS, type ChannelResults, type NodeTransport } from './channel.ts';
@@ -50,7 +50,7 @@ export interface HttpFigures {
   failures: number;
 }
 
-/** The figures issue 3 asks every run to report, so runs can be compared. */
+/** The figures every run reports, so runs can be compared. */
 export interface Summary {
   rttP50WebrtcOverWs: number | null;
   streamWebrtcOverChromiumCeiling: number | null;
@@ -64,7 +64,7 @@ export interface Summary {
   kvPutP50Ms: number | null;
 }
 
-/** Summary figures that are targets of issue 3 (the kv ones are reported, not held to a goal). */
+/** Summary figures that are performance targets (the kv ones are reported, not held to a goal). */
 type GoalKey = Exclude<keyof Summary, 'kvGetP50Ms' | 'kvPutP50Ms'>;
 
 export interface TargetCheck {
@@ -344,5 +344,5 @@ export function renderKvTable(kv: KvFigures, reps: number): string {
 export function renderTargets(targets: TargetCheck[], memory?: MemoryResult): string {
   const rows = targets.map((t) => [t.key, t.what, f(t.value, 3), t.goal, t.met === null ? 'not measured' : t.met ? 'MET' : 'NOT MET']);
   const note = memory?.scaledFromBytes ? `\n(ingress RSS growth measured over ${(memory.bytes / 1024 ** 2).toFixed(0)} MiB and scaled linearly to 1 GiB)` : '';
-  return `Summary against the targets of issue 3\n${table(['summary key', 'what', 'value', 'target', ''], rows)}${note}`;
+  return `Summary against the performance targets (docs/performance.md)\n${table(['summary key', 'what', 'value', 'target', ''], rows)}${note}`;
 }

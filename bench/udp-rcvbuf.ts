@@ -1,5 +1,5 @@
 /**
- * Does a larger UDP receive buffer help werift? (an idea of issue 3). werift 0.25.2 creates its
+ * Does a larger UDP receive buffer help werift? (an idea for speed, docs/performance.md). werift 0.25.2 creates its
  * ICE socket with `createSocket(socketType)` (class UdpTransport: werift/lib/index.mjs, the ESM
  * build Node loads; lib/common/src/transport.js in the CJS one) and no options, so the kernel
  * default applies (net.core.rmem_default). This script wraps `dgram.createSocket` in its own

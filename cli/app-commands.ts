@@ -6,26 +6,13 @@ import { resolve } from 'node:path';
 import { bundleApp } from '../browser-host/index.ts';
 import { mintToken } from '../signaling/index.ts';
 import { DEFAULT_ROLLOUT_TIMEOUT_MS, describeRollout, type Rollout } from '../signaling/index.ts';
-import { UsageError, type FlagSpec } from './args.ts';
+import { UsageError } from './args.ts';
 import { buildErrorLines } from './bundle.ts';
 import { signalUrls } from '../node/index.ts';
-import { readState } from './state.ts';
+import { readState, stateFile } from './state.ts';
+import { controlFlags, rolloutFlags } from './command-flags.ts';
 
-export const controlFlags = {
-  signal: { type: 'string', short: 's', help: 'signaling/control address (default: from the local dcdn up)' },
-  token: { type: 'string', help: 'operator token (else DCDN_TOKEN, a token minted from DCDN_SECRET, or the local state)' },
-  ingress: { type: 'string', help: "the ingress's public URL, to print apps' URLs (else DCDN_INGRESS, or the local dcdn up's)" },
-  'base-domain': { type: 'string', help: "the ingress's app base domain, for NAME.DOMAIN URLs (else DCDN_BASE_DOMAIN, or the local dcdn up's)" },
-} satisfies FlagSpec;
-
-/** For the commands that change what hosts serve: deploy, rollback, secret. */
-export const rolloutFlags = {
-  'rollout-timeout': {
-    type: 'string',
-    default: String(DEFAULT_ROLLOUT_TIMEOUT_MS / 1000),
-    help: 'seconds to wait until every connected host serves the change (0: do not wait); exits 1 if some host lags or failed',
-  },
-} satisfies FlagSpec;
+export { controlFlags, rolloutFlags };
 
 /**
  * Waits until every connected host that is sent `name` serves its active deployment, or one
@@ -63,18 +50,24 @@ export interface ControlTarget {
   /** Apps answer on NAME.baseDomain; unknown for a remote network unless given. */
   baseDomain?: string;
   pathPrefix: string;
+  /**
+   * What came from a local `dcdn up`'s state file rather than from flags or the environment,
+   * so that a failure can say so (the state may be left from a `dcdn up` that is gone).
+   */
+  fromState?: { file: string; signal: boolean; token: boolean; pid: number; updatedAt: string };
 }
 
 /** Where the control API is and how to authenticate, from flags, environment, then local state. */
 export function controlTarget(values: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): ControlTarget {
   const state = readState(env);
-  const signal = (values.signal as string | undefined) ?? env.DCDN_SIGNAL ?? state?.signal;
+  const givenSignal = (values.signal as string | undefined) ?? env.DCDN_SIGNAL;
+  const signal = givenSignal ?? state?.signal;
   if (!signal) throw new UsageError('no control plane: run `dcdn up` here first, or pass --signal URL');
-  const token =
+  const givenToken =
     (values.token as string | undefined) ??
     env.DCDN_TOKEN ??
-    (env.DCDN_SECRET ? mintToken(env.DCDN_SECRET, { role: 'operator', ttlSeconds: 600, sub: 'cli' }) : undefined) ??
-    state?.operatorToken;
+    (env.DCDN_SECRET ? mintToken(env.DCDN_SECRET, { role: 'operator', ttlSeconds: 600, sub: 'cli' }) : undefined);
+  const token = givenToken ?? state?.operatorToken;
   if (!token) throw new UsageError('no operator token: pass --token, or set DCDN_TOKEN or DCDN_SECRET');
   const local = state && signalUrls(state.signal).http === signalUrls(signal).http;
   const ingress = (values.ingress as string | undefined) ?? env.DCDN_INGRESS ?? (local ? state.ingress : undefined);
@@ -85,6 +78,9 @@ export function controlTarget(values: Record<string, unknown>, env: NodeJS.Proce
     ...(ingress ? { ingress: ingress.replace(/\/+$/, '') } : {}),
     ...(baseDomain ? { baseDomain } : {}),
     pathPrefix: (local ? state.pathPrefix : undefined) ?? '/@',
+    ...(state && (givenSignal === undefined || givenToken === undefined)
+      ? { fromState: { file: stateFile(env), signal: givenSignal === undefined, token: givenToken === undefined, pid: state.pid, updatedAt: state.updatedAt } }
+      : {}),
   };
 }
 
@@ -98,11 +94,51 @@ export async function control<T>(target: ControlTarget, method: string, path: st
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (err) {
-    throw new Error(`cannot reach the control plane at ${target.base}: ${(err as Error).cause ?? (err as Error).message}`);
+    throw unreachable(target, err as Error);
   }
+  // A body that is not JSON (a proxy's error page) leaves the status to speak for itself.
   const json = (await res.json().catch(() => null)) as { error?: { code: string; message: string } } | null;
-  if (!res.ok) throw Object.assign(new Error(json?.error?.message ?? `HTTP ${res.status}`), { code: json?.error?.code });
+  if (!res.ok) {
+    const code = json?.error?.code;
+    const from = target.fromState;
+    if (from?.token && (code === 'SIG_TOKEN_INVALID' || code === 'SIG_TOKEN_EXPIRED')) {
+      throw Object.assign(
+        new Error(
+          `the operator token from ${from.file} (written by the dcdn up of ${from.updatedAt}, pid ${from.pid}) is not valid for ${target.base}: ` +
+            `that signaling is not that dcdn up's. Pass --token T (dcdn token --role operator --secret S) or set DCDN_SECRET`,
+        ),
+        { code },
+      );
+    }
+    throw Object.assign(new Error(json?.error?.message ?? `HTTP ${res.status}`), { code });
+  }
   return json as T;
+}
+
+/** The error for a control plane that does not answer, saying where its address came from. */
+function unreachable(target: ControlTarget, err: Error): Error {
+  const cause = err.cause as (Error & { code?: string }) | undefined;
+  const why = cause?.code ?? cause?.message ?? err.message;
+  const from = target.fromState;
+  if (from?.signal) {
+    const alive = isAlive(from.pid) ? `pid ${from.pid} is still running but does not answer` : `pid ${from.pid} is gone`;
+    return new Error(
+      `no dcdn up is running at ${target.base} (from ${from.file}, written ${from.updatedAt}; ${alive}; ${why}). ` +
+        'Start one with `dcdn up`, or pass --signal URL --token T for another network',
+    );
+  }
+  return new Error(`cannot reach the control plane at ${target.base} (${why}); is signaling running there? Check --signal (or DCDN_SIGNAL)`);
+}
+
+/** Whether a process exists (signal 0 checks without sending anything). */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists but belongs to someone else.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** The URLs an app answers on. */
@@ -170,6 +206,8 @@ export async function apps(values: Record<string, unknown>): Promise<number> {
     'GET',
     '/v1/apps',
   );
+  // The ingress is optional here (a remote network's may be unknown or down): without its
+  // health the host count is printed as unknown rather than failing the listing.
   const health = target.ingress ? ((await fetch(`${target.ingress}/_dcdn/health`).then((r) => r.json()).catch(() => null)) as { hosts?: unknown[] } | null) : null;
   if (values.json) {
     process.stdout.write(JSON.stringify({ apps: list, hosts: health?.hosts?.length ?? null }, null, 2) + '\n');

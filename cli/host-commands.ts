@@ -2,24 +2,12 @@
  * `dcdn invite` and `dcdn hosts list|drain|resume|ban|bans|unban`: the operator's side of
  * volunteer hosts, over the control API on signaling (signaling/hosts-api.ts).
  */
-import { UsageError, type FlagSpec } from './args.ts';
-import { control, controlFlags, controlTarget } from './app-commands.ts';
+import { UsageError } from './args.ts';
+import { control, controlTarget } from './app-commands.ts';
+import { hostsFlags, inviteFlags } from './command-flags.ts';
 import type { HostSummary } from '../signaling/index.ts';
 
-export const inviteFlags = {
-  apps: { type: 'string', help: 'comma-separated apps the invite is for (default: every app deployed with --volunteers)' },
-  ttl: { type: 'string', default: '24h', help: 'how long the link works: 90m, 24h, 7d, or seconds' },
-  json: { type: 'boolean', default: false, help: 'print JSON (token, link, expiry)' },
-  ...controlFlags,
-} satisfies FlagSpec;
-
-export const hostsFlags = {
-  reason: { type: 'string', help: 'ban: why (kept with the ban, shown to nobody else)' },
-  invite: { type: 'boolean', default: false, help: 'ban: also ban every tab that joined with the same invite' },
-  address: { type: 'boolean', default: false, help: 'ban: also ban its IP address (shared behind NAT: use with care)' },
-  json: { type: 'boolean', default: false, help: 'list/bans: print JSON' },
-  ...controlFlags,
-} satisfies FlagSpec;
+export { hostsFlags, inviteFlags };
 
 /** Parses `90m`, `24h`, `7d`, `30s` or plain seconds. */
 export function parseDuration(text: string): number {

@@ -5,8 +5,9 @@
  * STUN/TURN servers, ICE-lite and the WebSocket-fallback timeout (docs/deploy-multi-machine.md).
  */
 import { isIP } from 'node:net';
-import { reachableIceServers, type OffererOptions } from '../ingress/index.ts';
-import { iceServerSource, TURN_TTL_DEFAULT_SECONDS, type IceConfig } from '../signaling/index.ts';
+import { reachableIceServers, type OffererOptions } from '../ingress/offerer.ts';
+// turn.ts, not the signaling index: `dcdn --help` prints these flags without loading the server.
+import { iceServerSource, TURN_TTL_DEFAULT_SECONDS, type IceConfig } from '../signaling/turn.ts';
 import { intFlag, UsageError, type FlagSpec } from './args.ts';
 import { asFlagError } from './option-flags.ts';
 

@@ -6,31 +6,11 @@
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { checkKey, checkList, checkMetadata, expirationOf, KV_LIMITS, namespaceOf, openKvStore } from '../ingress/index.ts';
-import { UsageError, type FlagSpec } from './args.ts';
+import { UsageError } from './args.ts';
 import { readState, stateDir } from './state.ts';
+import { kvUsage } from './command-flags.ts';
 
-export const kvFlags = {
-  app: { type: 'string', short: 'a', help: 'the app whose namespace to use' },
-  binding: { type: 'string', short: 'b', help: 'the KV binding (env.BINDING) of that app' },
-  store: { type: 'string', help: 'sqlite:PATH or redis://… (default: the local dcdn up\'s, else $DCDN_HOME/kv.db; env DCDN_KV_STORE)' },
-  ttl: { type: 'string', help: 'put: seconds until the key expires (at least 60)' },
-  expiration: { type: 'string', help: 'put: Unix time at which the key expires' },
-  metadata: { type: 'string', help: 'put: JSON metadata (at most 1 KiB)' },
-  file: { type: 'string', short: 'f', help: 'put: read the value from this file (else the VALUE argument, else stdin)' },
-  prefix: { type: 'string', help: 'list: only keys starting with this' },
-  limit: { type: 'string', help: 'list: at most this many keys (1-1000, default 1000)' },
-  cursor: { type: 'string', help: 'list: continue from a cursor a previous list printed' },
-  json: { type: 'boolean', default: false, help: 'list/get: print JSON (get: value as text with metadata)' },
-} satisfies FlagSpec;
-
-export const kvUsage = 'dcdn kv get|put|delete|list [KEY] [VALUE] --app NAME --binding BINDING [--store SPEC]';
-export const kvDescription =
-  'Reads and writes an app\'s KV namespace, the data its handler sees as env.BINDING.\n' +
-  '  dcdn kv get KEY           prints the value (raw bytes; --json for text with metadata)\n' +
-  '  dcdn kv put KEY [VALUE]   stores VALUE, --file F or stdin; --ttl, --expiration, --metadata\n' +
-  '  dcdn kv delete KEY\n' +
-  '  dcdn kv list              keys in byte order; --prefix, --limit, --cursor\n' +
-  'Limits are the handlers\' (key 512 bytes, value 25 MiB, metadata 1 KiB); errors print their code.';
+export { kvDescription, kvFlags, kvUsage } from './command-flags.ts';
 
 /** The store a local `dcdn up` uses, or the one named. */
 export function kvStoreSpec(flag: unknown, env: NodeJS.ProcessEnv = process.env): string {

@@ -1,20 +1,32 @@
-import { helpText, intFlag, parseFlags, UsageError, type FlagSpec } from './args.ts';
-import { createLog } from './log.ts';
-import { launchHosts, newSecret, signalUrls, startIngress, startSignal } from '../node/index.ts';
-import { ingressFlags, ingressOptionsFromFlags, launchAllowHosts, launchFlags } from './part-flags.ts';
-import { onShutdown } from './shutdown.ts';
+/**
+ * `dcdn`: finds the command, parses its flags and runs it. Only flag specs and help text are
+ * loaded up front (command-flags.ts); each command's implementation is imported when it runs,
+ * so `dcdn --help` loads no part of the network.
+ */
+import { readFileSync } from 'node:fs';
+import { helpText, parseFlags, UsageError, type FlagSpec } from './args.ts';
+import {
+  controlFlags,
+  helpFlag as help,
+  hostsFlags,
+  ingressFlags,
+  inviteFlags,
+  kvDescription,
+  kvFlags,
+  kvUsage,
+  launchFlags,
+  rolloutFlags,
+  secretFlag,
+  signalFlags,
+  tailDescription,
+  tailFlags,
+  tailUsage,
+  upDescription,
+  upFlags,
+  upUsage,
+} from './command-flags.ts';
 import { asFlagError, withFlags } from './option-flags.ts';
-import { up, upDescription, upFlags, upUsage } from './up.ts';
-import { iceConfigFromFlags, iceFlags } from './ice-flags.ts';
-import { metricsFlags, metricsOptionsFromFlags } from './metrics-flags.ts';
-import { tail, tailDescription, tailFlags, tailUsage } from './tail-command.ts';
-import { apps, controlFlags, deploy, remove, rollback, rolloutFlags, secret } from './app-commands.ts';
-import { kv, kvDescription, kvFlags, kvUsage } from './kv-command.ts';
-import { hosts, hostsFlags, invite, inviteFlags } from './host-commands.ts';
-import { mintToken } from '../signaling/index.ts';
-import { INVITE_GRACE_MS } from '../signaling/index.ts';
-import { join, resolve } from 'node:path';
-import { secureStateDir, stateDir } from './state.ts';
+import { logOptionsFromFlags } from './log-flags.ts';
 
 interface Command {
   /** One line for the command list. */
@@ -27,53 +39,15 @@ interface Command {
   run(values: Record<string, unknown>): Promise<number>;
 }
 
-const help = { type: 'boolean', short: 'h', default: false, help: 'show this help' } as const;
-const secretFlag = { type: 'string', help: 'signing secret shared by the network (else DCDN_SECRET)' } as const;
-
 const commands: Record<string, Command> = {
-  up: { summary: 'run signaling, an ingress and headless Chromium hosts on this machine', usage: upUsage, description: upDescription, flags: upFlags, run: (v) => up(v as never) },
+  up: { summary: 'run signaling, an ingress and headless Chromium hosts on this machine', usage: upUsage, description: upDescription, flags: upFlags, run: async (v) => (await import('./up.ts')).up(v as never) },
 
   signal: {
     summary: 'run the signaling service and host page alone',
     usage: 'dcdn signal [--port 8787] [--secret S] [--app FILE] [--stun URL] [--turn URL --turn-secret S]',
     description: 'Runs the signaling service alone: the WebSocket broker between ingresses and hosts,\nthe host page (/host) with the app it serves, and the volunteer join page (/join?invite=TOKEN).',
-    flags: {
-      port: { type: 'string', short: 'p', default: '8787', help: 'port to listen on' },
-      host: { type: 'string', default: '127.0.0.1', help: 'address to listen on' },
-      secret: secretFlag,
-      app: { type: 'string', short: 'a', help: 'module to deploy as the default app (default: the demo app, if none is deployed)' },
-      db: { type: 'string', help: 'app store (SQLite) path (default: $DCDN_HOME/apps.db, DCDN_HOME defaults to ~/.dcdn)' },
-      'open-join': { type: 'boolean', default: false, help: 'let anyone join as a volunteer host from /join, without an invite' },
-      'invite-grace': { type: 'string', default: String(INVITE_GRACE_MS), help: "ms a volunteer keeps serving after its invite expired (requests in flight finish); then its sessions end" },
-      ...iceFlags,
-      ...metricsFlags,
-      help,
-    },
-    async run(v) {
-      const ice = iceConfigFromFlags(v);
-      const metrics = metricsOptionsFromFlags(v);
-      const log = createLog('signal');
-      let secret = (v.secret as string | undefined) ?? process.env.DCDN_SECRET;
-      if (!secret) {
-        secret = newSecret();
-        process.stdout.write(`No secret given; generated one. Give it to ingresses and launchers:\n  DCDN_SECRET=${secret}\n`);
-      }
-      const { server, url } = await startSignal({
-        secret,
-        port: intFlag(v.port, 'port'),
-        host: String(v.host),
-        app: v.app === undefined ? undefined : resolve(String(v.app)),
-        db: (v.db as string | undefined) ?? join(stateDir(), 'apps.db'),
-        ...(ice ? { ice } : {}),
-        openJoin: v['open-join'] === true,
-        inviteGraceMs: intFlag(v['invite-grace'], 'invite-grace', 0),
-        ...metrics,
-        log,
-      });
-      process.stdout.write(`signaling listening on ${url}\n`);
-      await onShutdown(log, () => server.close());
-      return 0;
-    },
+    flags: { ...signalFlags, help },
+    run: async (v) => (await import('./part-commands.ts')).signal(v),
   },
 
   ingress: {
@@ -85,18 +59,7 @@ const commands: Record<string, Command> = {
       'also need --host 0.0.0.0 (or that address) and --public-ws for the WebSocket fallback\n' +
       '(docs/deploy-multi-machine.md). STUN/TURN come from signaling unless --stun/--turn/--ice-lite.',
     flags: { ...ingressFlags, help },
-    async run(v) {
-      const opts = ingressOptionsFromFlags(v);
-      const log = createLog('ingress');
-      if (opts.rtcBackend === 'node-datachannel') await (await import('../ingress/index.ts')).loadNodeDatachannel();
-      const ingress = await startIngress({ ...opts, log });
-      if (opts.publicWsBase === undefined && !/^(127\.|localhost$|::1$|\[::1\]$)/.test(opts.host ?? '127.0.0.1')) {
-        log('warn', 'hosts on other machines dial the WebSocket fallback at this address; give --public-ws with one they can reach', { wsUrl: `${ingress.url.replace(/^http/, 'ws')}/_dcdn/host-ws` });
-      }
-      process.stdout.write(`ingress listening on ${ingress.url}\n`);
-      await onShutdown(log, () => ingress.close());
-      return 0;
-    },
+    run: async (v) => (await import('./part-commands.ts')).ingress(v),
   },
 
   launch: {
@@ -106,36 +69,7 @@ const commands: Record<string, Command> = {
       'Launches headless Chromium with COUNT host tabs that join the network at URL. Chromium resolves\n' +
       'only loopback and the --signal host; list with --allow-host whatever else the tabs must reach.',
     flags: { ...launchFlags, help },
-    async run(v) {
-      if (!v.signal) throw new UsageError('--signal URL is required');
-      const secret = (v.secret as string | undefined) ?? process.env.DCDN_SECRET;
-      const token = (v.token as string | undefined) ?? process.env.DCDN_TOKEN;
-      if (!secret && !token) throw new UsageError('--secret or --token is required (or DCDN_SECRET / DCDN_TOKEN)');
-      const count = intFlag(v.count, 'count', 1);
-      let signalHttp: string;
-      try {
-        signalHttp = signalUrls(String(v.signal)).http;
-      } catch {
-        throw new UsageError(`--signal must be a URL such as http://signal.example.net:8787, got ${JSON.stringify(v.signal)}`);
-      }
-      const allowHosts = (v['allow-host'] as string[] | undefined) ?? [];
-      launchAllowHosts(signalHttp, allowHosts); // a bad --allow-host is a usage error before Chromium starts
-      const log = createLog('hosts');
-      const browser = await launchHosts({
-        signalHttp,
-        secret,
-        token,
-        count,
-        browserPath: v.browser as string | undefined,
-        namePrefix: String(v.name),
-        allowHosts,
-        heapLimitMb: intFlag(v['heap-limit'], 'heap-limit', 64),
-        log,
-      });
-      process.stdout.write(`${count} host tab(s) running (pid ${browser.pid}); Ctrl-C to stop\n`);
-      await onShutdown(log, () => browser.close());
-      return 0;
-    },
+    run: async (v) => (await import('./part-commands.ts')).launch(v),
   },
 
   invite: {
@@ -146,7 +80,7 @@ const commands: Record<string, Command> = {
       'browser as a host until it expires; it runs only apps deployed with --volunteers (of those, only\n' +
       '--apps when given) and never gets their secrets, cookies or Authorization headers.',
     flags: { ...inviteFlags, help },
-    run: (v) => invite(v),
+    run: async (v) => (await import('./host-commands.ts')).invite(v),
   },
 
   hosts: {
@@ -159,7 +93,7 @@ const commands: Record<string, Command> = {
       'ban ID          disconnect a host and refuse its tab from now on (--invite: every tab of its\n' +
       '                invite too; --address: its IP address too); bans lists them, unban BAN-ID lifts one',
     flags: { ...hostsFlags, help },
-    run: (v) => hosts(v as never),
+    run: async (v) => (await import('./host-commands.ts')).hosts(v as never),
   },
 
   tail: {
@@ -168,7 +102,7 @@ const commands: Record<string, Command> = {
     usage: tailUsage,
     description: tailDescription,
     flags: { ...tailFlags, help },
-    run: (v) => tail(v),
+    run: async (v) => (await import('./tail-command.ts')).tail(v),
   },
 
   kv: {
@@ -177,7 +111,7 @@ const commands: Record<string, Command> = {
     usage: kvUsage,
     description: kvDescription,
     flags: { ...kvFlags, help },
-    run: (v) => kv(v as never),
+    run: async (v) => (await import('./kv-command.ts')).kv(v as never),
   },
 
   deploy: {
@@ -203,14 +137,14 @@ const commands: Record<string, Command> = {
       ...controlFlags,
       help,
     },
-    run: (v) => deploy(v as never),
+    run: async (v) => (await import('./app-commands.ts')).deploy(v as never),
   },
   apps: {
     summary: 'list apps, their versions and URLs',
     usage: 'dcdn apps [--json]',
     description: 'Lists the deployed apps with their versions (* marks the live one), secret names and URLs.',
     flags: { json: { type: 'boolean', default: false, help: 'print JSON' }, ...controlFlags, help },
-    run: (v) => apps(v),
+    run: async (v) => (await import('./app-commands.ts')).apps(v),
   },
   rollback: {
     positionals: true,
@@ -218,7 +152,7 @@ const commands: Record<string, Command> = {
     usage: 'dcdn rollback NAME [--to VERSION] [--rollout-timeout 30]',
     description: 'Makes the version before the live one (or VERSION) live again; nothing is deleted.\nWaits until every connected host serves it (--rollout-timeout).',
     flags: { to: { type: 'string', help: 'version to go back to' }, ...rolloutFlags, ...controlFlags, help },
-    run: (v) => rollback(v as never),
+    run: async (v) => (await import('./app-commands.ts')).rollback(v as never),
   },
   delete: {
     positionals: true,
@@ -226,7 +160,7 @@ const commands: Record<string, Command> = {
     usage: 'dcdn delete NAME',
     description: 'Deletes app NAME, all its versions and secrets; hosts stop serving it at once.',
     flags: { ...controlFlags, help },
-    run: (v) => remove(v as never),
+    run: async (v) => (await import('./app-commands.ts')).remove(v as never),
   },
   secret: {
     positionals: true,
@@ -234,11 +168,11 @@ const commands: Record<string, Command> = {
     usage: 'dcdn secret put|delete NAME SECRET',
     description: "Sets env.SECRET for app NAME from standard input, or deletes it. Values are never printed back.\nWaits until every connected host has reloaded the app with it (--rollout-timeout).",
     flags: { ...rolloutFlags, ...controlFlags, help },
-    run: (v) => secret(v as never),
+    run: async (v) => (await import('./app-commands.ts')).secret(v as never),
   },
 
   token: {
-    summary: 'print a signed token for a host or an ingress',
+    summary: 'print a signed token for a host, an ingress or an operator (deploy, hosts, invites)',
     usage: 'dcdn token --role host|ingress|operator [--ttl 86400] [--sub NAME] [--secret S]',
     description: 'Prints a signed token for a host, an ingress or an operator (deploys), for parts on other machines.',
     flags: {
@@ -248,21 +182,19 @@ const commands: Record<string, Command> = {
       secret: secretFlag,
       help,
     },
-    async run(v) {
-      const secret = (v.secret as string | undefined) ?? process.env.DCDN_SECRET;
-      if (!secret) throw new UsageError('--secret or DCDN_SECRET is required');
-      const role = String(v.role);
-      if (role !== 'host' && role !== 'ingress' && role !== 'operator') throw new UsageError('--role must be host, ingress or operator');
-      process.stdout.write(mintToken(secret, { role, ttlSeconds: intFlag(v.ttl, 'ttl', 1), ...(v.sub ? { sub: String(v.sub) } : {}) }) + '\n');
-      return 0;
-    },
+    run: async (v) => (await import('./part-commands.ts')).token(v),
   },
 };
+
+/** The version in package.json: the one source of truth, read when asked. */
+function version(): string {
+  return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
 
 function topHelp(): string {
   const rows = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`);
   rows.push(`  ${'bench'.padEnd(8)} measure data channel vs WebSocket and dcdn vs direct servers`);
-  return `dcdn: serve the web from browser tabs\n\nUsage: dcdn <command> [options]\n\nCommands:\n${rows.join('\n')}\n\nRun dcdn <command> --help for a command's options.\n`;
+  return `dcdn: serve the web from browser tabs\n\nUsage: dcdn <command> [options]\n\nCommands:\n${rows.join('\n')}\n\nRun dcdn <command> --help for a command's options; dcdn --version prints the version.\n`;
 }
 
 /** Runs the CLI; returns the exit code. */
@@ -270,6 +202,10 @@ export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   // The benchmark parses its own flags (bench/run.ts) and loads its tools only when asked.
   if (name === 'bench') return (await import('../bench/index.ts')).runBench(rest);
+  if (name === '--version' || name === '-V' || name === 'version') {
+    process.stdout.write(`dcdn ${version()} (node ${process.versions.node})\n`);
+    return 0;
+  }
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(topHelp());
     return name ? 0 : 2;
@@ -286,7 +222,10 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     if (!command.positionals && values._.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(values._[0])}`);
-    secureStateDir(createLog('dcdn'));
+    // $DCDN_HOME owner-only before the command touches it, warnings in the command's log format.
+    // Loaded here, not up front: state.ts reaches signaling and log.ts pino, which help must not load.
+    const [{ secureStateDir }, { createLog, createLogger }] = await Promise.all([import('./state.ts'), import('./log.ts')]);
+    secureStateDir(createLog('dcdn', createLogger(logOptionsFromFlags(values))));
     return await command.run(values);
   } catch (thrown) {
     const err = asFlagError(thrown);

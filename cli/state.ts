@@ -1,8 +1,8 @@
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { makePrivateDir, tightenPrivateTree, type TightenedMode } from '../signaling/index.ts';
-import type { Log } from './log.ts';
+import type { LogFn } from './log.ts';
 
 /**
  * What `dcdn up` leaves for the other commands on this machine, so `dcdn deploy` needs only a
@@ -25,11 +25,37 @@ export function stateDir(env: NodeJS.ProcessEnv = process.env): string {
   return env.DCDN_HOME ?? join(homedir(), '.dcdn');
 }
 
+/** Where `dcdn up` writes its {@link LocalState}. */
+export function stateFile(env: NodeJS.ProcessEnv = process.env): string {
+  return join(stateDir(env), 'state.json');
+}
+
+/** The local state, or null when there is none (no `dcdn up` ever ran, or it stopped cleanly). */
 export function readState(env: NodeJS.ProcessEnv = process.env): LocalState | null {
+  let text: string;
   try {
-    return JSON.parse(readFileSync(join(stateDir(env), 'state.json'), 'utf8')) as LocalState;
+    text = readFileSync(stateFile(env), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new Error(`cannot read ${stateFile(env)}: ${(err as Error).message}`);
+  }
+  try {
+    return JSON.parse(text) as LocalState;
   } catch {
-    return null;
+    // Half-written or edited by hand: say so instead of acting as if there were none.
+    throw new Error(`${stateFile(env)} is not valid JSON; delete it (dcdn up writes it afresh)`);
+  }
+}
+
+/** Removes the state file if it is still `pid`'s (a later `dcdn up` may have replaced it). */
+export function clearState(pid: number, env: NodeJS.ProcessEnv = process.env): void {
+  const file = stateFile(env);
+  try {
+    const state = JSON.parse(readFileSync(file, 'utf8')) as LocalState;
+    if (state.pid === pid) unlinkSync(file);
+  } catch (err) {
+    // Gone or replaced by hand already: nothing of ours to remove.
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' && !(err instanceof SyntaxError)) throw err;
   }
 }
 
@@ -54,7 +80,7 @@ const STATE_TREES = ['logs'];
  * users of the machine. Other files are left alone (a DCDN_HOME pointed at a folder with more
  * in it must not have all of it chmodded). Run when a command starts; a missing one stays missing.
  */
-export function secureStateDir(log: Log, env: NodeJS.ProcessEnv = process.env): void {
+export function secureStateDir(log: LogFn, env: NodeJS.ProcessEnv = process.env): void {
   const dir = stateDir(env);
   let fixed;
   try {

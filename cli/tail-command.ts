@@ -9,26 +9,12 @@
  */
 import { WebSocket } from 'ws';
 import { signalUrls } from '../node/index.ts';
-import { UsageError, type FlagSpec } from './args.ts';
+import { UsageError } from './args.ts';
 import { readState } from './state.ts';
 import { mintToken } from '../signaling/index.ts';
 
-export const tailFlags = {
-  status: { type: 'string', help: 'only these statuses: 5xx, 404, or a comma list (e.g. 4xx,5xx)' },
-  method: { type: 'string', help: 'only this method (GET, POST, …)' },
-  search: { type: 'string', help: 'only requests whose method, URL, error code, request id or host contains TEXT' },
-  'sampling-rate': { type: 'string', default: '1', help: 'share of matching requests shown, in (0, 1]' },
-  format: { type: 'string', default: 'pretty', help: 'pretty or json (one event per line)' },
-  ingress: { type: 'string', multiple: true, help: 'an ingress to tail, e.g. http://127.0.0.1:8080 (repeatable; default: every ingress signaling knows)' },
-  signal: { type: 'string', short: 's', help: 'signaling address, to find the ingresses (default: the local dcdn up)' },
-  token: { type: 'string', help: 'operator token (else DCDN_TOKEN, one minted from DCDN_SECRET, or the local state)' },
-} satisfies FlagSpec;
-
-export const tailUsage = 'dcdn tail [APP] [--status 5xx] [--method M] [--search TEXT] [--sampling-rate R] [--format pretty|json] [--ingress URL]...';
-export const tailDescription =
-  'Streams the requests every ingress answers, live: time, method, URL, status, ms, app and version,\n' +
-  'host (marked [volunteer] for a volunteer\'s browser), transport, error code and request id.\n' +
-  'Filters run on the ingresses. Ctrl-C ends it. Needs an operator token.';
+// With the other commands' flags, so that help loads nothing heavy; kept importable from here.
+export { tailDescription, tailFlags, tailUsage } from './command-flags.ts';
 
 /** Resolved from flags, environment and local state. */
 interface TailTarget {

@@ -3,7 +3,9 @@
  * (docs/ingress.md lists what each does). Defaults are the ingress's own (PROXY_DEFAULTS,
  * POOL_DEFAULTS), so a flag left out changes nothing.
  */
-import { PEER_LOG_INTERVAL_MS, POOL_DEFAULTS, PROXY_DEFAULTS } from '../ingress/index.ts';
+import { PEER_LOG_INTERVAL_MS } from '../ingress/peer-log.ts';
+import { POOL_DEFAULTS } from '../ingress/pool-defaults.ts';
+import { PROXY_DEFAULTS } from '../ingress/proxy-defaults.ts';
 import type { IngressOptions } from '../ingress/index.ts';
 import { intFlag, UsageError, type FlagSpec } from './args.ts';
 

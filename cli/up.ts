@@ -1,55 +1,42 @@
-import { intFlag, UsageError, type FlagSpec } from './args.ts';
+import { intFlag, UsageError } from './args.ts';
 import { RTC_BACKENDS, type RtcBackend } from '../ingress/index.ts';
 import { mintToken, type AppStore } from '../signaling/index.ts';
-import { INVITE_GRACE_MS } from '../signaling/index.ts';
 import { control as deployVersion, type ControlTarget } from './app-commands.ts';
 import { parseAppConfig } from '../protocol/index.ts';
-import { createLog } from './log.ts';
-import { launchHosts, newSecret, redactSpec, signalUrls, startIngress, startSignal } from '../node/index.ts';
-import { onShutdown } from './shutdown.ts';
-import { stateDir, writeState } from './state.ts';
-import { iceConfigFromFlags, iceFlags } from './ice-flags.ts';
-import { trafficFlags, trafficOptionsFromFlags } from './traffic-flags.ts';
-import { metricsFlags, metricsOptionsFromFlags } from './metrics-flags.ts';
+import { createLog, createLogger } from './log.ts';
+import { logOptionsFromFlags } from './log-flags.ts';
+import { listening } from './listen-error.ts';
+import { trapShutdown } from './shutdown.ts';
+import { DEV_APP_MESSAGE, launchHosts, newSecret, redactSpec, signalUrls, startIngress, startSignal } from '../node/index.ts';
+import { describeDefaultApp } from './default-app.ts';
+import { clearState, stateDir, writeState } from './state.ts';
+import { iceConfigFromFlags } from './ice-flags.ts';
+import { trafficOptionsFromFlags } from './traffic-flags.ts';
+import { metricsOptionsFromFlags } from './metrics-flags.ts';
 import { createHash } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import { bundleAppWithInputs, DEFAULT_HEAP_LIMIT_MB, type AppBundle } from '../browser-host/index.ts';
+import { bundleAppWithInputs, type AppBundle } from '../browser-host/index.ts';
 import { buildErrorLines } from './bundle.ts';
 import type { Log } from './log.ts';
+import { upFlags } from './command-flags.ts';
 
-export const upFlags = {
-  port: { type: 'string', short: 'p', default: '8080', help: 'HTTP port of the ingress' },
-  host: { type: 'string', default: '127.0.0.1', help: 'address the ingress and signaling listen on' },
-  hosts: { type: 'string', short: 'n', default: '2', help: 'headless Chromium host tabs to launch (0 for none)' },
-  transport: { type: 'string', short: 't', default: 'webrtc', help: 'how the ingress reaches hosts: webrtc or websocket' },
-  rtc: { type: 'string', default: 'werift', help: 'WebRTC stack of the ingress: werift, or node-datachannel (native, optional dependency)' },
-  app: { type: 'string', short: 'a', help: 'app module to serve as the default app, redeployed when it changes (default: the demo app)' },
-  'signal-port': { type: 'string', default: '8787', help: 'port of the signaling service and host page' },
-  browser: { type: 'string', help: 'Chromium/Chrome executable (else DCDN_BROWSER, system paths, puppeteer cache)' },
-  'kv-store': { type: 'string', help: "handlers' KV store: sqlite:PATH, redis://HOST:PORT, or none (default: sqlite:$DCDN_HOME/kv.db)" },
-  'kv-min-ttl': { type: 'string', default: '60', help: 'shortest KV expirationTtl accepted, in seconds' },
-  'base-domain': { type: 'string', default: 'localhost', help: 'apps answer on NAME.<base-domain>' },
-  'heap-limit': { type: 'string', default: String(DEFAULT_HEAP_LIMIT_MB), help: 'memory limit per app sandbox (and per tab) in MiB, JavaScript heap, array buffers and WebAssembly memory included: an app over it is stopped (HOST_SANDBOX_CRASHED) and restarted' },
-  'no-watch': { type: 'boolean', default: false, help: "with --app: don't redeploy when a file the app is built from changes" },
-  quiet: { type: 'boolean', short: 'q', default: false, help: 'log warnings only' },
-  'open-join': { type: 'boolean', default: false, help: 'let anyone join as a volunteer host from /join, without an invite' },
-  'invite-grace': { type: 'string', default: String(INVITE_GRACE_MS), help: "ms a volunteer keeps serving after its invite expired (requests in flight finish); then its sessions end" },
-  ...iceFlags,
-  ...trafficFlags,
-  ...metricsFlags,
-  help: { type: 'boolean', short: 'h', default: false, help: 'show this help' },
-} satisfies FlagSpec;
+export { upDescription, upFlags, upUsage } from './command-flags.ts';
 
-export const upUsage = 'dcdn up [--port 8080] [--hosts 2] [--transport webrtc|websocket] [--rtc werift|node-datachannel] [--app FILE]';
-export const upDescription =
-  'Runs a whole dcdn network on this machine: signaling, an ingress and N headless Chromium host\n' +
-  'tabs serving the app. Prints where everything is; Ctrl-C (or SIGTERM) shuts it down cleanly.';
-
+/**
+ * `dcdn up`: signaling, an ingress and Chromium host tabs in this process. Each part that fails
+ * to start stops the ones started before it (nothing is left listening), and a port in use is
+ * reported with the part and the flag that moves it. The first SIGINT/SIGTERM drains: the
+ * ingress takes no new requests and lets those in flight finish within --shutdown-grace, then
+ * the tabs and signaling stop and the command exits 0; a second signal exits at once.
+ */
 export async function up(values: Record<keyof typeof upFlags, unknown>): Promise<number> {
-  const quiet = values.quiet === true;
+  const logOptions = logOptionsFromFlags(values);
+  const root = createLogger({ ...logOptions, level: values.quiet === true && values['log-level'] === undefined ? 'warn' : logOptions.level });
   const port = intFlag(values.port, 'port');
+  const signalPort = intFlag(values['signal-port'], 'signal-port');
   const hosts = intFlag(values.hosts, 'hosts');
+  const shutdownGraceMs = intFlag(values['shutdown-grace'], 'shutdown-grace');
   const transport = String(values.transport);
   if (transport !== 'webrtc' && transport !== 'websocket') throw new UsageError(`--transport must be webrtc or websocket, got ${transport}`);
   const rtcBackend = String(values.rtc) as RtcBackend;
@@ -62,95 +49,115 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
   // `dcdn up`'s state file, or --metrics-token.
   const metrics = metricsOptionsFromFlags(values);
   const secret = process.env.DCDN_SECRET ?? newSecret();
-  const sigLog = createLog('signal', { quiet });
-  const ingLog = createLog('ingress', { quiet });
-  const hostLog = createLog('hosts', { quiet });
+  const sigLog = createLog('signal', root);
+  const ingLog = createLog('ingress', root);
+  const hostLog = createLog('hosts', root);
+  const upLog = createLog('up', root);
+  const shutdown = trapShutdown(upLog);
 
   const appFile = values.app === undefined ? undefined : resolve(String(values.app));
   const baseDomain = String(values['base-domain']);
-  const signal = await startSignal({
-    secret,
-    port: intFlag(values['signal-port'], 'signal-port'),
-    host: listenHost,
-    app: appFile,
-    db: join(stateDir(), 'apps.db'),
-    ...(ice ? { ice } : {}),
-    openJoin: values['open-join'] === true,
-    inviteGraceMs: intFlag(values['invite-grace'], 'invite-grace', 0),
-    ...(metrics.metricsToken ? { metricsToken: metrics.metricsToken } : {}),
-    log: sigLog,
-  });
-  const urls = signalUrls(signal.url);
-  const kvStore = (values['kv-store'] as string | undefined) ?? process.env.DCDN_KV_STORE ?? `sqlite:${join(stateDir(), 'kv.db')}`;
-  const ingress = await startIngress({
-    secret,
-    signalUrl: urls.ws,
-    port,
-    host: listenHost,
-    name: 'ingress-1',
-    transport,
-    rtcBackend,
-    ...trafficOptionsFromFlags(values),
-    routing: { baseDomain },
-    kvStore,
-    kvLimits: { minTtlSeconds: intFlag(values['kv-min-ttl'], 'kv-min-ttl', 1) },
-    ...metrics,
-    log: ingLog,
-  });
-  const stateFile = writeState({
-    signal: signal.url,
-    ingress: ingress.url,
-    operatorToken: mintToken(secret, { role: 'operator', sub: 'local', ttlSeconds: 30 * 24 * 3600 }),
-    baseDomain,
-    pathPrefix: '/@',
-    kvStore,
-    pid: process.pid,
-    updatedAt: new Date().toISOString(),
-  });
-  // Local development: the --app module is redeployed whenever a file it is built from changes.
-  // Reloads go through the control API like `dcdn deploy`, so a tab loads each one before it is live.
-  const control = { base: urls.http, token: mintToken(secret, { role: 'operator', sub: 'watch', ttlSeconds: 30 * 24 * 3600 }), pathPrefix: '/@' };
-  const watcher = appFile && !values['no-watch'] ? watchApp(appFile, signal.store, control, createLog('watch', { quiet })) : null;
-  let browser: Awaited<ReturnType<typeof launchHosts>> | null = null;
-  try {
-    if (hosts > 0) {
-      browser = await launchHosts({ signalHttp: urls.http, secret, count: hosts, browserPath: values.browser as string | undefined, heapLimitMb: intFlag(values['heap-limit'], 'heap-limit', 64), log: hostLog });
+  // What has started, stopped in reverse order on a failed start or on shutdown.
+  const started: Array<() => Promise<void>> = [];
+  const stopAll = async () => {
+    for (const stop of started.splice(0).reverse()) {
+      try {
+        await stop();
+      } catch (err) {
+        upLog('error', 'stopping a part failed', { err: (err as Error).message });
+      }
     }
+  };
+  try {
+    const signal = await listening('signaling', '--signal-port', () =>
+      startSignal({
+        secret,
+        port: signalPort,
+        host: listenHost,
+        app: appFile,
+        db: join(stateDir(), 'apps.db'),
+        ...(ice ? { ice } : {}),
+        openJoin: values['open-join'] === true,
+        inviteGraceMs: intFlag(values['invite-grace'], 'invite-grace', 0),
+        ...(metrics.metricsToken ? { metricsToken: metrics.metricsToken } : {}),
+        logger: sigLog.pino,
+        log: sigLog,
+      }),
+    );
+    started.push(() => signal.server.close());
+    const urls = signalUrls(signal.url);
+    const kvStore = (values['kv-store'] as string | undefined) ?? process.env.DCDN_KV_STORE ?? `sqlite:${join(stateDir(), 'kv.db')}`;
+    const ingress = await listening('ingress', '--port', () =>
+      startIngress({
+        secret,
+        signalUrl: urls.ws,
+        port,
+        host: listenHost,
+        name: 'ingress-1',
+        transport,
+        rtcBackend,
+        ...trafficOptionsFromFlags(values),
+        shutdownGraceMs,
+        routing: { baseDomain },
+        kvStore,
+        kvLimits: { minTtlSeconds: intFlag(values['kv-min-ttl'], 'kv-min-ttl', 1) },
+        ...metrics,
+        log: ingLog,
+      }),
+      metrics.metricsListen,
+    );
+    const stopIngress = () => ingress.close();
+    started.push(stopIngress);
+    const stateFile = writeState({
+      signal: signal.url,
+      ingress: ingress.url,
+      operatorToken: mintToken(secret, { role: 'operator', sub: 'local', ttlSeconds: 30 * 24 * 3600 }),
+      baseDomain,
+      pathPrefix: '/@',
+      kvStore,
+      pid: process.pid,
+      updatedAt: new Date().toISOString(),
+    });
+    // Commands run after this one stops say "no dcdn up is running" instead of trying it.
+    started.unshift(async () => clearState(process.pid));
+    // Local development: the --app module is redeployed whenever a file it is built from changes.
+    // Reloads go through the control API like `dcdn deploy`, so a tab loads each one before it is live.
+    const control = { base: urls.http, token: mintToken(secret, { role: 'operator', sub: 'watch', ttlSeconds: 30 * 24 * 3600 }), pathPrefix: '/@' };
+    const watcher = appFile && !values['no-watch'] ? watchApp(appFile, signal.store, control, createLog('watch', root)) : null;
+    if (watcher) started.push(() => watcher.stop());
+    if (hosts > 0) {
+      const browser = await launchHosts({ signalHttp: urls.http, secret, count: hosts, browserPath: values.browser as string | undefined, heapLimitMb: intFlag(values['heap-limit'], 'heap-limit', 64), log: hostLog });
+      // Closed after the ingress has drained: in-flight requests need their tabs.
+      started.splice(started.indexOf(stopIngress), 0, () => browser.close());
+    }
+
+    await watcher?.ready;
+    // Wait until the ingress has a session with every tab, so the printed URL works at once.
+    const deadline = Date.now() + 30_000;
+    while (ingress.pool.size < hosts && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    const ready = ingress.pool.size;
+    const summary = [
+      '',
+      `dcdn is up: ${ready}/${hosts} host tab(s) connected over ${transport}`,
+      `  ingress:    ${ingress.url}    try: curl ${ingress.url}/`,
+      `  serving:    ${describeDefaultApp(signal.store)}`,
+      `  health:     ${ingress.url}/_dcdn/health`,
+      `  signaling:  ${signal.url}   (control API; state in ${stateFile})`,
+      `  apps:       ${signal.store.manifest().map((a) => `${a.name}@${a.version}`).join(', ')}   deploy more: dcdn deploy FILE --name NAME`,
+      `  host page:  ${urls.http}/host?name=extra&token=${mintToken(secret, { role: 'host', sub: 'extra', ttlSeconds: 24 * 3600 })}`,
+      '              (open it in any browser on this machine to add a host; valid 24 h)',
+      values['open-join'] ? `  volunteers: ${urls.http}/join   (open to anyone; apps deployed with --volunteers)` : `  volunteers: dcdn invite [--apps NAME] [--ttl 24h] prints a join link; apps need --volunteers`,
+      `  kv:         ${redactSpec(kvStore)}   (dcdn kv list --app NAME --binding B)`,
+      '  Ctrl-C to stop (requests in flight finish first; Ctrl-C again to stop at once).',
+      '',
+    ].join('\n');
+    process.stdout.write(summary + '\n');
+    if (ready < hosts) ingLog('warn', 'not every host connected within 30 s; check the log above', { ready, expected: hosts });
   } catch (err) {
-    await watcher?.stop();
-    await ingress.close();
-    await signal.server.close();
+    await stopAll();
     throw err;
   }
-
-  await watcher?.ready;
-  // Wait until the ingress has a session with every tab, so the printed URL works at once.
-  const deadline = Date.now() + 30_000;
-  while (ingress.pool.size < hosts && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  const ready = ingress.pool.size;
-  const summary = [
-    '',
-    `dcdn is up: ${ready}/${hosts} host tab(s) connected over ${transport}`,
-    `  ingress:    ${ingress.url}    try: curl ${ingress.url}/`,
-    `  health:     ${ingress.url}/_dcdn/health`,
-    `  signaling:  ${signal.url}   (control API; state in ${stateFile})`,
-    `  apps:       ${signal.store.manifest().map((a) => `${a.name}@${a.version}`).join(', ')}   deploy more: dcdn deploy FILE --name NAME`,
-    `  host page:  ${urls.http}/host?name=extra&token=${mintToken(secret, { role: 'host', sub: 'extra', ttlSeconds: 24 * 3600 })}`,
-    '              (open it in any browser on this machine to add a host; valid 24 h)',
-    values['open-join'] ? `  volunteers: ${urls.http}/join   (open to anyone; apps deployed with --volunteers)` : `  volunteers: dcdn invite [--apps NAME] [--ttl 24h] prints a join link; apps need --volunteers`,
-    `  kv:         ${redactSpec(kvStore)}   (dcdn kv list --app NAME --binding B)`,
-    '  Ctrl-C to stop.',
-    '',
-  ].join('\n');
-  process.stdout.write(summary + '\n');
-  if (ready < hosts) ingLog('warn', 'not every host connected within 30 s; check the log above', { ready, expected: hosts });
-
-  await onShutdown(ingLog, async () => {
-    await watcher?.stop();
-    await ingress.close();
-    await browser?.close();
-    await signal.server.close();
-  });
+  await shutdown.untilStopped(stopAll);
   return 0;
 }
 
@@ -257,7 +264,7 @@ function watchApp(file: string, store: AppStore, target: ControlTarget, log: Log
       return;
     }
     try {
-      const v = await deployVersion<{ version: number; size: number; check?: { status: string; host?: string } }>(target, 'PUT', '/v1/apps/default', { code: bundle.code, message: `from ${file}` });
+      const v = await deployVersion<{ version: number; size: number; check?: { status: string; host?: string } }>(target, 'PUT', '/v1/apps/default', { code: bundle.code, message: `${DEV_APP_MESSAGE}${file}` });
       const checked = v.check?.status === 'ok' ? `loaded on ${v.check.host}` : 'no host checked it';
       log('info', `reloaded ${shown}: version ${v.version}`, { ms: Math.round(performance.now() - started), kib: Math.round(v.size / 1024), check: checked });
     } catch (err) {

@@ -417,7 +417,7 @@ export class HostConnector {
     link.offerer = null;
     if (link.conn && link.peerId) this.#send(link, { kind: 'close', conn: link.conn, reason: 'abandoned' });
     link.conn = null;
-    void offerer?.close().catch(() => {});
+    void offerer?.close().catch((err: Error) => this.#log('warn', 'closing an abandoned peer connection failed', { err: err.message }));
   }
 
   #onSignal(from: string, data: unknown): void {

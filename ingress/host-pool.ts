@@ -1,6 +1,7 @@
 import type { ErrorCode, Session, TransportKind } from '../protocol/index.ts';
-import { APP_OUTCOME_DEFAULTS, AppOutcomes, type AppFailureCount, type AppOutcomeOptions } from './app-outcomes.ts';
+import { AppOutcomes, type AppFailureCount, type AppOutcomeOptions } from './app-outcomes.ts';
 import { OPERATOR_HOST, type HostTraits } from './host-traits.ts';
+import { POOL_DEFAULTS } from './pool-defaults.ts';
 
 /** A live session to one host, as the pool tracks it. */
 export interface HostConnection {
@@ -43,15 +44,8 @@ export interface HostPoolOptions extends Partial<AppOutcomeOptions> {
   penaltyDecayMs?: number;
 }
 
-export const POOL_DEFAULTS: Required<HostPoolOptions> = {
-  ...APP_OUTCOME_DEFAULTS,
-  maxInFlightPerHost: 128,
-  maxInFlightPerVolunteer: 16,
-  failureThreshold: 3,
-  penaltyBaseMs: 1000,
-  penaltyMaxMs: 60_000,
-  penaltyDecayMs: 60_000,
-};
+// In a module of its own so that `dcdn --help` can print them without loading the pool.
+export { POOL_DEFAULTS } from './pool-defaults.ts';
 
 export type PickResult = { host: HostConnection } | { error: Extract<ErrorCode, 'INGRESS_NO_HOST' | 'INGRESS_HOSTS_BUSY'> };
 

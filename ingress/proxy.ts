@@ -41,17 +41,8 @@ export interface ProxyOptions {
   router: AppRouter;
 }
 
-export const PROXY_DEFAULTS: Omit<ProxyOptions, 'forwarding' | 'router'> = {
-  headTimeoutMs: 30_000,
-  idleTimeoutMs: 60_000,
-  minBodyBytesPerSecond: 1024,
-  bodyRateGraceMs: 10_000,
-  maxBodyBytes: 100 * 1024 * 1024,
-  maxUrlLength: 8192,
-  maxHeaderBytes: 16 * 1024,
-  retryIdempotent: true,
-  lengthEndGraceMs: 1000,
-};
+// In a module of its own so that `dcdn --help` can print them without loading the proxy.
+export { PROXY_DEFAULTS } from './proxy-defaults.ts';
 
 /**
  * Methods the ingress answers itself with 501 INGRESS_NOT_IMPLEMENTED instead of forwarding:

@@ -8,4 +8,4 @@ export { launchAllowHosts, launchHosts, type LaunchHostsOptions } from './launch
 export { silentLog, type Log } from './log.ts';
 export { redactSpec, startIngress, type StartIngressOptions } from './start-ingress.ts';
 export { startNetwork, type Network, type StartNetworkOptions } from './start-network.ts';
-export { newSecret, signalUrls, startSignal, type StartedSignal, type StartSignalOptions } from './start-signal.ts';
+export { activeVersion, DEMO_APP_MESSAGE, DEV_APP_MESSAGE, newSecret, signalUrls, startSignal, type StartedSignal, type StartSignalOptions } from './start-signal.ts';

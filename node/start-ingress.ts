@@ -35,7 +35,7 @@ export type StartIngressOptions = Omit<IngressOptions, 'token' | 'log' | 'kv'> &
 export async function startIngress(opts: StartIngressOptions): Promise<Ingress> {
   const { secret, token, kvStore, metricsToken, metricsListen, ...rest } = opts;
   if (!secret && !token) throw new DcdnError('INGRESS_BAD_OPTION', 'the ingress needs `secret` or `token`');
-  const kv = kvStore && kvStore !== 'none' ? await openKvStore(kvStore) : undefined;
+  const kv = kvStore && kvStore !== 'none' ? await openKvStore(kvStore, { log: opts.log }) : undefined;
   if (kv) opts.log('info', 'kv store open', { store: kv.kind, spec: redactSpec(kvStore!) });
   const ingress = createIngress({
     ...rest,

@@ -4,9 +4,9 @@
  * program embeds it.
  */
 import { randomBytes } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { bundleHostScript, bundleJoinScript, DEMO_APP, hostPageHtml, joinPageHtml } from '../browser-host/index.ts';
-import { AppStore, BanList, createSignalingServer, SIGNAL_PATH, type IceConfig, type SignalingServer } from '../signaling/index.ts';
+import { AppStore, BanList, createSignalingServer, SIGNAL_PATH, type AppVersion, type IceConfig, type SignalingServer } from '../signaling/index.ts';
 import { listenMetrics } from '../ingress/index.ts';
 import { deployFile } from './deploy-file.ts';
 import type { Log } from './log.ts';
@@ -29,7 +29,12 @@ export interface StartSignalOptions {
   secret: string;
   port: number;
   host: string;
-  /** An app module to bundle and deploy as `default` (unless that code is already active). */
+  /**
+   * An app module to bundle and deploy as `default` (unless that code is already active), marked
+   * as a development app ({@link DEV_APP_MESSAGE}). Without it the demo app is deployed when
+   * there is no `default`, or when the active one is a development app an earlier run left; a
+   * `default` deployed otherwise (the control API) is kept.
+   */
   app?: string;
   /** The app store's SQLite file; `:memory:` when not given. */
   db?: string;
@@ -44,6 +49,11 @@ export interface StartSignalOptions {
   /** Also serve `/metrics`, without a token, on this address. */
   metricsListen?: { host: string; port: number };
   log: Log;
+  /**
+   * A pino logger for signaling's own lines (joins, leaves, refusals; requests at debug level),
+   * so that one process writes one stream. Default: those lines are not logged.
+   */
+  logger?: FastifyBaseLogger;
 }
 
 /** A running signaling service, its URL and its app store. */
@@ -72,13 +82,20 @@ export async function startSignal(opts: StartSignalOptions): Promise<StartedSign
   const store = new AppStore(opts.db ?? ':memory:');
   // Bans live beside the apps, in the same file (a table of their own).
   const bans = new BanList(opts.db ?? ':memory:');
-  if (opts.app !== undefined || !store.manifest().some((a) => a.name === 'default')) {
+  const current = activeVersion(store, 'default');
+  if (opts.app !== undefined) {
+    await deployFile(store, 'default', opts.app, opts.log, {}, `${DEV_APP_MESSAGE}${opts.app}`);
+  } else if (!current || current.message.startsWith(DEV_APP_MESSAGE)) {
+    // Without an app the demo is served (as the README says): a development app an earlier run
+    // left as the default does not stay it. One deployed through the control API does.
+    if (current) opts.log('info', 'no app given: the demo app replaces the development app an earlier run left as the default', { was: current.message.slice(DEV_APP_MESSAGE.length), version: current.version });
     // The demo app has no secrets: volunteers may serve it (a network of volunteers alone works).
-    await deployFile(store, 'default', opts.app ?? DEMO_APP, opts.log, opts.app === undefined ? { volunteers: true } : {});
+    await deployFile(store, 'default', DEMO_APP, opts.log, { volunteers: true }, DEMO_APP_MESSAGE);
   }
   opts.log('info', 'bundled host and join pages', { ms: Math.round(performance.now() - started) });
   const server = createSignalingServer({
     secret: opts.secret,
+    ...(opts.logger ? { logger: opts.logger } : {}),
     apps: store,
     bans,
     volunteers: { openJoin: opts.openJoin === true, ...(opts.inviteGraceMs !== undefined ? { inviteGraceMs: opts.inviteGraceMs } : {}) },
@@ -110,4 +127,15 @@ export async function startSignal(opts: StartSignalOptions): Promise<StartedSign
   }
   opts.log('info', 'signaling listening', { url, hostPage: `${url}/host`, joinPage: `${url}/join?invite=<host-token>`, apps: store.manifest().map((a) => `${a.name}@${a.version}`).join(',') });
   return { server, url, store };
+}
+
+/** The message prefix of a `default` version deployed from `app` (a development file); the file follows. */
+export const DEV_APP_MESSAGE = 'development app ';
+/** The message of a `default` version that is the built-in demo app. */
+export const DEMO_APP_MESSAGE = 'the demo app (built in)';
+
+/** The active version of app `name` in `store`, with its message and time, or undefined. */
+export function activeVersion(store: AppStore, name: string): AppVersion | undefined {
+  const app = store.list().find((a) => a.name === name);
+  return app?.versions.find((v) => v.version === app.activeVersion);
 }

@@ -15,7 +15,7 @@
 import { BanList } from './bans.ts';
 import { registerHostsApi, type HostsApiOptions } from './hosts-api.ts';
 import { trustFromScope } from '../protocol/index.ts';
-import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import fastifyWebsocket from '@fastify/websocket';
 import { SignalingError } from '../protocol/index.ts';
 import type { PeerInfo, PeerRole } from '../protocol/index.ts';
@@ -55,10 +55,12 @@ export interface SignalingServerOptions {
    */
   maxBufferedBytes?: number;
   /**
-   * Fastify `logger` option. Default false. Request URLs are logged with `token=` redacted.
+   * Fastify `logger` option, or a pino logger to log through (the CLI's, so that one process
+   * writes one stream). Default false. Request URLs are logged with `token=` redacted; with a
+   * pino logger, each request is logged only at debug level.
    * Joins, leaves and closes are logged at info level with their reasons.
    */
-  logger?: FastifyServerOptions['logger'];
+  logger?: FastifyServerOptions['logger'] | FastifyBaseLogger;
   /**
    * Adds routes (host page, bundles, ...). Runs inside its own encapsulated plugin, after the
    * signaling routes are registered.
@@ -145,7 +147,7 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
   // forceCloseConnections: browsers keep spare keep-alive sockets open (preconnects that never
   // carried a request) which 'idle' does not reap, so close() would wait for them forever.
   // WebSockets are closed properly first, in the preClose hook below.
-  const app = Fastify({ logger: redactingLogger(options.logger ?? false), forceCloseConnections: true });
+  const app = Fastify({ ...loggerOptions(options.logger), forceCloseConnections: true });
   const store = options.apps;
   const bans = options.bans ?? new BanList(':memory:');
   if (!options.bans) app.addHook('onClose', async () => bans.close());
@@ -302,23 +304,29 @@ function positive(name: string, value: number): number {
   return value;
 }
 
-/** Wraps the logger option so that request URLs never carry a token into the logs. */
-function redactingLogger(logger: FastifyServerOptions['logger']): FastifyServerOptions['logger'] {
-  if (logger === false || logger === undefined) return false;
-  const base = typeof logger === 'object' ? logger : {};
-  return {
-    ...base,
-    serializers: {
-      ...base.serializers,
-      req: (req: FastifyRequest) => ({
-        method: req.method,
-        url: redactToken(req.url),
-        host: req.host,
-        remoteAddress: req.ip,
-        remotePort: req.socket?.remotePort,
-      }),
-    },
-  };
+/** A request as logged: its URL never carries a token into the logs. */
+const redactedRequest = (req: FastifyRequest) => ({
+  method: req.method,
+  url: redactToken(req.url),
+  host: req.host,
+  remoteAddress: req.ip,
+  remotePort: req.socket?.remotePort,
+});
+
+/**
+ * Fastify's logger options for `logger`: a pino instance is used as it is (fastify 5 takes it as
+ * `loggerInstance`), with the redacting request serializer; options are extended with it.
+ */
+function loggerOptions(logger: SignalingServerOptions['logger']): Pick<FastifyServerOptions, 'logger' | 'loggerInstance' | 'logController'> {
+  if (logger === false || logger === undefined) return { logger: false };
+  if (typeof logger === 'object' && typeof (logger as FastifyBaseLogger).child === 'function') {
+    const instance = logger as FastifyBaseLogger;
+    // Every /host, /join and control call at info would drown the joins and leaves.
+    const debug = (instance as FastifyBaseLogger & { isLevelEnabled?(level: string): boolean }).isLevelEnabled?.('debug') === true;
+    return { loggerInstance: instance.child({}, { serializers: { req: redactedRequest } }), logController: new LogController({ disableRequestLogging: !debug }) };
+  }
+  const base = typeof logger === 'object' ? (logger as Exclude<FastifyServerOptions['logger'], boolean | undefined>) : {};
+  return { logger: { ...base, serializers: { ...base.serializers, req: redactedRequest } } };
 }
 
 /** Redacts `token=` and the join page's `invite=` (a host token too). */

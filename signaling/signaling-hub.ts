@@ -18,6 +18,7 @@ import { parseClientMessage, type AppRef, type LeaveReason, type AppStatus, type
 import type { HostReport } from './rollout.ts';
 import { TokenBucket } from './token-bucket.ts';
 import { mayRun, OPERATOR_TRUST, trustFromScope, volunteerHostId, volunteerName, type HostTrust } from '../protocol/index.ts';
+import { INVITE_GRACE_MS } from './invite-grace.ts';
 
 /** How long a socket we closed may take to answer the close frame before it is destroyed. */
 export const CLOSE_GRACE_MS = 1000;
@@ -75,8 +76,9 @@ export const SIGNAL_RATE_DEFAULTS: Readonly<Record<SignalKind, { perSecond: numb
 
 const SIGNAL_KINDS = new Set<string>(['offer', 'answer', 'candidate', 'websocket', 'close']);
 
-/** Default of {@link SignalingHubOptions.inviteGraceMs}. */
-export const INVITE_GRACE_MS = 10_000;
+// Default of SignalingHubOptions.inviteGraceMs, in a module of its own so that `dcdn --help`
+// can print it without loading the hub.
+export { INVITE_GRACE_MS } from './invite-grace.ts';
 /** setTimeout's longest delay; longer waits are re-armed (invites may last 30 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 

@@ -12,7 +12,10 @@
  * the issue time. Only signaling knows the secret; peers only ever see credentials.
  */
 import { createHmac } from 'node:crypto';
-import { DcdnError, type IceServer } from '../protocol/index.ts';
+// errors.ts, not the index: `dcdn --help` loads this file for its defaults, and the index
+// loads msgpackr (tools/check-boundaries.ts names this exception).
+import { DcdnError } from '../protocol/errors.ts';
+import type { IceServer } from '../protocol/index.ts';
 
 /** Default lifetime of TURN credentials, in seconds. */
 export const TURN_TTL_DEFAULT_SECONDS = 3600;

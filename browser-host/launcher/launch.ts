@@ -3,8 +3,13 @@ import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import { DEFAULT_HEAP_LIMIT_MB } from './heap-limit.ts';
 import { DEFAULT_MEMORY_CHECK_MS, RendererMemoryWatchdog } from './memory-watchdog.ts';
+
+// heap-limit.ts holds it so that `dcdn --help` prints it without loading puppeteer.
+export { DEFAULT_HEAP_LIMIT_MB };
 
 /** Pino-compatible subset: structured fields first, message second. */
 export interface LauncherLogger {
@@ -87,6 +92,11 @@ export interface LaunchedBrowser {
    * Page objects returned earlier stop working; console forwarding stops too.
    */
   detach(): Promise<void>;
+  /**
+   * Runs `fn` with the browser's open pages, attaching puppeteer again for the while if it was
+   * detached (a shutdown reading the tabs' state, say), and detaching after.
+   */
+  withPages<T>(fn: (pages: Page[]) => Promise<T>): Promise<T>;
   /** Ends the browser (SIGTERM, then SIGKILL after the grace period) and removes the profile. */
   close(): Promise<void>;
 }
@@ -109,9 +119,6 @@ const DCDN_FLAGS: readonly string[] = [
  * NetworkTimeServiceQuerying fetches clients2.google.com/time at startup even with
  * --disable-background-networking (seen in a net-log of Chromium 156).
  */
-/** Default heap limit per isolate of a host tab's renderers, in MiB (Cloudflare Workers: 128). */
-export const DEFAULT_HEAP_LIMIT_MB = 512;
-
 const DCDN_DISABLED_FEATURES: readonly string[] = ['WebRtcHideLocalIpsWithMdns', 'NetworkTimeServiceQuerying'];
 
 /**
@@ -264,11 +271,18 @@ export async function launchBrowser(options: LaunchBrowserOptions): Promise<Laun
   let browser: Browser;
   try {
     browser = await puppeteer.launch({
-      executablePath: options.executablePath,
+      // Through a watchdog that ends Chromium when this process dies, however it dies: puppeteer
+      // starts Chromium detached (its own process group, so a terminal's Ctrl-C goes to us, not
+      // to it), and without the watchdog a `kill -9` of the launcher left every tab running.
+      ...(WATCHDOG ? { executablePath: WATCHDOG.shell, args: [WATCHDOG.script, options.executablePath, ...args] } : { executablePath: options.executablePath, args }),
       headless,
-      args,
       ignoreDefaultArgs: true,
       defaultViewport: null,
+      // Signals are the command's to handle: puppeteer's own handlers kill Chromium on the first
+      // Ctrl-C (and exit 130), cutting the requests a drain should let finish.
+      handleSIGINT: false,
+      handleSIGTERM: false,
+      handleSIGHUP: false,
       // A wedged tab should fail a CDP call within a minute, not puppeteer's default three.
       protocolTimeout: 60_000,
     });
@@ -295,6 +309,9 @@ export async function launchBrowser(options: LaunchBrowserOptions): Promise<Laun
   }
   return handle;
 }
+
+/** The parent-death watchdog (die-with-parent.sh); POSIX only, as is puppeteer's process group. */
+const WATCHDOG = process.platform === 'win32' ? null : { shell: '/bin/sh', script: fileURLToPath(new URL('./die-with-parent.sh', import.meta.url)) };
 
 class ChromiumHandle implements LaunchedBrowser {
   readonly wsEndpoint: string;
@@ -378,6 +395,16 @@ class ChromiumHandle implements LaunchedBrowser {
     page.on('error', (error) => {
       this.#logger.error({ tab, error: error.message }, 'tab crashed');
     });
+  }
+
+  async withPages<T>(fn: (pages: Page[]) => Promise<T>): Promise<T> {
+    if (this.attached) return fn(await this.#browser.pages());
+    const browser = await puppeteer.connect({ browserWSEndpoint: this.wsEndpoint, defaultViewport: null, protocolTimeout: 60_000 });
+    try {
+      return await fn(await browser.pages());
+    } finally {
+      await browser.disconnect();
+    }
   }
 
   async detach(): Promise<void> {

@@ -93,6 +93,7 @@ function puppeteerCacheCandidates(cacheDir: string): string[] {
   try {
     entries = readdirSync(join(cacheDir, 'chrome'));
   } catch {
+    // No puppeteer cache (the usual case with a system Chromium): no candidates from it.
     return [];
   }
   return entries
@@ -122,6 +123,7 @@ function isExecutableFile(path: string): boolean {
     accessSync(path, constants.X_OK);
     return true;
   } catch {
+    // Missing or not executable: not a candidate; the resolver goes on to the next one.
     return false;
   }
 }

@@ -158,6 +158,32 @@ describe('RedisKvStore on a shared Redis', () => {
     expect(performance.now() - started).toBeLessThan(2000);
   });
 
+  it('logs losing the connection once (not once per retry), instead of swallowing it', async () => {
+    const doomed = await startRedis();
+    const lines: Array<{ level: string; msg: string; fields?: Record<string, unknown> }> = [];
+    let logged!: () => void;
+    const firstError = new Promise<void>((resolve) => (logged = resolve));
+    const store = await RedisKvStore.connect(doomed.socket, {
+      log: (level, msg, fields) => {
+        lines.push({ level, msg, ...(fields ? { fields } : {}) });
+        if (level === 'error') logged();
+      },
+    });
+    try {
+      await doomed.stop();
+      await firstError;
+      // Calls go on failing with their code while the client retries; the log says it once.
+      await expect(store.get('ns', 'k')).rejects.toMatchObject({ code: 'KV_STORE_UNAVAILABLE' });
+      await expect(store.count('ns')).rejects.toMatchObject({ code: 'KV_STORE_UNAVAILABLE' });
+      const errors = lines.filter((l) => l.level === 'error');
+      expect(errors).toHaveLength(1);
+      expect(errors[0]!.msg).toContain('lost the Redis connection');
+      expect(errors[0]!.fields).toMatchObject({ store: 'redis' });
+    } finally {
+      await store.close();
+    }
+  });
+
   it('rejects operations with KV_STORE_UNAVAILABLE within a couple of seconds once redis-server dies', async () => {
     const doomed = await startRedis();
     const store = await RedisKvStore.connect(doomed.socket);

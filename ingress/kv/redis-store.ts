@@ -22,6 +22,12 @@ export interface RedisKvStoreOptions extends KvStoreOptions {
   commandTimeoutMs?: number;
   /** How often expired entries are removed from the list indexes. Default 60 000 ms. */
   sweepIntervalMs?: number;
+  /**
+   * Where connection trouble is reported: the connection dropping (once, not once per retry),
+   * coming back, and failed background work. Calls still fail with KV_STORE_UNAVAILABLE.
+   * Default: nothing is logged.
+   */
+  log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
 
 /**
@@ -54,6 +60,7 @@ export class RedisKvStore implements KvStore {
   readonly #graceMs: number;
   readonly #now: () => number;
   readonly #timer: NodeJS.Timeout;
+  readonly #log: RedisKvStoreOptions['log'];
 
   private constructor(redis: Redis, options: RedisKvStoreOptions) {
     this.#redis = redis;
@@ -61,10 +68,24 @@ export class RedisKvStore implements KvStore {
     this.#graceMs = options.readGraceMs ?? 60_000;
     this.#now = options.now ?? Date.now;
     for (const [name, lua] of Object.entries(SCRIPTS)) redis.defineCommand(name, { lua, numberOfKeys: 0 });
+    const log = options.log;
+    this.#log = log;
     this.#timer = setInterval(() => {
       // A failed sweep is retried next time; callers see Redis failures through their own calls.
-      this.sweep().catch(() => {});
+      this.sweep().catch((err: Error) => log?.('warn', 'kv: sweeping expired keys failed; retried next interval', { store: 'redis', err: err.message }));
     }, options.sweepIntervalMs ?? 60_000).unref();
+    // The connection's ups and downs, once each: ioredis emits an error per reconnect attempt.
+    let down = false;
+    redis.on('error', (err: Error & { code?: string }) => {
+      if (down) return;
+      down = true;
+      log?.('error', 'kv: lost the Redis connection; KV calls fail with KV_STORE_UNAVAILABLE until it is back', { store: 'redis', err: err.code ?? err.message });
+    });
+    redis.on('ready', () => {
+      if (!down) return;
+      down = false;
+      log?.('info', 'kv: Redis connection back', { store: 'redis' });
+    });
   }
 
   /**
@@ -85,15 +106,19 @@ export class RedisKvStore implements KvStore {
       commandTimeout: options.commandTimeoutMs ?? 5000,
       retryStrategy: (attempt) => Math.min(attempt * 100, 2000),
     });
-    // Errors reach callers as rejections; without a listener ioredis would print each one.
-    redis.on('error', () => {});
+    // Errors reach callers as rejections; without a listener ioredis would print each one to
+    // the console. Until connected they are connect()'s to report; after, the store's (below).
+    const early = (): void => undefined;
+    redis.on('error', early);
     try {
       await redis.connect();
     } catch (err) {
       redis.disconnect();
       throw storeError(err);
     }
-    return new RedisKvStore(redis, options);
+    const store = new RedisKvStore(redis, options);
+    redis.off('error', early);
+    return store;
   }
 
   async get(namespace: string, key: string): Promise<KvEntry | null> {
@@ -130,7 +155,9 @@ export class RedisKvStore implements KvStore {
       await call(this.#redis.dcdnKvPut(ns, key, id, String(size), ...expires, options.metadata ?? '', String(this.#graceMs), namespace, this.#expiringKey()));
     } catch (err) {
       // Best effort: if Redis is gone, the TTL set on the first write reclaims the key.
-      if (size > 0) this.#redis.del(valueKey).catch(() => {});
+      if (size > 0) {
+        this.#redis.del(valueKey).catch((e: Error) => this.#log?.('warn', 'kv: could not remove the value of a failed put; its TTL will', { store: 'redis', err: e.message }));
+      }
       throw err;
     }
   }
