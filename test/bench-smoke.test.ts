@@ -22,7 +22,7 @@ describe('dcdn bench --smoke', () => {
     const r = await runDcdn(process.env, ['bench', '--smoke', '--json', json], { timeoutMs: 240_000 });
     if (r.code !== 0) console.error(r.stderr.slice(-4000));
     expect(r.code).toBe(0);
-    for (const heading of ['Channel level:', 'End to end:', 'KV latency:', 'Cost of seeing the network:', 'Summary against the targets']) expect(r.stdout).toContain(heading);
+    for (const heading of ['Channel level:', 'End to end:', 'KV latency:', 'Cost of seeing the network:', 'Summary against the performance targets']) expect(r.stdout).toContain(heading);
     for (const row of ['werift', 'node-datachannel', 'WebSocket', 'Chromium tab→tab', 'Node http (floor)', 'workerd', 'dcdn werift, 1 tab', 'SQLite', 'Redis']) {
       expect(r.stdout).toContain(row);
     }
