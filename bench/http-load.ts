@@ -50,7 +50,7 @@ export function download(url: string, bytes: number, timeoutMs = 600_000): Promi
       let got = 0;
       res.on('data', (chunk: Buffer) => (got += chunk.byteLength));
       res.on('end', () => {
-        if (res.statusCode !== 200 || got !== bytes) reject(new Error(`download ${url}: status ${res.statusCode}, ${got}/${bytes} bytes`));
+        if (res.statusCode !== 200 || got !== bytes) reject(new Error(`download ${url}: status ${res.statusCode}${res.headers['dcdn-error'] ? ` ${String(res.headers['dcdn-error'])}` : ''}, ${got}/${bytes} bytes`));
         else resolve(mbPerSecond(bytes, performance.now() - t0));
       });
       res.on('error', reject);

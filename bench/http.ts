@@ -25,6 +25,9 @@ export interface TargetRuns {
   uploadMbps: number[];
 }
 
+/** How often a target's warm-up is tried before the run gives up on it. */
+const WARMUP_TRIES = 3;
+
 export async function runHttpSection(config: HttpConfig, targets: Target[]): Promise<Record<string, TargetRuns>> {
   const runs: Record<string, TargetRuns> = {};
   for (const t of targets) {
@@ -34,14 +37,22 @@ export async function runHttpSection(config: HttpConfig, targets: Target[]): Pro
   const live = targets.filter((t): t is Extract<Target, { url: string }> => 'url' in t);
   for (const t of live) {
     // Warm up JIT, connections and (on werift) the fresh data channel before anything counts.
+    // A warm-up absorbs start-up effects (a target whose first burst lands while its tab is
+    // still settling), so it is tried WARMUP_TRIES times; each failure is printed, and a target
+    // that fails every time stops the run. Nothing measured is ever retried.
     const small = Math.min(config.transferBytes, 1024 * 1024);
-    try {
-      await load(`${t.url}/`, 10, 1);
-      await download(`${t.url}/bytes?n=${small}`, small);
-      await upload(`${t.url}/upload`, small);
-    } catch (err) {
-      // A bare "aborted" from a socket says nothing of which of the eight targets failed.
-      throw new Error(`warming up ${t.spec.label} (${t.url}): ${(err as Error).message}`, { cause: err });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await load(`${t.url}/`, 10, 1);
+        await download(`${t.url}/bytes?n=${small}`, small);
+        await upload(`${t.url}/upload`, small);
+        break;
+      } catch (err) {
+        // A bare "aborted" from a socket says nothing of which of the eight targets failed.
+        const message = `warming up ${t.spec.label} (${t.url}): ${(err as Error).message}`;
+        if (attempt >= WARMUP_TRIES) throw new Error(message, { cause: err });
+        progress(`http: ${message}; trying again (${attempt}/${WARMUP_TRIES})`);
+      }
     }
   }
   progress(`http: warmed up ${live.length} targets`);
