@@ -241,7 +241,8 @@ describe('any request head is either forwarded as itself or refused with a coded
     const { status, code } = parseRaw(await raw(Buffer.from(request(`${method} ${target}`, lines), 'latin1')));
     if (status === 200) {
       expect(seen).toHaveLength(1);
-      expect(new URL(seen[0]!.url).host).toBe(new URL(`http://${host}/`).host);
+      // A field value's surrounding spaces and tabs are not part of it (RFC 9110 §5.5).
+      expect(new URL(seen[0]!.url).host).toBe(new URL(`http://${host.replace(/^[ \t]+|[ \t]+$/g, '')}/`).host);
       expect(seen[0]!.headers.length).toBeLessThanOrEqual(LIMITS.headerCount);
       return;
     }
@@ -271,6 +272,8 @@ describe('any request head is either forwarded as itself or refused with a coded
     ['GET', '/', 'x', { count: 253, long: undefined }],
     ['GET', '//a', 'x', { count: 0, long: undefined }],
     ['GET', '//evil.example', 'x', { count: 0, long: undefined }],
+    // Found in CI (seed 511131944): a Host with trailing space is the Host without it.
+    ['GET', '/', 'x ', { count: 0, long: undefined }],
   ];
   it.each(CORPUS)('corpus: %s %s (Host %s, %o)', async (...head) => {
     const seen: Seen = [];
