@@ -74,6 +74,7 @@ export const ERRORS = {
   INGRESS_RTC_UNAVAILABLE: { status: 500, retryable: false, blame: 'operator', summary: 'the WebRTC backend asked for (node-datachannel) could not be loaded' },
   INGRESS_UNAUTHORIZED: { status: 401, retryable: false, blame: 'client', summary: 'an operator endpoint of the ingress (/_dcdn/metrics, /_dcdn/tail) was called without a token it accepts' },
   INGRESS_TAIL_FULL: { status: 503, retryable: true, blame: 'operator', summary: 'the ingress already streams requests to as many dcdn tail subscribers as it allows' },
+  INGRESS_PEER_FORBIDDEN: { status: 403, retryable: false, blame: 'peer', summary: 'a request reached the peer-forwarding port without a valid dcdn-peer signature (a key from the control plane, within 30 s)' },
   INGRESS_INTERNAL_ERROR: { status: 500, retryable: true, blame: 'ingress', summary: 'the ingress failed while answering the request (a bug: please report it)' },
 
   // Host: the browser tab and the handler in it.
@@ -97,6 +98,7 @@ export const ERRORS = {
   APP_VERSION_NOT_FOUND: { status: 404, retryable: false, blame: 'client', summary: 'the app has no such version' },
   APP_BAD_SECRET: { status: 400, retryable: false, blame: 'client', summary: 'secret names are identifiers and values at most 5 KiB' },
   APP_BAD_CONFIG: { status: 400, retryable: false, blame: 'client', summary: 'the deploy options (KV bindings, volunteers, required capabilities) are malformed or clash with a secret' },
+  APP_STORE_UNAVAILABLE: { status: 503, retryable: true, blame: 'operator', summary: 'the control store (Postgres in a cluster) is unreachable: deploys, secrets and bans cannot be written now; serving goes on from the cached state' },
   APP_BAD_QUERY: { status: 400, retryable: false, blame: 'client', summary: 'a query parameter of the control API is malformed (rollout ?wait= takes whole milliseconds)' },
 
   // KV: handlers' key-value bindings (env.NAME). The handler's call rejects with an Error whose
@@ -127,6 +129,8 @@ export const ERRORS = {
   SIG_HELLO_TIMEOUT: { status: 408, retryable: true, blame: 'client', summary: 'no hello message arrived in time after the connection opened', closeCode: 1008 },
   SIG_BANNED: { status: 403, retryable: false, blame: 'host', summary: 'the operator banned this host (its tab, address or invite)', closeCode: 1008 },
   SIG_BAD_OPTION: { status: 500, retryable: false, blame: 'operator', summary: 'a signaling option (STUN/TURN configuration) is missing or malformed; the message names it' },
+  SIG_DUPLICATE_PEER: { status: 409, retryable: true, blame: 'peer', summary: 'a newer connection registered this host id or ingress name (the newest wins); a tab should reconnect with a fresh id', closeCode: 1008 },
+  SIG_PEER_UNREACHABLE: { status: 503, retryable: true, blame: 'operator', summary: 'the target peer is on a signaling node that cannot be reached now (node lost, or the cluster bus is down)' },
   SIG_JOIN_CLOSED: { status: 403, retryable: false, blame: 'client', summary: 'this network takes volunteers by invite only: ask the operator for a join link' },
 } as const satisfies Record<string, ErrorEntry>;
 

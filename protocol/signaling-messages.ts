@@ -36,6 +36,10 @@ export interface PeerInfo {
    * at the same time on their own, signaling or not.
    */
   expiresAt?: number;
+  /** Cluster mode: the signaling node that holds the peer's connection (docs/cluster.md). */
+  node?: string;
+  /** Cluster mode: the peer's region (its signaling node's `--region`; an ingress's own). */
+  region?: string;
 }
 
 /** First message on every connection. */
@@ -52,7 +56,12 @@ export interface StatusMessage { type: 'status'; apps: AppStatus[] }
  * new id, so a rollout is only seen complete by it (hosts of older builds leave it out).
  */
 export interface AppStatus { name: string; version: number; state: 'serving' | 'loading' | 'failed'; sha256?: string }
-export type ClientMessage = HelloMessage | SignalRequest | CheckedMessage | StatusMessage;
+/**
+ * Client keepalive: a client that heard nothing from the server for a while asks for a `pong`,
+ * so a frozen signaling machine (no FIN) is noticed by the client, not only by the server.
+ */
+export interface PingMessage { type: 'ping' }
+export type ClientMessage = HelloMessage | SignalRequest | CheckedMessage | StatusMessage | PingMessage;
 
 /** A STUN or TURN server for the peer's RTCPeerConnection: the W3C `RTCIceServer` shape. */
 export interface IceServer { urls: string | string[]; username?: string; credential?: string }
@@ -60,7 +69,40 @@ export interface IceServer { urls: string | string[]; username?: string; credent
  * `iceServers` is set when the operator configured STUN/TURN on signaling; TURN entries carry
  * credentials minted for this connection (signaling/turn.ts). Absent: use your own, if any.
  */
-export interface WelcomeMessage { type: 'welcome'; id: string; role: PeerRole; peers: PeerInfo[]; iceServers?: IceServer[] }
+export interface WelcomeMessage {
+  type: 'welcome';
+  id: string;
+  role: PeerRole;
+  peers: PeerInfo[];
+  iceServers?: IceServer[];
+  /** The peer list continues in `peers` messages (large directories are sent in chunks). */
+  more?: true;
+}
+/**
+ * An authoritative peer list, without a new id: the chunks after a welcome that said `more`, and
+ * a resync after the server's view was rebuilt (cluster mode). The consumer collects chunks and
+ * replaces its whole list when `done` is true.
+ */
+export interface PeersMessage { type: 'peers'; peers: PeerInfo[]; done: boolean }
+/** The server's answer to a {@link PingMessage}. */
+export interface PongMessage { type: 'pong' }
+/** One ingress of the cluster, as other ingresses see it (placement and forwarding). */
+export interface ClusterIngress {
+  /** The ingress's unique name (its placement key). */
+  name: string;
+  region: string;
+  /** Placement weight (default 1): twice the weight takes about twice the hosts. */
+  weight: number;
+  draining: boolean;
+  /** Where peers forward requests to it (`--peer-url`), if it takes forwards. */
+  peerUrl?: string;
+}
+/**
+ * Sent to ingresses after welcome and whenever the set of live ingresses changes: who else serves,
+ * how many ingresses each host attaches to (`attach`), and the key that signs forwarded requests.
+ * A server that never sends it is a single node: the ingress then attaches every host.
+ */
+export interface ClusterMessage { type: 'cluster'; ingresses: ClusterIngress[]; attach: number; peerKey: string; region: string }
 /** Fresh TURN credentials, sent before the previous ones expire; replaces welcome's `iceServers`. */
 export interface IceMessage { type: 'ice'; iceServers: IceServer[] }
 export interface JoinMessage { type: 'join'; peer: PeerInfo }
@@ -84,6 +126,13 @@ export const LEAVE_REASONS = [
   'SIG_MESSAGE_TOO_LARGE',
   'SIG_RATE_LIMITED',
   'SIG_HELLO_TIMEOUT',
+  // Cluster mode: a newer registration of the same host id or ingress name took over.
+  'replaced',
+  // Cluster mode: the peer's signaling node died (its lease ran out).
+  'node-lost',
+  // Cluster mode: the entry's lease ran out while its node lived (a bug, logged).
+  'lease-expired',
+  'SIG_DUPLICATE_PEER',
 ] as const;
 export type LeaveReason = (typeof LEAVE_REASONS)[number];
 
@@ -110,7 +159,19 @@ export interface AppRef { name: string; version: number; sha256: string; config:
  * `/v1/checks/:id` with its token; it does not serve it.
  */
 export interface CheckMessage { type: 'check'; id: string; app: string; config: AppConfig }
-export type ServerMessage = WelcomeMessage | JoinMessage | UpdateMessage | LeaveMessage | SignalMessage | ErrorMessage | AppsMessage | IceMessage | CheckMessage;
+export type ServerMessage =
+  | WelcomeMessage
+  | JoinMessage
+  | UpdateMessage
+  | LeaveMessage
+  | SignalMessage
+  | ErrorMessage
+  | AppsMessage
+  | IceMessage
+  | CheckMessage
+  | PeersMessage
+  | PongMessage
+  | ClusterMessage;
 
 /** Largest hello `info`, as UTF-8 JSON bytes. */
 export const MAX_INFO_BYTES = 8 * 1024;
@@ -201,6 +262,10 @@ export function parseClientMessage(text: string): ParseResult {
     }
     return { ok: true, message: { type, apps: list } };
   }
+  if (type === 'ping') {
+    if (!hasExactKeys(value, ['type'])) return { ok: false, reason: 'ping takes exactly {type}' };
+    return { ok: true, message: { type } };
+  }
   return { ok: false, reason: 'unknown message type' };
 }
 
@@ -220,9 +285,29 @@ export function parseServerMessage(text: string): ServerMessage | null {
     case 'welcome': {
       const { id, role, peers } = value;
       if (!isId(id) || !isPeerRole(role) || !Array.isArray(peers) || !peers.every(isPeerInfo)) return null;
-      if (!Object.hasOwn(value, 'iceServers')) return { type: 'welcome', id, role, peers };
+      const more = value['more'] === true ? { more: true as const } : {};
+      if (!Object.hasOwn(value, 'iceServers')) return { type: 'welcome', id, role, peers, ...more };
       const iceServers = parseIceServers(value['iceServers']);
-      return iceServers === null ? null : { type: 'welcome', id, role, peers, iceServers };
+      return iceServers === null ? null : { type: 'welcome', id, role, peers, iceServers, ...more };
+    }
+    case 'peers': {
+      const { peers, done } = value;
+      if (!Array.isArray(peers) || !peers.every(isPeerInfo) || typeof done !== 'boolean') return null;
+      return { type: 'peers', peers, done };
+    }
+    case 'pong':
+      return { type: 'pong' };
+    case 'cluster': {
+      const { ingresses, attach, peerKey, region } = value;
+      if (!Array.isArray(ingresses) || ingresses.length > 10_000 || !ingresses.every(isClusterIngress)) return null;
+      if (!Number.isInteger(attach) || (attach as number) < 1 || typeof peerKey !== 'string' || typeof region !== 'string') return null;
+      return {
+        type: 'cluster',
+        ingresses: ingresses.map((i: ClusterIngress) => ({ name: i.name, region: i.region, weight: i.weight, draining: i.draining, ...(i.peerUrl !== undefined ? { peerUrl: i.peerUrl } : {}) })),
+        attach: attach as number,
+        peerKey,
+        region,
+      };
     }
     case 'ice': {
       const iceServers = parseIceServers(value['iceServers']);
@@ -304,6 +389,18 @@ function isOptionalIceField(value: unknown): value is string | undefined {
   return value === undefined || (typeof value === 'string' && value.length <= MAX_ICE_FIELD_LENGTH);
 }
 
+function isClusterIngress(value: unknown): value is ClusterIngress {
+  if (!isPlainRecord(value)) return false;
+  const { name, region, weight, draining, peerUrl } = value;
+  return (
+    typeof name === 'string' && name.length > 0 && name.length <= 128 &&
+    typeof region === 'string' && region.length <= 64 &&
+    typeof weight === 'number' && Number.isFinite(weight) && weight > 0 &&
+    typeof draining === 'boolean' &&
+    (peerUrl === undefined || (typeof peerUrl === 'string' && peerUrl.length <= 2048))
+  );
+}
+
 function isAppRef(value: unknown): value is AppRef {
   if (!isPlainRecord(value)) return false;
   const { name, version, sha256 } = value;
@@ -330,7 +427,7 @@ function isPeerRole(value: unknown): value is PeerRole {
 
 function isPeerInfo(value: unknown): value is PeerInfo {
   if (!isPlainRecord(value)) return false;
-  const { id, role, sub, info, since, volunteer, apps, draining, expiresAt } = value;
+  const { id, role, sub, info, since, volunteer, apps, draining, expiresAt, node, region } = value;
   return (
     isId(id) &&
     isPeerRole(role) &&
@@ -340,6 +437,8 @@ function isPeerInfo(value: unknown): value is PeerInfo {
     (volunteer === undefined || volunteer === true) &&
     (draining === undefined || draining === true) &&
     (expiresAt === undefined || (typeof expiresAt === 'number' && Number.isFinite(expiresAt))) &&
+    (node === undefined || (typeof node === 'string' && node.length <= 128)) &&
+    (region === undefined || (typeof region === 'string' && region.length <= 64)) &&
     (apps === undefined || (Array.isArray(apps) && apps.length <= 64 && apps.every((a) => typeof a === 'string' && a.length <= 63)))
   );
 }

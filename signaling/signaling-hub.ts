@@ -404,6 +404,7 @@ export class SignalingHub {
       return this.#join(conn, info);
     }
     if (message.type === 'hello') return this.#fail(conn, 'SIG_BAD_MESSAGE', 'hello was already sent');
+    if (message.type === 'ping') return this.#send(conn, { type: 'pong' });
     if (message.type === 'checked') return this.#onChecked(conn, message);
     if (message.type === 'status') {
       if (conn.role !== 'host') return this.#fail(conn, 'SIG_BAD_MESSAGE', 'only hosts report status');
