@@ -104,3 +104,29 @@ export interface EphemeralStore {
   /** GCRA token bucket; falls back to a local bucket when the store is down (fail-open, per node). */
   take(bucket: string, rate: Rate): Promise<boolean>;
 }
+
+/**
+ * One signaling node's coordination parts. `createMemoryCluster` (memory.ts) makes the
+ * single-machine ones; `connectRedisCluster` (redis.ts) the cluster ones:
+ *
+ * ```ts
+ * connectRedisCluster(opts: { url: string; clusterName: string; nodeId: string; region: string; log?: ClusterLog }): Promise<ClusterParts>
+ * createMemoryCluster(opts: { nodeId: string; region: string }): ClusterParts
+ * ```
+ *
+ * `presence.tail` delivers every event, this node's own included: consumers skip `e.node === nodeId`
+ * when they applied it already.
+ */
+export interface ClusterParts {
+  readonly nodeId: string;
+  readonly region: string;
+  /** `memory` on one machine, `redis` in a cluster. */
+  readonly kind: 'memory' | 'redis';
+  presence: PresenceStore;
+  bus: NodeBus;
+  ephemeral: EphemeralStore;
+  close(): Promise<void>;
+}
+
+/** Where cluster parts report what happened (connection lost and back, janitor sweeps, fencing). */
+export type ClusterLog = (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
