@@ -22,7 +22,27 @@ export interface OffererOptions {
   maxMessageSize?: number;
   /** Data channel label. Default 'dcdn'. */
   label?: string;
+  /**
+   * The receive buffer asked of the kernel for each of werift's UDP sockets, in bytes. Default
+   * {@link UDP_RECEIVE_BUFFER_BYTES}. Linux caps it at `net.core.rmem_max` (and doubles it for
+   * bookkeeping). node-datachannel's sockets are libjuice's own (it sizes them itself).
+   */
+  udpReceiveBufferBytes?: number;
 }
+
+/**
+ * Default {@link OffererOptions.udpReceiveBufferBytes}: 4 MiB, enough datagrams for werift's
+ * whole SCTP receive window (1 MiB of DATA, ~900 datagrams of ~2.3 KiB kernel footprint each).
+ *
+ * With the kernel's default (net.core.rmem_default, 212992 bytes: ~90 datagrams) a tab sending
+ * to an ingress whose event loop is behind by more than ~100 KB loses datagrams that SCTP's own
+ * flow control allowed; each loss costs the tab's SCTP a retransmission timeout, which doubles
+ * with every loss in a row, and on a loaded machine that stalled a fresh channel's first large
+ * response for over the session heartbeat's timeout: the ingress took the live tab for dead
+ * (502 INGRESS_HOST_LOST; docs/webrtc.md). A buffer that holds the whole window leaves the pacing
+ * to SCTP's flow control, as it is meant to.
+ */
+export const UDP_RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
 
 export interface SessionDescription {
   type: 'offer' | 'answer';

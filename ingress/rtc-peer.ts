@@ -1,4 +1,5 @@
 import { isIPv4, isIPv6 } from 'node:net';
+import type { Socket } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { RTCPeerConnection, type RTCDataChannel, type RTCPeerConnectionConfig } from 'werift';
 import { WeriftChannel } from './werift-channel.ts';
@@ -8,6 +9,7 @@ import {
   filterCandidateLines,
   parseMaxMessageSize,
   SDP_DEFAULT_MAX_MESSAGE_SIZE,
+  UDP_RECEIVE_BUFFER_BYTES,
   type LinkCandidate,
   type IceServer,
   type Offerer,
@@ -101,6 +103,7 @@ export class WeriftOfferer implements Offerer {
   readonly #allowed: Set<string>;
   readonly #loopbackOnly: boolean;
   readonly #localMaxMessageSize: number;
+  readonly #udpReceiveBufferBytes: number;
   #remoteMaxMessageSize: number | null = null;
   #offerStartedAt: number | null = null;
   #setupMs: number | undefined;
@@ -111,6 +114,10 @@ export class WeriftOfferer implements Offerer {
     this.#allowed = new Set(this.config.iceAdditionalHostAddresses);
     this.#loopbackOnly = [...this.#allowed].every(isLoopback);
     this.#localMaxMessageSize = this.config.maxMessageSize ?? CHROMIUM_MAX_MESSAGE_SIZE;
+    this.#udpReceiveBufferBytes = options.udpReceiveBufferBytes ?? UDP_RECEIVE_BUFFER_BYTES;
+    if (!Number.isInteger(this.#udpReceiveBufferBytes) || this.#udpReceiveBufferBytes < 1) {
+      throw new TypeError(`udpReceiveBufferBytes must be a positive integer, got ${this.#udpReceiveBufferBytes}`);
+    }
     this.#pc = new RTCPeerConnection(this.config);
     this.#dc = this.#pc.createDataChannel(options.label ?? 'dcdn', { ordered: true });
 
@@ -158,9 +165,46 @@ export class WeriftOfferer implements Offerer {
     // werift's setLocalDescription waits for gathering to finish: host-only gathering (no STUN)
     // is a socket bind per address, so this is quick.
     await this.#pc.setLocalDescription(offer);
+    // Gathering has bound the sockets by now, before any peer can send to them.
+    for (const socket of this.#udpSockets()) {
+      try {
+        socket.setRecvBufferSize(this.#udpReceiveBufferBytes);
+      } catch {
+        // the kernel refused (or the socket is gone): the default stays; udpReceiveBuffers shows it
+      }
+    }
     const sdp = this.#pc.localDescription?.sdp ?? offer.sdp;
     this.#offered = true;
     return { type: 'offer', sdp: filterCandidateLines(sdp, (line) => this.#isAllowedLocal(line)) };
+  }
+
+  /**
+   * The kernel's receive buffer of each of werift's UDP sockets (bytes, as Linux reports it:
+   * twice what was granted), read now: for logs, and for tests that check the setting took.
+   */
+  get udpReceiveBuffers(): number[] {
+    const sizes: number[] = [];
+    for (const socket of this.#udpSockets()) {
+      try {
+        sizes.push(socket.getRecvBufferSize());
+      } catch {
+        // closed meanwhile
+      }
+    }
+    return sizes;
+  }
+
+  /**
+   * werift's ICE sockets. werift keeps them private and never sizes them (werift 0.25.2:
+   * RTCIceTransport.connection.protocols[].transport.socket, a dgram Socket bound in gathering).
+   */
+  #udpSockets(): Socket[] {
+    const sockets: Socket[] = [];
+    for (const t of this.#pc.iceTransports) {
+      const protocols = (t.connection as unknown as { protocols?: Array<{ transport?: { socket?: Socket } }> }).protocols ?? [];
+      for (const p of protocols) if (p.transport?.socket) sockets.push(p.transport.socket);
+    }
+    return sockets;
   }
 
   async acceptAnswer(description: SessionDescription): Promise<void> {
