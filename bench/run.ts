@@ -62,7 +62,7 @@ const CONFIGS = {
   smoke: {
     channel: { reps: 1, rttCount: 20, rttWarmup: 5, rtt64kCount: 4, rtt64kWarmup: 1, bulkBytes: 1 * MiB, sizes: [65536, 262144] },
     http: { reps: 1, seconds: 1, transferBytes: 1 * MiB, transfersPerRep: 1 },
-    memoryBytes: 16 * MiB,
+    memoryBytes: 4 * MiB,
     kv: { reps: 1, ops: 20, warmup: 5, sizes: [100, 65536], listOps: 10, listLimit: 100 },
     observe: { reps: 1, seconds: 1 },
   },
