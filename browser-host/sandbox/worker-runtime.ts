@@ -82,7 +82,9 @@ class WorkerHost {
   #describeError(err: unknown): string {
     if (!(err instanceof Error) || typeof err.stack !== 'string') return describeError(err);
     // V8's stack starts with `Name: message`; an app may have replaced it with anything.
-    const stack = err.stack.includes(err.message) ? err.stack : `${describeError(err)}\n${err.stack}`;
+    let stack = err.stack.includes(err.message) ? err.stack : `${describeError(err)}\n${err.stack}`;
+    // Frames of this runtime (loaded from a data: URL) are noise to the app's author, and long.
+    stack = stack.replace(/\n\s+at [^\n]*\(?data:text\/javascript[^\n]*/g, '');
     if (this.#sourceMap === undefined) this.#sourceMap = SourceMap.fromBundle(this.#init.code);
     return this.#sourceMap ? this.#sourceMap.mapStack(stack, this.#appUrl) : stack;
   }
