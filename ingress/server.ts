@@ -25,6 +25,7 @@ import { listenMetrics, serveMetrics, type MetricsEndpointOptions } from './metr
 import { newRequestId, REQUEST_ID_HEADER, traceOf } from './request-id.ts';
 import { MAX_URL, registerTail, TailHub, type TailEvent, type TailOptions } from './tail.ts';
 import { RequestLogBook, type RequestLogOptions } from './request-logs.ts';
+import { OtlpExporter, type OtlpOptions } from './otlp.ts';
 
 export type Log = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 
@@ -103,6 +104,8 @@ export interface IngressOptions {
   tail?: TailOptions;
   /** Bounds of the handlers' console output held for tail (request-logs.ts). */
   consoleLogs?: RequestLogOptions;
+  /** Export a span per request to an OpenTelemetry collector (otlp.ts, `--otlp URL`). */
+  otlp?: OtlpOptions;
   log?: Log;
 }
 
@@ -120,6 +123,8 @@ export interface Ingress {
   readonly metrics: IngressMetrics | null;
   /** `dcdn tail`'s subscribers. */
   readonly tail: TailHub;
+  /** The span exporter, with `otlp`. */
+  readonly otlp: OtlpExporter | null;
   /** `http://host:port/metrics` of the separate metrics listener, once listening (`metrics.listen`). */
   readonly metricsUrl: string | null;
   listen(): Promise<string>;
@@ -162,6 +167,7 @@ export function createIngress(options: IngressOptions): Ingress {
   const metrics = options.metrics?.enabled === false ? null : new IngressMetrics({ pool, inFlight: () => inflight.size }, { processMetrics: options.metrics?.processMetrics ?? true });
   let metricsServer: { url: string; close(): Promise<void> } | null = null;
   const tail = new TailHub(options.tail);
+  const otlp = options.otlp ? new OtlpExporter({ serviceName: `dcdn-${options.name ?? 'ingress'}`, ...options.otlp }) : null;
   const ingressName = options.name ?? 'ingress';
   const consoleLogs = new RequestLogBook<TailEvent>(options.consoleLogs ?? {}, (event, line, cut) => {
     if (!tail.active) return;
@@ -366,6 +372,27 @@ export function createIngress(options: IngressOptions): Ingress {
         complete: res.writableFinished,
       });
       metrics?.request({ app: proxied.appName, status, transport: proxied.transport ?? NO_TRANSPORT, seconds, bytesIn: proxied.bytesIn, bytesOut: proxied.bytesOut, code: proxied.errorCode });
+      if (otlp && trace.sampled) {
+        otlp.add({
+          traceId: trace.traceId,
+          spanId: trace.spanId,
+          ...(trace.parentSpanId ? { parentSpanId: trace.parentSpanId } : {}),
+          name: `${request.method} ${proxied.appName || '-'}`,
+          startMs: startedAt,
+          endMs: startedAt + seconds * 1000,
+          error: status >= 500 || status === 0 || proxied.errorCode !== undefined,
+          attributes: {
+            'http.request.method': request.method,
+            'http.response.status_code': status,
+            'url.path': request.url.split('?')[0]!.slice(0, MAX_URL),
+            'dcdn.request_id': requestId,
+            'dcdn.app': proxied.appName || '-',
+            ...(proxied.hostName ? { 'dcdn.host': proxied.hostName, 'dcdn.host.volunteer': proxied.hostVolunteer } : {}),
+            ...(proxied.transport ? { 'dcdn.transport': proxied.transport } : {}),
+            ...(proxied.errorCode ? { 'dcdn.error_code': proxied.errorCode } : {}),
+          },
+        });
+      }
       if (tail.active || tracked) {
         const event: TailEvent = {
           type: 'request',
@@ -408,6 +435,7 @@ export function createIngress(options: IngressOptions): Ingress {
     kv,
     metrics,
     tail,
+    otlp,
     get metricsUrl() {
       return metricsServer?.url ?? null;
     },
@@ -474,6 +502,7 @@ export function createIngress(options: IngressOptions): Ingress {
       app.server.closeAllConnections();
       await connector?.close();
       await app.close();
+      await otlp?.close();
       await metricsServer?.close();
       await options.kv?.close();
       hostLog.stop();
