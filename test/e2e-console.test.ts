@@ -127,14 +127,18 @@ describe('console output in dcdn tail, from real tabs', () => {
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    // Generous: the CLI starts under tsx, slow on a busy machine.
-    await until(() => stderr.includes('tailing'), 45_000, 'dcdn tail connected');
-    const marker = `cli-${Math.random().toString(36).slice(2)}`;
-    const res = await fetch(`${ingress.url}/log?marker=${marker}`);
-    const requestId = res.headers.get('dcdn-request-id')!;
-    await until(() => stdout.includes(`marker ${marker}`), 20_000, 'the line in dcdn tail');
-    expect(stdout).toMatch(new RegExp(`GET /log\\?marker=${marker} 200 \\d+ms default@\\d+ console-[ab] webrtc id=${requestId}\\n  log +marker ${marker}\\n`));
-    child.kill('SIGINT');
-    expect(await exited).toBe(0);
+    try {
+      // Generous: the CLI starts under tsx, slow on a busy machine.
+      await until(() => stderr.includes('tailing'), 45_000, 'dcdn tail connected');
+      const marker = `cli-${Math.random().toString(36).slice(2)}`;
+      const res = await fetch(`${ingress.url}/log?marker=${marker}`);
+      const requestId = res.headers.get('dcdn-request-id')!;
+      await until(() => stdout.includes(`marker ${marker}`), 20_000, 'the line in dcdn tail');
+      expect(stdout).toMatch(new RegExp(`GET /log\\?marker=${marker} 200 \\d+ms default@\\d+ console-[ab] webrtc id=${requestId}\\n  log +marker ${marker}\\n`));
+      child.kill('SIGINT');
+      expect(await exited).toBe(0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
   }, 90_000);
 });
