@@ -8,7 +8,7 @@
  */
 import type { AppModule, ExecutionContext } from '../module-runtime.ts';
 import { describeError } from './errors.ts';
-import type { BatchMessage, FailMessage, HeadMessage, HostMessage, InitMessage, KvAnswerMessage, RequestMessage, WorkerFailureCode, WorkerMessage } from './messages.ts';
+import { MAX_BATCH, type BatchMessage, type FailMessage, type HeadMessage, type HostMessage, type InitMessage, type KvAnswerMessage, type RequestMessage, type WorkerFailureCode, type WorkerMessage } from './messages.ts';
 import { KvNamespace, type KvAnswer, type KvCall } from '../kv/namespace.ts';
 import { fixedBody, installResponseShim, makeRequest, responseHeaderList } from '../web-compat.ts';
 import { captureConsole, RequestLogs } from './console-capture.ts';
@@ -27,6 +27,8 @@ const NativeResponse = globalThis.Response;
 installResponseShim();
 
 const scope = globalThis as unknown as WorkerScope;
+// The runtime's own complaints go to the real console, not to the app's captured one.
+const runtimeError = console.error.bind(console);
 scope.onmessage = (event) => {
   const port = event.ports[0];
   const init = event.data as InitMessage | null;
@@ -152,9 +154,15 @@ class WorkerHost {
   }
 
   #flush(): void {
-    const queue = this.#queue;
-    if (queue.length === 0) return;
+    const all = this.#queue;
+    if (all.length === 0) return;
     this.#queue = [];
+    // The host refuses a batch longer than MAX_BATCH whole; console lines can make one that long.
+    if (all.length <= MAX_BATCH) return this.#postBatch(all);
+    for (let at = 0; at < all.length; at += MAX_BATCH) this.#postBatch(all.slice(at, at + MAX_BATCH));
+  }
+
+  #postBatch(queue: WorkerMessage[]): void {
     if (queue.length === 1) return this.#port.postMessage(queue[0]);
     try {
       this.#port.postMessage({ t: 'batch', messages: queue } satisfies BatchMessage<WorkerMessage>);
@@ -164,7 +172,7 @@ class WorkerHost {
         try {
           this.#port.postMessage(message);
         } catch (err) {
-          console.error(`dcdn: a reply could not be sent: ${describeError(err)}`);
+          runtimeError(`dcdn: a reply could not be sent: ${describeError(err)}`);
         }
       }
     }
