@@ -191,7 +191,7 @@ export class PgKvStore implements KvStore {
 
   async list(namespace: string, options: KvListOptions): Promise<KvListResult> {
     const prefix = Buffer.from(options.prefix, 'utf8');
-    let from = prefix;
+    let from: Buffer = prefix;
     let inclusive = true;
     if (options.cursor !== undefined) {
       const after = decodeCursor(options.cursor);
