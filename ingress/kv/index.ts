@@ -26,7 +26,8 @@ export { PgKvStore, type PgKvStoreOptions } from './pg-store.ts';
  */
 export async function openKvStore(spec: string, options: SqliteKvStoreOptions & RedisKvStoreOptions & PgKvStoreOptions = {}): Promise<KvStore> {
   if (/^(rediss?|redis\+unix):\/\//i.test(spec)) return RedisKvStore.connect(spec, options);
-  if (/^postgres(ql)?:\/\//i.test(spec)) return PgKvStore.connect(spec, options);
+  // Any postgres: spec, so a mistyped URL is refused rather than taken for a SQLite path.
+  if (/^postgres(ql)?:/i.test(spec)) return PgKvStore.connect(spec, options);
   const path = spec.startsWith('sqlite:') ? spec.slice('sqlite:'.length) : spec;
   // Refuse other schemes rather than create a file named after them.
   if (path === '' || /^[a-z][a-z0-9+.-]*:\/\//i.test(path)) {

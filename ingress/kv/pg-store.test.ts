@@ -127,6 +127,8 @@ describe('PgKvStore when Postgres is down', () => {
   it('rejects connecting to nothing with KV_STORE_UNAVAILABLE', async () => {
     const url = `postgres://postgres@localhost/postgres?host=/nonexistent-dir&port=1`;
     await expect(PgKvStore.connect(url, { connectTimeoutMs: 500 })).rejects.toMatchObject({ code: 'KV_STORE_UNAVAILABLE' });
+    // Not taken for a SQLite file named 'postgres:/…'.
+    await expect(openKvStore('postgres:/no-slashes')).rejects.toMatchObject({ code: 'KV_STORE_UNAVAILABLE' });
   });
 
   it('fails calls with KV_STORE_UNAVAILABLE within the timeout once Postgres is killed, and works again after a restart', async () => {
