@@ -10,7 +10,7 @@ const CHUNK_BYTES = 64 * 1024;
 const UNFINISHED_MS = 60 * 60 * 1000;
 /** Rows one sweep or drop statement handles, so no statement holds locks for long. */
 const BATCH = 1000;
-/** Attempts at a put's commit that lost a serialization race before it fails. */
+/** Attempts at a statement that lost a serialization race before it fails. */
 const SERIALIZATION_RETRIES = 10;
 
 export interface PgKvStoreOptions extends KvStoreOptions {
@@ -93,6 +93,9 @@ export class PgKvStore implements KvStore {
       query_timeout: timeout,
       idleTimeoutMillis: 30_000,
       application_name: 'dcdn-kv',
+      // Each statement is one serializable transaction: what CockroachDB always does, and what
+      // put's read-then-write needs in Postgres (see put).
+      options: '-c default_transaction_isolation=serializable',
     });
     pool.on('error', () => {});
     try {
@@ -106,27 +109,34 @@ export class PgKvStore implements KvStore {
   }
 
   async get(namespace: string, key: string): Promise<KvEntry | null> {
-    const { rows } = await this.#query<{ value_id: string; size: string; expiration: string | null; metadata: string | null }>(
-      `SELECT value_id, size, expiration, metadata FROM ${this.#t.entries} WHERE ns = $1 AND key = $2`,
+    const t = this.#t;
+    // A value of one chunk comes with its entry: a small get is one round trip.
+    const { rows } = await this.#query<{ value_id: string; size: string; expiration: string | null; metadata: string | null; whole: string | null }>(
+      `SELECT value_id, size, expiration, metadata,
+              CASE WHEN size > 0 AND size <= ${CHUNK_BYTES}
+                THEN (SELECT encode(bytes, 'base64') FROM ${t.chunks} c WHERE c.value_id = e.value_id AND c.seq = 0) END AS whole
+       FROM ${t.entries} e WHERE ns = $1 AND key = $2`,
       [namespace, Buffer.from(key, 'utf8')],
     );
     const row = rows[0];
     if (!row || (row.expiration !== null && Number(row.expiration) * 1000 <= this.#now())) return null;
     const size = Number(row.size);
+    const whole = row.whole;
     return {
       size,
       ...(row.expiration !== null && { expiration: Number(row.expiration) }),
       ...(row.metadata !== null && { metadata: row.metadata }),
-      chunks: () => this.#chunks(row.value_id, size),
+      chunks: () => (whole !== null ? single(Buffer.from(whole, 'base64')) : this.#chunks(row.value_id, size)),
     };
   }
 
   async put(namespace: string, key: string, value: AsyncIterable<Uint8Array>, options: KvPutOptions): Promise<void> {
     const t = this.#t;
     const id = randomBytes(12).toString('base64url');
-    await this.#query(`INSERT INTO ${t.values} (id, reclaim_at) VALUES ($1, ${DB_NOW_MS} + $2)`, [id, UNFINISHED_MS]);
     let size = 0;
     let seq = 0;
+    /** Whether the value row exists (a value larger than one chunk is written as it arrives). */
+    let started = false;
     // Incoming chunks come in any size; rows are cut at 64 KiB so reads hand out at most that.
     let pending: Buffer[] = [];
     let pendingBytes = 0;
@@ -136,6 +146,11 @@ export class PgKvStore implements KvStore {
       const all = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
       let at = 0;
       while (all.byteLength - at >= CHUNK_BYTES || (final && at < all.byteLength)) {
+        if (!started) {
+          // Unfinished until the commit: the sweep reclaims it if this put never gets there.
+          await this.#query(`INSERT INTO ${t.values} (id, reclaim_at) VALUES ($1, ${DB_NOW_MS} + $2)`, [id, UNFINISHED_MS]);
+          started = true;
+        }
         const row = all.subarray(at, at + CHUNK_BYTES);
         await this.#query(`INSERT INTO ${t.chunks} (value_id, seq, bytes) VALUES ($1, $2, $3)`, [id, seq++, row]);
         at += row.byteLength;
@@ -155,13 +170,21 @@ export class PgKvStore implements KvStore {
         pendingBytes += chunk.byteLength;
         await flush(false);
       }
-      await flush(true);
-      // One statement, so atomic: mark the new value live, point the entry at it, and give the
-      // value it replaced readGraceMs. Serializable, so two puts racing on one key cannot both
-      // read the same old value (one is retried) and leave the other's value live forever.
-      const rows = await this.#serializable<{ n: number }>(
+      // A value of at most one chunk is still whole in memory: it goes in with the commit, so a
+      // small put is one round trip. A larger one has its rows in place: flush the last.
+      const small = started ? null : pendingBytes > 0 ? Buffer.concat(pending, pendingBytes) : Buffer.alloc(0);
+      if (!small) await flush(true);
+      // One statement, so atomic: the new value live, the entry pointing at it, and the value it
+      // replaced given readGraceMs. Serializable (the pool's default), so two puts racing on one
+      // key cannot both read the same old value and leave the other's live forever: one fails
+      // with 40001 and #query runs it again.
+      const live = small
+        ? `live AS (INSERT INTO ${t.values} (id, reclaim_at) VALUES ($3, NULL) RETURNING id),
+           chunk AS (INSERT INTO ${t.chunks} (value_id, seq, bytes) SELECT $3, 0, $8::bytea WHERE length($8::bytea) > 0),`
+        : `live AS (UPDATE ${t.values} SET reclaim_at = NULL WHERE id = $3 RETURNING id),`;
+      const { rows } = await this.#query<{ n: number }>(
         `WITH old AS (SELECT value_id FROM ${t.entries} WHERE ns = $1 AND key = $2),
-              live AS (UPDATE ${t.values} SET reclaim_at = NULL WHERE id = $3 RETURNING id),
+              ${live}
               put AS (INSERT INTO ${t.entries} (ns, key, value_id, size, expiration, metadata)
                       SELECT $1, $2, id, $4, $5, $6 FROM live
                       ON CONFLICT (ns, key) DO UPDATE SET value_id = excluded.value_id, size = excluded.size,
@@ -170,12 +193,12 @@ export class PgKvStore implements KvStore {
               gone AS (UPDATE ${t.values} SET reclaim_at = ${DB_NOW_MS} + $7
                        WHERE id IN (SELECT value_id FROM old) AND id <> $3 AND EXISTS (SELECT 1 FROM put))
          SELECT count(*)::int AS n FROM put`,
-        [namespace, Buffer.from(key, 'utf8'), id, size, options.expiration ?? null, options.metadata ?? null, this.#graceMs],
+        [namespace, Buffer.from(key, 'utf8'), id, size, options.expiration ?? null, options.metadata ?? null, this.#graceMs, ...(small ? [small] : [])],
       );
       if (rows[0]?.n !== 1) throw new DcdnError('KV_STORE_UNAVAILABLE', 'the value being stored was reclaimed before it was committed (the put took longer than an hour)');
     } catch (err) {
       // Best effort: if Postgres is gone, the sweep reclaims the unfinished value after an hour.
-      this.#drop(id).catch((e: Error) => this.#log?.('warn', 'kv: could not remove the value of a failed put; the sweep will', { store: 'postgres', err: e.message }));
+      if (started) this.#drop(id).catch((e: Error) => this.#log?.('warn', 'kv: could not remove the value of a failed put; the sweep will', { store: 'postgres', err: e.message }));
       throw err;
     }
   }
@@ -281,54 +304,24 @@ export class PgKvStore implements KvStore {
     await this.#query(`WITH c AS (DELETE FROM ${t.chunks} WHERE value_id = $1) DELETE FROM ${t.values} WHERE id = $1`, [id]);
   }
 
-  /**
-   * Runs one statement in a SERIALIZABLE transaction, retrying a serialization failure (40001)
-   * or deadlock (40P01) a few times: what CockroachDB does by default, and what Postgres needs
-   * for a read-then-write to be safe against a concurrent one.
-   */
-  async #serializable<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> {
-    for (let attempt = 1; ; attempt++) {
-      let client: pg.PoolClient;
-      try {
-        client = await this.#pool.connect();
-      } catch (err) {
-        this.#lost(err);
-        throw storeError(err);
-      }
-      let broken = false;
-      try {
-        await client.query('BEGIN ISOLATION LEVEL SERIALIZABLE');
-        const { rows } = await client.query<R>(text, values);
-        await client.query('COMMIT');
-        this.#back();
-        return rows;
-      } catch (err) {
-        const code = (err as { code?: unknown }).code;
-        broken = !isStatementError(err);
-        if (!broken) await client.query('ROLLBACK').catch(() => (broken = true));
-        if ((code === '40001' || code === '40P01') && attempt < SERIALIZATION_RETRIES) continue;
-        if (broken) this.#lost(err);
-        throw storeError(err);
-      } finally {
-        // A connection that failed mid-transaction is not given back to the pool.
-        client.release(broken);
-      }
-    }
-  }
-
   #nowSeconds(): number {
     return Math.floor(this.#now() / 1000);
   }
 
   async #query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
-    try {
-      const result = await this.#pool.query<R>(text, values);
-      this.#back();
-      return result;
-    } catch (err) {
-      const wrapped = storeError(err);
-      if (errorCodeOf(err) === undefined && !isStatementError(err)) this.#lost(err);
-      throw wrapped;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const result = await this.#pool.query<R>(text, values);
+        this.#back();
+        return result;
+      } catch (err) {
+        // Every statement is its own serializable transaction, rolled back whole on a
+        // serialization failure or deadlock: running it again is safe.
+        const code = (err as { code?: unknown }).code;
+        if ((code === '40001' || code === '40P01') && attempt < SERIALIZATION_RETRIES) continue;
+        if (!isStatementError(err)) this.#lost(err);
+        throw storeError(err);
+      }
     }
   }
 
@@ -344,6 +337,10 @@ export class PgKvStore implements KvStore {
     this.#down = true;
     this.#log?.('error', 'kv: lost the Postgres connection; KV calls fail with KV_STORE_UNAVAILABLE until it is back', { store: 'postgres', err: err instanceof Error ? err.message : String(err) });
   }
+}
+
+async function* single(bytes: Buffer): AsyncGenerator<Uint8Array> {
+  yield bytes;
 }
 
 /** Milliseconds since the epoch by the database's clock, so every node reclaims on one clock. */
