@@ -4,8 +4,13 @@ import { DcdnError, errorCodeOf } from '../../protocol/index.ts';
 import type { KvEntry, KvListOptions, KvListResult, KvPutOptions, KvStore, KvStoreOptions } from './store.ts';
 import { decodeCursor, encodeCursor, prefixEnd } from './key-range.ts';
 
-/** Bytes per stored chunk row, and so per chunk a reader gets. */
-const CHUNK_BYTES = 64 * 1024;
+/**
+ * Bytes per stored chunk row, and so per chunk a reader gets. 32 KiB, not the other stores'
+ * 64 KiB: node-pg reads BYTEA as text, and a row's reply must fit one 64 KiB socket read (44 KiB
+ * in base64) or its parser merges reads into doubling buffers, several times the value's bytes
+ * of garbage per chunk (the conformance suite's memory bound caught it).
+ */
+const CHUNK_BYTES = 32 * 1024;
 /** How long a put may stream before its unfinished value counts as abandoned (a crash). */
 const UNFINISHED_MS = 60 * 60 * 1000;
 /** Rows one sweep or drop statement handles, so no statement holds locks for long. */
@@ -36,7 +41,7 @@ export interface PgKvStoreOptions extends KvStoreOptions {
  *   keys are BYTEA so ORDER BY compares UTF-8 bytes whatever the database's collation;
  * - `P values (id, reclaim_at)`: every value written; `reclaim_at` (ms, database clock) is NULL
  *   while an entry points at it, else the time its chunks may go;
- * - `P chunks (value_id, seq, bytes)`: the value's bytes in rows of at most 64 KiB.
+ * - `P chunks (value_id, seq, bytes)`: the value's bytes in rows of at most 32 KiB.
  * A put inserts its chunks under a fresh value id as they arrive (one short statement each),
  * then one statement swaps the entry to the new id and gives the old id `readGraceMs`, so readers
  * see the old value or the new one and a reader that started on the old one finishes. Grace and
@@ -110,7 +115,7 @@ export class PgKvStore implements KvStore {
 
   async get(namespace: string, key: string): Promise<KvEntry | null> {
     const t = this.#t;
-    // A value of one chunk comes with its entry: a small get is one round trip.
+    // A value of one row comes with its entry: a small get is one round trip.
     const { rows } = await this.#query<{ value_id: string; size: string; expiration: string | null; metadata: string | null; whole: string | null }>(
       `SELECT value_id, size, expiration, metadata,
               CASE WHEN size > 0 AND size <= ${CHUNK_BYTES}
@@ -137,12 +142,12 @@ export class PgKvStore implements KvStore {
     let seq = 0;
     /** Whether the value row exists (a value larger than one chunk is written as it arrives). */
     let started = false;
-    // Incoming chunks come in any size; rows are cut at 64 KiB so reads hand out at most that.
+    // Incoming chunks come in any size; rows are cut at CHUNK_BYTES so reads hand out at most that.
     let pending: Buffer[] = [];
     let pendingBytes = 0;
     const flush = async (final: boolean): Promise<void> => {
       if (pendingBytes < CHUNK_BYTES && !(final && pendingBytes > 0)) return;
-      // Buffer.concat copies even one buffer: skip it in the common case of whole 64 KiB chunks.
+      // Buffer.concat copies even one buffer: skip it when one chunk holds all that is pending.
       const all = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
       let at = 0;
       while (all.byteLength - at >= CHUNK_BYTES || (final && at < all.byteLength)) {
@@ -170,7 +175,7 @@ export class PgKvStore implements KvStore {
         pendingBytes += chunk.byteLength;
         await flush(false);
       }
-      // A value of at most one chunk is still whole in memory: it goes in with the commit, so a
+      // A value of at most one row is still whole in memory: it goes in with the commit, so a
       // small put is one round trip. A larger one has its rows in place: flush the last.
       const small = started ? null : pendingBytes > 0 ? Buffer.concat(pending, pendingBytes) : Buffer.alloc(0);
       if (!small) await flush(true);
@@ -271,7 +276,7 @@ export class PgKvStore implements KvStore {
     await this.#pool.end().catch(() => {});
   }
 
-  /** Reads a value one 64 KiB row per query, so only one chunk is in memory at a time. */
+  /** Reads a value one row per query, so only one chunk is in memory at a time. */
   async *#chunks(valueId: string, size: number): AsyncGenerator<Uint8Array> {
     let at = 0;
     for (let seq = 0; at < size; seq++) {
