@@ -30,6 +30,8 @@ export interface EchoHost {
   readonly sessions: Map<string, { session: Session; ws: WebSocket; ingressPeer: string; openedAt: number }>;
   /** The active versions it was told of, by app. */
   readonly versions: Map<string, number>;
+  /** The deployment ids (AppRef.sha256) it was told of, by app: a secret change makes a new one. */
+  readonly shas: Map<string, string>;
   /** Error codes signaling sent it. */
   readonly errors: string[];
   /** Number of sessions currently open. */
@@ -60,6 +62,7 @@ export class EchoHosts {
   start(options: EchoHostOptions): EchoHost {
     const sessions: EchoHost['sessions'] = new Map();
     const versions = new Map<string, number>();
+    const shas = new Map<string, string>();
     const errors: string[] = [];
     const captured = capturingWebSocket();
     const client = new SignalingClient({
@@ -74,6 +77,7 @@ export class EchoHosts {
       client,
       sessions,
       versions,
+      shas,
       errors,
       openSessions: () => [...sessions.values()].filter((s) => !s.session.isClosed).length,
     };
@@ -98,7 +102,11 @@ export class EchoHosts {
     };
     client.onapps = (apps: AppRef[]) => {
       versions.clear();
-      for (const a of apps) versions.set(a.name, a.version);
+      shas.clear();
+      for (const a of apps) {
+        versions.set(a.name, a.version);
+        shas.set(a.name, a.sha256);
+      }
       client.reportStatus(apps.map((a) => ({ name: a.name, version: a.version, state: 'serving' as const, sha256: a.sha256 })));
     };
     client.oncheck = (check) => void client.checked(check.id, true, '', 1);

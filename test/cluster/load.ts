@@ -60,6 +60,10 @@ export interface LoadSummary {
 
 export interface Load {
   readonly records: LoadRecord[];
+  /** `performance.now()` when it started: `at` of records counts from here. */
+  readonly startedAt: number;
+  /** ms since the start, for marking events (a kill) on the records' time line. */
+  elapsed(): number;
   /** Resolves when the duration is over and every request has settled. */
   readonly done: Promise<LoadSummary>;
   /** Ends the loop early (requests in flight still settle). */
@@ -97,6 +101,11 @@ export function summarize(records: LoadRecord[], skipped = 0, ok: (r: LoadRecord
     }
   }
   return s;
+}
+
+/** Requests that were in flight at `atMs` (on the load's time line). */
+export function inFlightAt(records: LoadRecord[], atMs: number): number {
+  return records.filter((r) => r.at <= atMs && r.at + r.ms >= atMs).length;
 }
 
 /** One line for an assertion message. */
@@ -169,6 +178,8 @@ export function startLoad(options: LoadOptions): Load {
 
   return {
     records,
+    startedAt: started,
+    elapsed: () => performance.now() - started,
     done,
     stop: () => void (stopped = true),
     summary: () => summarize(records, skipped, options.ok),
