@@ -16,8 +16,10 @@ import { mintToken } from '../../signaling/index.ts';
 import { capturingWebSocket, type VanishableWebSocket } from './vanishable-ws.ts';
 
 export interface EchoHostOptions {
-  /** Host name and id (`info.hostId`). */
+  /** Host name (and `info.hostId` unless `hostId` is given). */
   name: string;
+  /** A host id other than the name: two hosts claiming one id (duplicate-id scenarios). */
+  hostId?: string;
   /** `ws://…/v1/signal` (usually a load balancer in front of signaling). */
   signalUrl: string;
   capabilities?: string[];
@@ -68,7 +70,7 @@ export class EchoHosts {
     const client = new SignalingClient({
       url: options.signalUrl,
       token: () => mintToken(this.#secret, { role: 'host', sub: options.name, ttlSeconds: 3600 }),
-      info: { hostId: options.name, name: options.name, userAgent: 'cluster-echo-host', capabilities: options.capabilities ?? [] },
+      info: { hostId: options.hostId ?? options.name, name: options.name, userAgent: 'cluster-echo-host', capabilities: options.capabilities ?? [] },
       WebSocketImpl: captured.Impl as never,
       backoff: { initialMs: 100, maxMs: 2000 },
     });

@@ -30,6 +30,8 @@ export interface SpawnOptions {
 export class Proc {
   readonly child: ChildProcess;
   #log = '';
+  /** Characters printed in all (the kept log is its tail). */
+  #printed = 0;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   #stopped = false;
 
@@ -38,7 +40,9 @@ export class Proc {
     // `ip netns exec` execs the command, so the pid (and group) is the program's own.
     this.child = spawn(full[0]!, full.slice(1), { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     const keep = (d: Buffer) => {
-      this.#log += d.toString();
+      const text = d.toString();
+      this.#printed += text.length;
+      this.#log += text;
       if (this.#log.length > MAX_LOG_CHARS) this.#log = this.#log.slice(-MAX_LOG_CHARS);
     };
     this.child.stdout!.on('data', keep);
@@ -65,11 +69,17 @@ export class Proc {
     this.child.stdin!.write(`${line}\n`);
   }
 
-  /** Resolves with the first match of `pattern` in its output; fails if it exits first or after `ms`. */
-  async waitForLog(pattern: RegExp, ms = READY_TIMEOUT_MS): Promise<RegExpMatchArray> {
+  /** How much it has printed so far: pass it to waitForLog to match only what comes after. */
+  get logLength(): number {
+    return this.#printed;
+  }
+
+  /** Resolves with the first match of `pattern` in its output (after `from`); fails if it exits first or after `ms`. */
+  async waitForLog(pattern: RegExp, ms = READY_TIMEOUT_MS, from = 0): Promise<RegExpMatchArray> {
     const deadline = Date.now() + ms;
     for (;;) {
-      const m = pattern.exec(this.#log);
+      const dropped = this.#printed - this.#log.length;
+      const m = pattern.exec(this.#log.slice(Math.max(0, from - dropped)));
       if (m) return m;
       if (!this.running) throw new Error(`${this.label} exited (${this.child.exitCode ?? this.child.signalCode}) before printing ${pattern}:\n${this.#log.slice(-4000)}`);
       if (Date.now() > deadline) throw new Error(`${this.label}: no ${pattern} within ${ms} ms:\n${this.#log.slice(-4000)}`);
