@@ -6,7 +6,7 @@
  *   tests can tell when a version reached it) and answers deploy checks `ok`;
  * - it answers any request with JSON `{host, app, url, versions}`; `/slow?ms=N` answers after N ms
  *   (requests in flight at a kill); `/kv/BINDING/KEY` reads the app's KV through its session,
- *   answering 200/404 or 503 with the KV error code in `dcdn-error`;
+ *   answering 200/404, or 503 with the KV error code in `x-kv-error` ({@link KV_ERROR_HEADER});
  * - it can die like a tab: `destroy()` drops signaling and its sessions without a goodbye.
  */
 import { WebSocket } from 'ws';
@@ -41,6 +41,11 @@ export interface EchoHost {
 }
 
 const encoder = new TextEncoder();
+/**
+ * Where an echo host puts the KV code its read failed with: the ingress keeps `dcdn-*` headers
+ * for itself (a host cannot forge them), so the host's own report travels in its own header.
+ */
+export const KV_ERROR_HEADER = 'x-kv-error';
 
 function answer(stream: Stream, status: number, body: unknown, headers: Array<[string, string]> = []): void {
   stream.respond({ status, headers: [['content-type', 'application/json'], ...headers] });
@@ -85,8 +90,10 @@ export class EchoHosts {
     };
     const serve = (session: Session) => (stream: Stream) => {
       const { url, app = '' } = stream.request;
-      const path = url.split('?')[0]!;
-      const query = new URLSearchParams(url.includes('?') ? url.slice(url.indexOf('?') + 1) : '');
+      // The ingress sends the absolute URL the visitor asked for.
+      const parsed = new URL(url, 'http://host.invalid');
+      const path = parsed.pathname;
+      const query = parsed.searchParams;
       if (path === '/slow') {
         setTimeout(() => answer(stream, 200, { host: options.name, app, url }), Math.min(Number(query.get('ms') ?? 1000), 30_000));
         return;
@@ -97,10 +104,10 @@ export class EchoHosts {
           kv.ondata = () => undefined;
           answer(stream, head.status === 404 ? 404 : 200, { host: options.name, app, kv: head.status });
         };
-        kv.onreset = (err) => answer(stream, 503, { host: options.name, app, error: err.code }, [['dcdn-error', err.code]]);
+        kv.onreset = (err) => answer(stream, 503, { host: options.name, app, error: err.code }, [[KV_ERROR_HEADER, err.code]]);
         return;
       }
-      answer(stream, 200, { host: options.name, app, url, versions: Object.fromEntries(versions) });
+      answer(stream, 200, { host: options.name, app, path, versions: Object.fromEntries(versions) });
     };
     client.onapps = (apps: AppRef[]) => {
       versions.clear();

@@ -7,6 +7,7 @@
  */
 import { httpCall, type HttpResult } from './http-call.ts';
 import type { NsReach } from './ns-gateway.ts';
+import { KV_ERROR_HEADER } from './echo-hosts.ts';
 
 export const LOAD_MAX_RATE = 100;
 export const LOAD_MAX_DURATION_MS = 60_000;
@@ -145,7 +146,8 @@ export function startLoad(options: LoadOptions): Load {
         at,
         url,
         status: r.status,
-        error: header(r, 'dcdn-error'),
+        // The ingress's code, else the one an echo host relays from a failed KV read.
+        error: header(r, 'dcdn-error') ?? header(r, KV_ERROR_HEADER),
         host: header(r, 'dcdn-host'),
         via: header(r, 'dcdn-via'),
         transport: header(r, 'dcdn-transport'),

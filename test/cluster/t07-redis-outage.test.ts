@@ -61,7 +61,7 @@ clusterScenario('T7: Redis frozen, then killed and restarted empty', () => defau
     // Killed: KV fails at once; restarted empty: every node re-registers exactly its live peers.
     await c.redis.kill();
     const dead = await httpCall(`${c.ingress('i1').url}/@echo/kv/CACHE/t7`);
-    expect({ status: dead.status, error: dead.headers['dcdn-error'] }).toEqual({ status: 503, error: 'KV_STORE_UNAVAILABLE' });
+    expect({ status: dead.status, error: dead.headers['x-kv-error'] }).toEqual({ status: 503, error: 'KV_STORE_UNAVAILABLE' });
     expect(dead.ms).toBeLessThanOrEqual(KV_FAIL_DEAD_MS);
     await c.redis.restart();
     const live = c.hosts.hosts.size;
