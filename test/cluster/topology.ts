@@ -147,6 +147,14 @@ export class Cluster {
       const r = await this.dcdn('deploy', appFile, '--name', name, '--skip-check', '--rollout-timeout', '0', ...flags);
       if (r.code !== 0) throw new Error(`deploy ${name} failed (${r.code}): ${r.stderr}${r.stdout}`);
     }
+    // Scenarios compare versions against what hosts serve: start once every host knows every app.
+    const apps = Object.keys(this.spec.apps ?? {});
+    await waitFor(
+      async () => [...this.hosts.hosts.values()].every((h) => apps.every((a) => h.versions.has(a))),
+      CONVERGE_MS,
+      () => `not every host was told of the apps ${apps.join(', ')} (deploys through the shared control store, deliverable 2)`,
+      100,
+    );
   }
 
   signalArgs(s: SignalSpec, port: number): string[] {
