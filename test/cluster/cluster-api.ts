@@ -118,18 +118,24 @@ export async function waitFor<T>(probe: () => Promise<T | null | undefined | fal
   }
 }
 
-/** The placement function of deliverable 3, loaded if it exists (a clear failure if not). */
+/** The placement function of deliverable 3 (weighted rendezvous hashing), loaded if it exists (a clear failure if not). */
 export type AssignFn = (hostKey: string, hostRegion: string, ingresses: Array<{ name: string; region: string; weight: number; draining: boolean }>, k: number) => string[];
 
+/** Where the placement function may live: protocol/ (shared by signaling and ingress), or signaling/cluster/ as SCALE-OUT §3.7 first placed it. */
+const PLACEMENT_MODULES = ['../../protocol/placement.ts', '../../signaling/cluster/placement.ts'];
+
 export async function loadAssign(): Promise<AssignFn> {
-  // A variable specifier: the module may not exist yet, and the typecheck must not depend on it.
-  const specifier = new URL('../../signaling/cluster/placement.ts', import.meta.url).href;
-  let mod: { assign?: AssignFn };
-  try {
-    mod = (await import(/* @vite-ignore */ specifier)) as { assign?: AssignFn };
-  } catch (err) {
-    return missing('placement (`assign()` in signaling/cluster/placement.ts, deliverable 3)', `cannot load it: ${(err as Error).message}`);
+  const errors: string[] = [];
+  for (const path of PLACEMENT_MODULES) {
+    // A variable specifier: the module may not exist yet, and the typecheck must not depend on it.
+    const specifier = new URL(path, import.meta.url).href;
+    try {
+      const mod = (await import(/* @vite-ignore */ specifier)) as { assign?: AssignFn };
+      if (typeof mod.assign === 'function') return mod.assign;
+      errors.push(`${path} exports no \`assign\``);
+    } catch (err) {
+      errors.push(`${path}: ${(err as Error).message.split('\n')[0]}`);
+    }
   }
-  if (typeof mod.assign !== 'function') missing('placement (`assign()` in signaling/cluster/placement.ts, deliverable 3)', 'the module exports no `assign`');
-  return mod.assign;
+  return missing('placement (`assign()` in protocol/placement.ts, deliverable 3)', errors.join('; '));
 }
