@@ -25,7 +25,12 @@ export function connectVia(socketPath: string, host: string, port: number): Sock
 /** Reaches addresses inside one namespace (or, with no gateway, directly from here). */
 export class NsReach {
   readonly agent: Agent;
-  constructor(readonly socketPath: string | null, options: AgentOptions = { keepAlive: true, maxSockets: 256 }) {
+  /**
+   * No keep-alive by default: a reused idle socket that the server closes at the same moment
+   * fails with ECONNRESET before any byte was answered, an artefact of the client that real
+   * clients retry; a fresh connection per request keeps the load's failures the cluster's own.
+   */
+  constructor(readonly socketPath: string | null, options: AgentOptions = { keepAlive: false, maxSockets: 256 }) {
     const path = socketPath;
     this.agent = path === null ? new Agent(options) : new (class extends Agent {
       override createConnection(opts: { host?: string; port?: number }, _cb?: unknown): Socket {
