@@ -30,7 +30,7 @@ clusterScenario(
     ingresses: [{ name: 'iw', region: 'home', home: 0, transport: 'webrtc' }],
     hosts: [],
     attach: 2,
-    apps: { web: [] },
+    apps: { web: {} },
   }),
   (cluster) => {
     it('opens a data channel across nodes and serves over it', async () => {
