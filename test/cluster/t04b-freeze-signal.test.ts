@@ -10,14 +10,15 @@ import { describeLoad, startLoad } from './load.ts';
 import { clusterScenario, hold } from './scenario.ts';
 import { defaultSpec } from './topology.ts';
 
-const FREEZE_MS = 40_000;
+/** The issue's 40 s, cut to fit the budget; still longer than the 22 s keepalive bound it proves. */
+const FREEZE_MS = 30_000;
 const FREEZE_AT_MS = 5000;
 /** Client keepalive: 20 s of silence, then a reconnect. */
 const KEEPALIVE_RECONNECT_MS = 22_000;
 /** After SIGCONT: s2 notices it was fenced and holds nothing. */
 const THAW_SETTLE_MS = 10_000;
 
-clusterScenario('T4b: a frozen signaling node (SIGSTOP 40 s)', () => defaultSpec(), (cluster) => {
+clusterScenario('T4b: a frozen signaling node (SIGSTOP 30 s)', () => defaultSpec(), (cluster) => {
   it('loses no request; s2\'s peers move to s1 within 22 s; after SIGCONT s2 holds nothing stale', async () => {
     const c = cluster();
     await c.untilAttached(2);

@@ -9,7 +9,7 @@ import { describeLoad, startLoad } from './load.ts';
 import { clusterScenario, hold } from './scenario.ts';
 import { defaultSpec } from './topology.ts';
 
-const LOAD_MS = 30_000;
+const LOAD_MS = 20_000;
 const KILL_AT_MS = 5000;
 const REATTACHED_MS = 20_000;
 /** "At once": the RST reaches signaling immediately; this is the slack for a busy machine. */

@@ -8,7 +8,7 @@ import { describeLoad, inFlightAt, startLoad } from './load.ts';
 import { clusterScenario, hold } from './scenario.ts';
 import { defaultSpec } from './topology.ts';
 
-const LOAD_MS = 20_000;
+const LOAD_MS = 15_000;
 const KILL_AT_MS = 5000;
 const VICTIMS = ['h1-1', 'h1-2', 'h1-3', 'h2-1', 'h2-2'];
 

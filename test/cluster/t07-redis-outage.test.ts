@@ -26,8 +26,8 @@ clusterScenario('T7: Redis frozen, then killed and restarted empty', () => defau
   it('keeps serving, fails KV fast, runs islands, and converges after Redis returns', async () => {
     const c = cluster();
     await c.untilAttached(2);
-    const echo = startLoad({ urls: c.ingresses.map((i) => `${i.url}/@echo/t7`), ratePerSecond: 50, durationMs: PAUSE_AT_MS + PAUSE_MS + 15_000 });
-    const kv = startLoad({ urls: c.ingresses.map((i) => `${i.url}/@echo/kv/CACHE/t7`), ratePerSecond: 5, durationMs: PAUSE_AT_MS + PAUSE_MS + 15_000, ok: kvOk });
+    const echo = startLoad({ urls: c.ingresses.map((i) => `${i.url}/@echo/t7`), ratePerSecond: 50, durationMs: PAUSE_AT_MS + PAUSE_MS + 8000 });
+    const kv = startLoad({ urls: c.ingresses.map((i) => `${i.url}/@echo/kv/CACHE/t7`), ratePerSecond: 5, durationMs: PAUSE_AT_MS + PAUSE_MS + 8000, ok: kvOk });
     await hold(PAUSE_AT_MS);
     c.redis.pause();
     const pausedAt = kv.elapsed();

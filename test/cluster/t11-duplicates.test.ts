@@ -14,7 +14,7 @@ import { defaultSpec } from './topology.ts';
 
 const DUPLICATE_SETTLE_MS = 5000;
 /** Watch for flapping this long after the duplicate settled. */
-const FLAP_WATCH_MS = 20_000;
+const FLAP_WATCH_MS = 10_000;
 const MAX_KICKS = 2;
 /** Client keepalive reconnect (20 s) plus registration on s2. */
 const ZOMBIE_MOVE_MS = 25_000;
