@@ -27,6 +27,8 @@ export interface EchoHostOptions {
 
 export interface EchoHost {
   readonly name: string;
+  /** `info.hostId`: what ingresses key their sessions by (and list as `id` in their health). */
+  readonly hostId: string;
   readonly client: SignalingClient;
   /** Sessions by connection id, open or closed. */
   readonly sessions: Map<string, { session: Session; ws: WebSocket; ingressPeer: string; openedAt: number }>;
@@ -81,6 +83,7 @@ export class EchoHosts {
     });
     const host: EchoHost = {
       name: options.name,
+      hostId: options.hostId ?? options.name,
       client,
       sessions,
       versions,

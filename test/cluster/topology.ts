@@ -241,12 +241,15 @@ export class Cluster {
     return ingressHealth(this.ingress(name).url);
   }
 
-  /** Host names attached at each live ingress. */
+  /**
+   * Host ids attached at each live ingress (its health's `id`: ingresses key sessions by host id,
+   * so two hosts that claimed one id show under one entry, with the first one's name).
+   */
   async attachments(names = this.ingresses.filter((i) => i.proc.running).map((i) => i.name)): Promise<Map<string, string[]>> {
     const out = new Map<string, string[]>();
     for (const name of names) {
       const h = await this.ingressHealth(name);
-      out.set(name, (h?.hosts ?? []).map((x) => x.name ?? x.id).sort());
+      out.set(name, (h?.hosts ?? []).map((x) => x.id).sort());
     }
     return out;
   }
@@ -259,7 +262,7 @@ export class Cluster {
         last = await this.attachments();
         const counts = new Map<string, number>();
         for (const names of last.values()) for (const n of names) counts.set(n, (counts.get(n) ?? 0) + 1);
-        const live = [...this.hosts.hosts.keys()];
+        const live = [...this.hosts.hosts.values()].map((h) => h.hostId);
         return live.every((n) => counts.get(n) === k) && [...counts.keys()].every((n) => live.includes(n)) ? last : null;
       },
       ms,
