@@ -50,6 +50,8 @@ const encoder = new TextEncoder();
 export const KV_ERROR_HEADER = 'x-kv-error';
 
 function answer(stream: Stream, status: number, body: unknown, headers: Array<[string, string]> = []): void {
+  // A delayed answer (`/slow`, a KV read) may find its stream gone: cancelled, or its session dead.
+  if (stream.closed) return;
   stream.respond({ status, headers: [['content-type', 'application/json'], ...headers] });
   void stream
     .write(encoder.encode(JSON.stringify(body)))
