@@ -10,7 +10,7 @@ import { DEFAULT_ROLLOUT_TIMEOUT_MS } from '../signaling/rollout.ts';
 import type { FlagSpec } from './args.ts';
 import { iceFlags, ingressIceFlags } from './ice-flags.ts';
 import { logFlags } from './log-flags.ts';
-import { metricsFlags } from './metrics-flags.ts';
+import { metricsFlags, otlpFlags } from './metrics-flags.ts';
 import { trafficFlags } from './traffic-flags.ts';
 
 /** `--help`, on every command. */
@@ -109,13 +109,14 @@ export const ingressFlags = {
   secret: secretFlag,
   token: { type: 'string', help: 'an ingress token instead of the secret (else DCDN_TOKEN)' },
   'shutdown-grace': shutdownGraceFlag,
-  'kv-store': { type: 'string', help: "handlers' KV store: sqlite:PATH, redis://HOST:PORT (shared by several ingresses), or none (default: sqlite:$DCDN_HOME/kv.db; env DCDN_KV_STORE)" },
+  'kv-store': { type: 'string', help: "handlers' KV store: sqlite:PATH, redis://HOST:PORT or postgres://USER@HOST/DB (shared by several ingresses), or none (default: sqlite:$DCDN_HOME/kv.db; env DCDN_KV_STORE)" },
   'kv-min-ttl': { type: 'string', default: '60', help: 'shortest KV expirationTtl accepted, in seconds' },
   'base-domain': { type: 'string', default: 'localhost', help: 'apps answer on NAME.<base-domain> (and on /@NAME/ under any name)' },
   'public-ws': { type: 'string', help: 'base URL hosts dial for the WebSocket transport and fallback, e.g. wss://ingress.example.net (default ws://<host>:<port>)' },
   ...ingressIceFlags,
   ...trafficFlags,
   ...metricsFlags,
+  ...otlpFlags,
   ...logFlags,
 } satisfies FlagSpec;
 
@@ -147,7 +148,7 @@ export const upFlags = {
   app: { type: 'string', short: 'a', help: 'app module to serve as the default app, redeployed when it changes (default: the demo app, even after a run with --app; the summary says what is served)' },
   'signal-port': { type: 'string', default: '8787', help: 'port of the signaling service and host page' },
   browser: { type: 'string', help: 'Chromium/Chrome executable (else DCDN_BROWSER, system paths, puppeteer cache)' },
-  'kv-store': { type: 'string', help: "handlers' KV store: sqlite:PATH, redis://HOST:PORT, or none (default: sqlite:$DCDN_HOME/kv.db)" },
+  'kv-store': { type: 'string', help: "handlers' KV store: sqlite:PATH, redis://HOST:PORT, postgres://USER@HOST/DB, or none (default: sqlite:$DCDN_HOME/kv.db)" },
   'kv-min-ttl': { type: 'string', default: '60', help: 'shortest KV expirationTtl accepted, in seconds' },
   'base-domain': { type: 'string', default: 'localhost', help: 'apps answer on NAME.<base-domain>' },
   'heap-limit': { type: 'string', default: String(DEFAULT_HEAP_LIMIT_MB), help: 'memory limit per app sandbox (and per tab) in MiB, JavaScript heap, array buffers and WebAssembly memory included: an app over it is stopped (HOST_SANDBOX_CRASHED) and restarted' },
@@ -159,6 +160,7 @@ export const upFlags = {
   ...iceFlags,
   ...trafficFlags,
   ...metricsFlags,
+  ...otlpFlags,
   ...logFlags,
   help: helpFlag,
 } satisfies FlagSpec;

@@ -18,6 +18,7 @@ export {
   expirationOf,
   KV_LIMITS,
   openKvStore,
+  PgKvStore,
   RedisKvStore,
   SqliteKvStore,
   type KvEntry,
@@ -28,8 +29,10 @@ export {
   type KvPutOptions,
   type KvStore,
   type KvStoreOptions,
+  type PgKvStoreOptions,
   type RedisKvStoreOptions,
   type SqliteKvStoreOptions,
 } from './kv/index.ts';
 export { namespaceOf } from './kv/service.ts';
 export { listenMetrics, staticToken } from './metrics-endpoint.ts';
+export { OtlpExporter, OTLP_DEFAULTS, type OtlpOptions, type SpanRecord } from './otlp.ts';
