@@ -10,7 +10,7 @@
  * a browser cannot see the status, and a token minted by a function may be fresh next time.
  */
 import { SignalingError, type SignalingErrorCode } from './signaling-errors.ts';
-import { MAX_CHECK_ERROR_LENGTH, parseServerMessage, type AppRef, type AppStatus, type CheckMessage, type IceServer, type PeerInfo, type ServerMessage, type WelcomeMessage } from './signaling-messages.ts';
+import { MAX_CHECK_ERROR_LENGTH, parseServerMessage, type AppRef, type AppStatus, type CheckMessage, type ClusterMessage, type PeersMessage, type IceServer, type PeerInfo, type ServerMessage, type WelcomeMessage } from './signaling-messages.ts';
 
 /** The subset of the WHATWG WebSocket that the client uses; `ws`'s WebSocket has it too. */
 export interface WebSocketLike {
@@ -88,6 +88,10 @@ export class SignalingClient {
   oncheck: ((check: CheckMessage) => void) | null = null;
   /** Fresh ICE servers (TURN credentials) replacing those of the welcome, before they expire. */
   onice: ((iceServers: IceServer[]) => void) | null = null;
+  /** Ingresses in a cluster: the live ingresses, K and the peer key (docs/cluster.md). A single node never sends it. */
+  oncluster: ((message: ClusterMessage) => void) | null = null;
+  /** A chunk of an authoritative peer list (after a welcome that said `more`, or a resync): replace the list when `done`. */
+  onpeers: ((message: PeersMessage) => void) | null = null;
   /** An error reported by the server; `to` is set for SIG_UNKNOWN_PEER. */
   onerror: ((code: SignalingErrorCode, message: string, to?: string) => void) | null = null;
   onstatechange: ((state: SignalingClientState) => void) | null = null;
@@ -250,6 +254,12 @@ export class SignalingClient {
         return;
       case 'check':
         this.oncheck?.(message);
+        return;
+      case 'cluster':
+        this.oncluster?.(message);
+        return;
+      case 'peers':
+        this.onpeers?.(message);
         return;
       case 'update':
         this.onupdate?.(message.peer);
