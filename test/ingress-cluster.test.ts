@@ -191,7 +191,7 @@ describe('an ingress in a cluster', () => {
 
     it('answers 403 INGRESS_PEER_FORBIDDEN without a valid dcdn-peer signature', async () => {
       const stale = signPeerRequest(inject.peerKey, 'B', 'GET', '/x', Date.now() - 31_000);
-      for (const headers of [{}, { 'dcdn-peer': 'B.1.forged' }, { 'dcdn-peer': signPeerRequest('wrong-key', 'B', 'GET', '/x', Date.now()) }, { 'dcdn-peer': stale }, { 'dcdn-peer': signPeerRequest(inject.peerKey, 'B', 'GET', '/other', Date.now()) }]) {
+      for (const headers of [{} as Record<string, string>, { 'dcdn-peer': 'B.1.forged' }, { 'dcdn-peer': signPeerRequest('wrong-key', 'B', 'GET', '/x', Date.now()) }, { 'dcdn-peer': stale }, { 'dcdn-peer': signPeerRequest(inject.peerKey, 'B', 'GET', '/other', Date.now()) }]) {
         const r = await peerGet('/x', headers);
         expect(r.status).toBe(403);
         expect(r.headers.get('dcdn-error')).toBe('INGRESS_PEER_FORBIDDEN');
