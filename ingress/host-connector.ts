@@ -9,7 +9,7 @@ import { reachableIceServers, type IceServer, type Offerer, type OffererOptions 
 import type { TicketBook } from './ticket-book.ts';
 import { NodeWebSocketChannel } from './ws-channel.ts';
 import { hostTraits, type HostTraits } from './host-traits.ts';
-import { linkKey, volunteerName, type ClusterMessage, type PeersMessage } from '../protocol/index.ts';
+import { linkKey, volunteerName, type ClusterMessage } from '../protocol/index.ts';
 import { PlacementView, type IngressSelf } from './placement-view.ts';
 
 /** A host's name for logs and the `dcdn-host` header: header-safe characters only, at most 64. */
@@ -173,8 +173,6 @@ export class HostConnector {
   /** Left signaling on the way out: no new sessions, the open ones finish their requests. */
   #leaving = false;
   readonly #view: PlacementView;
-  /** Keys of an authoritative peer list being collected (a welcome that said `more`, or a resync). */
-  #listing: Set<string> | null = null;
   /** The deployed apps' active versions, as signaling announces them. */
   onapps: ((apps: AppRef[]) => void) | null = null;
   /** A `cluster` message was applied (the view is current). */
@@ -196,14 +194,12 @@ export class HostConnector {
     });
     this.#signaling.onwelcome = (m) => {
       this.#useSignaledIce(m.iceServers ?? [], true);
-      log('info', 'joined signaling', { id: m.id, hosts: m.peers.length, more: m.more, iceServers: this.#iceSummary() });
-      this.#listing = new Set();
-      this.#listed(m.peers, m.more !== true);
+      log('info', 'joined signaling', { id: m.id, hosts: m.peers.length, more: m.more === true, iceServers: this.#iceSummary() });
+      // With `more`, the rest of the list follows in peers chunks (onpeers replaces then).
+      if (m.more) for (const p of m.peers) this.#hostSeen(p);
+      else this.#replacePeers(m.peers);
     };
-    this.#signaling.onpeers = (m: PeersMessage) => {
-      this.#listing ??= new Set();
-      this.#listed(m.peers, m.done);
-    };
+    this.#signaling.onpeers = (peers) => this.#replacePeers(peers);
     this.#signaling.oncluster = (m) => this.#applyCluster(m);
     this.#signaling.onjoin = (p) => void this.#hostSeen(p);
     this.#signaling.onapps = (apps) => this.onapps?.(apps);
@@ -285,16 +281,14 @@ export class HostConnector {
   }
 
   /**
-   * Part of an authoritative peer list: the welcome's, then any `peers` chunks. Once the list is
-   * complete, hosts it does not name are no longer in signaling (their sessions keep serving).
+   * An authoritative host list: every host in it is seen; any other is no longer in signaling
+   * (its session keeps serving; without one it is forgotten).
    */
-  #listed(peers: PeerInfo[], done: boolean): void {
-    const listing = this.#listing ?? new Set<string>();
-    for (const p of peers) listing.add(this.#hostSeen(p).hostId);
-    if (!done) return;
-    this.#listing = null;
+  #replacePeers(peers: PeerInfo[]): void {
+    const present = new Set<string>();
+    for (const p of peers) present.add(this.#hostSeen(p).hostId);
     for (const link of this.#links.values()) {
-      if (listing.has(link.hostId) || link.peerId === null) continue;
+      if (present.has(link.hostId) || link.peerId === null) continue;
       link.peerId = null;
       if (!link.session) this.#forget(link);
     }

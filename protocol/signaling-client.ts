@@ -10,7 +10,7 @@
  * a browser cannot see the status, and a token minted by a function may be fresh next time.
  */
 import { SignalingError, type SignalingErrorCode } from './signaling-errors.ts';
-import { MAX_CHECK_ERROR_LENGTH, parseServerMessage, type AppRef, type AppStatus, type CheckMessage, type ClusterMessage, type PeersMessage, type IceServer, type PeerInfo, type ServerMessage, type WelcomeMessage } from './signaling-messages.ts';
+import { MAX_CHECK_ERROR_LENGTH, parseServerMessage, type AppRef, type AppStatus, type CheckMessage, type ClusterMessage, type IceServer, type PeerInfo, type ServerMessage, type WelcomeMessage } from './signaling-messages.ts';
 
 /** The subset of the WHATWG WebSocket that the client uses; `ws`'s WebSocket has it too. */
 export interface WebSocketLike {
@@ -90,8 +90,13 @@ export class SignalingClient {
   onice: ((iceServers: IceServer[]) => void) | null = null;
   /** Ingresses in a cluster: the live ingresses, K and the peer key (docs/cluster.md). A single node never sends it. */
   oncluster: ((message: ClusterMessage) => void) | null = null;
-  /** A chunk of an authoritative peer list (after a welcome that said `more`, or a resync): replace the list when `done`. */
-  onpeers: ((message: PeersMessage) => void) | null = null;
+  /**
+   * The whole authoritative peer list, collected from a welcome that said `more` and the `peers`
+   * chunks after it (or from a resync's chunks): replace what you know with it.
+   */
+  onpeers: ((peers: PeerInfo[]) => void) | null = null;
+  /** A peer list being collected from `peers` chunks; null when none is in progress. */
+  #peerChunks: PeerInfo[] | null = null;
   /** An error reported by the server; `to` is set for SIG_UNKNOWN_PEER. */
   onerror: ((code: SignalingErrorCode, message: string, to?: string) => void) | null = null;
   onstatechange: ((state: SignalingClientState) => void) | null = null;
@@ -237,6 +242,7 @@ export class SignalingClient {
   #dispatch(message: ServerMessage): void {
     switch (message.type) {
       case 'welcome':
+        this.#peerChunks = message.more ? [...message.peers] : null;
         this.#id = message.id;
         this.#failures = 0;
         this.#setState('open');
@@ -258,9 +264,13 @@ export class SignalingClient {
       case 'cluster':
         this.oncluster?.(message);
         return;
-      case 'peers':
-        this.onpeers?.(message);
+      case 'peers': {
+        const list = this.#peerChunks ?? [];
+        for (const peer of message.peers) list.push(peer);
+        this.#peerChunks = message.done ? null : list;
+        if (message.done) this.onpeers?.(list);
         return;
+      }
       case 'update':
         this.onupdate?.(message.peer);
         break;
