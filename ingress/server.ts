@@ -357,7 +357,9 @@ export function createIngress(options: IngressOptions): Ingress {
   function clusterFor(req: IncomingMessage, res: ServerResponse, from: string | null): ProxyCluster | undefined {
     const view = connector?.view;
     if (from !== null) return { via: `${from},${name}` };
-    if (!view?.clustered) return undefined;
+    // One ingress alone (dcdn up, or a cluster of one) has nobody to forward to: its answers
+    // stay as they were before clusters, without dcdn-via.
+    if (!view?.clustered || view.ingresses.length < 2) return undefined;
     return { via: name, forward: (f) => handOff(view, req, res, f) };
   }
 
