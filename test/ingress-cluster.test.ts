@@ -101,6 +101,7 @@ afterEach(async () => {
   inject.overrides.clear();
   inject.push();
   await until(() => ingress.pool.size === 0);
+  await untilAsync(async () => (await health()).known === 0);
 });
 
 afterAll(async () => {
@@ -211,6 +212,34 @@ describe('an ingress in a cluster', () => {
       expect(ok.status).toBe(200);
       expect(ok.headers.get('dcdn-via')).toBe('B,A');
     });
+  });
+
+  it('leaves signaling first when it shuts down, so placement moves while its requests in flight finish', async () => {
+    const s = createIngress({
+      signalUrl: inject.url,
+      token: () => mintToken(SECRET, { role: 'ingress', sub: 'S', ttlSeconds: 600 }),
+      port: 0,
+      name: 'S',
+      transport: 'websocket',
+      shutdownGraceMs: 10_000,
+    });
+    await s.listen();
+    await until(() => ingress.cluster?.ingresses.some((i) => i.name === 'S') === true && s.cluster?.ingresses.length === 3);
+    const three = ['A', 'B', 'S'].map((n) => ({ name: n, region: 'default', weight: 1, draining: false }));
+    let name = '';
+    for (let i = 0; !name; i++) if (assign(`node-s${i}`, 'default', three, 1)[0] === 'S') name = `s${i}`;
+    startHost(name);
+    await until(() => s.pool.list().some((h) => h.name === name), 10_000);
+    const slow = fetch(`${s.url}/hold`).then(async (r) => ({ status: r.status, body: await r.text() }));
+    await until(() => held.length === 1);
+    const closing = s.close();
+    // The other ingresses see S leave at once, while its request is still in flight…
+    await until(() => ingress.cluster?.ingresses.some((i) => i.name === 'S') === false, 5000);
+    expect(held).toHaveLength(1);
+    // …and the request still finishes on S's session.
+    release(held.shift()!);
+    expect(await slow).toEqual({ status: 200, body: 'done' });
+    await closing;
   });
 
   it('answers its own 503 when the only peer with a host is unreachable, naming only itself', async () => {

@@ -23,6 +23,8 @@ export function startNodeHost(opts: { signalUrl: string; token: string; name: st
   let channel: Channel | null = null;
   let readyResolve: (s: Session) => void;
   let readyPromise = new Promise<Session>((r) => (readyResolve = r));
+  /** Closed hosts ignore a dial signal that was already on its way, and a dial that opens late. */
+  let closed = false;
   const client = new SignalingClient({
     url: opts.signalUrl,
     token: opts.token,
@@ -31,11 +33,12 @@ export function startNodeHost(opts: { signalUrl: string; token: string; name: st
   });
   client.onsignal = (_from, data) => {
     const signal = parseLinkSignal(data);
-    if (signal?.kind !== 'websocket') return;
+    if (signal?.kind !== 'websocket' || closed) return;
     const url = new URL(signal.url);
     url.searchParams.set('ticket', signal.ticket);
     const ws = new WebSocket(url);
     ws.on('open', () => {
+      if (closed) return void ws.close();
       channel = new NodeWebSocketChannel(ws);
       const session = new Session(channel, { role: 'server', agent: `node-host/${opts.name}` });
       session.onstream = opts.onstream;
@@ -52,6 +55,7 @@ export function startNodeHost(opts: { signalUrl: string; token: string; name: st
     },
     ready: () => readyPromise,
     close() {
+      closed = true;
       client.close();
       for (const s of sessions) s.close();
       readyPromise = new Promise<Session>((r) => (readyResolve = r));
