@@ -48,6 +48,13 @@ export interface HostConnectorOptions {
    * not hit the host's tab at the same instant. Default 500 ms.
    */
   attachJitterMs: number;
+  /**
+   * After its first welcome, how long the ingress waits for a `cluster` message before it takes
+   * signaling for a single node and attaches every host. A cluster's signaling sends it right
+   * after the welcome; without the wait an ingress joining a cluster would first connect to every
+   * host (the full mesh placement avoids) and detach most of them 30 s later. Default 500 ms.
+   */
+  clusterWaitMs: number;
   /** `webrtc` (default) offers a data channel; `websocket` sends hosts straight to `wsUrl`. */
   transport: 'webrtc' | 'websocket';
   /** Where hosts dial this ingress's WebSocket endpoint (`ws://ingress:port/_dcdn/host-ws`). */
@@ -87,6 +94,7 @@ export const CONNECTOR_DEFAULTS = {
   detachGraceMs: 30_000,
   detachDrainMs: 60_000,
   attachJitterMs: 500,
+  clusterWaitMs: 500,
 } as const;
 
 /** How often a detached host's in-flight count is looked at while it drains. */
@@ -173,6 +181,8 @@ export class HostConnector {
   /** Left signaling on the way out: no new sessions, the open ones finish their requests. */
   #leaving = false;
   readonly #view: PlacementView;
+  /** From the first welcome until a `cluster` message or `clusterWaitMs`: hosts are noted, not connected. */
+  #awaitingCluster: ReturnType<typeof setTimeout> | 'pending' | null = 'pending';
   /** The deployed apps' active versions, as signaling announces them. */
   onapps: ((apps: AppRef[]) => void) | null = null;
   /** A `cluster` message was applied (the view is current). */
@@ -194,6 +204,14 @@ export class HostConnector {
     });
     this.#signaling.onwelcome = (m) => {
       this.#useSignaledIce(m.iceServers ?? [], true);
+      if (this.#awaitingCluster === 'pending') {
+        this.#awaitingCluster = setTimeout(() => {
+          this.#awaitingCluster = null;
+          if (this.#view.clustered) return;
+          this.#log('info', 'no cluster message from signaling: a single node, attaching every host');
+          for (const link of this.#links.values()) this.#reconcile(link, false);
+        }, this.#opts.clusterWaitMs);
+      }
       log('info', 'joined signaling', { id: m.id, hosts: m.peers.length, more: m.more === true, iceServers: this.#iceSummary() });
       // With `more`, the rest of the list follows in peers chunks (onpeers replaces then).
       if (m.more) for (const p of m.peers) this.#hostSeen(p);
@@ -264,6 +282,7 @@ export class HostConnector {
 
   async close(): Promise<void> {
     this.#closed = true;
+    if (this.#awaitingCluster !== null && this.#awaitingCluster !== 'pending') clearTimeout(this.#awaitingCluster);
     this.#signaling.close();
     for (const link of this.#links.values()) {
       this.#clearTimers(link);
@@ -305,11 +324,15 @@ export class HostConnector {
   #applyCluster(m: ClusterMessage): void {
     const first = !this.#view.clustered;
     this.#view.update(m);
+    // The first list after start: connect what is placed here at once (nothing was attached).
+    const jitter = this.#awaitingCluster === null;
+    if (this.#awaitingCluster !== null && this.#awaitingCluster !== 'pending') clearTimeout(this.#awaitingCluster);
+    this.#awaitingCluster = null;
     let mine = 0;
     for (const link of this.#links.values()) {
       link.placement = this.#view.placement(link.hostId, link.region);
       if (this.#view.isMine(link.placement)) mine++;
-      this.#reconcile(link, true);
+      this.#reconcile(link, jitter);
     }
     this.#log('info', first ? 'cluster mode: attaching the hosts placed on this ingress' : 'cluster changed', {
       ingresses: this.#view.ingresses.map((i) => i.name + (i.draining ? ' (draining)' : '')).join(','),
@@ -397,6 +420,7 @@ export class HostConnector {
     if (entry) entry.traits = this.#poolTraits(link);
     link.expiresAt = peer.expiresAt ?? null;
     this.#armExpiry(link);
+    if (this.#awaitingCluster !== null) return link; // placed once the cluster is known
     if (!this.#view.isMine(link.placement)) this.#reconcile(link, false);
     else if (!link.session && !link.conn) this.#connect(link);
     return link;

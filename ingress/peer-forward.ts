@@ -236,6 +236,9 @@ export class PeerForwarder {
         if (lower === 'x-forwarded-prefix' || lower === PEER_HEADER) continue;
         headers.push(name, value);
       }
+      // An HTTP/1.0 request may come without Host; this ingress routed it as `localhost`, and
+      // the peer (spoken to in HTTP/1.1, which requires Host) must route it the same way.
+      if (!f.headers.some(([name]) => name.toLowerCase() === 'host')) headers.push('host', 'localhost');
       headers.push(PEER_HEADER, signPeerRequest(f.peerKey, f.self, method, url, Date.now()));
       const out = httpRequest({ protocol: target.protocol, hostname: target.hostname, port: target.port, method, path: url, headers, agent: this.#agent(target.origin), setHost: false });
       out.setTimeout(this.#opts.idleTimeoutMs, () => out.destroy(new Error('the peer connection was idle too long')));

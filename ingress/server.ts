@@ -58,6 +58,11 @@ export interface IngressOptions {
   detachDrainMs?: number;
   /** Cluster mode: a host newly placed here is connected after a random delay up to this. Default 500 ms. */
   attachJitterMs?: number;
+  /**
+   * After its first welcome, how long the ingress waits for signaling's `cluster` message before
+   * it attaches every host as a single node's ingress. Default 500 ms.
+   */
+  clusterWaitMs?: number;
   /** Limits of forwarding to peers (peer-forward.ts). */
   peerForward?: Partial<PeerForwardOptions>;
   /** How hosts are reached: `webrtc` (default) or `websocket`. */
@@ -500,6 +505,7 @@ export function createIngress(options: IngressOptions): Ingress {
         detachGraceMs: options.detachGraceMs ?? CONNECTOR_DEFAULTS.detachGraceMs,
         detachDrainMs: options.detachDrainMs ?? CONNECTOR_DEFAULTS.detachDrainMs,
         attachJitterMs: options.attachJitterMs ?? CONNECTOR_DEFAULTS.attachJitterMs,
+        clusterWaitMs: options.clusterWaitMs ?? CONNECTOR_DEFAULTS.clusterWaitMs,
         transport: options.transport ?? 'webrtc',
         wsUrl: `${wsBase}/_dcdn/host-ws`,
         rtcOpenTimeoutMs: options.rtcOpenTimeoutMs ?? CONNECTOR_DEFAULTS.rtcOpenTimeoutMs,

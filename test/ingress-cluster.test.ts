@@ -214,6 +214,31 @@ describe('an ingress in a cluster', () => {
     });
   });
 
+  it('joining a cluster, connects only the hosts placed on it, never the others for a moment', async () => {
+    const four = ['A', 'B', 'D'].map((n) => ({ name: n, region: 'default', weight: 1, draining: false }));
+    const placed = (on: string) => {
+      for (let i = 0; ; i++) if (assign(`node-d${i}`, 'default', four, 1)[0] === on) return `d${i}`;
+    };
+    const others = [placed('A'), placed('B')];
+    const mine = placed('D');
+    const started = [...others, mine].map((n) => startHost(n));
+    await until(() => attached().includes(others[0]!), 10_000);
+    const dialsBefore = started.map((h) => h.dials);
+    const d = createIngress({ signalUrl: inject.url, token: () => mintToken(SECRET, { role: 'ingress', sub: 'D', ttlSeconds: 600 }), port: 0, name: 'D', transport: 'websocket' });
+    try {
+      await d.listen();
+      await until(() => d.pool.list().some((h) => h.name === mine), 10_000);
+      const families = (await d.metrics!.renderJson()) as Array<{ name: string; values: Array<{ value: number }> }>;
+      const opened = families.find((f) => f.name === 'dcdn_sessions_opened_total')!.values.reduce((n, v) => n + v.value, 0);
+      expect(opened).toBe(1);
+      expect(d.pool.list().map((h) => h.name)).toEqual([mine]);
+      // D never told the hosts placed elsewhere to dial it (A's dial of its own host came before).
+      expect(started.map((h, i) => h.dials - dialsBefore[i]!)).toEqual([0, 0, 1]);
+    } finally {
+      await d.close();
+    }
+  });
+
   it('leaves signaling first when it shuts down, so placement moves while its requests in flight finish', async () => {
     const s = createIngress({
       signalUrl: inject.url,

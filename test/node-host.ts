@@ -13,6 +13,8 @@ export interface NodeHost {
   readonly sessions: Session[];
   /** The raw channel of the latest session, to inject bytes. */
   readonly channel: Channel | null;
+  /** Times an ingress told it to dial (WebSocket transport signals received). */
+  readonly dials: number;
   /** Resolves when a session with an ingress is ready. */
   ready(): Promise<Session>;
   close(): void;
@@ -25,6 +27,7 @@ export function startNodeHost(opts: { signalUrl: string; token: string; name: st
   let readyPromise = new Promise<Session>((r) => (readyResolve = r));
   /** Closed hosts ignore a dial signal that was already on its way, and a dial that opens late. */
   let closed = false;
+  let dials = 0;
   const client = new SignalingClient({
     url: opts.signalUrl,
     token: opts.token,
@@ -34,6 +37,7 @@ export function startNodeHost(opts: { signalUrl: string; token: string; name: st
   client.onsignal = (_from, data) => {
     const signal = parseLinkSignal(data);
     if (signal?.kind !== 'websocket' || closed) return;
+    dials++;
     const url = new URL(signal.url);
     url.searchParams.set('ticket', signal.ticket);
     const ws = new WebSocket(url);
@@ -52,6 +56,9 @@ export function startNodeHost(opts: { signalUrl: string; token: string; name: st
     sessions,
     get channel() {
       return channel;
+    },
+    get dials() {
+      return dials;
     },
     ready: () => readyPromise,
     close() {
