@@ -4,7 +4,7 @@ import { createServer, METHODS, type IncomingMessage, type ServerResponse } from
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
-import { ERRORS, WS_MAX_MESSAGE_SIZE, type ErrorCode, type SessionOptions } from '../protocol/index.ts';
+import { DcdnError, ERRORS, WS_MAX_MESSAGE_SIZE, type ErrorCode, type SessionOptions } from '../protocol/index.ts';
 import { codeForStatus, endLingering, isLingering, rawErrorResponse, sendError } from './error-response.ts';
 import { trustedProxyMatcher } from './http-headers.ts';
 import { AppRouter, type AppRouterOptions } from './app-router.ts';
@@ -168,6 +168,7 @@ export interface Ingress {
  * ```
  */
 export function createIngress(options: IngressOptions): Ingress {
+  checkClusterOptions(options);
   const log: Log = options.log ?? (() => {});
   // What a host can make the ingress say, it may say once per interval (per kind): a hostile
   // host must not be able to fill the log.
@@ -642,4 +643,16 @@ function listenPeer(
       resolve(server);
     });
   });
+}
+
+/**
+ * The cluster options are what other ingresses see of this one (placement, forwarding): a bad
+ * one is refused at once with INGRESS_BAD_OPTION naming it, rather than spread to the cluster.
+ */
+function checkClusterOptions(o: IngressOptions): void {
+  const bad = (option: string, message: string) => new DcdnError('INGRESS_BAD_OPTION', `\`${option}\` ${message}`);
+  if (o.region !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(o.region)) throw bad('region', "must be 1-64 letters, digits, '.', '_' or '-'");
+  if (o.weight !== undefined && !(Number.isFinite(o.weight) && o.weight > 0 && o.weight <= 1000)) throw bad('weight', 'must be a number over 0 and at most 1000');
+  if (o.name !== undefined && (o.name.length === 0 || o.name.length > 128)) throw bad('name', 'must be 1-128 characters');
+  if (o.peerUrl !== undefined && !/^https?:\/\/[^/\s?#]+\/?$/.test(o.peerUrl)) throw bad('peerUrl', 'must be http://HOST[:PORT]');
 }

@@ -187,6 +187,13 @@ describe('an ingress in a cluster', () => {
     expect(before).toBeGreaterThanOrEqual(1); // at the first cluster message (A and B)
   });
 
+  it('refuses bad cluster options with INGRESS_BAD_OPTION naming them', () => {
+    const base = { signalUrl: inject.url, token: 't' };
+    expect(() => createIngress({ ...base, weight: 0 })).toThrow(expect.objectContaining({ code: 'INGRESS_BAD_OPTION', message: expect.stringMatching(/`weight`/) }));
+    expect(() => createIngress({ ...base, region: 'eu west' })).toThrow(expect.objectContaining({ code: 'INGRESS_BAD_OPTION', message: expect.stringMatching(/`region`/) }));
+    expect(() => createIngress({ ...base, peerUrl: 'ws://x' })).toThrow(expect.objectContaining({ code: 'INGRESS_BAD_OPTION', message: expect.stringMatching(/`peerUrl`/) }));
+  });
+
   describe('its peer port', () => {
     const peerGet = (path: string, headers: Record<string, string> = {}) => fetch(`${ingress.peerUrl}${path}`, { headers });
 
