@@ -217,7 +217,7 @@ export class HostConnector {
       if (m.more) for (const p of m.peers) this.#hostSeen(p);
       else this.#replacePeers(m.peers);
     };
-    this.#signaling.onpeers = (peers) => this.#replacePeers(peers);
+    // The clients branch adds the collected `peers` chunks: onpeers = (peers) => this.#replacePeers(peers).
     this.#signaling.oncluster = (m) => this.#applyCluster(m);
     this.#signaling.onjoin = (p) => void this.#hostSeen(p);
     this.#signaling.onapps = (apps) => this.onapps?.(apps);

@@ -90,13 +90,6 @@ export class SignalingClient {
   onice: ((iceServers: IceServer[]) => void) | null = null;
   /** Ingresses in a cluster: the live ingresses, K and the peer key (docs/cluster.md). A single node never sends it. */
   oncluster: ((message: ClusterMessage) => void) | null = null;
-  /**
-   * The whole authoritative peer list, collected from a welcome that said `more` and the `peers`
-   * chunks after it (or from a resync's chunks): replace what you know with it.
-   */
-  onpeers: ((peers: PeerInfo[]) => void) | null = null;
-  /** A peer list being collected from `peers` chunks; null when none is in progress. */
-  #peerChunks: PeerInfo[] | null = null;
   /** An error reported by the server; `to` is set for SIG_UNKNOWN_PEER. */
   onerror: ((code: SignalingErrorCode, message: string, to?: string) => void) | null = null;
   onstatechange: ((state: SignalingClientState) => void) | null = null;
@@ -242,7 +235,6 @@ export class SignalingClient {
   #dispatch(message: ServerMessage): void {
     switch (message.type) {
       case 'welcome':
-        this.#peerChunks = message.more ? [...message.peers] : null;
         this.#id = message.id;
         this.#failures = 0;
         this.#setState('open');
@@ -264,13 +256,6 @@ export class SignalingClient {
       case 'cluster':
         this.oncluster?.(message);
         return;
-      case 'peers': {
-        const list = this.#peerChunks ?? [];
-        for (const peer of message.peers) list.push(peer);
-        this.#peerChunks = message.done ? null : list;
-        if (message.done) this.onpeers?.(list);
-        return;
-      }
       case 'update':
         this.onupdate?.(message.peer);
         break;
