@@ -217,7 +217,12 @@ export class HostConnector {
       if (m.more) for (const p of m.peers) this.#hostSeen(p);
       else this.#replacePeers(m.peers);
     };
-    // The clients branch adds the collected `peers` chunks: onpeers = (peers) => this.#replacePeers(peers).
+    this.#signaling.onpeers = (peers) => this.#replacePeers(peers);
+    this.#signaling.onerror = (code, message) => {
+      // Another ingress registered this name; signaling's message names its address. The client
+      // keeps retrying at its back-off, so the name comes back when the other goes.
+      if (code === 'SIG_DUPLICATE_PEER') log('error', 'another ingress took this name in signaling; retrying', { name: options.name, detail: message });
+    };
     this.#signaling.oncluster = (m) => this.#applyCluster(m);
     this.#signaling.onjoin = (p) => void this.#hostSeen(p);
     this.#signaling.onapps = (apps) => this.onapps?.(apps);
