@@ -47,13 +47,13 @@ export function metricsOptionsFromFlags(v: Record<string, unknown>, env: NodeJS.
   };
 }
 
-/** `HOST:PORT`, `[V6]:PORT` or `:PORT` (loopback). */
-export function parseListen(text: string): { host: string; port: number } {
+/** `HOST:PORT`, `[V6]:PORT` or `:PORT` (loopback), given as `--<flag>`. */
+export function parseListen(text: string, flag = 'metrics-listen'): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]]*)):(\d{1,5})$/.exec(text.trim());
-  if (!m) throw new UsageError(`--metrics-listen must be ADDRESS:PORT (e.g. 127.0.0.1:9464), got ${JSON.stringify(text)}`);
+  if (!m) throw new UsageError(`--${flag} must be ADDRESS:PORT (e.g. 127.0.0.1:9464), got ${JSON.stringify(text)}`);
   const host = m[1] ?? (m[2] || '127.0.0.1');
-  if (m[1] !== undefined && isIP(m[1]) !== 6) throw new UsageError(`--metrics-listen: ${m[1]} is not an IPv6 address`);
-  const port = intFlag(m[3], 'metrics-listen port', 0);
-  if (port > 65535) throw new UsageError(`--metrics-listen: port ${port} is over 65535`);
+  if (m[1] !== undefined && isIP(m[1]) !== 6) throw new UsageError(`--${flag}: ${m[1]} is not an IPv6 address`);
+  const port = intFlag(m[3], `${flag} port`, 0);
+  if (port > 65535) throw new UsageError(`--${flag}: port ${port} is over 65535`);
   return { host, port };
 }

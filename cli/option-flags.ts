@@ -16,6 +16,11 @@ export const OPTION_FLAGS: Readonly<Record<string, string>> = {
   token: '--token',
   allowHosts: '--allow-host',
   browserPath: '--browser',
+  region: '--region',
+  weight: '--weight',
+  peerListen: '--peer-listen',
+  peerUrl: '--peer-url',
+  detachGraceMs: '--detach-grace',
 };
 
 /** Codes of a malformed or missing option: the user's command line is at fault. */

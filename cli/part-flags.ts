@@ -8,7 +8,7 @@ import { launchAllowHosts as nodeLaunchAllowHosts, signalUrls, type StartIngress
 import { intFlag, UsageError } from './args.ts';
 import { ingressRtcFromFlags } from './ice-flags.ts';
 import { trafficOptionsFromFlags } from './traffic-flags.ts';
-import { metricsOptionsFromFlags, otlpOptionsFromFlags } from './metrics-flags.ts';
+import { metricsOptionsFromFlags, otlpOptionsFromFlags, parseListen } from './metrics-flags.ts';
 import { stateDir } from './state.ts';
 
 // The flag specs live with the other commands' (command-flags.ts: help loads nothing heavy).
@@ -38,6 +38,14 @@ export function ingressOptionsFromFlags(v: Record<string, unknown>, env: NodeJS.
   if (!/^[A-Za-z0-9.-]+$/.test(baseDomain)) throw new UsageError(`--base-domain must be a DNS name, got ${JSON.stringify(baseDomain)}`);
   const name = String(v.name ?? 'ingress');
   const { rtc, rtcOpenTimeoutMs } = ingressRtcFromFlags(v, name, env);
+  const region = String(v.region ?? 'default');
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(region)) throw new UsageError(`--region must be 1-64 letters, digits, '.', '_' or '-', got ${JSON.stringify(region)}`);
+  const weight = Number(v.weight ?? 1);
+  if (!Number.isFinite(weight) || weight <= 0 || weight > 1000) throw new UsageError(`--weight must be a number over 0 and at most 1000, got ${JSON.stringify(v.weight)}`);
+  const peerListen = v['peer-listen'] === undefined ? undefined : parseListen(String(v['peer-listen']), 'peer-listen');
+  const peerUrl = v['peer-url'] as string | undefined;
+  if (peerUrl !== undefined && !/^https?:\/\/[^/\s?#]+\/?$/.test(peerUrl)) throw new UsageError(`--peer-url must be http://HOST[:PORT], got ${JSON.stringify(peerUrl)}`);
+  if (peerUrl !== undefined && peerListen === undefined) throw new UsageError('--peer-url needs --peer-listen (the listener it names)');
   const secret = (v.secret as string | undefined) ?? env.DCDN_SECRET;
   const token = (v.token as string | undefined) ?? env.DCDN_TOKEN;
   return {
@@ -53,6 +61,11 @@ export function ingressOptionsFromFlags(v: Record<string, unknown>, env: NodeJS.
     rtcOpenTimeoutMs,
     ...(publicWs !== undefined ? { publicWsBase: publicWs.replace(/\/$/, '') } : {}),
     routing: { baseDomain },
+    region,
+    weight,
+    ...(peerListen ? { peerListen } : {}),
+    ...(peerUrl !== undefined ? { peerUrl: peerUrl.replace(/\/$/, '') } : {}),
+    detachGraceMs: intFlag(v['detach-grace'] ?? 30000, 'detach-grace'),
     ...trafficOptionsFromFlags(v),
     shutdownGraceMs: intFlag(v['shutdown-grace'] ?? 10000, 'shutdown-grace'),
     kvStore: (v['kv-store'] as string | undefined) ?? env.DCDN_KV_STORE ?? `sqlite:${join(stateDir(env), 'kv.db')}`,

@@ -9,19 +9,8 @@ import { reachableIceServers, type IceServer, type Offerer, type OffererOptions 
 import type { TicketBook } from './ticket-book.ts';
 import { NodeWebSocketChannel } from './ws-channel.ts';
 import { hostTraits, type HostTraits } from './host-traits.ts';
-import { volunteerHostId, volunteerName } from '../protocol/index.ts';
-
-/**
- * The key a host is known by across signaling reconnects: the stable id its tab reports. A
- * volunteer's is qualified by its invite (`vol-<invite>-<id>`, as signaling already made it and
- * `dcdn hosts list` shows it), so a volunteer claiming another host's id cannot take that host's
- * place (at worst it displaces another tab of its own invite).
- */
-function linkKey(peer: PeerInfo): string {
-  const reported = typeof peer.info.hostId === 'string' ? peer.info.hostId : '';
-  if (peer.volunteer) return volunteerHostId(peer.sub, reported || peer.id);
-  return reported && reported.length <= 64 ? reported : peer.id;
-}
+import { linkKey, volunteerName, type ClusterMessage } from '../protocol/index.ts';
+import { PlacementView, type IngressSelf } from './placement-view.ts';
 
 /** A host's name for logs and the `dcdn-host` header: header-safe characters only, at most 64. */
 function hostName(name: unknown, fallback: string): string {
@@ -35,8 +24,37 @@ export interface HostConnectorOptions {
   signalUrl: string;
   /** An ingress token, or a function minting a fresh one per signaling connection. */
   token: string | (() => string);
-  /** This ingress's name in signaling and logs. */
+  /** This ingress's name in signaling and logs; in a cluster, its placement key (unique). */
   name: string;
+  /** The ingress's region (`--region`): hosts of the same region are placed on it first. Default `default`. */
+  region: string;
+  /** Placement weight (`--weight`): twice the weight takes about twice the hosts. Default 1. */
+  weight: number;
+  /** Where peer ingresses forward requests to this one (`--peer-url`); none: it takes no forwards. */
+  peerUrl?: string;
+  /**
+   * Cluster mode: a host no longer placed on this ingress keeps its session this long (so a
+   * blip in the ingress list does not churn sessions), then is drained and closed. Default 30000 ms.
+   */
+  detachGraceMs: number;
+  /**
+   * Cluster mode: a detached host's requests in flight get this long to finish before its
+   * session is closed anyway. Default 60000 ms (the proxy's idle timeout).
+   */
+  detachDrainMs: number;
+  /**
+   * Cluster mode: a host newly placed on this ingress by a change of the ingress list is
+   * connected after a random delay up to this long, so N ingresses reacting to one change do
+   * not hit the host's tab at the same instant. Default 500 ms.
+   */
+  attachJitterMs: number;
+  /**
+   * After its first welcome, how long the ingress waits for a `cluster` message before it takes
+   * signaling for a single node and attaches every host. A cluster's signaling sends it right
+   * after the welcome; without the wait an ingress joining a cluster would first connect to every
+   * host (the full mesh placement avoids) and detach most of them 30 s later. Default 500 ms.
+   */
+  clusterWaitMs: number;
   /** `webrtc` (default) offers a data channel; `websocket` sends hosts straight to `wsUrl`. */
   transport: 'webrtc' | 'websocket';
   /** Where hosts dial this ingress's WebSocket endpoint (`ws://ingress:port/_dcdn/host-ws`). */
@@ -71,7 +89,16 @@ export const CONNECTOR_DEFAULTS = {
   wsDialTimeoutMs: 10_000,
   reconnectBaseMs: 500,
   reconnectMaxMs: 30_000,
+  region: 'default',
+  weight: 1,
+  detachGraceMs: 30_000,
+  detachDrainMs: 60_000,
+  attachJitterMs: 500,
+  clusterWaitMs: 500,
 } as const;
+
+/** How often a detached host's in-flight count is looked at while it drains. */
+const DETACH_POLL_MS = 100;
 
 type Log = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 
@@ -111,6 +138,24 @@ interface HostLink {
   /** A volunteer's end (invite expiry plus grace, ms since the epoch, from signaling); null for none. */
   expiresAt: number | null;
   expiryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The region of the host's signaling node (PeerInfo.region), if signaling tags one. */
+  region: string | undefined;
+  /** The ingresses placement puts the host on, best first; null when not clustered. */
+  placement: string[] | null;
+  /** A newly placed host's jittered connect. */
+  attachTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Running while a host no longer placed here keeps its session for the detach grace. */
+  detachTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Past the grace: the host takes no new requests here and closes once idle. */
+  detaching: boolean;
+}
+
+/** A host as forwarding sees it: known from signaling, attached here or not. */
+export interface KnownHost {
+  key: string;
+  traits: HostTraits;
+  /** The ingresses placement puts it on; null when not clustered. */
+  placement: string[] | null;
 }
 
 /** setTimeout's longest delay; longer waits are re-armed (invites may last 30 days). */
@@ -133,22 +178,40 @@ export class HostConnector {
   /** The STUN/TURN servers signaling handed us (fresh TURN credentials); used unless `rtc.iceServers` is set. */
   #signaledIce: IceServer[] = [];
   #closed = false;
+  /** Left signaling on the way out: no new sessions, the open ones finish their requests. */
+  #leaving = false;
+  readonly #view: PlacementView;
+  /** From the first welcome until a `cluster` message or `clusterWaitMs`: hosts are noted, not connected. */
+  #awaitingCluster: ReturnType<typeof setTimeout> | 'pending' | null = 'pending';
   /** The deployed apps' active versions, as signaling announces them. */
   onapps: ((apps: AppRef[]) => void) | null = null;
+  /** A `cluster` message was applied (the view is current). */
+  oncluster: ((view: PlacementView) => void) | null = null;
 
   constructor(pool: HostPool, tickets: TicketBook, options: HostConnectorOptions, log: Log) {
     this.#pool = pool;
     this.#tickets = tickets;
     this.#opts = options;
     this.#log = log;
+    const self: IngressSelf = { name: options.name, region: options.region, weight: options.weight, ...(options.peerUrl ? { peerUrl: options.peerUrl } : {}) };
+    this.#view = new PlacementView(self);
     this.#signaling = new SignalingClient({
       url: options.signalUrl,
       token: options.token,
-      info: { name: options.name, wsUrl: options.wsUrl, transport: options.transport },
+      // name, region, weight and peerUrl are what signaling lists in `cluster` messages.
+      info: { name: options.name, wsUrl: options.wsUrl, transport: options.transport, region: options.region, weight: options.weight, ...(options.peerUrl ? { peerUrl: options.peerUrl } : {}) },
       WebSocketImpl: WebSocket as never,
     });
     this.#signaling.onwelcome = (m) => {
       this.#useSignaledIce(m.iceServers ?? [], true);
+      if (this.#awaitingCluster === 'pending') {
+        this.#awaitingCluster = setTimeout(() => {
+          this.#awaitingCluster = null;
+          if (this.#view.clustered) return;
+          this.#log('info', 'no cluster message from signaling: a single node, attaching every host');
+          for (const link of this.#links.values()) this.#reconcile(link, false);
+        }, this.#opts.clusterWaitMs);
+      }
       log('info', 'joined signaling', { id: m.id, hosts: m.peers.length, more: m.more === true, iceServers: this.#iceSummary() });
       // With `more`, the rest of the list follows in peers chunks (onpeers replaces then).
       if (m.more) for (const p of m.peers) this.#hostSeen(p);
@@ -160,6 +223,7 @@ export class HostConnector {
       // keeps retrying at its back-off, so the name comes back when the other goes.
       if (code === 'SIG_DUPLICATE_PEER') log('error', 'another ingress took this name in signaling; retrying', { name: options.name, detail: message });
     };
+    this.#signaling.oncluster = (m) => this.#applyCluster(m);
     this.#signaling.onjoin = (p) => void this.#hostSeen(p);
     this.#signaling.onapps = (apps) => this.onapps?.(apps);
     this.#signaling.onice = (servers) => this.#useSignaledIce(servers, false);
@@ -173,6 +237,37 @@ export class HostConnector {
 
   start(): void {
     this.#signaling.start();
+  }
+
+  /** The cluster as signaling last described it (placement, peers, the peer key). */
+  get view(): PlacementView {
+    return this.#view;
+  }
+
+  /** Every host signaling lists now, attached here or not (forwarding decides on these). */
+  *known(): IterableIterator<KnownHost> {
+    for (const link of this.#links.values()) if (link.peerId) yield { key: link.hostId, traits: link.traits, placement: link.placement };
+  }
+
+  /** How many hosts signaling lists now. */
+  get knownCount(): number {
+    let n = 0;
+    for (const link of this.#links.values()) if (link.peerId) n++;
+    return n;
+  }
+
+  /**
+   * Leaves signaling but keeps the sessions: on the way out, so that placement moves this
+   * ingress's hosts to others at once while its sessions finish the requests in flight.
+   */
+  leaveSignaling(): void {
+    this.#leaving = true;
+    this.#signaling.close();
+    for (const link of this.#links.values()) {
+      clearTimeout(link.retryTimer);
+      clearTimeout(link.attachTimer);
+      this.#abandonAttempt(link);
+    }
   }
 
   /** Whether the signaling connection is up. */
@@ -192,21 +287,122 @@ export class HostConnector {
 
   async close(): Promise<void> {
     this.#closed = true;
+    if (this.#awaitingCluster !== null && this.#awaitingCluster !== 'pending') clearTimeout(this.#awaitingCluster);
     this.#signaling.close();
     for (const link of this.#links.values()) {
-      clearTimeout(link.retryTimer);
-      clearTimeout(link.expiryTimer);
+      this.#clearTimers(link);
       this.#abandonAttempt(link);
       link.session?.close();
     }
     this.#links.clear();
   }
 
-  /** An authoritative host list: every host in it is seen; a link to any other loses its peer. */
+  #clearTimers(link: HostLink): void {
+    clearTimeout(link.retryTimer);
+    clearTimeout(link.expiryTimer);
+    clearTimeout(link.attachTimer);
+    clearTimeout(link.detachTimer);
+  }
+
+  /**
+   * An authoritative host list: every host in it is seen; any other is no longer in signaling
+   * (its session keeps serving; without one it is forgotten).
+   */
   #replacePeers(peers: PeerInfo[]): void {
     const present = new Set<string>();
     for (const p of peers) present.add(this.#hostSeen(p).hostId);
-    for (const link of this.#links.values()) if (!present.has(link.hostId)) link.peerId = null;
+    for (const link of this.#links.values()) {
+      if (present.has(link.hostId) || link.peerId === null) continue;
+      link.peerId = null;
+      if (!link.session) this.#forget(link);
+    }
+  }
+
+  /** Drops a host the ingress has no session with and signaling no longer lists. */
+  #forget(link: HostLink): void {
+    this.#abandonAttempt(link);
+    this.#clearTimers(link);
+    this.#links.delete(link.hostId);
+  }
+
+  /** A new list of live ingresses: re-place every host, attach the new ones, start detaching the others. */
+  #applyCluster(m: ClusterMessage): void {
+    const first = !this.#view.clustered;
+    this.#view.update(m);
+    // The first list after start: connect what is placed here at once (nothing was attached).
+    const jitter = this.#awaitingCluster === null;
+    if (this.#awaitingCluster !== null && this.#awaitingCluster !== 'pending') clearTimeout(this.#awaitingCluster);
+    this.#awaitingCluster = null;
+    let mine = 0;
+    for (const link of this.#links.values()) {
+      link.placement = this.#view.placement(link.hostId, link.region);
+      if (this.#view.isMine(link.placement)) mine++;
+      this.#reconcile(link, jitter);
+    }
+    this.#log('info', first ? 'cluster mode: attaching the hosts placed on this ingress' : 'cluster changed', {
+      ingresses: this.#view.ingresses.map((i) => i.name + (i.draining ? ' (draining)' : '')).join(','),
+      attach: Math.min(m.attach, this.#view.live),
+      hosts: this.#links.size,
+      placedHere: mine,
+    });
+    this.oncluster?.(this.#view);
+  }
+
+  /**
+   * Brings a host's attachment in line with placement: a host placed here gets a session (after
+   * a jitter when `jitter`), a host placed elsewhere keeps its session for the detach grace.
+   */
+  #reconcile(link: HostLink, jitter: boolean): void {
+    if (this.#view.isMine(link.placement)) {
+      if (link.detachTimer !== undefined || link.detaching) {
+        clearTimeout(link.detachTimer);
+        link.detachTimer = undefined;
+        if (link.detaching) {
+          link.detaching = false;
+          const entry = this.#pool.get(link.hostId);
+          if (entry) entry.traits = link.traits;
+        }
+        this.#log('info', 'host placed here again; keeping its session', { host: link.name });
+      }
+      if (link.session || link.conn || link.retryTimer !== undefined || link.attachTimer !== undefined || !link.peerId) return;
+      if (!jitter) return this.#connect(link);
+      link.attachTimer = setTimeout(() => {
+        link.attachTimer = undefined;
+        if (!link.session && !link.conn) this.#connect(link);
+      }, Math.random() * this.#opts.attachJitterMs);
+      return;
+    }
+    // Placed elsewhere.
+    clearTimeout(link.attachTimer);
+    link.attachTimer = undefined;
+    clearTimeout(link.retryTimer);
+    link.retryTimer = undefined;
+    if (link.conn) this.#abandonAttempt(link);
+    if (link.session && link.detachTimer === undefined && !link.detaching) {
+      link.detachTimer = setTimeout(() => {
+        link.detachTimer = undefined;
+        this.#detach(link);
+      }, this.#opts.detachGraceMs);
+    }
+  }
+
+  /** The detach grace is over: no new requests for the host here; its session closes once idle. */
+  #detach(link: HostLink): void {
+    const session = link.session;
+    if (!session || this.#view.isMine(link.placement)) return;
+    link.detaching = true;
+    const entry = this.#pool.get(link.hostId);
+    if (entry) entry.traits = { ...link.traits, draining: true };
+    this.#log('info', 'host placed on other ingresses; draining and closing its session', { host: link.name, placement: link.placement?.join(',') });
+    const deadline = Date.now() + this.#opts.detachDrainMs;
+    const closeWhenIdle = () => {
+      if (link.session !== session || !link.detaching) return;
+      const busy = this.#pool.get(link.hostId)?.inFlight ?? 0;
+      if (busy > 0 && Date.now() < deadline) return void (link.detachTimer = setTimeout(closeWhenIdle, DETACH_POLL_MS));
+      link.detachTimer = undefined;
+      session.close('PROTO_SESSION_CLOSED', 'detached: the host is placed on other ingresses');
+    };
+    closeWhenIdle();
   }
 
   #hostSeen(peer: PeerInfo): HostLink {
@@ -214,17 +410,24 @@ export class HostConnector {
     let link = this.#links.get(hostId);
     if (!link) {
       const name = hostName(peer.volunteer && typeof peer.info.name === 'string' ? volunteerName(peer.info.name) : peer.info.name, hostId);
-      link = { hostId, name, info: peer.info, traits: hostTraits(peer), peerId: peer.id, conn: null, offerer: null, fallbackTimer: undefined, session: null, failures: 0, retryTimer: undefined, expiresAt: null, expiryTimer: undefined };
+      link = {
+        hostId, name, info: peer.info, traits: hostTraits(peer), peerId: peer.id, conn: null, offerer: null, fallbackTimer: undefined, session: null, failures: 0, retryTimer: undefined,
+        expiresAt: null, expiryTimer: undefined, region: peer.region, placement: null, attachTimer: undefined, detachTimer: undefined, detaching: false,
+      };
       this.#links.set(hostId, link);
       this.#log('info', 'host joined', { host: name, ua: peer.info.userAgent, volunteer: link.traits.volunteer || undefined });
     }
     link.peerId = peer.id;
     link.traits = hostTraits(peer);
+    link.region = peer.region;
+    link.placement = this.#view.placement(hostId, link.region);
     const entry = this.#pool.get(link.hostId);
-    if (entry) entry.traits = link.traits;
+    if (entry) entry.traits = this.#poolTraits(link);
     link.expiresAt = peer.expiresAt ?? null;
     this.#armExpiry(link);
-    if (!link.session && !link.conn) this.#connect(link);
+    if (this.#awaitingCluster !== null) return link; // placed once the cluster is known
+    if (!this.#view.isMine(link.placement)) this.#reconcile(link, false);
+    else if (!link.session && !link.conn) this.#connect(link);
     return link;
   }
 
@@ -234,7 +437,7 @@ export class HostConnector {
     if (!link || link.peerId !== peer.id) return;
     link.traits = hostTraits(peer);
     const entry = this.#pool.get(link.hostId);
-    if (entry) entry.traits = link.traits;
+    if (entry) entry.traits = this.#poolTraits(link);
     this.#log('info', link.traits.draining ? 'host drained' : 'host resumed', { host: link.name });
   }
 
@@ -249,13 +452,13 @@ export class HostConnector {
         this.#pool.remove(link.hostId);
         link.session?.close('PROTO_SESSION_CLOSED', reason === 'banned' ? 'banned by the operator' : 'the invite expired');
       }
-      if (!link.session) {
-        this.#abandonAttempt(link);
-        clearTimeout(link.retryTimer);
-        clearTimeout(link.expiryTimer);
-        this.#links.delete(link.hostId);
-      }
+      if (!link.session) this.#forget(link);
     }
+  }
+
+  /** The traits the pool picks by: a host being detached takes no new requests. */
+  #poolTraits(link: HostLink): HostTraits {
+    return link.detaching ? { ...link.traits, draining: true } : link.traits;
   }
 
   /**
@@ -274,13 +477,15 @@ export class HostConnector {
     link.peerId = null; // not reconnected: signaling refuses its token from now on
     this.#pool.remove(link.hostId);
     clearTimeout(link.retryTimer);
+    link.retryTimer = undefined;
     this.#abandonAttempt(link);
     if (link.session) link.session.close('PROTO_SESSION_CLOSED', 'the invite expired');
     else this.#links.delete(link.hostId);
   }
 
   #connect(link: HostLink): void {
-    if (this.#closed || !link.peerId || link.session) return;
+    if (this.#closed || this.#leaving || !link.peerId || link.session) return;
+    if (!this.#view.isMine(link.placement)) return;
     if (link.expiresAt !== null && link.expiresAt <= Date.now()) return;
     const conn = randomUUID();
     link.conn = conn;
@@ -371,11 +576,14 @@ export class HostConnector {
 
   /** Tries the host again after a back-off that doubles with each failure in a row. */
   #scheduleRetry(link: HostLink): void {
-    if (this.#closed || !link.peerId) return;
+    if (this.#closed || this.#leaving || !link.peerId || !this.#view.isMine(link.placement)) return;
     link.failures++;
     const delay = Math.min(this.#opts.reconnectMaxMs, this.#opts.reconnectBaseMs * 2 ** (link.failures - 1));
     clearTimeout(link.retryTimer);
-    link.retryTimer = setTimeout(() => this.#connect(link), delay * (0.75 + Math.random() * 0.5));
+    link.retryTimer = setTimeout(() => {
+      link.retryTimer = undefined;
+      this.#connect(link);
+    }, delay * (0.75 + Math.random() * 0.5));
   }
 
   #startSession(link: HostLink, channel: Channel, transport: TransportKind, onClosed?: () => void, rtc: 'werift' | 'node-datachannel' | null = null): void {
@@ -396,7 +604,11 @@ export class HostConnector {
       link.session = null;
       if (this.#closed) return;
       const penaltyMs = HOST_FAULTS.has(err.code) ? this.#pool.reportSessionFault(link.hostId) : undefined;
-      this.#log('warn', 'host session closed', { host: link.name, transport, code: err.code, reason: err.message, penaltyMs });
+      const detached = link.detaching;
+      link.detaching = false;
+      clearTimeout(link.detachTimer);
+      link.detachTimer = undefined;
+      this.#log(detached ? 'info' : 'warn', 'host session closed', { host: link.name, transport, code: err.code, reason: err.message, penaltyMs });
       if (!link.peerId) {
         clearTimeout(link.expiryTimer);
         this.#links.delete(link.hostId);
@@ -416,7 +628,9 @@ export class HostConnector {
         // A host whose sessions keep ending in protocol faults keeps its growing reconnect
         // back-off until the pool has forgiven it (its penalty level decays to 0).
         if (this.#pool.standing(link.hostId).level === 0) link.failures = 0;
-        this.#pool.add({ id: link.hostId, name: link.name, session, transport, rtc, info: link.info, traits: link.traits });
+        this.#pool.add({ id: link.hostId, name: link.name, session, transport, rtc, info: link.info, traits: this.#poolTraits(link) });
+        // Placement may have moved while the session was being set up.
+        if (!this.#view.isMine(link.placement)) this.#reconcile(link, false);
         this.#log('info', 'host ready', { host: link.name, transport, rtc: rtc ?? undefined, agent: session.peerAgent });
         this.#opts.onSessionEvent?.('opened', transport);
       },

@@ -60,6 +60,7 @@ export class IngressMetrics {
   readonly #fallbacks: Counter;
   readonly #kvOps: Counter<'op' | 'outcome'>;
   readonly #kvDuration: Histogram<'op'>;
+  readonly #peerForwards: Counter<'direction' | 'outcome'>;
   /**
    * The labelled children a request touches, by app, status and transport: prom-client hashes
    * the label object on every call otherwise, which was most of the per-request cost.
@@ -79,6 +80,12 @@ export class IngressMetrics {
     this.#fallbacks = new Counter({ name: 'dcdn_websocket_fallbacks_total', help: 'Times a host was offered the WebSocket transport because its data channel could not be opened', registers });
     this.#kvOps = new Counter({ name: 'dcdn_kv_operations_total', help: 'KV operations served for handlers, by operation and outcome (ok or the KV_ error code)', labelNames: ['op', 'outcome'], registers });
     this.#kvDuration = new Histogram({ name: 'dcdn_kv_operation_duration_seconds', help: 'Time to serve a KV operation, including streaming its value', labelNames: ['op'], buckets: KV_BUCKETS, registers });
+    this.#peerForwards = new Counter({
+      name: 'dcdn_peer_forwards_total',
+      help: 'Cluster forwarding between ingresses. out: tries to hand a request to a peer (answered, refused: the peer had no host either and another was asked, unreachable, failed: timeout or cut). in: requests on the peer port (accepted, forbidden: no valid dcdn-peer signature)',
+      labelNames: ['direction', 'outcome'],
+      registers,
+    });
     new Gauge({
       name: 'dcdn_http_requests_in_flight',
       help: 'Requests being forwarded right now',
@@ -167,6 +174,13 @@ export class IngressMetrics {
   kv(op: string, code: string | null, seconds: number): void {
     this.#kvOps.inc({ op, outcome: code ?? 'ok' });
     this.#kvDuration.observe({ op }, seconds);
+  }
+
+  /** One forwarding try to a peer (`out`), or one request on the peer port (`in`). */
+  peerForward(direction: 'out', outcome: 'answered' | 'refused' | 'unreachable' | 'failed'): void;
+  peerForward(direction: 'in', outcome: 'accepted' | 'forbidden'): void;
+  peerForward(direction: 'in' | 'out', outcome: string): void {
+    this.#peerForwards.inc({ direction, outcome });
   }
 
   /** The metrics as prom-client's JSON (families with their label sets and values). */

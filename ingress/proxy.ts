@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { APP_FAILURE_CODES, headProblem, isErrorCode, type ErrorCode, type Stream, type StreamError } from '../protocol/index.ts';
+import { APP_FAILURE_CODES, headProblem, isErrorCode, type AppRef, type ErrorCode, type HeaderList, type Stream, type StreamError } from '../protocol/index.ts';
+import type { ForwardResult } from './peer-forward.ts';
 import { sendError } from './error-response.ts';
 import type { AppRouter } from './app-router.ts';
 import { mayServe, VOLUNTEER_WITHHELD_HEADERS } from './host-traits.ts';
@@ -63,6 +64,18 @@ export interface ProxyEvents {
   sent?(host: HostConnection): void;
 }
 
+/** What a request needs of the cluster (peer-forward.ts); absent outside a cluster. */
+export interface ProxyCluster {
+  /** The `dcdn-via` value on answers this ingress makes: its name, or `<forwarder>,<name>` on the peer listener. */
+  via: string;
+  /**
+   * Hands a request no local host can take to a peer ingress, before any of its body is read.
+   * Returns null when no peer may take it (none attached to an eligible host, no peer key, or
+   * the request itself came from a peer: a forward is never forwarded again).
+   */
+  forward?: (f: { app: AppRef | undefined; localError: 'INGRESS_NO_HOST' | 'INGRESS_HOSTS_BUSY'; headers: HeaderList; hasBody: boolean }) => Promise<ForwardResult> | null;
+}
+
 /**
  * Forwards one HTTP request to a host and streams the answer back.
  *
@@ -81,7 +94,10 @@ export class ProxyRequest {
   readonly #opts: ProxyOptions;
   readonly #events: ProxyEvents;
   readonly #trace: RequestTrace | undefined;
+  readonly #cluster: ProxyCluster | undefined;
   readonly #tried = new Set<string>();
+  /** The peer ingress the request was handed to, if it was. */
+  #peer: string | undefined;
   #url = '';
   #app = '';
   #headers: Array<[string, string]> = [];
@@ -109,8 +125,10 @@ export class ProxyRequest {
   /**
    * @param trace The request's id and trace context (request-id.ts): the host receives them as
    * `dcdn-request-id` and `traceparent`, replacing whatever the client sent under those names.
+   * @param cluster In a cluster: the `dcdn-via` name and the hand-off to peers.
    */
-  constructor(req: IncomingMessage, res: ServerResponse, pool: HostPool, opts: ProxyOptions, events: ProxyEvents, trace?: RequestTrace) {
+  constructor(req: IncomingMessage, res: ServerResponse, pool: HostPool, opts: ProxyOptions, events: ProxyEvents, trace?: RequestTrace, cluster?: ProxyCluster) {
+    this.#cluster = cluster;
     this.#req = req;
     this.#res = res;
     this.#pool = pool;
@@ -123,6 +141,11 @@ export class ProxyRequest {
   /** Name of the host that answered (or was last tried), for the access log. */
   get hostName(): string | undefined {
     return this.#lastHost;
+  }
+
+  /** The peer ingress the request was forwarded to, if it was. */
+  get forwardedTo(): string | undefined {
+    return this.#peer;
   }
 
   /** The error code this request was answered (or cut) with, if any. */
@@ -225,6 +248,11 @@ export class ProxyRequest {
     const app = this.#opts.router.ref(this.#app);
     const picked = this.#pool.pick(this.#tried, Date.now(), (h) => mayServe(h.traits, app));
     if ('error' in picked) {
+      // No host here at all (not one lost on the way): a peer ingress may have one.
+      if (this.#tried.size === 0 && this.#cluster?.forward) {
+        const forwarding = this.#cluster.forward({ app, localError: picked.error, headers: this.#headers, hasBody: this.#hasBody });
+        if (forwarding) return this.#handedOff(forwarding);
+      }
       const error = this.#tried.size > 0 && picked.error === 'INGRESS_NO_HOST' ? 'INGRESS_HOST_LOST' : picked.error;
       const needs = app ? [app.config.require.length ? `hosts with ${app.config.require.join(', ')}` : '', app.config.volunteers ? '' : "the operator's own hosts (not volunteers)"].filter(Boolean) : [];
       const why = error === 'INGRESS_HOST_LOST' ? 'the host went away and no other host could take the request' : error === 'INGRESS_NO_HOST' && needs.length && this.#pool.size > 0 ? `no connected host may serve ${this.#app}: it needs ${needs.join(' and ')}` : 'no host can take this request now';
@@ -252,6 +280,19 @@ export class ProxyRequest {
     stream.onreset = (err) => this.#onReset(err);
     if (this.#hasBody) this.#pumpBody(stream);
     else this.#armHeadTimer();
+  }
+
+  /** The request went to a peer ingress, which answers the client; this only records how it ended. */
+  #handedOff(forwarding: Promise<ForwardResult>): void {
+    void forwarding.then((r) => {
+      this.#peer = r.peer;
+      this.#lastHost = r.host;
+      this.#lastTransport = r.transport;
+      this.#errorCode = r.code;
+      this.#bytesIn += r.bytesIn;
+      this.#bytesOut += r.bytesOut;
+      this.#finish();
+    });
   }
 
   /**
@@ -385,6 +426,7 @@ export class ProxyRequest {
     const res = this.#res;
     const expected = declaredLength(headers);
     const extra: Array<[string, string]> = [['dcdn-host', host.name], ['dcdn-transport', host.transport]];
+    if (this.#cluster) extra.push(['dcdn-via', this.#cluster.via]);
     if (this.#trace) extra.push([REQUEST_ID_HEADER, this.#trace.requestId]);
     try {
       res.writeHead(status, forwardResponseHeaders(headers, extra));
@@ -545,6 +587,7 @@ export class ProxyRequest {
       headers['dcdn-host'] = host.name;
       headers['dcdn-transport'] = host.transport;
     }
+    if (this.#cluster) headers['dcdn-via'] = this.#cluster.via;
     this.#finish();
     sendError(this.#res, code, message, headers);
   }

@@ -116,3 +116,13 @@ export function traceOf(req: IncomingMessage): RequestTrace {
   }
   return trace;
 }
+
+/**
+ * Takes the request id a peer ingress gave a request it forwarded (checked by its signature
+ * first), so that one id finds the request in both ingresses' logs. Anything but 32 lowercase
+ * hex digits is ignored and the request keeps an id of its own.
+ */
+export function inheritRequestId(req: IncomingMessage, id: string | string[] | undefined): void {
+  if (typeof id !== 'string' || !/^[0-9a-f]{32}$/.test(id)) return;
+  traces.set(req, { ...traceOf(req), requestId: id });
+}

@@ -4,7 +4,7 @@ import { createServer, METHODS, type IncomingMessage, type ServerResponse } from
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
-import { ERRORS, WS_MAX_MESSAGE_SIZE, type ErrorCode, type SessionOptions } from '../protocol/index.ts';
+import { DcdnError, ERRORS, WS_MAX_MESSAGE_SIZE, type ErrorCode, type SessionOptions } from '../protocol/index.ts';
 import { codeForStatus, endLingering, isLingering, rawErrorResponse, sendError } from './error-response.ts';
 import { trustedProxyMatcher } from './http-headers.ts';
 import { AppRouter, type AppRouterOptions } from './app-router.ts';
@@ -22,7 +22,10 @@ import type { KvLimits } from './kv/limits.ts';
 import type { KvStore } from './kv/store.ts';
 import { IngressMetrics, NO_APP, NO_TRANSPORT } from './metrics.ts';
 import { listenMetrics, serveMetrics, type MetricsEndpointOptions } from './metrics-endpoint.ts';
-import { newRequestId, REQUEST_ID_HEADER, traceOf } from './request-id.ts';
+import { inheritRequestId, newRequestId, REQUEST_ID_HEADER, traceOf } from './request-id.ts';
+import { PEER_HEADER, PeerForwarder, rankPeers, verifyPeerRequest, PEER_FORWARD_DEFAULTS, type PeerForwardOptions } from './peer-forward.ts';
+import type { ClusterSummary, PlacementView } from './placement-view.ts';
+import type { ProxyCluster } from './proxy.ts';
 import { MAX_URL, registerTail, TailHub, type TailEvent, type TailOptions } from './tail.ts';
 import { RequestLogBook, type RequestLogOptions } from './request-logs.ts';
 import { OtlpExporter, type OtlpOptions } from './otlp.ts';
@@ -37,8 +40,33 @@ export interface IngressOptions {
   port?: number;
   /** Address to listen on. Default 127.0.0.1. */
   host?: string;
-  /** Name in signaling, logs and health. Default `ingress`. */
+  /** Name in signaling, logs and health; in a cluster the placement key, unique cluster-wide. Default `ingress`. */
   name?: string;
+  /** Cluster mode: this ingress's region; hosts of the same region are placed on it first. Default `default`. */
+  region?: string;
+  /** Cluster mode: placement weight; twice the weight takes about twice the hosts. Default 1. */
+  weight?: number;
+  /**
+   * Cluster mode: where the peer listener listens, for requests other ingresses forward here
+   * (authenticated by `dcdn-peer`). Firewall it to the cluster network. Default: none, and this
+   * ingress takes no forwards (it still forwards to peers that have one).
+   */
+  peerListen?: { host: string; port: number };
+  /** The URL peers reach the peer listener at, as advertised in signaling. Default `http://<peerListen>`. */
+  peerUrl?: string;
+  /** Cluster mode: a host placed on other ingresses keeps its session this long, then drains. Default 30000 ms. */
+  detachGraceMs?: number;
+  /** Cluster mode: the longest a detached host's requests in flight get before its session closes. Default 60000 ms. */
+  detachDrainMs?: number;
+  /** Cluster mode: a host newly placed here is connected after a random delay up to this. Default 500 ms. */
+  attachJitterMs?: number;
+  /**
+   * After its first welcome, how long the ingress waits for signaling's `cluster` message before
+   * it attaches every host as a single node's ingress. Default 500 ms.
+   */
+  clusterWaitMs?: number;
+  /** Limits of forwarding to peers (peer-forward.ts). */
+  peerForward?: Partial<PeerForwardOptions>;
   /** How hosts are reached: `webrtc` (default) or `websocket`. */
   transport?: 'webrtc' | 'websocket';
   /** Base URL hosts use to dial the WebSocket endpoint. Default `ws://<host>:<port>`. */
@@ -127,6 +155,10 @@ export interface Ingress {
   readonly otlp: OtlpExporter | null;
   /** `http://host:port/metrics` of the separate metrics listener, once listening (`metrics.listen`). */
   readonly metricsUrl: string | null;
+  /** `http://host:port` of the peer listener, once listening (`peerListen`). */
+  readonly peerUrl: string | null;
+  /** The cluster as signaling describes it; null outside a cluster (no `cluster` message yet). */
+  readonly cluster: ClusterSummary | null;
   listen(): Promise<string>;
   /** Stops accepting, lets in-flight requests finish within the grace period, then closes. */
   close(): Promise<void>;
@@ -144,6 +176,7 @@ export interface Ingress {
  * ```
  */
 export function createIngress(options: IngressOptions): Ingress {
+  checkClusterOptions(options);
   const log: Log = options.log ?? (() => {});
   // What a host can make the ingress say, it may say once per interval (per kind): a hostile
   // host must not be able to fill the log.
@@ -155,6 +188,11 @@ export function createIngress(options: IngressOptions): Ingress {
     forwarding: { isTrustedProxy: trustedProxyMatcher(options.trustedProxies ?? []), protocol: 'http' },
     router,
   };
+  // On the peer listener the caller is an ingress of the cluster (its signature checked): its
+  // X-Forwarded-* carry the visitor's address and scheme, so they are believed.
+  const peerProxyOpts: ProxyOptions = { ...proxyOpts, forwarding: { isTrustedProxy: () => true, protocol: 'http' } };
+  const name = options.name ?? 'ingress';
+  const peerForwardOpts: PeerForwardOptions = { ...PEER_FORWARD_DEFAULTS, ...options.peerForward };
   const headersTimeout = options.headersTimeoutMs ?? 20_000;
   const pool = new HostPool(options.pool);
   const tickets = new TicketBook();
@@ -167,6 +205,9 @@ export function createIngress(options: IngressOptions): Ingress {
   const metrics = options.metrics?.enabled === false ? null : new IngressMetrics({ pool, inFlight: () => inflight.size }, { processMetrics: options.metrics?.processMetrics ?? true });
   let metricsServer: { url: string; close(): Promise<void> } | null = null;
   const tail = new TailHub(options.tail);
+  const forwarder = new PeerForwarder(peerForwardOpts, (outcome) => metrics?.peerForward('out', outcome));
+  let peerServer: import('node:http').Server | null = null;
+  let peerUrl: string | null = null;
   const otlp = options.otlp ? new OtlpExporter({ serviceName: `dcdn-${options.name ?? 'ingress'}`, ...options.otlp }) : null;
   const ingressName = options.name ?? 'ingress';
   const consoleLogs = new RequestLogBook<TailEvent>(options.consoleLogs ?? {}, (event, line, cut) => {
@@ -310,9 +351,13 @@ export function createIngress(options: IngressOptions): Ingress {
       signaling: connector?.signalingConnected ?? false,
       apps: router.apps ? [...router.apps] : null,
       inFlight: inflight.size,
-      kv: kv ? { store: kv.store.kind, ...kv.stats } : null,
+      // shared: every ingress reads the same data (Redis); a SQLite file is this ingress's alone.
+      kv: kv ? { store: kv.store.kind, shared: kv.store.kind !== 'sqlite', ...kv.stats } : null,
       appFailures: pool.appFailures(),
       hosts,
+      // Hosts signaling lists, attached here or not (cluster mode attaches only those placed here).
+      known: connector?.knownCount ?? 0,
+      ...(connector?.view.clustered ? { cluster: connector.view.summary() } : {}),
     };
   });
 
@@ -323,7 +368,46 @@ export function createIngress(options: IngressOptions): Ingress {
   /** Every request that is not for an ingress endpoint: hands it to a ProxyRequest. */
   function forward(request: FastifyRequest, reply: FastifyReply): void {
     reply.hijack();
-    const res = reply.raw;
+    serve(request.raw, reply.raw, null);
+  }
+
+  /**
+   * The cluster side of a request: `dcdn-via` and, for a request from a visitor, the hand-off to
+   * a peer when no host here can take it. A request from a peer (`from`) is never forwarded again.
+   */
+  function clusterFor(req: IncomingMessage, res: ServerResponse, from: string | null): ProxyCluster | undefined {
+    const view = connector?.view;
+    if (from !== null) return { via: `${from},${name}` };
+    // One ingress alone (dcdn up, or a cluster of one) has nobody to forward to: its answers
+    // stay as they were before clusters, without dcdn-via.
+    if (!view?.clustered || view.ingresses.length < 2) return undefined;
+    return { via: name, forward: (f) => handOff(view, req, res, f) };
+  }
+
+  function handOff(view: PlacementView, req: IncomingMessage, res: ServerResponse, f: Parameters<NonNullable<ProxyCluster['forward']>>[0]) {
+    const key = view.peerKey;
+    if (!key || !connector || draining) return null;
+    const peers = rankPeers(view, connector.known(), (traits) => mayServe(traits, f.app));
+    if (peers.length === 0) return null;
+    return forwarder.forward({ req, res, headers: f.headers, hasBody: f.hasBody, peers, self: name, peerKey: key, localError: f.localError });
+  }
+
+  /** A request on the peer listener: only ingresses of the cluster, by their signature. */
+  function servePeer(req: IncomingMessage, res: ServerResponse): void {
+    const auth = verifyPeerRequest(connector?.view.peerKey ?? null, req.headers[PEER_HEADER], req.method ?? '', req.url ?? '', Date.now(), peerForwardOpts.authWindowMs);
+    if ('error' in auth) {
+      metrics?.peerForward('in', 'forbidden');
+      hostLog('warn', 'refused a request on the peer port', { address: req.socket.remoteAddress, why: auth.error });
+      return sendError(res, 'INGRESS_PEER_FORBIDDEN', auth.error);
+    }
+    metrics?.peerForward('in', 'accepted');
+    inheritRequestId(req, req.headers[REQUEST_ID_HEADER]);
+    serve(req, res, auth.from);
+  }
+
+  /** Serves one request from a visitor (`from` null) or forwarded by peer ingress `from`. */
+  function serve(raw: IncomingMessage, res: ServerResponse, from: string | null): void {
+    const request = { raw, url: raw.url ?? '/', method: raw.method ?? 'GET' };
     if ((request.raw as IncomingMessage & { upgrade?: boolean }).upgrade) {
       // Node gave this request up to the upgrade path: no keep-alive, nothing closes the
       // socket unless we do once the answer is out.
@@ -337,13 +421,14 @@ export function createIngress(options: IngressOptions): Ingress {
     const started = performance.now();
     const startedAt = Date.now();
     const requestId = trace.requestId;
+    const cluster = clusterFor(raw, res, from);
     // The handler's console lines are kept only for requests that start while someone tails.
     const tracked = tail.active;
     const proxied = new ProxyRequest(
       request.raw,
       res,
       pool,
-      proxyOpts,
+      from === null ? proxyOpts : peerProxyOpts,
       {
         log: (level, msg, fields) => hostLog(level, msg, { ...fields, requestId }),
         ...(tracked
@@ -356,6 +441,7 @@ export function createIngress(options: IngressOptions): Ingress {
           : {}),
       },
       trace,
+      cluster,
     );
     inflight.add(proxied);
     res.once('close', () => {
@@ -370,6 +456,8 @@ export function createIngress(options: IngressOptions): Ingress {
         host: proxied.hostName,
         error: proxied.errorCode,
         complete: res.writableFinished,
+        forwardedTo: proxied.forwardedTo,
+        forwardedBy: from ?? undefined,
       });
       metrics?.request({ app: proxied.appName, status, transport: proxied.transport ?? NO_TRANSPORT, seconds, bytesIn: proxied.bytesIn, bytesOut: proxied.bytesOut, code: proxied.errorCode });
       if (otlp && trace.sampled) {
@@ -439,6 +527,12 @@ export function createIngress(options: IngressOptions): Ingress {
     get metricsUrl() {
       return metricsServer?.url ?? null;
     },
+    get peerUrl() {
+      return peerUrl;
+    },
+    get cluster() {
+      return connector?.view.summary() ?? null;
+    },
     async listen() {
       const address = await app.listen({ port: options.port ?? 8080, host: options.host ?? '127.0.0.1' });
       url = address;
@@ -451,12 +545,33 @@ export function createIngress(options: IngressOptions): Ingress {
         }
         log('info', 'metrics listening', { url: metricsServer.url });
       }
+      if (options.peerListen) {
+        try {
+          peerServer = await listenPeer(options.peerListen, servePeer, proxyOpts, headersTimeout, options.keepAliveTimeoutMs ?? 5_000, (err, socket) => answerClientError(err, socket, log, metrics));
+        } catch (err) {
+          await metricsServer?.close();
+          await app.close();
+          throw err;
+        }
+        const bound = peerServer.address() as import('node:net').AddressInfo;
+        const host = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
+        peerUrl = `http://${host}:${bound.port}`;
+        log('info', 'peer listener listening', { url: peerUrl, advertised: options.peerUrl ?? peerUrl });
+      }
+      const advertisedPeerUrl = options.peerUrl ?? peerUrl ?? undefined;
       const wsBase = options.publicWsBase ?? address.replace(/^http/, 'ws');
       const connectorOpts: HostConnectorOptions = {
         ...CONNECTOR_DEFAULTS,
         signalUrl: options.signalUrl,
         token: options.token,
-        name: options.name ?? 'ingress',
+        name,
+        region: options.region ?? CONNECTOR_DEFAULTS.region,
+        weight: options.weight ?? CONNECTOR_DEFAULTS.weight,
+        ...(advertisedPeerUrl ? { peerUrl: advertisedPeerUrl } : {}),
+        detachGraceMs: options.detachGraceMs ?? CONNECTOR_DEFAULTS.detachGraceMs,
+        detachDrainMs: options.detachDrainMs ?? CONNECTOR_DEFAULTS.detachDrainMs,
+        attachJitterMs: options.attachJitterMs ?? CONNECTOR_DEFAULTS.attachJitterMs,
+        clusterWaitMs: options.clusterWaitMs ?? CONNECTOR_DEFAULTS.clusterWaitMs,
         transport: options.transport ?? 'webrtc',
         wsUrl: `${wsBase}/_dcdn/host-ws`,
         rtcOpenTimeoutMs: options.rtcOpenTimeoutMs ?? CONNECTOR_DEFAULTS.rtcOpenTimeoutMs,
@@ -482,6 +597,16 @@ export function createIngress(options: IngressOptions): Ingress {
         router.setApps(list);
         log('info', 'apps', { apps: list.map((a) => `${a.name}@${a.version}`).join(',') || 'none' });
       };
+      let kvSplitLogged = '';
+      connector.oncluster = (view) => {
+        // Two ingresses on two SQLite files are two datasets: a handler's reads would depend on
+        // which ingress served the request. Said once per change of the ingress list.
+        const live = view.ingresses.filter((i) => !i.draining).map((i) => i.name).sort().join(',');
+        if (kv && kv.store.kind === 'sqlite' && view.live > 1 && live !== kvSplitLogged) {
+          log('error', 'kv split: this ingress keeps handlers\' KV in a local SQLite file while other ingresses serve too; each has its own data. Use a shared store (--kv-store redis://…)', { ingresses: live });
+        }
+        kvSplitLogged = live;
+      };
       connector.start();
       log('info', 'ingress listening', { url: address, transport: connectorOpts.transport, rtc: options.rtcBackend ?? 'werift' });
       return address;
@@ -491,15 +616,22 @@ export function createIngress(options: IngressOptions): Ingress {
       draining = true;
       const grace = options.shutdownGraceMs ?? 10_000;
       log('info', 'draining', { inFlight: inflight.size, graceMs: grace });
+      // Leave signaling first: placement moves this ingress's hosts to the others at once,
+      // while the sessions here finish the requests in flight.
+      connector?.leaveSignaling();
       // Stop taking connections; keep-alive clients get 503 INGRESS_SHUTTING_DOWN. Host
       // sessions (and the WebSocket endpoint) stay up until the requests on them are done.
       app.server.close();
       app.server.closeIdleConnections();
+      peerServer?.closeIdleConnections();
       tail.close();
       const deadline = Date.now() + grace;
       while (inflight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       if (inflight.size > 0) log('warn', 'grace period over; cutting requests', { inFlight: inflight.size });
       app.server.closeAllConnections();
+      peerServer?.closeAllConnections();
+      if (peerServer) await new Promise<void>((r) => peerServer!.close(() => r()));
+      forwarder.close();
       await connector?.close();
       await app.close();
       await otlp?.close();
@@ -545,3 +677,48 @@ function answerClientError(err: Error & { code?: string; rawPacket?: Buffer }, s
   endLingering(socket, rawErrorResponse(code, message, requestId));
 }
 
+
+/**
+ * The peer listener: plain Node HTTP with the public port's parser limits, whose requests all go
+ * to `handler` (which checks the `dcdn-peer` signature first).
+ */
+function listenPeer(
+  at: { host: string; port: number },
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+  proxyOpts: ProxyOptions,
+  headersTimeout: number,
+  keepAliveTimeout: number,
+  onClientError: (err: Error & { code?: string; rawPacket?: Buffer }, socket: Socket) => void,
+): Promise<import('node:http').Server> {
+  const server = createServer(
+    {
+      maxHeaderSize: proxyOpts.maxHeaderBytes + proxyOpts.maxUrlLength + 1024,
+      headersTimeout,
+      connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(headersTimeout / 4))),
+      requestTimeout: 0,
+      keepAliveTimeout,
+      requireHostHeader: false,
+    },
+    handler,
+  );
+  server.on('clientError', (err, socket) => onClientError(err as Error & { code?: string; rawPacket?: Buffer }, socket as Socket));
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(at.port, at.host, () => {
+      server.off('error', reject);
+      resolve(server);
+    });
+  });
+}
+
+/**
+ * The cluster options are what other ingresses see of this one (placement, forwarding): a bad
+ * one is refused at once with INGRESS_BAD_OPTION naming it, rather than spread to the cluster.
+ */
+function checkClusterOptions(o: IngressOptions): void {
+  const bad = (option: string, message: string) => new DcdnError('INGRESS_BAD_OPTION', `\`${option}\` ${message}`);
+  if (o.region !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(o.region)) throw bad('region', "must be 1-64 letters, digits, '.', '_' or '-'");
+  if (o.weight !== undefined && !(Number.isFinite(o.weight) && o.weight > 0 && o.weight <= 1000)) throw bad('weight', 'must be a number over 0 and at most 1000');
+  if (o.name !== undefined && (o.name.length === 0 || o.name.length > 128)) throw bad('name', 'must be 1-128 characters');
+  if (o.peerUrl !== undefined && !/^https?:\/\/[^/\s?#]+\/?$/.test(o.peerUrl)) throw bad('peerUrl', 'must be http://HOST[:PORT]');
+}

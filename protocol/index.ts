@@ -64,7 +64,12 @@ export {
   type StatusMessage,
   type UpdateMessage,
   type WelcomeMessage,
+  type ClusterIngress,
+  type ClusterMessage,
+  type PeersMessage,
 } from './signaling-messages.ts';
+export { linkKey, MAX_HOST_ID_LENGTH } from './presence-key.ts';
+export { assign, cyrb53, placementScore, type PlacementIngress } from './placement.ts';
 export {
   SignalingClient,
   type BackoffOptions,

@@ -15,7 +15,7 @@
  * silence it drops the socket and reconnects (docs/signaling.md, SCALE-OUT §3.11).
  */
 import { SignalingError, type SignalingErrorCode } from './signaling-errors.ts';
-import { MAX_CHECK_ERROR_LENGTH, parseServerMessage, type AppRef, type AppStatus, type CheckMessage, type IceServer, type PeerInfo, type ServerMessage, type WelcomeMessage } from './signaling-messages.ts';
+import { MAX_CHECK_ERROR_LENGTH, parseServerMessage, type AppRef, type AppStatus, type CheckMessage, type ClusterMessage, type IceServer, type PeerInfo, type ServerMessage, type WelcomeMessage } from './signaling-messages.ts';
 
 /** The subset of the WHATWG WebSocket that the client uses; `ws`'s WebSocket has it too. */
 export interface WebSocketLike {
@@ -114,6 +114,8 @@ export class SignalingClient {
   oncheck: ((check: CheckMessage) => void) | null = null;
   /** Fresh ICE servers (TURN credentials) replacing those of the welcome, before they expire. */
   onice: ((iceServers: IceServer[]) => void) | null = null;
+  /** Ingresses in a cluster: the live ingresses, K and the peer key (docs/cluster.md). A single node never sends it. */
+  oncluster: ((message: ClusterMessage) => void) | null = null;
   /** An error reported by the server; `to` is set for SIG_UNKNOWN_PEER. */
   onerror: ((code: SignalingErrorCode, message: string, to?: string) => void) | null = null;
   onstatechange: ((state: SignalingClientState) => void) | null = null;
@@ -303,6 +305,9 @@ export class SignalingClient {
         return;
       case 'check':
         this.oncheck?.(message);
+        return;
+      case 'cluster':
+        this.oncluster?.(message);
         return;
       case 'update':
         this.onupdate?.(message.peer);

@@ -37,6 +37,10 @@ describe('dcdn ingress flags', () => {
       rtc: {},
       rtcOpenTimeoutMs: 10_000,
       routing: { baseDomain: 'localhost' },
+      // Cluster placement: one region, weight 1, no peer listener (takes no forwards).
+      region: 'default',
+      weight: 1,
+      detachGraceMs: 30_000,
       // The ingress's own defaults, spelled out: a flag left out changes nothing.
       headersTimeoutMs: 20_000,
       peerLogIntervalMs: 10_000,
@@ -142,6 +146,17 @@ describe('dcdn ingress flags', () => {
     expect(usageError(['--signal', 'http://s:1', '--rtc', 'libwebrtc'])).toMatch(/--rtc must be werift or node-datachannel/);
     expect(usageError(['--signal', 'http://s:1', '--turn', 'turn:t.example.net'])).toMatch(/--turn needs --turn-secret/);
     expect(usageError(['--signal', 'http://s:1', '--stun', 'http://stun.example.net'])).toMatch(/--stun "http:\/\/stun.example.net" is not a STUN URL/);
+    expect(usageError(['--signal', 'http://s:1', '--region', 'eu west'])).toMatch(/--region must be/);
+    expect(usageError(['--signal', 'http://s:1', '--weight', '0'])).toMatch(/--weight must be a number over 0/);
+    expect(usageError(['--signal', 'http://s:1', '--peer-listen', '10.0.0.5'])).toMatch(/--peer-listen must be ADDRESS:PORT/);
+    expect(usageError(['--signal', 'http://s:1', '--peer-listen', '10.0.0.5:8081', '--peer-url', 'ws://10.0.0.5:8081'])).toMatch(/--peer-url must be http/);
+    expect(usageError(['--signal', 'http://s:1', '--peer-url', 'http://10.0.0.5:8081'])).toMatch(/--peer-url needs --peer-listen/);
+    expect(usageError(['--signal', 'http://s:1', '--detach-grace', 'later'])).toMatch(/--detach-grace/);
+  });
+
+  it('read the cluster placement and the peer listener', () => {
+    const opts = ingress(['--signal', 'http://s:1', '--name', 'edge-2', '--region', 'eu-west', '--weight', '2.5', '--peer-listen', '10.0.0.5:8081', '--peer-url', 'http://edge-2.internal:8081/', '--detach-grace', '5000']);
+    expect(opts).toMatchObject({ name: 'edge-2', region: 'eu-west', weight: 2.5, peerListen: { host: '10.0.0.5', port: 8081 }, peerUrl: 'http://edge-2.internal:8081', detachGraceMs: 5000 });
   });
 
   it('say plainly which option is unknown', () => {

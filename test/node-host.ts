@@ -13,6 +13,8 @@ export interface NodeHost {
   readonly sessions: Session[];
   /** The raw channel of the latest session, to inject bytes. */
   readonly channel: Channel | null;
+  /** Times an ingress told it to dial (WebSocket transport signals received). */
+  readonly dials: number;
   /** Resolves when a session with an ingress is ready. */
   ready(): Promise<Session>;
   close(): void;
@@ -23,6 +25,9 @@ export function startNodeHost(opts: { signalUrl: string; token: string; name: st
   let channel: Channel | null = null;
   let readyResolve: (s: Session) => void;
   let readyPromise = new Promise<Session>((r) => (readyResolve = r));
+  /** Closed hosts ignore a dial signal that was already on its way, and a dial that opens late. */
+  let closed = false;
+  let dials = 0;
   const client = new SignalingClient({
     url: opts.signalUrl,
     token: opts.token,
@@ -31,11 +36,13 @@ export function startNodeHost(opts: { signalUrl: string; token: string; name: st
   });
   client.onsignal = (_from, data) => {
     const signal = parseLinkSignal(data);
-    if (signal?.kind !== 'websocket') return;
+    if (signal?.kind !== 'websocket' || closed) return;
+    dials++;
     const url = new URL(signal.url);
     url.searchParams.set('ticket', signal.ticket);
     const ws = new WebSocket(url);
     ws.on('open', () => {
+      if (closed) return void ws.close();
       channel = new NodeWebSocketChannel(ws);
       const session = new Session(channel, { role: 'server', agent: `node-host/${opts.name}` });
       session.onstream = opts.onstream;
@@ -50,8 +57,12 @@ export function startNodeHost(opts: { signalUrl: string; token: string; name: st
     get channel() {
       return channel;
     },
+    get dials() {
+      return dials;
+    },
     ready: () => readyPromise,
     close() {
+      closed = true;
       client.close();
       for (const s of sessions) s.close();
       readyPromise = new Promise<Session>((r) => (readyResolve = r));
