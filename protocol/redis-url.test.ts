@@ -18,6 +18,7 @@ describe('parseRedisUrl', () => {
   it('reads a unix socket from redis+unix:// URLs and bare paths', () => {
     expect(parseRedisUrl('redis+unix:///run/redis/redis.sock?db=3')).toEqual({ path: '/run/redis/redis.sock', db: 3 });
     expect(parseRedisUrl('/tmp/r.sock')).toEqual({ path: '/tmp/r.sock', db: 0 });
+    expect(parseRedisUrl('redis+unix:///run/r.sock?user=dcdn&password=p%26w')).toEqual({ path: '/run/r.sock', db: 0, username: 'dcdn', password: 'p&w' });
   });
 
   it('refuses what is not a Redis URL, naming it', () => {

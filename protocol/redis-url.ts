@@ -1,6 +1,7 @@
 /**
  * Where a Redis lives, from the specs dcdn accepts: `redis://[user:pass@]host[:port][/db]`,
- * `rediss://…` (TLS), `redis+unix:///path/to/redis.sock[?db=N]`, or a bare socket path.
+ * `rediss://…` (TLS), `redis+unix:///path/to/redis.sock[?db=N][&user=U&password=P]` (a URL with
+ * a path and no host has no room for credentials), or a bare socket path.
  *
  * Pure (the WHATWG `URL` global only), so the ingress's KV store and signaling's cluster
  * coordination share one parser without importing each other. The result's fields are named as
@@ -39,8 +40,11 @@ export function parseRedisUrl(spec: string): RedisEndpoint {
   const db = Number((url.protocol === 'redis+unix:' ? url.searchParams.get('db') : url.pathname.slice(1)) || 0);
   if (!Number.isInteger(db) || db < 0) throw new RangeError(`not a Redis database number in ${JSON.stringify(spec)}`);
   switch (url.protocol) {
-    case 'redis+unix:':
-      return { path: decodeURIComponent(url.pathname), db, ...auth };
+    case 'redis+unix:': {
+      const user = url.searchParams.get('user');
+      const password = url.searchParams.get('password');
+      return { path: decodeURIComponent(url.pathname), db, ...auth, ...(user && { username: user }), ...(password && { password }) };
+    }
     case 'redis:':
     case 'rediss:':
       return {

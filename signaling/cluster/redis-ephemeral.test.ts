@@ -109,6 +109,28 @@ describe('connectRedisCluster', () => {
     await expect(connectRedisCluster({ url: 'http://example.com', clusterName: 'x', nodeId: 'a', region: 'r' })).rejects.toBeInstanceOf(PresenceUnavailableError);
   });
 
+  it('works as an ACL user with only the permissions docs/cluster-redis.md lists', async () => {
+    const name = `e${++clusters}`;
+    await raw.acl('SETUSER', 'dcdn', 'reset', 'on', '>s3cret', `~dcdn:{*}:*`, '+@read', '+@write', '+@stream', '+@scripting', '+@connection', '+time', '+client|id', '+client|unblock', '+config|get');
+    try {
+      const url = `redis+unix://${server.socket}?user=dcdn&password=s3cret`;
+      const a = await connectRedisCluster({ url, clusterName: name, nodeId: 'a', region: 'r', log: (level, message) => logs.push({ level, message }), timings: { blockMs: 500 } });
+      const b = await connectRedisCluster({ url, clusterName: name, nodeId: 'b', region: 'r', timings: { blockMs: 500 } });
+      parts.push(a, b);
+      const got = new Promise((resolve) => b.bus.onMessage((m) => resolve(m)));
+      const snap = await b.presence.snapshot();
+      const joined = new Promise((resolve) => b.presence.tail(snap.cursor, (e) => resolve(e.t), () => undefined));
+      await a.presence.register({ key: 'h:acl', node: 'a', region: 'r', peer: { id: 'p', role: 'host', info: {}, since: 0 }, address: '192.0.2.1' }, {});
+      expect(await joined).toBe('join');
+      await a.bus.send('b', { v: 1, t: 'drain', peer: 'p', draining: true });
+      expect(await got).toEqual({ v: 1, t: 'drain', peer: 'p', draining: true });
+      expect(await a.ephemeral.take('x', { perSecond: 1, burst: 1 })).toBe(true);
+      expect(logs.filter((l) => l.level !== 'info')).toEqual([]);
+    } finally {
+      await raw.acl('DELUSER', 'dcdn');
+    }
+  });
+
   it('lets the first node set the dataset generation and the next adopt it', async () => {
     const a = await connect('a');
     const b = await connect('b', `e${clusters}`);
