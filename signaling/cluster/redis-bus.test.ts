@@ -88,6 +88,20 @@ describe('RedisBus', () => {
     await expect(a!.bus.send('b', signal(1))).rejects.toBeInstanceOf(PresenceUnavailableError);
   });
 
+  it("wakes the reader blocked on the inbox when a presence tail starts, so the tail's events come at once", async () => {
+    // A block far longer than the wait for the event: only the wake-up can deliver it in time.
+    const clusterName = `b${++clusters}`;
+    const [a, b] = await Promise.all(['a', 'b'].map((nodeId) => connectRedisCluster({ url: server.url, clusterName, nodeId, region: 'r1', timings: { blockMs: 60_000 } })));
+    opened.push(a!, b!);
+    const inbox = receive(b!, 1);
+    await a!.bus.send('b', signal(1));
+    await inbox.done; // b's reader is now blocked on its inbox alone
+    const snap = await b!.presence.snapshot();
+    const joined = new Promise((resolve) => b!.presence.tail(snap.cursor, (e) => resolve(e.t), () => undefined));
+    await a!.presence.register({ key: 'h:w', node: 'a', region: 'r1', peer: { id: 'p', role: 'host', info: {}, since: 0 }, address: '192.0.2.1' }, {});
+    expect(await joined).toBe('join');
+  }, 20_000);
+
   it('skips messages of a version or type it does not know', async () => {
     const [a, b] = await nodes('a', 'b');
     const inbox = receive(b!, 1);
