@@ -105,7 +105,6 @@ export class StreamReader {
 
   /** Wakes the blocked XREAD (it returns nil) so the next one reads the new set of streams. */
   async #unblock(): Promise<void> {
-    // The reader's id was asked before it blocked (a command on a blocked connection would wait).
     for (let i = 0; i < UNBLOCK_TRIES && this.#reading && this.#readerId !== null; i++) {
       const done = await this.#link.cmd.client('UNBLOCK', this.#readerId).catch(() => 0);
       if (done === 1) return;
@@ -118,14 +117,17 @@ export class StreamReader {
     const t = link.timings;
     let failures = 0;
     while (!this.#closed) {
-      const events = this.#eventsCursor();
-      const inbox = this.#inbox !== null;
-      if (events === null && !inbox) {
+      if (this.#tails.size === 0 && this.#inbox === null) {
         await new Promise<void>((resolve) => (this.#idle = resolve));
         this.#idle = null;
         continue;
       }
+      // Asked before it blocks (a command on a blocked connection waits), for CLIENT UNBLOCK.
       if (this.#readerId === null) this.#readerId = Number(await link.reader.client('ID').catch(() => null)) || null;
+      // Read after that await, so a tail added meanwhile is in this XREAD.
+      const events = this.#eventsCursor();
+      const inbox = this.#inbox !== null;
+      if (events === null && !inbox) continue;
       const keys: string[] = [];
       const ids: string[] = [];
       if (events !== null) keys.push(this.#eventsKey), ids.push(events);
