@@ -21,10 +21,10 @@ afterAll(async () => {
   await server?.stop();
 });
 
-/** Short leases so the janitor's bounds are reached in well under a second. */
+/** Short leases so the janitor's bounds are reached in about a second (ten beats per lease: the machine is busy). */
 const FAST: Partial<RedisClusterTimings> = {
   heartbeatIntervalMs: 100,
-  nodeLeaseMs: 300,
+  nodeLeaseMs: 1000,
   janitorIntervalMs: 100,
   entryLeaseMs: 10_000,
   blockMs: 1000,
@@ -121,6 +121,35 @@ describe('RedisPresence on one Redis shared by two nodes', () => {
     // Back: the island's peer is reclaimed with a fresh epoch (even though the register that
     // timed out on the client may have run in Redis after all).
     expect(await a.reclaim(island)).not.toBeNull();
+  });
+
+  it('renews and reaps in batches: every key of a batch boundary is counted once', async () => {
+    h = harness({ ...FAST, batch: 100 });
+    const b = await h.open({ nodeId: 'b' });
+    const w = watch(b, (await b.snapshot()).cursor);
+    const a = await h.open({ nodeId: 'a' });
+    const own = await Promise.all(Array.from({ length: 250 }, (_, i) => a.register(entry(`h:${i}`, 'a'), {}).then(({ epoch }) => ({ key: `h:${i}`, epoch }))));
+    // One key of the last batch moves to b: a's renew reports it fenced, the rest current.
+    const moved = await b.register(entry('h:249', 'b'), {});
+    const renewed = await a.renew([...own, { key: 'h:none', epoch: 1 }], { cv: 0, peers: 250 });
+    expect(renewed).toEqual({ fenced: ['h:249'], missing: ['h:none'], genChanged: false });
+    // a goes without unregistering: its 249 remaining entries go in three reaping batches.
+    await a.close();
+    await w.event('last leave', () => w.events.filter((e) => e.t === 'leave' && e.reason === 'node-lost').length === 249);
+    expect((await b.snapshot()).entries.map((e) => [e.key, e.epoch])).toEqual([['h:249', moved.epoch]]);
+    w.stop();
+  });
+
+  it('adopts a new dataset generation on register too, resetting the tail', async () => {
+    h = harness();
+    const a = await h.open({ nodeId: 'a' });
+    const w = watch(a, (await a.snapshot()).cursor);
+    await raw.flushall();
+    const { epoch } = await a.register(entry('h:n', 'a'), {});
+    await w.reset();
+    expect((await a.snapshot()).entries.map((e) => e.epoch)).toEqual([epoch]);
+    expect((await a.nodes()).map((n) => n.id)).toEqual(['a']);
+    expect(await a.renew([{ key: 'h:n', epoch }], { cv: 0, peers: 1 })).toEqual({ fenced: [], missing: [], genChanged: true });
   });
 
   it('resets a tail whose cursor the events stream has trimmed past', async () => {
