@@ -137,7 +137,6 @@ export class RedisLink {
     cmd.off('error', early);
     reader.off('error', early);
     const link = new RedisLink(cmd, reader, opts, t);
-    cmd.on('ready', () => link.log('info', 'cluster: Redis connection back', { node: link.nodeId }));
     await link.initGen();
     return link;
   }
