@@ -109,6 +109,13 @@ describe('connectRedisCluster', () => {
     await expect(connectRedisCluster({ url: 'http://example.com', clusterName: 'x', nodeId: 'a', region: 'r' })).rejects.toBeInstanceOf(PresenceUnavailableError);
   });
 
+  it('rejects with PresenceUnavailableError, not hangs, when Redis is frozen at start', async () => {
+    const pid = Number(/process_id:(\d+)/.exec(await raw.info('server'))![1]);
+    process.kill(pid, 'SIGSTOP');
+    stopped = pid;
+    await expect(connectRedisCluster({ url: server.url, clusterName: 'frozen', nodeId: 'a', region: 'r', timings: { connectTimeoutMs: 300, commandTimeoutMs: 300 } })).rejects.toBeInstanceOf(PresenceUnavailableError);
+  });
+
   it('works as an ACL user with only the permissions docs/cluster-redis.md lists', async () => {
     const name = `e${++clusters}`;
     await raw.acl('SETUSER', 'dcdn', 'reset', 'on', '>s3cret', `~dcdn:{*}:*`, '+@read', '+@write', '+@stream', '+@scripting', '+@connection', '+time', '+client|id', '+client|unblock', '+config|get');

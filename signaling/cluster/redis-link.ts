@@ -137,7 +137,12 @@ export class RedisLink {
     cmd.off('error', early);
     reader.off('error', early);
     const link = new RedisLink(cmd, reader, opts, t);
-    await link.initGen();
+    try {
+      await link.initGen();
+    } catch (err) {
+      await link.close();
+      throw err;
+    }
     return link;
   }
 
