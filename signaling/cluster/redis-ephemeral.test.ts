@@ -10,6 +10,23 @@ let clusters = 0;
 let parts: ClusterParts[] = [];
 let stopped: number | null = null;
 const logs: Array<{ level: string; message: string }> = [];
+const logWaiters = new Set<() => void>();
+/** Resolves when a log line matching `re` has been written. */
+function logged(re: RegExp): Promise<void> {
+  return new Promise((resolve) => {
+    const check = () => {
+      if (!logs.some((l) => re.test(l.message))) return;
+      logWaiters.delete(check);
+      resolve();
+    };
+    logWaiters.add(check);
+    check();
+  });
+}
+function log(level: string, message: string): void {
+  logs.push({ level, message });
+  for (const w of [...logWaiters]) w();
+}
 
 beforeAll(async () => {
   server = await startRedis();
@@ -35,7 +52,7 @@ async function connect(nodeId = 'a', clusterName = `e${++clusters}`): Promise<Cl
     clusterName,
     nodeId,
     region: 'r1',
-    log: (level, message) => logs.push({ level, message }),
+    log,
     timings: { commandTimeoutMs: 500, blockMs: 500 },
   });
   parts.push(p);
@@ -79,11 +96,7 @@ describe('RedisEphemeral', () => {
     process.kill(pid, 'SIGCONT');
     stopped = null;
     // The heartbeat finds Redis back within a beat; then the shared bucket answers again.
-    await new Promise<void>((resolve) => {
-      const check = setInterval(() => {
-        if (logs.some((l) => /answers again/.test(l.message))) clearInterval(check), resolve();
-      }, 20);
-    });
+    await logged(/answers again/);
     expect(await a.ephemeral.take('join:x', rate)).toBe(true);
     expect(logs.some((l) => /cluster-wide again/.test(l.message))).toBe(true);
   });
@@ -121,7 +134,7 @@ describe('connectRedisCluster', () => {
     await raw.acl('SETUSER', 'dcdn', 'reset', 'on', '>s3cret', `~dcdn:{*}:*`, '+@read', '+@write', '+@stream', '+@scripting', '+@connection', '+time', '+client|id', '+client|unblock', '+config|get');
     try {
       const url = `redis+unix://${server.socket}?user=dcdn&password=s3cret`;
-      const a = await connectRedisCluster({ url, clusterName: name, nodeId: 'a', region: 'r', log: (level, message) => logs.push({ level, message }), timings: { blockMs: 500 } });
+      const a = await connectRedisCluster({ url, clusterName: name, nodeId: 'a', region: 'r', log, timings: { blockMs: 500 } });
       const b = await connectRedisCluster({ url, clusterName: name, nodeId: 'b', region: 'r', timings: { blockMs: 500 } });
       parts.push(a, b);
       const got = new Promise((resolve) => b.bus.onMessage((m) => resolve(m)));
