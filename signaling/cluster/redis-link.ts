@@ -122,8 +122,10 @@ export class RedisLink {
       connectTimeout: t.connectTimeoutMs,
       retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
     };
-    const cmd = new Redis({ ...base, commandTimeout: t.commandTimeoutMs, connectionName: `dcdn:${opts.nodeId}:cmd` });
-    const reader = new Redis({ ...base, commandTimeout: t.readerTimeoutMs, connectionName: `dcdn:${opts.nodeId}:reader` });
+    // Named for CLIENT LIST (operators, and the bus test that kills the reader); names may not hold spaces.
+    const name = `dcdn:${opts.nodeId.replace(/[^\w.:-]/g, '_')}`;
+    const cmd = new Redis({ ...base, commandTimeout: t.commandTimeoutMs, connectionName: `${name}:cmd` });
+    const reader = new Redis({ ...base, commandTimeout: t.readerTimeoutMs, connectionName: `${name}:reader` });
     const early = (): void => undefined;
     cmd.on('error', early);
     reader.on('error', early);
