@@ -40,6 +40,12 @@ export interface ClusterPresenceResults {
   renewMs: number;
   /** Redis `used_memory` growth per registered host, bytes: with its share of the events stream, and without. */
   bytesPerHost: { withEvents: number; entryOnly: number };
+  /**
+   * With the default timings, from a node's last heartbeat to the last of its 100 peers' `leave
+   * node-lost` in another node's tail, ms: a killed node (bound: lease 6 s + tick 2 s) and a node
+   * that closed without unregistering (bound: one tick).
+   */
+  nodeLostMs: { killed: number; closed: number };
 }
 
 function peer(i: number): PeerInfo {
@@ -133,6 +139,8 @@ export async function runClusterPresenceBench(config: Partial<ClusterPresenceCon
     await m.presence.renew(epochs.map((e, i) => ({ key: `h:host-${i}`, epoch: e.epoch })), { cv: 1, peers: cfg.hosts });
     const renewMs = performance.now() - t3;
 
+    const nodeLostMs = { killed: await nodeLost(server.url, true), closed: await nodeLost(server.url, false) };
+
     return {
       config: { ...cfg, redis: 'redis-server 7 on a unix socket, this machine, no persistence' },
       register: rounded(latencySummary(register)),
@@ -142,11 +150,36 @@ export async function runClusterPresenceBench(config: Partial<ClusterPresenceCon
       relayPerSecond: Math.round(relayPerSecond),
       renewMs: round(renewMs, 1)!,
       bytesPerHost: { withEvents: Math.round((after - before) / cfg.hosts), entryOnly: Math.round((trimmed - before) / cfg.hosts) },
+      nodeLostMs,
     };
   } finally {
     await Promise.all(parts.map((p) => p.close()));
     raw.disconnect();
     await server.stop();
+  }
+}
+
+/** How long after its last heartbeat a node's 100 peers have left another node's tail. */
+async function nodeLost(url: string, killed: boolean): Promise<number> {
+  const clusterName = `lost-${killed ? 'killed' : 'closed'}`;
+  const watcher = await connectRedisCluster({ url, clusterName, nodeId: 'w', region: 'eu' });
+  // A heartbeat that never comes again after the first: a killed (or frozen) machine.
+  const dying = await connectRedisCluster({ url, clusterName, nodeId: 'k', region: 'eu', ...(killed && { timings: { heartbeatIntervalMs: 3_600_000 } }) });
+  try {
+    const snap = await watcher.presence.snapshot();
+    let left = 0;
+    const allLeft = new Promise<number>((resolve) => {
+      watcher.presence.tail(snap.cursor, (e) => {
+        if (e.t === 'leave' && e.reason === 'node-lost' && ++left === 100) resolve(performance.now());
+      }, () => undefined);
+    });
+    await Promise.all(Array.from({ length: 100 }, (_, i) => dying.presence.register(entry(i, 'k'), {})));
+    // The last beat: the start for a killed node (its first and only), close() for a closed one.
+    const t0 = killed ? performance.now() : (await dying.presence.renew([], { cv: 0, peers: 100 }), performance.now());
+    if (!killed) await dying.close();
+    return Math.round((await allLeft) - t0);
+  } finally {
+    await Promise.all([watcher.close(), dying.close()]);
   }
 }
 
