@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startRedis, type RedisServer } from '../../tools/redis.ts';
-import { entry, presenceSuite, watch } from '../../test/presence-suite.ts';
+import { entry, presenceSuite, WAIT_MS, watch } from '../../test/presence-suite.ts';
 import { RedisPresence } from './redis-presence.ts';
 import type { RedisClusterTimings } from './redis-link.ts';
 import { PresenceUnavailableError, type PresenceStore } from './types.ts';
@@ -29,6 +29,15 @@ const FAST: Partial<RedisClusterTimings> = {
   entryLeaseMs: 10_000,
   blockMs: 1000,
 };
+/** Polls a condition that no event announces (a lease running out with no janitor), bounded by WAIT_MS. */
+async function until(ok: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + WAIT_MS;
+  while (!(await ok())) {
+    if (Date.now() > deadline) throw new Error('condition not reached');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 /** A frozen node's heartbeat never comes again. */
 const NEVER = 3_600_000;
 
@@ -138,6 +147,18 @@ describe('RedisPresence on one Redis shared by two nodes', () => {
     await w.event('last leave', () => w.events.filter((e) => e.t === 'leave' && e.reason === 'node-lost').length === 249);
     expect((await b.snapshot()).entries.map((e) => [e.key, e.epoch])).toEqual([['h:249', moved.epoch]]);
     w.stop();
+  });
+
+  it('lets a reclaim take a key whose holder is on a node that died, before any janitor ran', async () => {
+    h = harness({ ...FAST, janitorIntervalMs: NEVER });
+    const b = await h.open({ nodeId: 'b' });
+    const a = await h.open({ nodeId: 'a', frozen: true });
+    await a.register(entry('h:m', 'a'), {});
+    expect(await b.reclaim(entry('h:m', 'b'))).toBeNull();
+    // a's lease runs out (no janitor removes its entry): nodes() stops listing it.
+    await until(async () => !(await b.nodes()).some((n) => n.id === 'a'));
+    const got = await b.reclaim(entry('h:m', 'b'));
+    expect((await b.snapshot()).entries.map((e) => [e.node, e.epoch])).toEqual([['b', got!.epoch]]);
   });
 
   it('adopts a new dataset generation on register too, resetting the tail', async () => {

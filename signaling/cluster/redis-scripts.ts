@@ -50,7 +50,7 @@ return ARGV[2]
 `),
 
   /**
-   * register (newest wins) and reclaim (nx = '1': only if no live entry holds the key).
+   * register (newest wins) and reclaim (nx = '1': only if no other connection holds the key live).
    * ARGV: P, gen, key, node, region, peer JSON, peer id, address, status JSON or '', volunteer
    * '1'/'0', cap (0: none), nx, entry lease ms, grace ms, node keys TTL ms, events MAXLEN.
    * Returns {epoch, replacedPeer, replacedNode}, or {-1} when nx and the key is held.
@@ -62,11 +62,13 @@ local key, node, addr = ARGV[3], ARGV[4], ARGV[8]
 local pkey = P .. 'p:' .. key
 local lease, grace = tonumber(ARGV[13]), tonumber(ARGV[14])
 local old = redis.call('HMGET', pkey, 'epoch', 'node', 'pid', 'vol', 'addr')
--- reclaim yields to another live holder; the same connection is no other holder (its register
--- may have timed out on the client yet run in Redis).
+-- reclaim yields to another live holder: a live entry lease on a live node. The same connection
+-- is no other holder (its register may have timed out on the client yet run in Redis), and a
+-- holder on a node whose lease ran out is gone even before the janitor removes it.
 if old[1] and ARGV[12] == '1' and old[3] ~= ARGV[7] then
   local till = redis.call('ZSCORE', P .. 'leases', key)
-  if till and tonumber(till) >= now then return {-1} end
+  local nodeTill = redis.call('ZSCORE', P .. 'nodes', old[2])
+  if till and tonumber(till) >= now and nodeTill and tonumber(nodeTill) >= now then return {-1} end
 end
 local vol = ARGV[10] == '1'
 local vkey = P .. 'vaddr:' .. addr
