@@ -151,6 +151,18 @@ describe('connectRedisCluster', () => {
     }
   });
 
+  it('logs no warning or error in a normal life, from an empty cluster on', async () => {
+    const a = await connect('a');
+    const snap = await a.presence.snapshot();
+    expect(snap.cursor).toBe('0-0');
+    const joined = new Promise((resolve) => a.presence.tail(snap.cursor, (e) => resolve(e.t), () => resolve('reset')));
+    const { epoch } = await a.presence.register({ key: 'h:n', node: 'a', region: 'r', peer: { id: 'p', role: 'host', info: {}, since: 0 }, address: '192.0.2.1' }, {});
+    expect(await joined).toBe('join');
+    expect(await a.presence.renew([{ key: 'h:n', epoch }], { cv: 1, peers: 1 })).toEqual({ fenced: [], missing: [], genChanged: false });
+    expect(await a.presence.unregister('h:n', epoch, 'closed')).toBe(true);
+    expect(logs).toEqual([]);
+  });
+
   it('lets the first node set the dataset generation and the next adopt it', async () => {
     const a = await connect('a');
     const b = await connect('b', `e${clusters}`);

@@ -12,7 +12,7 @@
  */
 import type { AppStatus, PeerInfo } from '../../protocol/index.ts';
 import { RedisLink, scriptError, type RedisLinkOptions } from './redis-link.ts';
-import { StreamReader, type Fields } from './stream-reader.ts';
+import { StreamReader, streamInfo, type Fields } from './stream-reader.ts';
 import {
   PresenceLimitError,
   PresenceUnavailableError,
@@ -267,12 +267,7 @@ export class RedisPresence implements PresenceStore {
 
 /** The stream's last id (`0-0` when there is none yet): where a tail after a snapshot starts. */
 async function lastId(link: RedisLink, key: string): Promise<string> {
-  const info = (await link.call('snapshot', link.cmd.xinfo('STREAM', key)).catch((err: Error) => {
-    if (/no such key/i.test(err.message)) return [];
-    throw err;
-  })) as unknown[];
-  for (let i = 0; i + 1 < info.length; i += 2) if (info[i] === 'last-generated-id') return String(info[i + 1]);
-  return '0-0';
+  return String((await streamInfo(link, key)).get('last-generated-id') ?? '0-0');
 }
 
 function pairs(flat: string[]): Record<string, string> {

@@ -194,19 +194,25 @@ export class StreamReader {
   }
 }
 
+/** XINFO STREAM as a map; empty when the stream does not exist (yet, or after a flush). */
+export async function streamInfo(link: RedisLink, key: string): Promise<Map<string, unknown>> {
+  // "no such key" is an answer, caught before link.call would count it as an outage.
+  const flat = (await link.call('xinfo', link.cmd.xinfo('STREAM', key).catch((err: Error) => {
+    if (/no such key/i.test(err.message)) return [];
+    throw err;
+  }))) as unknown[];
+  const f = new Map<string, unknown>();
+  for (let i = 0; i + 1 < flat.length; i += 2) f.set(String(flat[i]), flat[i + 1]);
+  return f;
+}
+
 /**
  * The id of the oldest entry a stream still holds, if it has ever trimmed any (null if it has
  * not, or does not exist). Redis 7's XINFO STREAM: `entries-added` counts every entry ever
  * added, `length` those kept; `max-deleted-entry-id` tracks XDEL only, not MAXLEN trimming.
  */
 export async function trimmedBefore(link: RedisLink, key: string): Promise<string | null> {
-  // Not through link.call: "no such key" is an answer here, not an outage.
-  const info = (await link.cmd.xinfo('STREAM', key).catch((err: Error) => {
-    if (/no such key/i.test(err.message)) return [];
-    throw err;
-  })) as unknown[];
-  const f = new Map<string, unknown>();
-  for (let i = 0; i + 1 < info.length; i += 2) f.set(String(info[i]), info[i + 1]);
+  const f = await streamInfo(link, key);
   if (!(Number(f.get('entries-added')) > Number(f.get('length')))) return null;
   return String(f.get('recorded-first-entry-id') ?? '0-0');
 }
