@@ -96,9 +96,10 @@ export class RedisLink {
     this.timings = timings;
     this.log = opts.log ?? (() => undefined);
     for (const [name, lua] of Object.entries(SCRIPTS)) cmd.defineCommand(name, { lua, numberOfKeys: 0 });
-    const onError = (err: Error & { code?: string }) => this.#markDown(err.code ?? err.message);
-    cmd.on('error', onError);
-    reader.on('error', onError);
+    // "Down" is about the command connection, which every call uses; the reader's own failures
+    // reset the tails it serves (stream-reader.ts) without calling all of Redis down.
+    cmd.on('error', (err: Error & { code?: string }) => this.#markDown(err.code ?? err.message));
+    reader.on('error', () => undefined);
   }
 
   /** Connects both connections; rejects with PresenceUnavailableError when Redis does not answer in time. */

@@ -135,7 +135,7 @@ export class StreamReader {
       this.#reading = { events, inbox };
       let reply: Array<[string, Array<[string, string[]]>]> | null;
       try {
-        reply = (await link.call('read', link.reader.xread('COUNT', t.readCount, 'BLOCK', t.blockMs, 'STREAMS', ...keys, ...ids))) as typeof reply;
+        reply = (await link.reader.xread('COUNT', t.readCount, 'BLOCK', t.blockMs, 'STREAMS', ...keys, ...ids)) as typeof reply;
         failures = 0;
       } catch {
         this.#reading = null;
