@@ -10,7 +10,7 @@ import { DEFAULT_ROLLOUT_TIMEOUT_MS } from '../signaling/rollout.ts';
 import type { FlagSpec } from './args.ts';
 import { iceFlags, ingressIceFlags } from './ice-flags.ts';
 import { logFlags } from './log-flags.ts';
-import { metricsFlags } from './metrics-flags.ts';
+import { metricsFlags, otlpFlags } from './metrics-flags.ts';
 import { trafficFlags } from './traffic-flags.ts';
 
 /** `--help`, on every command. */
@@ -116,6 +116,7 @@ export const ingressFlags = {
   ...ingressIceFlags,
   ...trafficFlags,
   ...metricsFlags,
+  ...otlpFlags,
   ...logFlags,
 } satisfies FlagSpec;
 
@@ -159,6 +160,7 @@ export const upFlags = {
   ...iceFlags,
   ...trafficFlags,
   ...metricsFlags,
+  ...otlpFlags,
   ...logFlags,
   help: helpFlag,
 } satisfies FlagSpec;
