@@ -15,3 +15,5 @@ export { checkBundle } from './control-api.ts';
 export { iceServerSource, turnCredentials, TURN_TTL_DEFAULT_SECONDS, TURN_TTL_MIN_SECONDS, type IceConfig, type TurnCredentials } from './turn.ts';
 export { makePrivateDir, preparePrivateDbFile, tightenPrivateTree, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, type TightenedMode } from './private-files.ts';
 export { DEFAULT_ROLLOUT_TIMEOUT_MS, MAX_ROLLOUT_WAIT_MS, describeRollout, rolloutOf, type HostReport, type HostRollout, type Rollout } from './rollout.ts';
+export { connectRedisCluster, type RedisClusterOptions } from './cluster/redis.ts';
+export { REDIS_CLUSTER_TIMINGS, type RedisClusterTimings } from './cluster/redis-link.ts';

@@ -1,6 +1,6 @@
 import { Redis, type RedisOptions, type Result } from 'ioredis';
 import { randomBytes } from 'node:crypto';
-import { DcdnError, errorCodeOf } from '../../protocol/index.ts';
+import { DcdnError, errorCodeOf, parseRedisUrl } from '../../protocol/index.ts';
 import type { KvEntry, KvListOptions, KvListResult, KvPutOptions, KvStore, KvStoreOptions } from './store.ts';
 import { decodeCursor, encodeCursor, prefixEnd } from './key-range.ts';
 
@@ -355,35 +355,12 @@ end
 return #keys`,
 };
 
-/** ioredis options for a URL or socket path. */
+/** ioredis options for a URL or socket path (the parser is shared with signaling's cluster coordination). */
 function connectionOptions(spec: string): RedisOptions {
-  if (spec.startsWith('/')) return { path: spec };
-  let url: URL;
   try {
-    url = new URL(spec);
-  } catch {
-    throw new DcdnError('KV_STORE_UNAVAILABLE', `not a Redis URL or socket path: ${JSON.stringify(spec)}`);
-  }
-  const auth = {
-    ...(url.username && { username: decodeURIComponent(url.username) }),
-    ...(url.password && { password: decodeURIComponent(url.password) }),
-  };
-  const db = Number((url.protocol === 'redis+unix:' ? url.searchParams.get('db') : url.pathname.slice(1)) || 0);
-  if (!Number.isInteger(db) || db < 0) throw new DcdnError('KV_STORE_UNAVAILABLE', `not a Redis database number in ${JSON.stringify(spec)}`);
-  switch (url.protocol) {
-    case 'redis+unix:':
-      return { path: decodeURIComponent(url.pathname), db, ...auth };
-    case 'redis:':
-    case 'rediss:':
-      return {
-        host: url.hostname.replace(/^\[|\]$/g, ''),
-        port: Number(url.port || 6379),
-        db,
-        ...auth,
-        ...(url.protocol === 'rediss:' && { tls: { servername: url.hostname } }),
-      };
-    default:
-      throw new DcdnError('KV_STORE_UNAVAILABLE', `not a Redis URL: ${JSON.stringify(spec)}`);
+    return parseRedisUrl(spec);
+  } catch (err) {
+    throw new DcdnError('KV_STORE_UNAVAILABLE', (err as Error).message);
   }
 }
 
