@@ -53,9 +53,15 @@ export interface SignalingServerOptions {
   helloTimeoutMs?: number;
   /**
    * Bytes that may sit unsent towards one peer; beyond that the peer is considered not reading
-   * and is terminated (leave reason `slow-consumer`). Default 4 MiB.
+   * and is terminated (leave reason `slow-consumer`). Default 4 MiB. When set, it also applies to
+   * ingresses unless `ingressMaxBufferedBytes` is set.
    */
   maxBufferedBytes?: number;
+  /**
+   * The same allowance towards an ingress, whose welcome lists every host of the cluster (about
+   * 4 MB at 10 000 hosts). Default 64 MiB, or `maxBufferedBytes` when that is set.
+   */
+  ingressMaxBufferedBytes?: number;
   /**
    * Fastify `logger` option, or a pino logger to log through (the CLI's, so that one process
    * writes one stream). Default false. Request URLs are logged with `token=` redacted; with a
@@ -175,6 +181,7 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
   const hub: SignalingHub = new SignalingHub({
     cluster,
     volunteerCap: maxVolunteersPerAddress,
+    ingressMaxBufferedBytes: positive('ingressMaxBufferedBytes', options.ingressMaxBufferedBytes ?? (options.maxBufferedBytes !== undefined ? maxBufferedBytes : 64 * 1024 * 1024)),
     ...(options.attach !== undefined ? { attach: options.attach } : {}),
     ...(options.renewIntervalMs !== undefined ? { renewIntervalMs: positive('renewIntervalMs', options.renewIntervalMs) } : {}),
     ...(options.peerKey ? { peerKey: options.peerKey } : {}),

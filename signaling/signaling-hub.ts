@@ -81,7 +81,7 @@ export interface SignalingHubOptions {
   peerKey?: () => string;
   /** How long live-ingress changes are gathered before a `cluster` message goes out. Default 500 ms. */
   clusterDebounceMs?: number;
-  /** Bytes that may wait unsent towards an ingress. Default 64 MiB (or `maxBufferedBytes`, if larger). */
+  /** Bytes that may wait unsent towards an ingress. Default 64 MiB. */
   ingressMaxBufferedBytes?: number;
   /** How often the live signaling nodes are re-read (cluster/directory.ts). Default 2000 ms. */
   nodeRefreshMs?: number;
@@ -313,7 +313,7 @@ export class SignalingHub {
     const eligible = this.#directory
       .entries('host')
       .filter((e) => !e.peer.volunteer && !e.peer.draining && hasCapabilities(e.peer.info, config.require))
-      .filter((e) => e.node !== me || (this.#joined.get(e.peer.id)?.endReason ?? 'gone') === null)
+      .filter((e) => !this.#leaving(e))
       .sort((a, b) => Number(b.node === me) - Number(a.node === me));
     if (eligible.length === 0) return Promise.resolve({ status: 'skipped' });
     const asked = eligible.slice(0, CHECK_FAN_OUT);
@@ -368,12 +368,18 @@ export class SignalingHub {
    * they may run): the hosts a rollout of it waits for. Local hosts that are leaving are not counted.
    */
   hostReports(app: AppRef): HostReport[] {
-    const me = this.#cluster.nodeId;
     return this.#directory
       .entries('host')
-      .filter((e) => e.node !== me || (this.#joined.get(e.peer.id)?.endReason ?? 'gone') === null)
+      .filter((e) => !this.#leaving(e))
       .filter((e) => appsFor(trustOf(e.peer), [app]).length > 0)
       .map((e) => ({ host: hostName(e.peer.info, e.peer.id), apps: e.status ?? [] }));
+  }
+
+  /** Whether an entry is this node's peer and that peer is on its way out. */
+  #leaving(e: PresenceEntry): boolean {
+    if (e.node !== this.#cluster.nodeId) return false;
+    const conn = this.#joined.get(e.peer.id);
+    return conn === undefined || conn.endReason !== null;
   }
 
   /** Calls `listener` whenever a host reports status, joins or leaves; returns its remover. */
@@ -988,7 +994,7 @@ export class SignalingHub {
     if (conn.socket.readyState !== WebSocket.OPEN) return;
     // A peer that stops reading would make us buffer everything relayed to it. Ingresses get a
     // larger allowance: their welcome lists every host of the cluster.
-    const limit = conn.role === 'ingress' ? (this.#options.ingressMaxBufferedBytes ?? Math.max(this.#options.maxBufferedBytes, HUB_CLUSTER_DEFAULTS.ingressMaxBufferedBytes)) : this.#options.maxBufferedBytes;
+    const limit = conn.role === 'ingress' ? (this.#options.ingressMaxBufferedBytes ?? HUB_CLUSTER_DEFAULTS.ingressMaxBufferedBytes) : this.#options.maxBufferedBytes;
     if (conn.socket.bufferedAmount > limit) {
       conn.endReason ??= 'slow-consumer';
       conn.socket.terminate();
