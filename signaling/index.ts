@@ -15,3 +15,7 @@ export { checkBundle } from './control-api.ts';
 export { iceServerSource, turnCredentials, TURN_TTL_DEFAULT_SECONDS, TURN_TTL_MIN_SECONDS, type IceConfig, type TurnCredentials } from './turn.ts';
 export { makePrivateDir, preparePrivateDbFile, tightenPrivateTree, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, type TightenedMode } from './private-files.ts';
 export { DEFAULT_ROLLOUT_TIMEOUT_MS, MAX_ROLLOUT_WAIT_MS, describeRollout, rolloutOf, type HostReport, type HostRollout, type Rollout } from './rollout.ts';
+export { clusterParts, defaultNodeId, type ClusterOptions } from './cluster/connect.ts';
+export { createMemoryCluster } from './cluster/memory.ts';
+export { Directory, type DirectoryChange } from './cluster/directory.ts';
+export { PresenceLimitError, PresenceUnavailableError, type BusMessage, type ClusterEvent, type ClusterParts, type EphemeralStore, type NodeBus, type NodeRecord, type PresenceEntry, type PresenceStore } from './cluster/types.ts';
