@@ -243,6 +243,8 @@ export class SignalingHub {
   #clusterTimer: ReturnType<typeof setTimeout> | null = null;
   #lastCluster = '';
   #starting: Promise<void> | null = null;
+  /** Unregister calls in flight: a node shutting down removes its entries before its parts close. */
+  readonly #unregistering = new Set<Promise<void>>();
   #closing = false;
 
   constructor(options: SignalingHubOptions) {
@@ -606,7 +608,7 @@ export class SignalingHub {
       return;
     }
     if (conn.endReason !== null || conn.closed) {
-      if (got) void this.#cluster.presence.unregister(conn.key, got.epoch, conn.endReason ?? 'closed').catch(() => {});
+      if (got) this.#unregister(conn.key, got.epoch, conn.endReason ?? 'closed', conn.id);
       return;
     }
     if (got === null) return this.#fail(conn, 'SIG_DUPLICATE_PEER', 'a newer connection registered this id');
@@ -643,6 +645,7 @@ export class SignalingHub {
     clearTimeout(timer);
     for (const conn of this.#connections) conn.socket.terminate();
     await Promise.all(closed);
+    await Promise.all([...this.#unregistering]);
     this.#directory.close();
   }
 
@@ -769,7 +772,7 @@ export class SignalingHub {
       conn.registering = false;
     }
     if (conn.closed || conn.endReason !== null || this.#byKey.get(key) !== conn) {
-      void this.#cluster.presence.unregister(key, registered.epoch, conn.endReason ?? 'closed').catch(() => {});
+      this.#unregister(key, registered.epoch, conn.endReason ?? 'closed', conn.id);
       return;
     }
     conn.epoch = registered.epoch;
@@ -980,6 +983,16 @@ export class SignalingHub {
     }
   }
 
+  /** Removes a registration (if still current); `close()` waits for those in flight. */
+  #unregister(key: string, epoch: number, reason: string, peer: string): void {
+    const done = this.#withTimeout(this.#cluster.presence.unregister(key, epoch, reason)).then(
+      () => {},
+      (err: unknown) => this.#log.warn({ err: String(err), peer, key }, 'presence unregister failed (the entry will expire)'),
+    );
+    this.#unregistering.add(done);
+    void done.finally(() => this.#unregistering.delete(done));
+  }
+
   /** A presence call that takes longer than `presenceTimeoutMs` counts as the store being down. */
   #withTimeout<T>(p: Promise<T>): Promise<T> {
     const ms = this.#options.presenceTimeoutMs ?? HUB_CLUSTER_DEFAULTS.presenceTimeoutMs;
@@ -1040,11 +1053,7 @@ export class SignalingHub {
     this.#joined.delete(conn.id);
     // The directory sends the leave to local peers; a replaced peer's entry is already the newer one's.
     this.#directory.localLeave(conn.key!, conn.id, reason);
-    if (conn.epoch !== 0) {
-      this.#withTimeout(this.#cluster.presence.unregister(conn.key!, conn.epoch, reason)).catch((err: unknown) => {
-        this.#log.warn({ err: String(err), peer: conn.id }, 'presence unregister failed (the entry will expire)');
-      });
-    }
+    if (conn.epoch !== 0) this.#unregister(conn.key!, conn.epoch, reason, conn.id);
     this.#log.info({ peer: conn.id, role: conn.role, sub: conn.sub, code, reason }, 'peer left');
   }
 }
