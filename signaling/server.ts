@@ -121,6 +121,8 @@ export interface SignalingServerOptions {
   renewIntervalMs?: number;
   /** The key ingresses sign forwarded requests with (the control store's `peer_key`). Default: random per process. */
   peerKey?: () => string;
+  /** The control-plane version this node has applied (the control store's), reported with every presence renew. */
+  controlVersion?: () => number;
 }
 
 export interface SignalingServer {
@@ -185,6 +187,7 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
     ...(options.attach !== undefined ? { attach: options.attach } : {}),
     ...(options.renewIntervalMs !== undefined ? { renewIntervalMs: positive('renewIntervalMs', options.renewIntervalMs) } : {}),
     ...(options.peerKey ? { peerKey: options.peerKey } : {}),
+    ...(options.controlVersion ? { controlVersion: options.controlVersion } : {}),
     isBanned: (host) => bans.match(host),
     helloTimeoutMs,
     heartbeatIntervalMs,

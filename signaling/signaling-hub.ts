@@ -83,6 +83,8 @@ export interface SignalingHubOptions {
   clusterDebounceMs?: number;
   /** Bytes that may wait unsent towards an ingress. Default 64 MiB. */
   ingressMaxBufferedBytes?: number;
+  /** The control-plane version this node has applied, written with each renew (deploys wait for every node's). Default 0. */
+  controlVersion?: () => number;
   /** How often the live signaling nodes are re-read (cluster/directory.ts). Default 2000 ms. */
   nodeRefreshMs?: number;
 }
@@ -405,7 +407,8 @@ export class SignalingHub {
     for (const conn of this.#connections) {
       if (!conn.trust.volunteer || conn.address !== address) continue;
       local++;
-      if (conn.epoch === 0) pending++;
+      // Registered ones (and those whose registration is in flight) the store counts.
+      if (conn.epoch === 0 && !conn.registering) pending++;
     }
     try {
       return pending + (await this.#withTimeout(this.#cluster.presence.countVolunteers(address)));
@@ -576,7 +579,7 @@ export class SignalingHub {
       }
       let result: { fenced: string[]; missing: string[]; genChanged: boolean };
       try {
-        result = await this.#withTimeout(this.#cluster.presence.renew(own, { cv: 0, peers: this.#joined.size }));
+        result = await this.#withTimeout(this.#cluster.presence.renew(own, { cv: this.#options.controlVersion?.() ?? 0, peers: this.#joined.size }));
       } catch (err) {
         this.#log.warn({ err: String(err), node: this.#cluster.nodeId }, 'presence renew failed: serving local peers (island mode)');
         return;
