@@ -35,7 +35,7 @@ export function clusterOptionsFromFlags(v: Record<string, unknown>): { cluster?:
   } catch {
     throw new UsageError(`--cluster must be a URL such as redis://10.0.0.2:6379, got ${JSON.stringify(url)}`);
   }
-  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') throw new UsageError(`--cluster must be a redis:// or rediss:// URL, got ${JSON.stringify(url)}`);
+  if (!['redis:', 'rediss:', 'redis+unix:'].includes(parsed.protocol)) throw new UsageError(`--cluster must be a redis://, rediss:// or redis+unix:// URL, got ${JSON.stringify(url)}`);
   const clusterName = String(v['cluster-name'] ?? 'main');
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(clusterName)) throw new UsageError(`--cluster-name must be 1 to 64 letters, digits, '.', '_' or '-', got ${JSON.stringify(clusterName)}`);
   const nodeId = v['node-id'] === undefined ? undefined : String(v['node-id']);
