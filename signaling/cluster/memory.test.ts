@@ -60,6 +60,8 @@ describe('MemoryPresence', () => {
     expect(await p.reclaim(entry('h:a', 'p1'))).toBeNull();
     const back = await p.reclaim(entry('h:b', 'p2'));
     expect(back!.epoch).toBeGreaterThan(b.epoch);
+    // The same connection again (its earlier call may have run although it timed out): a new epoch.
+    expect((await p.reclaim(entry('h:b', 'p2')))!.epoch).toBeGreaterThan(back!.epoch);
   });
 
   it('caps volunteers per address, not counting a re-registration of the same key nor operators', async () => {

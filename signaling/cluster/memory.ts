@@ -59,7 +59,9 @@ export class MemoryPresence implements PresenceStore {
 
   async reclaim(e: Omit<PresenceEntry, 'epoch'>): Promise<{ epoch: number } | null> {
     this.#open();
-    if (this.#entries.has(e.key)) return null;
+    // The same connection is no other holder: a register that timed out on the caller may have run.
+    const cur = this.#entries.get(e.key);
+    if (cur && cur.peer.id !== e.peer.id) return null;
     return { epoch: this.#put(e).epoch };
   }
 
