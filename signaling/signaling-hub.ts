@@ -4,10 +4,17 @@
  * It knows `ws` sockets but not HTTP: authentication happens before the upgrade (server.ts), so
  * every socket handed to {@link SignalingHub.accept} already has a verified role.
  *
- * Per connection: `awaiting-hello` (hello timer running, not listed) → `joined` (listed, gets
- * join/leave/signal) → closed. Any protocol violation sends one `error` message and closes with
- * the code's close code; a socket that does not finish the close handshake is destroyed after
- * {@link CLOSE_GRACE_MS}.
+ * Per connection: `awaiting-hello` (hello timer running, not listed) → `joined` (registered in
+ * presence, listed, gets join/leave/update/signal) → closed. Any protocol violation sends one
+ * `error` message and closes with the code's close code; a socket that does not finish the close
+ * handshake is destroyed after {@link CLOSE_GRACE_MS}.
+ *
+ * Local sockets live here (`#connections`, `#joined`); everything cluster-wide goes through the
+ * cluster parts (cluster/types.ts): each hello is registered in presence (the newest
+ * registration of a host id or ingress name wins: SIG_DUPLICATE_PEER for the older), and what
+ * local peers are told of others comes from the Directory (cluster/directory.ts), so a peer on
+ * another signaling node looks like a local one. Signals to those go over the node bus. On one
+ * machine the parts are in memory (cluster/memory.ts) and behave as before. docs/cluster.md.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
