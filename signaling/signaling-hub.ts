@@ -579,11 +579,20 @@ export class SignalingHub {
     try {
       const own: Array<{ key: string; epoch: number }> = [];
       const island: Connection[] = [];
+      /** Who held each key when the renew was sent: a newer local hello meanwhile is not what the answer is about. */
+      const sent = new Map<string, { conn: Connection; epoch: number }>();
       for (const conn of this.#byKey.values()) {
         if (!conn.welcomed || conn.registering || conn.endReason !== null) continue;
         if (conn.epoch === 0) island.push(conn);
-        else own.push({ key: conn.key!, epoch: conn.epoch });
+        else {
+          own.push({ key: conn.key!, epoch: conn.epoch });
+          sent.set(conn.key!, { conn, epoch: conn.epoch });
+        }
       }
+      const still = (key: string): Connection | undefined => {
+        const s = sent.get(key);
+        return s && s.conn.epoch === s.epoch && this.#byKey.get(key) === s.conn ? s.conn : undefined;
+      };
       let result: { fenced: string[]; missing: string[]; genChanged: boolean };
       try {
         result = await this.#withTimeout(this.#cluster.presence.renew(own, { cv: this.#options.controlVersion?.() ?? 0, peers: this.#joined.size }));
@@ -592,17 +601,19 @@ export class SignalingHub {
         return;
       }
       for (const key of result.fenced) {
-        const conn = this.#byKey.get(key);
+        const conn = still(key);
         if (conn) this.#fail(conn, 'SIG_DUPLICATE_PEER', 'a newer connection registered this id');
       }
       const reclaim = new Set(island);
       for (const key of result.missing) {
-        const conn = this.#byKey.get(key);
+        const conn = still(key);
         if (conn) reclaim.add(conn);
       }
       if (result.genChanged) for (const conn of this.#byKey.values()) if (conn.welcomed) reclaim.add(conn);
       for (const conn of reclaim) await this.#reclaim(conn);
-      if (result.genChanged || island.length > 0) await this.#directory.resync().catch((err: unknown) => this.#log.warn({ err: String(err) }, 'presence resync failed'));
+      // A fenced key's new owner, or entries written while this node was an island, may have
+      // reached the store without reaching this node's feed.
+      if (result.genChanged || island.length > 0 || result.fenced.length > 0) await this.#directory.resync().catch((err: unknown) => this.#log.warn({ err: String(err) }, 'presence resync failed'));
     } finally {
       this.#renewing = false;
     }
