@@ -265,6 +265,27 @@ describe('two signaling nodes sharing presence and a bus', () => {
     }
   });
 
+  it('lists in GET /v1/apps on one node what hosts on another node report they serve', async () => {
+    const shared = new SharedCluster();
+    const store = new AppStore(':memory:');
+    try {
+      const a = await start({ clusterParts: shared.parts('node-a'), apps: store });
+      const b = await start({ clusterParts: shared.parts('node-b'), apps: store });
+      store.deploy('hello', 'export default { fetch() { return new Response("hi"); } };');
+      const [host] = await join(a.ws, 'host', { hostId: 'reporter', name: 'reporter' });
+      host.send({ type: 'status', apps: [{ name: 'hello', version: 1, state: 'serving' }] });
+      const hostsOf = async () => {
+        const res = await fetch(`${b.http}/v1/apps`, { headers: { authorization: `Bearer ${operator}` } });
+        return ((await res.json()) as { apps: Array<{ name: string; hosts: unknown[] }> }).apps.find((x) => x.name === 'hello')?.hosts ?? [];
+      };
+      await until(async () => (await hostsOf()).length === 1);
+      expect(await hostsOf()).toEqual([{ host: 'reporter', version: 1, state: 'serving' }]);
+    } finally {
+      await Promise.all(servers.splice(0).map((s) => s.close()));
+      store.close();
+    }
+  });
+
   it('counts volunteers per address across nodes', async () => {
     const shared = new SharedCluster();
     const a = await start({ clusterParts: shared.parts('node-a'), maxVolunteersPerAddress: 1 });
