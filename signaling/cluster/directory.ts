@@ -204,14 +204,13 @@ export class Directory {
   #setLive(next: Map<string, NodeRecord | null>, before: Set<string>): void {
     const wasVisible = (e: PresenceEntry) => e.node === this.#nodeId || before.has(e.node);
     this.#live = next;
+    for (const id of before) if (!next.has(id)) this.#log('warn', 'signaling node lost: its peers are hidden', { node: id });
     if (!this.#ready) return;
     for (const e of this.#byKey.values()) {
       const was = wasVisible(e);
       const now = this.#visible(e);
-      if (was && !now) {
-        this.#log('warn', 'signaling node lost: its peers are hidden', { node: e.node, peer: e.peer.id });
-        this.#emit({ t: 'leave', entry: e, reason: 'node-lost' });
-      } else if (!was && now) this.#emit({ t: 'join', entry: e });
+      if (was && !now) this.#emit({ t: 'leave', entry: e, reason: 'node-lost' });
+      else if (!was && now) this.#emit({ t: 'join', entry: e });
     }
   }
 
