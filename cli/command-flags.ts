@@ -11,7 +11,7 @@ import { DEFAULT_ROLLOUT_TIMEOUT_MS } from '../signaling/rollout.ts';
 import type { FlagSpec } from './args.ts';
 import { iceFlags, ingressIceFlags } from './ice-flags.ts';
 import { logFlags } from './log-flags.ts';
-import { metricsFlags } from './metrics-flags.ts';
+import { metricsFlags, otlpFlags } from './metrics-flags.ts';
 import { trafficFlags } from './traffic-flags.ts';
 
 /** `--help`, on every command. */
@@ -118,6 +118,7 @@ export const ingressFlags = {
   ...ingressIceFlags,
   ...trafficFlags,
   ...metricsFlags,
+  ...otlpFlags,
   ...logFlags,
 } satisfies FlagSpec;
 
@@ -161,6 +162,7 @@ export const upFlags = {
   ...iceFlags,
   ...trafficFlags,
   ...metricsFlags,
+  ...otlpFlags,
   ...logFlags,
   help: helpFlag,
 } satisfies FlagSpec;
