@@ -6,6 +6,7 @@
  */
 import { DEFAULT_HEAP_LIMIT_MB } from '../browser-host/launcher/heap-limit.ts';
 import { INVITE_GRACE_MS } from '../signaling/invite-grace.ts';
+import { clusterFlags } from './cluster-flags.ts';
 import { DEFAULT_ROLLOUT_TIMEOUT_MS } from '../signaling/rollout.ts';
 import type { FlagSpec } from './args.ts';
 import { iceFlags, ingressIceFlags } from './ice-flags.ts';
@@ -94,6 +95,7 @@ export const signalFlags = {
   'open-join': { type: 'boolean', default: false, help: 'let anyone join as a volunteer host from /join, without an invite' },
   'invite-grace': { type: 'string', default: String(INVITE_GRACE_MS), help: "ms a volunteer keeps serving after its invite expired (requests in flight finish); then its sessions end" },
   ...iceFlags,
+  ...clusterFlags,
   ...metricsFlags,
   ...logFlags,
 } satisfies FlagSpec;

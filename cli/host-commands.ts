@@ -57,7 +57,10 @@ export async function hosts(values: Record<string, unknown> & { _: string[] }): 
         process.stdout.write('no hosts connected\n');
         return 0;
       }
+      // Cluster mode: which signaling node holds each host (one machine: the column is left out).
+      const manyNodes = new Set(list.map((h) => h.node)).size > 1;
       const rows = list.map((h) => [
+        ...(manyNodes ? [`${h.node ?? '-'}${h.region ? ` (${h.region})` : ''}`] : []),
         h.id.slice(0, 8),
         h.name || '-',
         h.volunteer ? `volunteer${h.apps ? ` (${h.apps.join(',')})` : ''}` : 'operator',
@@ -67,7 +70,7 @@ export async function hosts(values: Record<string, unknown> & { _: string[] }): 
         browserOf(h.userAgent),
         h.since.slice(0, 19).replace('T', ' '),
       ]);
-      const head = ['ID', 'NAME', 'TRUST', 'STATE', 'ADDRESS', 'CAPABILITIES', 'BROWSER', 'SINCE (UTC)'];
+      const head = [...(manyNodes ? ['NODE'] : []), 'ID', 'NAME', 'TRUST', 'STATE', 'ADDRESS', 'CAPABILITIES', 'BROWSER', 'SINCE (UTC)'];
       const widths = head.map((_, i) => Math.max(head[i]!.length, ...rows.map((r) => r[i]!.length)));
       for (const r of [head, ...rows]) process.stdout.write(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd() + '\n');
       process.stderr.write('(drain, resume or ban a host by ID; the first 8 characters are enough)\n');

@@ -44,8 +44,11 @@ const commands: Record<string, Command> = {
 
   signal: {
     summary: 'run the signaling service and host page alone',
-    usage: 'dcdn signal [--port 8787] [--secret S] [--app FILE] [--stun URL] [--turn URL --turn-secret S]',
-    description: 'Runs the signaling service alone: the WebSocket broker between ingresses and hosts,\nthe host page (/host) with the app it serves, and the volunteer join page (/join?invite=TOKEN).',
+    usage: 'dcdn signal [--port 8787] [--secret S] [--app FILE] [--stun URL] [--turn URL --turn-secret S] [--cluster redis://HOST:PORT [--cluster-name N] [--node-id ID] [--region R]] [--attach K]',
+    description:
+      'Runs the signaling service alone: the WebSocket broker between ingresses and hosts,\nthe host page (/host) with the app it serves, and the volunteer join page (/join?invite=TOKEN).\n' +
+      'With --cluster it is one of several signaling nodes sharing presence and relay through Redis\n' +
+      '(docs/cluster.md): hosts and ingresses on any node see each other.',
     flags: { ...signalFlags, help },
     run: async (v) => (await import('./part-commands.ts')).signal(v),
   },

@@ -13,6 +13,7 @@ import { launchHosts, newSecret, signalUrls, startIngress, startSignal } from '.
 import { ingressOptionsFromFlags, launchAllowHosts } from './part-flags.ts';
 import { metricsOptionsFromFlags } from './metrics-flags.ts';
 import { iceConfigFromFlags } from './ice-flags.ts';
+import { clusterOptionsFromFlags } from './cluster-flags.ts';
 import { mintToken } from '../signaling/index.ts';
 import { stateDir } from './state.ts';
 
@@ -20,6 +21,7 @@ import { stateDir } from './state.ts';
 export async function signal(v: Record<string, unknown>): Promise<number> {
   const ice = iceConfigFromFlags(v);
   const metrics = metricsOptionsFromFlags(v);
+  const { cluster, attach } = clusterOptionsFromFlags(v);
   const log = createLog('signal', createLogger(logOptionsFromFlags(v)));
   const shutdown = trapShutdown(log);
   let secret = (v.secret as string | undefined) ?? process.env.DCDN_SECRET;
@@ -36,6 +38,8 @@ export async function signal(v: Record<string, unknown>): Promise<number> {
     ...(ice ? { ice } : {}),
     openJoin: v['open-join'] === true,
     inviteGraceMs: intFlag(v['invite-grace'], 'invite-grace', 0),
+    ...(cluster ? { cluster } : {}),
+    attach,
     ...metrics,
     logger: log.pino,
     log,

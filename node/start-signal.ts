@@ -9,6 +9,7 @@ import { bundleHostScript, bundleJoinScript, DEMO_APP, hostPageHtml, joinPageHtm
 import { AppStore, BanList, createSignalingServer, SIGNAL_PATH, type AppVersion, type IceConfig, type SignalingServer } from '../signaling/index.ts';
 import { listenMetrics } from '../ingress/index.ts';
 import { deployFile } from './deploy-file.ts';
+import type { ClusterOptions } from '../signaling/index.ts';
 import type { Log } from './log.ts';
 
 /** A fresh signing secret for a network whose parts share one process or one operator. */
@@ -54,6 +55,12 @@ export interface StartSignalOptions {
    * so that one process writes one stream. Default: those lines are not logged.
    */
   logger?: FastifyBaseLogger;
+  /** Cluster mode: presence and relay through this Redis (`--cluster`); absent, one machine. */
+  cluster?: ClusterOptions;
+  /** How many ingresses each host attaches to (`--attach`). Default 2. */
+  attach?: number;
+  /** How often presence entries are renewed. Default 5000 ms. */
+  renewIntervalMs?: number;
 }
 
 /** A running signaling service, its URL and its app store. */
@@ -101,6 +108,9 @@ export async function startSignal(opts: StartSignalOptions): Promise<StartedSign
     volunteers: { openJoin: opts.openJoin === true, ...(opts.inviteGraceMs !== undefined ? { inviteGraceMs: opts.inviteGraceMs } : {}) },
     ...(opts.ice ? { ice: opts.ice } : {}),
     ...(opts.metricsToken ? { metrics: { token: opts.metricsToken } } : {}),
+    ...(opts.cluster ? { cluster: opts.cluster } : {}),
+    ...(opts.attach !== undefined ? { attach: opts.attach } : {}),
+    ...(opts.renewIntervalMs !== undefined ? { renewIntervalMs: opts.renewIntervalMs } : {}),
     routes: (scoped: FastifyInstance) => {
       scoped.get('/host', async (_req, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(html));
       scoped.get('/host.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-store').send(script));

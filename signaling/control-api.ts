@@ -43,7 +43,15 @@ export interface ControlApiOptions {
   hostReports?: (app: AppRef) => HostReport[];
   /** Subscribes to hosts' reports, joins and leaves (SignalingHub.onHostChange). */
   onHostChange?: (listener: () => void) => () => void;
+  /**
+   * Where candidates wait while they are checked, so `/v1/checks/:id` answers on every
+   * signaling node (cluster/types.ts EphemeralStore). Default: this process's memory.
+   */
+  candidates?: { putCandidate(id: string, c: unknown, ttlMs: number): Promise<void>; getCandidate(id: string): Promise<unknown | null> };
 }
+
+/** A candidate outlives its check by this much (a tab may still be fetching it). */
+const CANDIDATE_TTL_MARGIN_MS = 5000;
 
 /** A new version must load on a host within this time, or the deploy fails with APP_LOAD_FAILED. */
 export const DEFAULT_APP_CHECK_TIMEOUT_MS = 15_000;
@@ -58,7 +66,15 @@ interface Candidate {
 export function registerControlApi(app: FastifyInstance, store: AppStore, secret: string, options: ControlApiOptions = {}): void {
   const checkTimeoutMs = options.checkTimeoutMs ?? DEFAULT_APP_CHECK_TIMEOUT_MS;
   /** Candidates being checked, by unguessable id; each lives only while its deploy waits. */
-  const candidates = new Map<string, Candidate>();
+  const local = new Map<string, Candidate>();
+  const candidates = options.candidates ?? {
+    async putCandidate(id: string, c: unknown) {
+      local.set(id, c as Candidate);
+    },
+    async getCandidate(id: string) {
+      return local.get(id) ?? null;
+    },
+  };
   const claimsOf = new WeakMap<FastifyRequest, Claims>();
   const auth = (roles: Role[]) => async (request: FastifyRequest, reply: FastifyReply) => {
     try {
@@ -119,14 +135,14 @@ export function registerControlApi(app: FastifyInstance, store: AppStore, secret
    */
   async function loadOnHost(name: string, code: string, config: AppConfig): Promise<CheckOutcome> {
     const id = randomUUID();
-    candidates.set(id, { app: name, code, kv: config.kv, vars: config.vars });
+    await candidates.putCandidate(id, { app: name, code, kv: config.kv, vars: config.vars } satisfies Candidate, checkTimeoutMs + CANDIDATE_TTL_MARGIN_MS);
     try {
       const outcome = await options.check!(id, name, config, checkTimeoutMs);
       if (outcome.status === 'failed') throw new DcdnError('APP_LOAD_FAILED', `host ${outcome.host} could not load it: ${outcome.error}`);
       if (outcome.status === 'timeout') throw new DcdnError('APP_LOAD_FAILED', `no host loaded it within ${checkTimeoutMs} ms (asked: ${outcome.hosts.join(', ')})`);
       return outcome;
     } finally {
-      candidates.delete(id);
+      local.delete(id);
     }
   }
 
@@ -224,7 +240,7 @@ export function registerControlApi(app: FastifyInstance, store: AppStore, secret
 
   app.get<{ Params: { id: string } }>('/v1/checks/:id', { preHandler: hostOnly }, async (req, reply) => {
     const claims = claimsOf.get(req);
-    const candidate = candidates.get(req.params.id);
+    const candidate = (await candidates.getCandidate(req.params.id)) as Candidate | null;
     // Volunteers are never asked to check, and must not see unreleased code.
     if (!candidate || (claims?.role === 'host' && trustFromScope(claims.scope).volunteer)) return sendError(reply, 'APP_NOT_FOUND', 'no such check (it ended)');
     const env = { ...candidate.vars, ...(store.manifest().some((a) => a.name === candidate.app) ? store.secrets(candidate.app) : {}) };

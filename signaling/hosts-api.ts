@@ -3,8 +3,8 @@
  *
  * | method and path | who | what |
  * |---|---|---|
- * | GET /v1/hosts | operator | connected hosts: trust, scope, address, capabilities, draining |
- * | POST /v1/hosts/:id/drain | operator | `{draining?}` (default true): no new requests; false resumes |
+ * | GET /v1/hosts | operator | connected hosts of the whole cluster: trust, scope, address, capabilities, draining, node, region |
+ * | POST /v1/hosts/:id/drain | operator | `{draining?}` (default true): no new requests; false resumes (any node: relayed to the host's) |
  * | POST /v1/hosts/:id/ban | operator | `{reason?, invite?, address?}`: bans the tab (and its invite, its address), disconnects it |
  * | GET /v1/bans | operator | the bans |
  * | DELETE /v1/bans/:id | operator | lifts a ban |
@@ -18,7 +18,6 @@ import { SignalingError } from '../protocol/index.ts';
 import { bearerToken, sendError } from './http-auth.ts';
 import type { AppRef } from '../protocol/index.ts';
 import type { SignalingHub } from './signaling-hub.ts';
-import { TokenBucket } from './token-bucket.ts';
 import { mintToken, verifyToken } from './token.ts';
 import { volunteerScope } from '../protocol/index.ts';
 
@@ -40,7 +39,6 @@ export const HOSTS_API_DEFAULTS = { openJoinTtlSeconds: 24 * 3600, maxInviteTtlS
 
 /** Open joins per address: a burst of 5, then one a minute. */
 const JOIN_RATE = { perSecond: 1 / 60, burst: 5 };
-const MAX_JOIN_BUCKETS = 10_000;
 
 export function registerHostsApi(app: FastifyInstance, hub: SignalingHub, bans: BanList, secret: string, options: HostsApiOptions = {}): void {
   const operator = async (request: FastifyRequest, reply: FastifyReply) => {
@@ -58,8 +56,16 @@ export function registerHostsApi(app: FastifyInstance, hub: SignalingHub, bans: 
 
   app.post<{ Params: Params; Body: { draining?: unknown } | null }>('/v1/hosts/:id/drain', { preHandler: operator }, async (req, reply) => {
     const draining = req.body?.draining !== false;
-    if (!hub.setDraining(req.params.id, draining)) return sendError(reply, 'SIG_UNKNOWN_PEER', `no host ${req.params.id} is connected`);
-    return noStore(reply).send({ host: hub.hosts().find((h) => h.id === req.params.id) });
+    // Any node: a host on another node is drained by its own node (bus `drain`).
+    let host;
+    try {
+      host = await hub.setDraining(req.params.id, draining);
+    } catch (err) {
+      if (!(err instanceof SignalingError)) throw err;
+      return sendError(reply, err.code, err.message);
+    }
+    if (!host) return sendError(reply, 'SIG_UNKNOWN_PEER', `no host ${req.params.id} is connected`);
+    return noStore(reply).send({ host });
   });
 
   app.post<{ Params: Params; Body: { reason?: unknown; invite?: unknown; address?: unknown } | null }>('/v1/hosts/:id/ban', { preHandler: operator }, async (req, reply) => {
@@ -71,7 +77,13 @@ export function registerHostsApi(app: FastifyInstance, hub: SignalingHub, bans: 
     // Addresses are shared (NAT, a campus, loopback in development): banned only when asked.
     if (req.body?.address === true && host.address) added.push(bans.add('address', host.address, reason));
     if (req.body?.invite === true && host.sub) added.push(bans.add('invite', host.sub, reason));
-    hub.disconnectBanned(host.id, reason);
+    // The ban holds at every node's next hello; the kick reaches the host's node now.
+    try {
+      await hub.disconnectBanned(host.id, reason);
+    } catch (err) {
+      if (!(err instanceof SignalingError)) throw err;
+      req.log.warn({ host: host.id, code: err.code }, 'banned host could not be disconnected now (its node will refuse its next hello)');
+    }
     return noStore(reply).send({ host, bans: added });
   });
 
@@ -96,18 +108,12 @@ export function registerHostsApi(app: FastifyInstance, hub: SignalingHub, bans: 
     return noStore(reply).code(201).send({ token, sub, apps, warnings, expiresAt: new Date((Math.floor(Date.now() / 1000) + Math.ceil(ttl)) * 1000).toISOString(), path: `/join?invite=${token}` });
   });
 
-  const buckets = new Map<string, TokenBucket>();
   app.post('/v1/join', async (req, reply) => {
     if (!options.openJoin) return sendError(reply, 'SIG_JOIN_CLOSED', 'this network takes volunteers by invite only: ask the operator for a join link');
     const address = req.socket.remoteAddress ?? '';
     if (bans.match({ address })) return sendError(reply, 'SIG_BANNED', 'this address is banned');
-    let bucket = buckets.get(address);
-    if (!bucket) {
-      if (buckets.size >= MAX_JOIN_BUCKETS) buckets.clear();
-      bucket = new TokenBucket(JOIN_RATE);
-      buckets.set(address, bucket);
-    }
-    if (!bucket.take()) return sendError(reply, 'SIG_RATE_LIMITED', 'too many joins from this address; try again in a minute');
+    // Cluster-wide (a GCRA bucket in Redis; this node's own bucket while Redis is down).
+    if (!(await hub.cluster.ephemeral.take(`join:${address}`, JOIN_RATE))) return sendError(reply, 'SIG_RATE_LIMITED', 'too many joins from this address; try again in a minute');
     const ttl = options.openJoinTtlSeconds ?? HOSTS_API_DEFAULTS.openJoinTtlSeconds;
     const token = mintToken(secret, { role: 'host', sub: `open-${Math.random().toString(36).slice(2, 10)}`, ttlSeconds: ttl, scope: volunteerScope() });
     return noStore(reply).send({ token, expiresAt: new Date(Date.now() + ttl * 1000).toISOString() });

@@ -17,3 +17,7 @@ export { makePrivateDir, preparePrivateDbFile, tightenPrivateTree, PRIVATE_DIR_M
 export { DEFAULT_ROLLOUT_TIMEOUT_MS, MAX_ROLLOUT_WAIT_MS, describeRollout, rolloutOf, type HostReport, type HostRollout, type Rollout } from './rollout.ts';
 export { connectRedisCluster, type RedisClusterOptions } from './cluster/redis.ts';
 export { REDIS_CLUSTER_TIMINGS, type RedisClusterTimings } from './cluster/redis-link.ts';
+export { clusterParts, defaultNodeId, type ClusterOptions } from './cluster/connect.ts';
+export { createMemoryCluster } from './cluster/memory.ts';
+export { Directory, type DirectoryChange } from './cluster/directory.ts';
+export { PresenceLimitError, PresenceUnavailableError, type BusMessage, type ClusterEvent, type ClusterParts, type EphemeralStore, type NodeBus, type NodeRecord, type PresenceEntry, type PresenceStore } from './cluster/types.ts';

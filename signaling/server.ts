@@ -27,6 +27,8 @@ import { MIN_SECRET_LENGTH, verifyToken, type Claims, type Role } from './token.
 import { iceServerSource, type IceConfig } from './turn.ts';
 import { registerMetricsRoute, SignalingMetrics, type SignalingMetricsOptions } from './metrics.ts';
 import { registerDashboard } from './dashboard.ts';
+import { clusterParts, type ClusterOptions } from './cluster/connect.ts';
+import type { ClusterParts } from './cluster/types.ts';
 
 /** Where peers connect. */
 export const SIGNAL_PATH = '/v1/signal';
@@ -51,9 +53,15 @@ export interface SignalingServerOptions {
   helloTimeoutMs?: number;
   /**
    * Bytes that may sit unsent towards one peer; beyond that the peer is considered not reading
-   * and is terminated (leave reason `slow-consumer`). Default 4 MiB.
+   * and is terminated (leave reason `slow-consumer`). Default 4 MiB. When set, it also applies to
+   * ingresses unless `ingressMaxBufferedBytes` is set.
    */
   maxBufferedBytes?: number;
+  /**
+   * The same allowance towards an ingress, whose welcome lists every host of the cluster (about
+   * 4 MB at 10 000 hosts). Default 64 MiB, or `maxBufferedBytes` when that is set.
+   */
+  ingressMaxBufferedBytes?: number;
   /**
    * Fastify `logger` option, or a pino logger to log through (the CLI's, so that one process
    * writes one stream). Default false. Request URLs are logged with `token=` redacted; with a
@@ -100,6 +108,21 @@ export interface SignalingServerOptions {
    * `metrics.token`. Default: on.
    */
   metrics?: SignalingMetricsOptions;
+  /**
+   * Cluster mode (docs/cluster.md): presence, relay and shared limits in the Redis at `url`, so
+   * this node is one of several. Absent: one machine, in-memory parts, no service needed.
+   */
+  cluster?: ClusterOptions;
+  /** Ready-made cluster parts (tests, embedding); overrides `cluster`. The caller closes them. */
+  clusterParts?: ClusterParts;
+  /** How many ingresses each host attaches to (`dcdn signal --attach`), 1..8. Default 2. */
+  attach?: number;
+  /** How often this node renews its presence entries. Default 5000. */
+  renewIntervalMs?: number;
+  /** The key ingresses sign forwarded requests with (the control store's `peer_key`). Default: random per process. */
+  peerKey?: () => string;
+  /** The control-plane version this node has applied (the control store's), reported with every presence renew. */
+  controlVersion?: () => number;
 }
 
 export interface SignalingServer {
@@ -110,8 +133,10 @@ export interface SignalingServer {
   listen(port?: number, host?: string): Promise<string>;
   /** Closes every peer with 1001 (destroying stragglers after 1 s), then the HTTP server. Idempotent. */
   close(): Promise<void>;
-  /** Peers that said hello. */
+  /** Peers that said hello, on every node of the cluster. */
   peers(): PeerInfo[];
+  /** This node's cluster parts. */
+  readonly cluster: ClusterParts;
 }
 
 /** The roles {@link SIGNAL_PATH} accepts; operator tokens are for other endpoints. */
@@ -151,8 +176,18 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
   const store = options.apps;
   const bans = options.bans ?? new BanList(':memory:');
   if (!options.bans) app.addHook('onClose', async () => bans.close());
-  const metrics: SignalingMetrics | null = options.metrics?.enabled === false ? null : new SignalingMetrics((): PeerInfo[] => hub.peers(), { processMetrics: options.metrics?.processMetrics ?? true });
+  // Metrics are per node: a cluster's are summed by Prometheus.
+  const metrics: SignalingMetrics | null = options.metrics?.enabled === false ? null : new SignalingMetrics((): PeerInfo[] => hub.localPeers(), { processMetrics: options.metrics?.processMetrics ?? true });
+  const owned = options.clusterParts ? null : clusterParts(options.cluster, (level, message, fields) => app.log[level](fields ?? {}, message));
+  const cluster = options.clusterParts ?? owned!.parts;
   const hub: SignalingHub = new SignalingHub({
+    cluster,
+    volunteerCap: maxVolunteersPerAddress,
+    ingressMaxBufferedBytes: positive('ingressMaxBufferedBytes', options.ingressMaxBufferedBytes ?? (options.maxBufferedBytes !== undefined ? maxBufferedBytes : 64 * 1024 * 1024)),
+    ...(options.attach !== undefined ? { attach: options.attach } : {}),
+    ...(options.renewIntervalMs !== undefined ? { renewIntervalMs: positive('renewIntervalMs', options.renewIntervalMs) } : {}),
+    ...(options.peerKey ? { peerKey: options.peerKey } : {}),
+    ...(options.controlVersion ? { controlVersion: options.controlVersion } : {}),
     isBanned: (host) => bans.match(host),
     helloTimeoutMs,
     heartbeatIntervalMs,
@@ -181,7 +216,7 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
     app.addHook('onClose', async () => unsubscribe());
     const checkTimeoutMs = options.appCheckTimeoutMs;
     void app.register(async (scope) =>
-      registerControlApi(scope, store, secret, { check: (id, name, config, ms) => hub.checkApp(id, name, config, ms), appHosts: () => hub.appHosts(), hostReports: (a) => hub.hostReports(a), onHostChange: (l) => hub.onHostChange(l), ...(checkTimeoutMs ? { checkTimeoutMs } : {}) }),
+      registerControlApi(scope, store, secret, { candidates: cluster.ephemeral, check: (id, name, config, ms) => hub.checkApp(id, name, config, ms), appHosts: () => hub.appHosts(), hostReports: (a) => hub.hostReports(a), onHostChange: (l) => hub.onHostChange(l), ...(checkTimeoutMs ? { checkTimeoutMs } : {}) }),
     );
   }
   void app.register(async (scope) => registerHostsApi(scope, hub, bans, secret, options.volunteers));
@@ -210,10 +245,12 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
       async preValidation(request, reply) {
         try {
           const claims = verifyToken(secret, bearerToken(request), PEER_ROLES);
+          // No welcome may be partial: peers wait until the presence directory is loaded.
+          if (!hub.ready) throw new SignalingError('SIG_PEER_UNREACHABLE', 'this signaling node is starting; try again shortly');
           const address = request.socket.remoteAddress ?? '';
           const banned = claims.role === 'host' ? bans.match({ address, sub: claims.sub }) : null;
           if (banned !== null) throw new SignalingError('SIG_BANNED', `this host is banned${banned ? `: ${banned}` : ''}`);
-          if (claims.role === 'host' && trustFromScope(claims.scope).volunteer && hub.volunteersFrom(address) >= maxVolunteersPerAddress) {
+          if (claims.role === 'host' && trustFromScope(claims.scope).volunteer && (await hub.volunteersFrom(address)) >= maxVolunteersPerAddress) {
             throw new SignalingError('SIG_RATE_LIMITED', `at most ${maxVolunteersPerAddress} volunteer hosts may connect from one address`);
           }
           identities.set(request, claims);
@@ -237,10 +274,14 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
 
     // Public: counts and roles only. Host ids, names and subjects stay with operators (an
     // operator token here, or GET /v1/hosts), so nobody can read here an identity to copy.
-    scope.get(HEALTH_PATH, async (request) => {
+    // The whole cluster, from the presence directory; 503 `starting` until it is loaded.
+    scope.get(HEALTH_PATH, async (request, reply) => {
+      if (!hub.ready) return reply.code(503).header('retry-after', '1').send({ ok: false, status: 'starting', node: cluster.nodeId });
       const peers = hub.peers();
-      if (isOperator(request)) return { ok: true, ...hub.counts(), peers };
-      return { ok: true, ...hub.counts(), peers: peers.map((p) => ({ role: p.role, since: p.since, ...(p.volunteer ? { volunteer: true } : {}) })) };
+      const nodes = hub.nodes();
+      const counts = hub.counts();
+      if (isOperator(request)) return { ok: true, ...counts, node: cluster.nodeId, nodes, peers };
+      return { ok: true, ...counts, node: cluster.nodeId, nodes, peers: peers.map((p) => ({ role: p.role, since: p.since, ...(p.volunteer ? { volunteer: true } : {}) })) };
     });
 
     /** Whether the request carries a valid operator token (no token, or any other, is simply public). */
@@ -274,9 +315,16 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
     });
   }
 
-  app.addHook('onReady', async () => hub.startHeartbeat());
+  app.addHook('onReady', async () => {
+    // A cluster URL that cannot be reached fails the start; a store that goes away later does
+    // not (island mode). The first snapshot is loaded in the background: health says `starting`.
+    if (owned) await owned.connected;
+    void hub.start();
+    hub.startHeartbeat();
+  });
   // Our close runs before @fastify/websocket's preClose, which would close sockets without a code.
   app.addHook('preClose', async () => hub.close());
+  if (owned) app.addHook('onClose', async () => owned.parts.close());
 
   let closing: Promise<void> | null = null;
   return {
@@ -290,6 +338,7 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
       return closing;
     },
     peers: () => hub.peers(),
+    cluster,
   };
 }
 
