@@ -44,9 +44,8 @@ export function clusterParts(cluster: ClusterOptions | undefined, log?: ClusterL
   const nodeId = cluster?.nodeId ?? defaultNodeId();
   const region = cluster?.region ?? 'default';
   if (!cluster) return { parts: createMemoryCluster({ nodeId, region }), connected: Promise.resolve() };
-  // A variable specifier: the Redis parts are another module's, loaded only in cluster mode.
-  const specifier = './redis.ts';
-  const ready: Promise<ClusterParts> = import(specifier).then((m: { connectRedisCluster: ConnectRedis }) =>
+  // Loaded only in cluster mode, so single-machine signaling never loads ioredis.
+  const ready: Promise<ClusterParts> = import('./redis.ts').then((m: { connectRedisCluster: ConnectRedis }) =>
     m.connectRedisCluster({ url: cluster.url, clusterName: cluster.clusterName ?? 'main', nodeId, region, ...(log ? { log } : {}) }),
   );
   return { parts: deferred(ready, nodeId, region), connected: ready.then(() => undefined) };
