@@ -389,14 +389,14 @@ export class PgControlStore implements ControlStore {
 
   async #query<R extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<R[]> {
     return this.#deadline(async (state) => {
-      const c = await this.#pool.connect();
+      const c = await this.#checkout();
       try {
         if (state.expired) throw unavailable(new Error('timed out'), this.#timeoutMs);
         const { rows } = await c.query<R>(sql, params);
-        c.release();
+        c.done();
         return rows;
       } catch (err) {
-        c.release(brokenConnection(err) ? (err as Error) : undefined);
+        c.done(err);
         throw err;
       }
     });
@@ -407,7 +407,7 @@ export class PgControlStore implements ControlStore {
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.#deadline(async (state) => {
-          const c = await this.#pool.connect();
+          const c = await this.#checkout();
           try {
             if (state.expired) throw new Error('timed out before the transaction began');
             await c.query(isolation ? `BEGIN ISOLATION LEVEL ${isolation}` : 'BEGIN');
@@ -415,11 +415,12 @@ export class PgControlStore implements ControlStore {
             // Past the deadline the caller was told the write failed: it must not commit after all.
             if (state.expired) throw new Error('timed out before commit');
             await c.query('COMMIT');
-            c.release();
+            c.done();
             return value;
           } catch (err) {
-            await c.query('ROLLBACK').catch(() => undefined);
-            c.release(brokenConnection(err) ? (err as Error) : undefined);
+            // A broken connection is dropped (Postgres rolls back what it had); a live one rolls back.
+            if (!brokenConnection(err)) await c.query('ROLLBACK').catch(() => undefined);
+            c.done(err);
             throw err;
           }
         });
@@ -429,6 +430,25 @@ export class PgControlStore implements ControlStore {
         throw toStoreError(err, this.#timeoutMs);
       }
     }
+  }
+
+  /**
+   * A pooled connection, with an error listener while it is out: a socket error (EPIPE when
+   * Postgres died) is emitted on the client besides failing its query, and would otherwise
+   * crash the process. `done(err)` drops a broken connection instead of pooling it again.
+   */
+  async #checkout(): Promise<Client & { done(err?: unknown): void }> {
+    const c = await this.#pool.connect();
+    const onError = (err: Error) => this.#log('warn', 'control store connection failed', { error: err.message });
+    c.on('error', onError);
+    return Object.assign(c, {
+      done: (err?: unknown) => {
+        const broken = err !== undefined && brokenConnection(err);
+        // A dropped connection may still report its socket's end: keep listening to it.
+        if (!broken) c.off('error', onError);
+        c.release(broken ? (err as Error) : undefined);
+      },
+    });
   }
 
   /** Rejects with APP_STORE_UNAVAILABLE after `timeoutMs`, whatever `run` is waiting for. */
