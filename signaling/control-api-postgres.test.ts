@@ -91,7 +91,7 @@ describe('two signaling nodes on one Postgres', () => {
     await until(() => onB.state.welcomed);
     await a.control.store.addBan('host', 'tab-banned', 'abuse');
     await until(() => onB.state.errors.includes('SIG_BANNED'));
-    await until(() => !b.peers().some((p) => p.name === 'tab-banned'));
+    await until(() => !b.peers().some((p) => p.info?.['name'] === 'tab-banned'));
   });
 });
 
