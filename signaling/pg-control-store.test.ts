@@ -4,6 +4,7 @@
  * Postgres killed and restarted under a running store and cache. One server for the file, a
  * database per test.
  */
+import { createServer, type Socket } from 'node:net';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startPostgres, type PostgresServer } from '../tools/postgres.ts';
@@ -125,6 +126,25 @@ describe('PgControlStore across nodes', () => {
     console.log(`control propagation, 100 writes: write p50 ${pct(writeMs, 50)} ms p99 ${pct(writeMs, 99)} ms; commit → other node's cache applied p50 ${pct(appliedMs, 50)} ms p99 ${pct(appliedMs, 99)} ms`);
     expect(cache.banMatch({ hostId: 'tab-99' })).toBe('');
     cache.close();
+  });
+});
+
+describe('PgControlStore and a Postgres that never answers', () => {
+  it('gives up with APP_STORE_UNAVAILABLE after its timeout when the network is silent (no refusal, no reset)', async () => {
+    // A black hole: accepts TCP connections and never says a word, as a partitioned network does.
+    const sockets: Socket[] = [];
+    const hole = createServer((s) => sockets.push(s));
+    await new Promise<void>((r) => hole.listen(0, '127.0.0.1', r));
+    const { port } = hole.address() as { port: number };
+    try {
+      const started = performance.now();
+      expect(await codeOf(PgControlStore.open(`postgres://dcdn@127.0.0.1:${port}/dcdn`, { timeoutMs: 300 }))).toBe('APP_STORE_UNAVAILABLE');
+      // Bounded by the timeout, never hanging (a wide margin for a busy machine).
+      expect(performance.now() - started).toBeLessThan(5000);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => hole.close(r));
+    }
   });
 });
 

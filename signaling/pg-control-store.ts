@@ -347,6 +347,8 @@ export class PgControlStore implements ControlStore {
     } catch (err) {
       return onLost(err as Error);
     }
+    // Stopped (closed, or the last watcher left) while connecting: this connection is not wanted.
+    if (this.#listener !== client) return void client.end().catch(() => undefined);
     // Whatever was committed while no one listened was never notified here: read it now.
     await this.#checkVersion();
   }
