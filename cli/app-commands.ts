@@ -188,12 +188,17 @@ export async function deploy(values: Record<string, unknown> & { _: string[] }):
   const notes = [Object.keys(vars).length ? `vars: ${Object.keys(vars).map((b) => `env.${b}`).join(', ')}` : '', config.kv.length ? `KV: ${config.kv.map((b) => `env.${b}`).join(', ')}` : '', config.volunteers ? 'may run on volunteer hosts' : '', config.require.length ? `requires ${config.require.join(', ')}` : ''].filter(Boolean);
   process.stdout.write(`deployed ${name} version ${v.version}${notes.length ? ` (${notes.join('; ')})` : ''}\n`);
   for (const url of appUrls(target, name)) process.stdout.write(`  ${url}\n`);
-  if (v.propagated) process.stdout.write(`${describePropagation(v.propagated)}\n`);
+  if (worthSaying(v.propagated)) process.stdout.write(`${describePropagation(v.propagated)}\n`);
   return awaitRollout(target, name, values);
 }
 
 /** How far a control-plane write got before it answered (signaling/deploy-barrier.ts `Propagation`). */
 type Propagated = { nodes: number; reached: number; atVersion: number; ms: number; complete: boolean };
+
+/** A cluster's reach is worth a line; one signaling node that applied its own write is not (the output stays as it was). */
+function worthSaying(p: Propagated | undefined): p is Propagated {
+  return p !== undefined && (p.nodes > 1 || !p.complete);
+}
 
 /** `reached 2 of 2 signaling nodes in 14 ms`, and what it means when some lag. */
 export function describePropagation(p: Propagated): string {
@@ -249,7 +254,7 @@ export async function rollback(values: Record<string, unknown> & { _: string[] }
   const target = controlTarget(values);
   const v = await control<{ version: number; propagated?: Propagated }>(target, 'POST', `/v1/apps/${encodeURIComponent(name)}/rollback`, to === undefined ? {} : { to });
   process.stdout.write(`${name} is now at version ${v.version}\n`);
-  if (v.propagated) process.stdout.write(`${describePropagation(v.propagated)}\n`);
+  if (worthSaying(v.propagated)) process.stdout.write(`${describePropagation(v.propagated)}\n`);
   return awaitRollout(target, name, values);
 }
 

@@ -82,6 +82,8 @@ export class PgControlStore implements ControlStore {
   /** The highest version told to listeners: each is told once, in order. */
   #seen = -1;
   #listener: pg.Client | null = null;
+  /** Set once the listener LISTENs: the poll pings it, since a silent network never errors an idle socket. */
+  #listenerUp: { client: pg.Client; lost: (err: Error) => void } | null = null;
   #poll: ReturnType<typeof setInterval> | undefined;
   #retry: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
@@ -309,6 +311,7 @@ export class PgControlStore implements ControlStore {
     clearInterval(this.#poll);
     clearTimeout(this.#retry);
     this.#poll = undefined;
+    this.#listenerUp = null;
     const listener = this.#listener;
     this.#listener = null;
     void listener?.end().catch(() => undefined);
@@ -323,6 +326,7 @@ export class PgControlStore implements ControlStore {
     const onLost = (err?: Error) => {
       if (lost) return;
       lost = true;
+      if (this.#listenerUp?.client === client) this.#listenerUp = null;
       void client.end().catch(() => undefined);
       if (this.#listener !== client) return; // stopped on purpose
       this.#listener = null;
@@ -349,12 +353,19 @@ export class PgControlStore implements ControlStore {
     }
     // Stopped (closed, or the last watcher left) while connecting: this connection is not wanted.
     if (this.#listener !== client) return void client.end().catch(() => undefined);
+    this.#listenerUp = { client, lost: onLost };
     // Whatever was committed while no one listened was never notified here: read it now.
     await this.#checkVersion();
   }
 
   /** The poll: a version above the last one told means a notification was lost. */
   async #checkVersion(): Promise<void> {
+    // The listening connection only reads; after a silent partition it could sit "open" for
+    // minutes without hearing anything. A query on it (bounded by query_timeout) finds out.
+    const up = this.#listenerUp;
+    if (up && this.#listener === up.client) {
+      up.client.query('SELECT 1').catch((err: Error) => up.lost(err));
+    }
     let version: number;
     try {
       version = await this.version();
