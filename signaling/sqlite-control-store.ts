@@ -25,13 +25,8 @@ export class SqliteControlStore implements ControlStore {
   readonly #offApps: () => void;
 
   /**
-   * Opens `path` (`:memory:` for tests), or wraps an `AppStore` and `BanList` the caller made and
-   * closes (then {@link close} leaves them open).
-   *
-   * @example
-   * ```ts
-   * const store = SqliteControlStore.open(join(stateDir(), 'apps.db'));
-   * ```
+   * Wraps an `AppStore` and `BanList`; {@link close} closes them only when `owned` (as
+   * {@link SqliteControlStore.open} makes them), else the caller does.
    */
   constructor(parts: { apps: AppStore; bans: BanList; owned?: boolean }) {
     this.apps = parts.apps;
@@ -40,7 +35,16 @@ export class SqliteControlStore implements ControlStore {
     this.#offApps = this.apps.onChange(() => this.#changed('apps'));
   }
 
-  /** Opens the SQLite file at `path` (apps and bans in one file, as `dcdn signal --db` always had). */
+  /**
+   * Opens the SQLite file at `path` (apps and bans in one file, as `dcdn signal --db` always
+   * had; `:memory:` for tests).
+   *
+   * @example
+   * ```ts
+   * const store = SqliteControlStore.open(join(stateDir(), 'apps.db'));
+   * const cache = new ControlCache(store);
+   * ```
+   */
   static open(path: string): SqliteControlStore {
     return new SqliteControlStore({ apps: new AppStore(path), bans: new BanList(path), owned: true });
   }
