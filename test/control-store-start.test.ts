@@ -4,6 +4,7 @@
  * create one version; a later start with the same app creates none; the flag's spec is checked.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describePropagation } from '../cli/app-commands.ts';
 import { controlStoreFromFlags } from '../cli/part-commands.ts';
 import { startSignal, type StartedSignal } from '../node/index.ts';
 import { startPostgres, type PostgresServer } from '../tools/postgres.ts';
@@ -46,5 +47,12 @@ describe('--control-store', () => {
     expect(() => controlStoreFromFlags({ 'control-store': 'mysql://u:secretpw@db/x' }, {})).toThrow(/sqlite:PATH or postgres/);
     expect(() => controlStoreFromFlags({ 'control-store': 'mysql://u:secretpw@db/x' }, {})).not.toThrow(/secretpw/);
     expect(() => controlStoreFromFlags({ 'control-store': 'sqlite:/a', db: '/b' }, {})).toThrow(/not both/);
+  });
+});
+
+describe('dcdn deploy\'s propagation line', () => {
+  it('says how many signaling nodes a write reached and how fast, and what lagging means', () => {
+    expect(describePropagation({ nodes: 2, reached: 2, atVersion: 7, ms: 14, complete: true })).toBe('reached 2 of 2 signaling nodes in 14 ms');
+    expect(describePropagation({ nodes: 3, reached: 2, atVersion: 7, ms: 5000, complete: false })).toMatch(/^reached 2 of 3 signaling nodes in 5000 ms \(the others have not applied control version 7 yet/);
   });
 });
