@@ -10,7 +10,7 @@ import { DEFAULT_ROLLOUT_TIMEOUT_MS } from '../signaling/rollout.ts';
 import type { FlagSpec } from './args.ts';
 import { iceFlags, ingressIceFlags } from './ice-flags.ts';
 import { logFlags } from './log-flags.ts';
-import { metricsFlags } from './metrics-flags.ts';
+import { metricsFlags, otlpFlags } from './metrics-flags.ts';
 import { trafficFlags } from './traffic-flags.ts';
 
 /** `--help`, on every command. */
@@ -120,6 +120,7 @@ export const ingressFlags = {
   ...ingressIceFlags,
   ...trafficFlags,
   ...metricsFlags,
+  ...otlpFlags,
   ...logFlags,
 } satisfies FlagSpec;
 
@@ -163,6 +164,7 @@ export const upFlags = {
   ...iceFlags,
   ...trafficFlags,
   ...metricsFlags,
+  ...otlpFlags,
   ...logFlags,
   help: helpFlag,
 } satisfies FlagSpec;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createSignalingServer, mintToken } from '../signaling/index.ts';
 import { UsageError } from './args.ts';
-import { metricsOptionsFromFlags, parseListen } from './metrics-flags.ts';
+import { metricsOptionsFromFlags, otlpOptionsFromFlags, parseListen } from './metrics-flags.ts';
 import { startIngress } from '../node/index.ts';
 
 const SECRET = 'metrics-flags-secret-0123456789';
@@ -24,6 +24,15 @@ describe('metrics flags', () => {
     expect(metricsOptionsFromFlags({}, { DCDN_METRICS_TOKEN: 'x'.repeat(20) })).toEqual({ metricsToken: 'x'.repeat(20) });
     expect(metricsOptionsFromFlags({ 'metrics-token': 'y'.repeat(16) }, {})).toEqual({ metricsToken: 'y'.repeat(16) });
     expect(() => metricsOptionsFromFlags({ 'metrics-token': 'short' }, {})).toThrow(UsageError);
+  });
+});
+
+describe('--otlp', () => {
+  it('takes an http(s) collector URL and refuses anything else with a usage error', () => {
+    expect(otlpOptionsFromFlags({})).toEqual({});
+    expect(otlpOptionsFromFlags({ otlp: 'http://127.0.0.1:4318/v1/traces' })).toEqual({ otlp: { url: 'http://127.0.0.1:4318/v1/traces' } });
+    expect(() => otlpOptionsFromFlags({ otlp: 'collector:4318' })).toThrow(UsageError);
+    expect(() => otlpOptionsFromFlags({ otlp: 'not a url' })).toThrow(UsageError);
   });
 });
 

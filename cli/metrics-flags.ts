@@ -11,6 +11,25 @@ export const metricsFlags = {
   'metrics-listen': { type: 'string', help: 'also serve GET /metrics, without a token, on this ADDRESS:PORT (e.g. 10.0.0.5:9464; bind it where only Prometheus reaches)' },
 } satisfies FlagSpec;
 
+/** `--otlp`, on `dcdn ingress` and `dcdn up` (ingress/otlp.ts). */
+export const otlpFlags = {
+  otlp: { type: 'string', help: "export a span per request to this OpenTelemetry collector's OTLP/HTTP traces URL (e.g. http://127.0.0.1:4318/v1/traces)" },
+} satisfies FlagSpec;
+
+/** Reads `--otlp`: an http(s) URL, else a usage error. */
+export function otlpOptionsFromFlags(v: Record<string, unknown>): { otlp?: { url: string } } {
+  const url = v.otlp as string | undefined;
+  if (url === undefined) return {};
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new UsageError(`--otlp must be an http(s) URL, got ${JSON.stringify(url)}`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new UsageError(`--otlp must be an http(s) URL, got ${JSON.stringify(url)}`);
+  return { otlp: { url: parsed.href } };
+}
+
 /** What the metrics flags set. */
 export interface MetricsFlagOptions {
   metricsToken?: string;

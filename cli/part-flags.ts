@@ -8,7 +8,7 @@ import { launchAllowHosts as nodeLaunchAllowHosts, signalUrls, type StartIngress
 import { intFlag, UsageError } from './args.ts';
 import { ingressRtcFromFlags } from './ice-flags.ts';
 import { trafficOptionsFromFlags } from './traffic-flags.ts';
-import { metricsOptionsFromFlags } from './metrics-flags.ts';
+import { metricsOptionsFromFlags, otlpOptionsFromFlags } from './metrics-flags.ts';
 import { stateDir } from './state.ts';
 
 // The flag specs live with the other commands' (command-flags.ts: help loads nothing heavy).
@@ -58,6 +58,7 @@ export function ingressOptionsFromFlags(v: Record<string, unknown>, env: NodeJS.
     kvStore: (v['kv-store'] as string | undefined) ?? env.DCDN_KV_STORE ?? `sqlite:${join(stateDir(env), 'kv.db')}`,
     kvLimits: { minTtlSeconds: intFlag(v['kv-min-ttl'] ?? 60, 'kv-min-ttl', 1) },
     ...metricsOptionsFromFlags(v, env),
+    ...otlpOptionsFromFlags(v),
   };
 }
 

@@ -56,8 +56,8 @@ export async function tail(values: Record<string, unknown>, env: NodeJS.ProcessE
       const event = JSON.parse(String(data)) as Record<string, unknown>;
       if (event.type === 'hello') return note(`tailing ${base}`);
       if (event.type === 'dropped') return note(`(${String(event.count)} requests not shown: this reader fell behind ${base})`);
-      if (event.type !== 'request') return;
-      write(target.format === 'json' ? `${JSON.stringify(event)}\n` : `${pretty(event)}\n`);
+      if (event.type !== 'request' && event.type !== 'log') return;
+      write(target.format === 'json' ? `${JSON.stringify(event)}\n` : `${prettyEvent(event)}\n`);
     });
     ws.on('close', () => {
       sockets.delete(ws);
@@ -83,6 +83,38 @@ export async function tail(values: Record<string, unknown>, env: NodeJS.ProcessE
   const code = await done;
   clearInterval(keepAlive);
   return code;
+}
+
+/**
+ * A `request` event for people: its line ({@link pretty}), then the handler's console lines
+ * indented under it, then what was cut. A `log` event (a line written after the response, by
+ * `ctx.waitUntil()` work) is one line naming its request.
+ */
+export function prettyEvent(e: Record<string, unknown>): string {
+  if (e.type === 'log') {
+    const line = e.line as { level: string; text: string } | null;
+    const cut = e.cut as { lines: number; bytes: number } | null;
+    const time = typeof e.logTime === 'string' ? e.logTime.slice(11, 23) : '';
+    const host = e.host ? `${String(e.host)}${e.volunteer ? ' [volunteer]' : ''}` : 'no host';
+    const what = line ? consoleLine(line.level, line.text, '  ').trimStart() : cutNote(cut);
+    return `${time} (after the response) ${what} [${String(e.app)}${e.version != null ? `@${String(e.version)}` : ''} ${host} id=${String(e.requestId)}]`;
+  }
+  const out = [pretty(e)];
+  for (const l of (e.logs as Array<{ level: string; text: string }> | undefined) ?? []) out.push(consoleLine(l.level, l.text, '  '));
+  const cut = e.logsCut as { lines: number; bytes: number } | null | undefined;
+  if (cut) out.push(`  ${cutNote(cut)}`);
+  return out.join('\n');
+}
+
+/** `  warn  text`, continuation lines (a stack) indented under the text. */
+function consoleLine(level: string, text: string, indent: string): string {
+  const label = level.padEnd(9);
+  return `${indent}${label} ${text.replace(/\n/g, `\n${indent}${' '.repeat(label.length + 1)}`)}`;
+}
+
+function cutNote(cut: { lines: number; bytes: number } | null): string {
+  if (!cut) return '';
+  return `(${cut.lines} console line${cut.lines === 1 ? '' : 's'}, ${cut.bytes} bytes, cut: over the per-request limit)`;
 }
 
 /** One line for people: time, method, URL, status, ms, app@version, host, transport, code, id. */

@@ -33,3 +33,4 @@ export {
 } from './kv/index.ts';
 export { namespaceOf } from './kv/service.ts';
 export { listenMetrics, staticToken } from './metrics-endpoint.ts';
+export { OtlpExporter, OTLP_DEFAULTS, type OtlpOptions, type SpanRecord } from './otlp.ts';

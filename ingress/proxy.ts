@@ -59,6 +59,8 @@ const HOST_GONE = new Set(['PROTO_SESSION_CLOSED', 'PROTO_HEARTBEAT_TIMEOUT']);
 
 export interface ProxyEvents {
   log(level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>): void;
+  /** The request was sent to `host` (each attempt; the last is the one that answered). */
+  sent?(host: HostConnection): void;
 }
 
 /**
@@ -243,6 +245,7 @@ export class ProxyRequest {
     }
     this.#host = host;
     this.#stream = stream;
+    this.#events.sent?.(host);
     host.inFlight++;
     this.#counted = host;
     stream.onhead = (head) => this.#onHead(head.status, head.headers);

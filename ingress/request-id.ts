@@ -71,6 +71,10 @@ export interface RequestTrace {
   spanId: string;
   /** Whether the trace continues one the client started. */
   inherited: boolean;
+  /** The client's span (its `traceparent`'s parent id), when the trace is inherited. */
+  parentSpanId?: string;
+  /** Whether the trace is sampled (the `traceparent` flag): only sampled spans are exported (otlp.ts). */
+  sampled: boolean;
   /** The `traceparent` to forward: version 00, the trace id, the ingress span, the flags. */
   traceparent: string;
 }
@@ -87,7 +91,15 @@ export function startTrace(incoming: string | string[] | undefined): RequestTrac
   const traceId = parent?.traceId ?? requestId;
   // Keep only the flags version 00 defines (sampled); unknown bits are not ours to pass on.
   const flags = parent ? (parseInt(parent.flags, 16) & 1 ? '01' : '00') : '01';
-  return { requestId, traceId, spanId, inherited: parent !== null, traceparent: `00-${traceId}-${spanId}-${flags}` };
+  return {
+    requestId,
+    traceId,
+    spanId,
+    inherited: parent !== null,
+    ...(parent ? { parentSpanId: parent.parentId } : {}),
+    sampled: flags === '01',
+    traceparent: `00-${traceId}-${spanId}-${flags}`,
+  };
 }
 
 const traces = new WeakMap<IncomingMessage, RequestTrace>();

@@ -23,7 +23,9 @@ import type { KvStore } from './kv/store.ts';
 import { IngressMetrics, NO_APP, NO_TRANSPORT } from './metrics.ts';
 import { listenMetrics, serveMetrics, type MetricsEndpointOptions } from './metrics-endpoint.ts';
 import { newRequestId, REQUEST_ID_HEADER, traceOf } from './request-id.ts';
-import { MAX_URL, registerTail, TailHub, type TailOptions } from './tail.ts';
+import { MAX_URL, registerTail, TailHub, type TailEvent, type TailOptions } from './tail.ts';
+import { RequestLogBook, type RequestLogOptions } from './request-logs.ts';
+import { OtlpExporter, type OtlpOptions } from './otlp.ts';
 
 export type Log = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 
@@ -100,6 +102,10 @@ export interface IngressOptions {
   authorizeOperator?: (token: string) => boolean;
   /** Bounds of `/_dcdn/tail` (tail.ts). */
   tail?: TailOptions;
+  /** Bounds of the handlers' console output held for tail (request-logs.ts). */
+  consoleLogs?: RequestLogOptions;
+  /** Export a span per request to an OpenTelemetry collector (otlp.ts, `--otlp URL`). */
+  otlp?: OtlpOptions;
   log?: Log;
 }
 
@@ -117,6 +123,8 @@ export interface Ingress {
   readonly metrics: IngressMetrics | null;
   /** `dcdn tail`'s subscribers. */
   readonly tail: TailHub;
+  /** The span exporter, with `otlp`. */
+  readonly otlp: OtlpExporter | null;
   /** `http://host:port/metrics` of the separate metrics listener, once listening (`metrics.listen`). */
   readonly metricsUrl: string | null;
   listen(): Promise<string>;
@@ -159,6 +167,13 @@ export function createIngress(options: IngressOptions): Ingress {
   const metrics = options.metrics?.enabled === false ? null : new IngressMetrics({ pool, inFlight: () => inflight.size }, { processMetrics: options.metrics?.processMetrics ?? true });
   let metricsServer: { url: string; close(): Promise<void> } | null = null;
   const tail = new TailHub(options.tail);
+  const otlp = options.otlp ? new OtlpExporter({ serviceName: `dcdn-${options.name ?? 'ingress'}`, ...options.otlp }) : null;
+  const ingressName = options.name ?? 'ingress';
+  const consoleLogs = new RequestLogBook<TailEvent>(options.consoleLogs ?? {}, (event, line, cut) => {
+    if (!tail.active) return;
+    const { type: _type, logs: _logs, logsCut: _cut, ...request } = event;
+    tail.publish({ ...request, type: 'log', logTime: line?.time ?? new Date().toISOString(), line, cut });
+  });
   const kv = options.kv
     ? new KvService({
         store: options.kv,
@@ -322,7 +337,26 @@ export function createIngress(options: IngressOptions): Ingress {
     const started = performance.now();
     const startedAt = Date.now();
     const requestId = trace.requestId;
-    const proxied = new ProxyRequest(request.raw, res, pool, proxyOpts, { log: (level, msg, fields) => hostLog(level, msg, { ...fields, requestId }) }, trace);
+    // The handler's console lines are kept only for requests that start while someone tails.
+    const tracked = tail.active;
+    const proxied = new ProxyRequest(
+      request.raw,
+      res,
+      pool,
+      proxyOpts,
+      {
+        log: (level, msg, fields) => hostLog(level, msg, { ...fields, requestId }),
+        ...(tracked
+          ? {
+              sent: (host) => {
+                host.session.onlog ??= (frame) => consoleLogs.receive(host.session, frame);
+                consoleLogs.track(requestId, host.session);
+              },
+            }
+          : {}),
+      },
+      trace,
+    );
     inflight.add(proxied);
     res.once('close', () => {
       const seconds = (performance.now() - started) / 1000;
@@ -338,8 +372,29 @@ export function createIngress(options: IngressOptions): Ingress {
         complete: res.writableFinished,
       });
       metrics?.request({ app: proxied.appName, status, transport: proxied.transport ?? NO_TRANSPORT, seconds, bytesIn: proxied.bytesIn, bytesOut: proxied.bytesOut, code: proxied.errorCode });
-      if (tail.active) {
-        tail.publish({
+      if (otlp && trace.sampled) {
+        otlp.add({
+          traceId: trace.traceId,
+          spanId: trace.spanId,
+          ...(trace.parentSpanId ? { parentSpanId: trace.parentSpanId } : {}),
+          name: `${request.method} ${proxied.appName || '-'}`,
+          startMs: startedAt,
+          endMs: startedAt + seconds * 1000,
+          error: status >= 500 || status === 0 || proxied.errorCode !== undefined,
+          attributes: {
+            'http.request.method': request.method,
+            'http.response.status_code': status,
+            'url.path': request.url.split('?')[0]!.slice(0, MAX_URL),
+            'dcdn.request_id': requestId,
+            'dcdn.app': proxied.appName || '-',
+            ...(proxied.hostName ? { 'dcdn.host': proxied.hostName, 'dcdn.host.volunteer': proxied.hostVolunteer } : {}),
+            ...(proxied.transport ? { 'dcdn.transport': proxied.transport } : {}),
+            ...(proxied.errorCode ? { 'dcdn.error_code': proxied.errorCode } : {}),
+          },
+        });
+      }
+      if (tail.active || tracked) {
+        const event: TailEvent = {
           type: 'request',
           time: new Date(startedAt).toISOString(),
           requestId,
@@ -353,8 +408,16 @@ export function createIngress(options: IngressOptions): Ingress {
           volunteer: proxied.hostVolunteer,
           transport: proxied.transport ?? null,
           code: proxied.errorCode ?? null,
-          ingress: options.name ?? 'ingress',
-        });
+          ingress: ingressName,
+          logs: [],
+          logsCut: null,
+        };
+        const held = tracked ? consoleLogs.finish(requestId, event) : null;
+        if (held) {
+          event.logs = held.lines;
+          event.logsCut = held.cut;
+        }
+        if (tail.active) tail.publish(event);
       }
     });
     void proxied.run().finally(() => inflight.delete(proxied));
@@ -372,6 +435,7 @@ export function createIngress(options: IngressOptions): Ingress {
     kv,
     metrics,
     tail,
+    otlp,
     get metricsUrl() {
       return metricsServer?.url ?? null;
     },
@@ -438,6 +502,7 @@ export function createIngress(options: IngressOptions): Ingress {
       app.server.closeAllConnections();
       await connector?.close();
       await app.close();
+      await otlp?.close();
       await metricsServer?.close();
       await options.kv?.close();
       hostLog.stop();

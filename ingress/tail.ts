@@ -11,6 +11,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { WebSocket } from 'ws';
 import { sendError } from './error-response.ts';
+import type { ConsoleLine, LogsCut } from './request-logs.ts';
 
 /** One finished request, as `dcdn tail` shows it. */
 export interface TailEvent {
@@ -34,6 +35,23 @@ export interface TailEvent {
   code: string | null;
   /** The ingress's name. */
   ingress: string;
+  /** The handler's console output and uncaught exceptions while the request ran (request-logs.ts). */
+  logs: ConsoleLine[];
+  /** What was cut of that output over the per-request limits; null when nothing was. */
+  logsCut: LogsCut | null;
+}
+
+/**
+ * A line the handler wrote after its request ended (`ctx.waitUntil()` work), or a report of
+ * late lines cut: the request's fields (as its `request` event had them) with the line.
+ */
+export interface TailLogEvent extends Omit<TailEvent, 'type' | 'logs' | 'logsCut'> {
+  type: 'log';
+  /** When the line reached the ingress (the request's `time` is when the request did). */
+  logTime: string;
+  /** The line; null for a cut report. */
+  line: ConsoleLine | null;
+  cut: LogsCut | null;
 }
 
 /** What a subscriber asked for (the query of `/_dcdn/tail`). */
@@ -97,8 +115,8 @@ export class TailHub {
     this.#send(sub, JSON.stringify({ type: 'hello', filter }));
   }
 
-  /** Offers a finished request to every subscriber whose filter it matches. */
-  publish(event: TailEvent): void {
+  /** Offers a finished request, or a late line of one, to every subscriber whose filter it matches. */
+  publish(event: TailEvent | TailLogEvent): void {
     let text: string | undefined;
     for (const sub of this.#subs) {
       if (!matches(sub, event)) continue;
@@ -130,14 +148,15 @@ export class TailHub {
   }
 }
 
-function matches(sub: Subscriber, e: TailEvent): boolean {
+function matches(sub: Subscriber, e: TailEvent | TailLogEvent): boolean {
   const f = sub.filter;
   if (f.app !== undefined && f.app !== e.app) return false;
   if (f.method !== undefined && f.method !== e.method) return false;
   if (sub.statuses.length > 0 && !sub.statuses.some((m) => m(e.status))) return false;
   if (f.search !== undefined) {
     const needle = f.search.toLowerCase();
-    if (!`${e.method} ${e.url} ${e.code ?? ''} ${e.requestId} ${e.host ?? ''}`.toLowerCase().includes(needle)) return false;
+    const logs = e.type === 'request' ? e.logs.map((l) => l.text).join('\n') : (e.line?.text ?? '');
+    if (!`${e.method} ${e.url} ${e.code ?? ''} ${e.requestId} ${e.host ?? ''} ${logs}`.toLowerCase().includes(needle)) return false;
   }
   return true;
 }

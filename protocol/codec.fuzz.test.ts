@@ -8,7 +8,7 @@ import { pack } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { decodeFrames, encodeFrame, forEachFrame, concatFrames } from './codec.ts';
 import { errorCodeOf } from './errors.ts';
-import { FrameType, LIMITS, type Frame, type HeaderList } from './frames.ts';
+import { FrameType, LIMITS, LOG_LEVELS, type Frame, type HeaderList } from './frames.ts';
 import { headProblem } from './head-limits.ts';
 
 /** The only ways decoding may fail. */
@@ -44,6 +44,7 @@ export const validFrame: fc.Arbitrary<Frame> = fc.oneof(
   fc.record({ type: fc.constant(FrameType.ERROR), stream: fc.constant(0 as const), code: fc.stringMatching(/^[A-Z_]{0,64}$/), message: text(200) }),
   fc.record({ type: fc.constant(FrameType.CREDIT), stream: streamId, bytes: window }),
   fc.record({ type: fc.constantFrom(FrameType.PING, FrameType.PONG), stream: fc.constant(0 as const), nonce: u32 }),
+  fc.record({ type: fc.constant(FrameType.LOG), stream: fc.constant(0 as const), requestId: fc.stringMatching(/^[0-9a-f]{0,64}$/), level: fc.constantFrom(...LOG_LEVELS), text: text(200), cutLines: window, cutBytes: window }),
 ) as fc.Arbitrary<Frame>;
 
 /** Frames compare with body bytes as plain arrays (decoded bodies are views into the message). */

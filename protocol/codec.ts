@@ -12,7 +12,7 @@
  */
 import { Packr } from 'msgpackr';
 import { DcdnError } from './errors.ts';
-import { FrameType, LIMITS, PROTOCOL_VERSION, type Frame, type HeaderList } from './frames.ts';
+import { FrameType, LIMITS, LOG_LEVELS, PROTOCOL_VERSION, type Frame, type HeaderList, type LogLevel } from './frames.ts';
 
 const packr = new Packr({ useRecords: false, variableMapSize: true });
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -54,6 +54,8 @@ function toWire(f: Frame): unknown[] {
     case FrameType.PING:
     case FrameType.PONG:
       return [f.type, 0, f.nonce];
+    case FrameType.LOG:
+      return [f.type, 0, f.requestId, f.level, f.text, f.cutLines, f.cutBytes];
   }
 }
 
@@ -310,6 +312,16 @@ function toFrame(v: Value): Frame {
       sessionLevel(type, stream);
       if (!isUint(v[2], 0xffffffff)) bad(type, stream, 'bad nonce');
       return { type, stream: 0, nonce: v[2] as number };
+    case FrameType.LOG: {
+      arity(v, 7, stream);
+      sessionLevel(type, stream);
+      const [, , requestId, level, text, cutLines, cutBytes] = v;
+      if (!isStr(requestId, LIMITS.requestIdLength)) bad(type, stream, 'bad request id');
+      if (!LOG_LEVELS.includes(level as LogLevel)) bad(type, stream, 'bad level');
+      if (!isStr(text, LIMITS.logTextLength)) bad(type, stream, 'bad text');
+      if (!isUint(cutLines, LIMITS.maxWindow) || !isUint(cutBytes, LIMITS.maxWindow)) bad(type, stream, 'bad cut counts');
+      return { type, stream: 0, requestId: requestId as string, level: level as LogLevel, text: text as string, cutLines: cutLines as number, cutBytes: cutBytes as number };
+    }
     default:
       return bad(type, stream, 'unknown frame type');
   }

@@ -9,7 +9,7 @@
 import { FrameType } from './frames.ts';
 
 /** The kinds of frame budgeted separately. */
-export type FrameKind = 'ping' | 'pong' | 'reset' | 'credit' | 'head' | 'end' | 'body';
+export type FrameKind = 'ping' | 'pong' | 'reset' | 'credit' | 'head' | 'end' | 'body' | 'log';
 
 /** A budget: `burst` frames at once, refilled at `perSecond`. */
 export interface Budget {
@@ -25,6 +25,8 @@ export const FRAME_BUDGET_DEFAULTS: Readonly<Record<FrameKind, Budget>> = {
   head: { perSecond: 10_000, burst: 20_000 },
   end: { perSecond: 10_000, burst: 20_000 },
   body: { perSecond: 1_000_000, burst: 1_000_000 },
+  // A host caps each request's lines (console-log.ts LOG_LIMITS); this bounds all of them.
+  log: { perSecond: 20_000, burst: 50_000 },
 };
 
 /** The kind of a frame, or null for frames that are not budgeted (HELLO and ERROR end or start a session). */
@@ -47,6 +49,8 @@ export function frameKind(type: number): FrameKind | null {
     case FrameType.REQ_BODY:
     case FrameType.RES_BODY:
       return 'body';
+    case FrameType.LOG:
+      return 'log';
     default:
       return null;
   }

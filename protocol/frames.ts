@@ -1,5 +1,6 @@
 /**
- * The frames of the dcdn wire protocol, version 1.
+ * The frames of the dcdn wire protocol, version 2 (version 1 without LOG; see
+ * {@link MIN_PROTOCOL_VERSION}).
  *
  * Every frame is a msgpack array whose first element is the frame type and whose second is the
  * stream id (0 for frames about the whole session). One channel message carries one or more
@@ -24,8 +25,18 @@
  * | 9    | CREDIT    | bytes (receive window handed back to the sender)       |
  * | 10   | PING      | nonce                                                  |
  * | 11   | PONG      | nonce                                                  |
+ * | 12   | LOG       | requestId, level, text, cutLines, cutBytes (v2; host → ingress, stream 0) |
  */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
+/**
+ * The oldest version this side still speaks. A session runs at the lower of the two versions
+ * in the HELLOs; LOG frames are only sent at version 2 or above, so a version-1 ingress keeps
+ * working with new hosts' requests (without their console output), and a new ingress with old
+ * hosts. A version-1 peer refuses a version-2 HELLO, though: upgrade ingresses before hosts.
+ */
+export const MIN_PROTOCOL_VERSION = 1;
+/** The first version with LOG frames. */
+export const LOG_FRAME_VERSION = 2;
 
 export const FrameType = {
   HELLO: 0,
@@ -40,6 +51,7 @@ export const FrameType = {
   CREDIT: 9,
   PING: 10,
   PONG: 11,
+  LOG: 12,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
@@ -104,6 +116,28 @@ export interface PingFrame {
   nonce: number;
 }
 
+/**
+ * A line of a handler's `console.*` output, or an uncaught exception, belonging to the request
+ * with the ingress-given id `requestId` (the `dcdn-request-id` the handler's Request carried).
+ * Session-level (stream 0), not on the request's stream: a handler's `ctx.waitUntil()` work may
+ * log after the response ended and the stream is gone, and the line must still reach
+ * `dcdn tail` under the request's id. Level `cut` carries no text: it says how many lines and
+ * bytes of that request the host dropped over its per-request limits (console-log.ts).
+ */
+export interface LogFrame {
+  type: typeof FrameType.LOG;
+  stream: 0;
+  requestId: string;
+  level: LogLevel;
+  text: string;
+  cutLines: number;
+  cutBytes: number;
+}
+
+/** What a LOG frame's level may be: the console methods, `exception`, and `cut` (see {@link LogFrame}). */
+export const LOG_LEVELS = ['log', 'info', 'warn', 'error', 'debug', 'exception', 'cut'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
 export type Frame =
   | HelloFrame
   | RequestHeadFrame
@@ -113,7 +147,8 @@ export type Frame =
   | ResetFrame
   | ErrorFrame
   | CreditFrame
-  | PingFrame;
+  | PingFrame
+  | LogFrame;
 
 /** Limits the decoder enforces on hostile input, beyond the channel's message size. */
 export const LIMITS = {
@@ -136,6 +171,10 @@ export const LIMITS = {
   agentLength: 256,
   /** Longest app name (a DNS label). */
   appLength: 63,
+  /** Longest request id in a LOG frame (the ingress's are 32 hex digits). */
+  requestIdLength: 64,
+  /** Longest text of one LOG frame, in characters (console-log.ts cuts lines to fit). */
+  logTextLength: 8 * 1024,
   /** Largest stream id (2^31 - 1, as HTTP/2). */
   maxStreamId: 0x7fffffff,
   /** Largest window or credit increment (2^31 - 1). */

@@ -2,7 +2,7 @@ import type { Channel } from './channel.ts';
 import { concatFrames, encodeFrame, forEachFrame, helloFrame, type InvalidFrameError } from './codec.ts';
 import { DcdnError, errorCodeOf, type ErrorCode } from './errors.ts';
 import { FrameBudgets, frameKind, type Budget, type FrameKind } from './frame-budget.ts';
-import { BODY_FRAME_OVERHEAD, FrameType, PROTOCOL_VERSION, type Frame } from './frames.ts';
+import { BODY_FRAME_OVERHEAD, FrameType, LIMITS, LOG_FRAME_VERSION, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, type Frame, type LogFrame, type LogLevel } from './frames.ts';
 import { Stream, type RequestHead, type StreamSession } from './stream.ts';
 import { onNextTask, onNextTurn } from './turn.ts';
 
@@ -101,6 +101,16 @@ export class Session {
   readonly ready: Promise<void>;
   /** The peer's HELLO agent string, once known. */
   peerAgent = '';
+  /**
+   * The version this session runs at: the lower of the two HELLOs' (frames.ts,
+   * MIN_PROTOCOL_VERSION), once the peer's has arrived; 0 before.
+   */
+  version = 0;
+  /**
+   * A LOG frame from the peer (a handler's console output, frames.ts `LogFrame`). Unset: they
+   * are dropped. Only ever called at version 2 or above.
+   */
+  onlog: ((frame: LogFrame) => void) | null = null;
   /** Round-trip time of the last answered ping, in ms. */
   rttMs: number | undefined;
 
@@ -212,6 +222,19 @@ export class Session {
     this.#streams.set(id, stream);
     this.#send({ type: FrameType.REQ_HEAD, stream: id, method: head.method, url: head.url, headers: head.headers, endStream, app: head.app ?? '' });
     return stream;
+  }
+
+  /**
+   * Sends one line of a handler's console output for the request `requestId` (frames.ts
+   * `LogFrame`). Returns false, sending nothing, when the session is closed or the peer speaks a
+   * version without LOG frames. The text is cut to the frame's limit. Queued with the data, so
+   * it never overtakes flow control; the caller bounds how much it sends (console-log.ts).
+   */
+  sendLog(requestId: string, level: LogLevel, text: string, cutLines = 0, cutBytes = 0): boolean {
+    if (this.#closed || this.version < LOG_FRAME_VERSION) return false;
+    const cut = text.length > LIMITS.logTextLength ? `${text.slice(0, LIMITS.logTextLength - 1)}…` : text;
+    this.#send({ type: FrameType.LOG, stream: 0, requestId: requestId.slice(0, LIMITS.requestIdLength), level, text: cut, cutLines, cutBytes });
+    return true;
   }
 
   /** Sends a PING now and resolves with the round-trip time in ms when its PONG arrives. */
@@ -399,10 +422,11 @@ export class Session {
     switch (frame.type) {
       case FrameType.HELLO:
         if (this.#helloReceived) return this.close('PROTO_STREAM_STATE', 'HELLO sent twice');
-        if (frame.version !== PROTOCOL_VERSION) {
-          return this.close('PROTO_VERSION', `peer speaks version ${frame.version}, this side ${PROTOCOL_VERSION}`);
+        if (frame.version < MIN_PROTOCOL_VERSION || frame.version > PROTOCOL_VERSION) {
+          return this.close('PROTO_VERSION', `peer speaks version ${frame.version}, this side ${MIN_PROTOCOL_VERSION} to ${PROTOCOL_VERSION}`);
         }
         this.#helloReceived = true;
+        this.version = frame.version;
         this.#peerWindow = frame.receiveWindow;
         this.peerAgent = frame.agent;
         clearTimeout(this.#helloTimer);
@@ -429,6 +453,14 @@ export class Session {
       }
       case FrameType.REQ_HEAD:
         return this.#onRequestHead(frame);
+      case FrameType.LOG:
+        // A version-1 peer has no business sending one; ignored like a frame for no stream.
+        if (this.version < LOG_FRAME_VERSION) {
+          this.stats.unknownStreamFrames++;
+          return;
+        }
+        this.onlog?.(frame);
+        return;
       default:
         return this.#route(frame);
     }

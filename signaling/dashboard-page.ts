@@ -43,6 +43,10 @@ export function dashboardHtml(): string {
   .bad { color:var(--bad); }
   #log { height:260px; overflow-y:auto; font:12px/1.45 ui-monospace, SFMono-Regular, Menlo, monospace; background:#0b0f13; border-radius:6px; padding:6px 8px; }
   #log div { white-space:pre; overflow:hidden; text-overflow:ellipsis; }
+  #log div.c { color:var(--dim); padding-left:2ch; }
+  #log div.c.warn { color:#f3c969; }
+  #log div.c.error, #log div.c.exception { color:var(--bad); }
+  #log .lv { display:inline-block; width:10ch; }
   .empty { color:var(--dim); font-style:italic; }
   .u-legend { font-size:12px; color:var(--text); }
   .u-legend .u-marker { width:10px; height:10px; }
@@ -64,7 +68,7 @@ export function dashboardHtml(): string {
   <section><h2>5xx errors/s per app</h2><div class="chart" id="c-err"></div></section>
   <section><h2>Apps</h2><div class="scroll"><table id="apps"><thead><tr><th>app</th><th class="n">version</th><th class="n">hosts</th><th class="n">req/s</th><th class="n">requests</th><th class="n">5xx</th></tr></thead><tbody></tbody></table></div></section>
   <section class="wide"><h2>Hosts</h2><div class="scroll"><table id="hosts"><thead><tr><th>host</th><th>kind</th><th>transport</th><th class="n">RTT ms</th><th class="n">in flight</th><th class="n">served</th><th>ingress</th><th>browser</th></tr></thead><tbody></tbody></table></div></section>
-  <section class="wide"><h2>Live requests</h2><div id="log"><div class="empty">waiting for requests…</div></div></section>
+  <section class="wide"><h2>Live requests and console output</h2><div id="log"><div class="empty">waiting for requests…</div></div></section>
 </main>
 <script src="/dashboard/uplot.js"></script>
 <script>
@@ -242,16 +246,19 @@ function connectTails(ingresses) {
     ws.onmessage = (m) => {
       const e = JSON.parse(m.data);
       if (e.type === 'request') logLine(e);
+      else if (e.type === 'log') lateLine(e);
       else if (e.type === 'dropped') logText('(' + e.count + ' requests not shown: the page fell behind)');
     };
     ws.onclose = () => setTimeout(() => tails.delete(ing.url), 2000);
   }
 }
-function logText(t, bad) {
+function logText(t, bad, div) {
   if (logEl.firstChild && logEl.firstChild.className === 'empty') logEl.textContent = '';
   const atBottom = logEl.scrollTop + logEl.clientHeight >= logEl.scrollHeight - 4;
-  const div = text(document.createElement('div'), t);
-  if (bad) div.className = 'bad';
+  if (!div) {
+    div = text(document.createElement('div'), t);
+    if (bad) div.className = 'bad';
+  }
   logEl.appendChild(div);
   while (logEl.childElementCount > 300) logEl.firstChild.remove();
   if (atBottom) logEl.scrollTop = logEl.scrollHeight;
@@ -260,6 +267,23 @@ function logLine(e) {
   const app = e.app ? e.app + (e.version != null ? '@' + e.version : '') : '-';
   const host = e.host ? e.host + (e.volunteer ? ' [volunteer]' : '') : 'no host';
   logText([e.time.slice(11, 23), e.method, e.url, e.status || 'client gone', e.ms + 'ms', app, host, e.transport || '-', e.code || '', e.requestId.slice(0, 8)].filter(Boolean).join(' '), e.status >= 500 || e.status === 0);
+  for (const l of e.logs || []) consoleLine(l.level, l.text, '');
+  if (e.logsCut) consoleLine('cut', '(' + e.logsCut.lines + ' console lines, ' + e.logsCut.bytes + ' bytes, cut: over the per-request limit)', '');
+}
+/** A console line of the handler's, indented under its request; text only (it is the app's). */
+function consoleLine(level, t, suffix) {
+  const div = document.createElement('div');
+  div.className = 'c ' + level;
+  div.appendChild(text(document.createElement('span'), level)).className = 'lv';
+  div.appendChild(document.createTextNode(t + suffix));
+  div.title = t;
+  logText('', false, div);
+}
+/** A line written after its request's response (ctx.waitUntil work). */
+function lateLine(e) {
+  const about = '  ← ' + e.requestId.slice(0, 8) + ' ' + (e.host || '') + (e.volunteer ? ' [volunteer]' : '') + ', after the response';
+  if (e.line) consoleLine(e.line.level, e.line.text, about);
+  else if (e.cut) consoleLine('cut', '(' + e.cut.lines + ' console lines cut)', about);
 }
 
 poll();

@@ -5,6 +5,7 @@
  * desktop and phone screenshots committed in docs/img/.
  */
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintToken, verifyToken } from '../signaling/index.ts';
 import { newPage } from './browser.ts';
@@ -14,7 +15,8 @@ let net: Network;
 let ingressUrl = '';
 
 beforeAll(async () => {
-  net = await startNetwork();
+  // An app that logs and sometimes throws, so the live pane has console lines to show.
+  net = await startNetwork({ app: fileURLToPath(new URL('./fixtures/console-app/worker.ts', import.meta.url)) });
   const operator = (t: string) => {
     try {
       verifyToken(net.secret, t, ['operator']);
@@ -43,8 +45,15 @@ describe('/dashboard', () => {
     const token = mintToken(net.secret, { role: 'operator', ttlSeconds: 600 });
     const page = await newPage();
     let loading = true;
+    /** Screenshots only: a held load lets one exception stay in view of the pane. */
+    let held: Promise<void> | null = null;
     const load = (async () => {
-      while (loading) await Promise.all(Array.from({ length: 4 }, () => fetch(`${ingressUrl}/?load`).then((r) => r.text())));
+      for (let round = 0; loading; round++) {
+        if (held) await held;
+        const paths = ['/?load', '/?load', '/?load', `/log?marker=dash-${round}`];
+        if (round % 10 === 5) paths.push(`/throw?marker=dash-${round}`);
+        await Promise.all(paths.map((p) => fetch(`${ingressUrl}${p}`).then((r) => r.text())));
+      }
     })();
     try {
       await page.setViewport({ width: 1280, height: 900 });
@@ -57,16 +66,29 @@ describe('/dashboard', () => {
       // The host is listed with its transport, and the live pane has request lines.
       await page.waitForFunction(() => [...document.querySelectorAll('#hosts tbody td')].some((td) => td.textContent === 'tab-1'), { timeout: 15_000, polling: 200 });
       await page.waitForFunction(() => (document.querySelector('#log')?.textContent ?? '').includes('GET /?load'), { timeout: 15_000, polling: 200 });
+      // The handler's console lines, under their requests.
+      await page.waitForFunction(() => [...document.querySelectorAll('#log div.c.log')].some((d) => /marker dash-\d+/.test(d.textContent ?? '')), { timeout: 15_000, polling: 200 });
       const dir = process.env.DCDN_DASHBOARD_SCREENSHOTS;
       if (dir) {
         // Let the charts gather a few points of the load first.
         await page.waitForFunction(() => document.querySelectorAll('#c-rps canvas').length > 0, { timeout: 10_000 });
         await new Promise((r) => setTimeout(r, 8000));
-        await page.screenshot({ path: join(dir, 'dashboard.png'), fullPage: true });
+        /** Holds the load, throws once, and waits for the exception in the pane. */
+        const withException = async (shot: () => Promise<unknown>) => {
+          let release!: () => void;
+          held = new Promise((r) => (release = r));
+          await fetch(`${ingressUrl}/log?marker=shot`);
+          await fetch(`${ingressUrl}/throw?marker=shot`);
+          await page.waitForFunction(() => [...document.querySelectorAll('#log div.c.exception')].some((d) => (d.textContent ?? '').includes('boom shot')), { timeout: 10_000, polling: 200 });
+          await shot();
+          held = null;
+          release();
+        };
+        await withException(() => page.screenshot({ path: join(dir, 'dashboard.png'), fullPage: true }));
         // A change to isMobile reloads the page: give the charts points again.
         await page.setViewport({ width: 390, height: 844, isMobile: true, deviceScaleFactor: 2 });
         await new Promise((r) => setTimeout(r, 10_000));
-        await page.screenshot({ path: join(dir, 'dashboard-mobile.png'), fullPage: true });
+        await withException(() => page.screenshot({ path: join(dir, 'dashboard-mobile.png'), fullPage: true }));
       }
     } finally {
       loading = false;

@@ -63,6 +63,7 @@ export const ALLOWED_DEEP_IMPORTS: ReadonlySet<string> = new Set([
   'browser-host/sandbox/messages.ts -> protocol/frames.ts',
   'browser-host/kv/namespace.ts -> protocol/kv-wire.ts',
   'browser-host/sandbox/errors.ts -> protocol/errors.ts',
+  'browser-host/sandbox/console-capture.ts -> protocol/console-log.ts',
   'cli/command-flags.ts -> browser-host/launcher/heap-limit.ts',
   'cli/command-flags.ts -> signaling/invite-grace.ts',
   'cli/command-flags.ts -> signaling/rollout.ts',

@@ -15,6 +15,7 @@
 // A leaf import, not protocol/index.ts: this file is bundled into every sandbox worker, and the
 // index would pull msgpackr in with it (7 KB -> 47 KB). test/boundaries.test.ts allows it by name.
 import { LIMITS } from '../../protocol/frames.ts';
+import type { SandboxLogLevel } from './console-capture.ts';
 
 /** The codes a worker may report for one of its requests. Anything else is a protocol violation. */
 export const WORKER_FAILURE_CODES = ['HOST_HANDLER_ERROR', 'HOST_BAD_HANDLER_RESPONSE'] as const;
@@ -146,7 +147,23 @@ export interface KvCallMessage {
   body: Uint8Array | ReadableStream<unknown> | null;
 }
 
-export type WorkerMessage = ReadyMessage | LoadFailedMessage | PongMessage | HeadMessage | FailMessage | SettledMessage | KvCallMessage;
+/**
+ * A line of the app's console output or an uncaught exception, for request `id`
+ * (console-capture.ts); level `cut` carries no text, only how much the worker dropped over the
+ * per-request limits. The host checks the limits again (sandbox.ts): this may be forged.
+ */
+export interface LogMessage {
+  t: 'log';
+  id: number;
+  level: SandboxLogLevel;
+  text: string;
+  cutLines: number;
+  cutBytes: number;
+}
+
+export type WorkerMessage = ReadyMessage | LoadFailedMessage | PongMessage | HeadMessage | FailMessage | SettledMessage | KvCallMessage | LogMessage;
+
+const LOG_LEVELS: ReadonlySet<string> = new Set<SandboxLogLevel>(['log', 'info', 'warn', 'error', 'debug', 'exception', 'cut']);
 
 const KV_METHODS: ReadonlySet<string> = new Set(['GET', 'PUT', 'DELETE']);
 
@@ -190,6 +207,14 @@ export function parseWorkerMessage(data: unknown): WorkerMessage | string {
       if (!isHeaderList(headers, true)) return 'kv with malformed headers';
       if (body !== null && !(body instanceof ReadableStream) && !(body instanceof Uint8Array)) return 'kv with a body that is neither bytes nor a ReadableStream';
       return { t: 'kv', id, via, method: method as KvCallMessage['method'], path, headers, body };
+    }
+    case 'log': {
+      const { id, level, text, cutLines, cutBytes } = m;
+      if (!isCount(id)) return 'log without an id';
+      if (typeof level !== 'string' || !LOG_LEVELS.has(level)) return 'log with an unknown level';
+      if (typeof text !== 'string' || !isCount(cutLines) || !isCount(cutBytes)) return 'log with a bad text or counts';
+      // Cut, not refused: the host's own budget (sandbox.ts) decides what is kept.
+      return { t: 'log', id, level: level as SandboxLogLevel, text: text.length > LIMITS.logTextLength ? text.slice(0, LIMITS.logTextLength) : text, cutLines, cutBytes };
     }
     default:
       return `unknown message type ${JSON.stringify(String(m['t'])).slice(0, 40)}`;

@@ -14,6 +14,7 @@ import {
   type HostMessage,
   type InitMessage,
   type KvCallMessage,
+  type LogMessage,
   type SettledMessage,
 } from './messages.ts';
 
@@ -30,6 +31,8 @@ export interface SandboxWorkerOptions {
   onreply(worker: SandboxWorker, message: RequestReply): void;
   /** A KV call of the app's; answer it with a `kv-answer` message to this worker. */
   onkv(worker: SandboxWorker, message: KvCallMessage): void;
+  /** A line of the app's console output for one of its requests. */
+  onlog(worker: SandboxWorker, message: LogMessage): void;
   /** A message that is not one the runtime would send: the app is tampering with its port. */
   onviolation(worker: SandboxWorker, reason: string): void;
   /** An uncaught error in the worker after it started (the app's own bug; logged only). */
@@ -184,6 +187,8 @@ export class SandboxWorker {
         return this.#options.onreply(this, message);
       case 'kv':
         return this.#options.onkv(this, message);
+      case 'log':
+        return this.#options.onlog(this, message);
       default:
         return this.#options.onviolation(this, `unexpected ${message.t} message`);
     }

@@ -18,10 +18,10 @@ import RUNTIME from 'dcdn:sandbox-runtime';
 import { SandboxError } from './errors.ts';
 import { ResponseBodyGuard, type BodyEnd } from './response-body.ts';
 import { SandboxWorker, type RequestReply } from './sandbox-worker.ts';
-import type { KvCallMessage } from './messages.ts';
+import type { KvCallMessage, LogMessage } from './messages.ts';
 import { kvErrorAnswer, type KvAnswer } from '../kv/namespace.ts';
 import type { KvRouter } from '../app-runtime.ts';
-import type { Session } from '../../protocol/index.ts';
+import { LogBudget, type Session } from '../../protocol/index.ts';
 import { isHeaderListCanonical, responseHeaderList } from '../web-compat.ts';
 
 export interface SandboxLimits {
@@ -120,6 +120,10 @@ export interface SandboxCall {
 interface Entry {
   readonly id: number;
   readonly session: Session | null;
+  /** The ingress's id of the request (its `dcdn-request-id`); '' when it came without one. */
+  requestId: string;
+  /** What the request may still log (LOG_LIMITS); made on its first line. */
+  logBudget: LogBudget | null;
   /** Whether the caller takes a {@link SandboxReply} (fetchRaw) rather than a `Response` (fetch). */
   readonly raw: boolean;
   /** When the head is due (`performance.now()`): the wall-time limit. */
@@ -297,6 +301,8 @@ export class Sandbox {
     const entry: Entry = {
       id: this.#nextId++,
       session,
+      requestId: '',
+      logBudget: null,
       raw,
       deadline: performance.now() + this.#limits.wallMs,
       worker: null,
@@ -383,6 +389,7 @@ export class Sandbox {
 
   #post(entry: Entry, worker: SandboxWorker, request: SandboxRequest): void {
     entry.worker = worker;
+    if (entry.session) entry.requestId = requestIdOf(request.headers);
     const { body } = request;
     try {
       worker.post({ t: 'request', id: entry.id, method: request.method, url: request.url, headers: request.headers, body }, body ? [body] : []);
@@ -410,6 +417,7 @@ export class Sandbox {
       ...(this.#options.container ? { container: this.#options.container } : {}),
       onreply: (w, message) => this.#onReply(w, message),
       onkv: (w, message) => this.#onKv(w, message),
+      onlog: (w, message) => this.#onLog(w, message),
       onviolation: (w, reason) => this.#onViolation(w, name, reason),
       onworkererror: (w, message) => {
         // The app's own bugs, logged; a flood of them must not flood the page's log.
@@ -460,6 +468,21 @@ export class Sandbox {
     kv.transport({ method: call.method, path: call.path, headers: call.headers, body }, via).then(reply, (err: unknown) =>
       reply(kvErrorAnswer((err as { code?: string }).code ?? 'KV_STORE_UNAVAILABLE', 503, (err as Error).message ?? String(err))),
     );
+  }
+
+  /**
+   * Sends a line of the app's console to the ingress the request came from, under the request's
+   * id, within the request's budget (the worker's own cut is not trusted: it shares a global
+   * with the app). Lines for requests without a session or id (`fetch()` from the page) go
+   * nowhere.
+   */
+  #onLog(worker: SandboxWorker, message: LogMessage): void {
+    const entry = this.#pending.get(message.id);
+    if (!entry || entry.worker !== worker || !entry.session || !entry.requestId) return;
+    const budget = (entry.logBudget ??= new LogBudget());
+    if (message.level === 'cut') return budget.addCut(message.cutLines, message.cutBytes);
+    const text = budget.take(message.text);
+    if (text !== null) entry.session.sendLog(entry.requestId, message.level, text);
   }
 
   #stopWorker(): void {
@@ -655,6 +678,8 @@ export class Sandbox {
 
   #remove(entry: Entry): void {
     if (!this.#pending.delete(entry.id)) return;
+    const budget = entry.logBudget;
+    if (budget && budget.cutLines > 0) entry.session?.sendLog(entry.requestId, 'cut', '', budget.cutLines, budget.cutBytes);
     this.#awaitingHead.delete(entry);
     clearTimeout(entry.settleTimer);
     entry.unlisten();
@@ -684,6 +709,12 @@ function unguardedHeaders(list: Array<[string, string]>): Headers {
 }
 
 function noop(): void {}
+
+/** The `dcdn-request-id` the ingress gave the request (ingress/request-id.ts), or ''. */
+function requestIdOf(headers: ReadonlyArray<readonly [string, string]>): string {
+  for (const [name, value] of headers) if (name.length === 15 && name.toLowerCase() === 'dcdn-request-id') return value;
+  return '';
+}
 
 /** One chunk of bytes as a stream of this realm. */
 function bytesStream(bytes: Uint8Array): ReadableStream<Uint8Array> {

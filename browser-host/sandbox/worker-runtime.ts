@@ -8,13 +8,17 @@
  */
 import type { AppModule, ExecutionContext } from '../module-runtime.ts';
 import { describeError } from './errors.ts';
-import type { BatchMessage, FailMessage, HeadMessage, HostMessage, InitMessage, KvAnswerMessage, RequestMessage, WorkerFailureCode, WorkerMessage } from './messages.ts';
+import { MAX_BATCH, type BatchMessage, type FailMessage, type HeadMessage, type HostMessage, type InitMessage, type KvAnswerMessage, type RequestMessage, type WorkerFailureCode, type WorkerMessage } from './messages.ts';
 import { KvNamespace, type KvAnswer, type KvCall } from '../kv/namespace.ts';
 import { fixedBody, installResponseShim, makeRequest, responseHeaderList } from '../web-compat.ts';
+import { captureConsole, RequestLogs } from './console-capture.ts';
+import { SourceMap } from './source-map.ts';
 
 /** What we need of a dedicated worker's global (the project compiles against the DOM lib). */
 interface WorkerScope {
   onmessage: ((event: MessageEvent) => void) | null;
+  addEventListener(type: 'unhandledrejection', listener: (event: { reason: unknown; preventDefault(): void }) => void): void;
+  addEventListener(type: 'error', listener: (event: { error: unknown; message: string }) => void): void;
 }
 
 // Responses from fetch() are instances of the native class, not of the shim: check against this.
@@ -23,6 +27,8 @@ const NativeResponse = globalThis.Response;
 installResponseShim();
 
 const scope = globalThis as unknown as WorkerScope;
+// The runtime's own complaints go to the real console, not to the app's captured one.
+const runtimeError = console.error.bind(console);
 scope.onmessage = (event) => {
   const port = event.ports[0];
   const init = event.data as InitMessage | null;
@@ -39,6 +45,12 @@ class WorkerHost {
   readonly #kvCalls = new Map<number, (answer: KvAnswer) => void>();
   #nextKvId = 1;
   #app: AppModule | null = null;
+  /** The app module's blob: URL, as its stack frames name it. */
+  #appUrl = '';
+  /** Decoded on the first exception that needs it (source-map.ts says why here). */
+  #sourceMap: SourceMap | null | undefined;
+  /** The app's console output and exceptions, per request (console-capture.ts). */
+  readonly #logs = new RequestLogs(this.#active, (line) => this.#post({ t: 'log', ...line }));
   /** Replies posted in this microtask checkpoint, sent as one (messages.ts, BatchMessage). */
   #queue: WorkerMessage[] = [];
   readonly #flushQueue = () => this.#flush();
@@ -68,7 +80,30 @@ class WorkerHost {
     });
   }
 
+  /** An error as its stack (or `Name: message`), positions in the app's bundle mapped to the user's source. */
+  #describeError(err: unknown): string {
+    if (!(err instanceof Error) || typeof err.stack !== 'string') return describeError(err);
+    // V8's stack starts with `Name: message`; an app may have replaced it with anything.
+    let stack = err.stack.includes(err.message) ? err.stack : `${describeError(err)}\n${err.stack}`;
+    // Frames of this runtime (loaded from a data: URL) are noise to the app's author, and long.
+    stack = stack.replace(/\n\s+at [^\n]*\(?data:text\/javascript[^\n]*/g, '');
+    if (this.#sourceMap === undefined) this.#sourceMap = SourceMap.fromBundle(this.#init.code);
+    return this.#sourceMap ? this.#sourceMap.mapStack(stack, this.#appUrl) : stack;
+  }
+
+  /** Sends the app's console to `dcdn tail`, and its uncaught errors with it. */
+  #captureLogs(): void {
+    captureConsole(console, this.#logs, (err) => this.#describeError(err));
+    scope.addEventListener('unhandledrejection', (event) => {
+      this.#logs.write('exception', `Uncaught (in promise) ${this.#describeError(event.reason)}`);
+    });
+    scope.addEventListener('error', (event) => {
+      this.#logs.write('exception', `Uncaught ${event.error === undefined ? event.message : this.#describeError(event.error)}`);
+    });
+  }
+
   async start(): Promise<void> {
+    this.#captureLogs();
     // Answer pings while the module loads: a slow import is not a hung worker.
     this.#port.onmessage = (event) => {
       const data = event.data as HostMessage | BatchMessage<HostMessage>;
@@ -86,6 +121,7 @@ class WorkerHost {
     };
     try {
       const url = URL.createObjectURL(new Blob([this.#init.code], { type: 'text/javascript' }));
+      this.#appUrl = url;
       let mod: { default?: Partial<AppModule> };
       try {
         mod = (await import(/* @vite-ignore */ url)) as typeof mod;
@@ -118,9 +154,15 @@ class WorkerHost {
   }
 
   #flush(): void {
-    const queue = this.#queue;
-    if (queue.length === 0) return;
+    const all = this.#queue;
+    if (all.length === 0) return;
     this.#queue = [];
+    // The host refuses a batch longer than MAX_BATCH whole; console lines can make one that long.
+    if (all.length <= MAX_BATCH) return this.#postBatch(all);
+    for (let at = 0; at < all.length; at += MAX_BATCH) this.#postBatch(all.slice(at, at + MAX_BATCH));
+  }
+
+  #postBatch(queue: WorkerMessage[]): void {
     if (queue.length === 1) return this.#port.postMessage(queue[0]);
     try {
       this.#port.postMessage({ t: 'batch', messages: queue } satisfies BatchMessage<WorkerMessage>);
@@ -130,7 +172,7 @@ class WorkerHost {
         try {
           this.#port.postMessage(message);
         } catch (err) {
-          console.error(`dcdn: a reply could not be sent: ${describeError(err)}`);
+          runtimeError(`dcdn: a reply could not be sent: ${describeError(err)}`);
         }
       }
     }
@@ -164,7 +206,7 @@ class WorkerHost {
     this.#active.set(id, abort);
     const waits: Promise<unknown>[] = [];
     const ctx: ExecutionContext = {
-      waitUntil: (p) => void waits.push(Promise.resolve(p).catch((e: unknown) => console.error(`waitUntil rejected: ${describeError(e)}`))),
+      waitUntil: (p) => void waits.push(Promise.resolve(p).catch((e: unknown) => this.#logs.write('exception', `Uncaught (in waitUntil) ${this.#describeError(e)}`, id))),
       passThroughOnException: () => {},
     };
     let request: Request | null = null;
@@ -180,6 +222,8 @@ class WorkerHost {
      */
     const reply = (m: HeadMessage | FailMessage, transfer: Transferable[] = []) => {
       if (waits.length > 0) return this.#post(m, transfer);
+      // Before the message that settles it: the host forgets a request once it is settled.
+      this.#logs.end(id);
       m.settled = true;
       this.#post(m, transfer);
       settled = true;
@@ -190,8 +234,17 @@ class WorkerHost {
       request = makeRequest(message.url, { method, body: message.body, duplex: 'half', signal: abort.signal }, message.headers);
       let response: unknown;
       try {
-        response = await app.fetch(request, this.#envFor(id), ctx);
+        // Lines written before the handler's first await are this request's for certain.
+        this.#logs.current = id;
+        let pending: unknown;
+        try {
+          pending = app.fetch(request, this.#envFor(id), ctx);
+        } finally {
+          this.#logs.current = 0;
+        }
+        response = await pending;
       } catch (err) {
+        this.#logs.write('exception', `Uncaught ${this.#describeError(err)}`, id);
         return fail('HOST_HANDLER_ERROR', describeError(err));
       }
       if (!(response instanceof NativeResponse)) return fail('HOST_BAD_HANDLER_RESPONSE', `fetch() returned ${typeName(response)}, not a Response`);
@@ -214,6 +267,7 @@ class WorkerHost {
         // waitUntil() may be called while earlier promises are pending: wait until none is added.
         for (let seen = 0; seen < waits.length; seen = waits.length) await Promise.all(waits.slice(seen));
         done();
+        this.#logs.end(id);
         this.#post({ t: 'settled', id });
       }
     }
