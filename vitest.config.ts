@@ -5,6 +5,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['protocol/**/*.test.ts', 'signaling/**/*.test.ts', 'ingress/**/*.test.ts', 'browser-host/**/*.test.ts', 'node/**/*.test.ts', 'cli/**/*.test.ts', 'tools/**/*.test.ts', 'test/**/*.test.ts'],
+    // The cluster suite has its own config and run (vitest.cluster.config.ts, npm run test:cluster).
+    exclude: ['**/node_modules/**', 'test/cluster/**'],
     globalSetup: ['test/global-setup.ts'],
     pool: 'forks',
     maxWorkers: 2,

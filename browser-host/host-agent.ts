@@ -1,4 +1,4 @@
-import { parseLinkSignal, Session, SignalingClient, WS_MAX_MESSAGE_SIZE, type AppStatus, type CheckMessage, type LinkSignal, type SessionOptions, type TransportKind } from '../protocol/index.ts';
+import { parseLinkSignal, Session, SignalingClient, WS_MAX_MESSAGE_SIZE, type AppStatus, type BackoffOptions, type CheckMessage, type LinkSignal, type SessionOptions, type TransportKind } from '../protocol/index.ts';
 import { randomId } from './random-id.ts';
 import type { AppRef } from './app-registry.ts';
 import type { AppRunner } from './app-runner.ts';
@@ -22,8 +22,34 @@ export interface HostAgentOptions {
    */
   iceTransportPolicy?: RTCIceTransportPolicy;
   session?: Partial<Omit<SessionOptions, 'role'>>;
+  /** Signaling reconnect back-off. Default {@link HOST_RECONNECT_BACKOFF}. */
+  signalingBackoff?: Partial<BackoffOptions>;
+  /** Chrome's peer-connection budget. Default {@link PC_BUDGET}. */
+  pcBudget?: Partial<PcBudget>;
   log?: (line: string) => void;
 }
+
+/**
+ * Hosts reconnect to signaling after 0-1 s, then back off: a signaling node's thousands of tabs
+ * spread their reconnects over a second instead of a storm (SCALE-OUT §3.4.1). Ingresses keep
+ * the client's default 250 ms.
+ */
+export const HOST_RECONNECT_BACKOFF: Partial<BackoffOptions> = { initialMs: 1000, jitter: 1 };
+
+/**
+ * Chrome refuses new RTCPeerConnections past about 500 per tab over the tab's life (closed ones
+ * count until the page is reloaded), so the tab keeps count.
+ */
+export interface PcBudget {
+  /** Peer connections created after which an offer is answered with `close` (reason `pc-budget`), so the ingress falls back to WebSocket at once. */
+  refuseAt: number;
+  /** Offers (created or refused) after which the tab asks to be reloaded when idle ({@link HostAgent.onpcexhausted}). */
+  reloadAt: number;
+}
+
+export const PC_BUDGET: PcBudget = { refuseAt: 400, reloadAt: 450 };
+/** How often a tab past `reloadAt` looks for an idle moment to reload. */
+export const PC_RELOAD_CHECK_MS = 1000;
 
 /** One end of an ICE candidate pair, as `RTCPeerConnection.getStats()` reports it. */
 export interface CandidateSummary {
@@ -54,9 +80,21 @@ interface IngressLink {
  * WebSocket endpoint when told to), and serves every session with the app runner.
  */
 export class HostAgent {
-  /** Stable for the life of the tab, so ingresses recognise it across signaling reconnects. */
-  readonly hostId: string;
+  /**
+   * Stable for the life of the tab, so ingresses recognise it across signaling reconnects; a
+   * fresh one only when signaling says another live tab registered the same id
+   * (`SIG_DUPLICATE_PEER`, a "duplicate tab" copies sessionStorage): see {@link onhostid}.
+   */
+  get hostId(): string {
+    return this.#hostId;
+  }
+  #hostId: string;
   readonly #opts: HostAgentOptions;
+  readonly #pcBudget: PcBudget;
+  /** Peer connections this tab has created, and offers it has received (created or refused). */
+  #pcCreated = 0;
+  #offers = 0;
+  #reloadTimer: ReturnType<typeof setInterval> | null = null;
   readonly #signaling: SignalingClient;
   readonly #links = new Map<string, IngressLink>();
   readonly #log: (line: string) => void;
@@ -76,10 +114,22 @@ export class HostAgent {
   onapps: ((apps: AppRef[]) => void) | null = null;
   /** Signaling asks the tab to load a candidate version (a deploy's check); answer with {@link checked}. */
   oncheck: ((check: CheckMessage) => void) | null = null;
+  /**
+   * The tab took a fresh host id after `SIG_DUPLICATE_PEER` (another live tab holds the old one);
+   * the join page stores it in place of the old. The agent reconnects with it by itself.
+   */
+  onhostid: ((hostId: string) => void) | null = null;
+  /**
+   * The tab has used up its peer-connection budget (`pcBudget.reloadAt` offers) and serves
+   * nothing right now: the host page reloads itself (Chrome's count starts again). Unset: the
+   * tab stays, serving new ingresses over WebSocket.
+   */
+  onpcexhausted: (() => void) | null = null;
 
   constructor(options: HostAgentOptions) {
     this.#opts = options;
-    this.hostId = options.hostId ?? randomId();
+    this.#hostId = options.hostId ?? randomId();
+    this.#pcBudget = { ...PC_BUDGET, ...options.pcBudget };
     this.#log = options.log ?? (() => {});
     this.#iceTransportPolicy = options.iceTransportPolicy ?? iceTransportPolicyFromUrl(globalThis.location?.search ?? '') ?? 'all';
     const nav = navigator as Navigator & { deviceMemory?: number };
@@ -90,11 +140,21 @@ export class HostAgent {
       cores: nav.hardwareConcurrency,
       memoryGiB: nav.deviceMemory,
     };
-    this.#signaling = new SignalingClient({ url: options.signalUrl, token: options.token, info: this.#info });
+    this.#signaling = new SignalingClient({ url: options.signalUrl, token: options.token, info: this.#info, backoff: { ...HOST_RECONNECT_BACKOFF, ...options.signalingBackoff } });
+    this.#signaling.onerror = (code, message) => {
+      if (code === 'SIG_DUPLICATE_PEER') this.#renewHostId(message);
+    };
     this.#signaling.onwelcome = (m) => {
       this.#signaledIce = m.iceServers ?? null;
       this.peerId = m.id;
       this.#log(`signaling: joined as ${m.id}; ${m.peers.length} ingress(es) present; ICE: ${this.#iceSummary()}`);
+      this.onchange?.();
+    };
+    this.#signaling.onpeers = (peers) => {
+      // The whole list, after a chunked welcome or a resync: attempts with ingresses not in it are over.
+      const present = new Set(peers.map((p) => p.id));
+      for (const [id, link] of [...this.#links]) if (!present.has(id) && !link.session) this.#drop(id);
+      this.#log(`signaling: ${peers.length} ingress(es) present`);
       this.onchange?.();
     };
     this.#signaling.onleave = (id) => {
@@ -121,6 +181,8 @@ export class HostAgent {
 
   stop(): void {
     this.#stopped = true;
+    if (this.#reloadTimer !== null) clearInterval(this.#reloadTimer);
+    this.#reloadTimer = null;
     this.#signaling.close();
     for (const id of [...this.#links.keys()]) this.#drop(id);
   }
@@ -137,6 +199,11 @@ export class HostAgent {
 
   get signalingConnected(): boolean {
     return this.#signaling.connected;
+  }
+
+  /** Peer connections created by this tab so far (Chrome's per-tab budget counts them all). */
+  get peerConnectionsCreated(): number {
+    return this.#pcCreated;
   }
 
   /** The ingresses this tab serves right now, and over what. */
@@ -182,6 +249,15 @@ export class HostAgent {
 
   async #answer(from: string, signal: Extract<LinkSignal, { kind: 'offer' }>): Promise<void> {
     const link = this.#replace(from, signal.conn);
+    this.#offers += 1;
+    if (this.#offers > this.#pcBudget.reloadAt) this.#watchForReload();
+    if (this.#pcCreated >= this.#pcBudget.refuseAt) {
+      // Chrome would soon refuse to create one at all: send the ingress to WebSocket now.
+      this.#log(`refused a WebRTC offer from ${from}: ${this.#pcCreated} peer connections used (budget ${this.#pcBudget.refuseAt})`);
+      this.#signaling.send(from, { kind: 'close', conn: signal.conn, reason: 'pc-budget' });
+      return;
+    }
+    this.#pcCreated += 1;
     try {
       const answerer = await answerOffer({ type: 'offer', sdp: signal.sdp }, { iceServers: this.#iceServers(), iceTransportPolicy: this.#iceTransportPolicy });
       if (link.conn !== signal.conn || this.#links.get(from) !== link) return void answerer.pc.close();
@@ -263,6 +339,32 @@ export class HostAgent {
       if (local && remote) out.push({ ingress, local: summarise(local), remote: summarise(remote) });
     }
     return out;
+  }
+
+  /**
+   * Another live tab holds this host id: take a fresh one, so both serve as distinct hosts rather
+   * than push each other out at the reconnect rate. Signaling closed this connection; the client
+   * reconnects with the new id in hello.
+   */
+  #renewHostId(message: string): void {
+    const old = this.#hostId;
+    this.#hostId = randomId();
+    this.#info['hostId'] = this.#hostId;
+    this.#log(`signaling: duplicate peer id ${old.slice(0, 8)} (${message}); reconnecting as ${this.#hostId.slice(0, 8)}`);
+    this.onhostid?.(this.#hostId);
+  }
+
+  /** Past the reload mark: ask for a reload at the first moment the tab serves no request. */
+  #watchForReload(): void {
+    if (this.#reloadTimer !== null || !this.onpcexhausted) return;
+    const check = () => {
+      if (this.#opts.runner.stats.inFlight > 0) return;
+      if (this.#reloadTimer !== null) clearInterval(this.#reloadTimer);
+      this.#log(`peer-connection budget used up (${this.#offers} offers): reloading`);
+      this.onpcexhausted?.();
+    };
+    this.#reloadTimer = setInterval(check, PC_RELOAD_CHECK_MS);
+    check();
   }
 
   /** Signaling's servers when it sent any, else this agent's own. */

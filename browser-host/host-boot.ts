@@ -6,7 +6,7 @@ import { AppRegistry, type AppRef } from './app-registry.ts';
 import type { AppSource, KvRouter } from './app-runtime.ts';
 import { sessionKvTransport } from './kv/session-transport.ts';
 import { AppRunner } from './app-runner.ts';
-import { HostAgent } from './host-agent.ts';
+import { HostAgent, type PcBudget } from './host-agent.ts';
 import { createModuleRuntime } from './module-runtime.ts';
 import { sandboxRuntimes, type SandboxLimits } from './sandbox/index.ts';
 import { installResponseShim } from './web-compat.ts';
@@ -27,6 +27,8 @@ export interface HostBootOptions {
   hostId?: string;
   /** Called when the connection state or the loaded apps change. */
   onchange?: () => void;
+  /** Chrome's peer-connection budget; default the agent's. */
+  pcBudget?: Partial<PcBudget>;
 }
 
 /** Per-request limits of a host tab unless its page says otherwise. */
@@ -78,7 +80,15 @@ export function bootHost(options: HostBootOptions): BootedHost {
   };
   const registry = new AppRegistry({ loadSource: (ref) => loadSource(ref, token), createRuntime, log, onchange: reportApps });
   const runner = new AppRunner(registry, log);
-  agent = new HostAgent({ signalUrl: options.signalUrl ?? defaultSignalUrl(), token, name: options.name, runner, log, ...(options.hostId ? { hostId: options.hostId } : {}) });
+  agent = new HostAgent({
+    signalUrl: options.signalUrl ?? defaultSignalUrl(),
+    token,
+    name: options.name,
+    runner,
+    log,
+    ...(options.hostId ? { hostId: options.hostId } : {}),
+    ...(options.pcBudget ? { pcBudget: options.pcBudget } : {}),
+  });
   agent.onchange = () => options.onchange?.();
   let announced: string[] | null = null;
   agent.onapps = (apps) => {

@@ -105,6 +105,9 @@ async function join(): Promise<void> {
   lastConnected = false;
   disconnectedSince = Date.now();
   host = bootHost({ token: invite, name, hostId: tabHostId(), log, onchange: render });
+  // Another live tab has this id (Chrome's "duplicate tab" copies sessionStorage): keep the fresh
+  // one the agent took, so a reload stays a distinct host too.
+  host.agent.onhostid = (id) => storeHostId(id);
   host.agent.start();
   log(`joining as ${name}`);
   render();
@@ -270,19 +273,30 @@ init().catch((err: Error) => {
   setText(ui.summary, `Something went wrong: ${err.message}`);
 });
 
+const HOST_ID_KEY = 'dcdn-host-id';
+
 /**
  * One id per tab, kept across reloads (sessionStorage is per tab): the operator's ban of this
  * tab still holds after a reload, and two tabs of one browser stay two hosts.
  */
 function tabHostId(): string {
-  const KEY = 'dcdn-host-id';
   try {
-    const kept = sessionStorage.getItem(KEY);
+    const kept = sessionStorage.getItem(HOST_ID_KEY);
     if (kept && /^[0-9a-f-]{36}$/.test(kept)) return kept;
-    const fresh = randomId();
-    sessionStorage.setItem(KEY, fresh);
-    return fresh;
   } catch {
-    return randomId(); // storage disabled: a fresh id per load
+    // storage disabled: a fresh id per load
+  }
+  const fresh = randomId();
+  storeHostId(fresh);
+  return fresh;
+}
+
+/** Keeps `id` as this tab's host id across reloads (dropping any earlier one). */
+function storeHostId(id: string): void {
+  try {
+    sessionStorage.removeItem(HOST_ID_KEY);
+    sessionStorage.setItem(HOST_ID_KEY, id);
+  } catch {
+    // storage disabled: the id lasts as long as the page
   }
 }

@@ -3,12 +3,13 @@
  * `token` (a host token, required), `name` (shown to operators), `signal` (signaling
  * WebSocket URL, default this origin's `/v1/signal`), `wallMs` / `cpuMs` (per-request limits,
  * default 30000 / 5000), `sandbox=0` (run apps in the page itself: no isolation, for
- * measurements only). The apps come from the control plane on the same origin, as signaling
+ * measurements only), `pcBudget` / `pcReload` (peer connections after which offers are refused /
+ * the idle tab reloads, default 400 / 450; small values are for tests). The apps come from the control plane on the same origin, as signaling
  * announces them, each in its own sandbox (docs/sandbox.md).
  */
 import type { AppRegistry } from './app-registry.ts';
 import type { AppRunner } from './app-runner.ts';
-import type { HostAgent } from './host-agent.ts';
+import { PC_BUDGET, type HostAgent } from './host-agent.ts';
 import { bootHost, DEFAULT_LIMITS } from './host-boot.ts';
 
 declare global {
@@ -47,7 +48,11 @@ async function boot(): Promise<void> {
     sandbox: params.get('sandbox') !== '0',
     log,
     onchange: render,
+    pcBudget: { refuseAt: numberParam('pcBudget', PC_BUDGET.refuseAt), reloadAt: numberParam('pcReload', PC_BUDGET.reloadAt) },
   }));
+  // A /host tab's id is random per load, so a reload costs nothing but the reconnects, and gives
+  // the tab a fresh budget of Chrome peer connections.
+  agent.onpcexhausted = () => location.reload();
   agent.start();
   window.__dcdnHost = { agent, runner, registry };
   window.__dcdnReady = true;

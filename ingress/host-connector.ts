@@ -149,10 +149,16 @@ export class HostConnector {
     });
     this.#signaling.onwelcome = (m) => {
       this.#useSignaledIce(m.iceServers ?? [], true);
-      log('info', 'joined signaling', { id: m.id, hosts: m.peers.length, iceServers: this.#iceSummary() });
-      const present = new Set<string>();
-      for (const p of m.peers) present.add(this.#hostSeen(p).hostId);
-      for (const link of this.#links.values()) if (!present.has(link.hostId)) link.peerId = null;
+      log('info', 'joined signaling', { id: m.id, hosts: m.peers.length, more: m.more === true, iceServers: this.#iceSummary() });
+      // With `more`, the rest of the list follows in peers chunks (onpeers replaces then).
+      if (m.more) for (const p of m.peers) this.#hostSeen(p);
+      else this.#replacePeers(m.peers);
+    };
+    this.#signaling.onpeers = (peers) => this.#replacePeers(peers);
+    this.#signaling.onerror = (code, message) => {
+      // Another ingress registered this name; signaling's message names its address. The client
+      // keeps retrying at its back-off, so the name comes back when the other goes.
+      if (code === 'SIG_DUPLICATE_PEER') log('error', 'another ingress took this name in signaling; retrying', { name: options.name, detail: message });
     };
     this.#signaling.onjoin = (p) => void this.#hostSeen(p);
     this.#signaling.onapps = (apps) => this.onapps?.(apps);
@@ -194,6 +200,13 @@ export class HostConnector {
       link.session?.close();
     }
     this.#links.clear();
+  }
+
+  /** An authoritative host list: every host in it is seen; a link to any other loses its peer. */
+  #replacePeers(peers: PeerInfo[]): void {
+    const present = new Set<string>();
+    for (const p of peers) present.add(this.#hostSeen(p).hostId);
+    for (const link of this.#links.values()) if (!present.has(link.hostId)) link.peerId = null;
   }
 
   #hostSeen(peer: PeerInfo): HostLink {

@@ -18,6 +18,7 @@ export {
   expirationOf,
   KV_LIMITS,
   openKvStore,
+  PgKvStore,
   RedisKvStore,
   SqliteKvStore,
   type KvEntry,
@@ -28,6 +29,7 @@ export {
   type KvPutOptions,
   type KvStore,
   type KvStoreOptions,
+  type PgKvStoreOptions,
   type RedisKvStoreOptions,
   type SqliteKvStoreOptions,
 } from './kv/index.ts';

@@ -13,7 +13,7 @@ export type StartIngressOptions = Omit<IngressOptions, 'token' | 'log' | 'kv'> &
   secret?: string;
   /** An ingress token instead of the secret. */
   token?: string;
-  /** `sqlite:PATH`, `redis://HOST:PORT` or `none` (no KV). Default none. */
+  /** `sqlite:PATH`, `redis://HOST:PORT`, `postgres://USER@HOST/DB` or `none` (no KV). Default none. */
   kvStore?: string;
   /** A fixed bearer token Prometheus may scrape `/_dcdn/metrics` with, besides operator tokens. */
   metricsToken?: string;
@@ -24,7 +24,7 @@ export type StartIngressOptions = Omit<IngressOptions, 'token' | 'log' | 'kv'> &
 
 /**
  * Starts an ingress that mints its own tokens from the secret (or uses the given token), with
- * the KV store `kvStore` names (`sqlite:PATH`, `redis://…`; 'none' for no KV), and listens.
+ * the KV store `kvStore` names (`sqlite:PATH`, `redis://…`, `postgres://…`; 'none' for no KV), and listens.
  *
  * @throws {DcdnError} INGRESS_BAD_OPTION when neither `secret` nor `token` is given.
  * @example
@@ -79,7 +79,7 @@ function operatorTokens(secret: string): (token: string) => boolean {
   };
 }
 
-/** A store spec fit for logs: a Redis URL's password is hidden. */
+/** A store spec fit for logs: a Redis or Postgres URL's password is hidden. */
 export function redactSpec(spec: string): string {
   return spec.replace(/(\/\/[^:/@]*:)[^@]*@/, '$1***@');
 }

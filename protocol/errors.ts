@@ -131,6 +131,7 @@ export const ERRORS = {
   SIG_BAD_OPTION: { status: 500, retryable: false, blame: 'operator', summary: 'a signaling option (STUN/TURN configuration) is missing or malformed; the message names it' },
   SIG_DUPLICATE_PEER: { status: 409, retryable: true, blame: 'peer', summary: 'a newer connection registered this host id or ingress name (the newest wins); a tab should reconnect with a fresh id', closeCode: 1008 },
   SIG_PEER_UNREACHABLE: { status: 503, retryable: true, blame: 'operator', summary: 'the target peer is on a signaling node that cannot be reached now (node lost, or the cluster bus is down)' },
+  SIG_KEEPALIVE_TIMEOUT: { status: 504, retryable: true, blame: 'operator', summary: 'the client heard nothing from the signaling server (not even a pong) for keepaliveTimeoutMs and reconnects: a frozen server or a silent network cut', closeCode: 4000 },
   SIG_JOIN_CLOSED: { status: 403, retryable: false, blame: 'client', summary: 'this network takes volunteers by invite only: ask the operator for a join link' },
 } as const satisfies Record<string, ErrorEntry>;
 

@@ -8,6 +8,11 @@
  *
  * An auth refusal (401/403 before the upgrade) is retried with back-off like any other failure:
  * a browser cannot see the status, and a token minted by a function may be fresh next time.
+ *
+ * Keepalive: a browser cannot see WebSocket ping frames, and a frozen server machine sends no FIN,
+ * so the client watches for silence itself. After `keepaliveIdleMs` without any message from the
+ * server it sends `{"type":"ping"}` (the server answers `pong`); after `keepaliveTimeoutMs` of
+ * silence it drops the socket and reconnects (docs/signaling.md, SCALE-OUT §3.11).
  */
 import { SignalingError, type SignalingErrorCode } from './signaling-errors.ts';
 import { MAX_CHECK_ERROR_LENGTH, parseServerMessage, type AppRef, type AppStatus, type CheckMessage, type IceServer, type PeerInfo, type ServerMessage, type WelcomeMessage } from './signaling-messages.ts';
@@ -54,7 +59,18 @@ export interface SignalingClientOptions {
   backoff?: Partial<BackoffOptions>;
   /** Largest message `send()` accepts, matching the server's limit. Default 64 KiB. */
   maxMessageBytes?: number;
+  /** Silence from the server after which the client sends a `ping`. Default 10 000 ms; 0 turns keepalive off. */
+  keepaliveIdleMs?: number;
+  /** Silence after which the connection counts as dead: dropped and reconnected. Default 20 000 ms. */
+  keepaliveTimeoutMs?: number;
 }
+
+/** Default silence before a `ping` (ms); one ping per 10 s costs 0.1 msg/s of the server's 50/s bucket. */
+export const KEEPALIVE_IDLE_MS = 10_000;
+/** Default silence before the connection is given up (ms): a frozen server is left within ~20 s. */
+export const KEEPALIVE_TIMEOUT_MS = 20_000;
+/** Close code the client uses when it gives up on a silent server (4000-4999: private use, RFC 6455 §7.4.2). */
+export const KEEPALIVE_CLOSE_CODE = 4000;
 
 const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 250, maxMs: 10_000, factor: 2, jitter: 0.5 };
 const OPEN = 1;
@@ -75,8 +91,18 @@ const encoder = new TextEncoder();
  * ```
  */
 export class SignalingClient {
-  /** The authoritative peer list (of the other role) after each (re)connection. */
+  /**
+   * The connection was welcomed. Without `message.more`, `message.peers` is the authoritative
+   * peer list (of the other role); with it, they are only the first chunk and {@link onpeers}
+   * brings the whole list.
+   */
   onwelcome: ((message: WelcomeMessage) => void) | null = null;
+  /**
+   * The whole authoritative peer list, collected from a welcome that said `more` and the `peers`
+   * chunks after it (or from a resync's chunks): replace what you know with it. Not called for a
+   * welcome without `more` (its peers are the whole list already).
+   */
+  onpeers: ((peers: PeerInfo[]) => void) | null = null;
   onjoin: ((peer: PeerInfo) => void) | null = null;
   onleave: ((id: string, reason: string) => void) | null = null;
   /** A peer's info changed (an operator drained or resumed a host). */
@@ -108,6 +134,13 @@ export class SignalingClient {
   #retryTimer: ReturnType<typeof setTimeout> | null = null;
   /** Bumped by close(), so a connect awaiting its token from before a close/start pair gives up. */
   #generation = 0;
+  readonly #keepaliveIdleMs: number;
+  readonly #keepaliveTimeoutMs: number;
+  /** When the server was last heard on the current socket (ms, Date.now). */
+  #lastHeard = 0;
+  #keepaliveTimer: ReturnType<typeof setTimeout> | null = null;
+  /** A peer list being collected from `peers` chunks; null when none is in progress. */
+  #peerChunks: PeerInfo[] | null = null;
 
   constructor(options: SignalingClientOptions) {
     const WebSocketImpl = options.WebSocketImpl ?? (globalThis as { WebSocket?: WebSocketConstructorLike }).WebSocket;
@@ -118,6 +151,8 @@ export class SignalingClient {
     this.#WebSocket = WebSocketImpl;
     this.#backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
     this.#maxMessageBytes = options.maxMessageBytes ?? 64 * 1024;
+    this.#keepaliveIdleMs = options.keepaliveIdleMs ?? KEEPALIVE_IDLE_MS;
+    this.#keepaliveTimeoutMs = Math.max(this.#keepaliveIdleMs, options.keepaliveTimeoutMs ?? KEEPALIVE_TIMEOUT_MS);
   }
 
   /** This connection's server-assigned id, or null while not welcomed. Changes on reconnect. */
@@ -148,6 +183,7 @@ export class SignalingClient {
     this.#generation += 1;
     if (this.#retryTimer !== null) clearTimeout(this.#retryTimer);
     this.#retryTimer = null;
+    this.#stopKeepalive();
     const socket = this.#socket;
     this.#socket = null;
     this.#id = null;
@@ -210,10 +246,13 @@ export class SignalingClient {
     this.#socket = socket;
     socket.addEventListener('open', () => {
       if (this.#socket !== socket) return;
+      this.#heard();
       socket.send(JSON.stringify({ type: 'hello', info: this.#info }));
     });
     socket.addEventListener('message', (event) => {
-      if (this.#socket !== socket || typeof event.data !== 'string') return;
+      if (this.#socket !== socket) return;
+      this.#heard();
+      if (typeof event.data !== 'string') return;
       const message = parseServerMessage(event.data);
       if (message !== null) this.#dispatch(message);
     });
@@ -223,6 +262,8 @@ export class SignalingClient {
       if (this.#socket !== socket) return;
       this.#socket = null;
       this.#id = null;
+      this.#peerChunks = null;
+      this.#stopKeepalive();
       // ws closes oversized messages with 1009 without sending an error message first.
       if (event.code === 1009) this.onerror?.('SIG_MESSAGE_TOO_LARGE', 'the server closed the connection: message too large');
       this.#setState('closed');
@@ -235,10 +276,22 @@ export class SignalingClient {
       case 'welcome':
         this.#id = message.id;
         this.#failures = 0;
+        this.#peerChunks = message.more ? [...message.peers] : null;
         this.#setState('open');
         if (this.#status !== null) this.reportStatus(this.#status);
         this.onwelcome?.(message);
         return;
+      case 'peers': {
+        // Chunks after a welcome that said `more` continue its list; chunks without one (a
+        // resync) start a fresh list.
+        const list = this.#peerChunks ?? [];
+        for (const peer of message.peers) list.push(peer);
+        this.#peerChunks = message.done ? null : list;
+        if (message.done) this.onpeers?.(list);
+        return;
+      }
+      case 'pong':
+        return; // hearing it was the point (#heard)
       case 'join':
         this.onjoin?.(message.peer);
         return;
@@ -264,6 +317,56 @@ export class SignalingClient {
         this.onerror?.(message.code, message.message, message.to);
         return;
     }
+  }
+
+  /** Any message (or the open) from the server: the connection is alive; re-arm the keepalive. */
+  #heard(): void {
+    this.#lastHeard = Date.now();
+    if (this.#keepaliveIdleMs > 0 && this.#keepaliveTimer === null) this.#armKeepalive(this.#keepaliveIdleMs);
+  }
+
+  #armKeepalive(delayMs: number): void {
+    // One timer that looks at #lastHeard when it fires, rather than one re-armed per message.
+    this.#keepaliveTimer = setTimeout(() => this.#checkKeepalive(), delayMs);
+  }
+
+  #checkKeepalive(): void {
+    this.#keepaliveTimer = null;
+    const socket = this.#socket;
+    if (socket === null) return;
+    const silentMs = Date.now() - this.#lastHeard;
+    if (silentMs >= this.#keepaliveTimeoutMs) return this.#giveUp(socket, silentMs);
+    if (silentMs >= this.#keepaliveIdleMs) {
+      if (socket.readyState === OPEN) socket.send(JSON.stringify({ type: 'ping' }));
+      return this.#armKeepalive(this.#keepaliveTimeoutMs - silentMs);
+    }
+    this.#armKeepalive(this.#keepaliveIdleMs - silentMs);
+  }
+
+  /**
+   * The server has been silent too long (a frozen machine, a silent partition). The closing
+   * handshake could not complete either, so the socket is abandoned at once rather than after
+   * its close event.
+   */
+  #giveUp(socket: WebSocketLike, silentMs: number): void {
+    this.#socket = null;
+    this.#id = null;
+    this.#peerChunks = null;
+    try {
+      const terminate = (socket as { terminate?: () => void }).terminate;
+      if (typeof terminate === 'function') terminate.call(socket); // ws: destroy the TCP socket now
+      else socket.close(KEEPALIVE_CLOSE_CODE, 'keepalive timeout');
+    } catch {
+      // Already closing: nothing more to do with it.
+    }
+    this.onerror?.('SIG_KEEPALIVE_TIMEOUT', `no message from the server for ${Math.round(silentMs)} ms: reconnecting`);
+    this.#setState('closed');
+    this.#scheduleReconnect();
+  }
+
+  #stopKeepalive(): void {
+    if (this.#keepaliveTimer !== null) clearTimeout(this.#keepaliveTimer);
+    this.#keepaliveTimer = null;
   }
 
   #scheduleReconnect(): void {

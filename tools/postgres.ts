@@ -1,7 +1,7 @@
 /**
  * A real PostgreSQL server for tests and benchmarks (a dev tool: nothing shipped imports tools/).
  * Debian's postgresql refuses to run as root, so as root it runs as the `postgres` user through
- * `runuser`; its data directory is a fresh temp dir, trust auth, and it listens on a unix socket in
+ * `runuser`; its data directory is a fresh temp dir, trust auth, fsync off (a killed server loses nothing; only an OS crash could), and it listens on a unix socket in
  * that dir (and on TCP only when asked: cluster tests bind a namespace address). CI installs
  * Debian's postgresql (.ci/run); without it the tests that need Postgres fail with a clear message
  * rather than skip, so the Postgres parts are never silently untested.
@@ -91,7 +91,9 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
     child = proc;
     exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
     const deadline = Date.now() + START_TIMEOUT_MS;
-    while (!(await accepts(join(dir, `.s.PGSQL.${port}`)))) {
+    // The socket accepts before the server takes queries ("the database system is starting up",
+    // 57P03, while it replays WAL after a kill): wait for pg_isready's "accepting connections".
+    while (!(await accepts(join(dir, `.s.PGSQL.${port}`))) || !isReady(bin, dir, port)) {
       if (proc.exitCode !== null || Date.now() > deadline) {
         throw new Error(`postgres did not start in ${dir}: ${stderr.slice(-2000)}`);
       }
@@ -112,6 +114,10 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
     // Its backends notice the postmaster's death and exit; wait so a restart finds the shared memory free.
     const until = Date.now() + 10_000;
     while (Date.now() < until && spawnSync('pgrep', ['-f', `postgres.*${dir}`]).status === 0) await new Promise((r) => setTimeout(r, 50));
+    // Every process is gone, so the lock files are stale: remove them so a restart does not
+    // refuse to start on "lock file already exists".
+    rmSync(join(data, 'postmaster.pid'), { force: true });
+    rmSync(join(dir, `.s.PGSQL.${port}.lock`), { force: true });
   };
   try {
     await launch();
@@ -139,6 +145,11 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** pg_isready exits 0 only once the server accepts queries. */
+function isReady(bin: string, dir: string, port: number): boolean {
+  return spawnSync(join(bin, 'pg_isready'), ['-q', '-h', dir, '-p', String(port), '-U', 'postgres', '-t', '2']).status === 0;
 }
 
 function killPostmaster(data: string): void {

@@ -63,3 +63,92 @@ function pings(socket: string): Promise<boolean> {
     conn.setTimeout(1000, () => done(false));
   });
 }
+
+export interface RedisTcpOptions {
+  /** Address to bind (a namespace's veth address in cluster tests). Default 127.0.0.1. */
+  host?: string;
+  /** TCP port. Default: a free-looking port in 21000-21999 (the caller may pass a fixed one). */
+  port?: number;
+  /** Wraps the server's command, e.g. `['ip', 'netns', 'exec', 'dcdn-t-r1']`. */
+  prefix?: string[];
+}
+
+export interface RedisTcpServer {
+  host: string;
+  port: number;
+  /** `redis://HOST:PORT`. */
+  url: string;
+  /** SIGSTOPs the server: clients' commands get no answer and no error (a frozen machine). */
+  pause(): void;
+  /** SIGCONTs it after {@link pause}. */
+  resume(): void;
+  /** SIGKILLs it (its data is in memory only, so a restart comes back empty). */
+  kill(): Promise<void>;
+  /** Starts it again, empty, on the same address and port after kill(). */
+  restart(): Promise<void>;
+  /** Kills it and removes its directory. */
+  stop(): Promise<void>;
+}
+
+/**
+ * redis-server on TCP, for the cluster tests: signaling nodes on other namespaces reach it over
+ * the veth (or a delaying proxy), and the tests pause, kill and restart it. No persistence, so a
+ * restart is an empty Redis (the "Redis restart, empty" fault of SCALE-OUT §3.12).
+ * The readiness probe runs inside `prefix` too (a namespace address is not reachable from here),
+ * through `redis-cli`.
+ */
+export async function startRedisTcp(options: RedisTcpOptions = {}): Promise<RedisTcpServer> {
+  if (spawnSync(REDIS_SERVER, ['--version']).error) {
+    throw new Error(`${REDIS_SERVER} is not installed: the cluster tests need a real Redis (apt-get install redis-server; .ci/run does this)`);
+  }
+  const host = options.host ?? '127.0.0.1';
+  const port = options.port ?? 21_000 + Math.floor(Math.random() * 1000);
+  const prefix = options.prefix ?? [];
+  const dir = mkdtempSync(join(tmpdir(), 'dcdn-redis-tcp-'));
+  let child: ChildProcess | null = null;
+  let exited: Promise<void> = Promise.resolve();
+  const launch = async () => {
+    const argv = [...prefix, REDIS_SERVER, '--bind', host, '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no', '--maxmemory-policy', 'noeviction'];
+    const proc = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    const keep = (d: Buffer) => {
+      if (output.length < 20_000) output += d.toString();
+    };
+    proc.stdout!.on('data', keep);
+    proc.stderr!.on('data', keep);
+    child = proc;
+    exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    while (!/Ready to accept connections/.test(output)) {
+      if (proc.exitCode !== null || Date.now() > deadline) {
+        proc.kill('SIGKILL');
+        throw new Error(`${REDIS_SERVER} did not start on ${host}:${port}: ${output.slice(-2000)}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
+  const signal = (sig: NodeJS.Signals) => {
+    // With a prefix (`ip netns exec`), the prefix execs redis-server, so the pid is the server's.
+    const proc = child as ChildProcess | null;
+    if (proc && proc.exitCode === null && proc.signalCode === null) proc.kill(sig);
+  };
+  const kill = async () => {
+    signal('SIGCONT');
+    signal('SIGKILL');
+    await exited;
+  };
+  await launch();
+  return {
+    host,
+    port,
+    url: `redis://${host}:${port}`,
+    pause: () => signal('SIGSTOP'),
+    resume: () => signal('SIGCONT'),
+    kill,
+    restart: launch,
+    async stop() {
+      await kill();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
