@@ -176,7 +176,7 @@ export async function deploy(values: Record<string, unknown> & { _: string[] }):
     volunteers: values.volunteers === true,
     require: (values.require as string[] | undefined) ?? [],
   };
-  const v = await control<{ version: number; sha256: string; check?: { status: string; host?: string; ms?: number } }>(target, 'PUT', `/v1/apps/${encodeURIComponent(name)}`, {
+  const v = await control<{ version: number; sha256: string; check?: { status: string; host?: string; ms?: number }; propagated?: Propagated }>(target, 'PUT', `/v1/apps/${encodeURIComponent(name)}`, {
     code,
     message: (values.message as string | undefined) ?? `from ${file}`,
     config,
@@ -188,7 +188,23 @@ export async function deploy(values: Record<string, unknown> & { _: string[] }):
   const notes = [Object.keys(vars).length ? `vars: ${Object.keys(vars).map((b) => `env.${b}`).join(', ')}` : '', config.kv.length ? `KV: ${config.kv.map((b) => `env.${b}`).join(', ')}` : '', config.volunteers ? 'may run on volunteer hosts' : '', config.require.length ? `requires ${config.require.join(', ')}` : ''].filter(Boolean);
   process.stdout.write(`deployed ${name} version ${v.version}${notes.length ? ` (${notes.join('; ')})` : ''}\n`);
   for (const url of appUrls(target, name)) process.stdout.write(`  ${url}\n`);
+  if (worthSaying(v.propagated)) process.stdout.write(`${describePropagation(v.propagated)}\n`);
   return awaitRollout(target, name, values);
+}
+
+/** How far a control-plane write got before it answered (signaling/deploy-barrier.ts `Propagation`). */
+type Propagated = { nodes: number; reached: number; atVersion: number; ms: number; complete: boolean };
+
+/** A cluster's reach is worth a line; one signaling node that applied its own write is not (the output stays as it was). */
+function worthSaying(p: Propagated | undefined): p is Propagated {
+  return p !== undefined && (p.nodes > 1 || !p.complete);
+}
+
+/** `reached 2 of 2 signaling nodes in 14 ms`, and what it means when some lag. */
+export function describePropagation(p: Propagated): string {
+  const line = `reached ${p.reached} of ${p.nodes} signaling node${p.nodes === 1 ? '' : 's'} in ${p.ms} ms`;
+  if (p.complete) return line;
+  return `${line} (the others have not applied control version ${p.atVersion} yet; they catch up by their 10 s poll, or when the control store is back)`;
 }
 
 export async function apps(values: Record<string, unknown>): Promise<number> {
@@ -236,8 +252,9 @@ export async function rollback(values: Record<string, unknown> & { _: string[] }
   const to = values.to === undefined ? undefined : Number(values.to);
   if (to !== undefined && !(Number.isInteger(to) && to > 0)) throw new UsageError('--to must be a version number');
   const target = controlTarget(values);
-  const v = await control<{ version: number }>(target, 'POST', `/v1/apps/${encodeURIComponent(name)}/rollback`, to === undefined ? {} : { to });
+  const v = await control<{ version: number; propagated?: Propagated }>(target, 'POST', `/v1/apps/${encodeURIComponent(name)}/rollback`, to === undefined ? {} : { to });
   process.stdout.write(`${name} is now at version ${v.version}\n`);
+  if (worthSaying(v.propagated)) process.stdout.write(`${describePropagation(v.propagated)}\n`);
   return awaitRollout(target, name, values);
 }
 

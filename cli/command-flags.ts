@@ -92,6 +92,10 @@ export const signalFlags = {
   secret: secretFlag,
   app: { type: 'string', short: 'a', help: 'module to deploy as the default app (default: the demo app; it replaces a default an earlier --app left, not one deployed with dcdn deploy)' },
   db: { type: 'string', help: 'app store (SQLite) path (default: $DCDN_HOME/apps.db, DCDN_HOME defaults to ~/.dcdn)' },
+  'control-store': {
+    type: 'string',
+    help: 'apps, versions, secrets, bans and keys: sqlite:PATH (this node alone; the default, as --db) or postgres://USER[:PASS]@HOST[:PORT]/DB, shared by every signaling node of a cluster (docs/cluster-control.md; env DCDN_CONTROL_STORE keeps a password off the command line)',
+  },
   'open-join': { type: 'boolean', default: false, help: 'let anyone join as a volunteer host from /join, without an invite' },
   'invite-grace': { type: 'string', default: String(INVITE_GRACE_MS), help: "ms a volunteer keeps serving after its invite expired (requests in flight finish); then its sessions end" },
   ...iceFlags,

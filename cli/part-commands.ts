@@ -35,6 +35,7 @@ export async function signal(v: Record<string, unknown>): Promise<number> {
     host: String(v.host),
     app: v.app === undefined ? undefined : resolve(String(v.app)),
     db: (v.db as string | undefined) ?? join(stateDir(), 'apps.db'),
+    ...controlStoreFromFlags(v),
     ...(ice ? { ice } : {}),
     openJoin: v['open-join'] === true,
     inviteGraceMs: intFlag(v['invite-grace'], 'invite-grace', 0),
@@ -47,6 +48,18 @@ export async function signal(v: Record<string, unknown>): Promise<number> {
   process.stdout.write(`signaling listening on ${url}\n`);
   await shutdown.untilStopped(() => server.close());
   return 0;
+}
+
+/**
+ * `--control-store` (else DCDN_CONTROL_STORE): `sqlite:PATH` or `postgres://…`. Absent, the
+ * SQLite file at `--db` (default $DCDN_HOME/apps.db) is used, as before.
+ */
+export function controlStoreFromFlags(v: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): { controlStore?: string } {
+  const spec = (v['control-store'] as string | undefined) ?? env.DCDN_CONTROL_STORE;
+  if (spec === undefined || spec === '') return {};
+  if (!/^(sqlite:.+|postgres(ql)?:\/\/.+)$/.test(spec)) throw new UsageError(`--control-store must be sqlite:PATH or postgres://…, got ${JSON.stringify(spec.replace(/:\/\/[^@/]*@/, '://…@').slice(0, 80))}`);
+  if (v.db !== undefined) throw new UsageError('give --db or --control-store, not both (--db PATH is --control-store sqlite:PATH)');
+  return { controlStore: spec };
 }
 
 /** `dcdn ingress`: an ingress joining signaling at --signal. */

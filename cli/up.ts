@@ -86,6 +86,9 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
       }),
     );
     started.push(() => signal.server.close());
+    // dcdn up always keeps its apps in SQLite ($DCDN_HOME/apps.db): one machine, no service.
+    const appStore = signal.store;
+    if (!appStore) throw new Error('dcdn up runs on a SQLite control store');
     const urls = signalUrls(signal.url);
     const kvStore = (values['kv-store'] as string | undefined) ?? process.env.DCDN_KV_STORE ?? `sqlite:${join(stateDir(), 'kv.db')}`;
     const ingress = await listening('ingress', '--port', () =>
@@ -125,7 +128,7 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
     // Local development: the --app module is redeployed whenever a file it is built from changes.
     // Reloads go through the control API like `dcdn deploy`, so a tab loads each one before it is live.
     const control = { base: urls.http, token: mintToken(secret, { role: 'operator', sub: 'watch', ttlSeconds: 30 * 24 * 3600 }), pathPrefix: '/@' };
-    const watcher = appFile && !values['no-watch'] ? watchApp(appFile, signal.store, control, createLog('watch', root)) : null;
+    const watcher = appFile && !values['no-watch'] ? watchApp(appFile, appStore, control, createLog('watch', root)) : null;
     if (watcher) started.push(() => watcher.stop());
     if (hosts > 0) {
       const browser = await launchHosts({ signalHttp: urls.http, secret, count: hosts, browserPath: values.browser as string | undefined, heapLimitMb: intFlag(values['heap-limit'], 'heap-limit', 64), log: hostLog });
@@ -142,10 +145,10 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
       '',
       `dcdn is up: ${ready}/${hosts} host tab(s) connected over ${transport}`,
       `  ingress:    ${ingress.url}    try: curl ${ingress.url}/`,
-      `  serving:    ${describeDefaultApp(signal.store)}`,
+      `  serving:    ${describeDefaultApp(appStore)}`,
       `  health:     ${ingress.url}/_dcdn/health`,
       `  signaling:  ${signal.url}   (control API; state in ${stateFile})`,
-      `  apps:       ${signal.store.manifest().map((a) => `${a.name}@${a.version}`).join(', ')}   deploy more: dcdn deploy FILE --name NAME`,
+      `  apps:       ${appStore.manifest().map((a) => `${a.name}@${a.version}`).join(', ')}   deploy more: dcdn deploy FILE --name NAME`,
       `  host page:  ${urls.http}/host?name=extra&token=${mintToken(secret, { role: 'host', sub: 'extra', ttlSeconds: 24 * 3600 })}`,
       '              (open it in any browser on this machine to add a host; valid 24 h)',
       values['open-join'] ? `  volunteers: ${urls.http}/join   (open to anyone; apps deployed with --volunteers)` : `  volunteers: dcdn invite [--apps NAME] [--ttl 24h] prints a join link; apps need --volunteers`,

@@ -9,7 +9,7 @@ describe('startNetwork', () => {
       expect(net.connected).toBe(0);
       expect(net.urls.ws).toMatch(/^ws:\/\/127\.0\.0\.1:\d+\/v1\/signal$/);
       // The demo app is deployed as `default` when no app is given.
-      expect(net.signal.store.manifest().map((a) => a.name)).toEqual(['default']);
+      expect((await net.signal.control.manifest()).map((a) => a.name)).toEqual(['default']);
       const res = await fetch(`${net.ingress.url}/`);
       expect(res.status).toBe(503);
       expect(res.headers.get('dcdn-error')).toBe('INGRESS_NO_HOST');

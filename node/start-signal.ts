@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { bundleHostScript, bundleJoinScript, DEMO_APP, hostPageHtml, joinPageHtml } from '../browser-host/index.ts';
-import { AppStore, BanList, createSignalingServer, SIGNAL_PATH, type AppVersion, type IceConfig, type SignalingServer } from '../signaling/index.ts';
+import { AppStore, createSignalingServer, openControlStore, SIGNAL_PATH, SqliteControlStore, type AppSummary, type AppVersion, type ControlStore, type IceConfig, type SignalingServer } from '../signaling/index.ts';
 import { listenMetrics } from '../ingress/index.ts';
 import { deployFile } from './deploy-file.ts';
 import type { ClusterOptions } from '../signaling/index.ts';
@@ -37,8 +37,18 @@ export interface StartSignalOptions {
    * `default` deployed otherwise (the control API) is kept.
    */
   app?: string;
-  /** The app store's SQLite file; `:memory:` when not given. */
+  /** The app store's SQLite file; `:memory:` when not given. Ignored with `controlStore`. */
   db?: string;
+  /**
+   * The control store (apps, versions, secrets, bans, keys): `sqlite:PATH` (one signaling node,
+   * as `db`), or `postgres://…` for a cluster of signaling nodes sharing it
+   * (docs/cluster-control.md). Default: `sqlite:` + `db`.
+   */
+  controlStore?: string;
+  /** The live signaling nodes and their applied control versions, for the deploy barrier (the cluster wiring's presence.nodes()). */
+  clusterNodes?: () => Promise<Array<{ id: string; cv: number }>>;
+  /** How long a deploy waits for every node to apply it. Default 5000. */
+  deployBarrierMs?: number;
   /** STUN/TURN handed to every peer. */
   ice?: IceConfig;
   /** Anyone may join as a volunteer from /join, without an invite. */
@@ -63,11 +73,13 @@ export interface StartSignalOptions {
   renewIntervalMs?: number;
 }
 
-/** A running signaling service, its URL and its app store. */
+/** A running signaling service, its URL and its control store. */
 export interface StartedSignal {
   server: SignalingServer;
   url: string;
-  store: AppStore;
+  control: ControlStore;
+  /** The SQLite app store under a `sqlite:` control store (`dcdn up` watches it); undefined with Postgres. */
+  store: AppStore | undefined;
 }
 
 /**
@@ -86,25 +98,31 @@ export async function startSignal(opts: StartSignalOptions): Promise<StartedSign
   const [script, joinScript] = await Promise.all([bundleHostScript(), bundleJoinScript()]);
   const html = hostPageHtml();
   const joinHtml = joinPageHtml();
-  const store = new AppStore(opts.db ?? ':memory:');
-  // Bans live beside the apps, in the same file (a table of their own).
-  const bans = new BanList(opts.db ?? ':memory:');
-  const current = activeVersion(store, 'default');
-  if (opts.app !== undefined) {
-    await deployFile(store, 'default', opts.app, opts.log, {}, `${DEV_APP_MESSAGE}${opts.app}`);
-  } else if (!current || current.message.startsWith(DEV_APP_MESSAGE)) {
-    // Without an app the demo is served (as the README says): a development app an earlier run
-    // left as the default does not stay it. One deployed through the control API does.
-    if (current) opts.log('info', 'no app given: the demo app replaces the development app an earlier run left as the default', { was: current.message.slice(DEV_APP_MESSAGE.length), version: current.version });
-    // The demo app has no secrets: volunteers may serve it (a network of volunteers alone works).
-    await deployFile(store, 'default', DEMO_APP, opts.log, { volunteers: true }, DEMO_APP_MESSAGE);
+  // Apps and bans live in one file (bans in a table of their own), or in Postgres.
+  const control = await openControlStore(opts.controlStore ?? `sqlite:${opts.db ?? ':memory:'}`, { log: (level, message, fields) => opts.log(level, message, fields) });
+  try {
+    const current = activeOf(await control.list(), 'default');
+    // deployIfChanged: several nodes starting at once with one --app create one version.
+    if (opts.app !== undefined) {
+      await deployFile(control, 'default', opts.app, opts.log, {}, `${DEV_APP_MESSAGE}${opts.app}`);
+    } else if (!current || current.message.startsWith(DEV_APP_MESSAGE)) {
+      // Without an app the demo is served (as the README says): a development app an earlier run
+      // left as the default does not stay it. One deployed through the control API does.
+      if (current) opts.log('info', 'no app given: the demo app replaces the development app an earlier run left as the default', { was: current.message.slice(DEV_APP_MESSAGE.length), version: current.version });
+      // The demo app has no secrets: volunteers may serve it (a network of volunteers alone works).
+      await deployFile(control, 'default', DEMO_APP, opts.log, { volunteers: true }, DEMO_APP_MESSAGE);
+    }
+  } catch (err) {
+    await control.close();
+    throw err;
   }
   opts.log('info', 'bundled host and join pages', { ms: Math.round(performance.now() - started) });
   const server = createSignalingServer({
     secret: opts.secret,
     ...(opts.logger ? { logger: opts.logger } : {}),
-    apps: store,
-    bans,
+    controlStore: control,
+    ...(opts.clusterNodes ? { clusterNodes: opts.clusterNodes } : {}),
+    ...(opts.deployBarrierMs !== undefined ? { deployBarrierMs: opts.deployBarrierMs } : {}),
     volunteers: { openJoin: opts.openJoin === true, ...(opts.inviteGraceMs !== undefined ? { inviteGraceMs: opts.inviteGraceMs } : {}) },
     ...(opts.ice ? { ice: opts.ice } : {}),
     ...(opts.metricsToken ? { metrics: { token: opts.metricsToken } } : {}),
@@ -118,11 +136,11 @@ export async function startSignal(opts: StartSignalOptions): Promise<StartedSign
       scoped.get('/join.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-store').send(joinScript));
     },
   });
-  server.app.addHook('onClose', async () => {
-    store.close();
-    bans.close();
+  server.app.addHook('onClose', async () => control.close());
+  const url = await server.listen(opts.port, opts.host).catch(async (err: unknown) => {
+    await server.close();
+    throw err;
   });
-  const url = await server.listen(opts.port, opts.host);
   if (opts.metricsListen && server.metrics) {
     const metrics = await listenMetrics(server.metrics, opts.metricsListen).catch(async (err: Error) => {
       await server.close();
@@ -135,8 +153,14 @@ export async function startSignal(opts: StartSignalOptions): Promise<StartedSign
     // URLs and lifetime only: the TURN secret never reaches a log.
     opts.log('info', 'ICE servers for peers', { stun: opts.ice.stun?.join(' ') || undefined, turn: opts.ice.turn?.join(' ') || undefined, turnTtlSeconds: opts.ice.turn?.length ? opts.ice.turnTtlSeconds : undefined });
   }
-  opts.log('info', 'signaling listening', { url, hostPage: `${url}/host`, joinPage: `${url}/join?invite=<host-token>`, apps: store.manifest().map((a) => `${a.name}@${a.version}`).join(',') });
-  return { server, url, store };
+  opts.log('info', 'signaling listening', { url, hostPage: `${url}/host`, joinPage: `${url}/join?invite=<host-token>`, apps: server.control.cache.manifest().map((a) => `${a.name}@${a.version}`).join(','), controlStore: control.kind });
+  return { server, url, control, store: control instanceof SqliteControlStore ? control.apps : undefined };
+}
+
+/** The active version of app `name` in a listing. */
+function activeOf(apps: AppSummary[], name: string): AppVersion | undefined {
+  const app = apps.find((a) => a.name === name);
+  return app?.versions.find((v) => v.version === app.activeVersion);
 }
 
 /** The message prefix of a `default` version deployed from `app` (a development file); the file follows. */

@@ -186,13 +186,14 @@ export class AppStore {
     return rows.map((r) => {
       const config = readConfig(r.config);
       const secrets = this.#db.prepare('SELECT name, value FROM secrets WHERE app = ? ORDER BY name').all(r.name) as Array<{ name: string; value: string }>;
-      const plain = r.config === '{}' || JSON.stringify(config) === JSON.stringify(parseAppConfig({}));
-      if (secrets.length === 0 && plain) return { name: r.name, version: r.version, sha256: r.sha256, config };
-      const hash = createHmac('sha256', this.#deploymentKey).update(r.sha256);
-      if (!plain) hash.update(JSON.stringify(config));
-      if (secrets.length > 0) hash.update(JSON.stringify(secrets));
-      return { name: r.name, version: r.version, sha256: hash.digest('hex'), config };
+      return { name: r.name, version: r.version, sha256: deploymentId(this.#deploymentKey, r.sha256, config, secrets), config };
     });
+  }
+
+  /** A random value of this store's, created on first read (`deployment_key`, `peer_key`). */
+  meta(key: 'deployment_key' | 'peer_key'): string {
+    this.#db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run(key, randomBytes(32).toString('hex'));
+    return (this.#db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string }).value;
   }
 
   /** The code of one version (hosts fetch it by name, version and hash). */
@@ -247,8 +248,23 @@ function toVersion(r: VersionRow): AppVersion {
   return { app: r.app, version: r.version, sha256: r.sha256, size: r.size, message: r.message, createdAt: r.created_at, config: readConfig(r.config) };
 }
 
+/**
+ * The id of a deployment as hosts see it (`AppManifestEntry.sha256`): the code's hash alone for
+ * a plain app; with a config or secrets, an HMAC under the store's `deployment_key` over the
+ * code's hash, the config and the secrets (sorted by name). Every control store computes it
+ * this way, so every signaling node of a cluster names one deployment alike.
+ */
+export function deploymentId(key: string, codeSha256: string, config: AppConfig, secrets: ReadonlyArray<{ name: string; value: string }>): string {
+  const plain = JSON.stringify(config) === JSON.stringify(parseAppConfig({}));
+  if (secrets.length === 0 && plain) return codeSha256;
+  const hash = createHmac('sha256', key).update(codeSha256);
+  if (!plain) hash.update(JSON.stringify(config));
+  if (secrets.length > 0) hash.update(JSON.stringify(secrets.map((s) => ({ name: s.name, value: s.value }))));
+  return hash.digest('hex');
+}
+
 /** A stored config; one this build cannot read (written by a newer one) counts as the default. */
-function readConfig(json: string): AppConfig {
+export function readConfig(json: string): AppConfig {
   try {
     return parseAppConfig(JSON.parse(json));
   } catch {

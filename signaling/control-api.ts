@@ -3,7 +3,10 @@ import { build } from 'esbuild';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DcdnError, errorCodeOf } from '../protocol/index.ts';
 import { parseAppConfig, type AppConfig } from '../protocol/index.ts';
-import { checkName, MAX_BUNDLE_BYTES, type AppStore } from './app-store.ts';
+import { checkName, MAX_BUNDLE_BYTES } from './app-store.ts';
+import type { ControlCache } from './control-cache.ts';
+import type { ControlStore } from './control-store.ts';
+import { waitForPropagation, type Propagation } from './deploy-barrier.ts';
 import type { AppRef } from '../protocol/index.ts';
 import { MAX_ROLLOUT_WAIT_MS, rolloutOf, type HostReport, type Rollout } from './rollout.ts';
 import type { CheckOutcome } from './signaling-hub.ts';
@@ -28,6 +31,11 @@ import { mayRun, trustFromScope } from '../protocol/index.ts';
  * | GET /v1/apps/:name/versions/:version/code | host, operator | the bundle (ES module) |
  * | GET /v1/apps/:name/env | host (not operators) | secret values, for the host's `env` (none for volunteers) |
  * | GET /v1/checks/:id | host (not volunteers) | a candidate being checked: `{app, code, env, kv}` |
+ *
+ * Writes go to the control store and answer once every live signaling node applied them (or
+ * after `deployBarrierMs`), with `propagated` (deploy-barrier.ts); with the store down they answer
+ * 503 APP_STORE_UNAVAILABLE. Reads that serve hosts (manifest, code) come from the node's
+ * ControlCache and go on while the store is down; `/env` reads the store (never cached).
  */
 export interface ControlApiOptions {
   /**
@@ -48,6 +56,16 @@ export interface ControlApiOptions {
    * signaling node (cluster/types.ts EphemeralStore). Default: this process's memory.
    */
   candidates?: { putCandidate(id: string, c: unknown, ttlMs: number): Promise<void>; getCandidate(id: string): Promise<unknown | null> };
+  /** The live signaling nodes and the control version each applied (presence.nodes()); absent: this node alone. */
+  clusterNodes?: () => Promise<Array<{ id: string; cv: number }>>;
+  /** How long a write waits for every node to apply it. Default DEFAULT_DEPLOY_BARRIER_MS (deploy-barrier.ts). */
+  deployBarrierMs?: number;
+}
+
+/** The control plane as handlers see it: the store to write and read uncached, the cache to serve from. */
+export interface ControlPlane {
+  store: ControlStore;
+  cache: ControlCache;
 }
 
 /** A candidate outlives its check by this much (a tab may still be fetching it). */
@@ -63,7 +81,7 @@ interface Candidate {
   vars: Record<string, string>;
 }
 
-export function registerControlApi(app: FastifyInstance, store: AppStore, secret: string, options: ControlApiOptions = {}): void {
+export function registerControlApi(app: FastifyInstance, { store, cache }: ControlPlane, secret: string, options: ControlApiOptions = {}): void {
   const checkTimeoutMs = options.checkTimeoutMs ?? DEFAULT_APP_CHECK_TIMEOUT_MS;
   /** Candidates being checked, by unguessable id; each lives only while its deploy waits. */
   const local = new Map<string, Candidate>();
@@ -101,11 +119,22 @@ export function registerControlApi(app: FastifyInstance, store: AppStore, secret
     }
   };
   type Params = { name: string; secret: string; version: string };
+  // A store error in any handler of this scope answers with its code (503 APP_STORE_UNAVAILABLE), not a 500.
+  app.setErrorHandler((err: Error, _req, reply) => {
+    const code = errorCodeOf(err);
+    if (!code) return reply.send(err);
+    return sendError(reply, code, err.message);
+  });
+  /** After a write: waits until every live node applied it (deploy-barrier.ts). */
+  const propagate = async (): Promise<Propagation> => {
+    const atVersion = await store.version().catch(() => cache.version);
+    return waitForPropagation(atVersion, { cache, clusterNodes: options.clusterNodes, ...(options.deployBarrierMs !== undefined ? { timeoutMs: options.deployBarrierMs } : {}) });
+  };
 
   app.get('/v1/apps', { preHandler: operator }, async (_req, reply) =>
-    answer(reply, 200, () => {
+    answer(reply, 200, async () => {
       const hosts = options.appHosts?.() ?? new Map();
-      return { apps: store.list().map((a) => ({ ...a, hosts: hosts.get(a.name) ?? [] })) };
+      return { apps: (await store.list()).map((a) => ({ ...a, hosts: hosts.get(a.name) ?? [] })) };
     }),
   );
 
@@ -121,9 +150,10 @@ export function registerControlApi(app: FastifyInstance, store: AppStore, secret
         const appConfig = parseAppConfig(config);
         await checkBundle(code);
         const outcome = check === false || !options.check ? null : await loadOnHost(name, code, appConfig);
-        const deployed = store.deploy(name, code, typeof message === 'string' ? message : '', appConfig);
-        req.log.info({ app: name, version: deployed.version, check: outcome ?? 'off' }, 'app deployed');
-        return { ...deployed, check: outcome ?? { status: 'off' } };
+        const deployed = await store.deploy(name, code, typeof message === 'string' ? message : '', appConfig);
+        const propagated = await propagate();
+        req.log.info({ app: name, version: deployed.version, check: outcome ?? 'off', propagated }, 'app deployed');
+        return { ...deployed, check: outcome ?? { status: 'off' }, propagated };
       }),
   );
 
@@ -147,10 +177,11 @@ export function registerControlApi(app: FastifyInstance, store: AppStore, secret
   }
 
   app.post<{ Params: Params; Body: { to?: unknown } }>('/v1/apps/:name/rollback', { preHandler: operator }, async (req, reply) =>
-    answer(reply, 200, () => {
+    answer(reply, 200, async () => {
       const to = req.body?.to;
       if (to !== undefined && !(Number.isInteger(to) && (to as number) > 0)) throw new DcdnError('APP_VERSION_NOT_FOUND', '"to" must be a version number');
-      return store.rollback(req.params.name, to as number | undefined);
+      const version = await store.rollback(req.params.name, to as number | undefined);
+      return { ...version, propagated: await propagate() };
     }),
   );
 
@@ -173,7 +204,7 @@ export function registerControlApi(app: FastifyInstance, store: AppStore, secret
   );
 
   function currentRollout(name: string): Rollout {
-    const entry = store.manifest().find((a) => a.name === name);
+    const entry = cache.manifest().find((a) => a.name === name);
     if (!entry) throw new DcdnError('APP_NOT_FOUND', `no app named ${name}`);
     return rolloutOf(entry, options.hostReports?.(entry) ?? []);
   }
@@ -205,19 +236,26 @@ export function registerControlApi(app: FastifyInstance, store: AppStore, secret
     });
   }
 
-  app.delete<{ Params: Params }>('/v1/apps/:name', { preHandler: operator }, async (req, reply) => answer(reply, 200, () => store.delete(req.params.name)));
+  app.delete<{ Params: Params }>('/v1/apps/:name', { preHandler: operator }, async (req, reply) =>
+    answer(reply, 200, async () => {
+      await store.delete(req.params.name);
+      return { ok: true, propagated: await propagate() };
+    }),
+  );
 
   app.put<{ Params: Params; Body: { value?: unknown } }>('/v1/apps/:name/secrets/:secret', { preHandler: operator }, async (req, reply) =>
-    answer(reply, 200, () => {
+    answer(reply, 200, async () => {
       const value = req.body?.value;
       if (typeof value !== 'string') throw new DcdnError('APP_BAD_SECRET', 'the body must be JSON {"value": "..."}');
-      store.putSecret(req.params.name, req.params.secret, value);
+      await store.putSecret(req.params.name, req.params.secret, value);
+      return { ok: true, propagated: await propagate() };
     }),
   );
 
   app.delete<{ Params: Params }>('/v1/apps/:name/secrets/:secret', { preHandler: operator }, async (req, reply) =>
-    answer(reply, 200, () => {
-      if (!store.deleteSecret(req.params.name, req.params.secret)) throw new DcdnError('APP_BAD_SECRET', `no secret ${req.params.secret}`);
+    answer(reply, 200, async () => {
+      if (!(await store.deleteSecret(req.params.name, req.params.secret))) throw new DcdnError('APP_BAD_SECRET', `no secret ${req.params.secret}`);
+      return { ok: true, propagated: await propagate() };
     }),
   );
 
@@ -226,13 +264,13 @@ export function registerControlApi(app: FastifyInstance, store: AppStore, secret
     const claims = claimsOf.get(req);
     const trust = claims?.role === 'host' ? trustFromScope(claims.scope) : null;
     if (!trust?.volunteer) return false;
-    const entry = store.manifest().find((a) => a.name === req.params.name);
+    const entry = cache.manifest().find((a) => a.name === req.params.name);
     return !entry || !mayRun(trust, entry);
   };
 
   app.get<{ Params: Params }>('/v1/apps/:name/versions/:version/code', { preHandler: host }, async (req, reply) => {
     if (hidden(req)) return sendError(reply, 'APP_NOT_FOUND', `no app named ${req.params.name}`);
-    const found = store.code(req.params.name, Number(req.params.version));
+    const found = await cache.code(req.params.name, Number(req.params.version));
     if (!found) return sendError(reply, 'APP_VERSION_NOT_FOUND', `${req.params.name} has no version ${req.params.version}`);
     // Versions never change, so a host may cache them forever by hash.
     return reply.type('text/javascript; charset=utf-8').header('etag', `"${found.sha256}"`).header('cache-control', 'private, max-age=31536000, immutable').send(found.code);
@@ -243,17 +281,18 @@ export function registerControlApi(app: FastifyInstance, store: AppStore, secret
     const candidate = (await candidates.getCandidate(req.params.id)) as Candidate | null;
     // Volunteers are never asked to check, and must not see unreleased code.
     if (!candidate || (claims?.role === 'host' && trustFromScope(claims.scope).volunteer)) return sendError(reply, 'APP_NOT_FOUND', 'no such check (it ended)');
-    const env = { ...candidate.vars, ...(store.manifest().some((a) => a.name === candidate.app) ? store.secrets(candidate.app) : {}) };
+    const env = { ...candidate.vars, ...(cache.manifest().some((a) => a.name === candidate.app) ? await store.secrets(candidate.app) : {}) };
     return reply.header('cache-control', 'no-store').send({ app: candidate.app, code: candidate.code, env, kv: candidate.kv });
   });
 
   app.get<{ Params: Params }>('/v1/apps/:name/env', { preHandler: hostOnly }, async (req, reply) =>
-    answer(reply, 200, () => {
-      if (!store.manifest().some((a) => a.name === req.params.name) || hidden(req)) throw new DcdnError('APP_NOT_FOUND', `no app named ${req.params.name}`);
+    answer(reply, 200, async () => {
+      if (!cache.manifest().some((a) => a.name === req.params.name) || hidden(req)) throw new DcdnError('APP_NOT_FOUND', `no app named ${req.params.name}`);
       // Volunteers' hosts are nobody's to vouch for: they never get an app's secrets.
       const claims = claimsOf.get(req);
       if (claims?.role === 'host' && trustFromScope(claims.scope).volunteer) return { env: {} };
-      return { env: store.secrets(req.params.name) };
+      // From the store, never a cache: a host that heard a new manifest must not get old secrets.
+      return { env: await store.secrets(req.params.name) };
     }),
   );
 }

@@ -9,6 +9,12 @@ import type { AppConfig } from '../protocol/index.ts';
 import type { AppManifestEntry, AppSummary, AppVersion } from './app-store.ts';
 import type { Ban, BanKind } from './bans.ts';
 
+/** What `watch` reports: the control version now, and what kind of state a write changed. */
+export interface ControlChange {
+  version: number;
+  what: 'apps' | 'bans';
+}
+
 export interface ControlStore {
   readonly kind: 'sqlite' | 'postgres';
   deploy(name: string, code: string, message: string, config: Partial<AppConfig>): Promise<AppVersion>;
@@ -30,6 +36,6 @@ export interface ControlStore {
   /** Bumped by every write. */
   version(): Promise<number>;
   /** Calls back after every write, from any node (NOTIFY plus a poll that heals a lost one). */
-  watch(onChange: (c: { version: number; what: 'apps' | 'bans' }) => void): () => void;
+  watch(onChange: (c: ControlChange) => void): () => void;
   close(): Promise<void>;
 }

@@ -13,8 +13,9 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { APP_NAME } from './app-store.ts';
-import type { BanList } from './bans.ts';
-import { SignalingError } from '../protocol/index.ts';
+import type { Ban } from './bans.ts';
+import type { ControlPlane } from './control-api.ts';
+import { errorCodeOf, SignalingError } from '../protocol/index.ts';
 import { bearerToken, sendError } from './http-auth.ts';
 import type { AppRef } from '../protocol/index.ts';
 import type { SignalingHub } from './signaling-hub.ts';
@@ -40,7 +41,7 @@ export const HOSTS_API_DEFAULTS = { openJoinTtlSeconds: 24 * 3600, maxInviteTtlS
 /** Open joins per address: a burst of 5, then one a minute. */
 const JOIN_RATE = { perSecond: 1 / 60, burst: 5 };
 
-export function registerHostsApi(app: FastifyInstance, hub: SignalingHub, bans: BanList, secret: string, options: HostsApiOptions = {}): void {
+export function registerHostsApi(app: FastifyInstance, hub: SignalingHub, { store, cache }: ControlPlane, secret: string, options: HostsApiOptions = {}): void {
   const operator = async (request: FastifyRequest, reply: FastifyReply) => {
     try {
       verifyToken(secret, bearerToken(request), ['operator']);
@@ -51,6 +52,14 @@ export function registerHostsApi(app: FastifyInstance, hub: SignalingHub, bans: 
   };
   type Params = { id: string };
   const noStore = (reply: FastifyReply) => reply.header('cache-control', 'no-store');
+  // Ban writes go to the control store: down, they answer 503 APP_STORE_UNAVAILABLE.
+  app.setErrorHandler((err: Error, _req, reply) => {
+    const code = errorCodeOf(err);
+    if (!code) return reply.send(err);
+    return sendError(reply, code, err.message);
+  });
+  /** This node's checks see a ban write at once; other nodes hear of it through the store's watch. */
+  const applied = () => cache.refresh().catch(() => undefined);
 
   app.get('/v1/hosts', { preHandler: operator }, async (_req, reply) => noStore(reply).send({ hosts: hub.hosts() }));
 
@@ -72,12 +81,13 @@ export function registerHostsApi(app: FastifyInstance, hub: SignalingHub, bans: 
     const host = hub.hosts().find((h) => h.id === req.params.id);
     if (!host) return sendError(reply, 'SIG_UNKNOWN_PEER', `no host ${req.params.id} is connected`);
     const reason = typeof req.body?.reason === 'string' ? req.body.reason : '';
-    const added = [];
-    if (host.hostId) added.push(bans.add('host', host.hostId, reason));
+    const added: Ban[] = [];
+    if (host.hostId) added.push(await store.addBan('host', host.hostId, reason));
     // Addresses are shared (NAT, a campus, loopback in development): banned only when asked.
-    if (req.body?.address === true && host.address) added.push(bans.add('address', host.address, reason));
-    if (req.body?.invite === true && host.sub) added.push(bans.add('invite', host.sub, reason));
-    // The ban holds at every node's next hello; the kick reaches the host's node now.
+    if (req.body?.address === true && host.address) added.push(await store.addBan('address', host.address, reason));
+    if (req.body?.invite === true && host.sub) added.push(await store.addBan('invite', host.sub, reason));
+    await applied();
+    // The ban holds at every node's next hello (and each node rescans its sockets on the change); the kick reaches the host's node now.
     try {
       await hub.disconnectBanned(host.id, reason);
     } catch (err) {
@@ -87,10 +97,11 @@ export function registerHostsApi(app: FastifyInstance, hub: SignalingHub, bans: 
     return noStore(reply).send({ host, bans: added });
   });
 
-  app.get('/v1/bans', { preHandler: operator }, async (_req, reply) => noStore(reply).send({ bans: bans.list() }));
+  app.get('/v1/bans', { preHandler: operator }, async (_req, reply) => noStore(reply).send({ bans: cache.bans() }));
 
   app.delete<{ Params: Params }>('/v1/bans/:id', { preHandler: operator }, async (req, reply) => {
-    if (!bans.remove(req.params.id)) return sendError(reply, 'SIG_UNKNOWN_PEER', `no ban ${req.params.id}`);
+    if (!(await store.removeBan(req.params.id))) return sendError(reply, 'SIG_UNKNOWN_PEER', `no ban ${req.params.id}`);
+    await applied();
     return noStore(reply).send({ ok: true });
   });
 
@@ -111,7 +122,7 @@ export function registerHostsApi(app: FastifyInstance, hub: SignalingHub, bans: 
   app.post('/v1/join', async (req, reply) => {
     if (!options.openJoin) return sendError(reply, 'SIG_JOIN_CLOSED', 'this network takes volunteers by invite only: ask the operator for a join link');
     const address = req.socket.remoteAddress ?? '';
-    if (bans.match({ address })) return sendError(reply, 'SIG_BANNED', 'this address is banned');
+    if (cache.banMatch({ address }) !== null) return sendError(reply, 'SIG_BANNED', 'this address is banned');
     // Cluster-wide (a GCRA bucket in Redis; this node's own bucket while Redis is down).
     if (!(await hub.cluster.ephemeral.take(`join:${address}`, JOIN_RATE))) return sendError(reply, 'SIG_RATE_LIMITED', 'too many joins from this address; try again in a minute');
     const ttl = options.openJoinTtlSeconds ?? HOSTS_API_DEFAULTS.openJoinTtlSeconds;

@@ -11,6 +11,12 @@ export { HEALTH_PATH, SIGNAL_PATH, createSignalingServer, type SignalingServer, 
 export { INVITE_GRACE_MS, SIGNAL_RATE_DEFAULTS, type HostSummary, type SignalKind } from './signaling-hub.ts';
 export { AppStore, APP_NAME, MAX_BUNDLE_BYTES, type AppManifestEntry, type AppSummary, type AppVersion } from './app-store.ts';
 export { BanList, type Ban, type BanKind } from './bans.ts';
+export type { ControlChange, ControlStore } from './control-store.ts';
+export { SqliteControlStore } from './sqlite-control-store.ts';
+export { openControlStore, redactControlStore } from './open-control-store.ts';
+export type { PgControlStore, PgControlStoreOptions } from './pg-control-store.ts';
+export { ControlCache, DEFAULT_CODE_CACHE_BYTES, type ControlCacheChange } from './control-cache.ts';
+export { DEFAULT_DEPLOY_BARRIER_MS, waitForPropagation, type Propagation } from './deploy-barrier.ts';
 export { checkBundle } from './control-api.ts';
 export { iceServerSource, turnCredentials, TURN_TTL_DEFAULT_SECONDS, TURN_TTL_MIN_SECONDS, type IceConfig, type TurnCredentials } from './turn.ts';
 export { makePrivateDir, preparePrivateDbFile, tightenPrivateTree, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, type TightenedMode } from './private-files.ts';

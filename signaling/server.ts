@@ -20,8 +20,11 @@ import fastifyWebsocket from '@fastify/websocket';
 import { SignalingError } from '../protocol/index.ts';
 import type { PeerInfo, PeerRole } from '../protocol/index.ts';
 import { bearerToken, sendError } from './http-auth.ts';
-import type { AppStore } from './app-store.ts';
-import { registerControlApi } from './control-api.ts';
+import { AppStore } from './app-store.ts';
+import { registerControlApi, type ControlPlane } from './control-api.ts';
+import { ControlCache, type ControlCacheOptions } from './control-cache.ts';
+import type { ControlStore } from './control-store.ts';
+import { SqliteControlStore } from './sqlite-control-store.ts';
 import { INVITE_GRACE_MS, SignalingHub, type SignalingHubOptions } from './signaling-hub.ts';
 import { MIN_SECRET_LENGTH, verifyToken, type Claims, type Role } from './token.ts';
 import { iceServerSource, type IceConfig } from './turn.ts';
@@ -77,8 +80,26 @@ export interface SignalingServerOptions {
   /**
    * The app store. When given, the control API (/v1/apps, see control-api.ts) is served and
    * every peer is told the apps' active versions after its welcome and on every change.
+   * Wrapped in a SqliteControlStore with `bans`; `controlStore` replaces both.
    */
   apps?: AppStore;
+  /**
+   * The control plane (apps, versions, secrets, bans, keys): a SqliteControlStore on one machine,
+   * a PgControlStore in a cluster (node/start-signal.ts opens one from `sqlite:PATH` or
+   * `postgres://…`). When given, the control API is served as with `apps`, and `apps`/`bans` are
+   * ignored. The caller closes it after the server.
+   */
+  controlStore?: ControlStore;
+  /** The node's cache of the control plane (control-cache.ts): code LRU size, retry after a failed read. */
+  controlCache?: Pick<ControlCacheOptions, 'codeCacheBytes' | 'refreshRetryMs'>;
+  /**
+   * The live signaling nodes and the control version each applied (the cluster wiring hands in
+   * presence.nodes()). A deploy, rollback, delete or secret change answers once each has it.
+   * Absent: this node alone.
+   */
+  clusterNodes?: () => Promise<Array<{ id: string; cv: number }>>;
+  /** How long such a write waits for every node (deploy-barrier.ts). Default 5000. */
+  deployBarrierMs?: number;
   /**
    * How long `dcdn deploy` waits for a connected host to load a new version before it goes
    * live (control-api.ts); a version that fails to load, or loads on no host in time, is
@@ -86,7 +107,7 @@ export interface SignalingServerOptions {
    * Default 15000.
    */
   appCheckTimeoutMs?: number;
-  /** Banned hosts (`dcdn hosts ban`); durable when given a file. Default: in memory. */
+  /** Banned hosts (`dcdn hosts ban`); durable when given a file. Default: in memory. Ignored with `controlStore`. */
   bans?: BanList;
   /** Volunteers: open joins and invite lifetimes (hosts-api.ts). */
   volunteers?: HostsApiOptions;
@@ -137,6 +158,8 @@ export interface SignalingServer {
   peers(): PeerInfo[];
   /** This node's cluster parts. */
   readonly cluster: ClusterParts;
+  /** The control store and this node's cache of it (`control.cache.version` is the node's applied `cv`). */
+  control: ControlPlane;
 }
 
 /** The roles {@link SIGNAL_PATH} accepts; operator tokens are for other endpoints. */
@@ -173,22 +196,25 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
   // carried a request) which 'idle' does not reap, so close() would wait for them forever.
   // WebSockets are closed properly first, in the preClose hook below.
   const app = Fastify({ ...loggerOptions(options.logger), forceCloseConnections: true });
-  const store = options.apps;
-  const bans = options.bans ?? new BanList(':memory:');
-  if (!options.bans) app.addHook('onClose', async () => bans.close());
+  const control = controlPlaneOf(app, options);
+  const { cache } = control;
+  /** Whether the control API is served and peers are told the apps (as with an app store before). */
+  const servesApps = options.controlStore !== undefined || options.apps !== undefined;
   // Metrics are per node: a cluster's are summed by Prometheus.
   const metrics: SignalingMetrics | null = options.metrics?.enabled === false ? null : new SignalingMetrics((): PeerInfo[] => hub.localPeers(), { processMetrics: options.metrics?.processMetrics ?? true });
   const owned = options.clusterParts ? null : clusterParts(options.cluster, (level, message, fields) => app.log[level](fields ?? {}, message));
   const cluster = options.clusterParts ?? owned!.parts;
+  // The key ingresses sign forwards with: the control store's, read once the store is ready.
+  let peerKey: string | null = null;
   const hub: SignalingHub = new SignalingHub({
     cluster,
     volunteerCap: maxVolunteersPerAddress,
     ingressMaxBufferedBytes: positive('ingressMaxBufferedBytes', options.ingressMaxBufferedBytes ?? (options.maxBufferedBytes !== undefined ? maxBufferedBytes : 64 * 1024 * 1024)),
     ...(options.attach !== undefined ? { attach: options.attach } : {}),
     ...(options.renewIntervalMs !== undefined ? { renewIntervalMs: positive('renewIntervalMs', options.renewIntervalMs) } : {}),
-    ...(options.peerKey ? { peerKey: options.peerKey } : {}),
-    ...(options.controlVersion ? { controlVersion: options.controlVersion } : {}),
-    isBanned: (host) => bans.match(host),
+    peerKey: options.peerKey ?? (() => peerKey ?? ''),
+    controlVersion: options.controlVersion ?? (() => cache.version),
+    isBanned: (host) => cache.banMatch(host),
     helloTimeoutMs,
     heartbeatIntervalMs,
     rateLimit,
@@ -196,7 +222,7 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
     log: app.log,
     ...(options.signalRateLimits ? { signalRateLimits: options.signalRateLimits } : {}),
     inviteGraceMs: nonNegative('volunteers.inviteGraceMs', options.volunteers?.inviteGraceMs ?? INVITE_GRACE_MS),
-    ...(store ? { apps: () => store.manifest() } : {}),
+    ...(servesApps ? { apps: () => cache.manifest() } : {}),
     ...(ice ? { ice } : {}),
     ...(metrics ? { onrelay: () => metrics.relayed(), onfail: (code) => metrics.refused(code, 'connection') } : {}),
   });
@@ -207,19 +233,29 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
       secret,
       peers: () => hub.peers(),
       hosts: () => hub.hosts(),
-      apps: () => store?.manifest().map((a) => ({ name: a.name, version: a.version })) ?? [],
+      apps: () => (servesApps ? cache.manifest().map((a) => ({ name: a.name, version: a.version })) : []),
       appHosts: () => hub.appHosts(),
     });
   }
-  if (store) {
-    const unsubscribe = store.onChange(() => hub.broadcastApps(store.manifest()));
-    app.addHook('onClose', async () => unsubscribe());
+  // A change from any node (the store's watch refreshed the cache): peers hear of new apps, and
+  // local hosts a new ban matches are cut (as POST /v1/hosts/:id/ban does on its own node).
+  const unsubscribe = cache.onChange((change) => {
+    if (change.apps && servesApps) hub.broadcastApps(cache.manifest());
+    if (change.bans) disconnectBanned(hub, cache, cluster.nodeId);
+    // Publish the applied control version now, so a deploy barrier on any node sees it at once.
+    if (cluster.kind === 'redis') void hub.renew();
+  });
+  app.addHook('onClose', async () => unsubscribe());
+  if (servesApps) {
     const checkTimeoutMs = options.appCheckTimeoutMs;
+    // In a cluster a write waits for every live node's applied version (their presence records).
+    const clusterNodes = options.clusterNodes ?? (cluster.kind === 'redis' ? () => cluster.presence.nodes() : undefined);
+    const barrier = { ...(clusterNodes ? { clusterNodes } : {}), ...(options.deployBarrierMs !== undefined ? { deployBarrierMs: options.deployBarrierMs } : {}) };
     void app.register(async (scope) =>
-      registerControlApi(scope, store, secret, { candidates: cluster.ephemeral, check: (id, name, config, ms) => hub.checkApp(id, name, config, ms), appHosts: () => hub.appHosts(), hostReports: (a) => hub.hostReports(a), onHostChange: (l) => hub.onHostChange(l), ...(checkTimeoutMs ? { checkTimeoutMs } : {}) }),
+      registerControlApi(scope, control, secret, { candidates: cluster.ephemeral, check: (id, name, config, ms) => hub.checkApp(id, name, config, ms), appHosts: () => hub.appHosts(), hostReports: (a) => hub.hostReports(a), onHostChange: (l) => hub.onHostChange(l), ...(checkTimeoutMs ? { checkTimeoutMs } : {}), ...barrier }),
     );
   }
-  void app.register(async (scope) => registerHostsApi(scope, hub, bans, secret, options.volunteers));
+  void app.register(async (scope) => registerHostsApi(scope, hub, control, secret, options.volunteers));
   // preValidation hands the verified claims to the WebSocket handler through this map.
   const identities = new WeakMap<FastifyRequest, Claims>();
 
@@ -248,7 +284,7 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
           // No welcome may be partial: peers wait until the presence directory is loaded.
           if (!hub.ready) throw new SignalingError('SIG_PEER_UNREACHABLE', 'this signaling node is starting; try again shortly');
           const address = request.socket.remoteAddress ?? '';
-          const banned = claims.role === 'host' ? bans.match({ address, sub: claims.sub }) : null;
+          const banned = claims.role === 'host' ? cache.banMatch({ address, sub: claims.sub }) : null;
           if (banned !== null) throw new SignalingError('SIG_BANNED', `this host is banned${banned ? `: ${banned}` : ''}`);
           if (claims.role === 'host' && trustFromScope(claims.scope).volunteer && (await hub.volunteersFrom(address)) >= maxVolunteersPerAddress) {
             throw new SignalingError('SIG_RATE_LIMITED', `at most ${maxVolunteersPerAddress} volunteer hosts may connect from one address`);
@@ -317,8 +353,12 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
 
   app.addHook('onReady', async () => {
     // A cluster URL that cannot be reached fails the start; a store that goes away later does
-    // not (island mode). The first snapshot is loaded in the background: health says `starting`.
+    // not (island mode). Peers are told the apps at welcome, so nothing is served before the
+    // cache has read the store; the first presence snapshot loads in the background (health
+    // says `starting` until then).
     if (owned) await owned.connected;
+    await cache.ready;
+    if (!options.peerKey) peerKey = await control.store.meta('peer_key');
     void hub.start();
     hub.startHeartbeat();
   });
@@ -339,7 +379,40 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
     },
     peers: () => hub.peers(),
     cluster,
+    control,
   };
+}
+
+/**
+ * The server's control plane: `controlStore` as given, or today's SQLite parts (`apps`, `bans`;
+ * in memory when absent) wrapped in a SqliteControlStore. Closes what it made with the server.
+ */
+function controlPlaneOf(app: FastifyInstance, options: SignalingServerOptions): ControlPlane {
+  let store = options.controlStore;
+  if (!store) {
+    const apps = options.apps ?? new AppStore(':memory:');
+    const bans = options.bans ?? new BanList(':memory:');
+    const sqlite = new SqliteControlStore({ apps, bans });
+    store = sqlite;
+    app.addHook('onClose', async () => {
+      await sqlite.close();
+      if (!options.apps) apps.close();
+      if (!options.bans) bans.close();
+    });
+  }
+  const cache = new ControlCache(store, { ...options.controlCache, log: (level, message, fields) => app.log[level]({ ...fields }, message) });
+  app.addHook('onClose', async () => cache.close());
+  return { store, cache };
+}
+
+/** Cuts every local host a ban now matches (leave reason `banned`, SIG_BANNED). */
+/** Cuts this node's hosts that a ban matches: every node hears the change and cuts its own. */
+function disconnectBanned(hub: SignalingHub, cache: ControlCache, nodeId: string): void {
+  for (const host of hub.hosts()) {
+    if (host.node !== nodeId) continue;
+    const reason = cache.banMatch({ hostId: host.hostId, address: host.address, sub: host.sub ?? undefined });
+    if (reason !== null) void hub.disconnectBanned(host.id, reason).catch(() => undefined);
+  }
 }
 
 function nonNegative(name: string, value: number): number {

@@ -244,6 +244,8 @@ export class SignalingHub {
   #heartbeat: ReturnType<typeof setInterval> | null = null;
   #renewTimer: ReturnType<typeof setInterval> | null = null;
   #renewing = false;
+  /** A renew was asked for while one ran (a new control version to publish): run once more after. */
+  #renewAgain = false;
   readonly #checks = new Map<string, PendingCheck>();
   readonly #remoteChecks = new Map<string, RemoteCheck>();
   /** Called when a host reports status, joins or leaves (rollouts wait on it). */
@@ -574,7 +576,11 @@ export class SignalingHub {
    * it, or this node was taken for dead) is reclaimed, as is every peer admitted in island mode.
    */
   async renew(): Promise<void> {
-    if (this.#renewing || this.#closing) return;
+    if (this.#closing) return;
+    if (this.#renewing) {
+      this.#renewAgain = true;
+      return;
+    }
     this.#renewing = true;
     try {
       const own: Array<{ key: string; epoch: number }> = [];
@@ -616,6 +622,10 @@ export class SignalingHub {
       if (result.genChanged || island.length > 0 || result.fenced.length > 0) await this.#directory.resync().catch((err: unknown) => this.#log.warn({ err: String(err) }, 'presence resync failed'));
     } finally {
       this.#renewing = false;
+      if (this.#renewAgain) {
+        this.#renewAgain = false;
+        void this.renew();
+      }
     }
   }
 

@@ -60,8 +60,8 @@ beforeAll(async () => {
   secret = newSecret();
   // K = 1 (`dcdn signal --attach 1`), for a signaling that sends the cluster message itself;
   // spread untyped, so this file also builds against a signaling without the option.
-  signal = await startSignal({ secret, port: 0, host: '127.0.0.1', log: silentLog, ...({ attach: 1 } as object) });
-  signal.store.deploy('gpu', 'export default { fetch() { return new Response("gpu") } }', 'needs webgpu', { require: ['webgpu'] });
+  signal = await startSignal({ secret, port: 0, host: '127.0.0.1', log: silentLog, attach: 1 });
+  await signal.control.deploy('gpu', 'export default { fetch() { return new Response("gpu") } }', 'needs webgpu', { require: ['webgpu'] });
   const ws = signalUrls(signal.url).ws;
   inject = await startClusterInjector(ws, { attach: 1 });
   const common = { secret, signalUrl: inject.url, port: 0, host: '127.0.0.1', transport: 'websocket' as const, peerListen: { host: '127.0.0.1', port: 0 }, log: silentLog };

@@ -75,6 +75,10 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
   let exited: Promise<void> = Promise.resolve();
 
   const launch = async () => {
+    // fsync=off keeps tests fast, but synchronous_commit stays on: a commit is written to the OS
+    // before it is acknowledged, so kill() (a process crash, not a machine crash) loses no
+    // acknowledged commit, as with a real server. With it off, a kill lost the last ~200 ms of
+    // commits, tables just created included.
     const argv = [
       ...(options.prefix ?? []),
       ...asPostgres([join(bin, 'postgres'), '-D', data, '-k', dir, '-p', String(port), '-c', `listen_addresses=${options.host ?? ''}`, '-c', 'fsync=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200', '-c', 'shared_buffers=32MB']),
@@ -99,9 +103,12 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
   const kill = async () => {
     const proc = child as ChildProcess | null;
     if (proc && proc.exitCode === null && proc.signalCode === null) {
-      // runuser forwards signals, but kill the postmaster itself (its pid is in the pid file).
+      // Kill the postmaster itself (its pid is in the pid file) and let runuser reap it and exit.
+      // Killing runuser too would orphan the dead postmaster as a zombie that init reaps late;
+      // its pid, still "alive" in postmaster.pid, then makes a restart refuse to start.
       killPostmaster(data);
-      proc.kill('SIGKILL');
+      const reaped = await Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5000))]);
+      if (!reaped) proc.kill('SIGKILL');
     }
     await exited;
     // Its backends notice the postmaster's death and exit; wait so a restart finds the shared memory free.

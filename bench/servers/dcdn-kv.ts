@@ -42,7 +42,7 @@ const signal = await startSignal({ secret, port: 0, host: '127.0.0.1', app: APP,
 // The same code as `kv`, with the binding (`dcdn deploy bench/kv-app.ts --name kv --kv CACHE`).
 const code = await bundleApp(APP);
 await checkBundle(code);
-signal.store.deploy(KV_APP_NAME, code, 'dcdn bench kv', { kv: ['CACHE'] });
+await signal.control.deploy(KV_APP_NAME, code, 'dcdn bench kv', { kv: ['CACHE'] });
 const urls = signalUrls(signal.url);
 
 const ingresses = new Map<string, Ingress>();
