@@ -7,7 +7,7 @@
  * rather than skip, so the Postgres parts are never silently untested.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { appendFileSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -69,6 +69,10 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
   if (init.status !== 0) {
     rmSync(dir, { recursive: true, force: true });
     throw new Error(`initdb failed: ${init.stderr || init.stdout}`);
+  }
+  if (options.host) {
+    // Trust auth over TCP too (only from the addresses it listens on: loopback or a test namespace).
+    appendFileSync(join(data, 'pg_hba.conf'), '\nhost all all 0.0.0.0/0 trust\n');
   }
   const port = options.port ?? (options.host ? 5432 : 5432 + Math.floor(Math.random() * 1000) + 20_000);
   let child: ChildProcess | null = null;

@@ -91,9 +91,10 @@ clusterScenario('T2: deploys, secrets and checks across nodes', () => defaultSpe
     } catch (err) {
       throw explainStartFailure(err);
     }
-    const apps = await httpJson<{ apps: Array<{ name: string; version: number }> }>(`${nodes[0]!.url}/v1/apps`, { headers: { authorization: `Bearer ${c.operatorToken}` } });
+    const apps = await httpJson<{ apps: Array<{ name: string; activeVersion: number; versions: Array<{ version: number }> }> }>(`${nodes[0]!.url}/v1/apps`, { headers: { authorization: `Bearer ${c.operatorToken}` } });
     const defaults = apps.json?.apps.filter((a) => a.name === 'default') ?? [];
-    expect(defaults.map((a) => a.version)).toEqual([1]);
+    // One app, one version: not one per node that started.
+    expect(defaults.map((a) => [a.activeVersion, a.versions.map((v) => v.version)])).toEqual([[1, [1]]]);
     await Promise.all(nodes.map((n) => n.proc.stop()));
   });
 });

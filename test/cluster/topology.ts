@@ -19,6 +19,9 @@ import { EchoHosts } from './echo-hosts.ts';
 import { Procs, type Proc } from './procs.ts';
 import { startTcpLb, type TcpLb } from './tcp-lb.ts';
 
+/** The ingresses' `--detach-grace` in the scenarios (ms). */
+export const DETACH_GRACE_MS = 2000;
+
 export const SECRET = 'cluster-suite-secret-0123456789abcdef';
 export const CLUSTER_NAME = 'ct';
 /** Every host attached, views converged: the bound the scenarios start from. */
@@ -179,6 +182,9 @@ export class Cluster {
       'ingress', '--signal', this.signals[spec.home]!.front.url, '--port', String(port), '--host', '127.0.0.1',
       '--name', spec.name, '--region', spec.region, '--secret', SECRET, '--transport', spec.transport ?? 'websocket',
       '--peer-listen', `127.0.0.1:${peerPort}`, '--peer-url', `http://127.0.0.1:${peerPort}`, '--kv-store', this.redis.url,
+      // A host placed elsewhere keeps its session for the detach grace (30 s by default, so
+      // blips do not churn); the scenarios assert the settled placement, so they shorten it.
+      '--detach-grace', String(DETACH_GRACE_MS),
     ];
   }
 
