@@ -1,27 +1,18 @@
 /**
- * What every scenario file shares: the guard, a cluster started once per file and torn down even
+ * What every scenario file shares: a cluster started once per file and torn down even
  * on failure (with every process's output printed when a test failed), and small probes.
  */
 import { spawnSync } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe } from 'vitest';
 import { WebSocket } from 'ws';
-import { Cluster, SCENARIOS_ENABLED, SCENARIOS_SKIPPED_MESSAGE, type ClusterSpec } from './topology.ts';
+import { Cluster, type ClusterSpec } from './topology.ts';
 
 /** How long starting a whole cluster may take (Redis, Postgres, 2 signaling, 3 ingresses, hosts, deploys). */
 export const CLUSTER_START_MS = 120_000;
 
-let warned = false;
-
-/**
- * `describe` for one scenario on its own cluster. Skipped (with one message) unless
- * DCDN_CLUSTER_SCENARIOS=1: the cluster features land separately, and the guard goes with them.
- */
+/** `describe` for one scenario on its own cluster. */
 export function clusterScenario(title: string, spec: () => ClusterSpec, body: (cluster: () => Cluster) => void): void {
-  if (!SCENARIOS_ENABLED && !warned) {
-    warned = true;
-    console.warn(SCENARIOS_SKIPPED_MESSAGE);
-  }
-  (SCENARIOS_ENABLED ? describe : describe.skip)(title, () => {
+  describe(title, () => {
     let cluster: Cluster | null = null;
     beforeAll(async () => {
       cluster = new Cluster(spec());

@@ -22,7 +22,7 @@ import { createRegions, netnsSkipReason, type Regions } from './netns.ts';
 import { NsReach } from './ns-gateway.ts';
 import { Procs, type Proc } from './procs.ts';
 import { CLUSTER_START_MS, hold } from './scenario.ts';
-import { CLUSTER_NAME, SCENARIOS_ENABLED, SCENARIOS_SKIPPED_MESSAGE, SECRET } from './topology.ts';
+import { CLUSTER_NAME, SECRET } from './topology.ts';
 
 const run = promisify(execFile);
 const WAN_DELAY_MS = 25;
@@ -36,9 +36,8 @@ const KV_FAIL_MS = 5500;
 const PORTS = { redis: 6379, pg: 5432, s1: 8701, s2: 8702, i1: 8081, i2: 8082, i3: 8083, peer1: 9081, peer2: 9082, peer3: 9083 };
 
 const skip = netnsSkipReason();
-const enabled = SCENARIOS_ENABLED && skip === null;
-if (!SCENARIOS_ENABLED) console.warn(SCENARIOS_SKIPPED_MESSAGE);
-else if (skip) console.warn(`[T9] ${skip}`);
+const enabled = skip === null;
+if (skip) console.warn(`[T9] ${skip}`);
 
 (enabled ? describe : describe.skip)('T9: a region partition', () => {
   const procs = new Procs();

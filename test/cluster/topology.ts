@@ -309,6 +309,3 @@ export class Cluster {
   }
 }
 
-/** Whether the scenarios run (DCDN_CLUSTER_SCENARIOS=1) until the cluster features land on main. */
-export const SCENARIOS_ENABLED = process.env.DCDN_CLUSTER_SCENARIOS === '1';
-export const SCENARIOS_SKIPPED_MESSAGE = 'cluster scenarios skipped: set DCDN_CLUSTER_SCENARIOS=1 to run them (the guard goes once the cluster features of issue #11 land)';
