@@ -629,6 +629,12 @@ export class SignalingHub {
     }
   }
 
+  /** Whether a welcomed peer waits for its registration (admitted while the store was down). */
+  #hasIslandPeers(): boolean {
+    for (const conn of this.#byKey.values()) if (conn.welcomed && !conn.registering && conn.endReason === null && conn.epoch === 0) return true;
+    return false;
+  }
+
   async #reclaim(conn: Connection): Promise<void> {
     if (conn.endReason !== null || conn.key === null) return;
     let got: { epoch: number } | null;
@@ -870,6 +876,10 @@ export class SignalingHub {
       for (const [id, pending] of this.#checks) for (const host of [...pending.asked]) if (!this.#directory.lookup(host)?.live) this.#checkAskFailed(id, host);
       this.#hostChanged();
       this.#scheduleCluster();
+      // The store answers again (the view was rebuilt from it): reclaim the peers admitted as an
+      // island now, not at the next renew tick (up to renewIntervalMs later), so the other
+      // nodes list them within the convergence bound. A renew in flight handles them itself.
+      if (!this.#renewing && this.#hasIslandPeers()) void this.renew();
       return;
     }
     if (c.t === 'fenced') {
