@@ -629,12 +629,6 @@ export class SignalingHub {
     }
   }
 
-  /** Whether a welcomed peer waits for its registration (admitted while the store was down). */
-  #hasIslandPeers(): boolean {
-    for (const conn of this.#byKey.values()) if (conn.welcomed && !conn.registering && conn.endReason === null && conn.epoch === 0) return true;
-    return false;
-  }
-
   async #reclaim(conn: Connection): Promise<void> {
     if (conn.endReason !== null || conn.key === null) return;
     let got: { epoch: number } | null;
@@ -876,10 +870,12 @@ export class SignalingHub {
       for (const [id, pending] of this.#checks) for (const host of [...pending.asked]) if (!this.#directory.lookup(host)?.live) this.#checkAskFailed(id, host);
       this.#hostChanged();
       this.#scheduleCluster();
-      // The store answers again (the view was rebuilt from it): reclaim the peers admitted as an
-      // island now, not at the next renew tick (up to renewIntervalMs later), so the other
-      // nodes list them within the convergence bound. A renew in flight handles them itself.
-      if (!this.#renewing && this.#hasIslandPeers()) void this.renew();
+      // The store answers again (the view was rebuilt from it): renew now, not at the next tick
+      // (up to renewIntervalMs later): leases that ran on during the outage are renewed, keys
+      // lost are reclaimed, and peers admitted as an island registered, so the other nodes list
+      // them within the convergence bound. A renew in flight does all that itself (its own
+      // resync comes back here while it runs, so this never loops).
+      if (!this.#renewing) void this.renew();
       return;
     }
     if (c.t === 'fenced') {
