@@ -870,6 +870,12 @@ export class SignalingHub {
       for (const [id, pending] of this.#checks) for (const host of [...pending.asked]) if (!this.#directory.lookup(host)?.live) this.#checkAskFailed(id, host);
       this.#hostChanged();
       this.#scheduleCluster();
+      // The store answers again (the view was rebuilt from it): renew now, not at the next tick
+      // (up to renewIntervalMs later): leases that ran on during the outage are renewed, keys
+      // lost are reclaimed, and peers admitted as an island registered, so the other nodes list
+      // them within the convergence bound. A renew in flight does all that itself (its own
+      // resync comes back here while it runs, so this never loops).
+      if (!this.#renewing) void this.renew();
       return;
     }
     if (c.t === 'fenced') {

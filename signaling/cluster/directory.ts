@@ -14,13 +14,18 @@
  * - Entries whose node's lease expired are hidden (a `leave` with reason `node-lost` goes out)
  *   before any janitor removes them; the node list is re-read every `nodeRefreshMs`.
  * - When the tail is lost (`onReset`), a new snapshot replaces the other nodes' entries and a
- *   `reset` change tells the hub to send every local peer an authoritative `peers` list.
+ *   `reset` change tells the hub to send every local peer an authoritative `peers` list. A
+ *   snapshot that fails (the store is still down) is retried until one loads: the failed attempt
+ *   stopped the old tail, so no later `onReset` would reach this view.
  */
 import type { ClusterEvent, NodeRecord, PresenceEntry, PresenceStore } from './types.ts';
 import type { PeerRole } from '../../protocol/index.ts';
 
 /** How often the live-node list is re-read (entries of nodes that left it are hidden). */
 export const NODE_REFRESH_MS = 2000;
+
+/** Delays between attempts of a resync that failed (the store was down): short, so the view is back soon after the store. */
+const RESYNC_RETRY_MS = [100, 250, 500, 1000];
 
 /**
  * The epoch of a local entry whose registration has not been confirmed (in flight, or admitted in
@@ -63,6 +68,9 @@ export class Directory {
   #ready = false;
   #closed = false;
   #resyncing: Promise<void> | null = null;
+  /** A failed resync left the view without a feed: retried on this timer until a snapshot loads. */
+  #retryTimer: ReturnType<typeof setTimeout> | null = null;
+  #resyncFailures = 0;
 
   constructor(presence: PresenceStore, options: DirectoryOptions) {
     this.#presence = presence;
@@ -96,10 +104,33 @@ export class Directory {
 
   /** Takes a new snapshot (the tail was lost, the store came back) and emits `reset`. */
   resync(): Promise<void> {
-    this.#resyncing ??= this.#load(true).finally(() => {
+    this.#resyncing ??= this.#load(true).then(
+      () => {
+        this.#resyncFailures = 0;
+        if (this.#retryTimer !== null) clearTimeout(this.#retryTimer);
+        this.#retryTimer = null;
+      },
+      (err: unknown) => {
+        // The old tail is stopped and no new one started: nothing else would ever bring this
+        // view back (the store's "back" signal goes to tails, and there are none). Retry until
+        // a snapshot loads, so the view converges soon after the store answers again.
+        this.#scheduleRetry();
+        throw err;
+      },
+    ).finally(() => {
       this.#resyncing = null;
     });
     return this.#resyncing;
+  }
+
+  #scheduleRetry(): void {
+    if (this.#closed || this.#retryTimer !== null) return;
+    const delay = RESYNC_RETRY_MS[Math.min(this.#resyncFailures++, RESYNC_RETRY_MS.length - 1)]!;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = null;
+      void this.resync().catch((err: unknown) => this.#log('warn', 'presence resync failed; retrying', { err: String(err) }));
+    }, delay);
+    this.#retryTimer.unref?.();
   }
 
   close(): void {
@@ -108,6 +139,8 @@ export class Directory {
     this.#stopTail = null;
     if (this.#timer !== null) clearInterval(this.#timer);
     this.#timer = null;
+    if (this.#retryTimer !== null) clearTimeout(this.#retryTimer);
+    this.#retryTimer = null;
     this.#listeners.clear();
   }
 

@@ -84,6 +84,10 @@ export class RedisLink {
   #gen = '';
   #genChanged = false;
   #down = false;
+  /** When (this process's clock) the current or last outage began and ended, and how many there were. */
+  #downAt = 0;
+  #upAt = 0;
+  #outages = 0;
   #closed = false;
   readonly #onUp = new Set<() => void>();
   readonly #onGen = new Set<() => void>();
@@ -162,6 +166,24 @@ export class RedisLink {
     return this.#down;
   }
 
+  /** How many times Redis became unreachable: a job that spans a change saw an outage. */
+  get outages(): number {
+    return this.#outages;
+  }
+
+  /**
+   * While Redis is unreachable, and for one node lease after it answers again, leases are no
+   * evidence of death: every lease ran on while nobody could renew it (a frozen Redis keeps its
+   * clock), and the live nodes have not had their first heartbeat and renew through yet.
+   * Returns how long the last outage lasted plus a command timeout (what a lease may be
+   * overdue by), or 0 when settled.
+   */
+  settlingSlackMs(now = Date.now()): number {
+    if (this.#down) return Math.max(0, now - this.#downAt) + this.timings.commandTimeoutMs;
+    if (this.#upAt === 0 || now - this.#upAt >= this.timings.nodeLeaseMs) return 0;
+    return this.#upAt - this.#downAt + this.timings.commandTimeoutMs;
+  }
+
   /** Whether the generation changed since the last call (renew reports it once). */
   takeGenChanged(): boolean {
     const changed = this.#genChanged;
@@ -224,12 +246,15 @@ export class RedisLink {
   #markDown(why: string): void {
     if (this.#down || this.#closed) return;
     this.#down = true;
+    this.#downAt = Date.now();
+    this.#outages++;
     this.log('error', 'cluster: Redis unreachable; this node runs as an island until it is back', { node: this.nodeId, err: why });
   }
 
   #markUp(): void {
     if (!this.#down || this.#closed) return;
     this.#down = false;
+    this.#upAt = Date.now();
     this.log('info', 'cluster: Redis answers again; resyncing', { node: this.nodeId });
     for (const cb of [...this.#onUp]) cb();
   }

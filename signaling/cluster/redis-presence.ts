@@ -154,7 +154,7 @@ export class RedisPresence implements PresenceStore {
     if (gen !== link.gen) await link.initGen();
     // The cursor first: an entry written after it is also in the stream after it, and replay is idempotent by epoch.
     const cursor = await lastId(link, link.key('events'));
-    const keys = (await link.script('snapshot', 'dcdnLiveKeys')) as string[];
+    const keys = (await link.script('snapshot', 'dcdnLiveKeys', link.settlingSlackMs())) as string[];
     const entries: PresenceEntry[] = [];
     for (let i = 0; i < keys.length; i += link.timings.batch) {
       const chunk = keys.slice(i, i + link.timings.batch);
@@ -179,7 +179,7 @@ export class RedisPresence implements PresenceStore {
   }
 
   async nodes(): Promise<NodeRecord[]> {
-    const reply = (await this.#link.script('nodes', 'dcdnNodes')) as Array<[string, string[]]>;
+    const reply = (await this.#link.script('nodes', 'dcdnNodes', this.#link.settlingSlackMs())) as Array<[string, string[]]>;
     return reply.map(([id, flat]) => {
       const h = pairs(flat);
       return {
@@ -230,16 +230,24 @@ export class RedisPresence implements PresenceStore {
   /** Every node runs it; a lock per dead node keeps two from reaping the same one. */
   async #janitor(): Promise<void> {
     if (this.#janitorBusy || this.#closed) return;
-    this.#janitorBusy = true;
     const link = this.#link;
     const t = link.timings;
+    // Right after an outage every lease looks run out by Redis's clock: wait until the live
+    // nodes have heartbeat and renewed (or reclaimed) again, else the janitor would remove the
+    // whole cluster's entries and have every node put them back (churn every peer sees).
+    if (link.settlingSlackMs() > 0) return;
+    const outages = link.outages;
+    const unsettled = () => link.outages !== outages || link.settlingSlackMs() > 0;
+    this.#janitorBusy = true;
     try {
       const dead = (await link.script('janitor', 'dcdnDeadNodes', link.nodeId, 100)) as string[];
       for (const node of dead) {
+        if (unsettled()) return;
         const locked = await link.call('janitor', link.cmd.set(link.key(`janitor:${node}`), link.nodeId, 'PX', t.janitorLockMs, 'NX'));
         if (locked !== 'OK') continue;
         let removed = 0;
         for (;;) {
+          if (unsettled()) return;
           const [n, done] = (await link.script('janitor', 'dcdnReapNode', node, t.batch, t.eventsMaxLen)) as [number, number];
           if (n === -1) break; // it renewed its lease: frozen, not dead
           removed += n;
@@ -250,6 +258,7 @@ export class RedisPresence implements PresenceStore {
         }
       }
       for (;;) {
+        if (unsettled()) return;
         const swept = (await link.script('janitor', 'dcdnSweepLeases', t.batch, t.eventsMaxLen)) as string[];
         for (let i = 0; i + 1 < swept.length; i += 2) {
           // The owner is alive but stopped renewing: a bug in its bookkeeping, or it was frozen.

@@ -239,14 +239,17 @@ end
 return out
 `),
 
-  /** Keys with a live lease. ARGV: P. */
+  /**
+   * Keys with a live lease. ARGV: P, slack ms (optional: right after an outage, leases overdue by
+   * up to this much still count, since nobody could renew them; RedisLink.settlingSlackMs).
+   */
   dcdnLiveKeys: script(`
-return redis.call('ZRANGEBYSCORE', P .. 'leases', num(nowMs()), '+inf')
+return redis.call('ZRANGEBYSCORE', P .. 'leases', num(nowMs() - tonumber(ARGV[2] or '0')), '+inf')
 `),
 
-  /** Live nodes and their records: {{id, {field, value, …}}, …}. ARGV: P. */
+  /** Live nodes and their records: {{id, {field, value, …}}, …}. ARGV: P, slack ms (optional, as for dcdnLiveKeys). */
   dcdnNodes: script(`
-local ids = redis.call('ZRANGEBYSCORE', P .. 'nodes', num(nowMs()), '+inf')
+local ids = redis.call('ZRANGEBYSCORE', P .. 'nodes', num(nowMs() - tonumber(ARGV[2] or '0')), '+inf')
 local out = {}
 for _, id in ipairs(ids) do out[#out + 1] = {id, redis.call('HGETALL', P .. 'node:' .. id)} end
 return out
