@@ -27,7 +27,9 @@ export interface Network {
 }
 
 export async function startNetwork(opts: { app?: string; ice?: IceConfig } = {}): Promise<Network> {
-  const { server, url } = await startSignal({ secret, port: 0, host: '127.0.0.1', app: opts.app ?? TEST_APP, ...(opts.ice ? { ice: opts.ice } : {}), log: quiet });
+  // attach: 8 — these tests expect every ingress to serve every tab (placement puts each host
+  // on min(K, ingresses) of them; the cluster suite covers K < N).
+  const { server, url } = await startSignal({ secret, port: 0, host: '127.0.0.1', app: opts.app ?? TEST_APP, attach: 8, ...(opts.ice ? { ice: opts.ice } : {}), log: quiet });
   const urls = signalUrls(url);
   const tabs: Page[] = [];
   const ingresses: Ingress[] = [];
@@ -39,6 +41,8 @@ export async function startNetwork(opts: { app?: string; ice?: IceConfig } = {})
     ingresses,
     async addIngress(options = {}) {
       const ingress = createIngress({
+        // Ingress names are unique in a network: a second one of the same name takes the first's place.
+        name: `ingress-${ingresses.length + 1}`,
         signalUrl: urls.ws,
         token: () => mintToken(secret, { role: 'ingress', ttlSeconds: 600 }),
         port: 0,
