@@ -109,32 +109,23 @@ export class IngressMetrics {
       },
     });
     const rtts = (transport: string) => gauges.pool.list().filter((h) => h.transport === transport && h.session.rttMs !== undefined).map((h) => h.session.rttMs! / 1000).sort((a, b) => a - b);
-    new Gauge({
-      name: 'dcdn_channel_rtt_median_seconds',
-      help: "Median of the hosts' last heartbeat round-trip time, by transport",
-      labelNames: ['transport'],
-      registers,
-      collect() {
-        this.reset();
-        for (const t of ['webrtc', 'websocket']) {
-          const r = rtts(t);
-          if (r.length) this.set({ transport: t }, r[Math.floor((r.length - 1) / 2)]!);
-        }
-      },
-    });
-    new Gauge({
-      name: 'dcdn_channel_rtt_max_seconds',
-      help: "Longest of the hosts' last heartbeat round-trip time, by transport",
-      labelNames: ['transport'],
-      registers,
-      collect() {
-        this.reset();
-        for (const t of ['webrtc', 'websocket']) {
-          const r = rtts(t);
-          if (r.length) this.set({ transport: t }, r[r.length - 1]!);
-        }
-      },
-    });
+    // The median and the longest of the hosts' last RTTs, by transport: one gauge each.
+    const rttGauge = (name: string, help: string, pick: (sorted: number[]) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['transport'],
+        registers,
+        collect() {
+          this.reset();
+          for (const t of ['webrtc', 'websocket']) {
+            const r = rtts(t);
+            if (r.length) this.set({ transport: t }, pick(r));
+          }
+        },
+      });
+    rttGauge('dcdn_channel_rtt_median_seconds', "Median of the hosts' last heartbeat round-trip time, by transport", (r) => r[Math.floor((r.length - 1) / 2)]!);
+    rttGauge('dcdn_channel_rtt_max_seconds', "Longest of the hosts' last heartbeat round-trip time, by transport", (r) => r[r.length - 1]!);
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'dcdn_' });
   }
 
