@@ -26,13 +26,15 @@
  * | 10   | PING      | nonce                                                  |
  * | 11   | PONG      | nonce                                                  |
  * | 12   | LOG       | requestId, level, text, cutLines, cutBytes (v2; host → ingress, stream 0) |
+ * | 13–15 | reserved | WebSocket frames of a stream (v3)                       |
+ * | 16–17 | reserved | request timing (v3)                                     |
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 /**
  * The oldest version this side still speaks. A session runs at the lower of the two versions
- * in the HELLOs; LOG frames are only sent at version 2 or above, so a version-1 ingress keeps
- * working with new hosts' requests (without their console output), and a new ingress with old
- * hosts. A version-1 peer refuses a version-2 HELLO, though: upgrade ingresses before hosts.
+ * in the HELLOs: a peer newer than this side is accepted (from version 3 on; a version-1 or -2
+ * peer still refuses a newer HELLO, so with those in the network upgrade ingresses before
+ * hosts). Frames of a version are only sent when the session runs at it or above: LOG at 2.
  */
 export const MIN_PROTOCOL_VERSION = 1;
 /** The first version with LOG frames. */

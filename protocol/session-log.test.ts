@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { decodeFrames, encodeFrame, helloFrame } from './codec.ts';
 import { LogBudget, utf8Length } from './console-log.ts';
-import { FrameType, type LogFrame } from './frames.ts';
+import { FrameType, PROTOCOL_VERSION, type LogFrame } from './frames.ts';
 import { createMemoryChannelPair } from './memory-channel.ts';
 import { Session } from './session.ts';
 
@@ -17,7 +17,7 @@ describe('LOG frames and version negotiation', () => {
     const host = new Session(b, { role: 'server' });
     open.push(ingress, host);
     await Promise.all([ingress.ready, host.ready]);
-    expect(ingress.version).toBe(2);
+    expect(ingress.version).toBe(PROTOCOL_VERSION);
     const got = new Promise<LogFrame>((resolve) => (ingress.onlog = resolve));
     expect(host.sendLog('0af7651916cd43dd8448eb211c80319c', 'warn', 'careful')).toBe(true);
     expect(await got).toMatchObject({ requestId: '0af7651916cd43dd8448eb211c80319c', level: 'warn', text: 'careful', cutLines: 0 });

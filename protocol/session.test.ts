@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { encodeFrame } from './codec.ts';
-import { FrameType, LIMITS } from './frames.ts';
+import { FrameType, LIMITS, PROTOCOL_VERSION } from './frames.ts';
 import { createMemoryChannelPair, type MemoryChannel } from './memory-channel.ts';
 import { Session, type SessionOptions } from './session.ts';
 import type { ResponseHead, Stream, StreamError } from './stream.ts';
@@ -365,13 +365,23 @@ describe('Session', () => {
     expect((await r).error?.code).toBe('PROTO_SESSION_CLOSED');
   });
 
-  it('closes with PROTO_VERSION when the peer speaks another version', async () => {
+  it('closes with PROTO_VERSION when the peer speaks a version older than the oldest it speaks', async () => {
+    const [a, b] = createMemoryChannelPair();
+    const client = new Session(a, { role: 'client' });
+    open.push(client);
+    b.onmessage = () => {};
+    b.send(encodeFrame({ type: FrameType.HELLO, stream: 0, version: 0, receiveWindow: 1024, agent: 'ancient' }));
+    await expect(client.ready).rejects.toMatchObject({ code: 'PROTO_VERSION' });
+  });
+
+  it('runs at its own version with a newer peer, so hosts can be upgraded before ingresses', async () => {
     const [a, b] = createMemoryChannelPair();
     const client = new Session(a, { role: 'client' });
     open.push(client);
     b.onmessage = () => {};
     b.send(encodeFrame({ type: FrameType.HELLO, stream: 0, version: 99, receiveWindow: 1024, agent: 'future' }));
-    await expect(client.ready).rejects.toMatchObject({ code: 'PROTO_VERSION' });
+    await client.ready;
+    expect(client.version).toBe(PROTOCOL_VERSION);
   });
 
   it('waits for the channel to drain instead of queueing without bound', async () => {

@@ -422,11 +422,13 @@ export class Session {
     switch (frame.type) {
       case FrameType.HELLO:
         if (this.#helloReceived) return this.close('PROTO_STREAM_STATE', 'HELLO sent twice');
-        if (frame.version < MIN_PROTOCOL_VERSION || frame.version > PROTOCOL_VERSION) {
+        // A newer peer is fine: it speaks every older version too, and the session runs at ours.
+        // Only a peer older than the oldest we still speak is refused.
+        if (frame.version < MIN_PROTOCOL_VERSION) {
           return this.close('PROTO_VERSION', `peer speaks version ${frame.version}, this side ${MIN_PROTOCOL_VERSION} to ${PROTOCOL_VERSION}`);
         }
         this.#helloReceived = true;
-        this.version = frame.version;
+        this.version = Math.min(frame.version, PROTOCOL_VERSION);
         this.#peerWindow = frame.receiveWindow;
         this.peerAgent = frame.agent;
         clearTimeout(this.#helloTimer);
