@@ -36,8 +36,8 @@ export async function invite(values: Record<string, unknown>): Promise<number> {
   return 0;
 }
 
-/** A host as GET /v1/hosts lists it. */
-type HostRow = HostSummary;
+/** A host as GET /v1/hosts lists it (`ingresses` is missing from signaling nodes older than the field). */
+type HostRow = Omit<HostSummary, 'ingresses'> & { ingresses?: string[] };
 
 export async function hosts(values: Record<string, unknown> & { _: string[] }): Promise<number> {
   const [action = 'list', id] = values._;
@@ -65,12 +65,14 @@ export async function hosts(values: Record<string, unknown> & { _: string[] }): 
         h.name || '-',
         h.volunteer ? `volunteer${h.apps ? ` (${h.apps.join(',')})` : ''}` : 'operator',
         h.draining ? 'draining' : 'serving',
+        // Where placement puts it (K of the live ingresses, as every ingress computes it); a signaling node older than the field sends none.
+        (h.ingresses ?? []).join(',') || '-',
         h.address || '-',
         [h.cores ? `${h.cores} cores` : '', h.memoryGiB ? `${h.memoryGiB} GiB` : '', ...h.capabilities].filter(Boolean).join(', ') || '-',
         browserOf(h.userAgent),
         h.since.slice(0, 19).replace('T', ' '),
       ]);
-      const head = [...(manyNodes ? ['NODE'] : []), 'ID', 'NAME', 'TRUST', 'STATE', 'ADDRESS', 'CAPABILITIES', 'BROWSER', 'SINCE (UTC)'];
+      const head = [...(manyNodes ? ['NODE'] : []), 'ID', 'NAME', 'TRUST', 'STATE', 'INGRESSES', 'ADDRESS', 'CAPABILITIES', 'BROWSER', 'SINCE (UTC)'];
       const widths = head.map((_, i) => Math.max(head[i]!.length, ...rows.map((r) => r[i]!.length)));
       for (const r of [head, ...rows]) process.stdout.write(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd() + '\n');
       process.stderr.write('(drain, resume or ban a host by ID; the first 8 characters are enough)\n');

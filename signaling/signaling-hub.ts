@@ -24,6 +24,7 @@ import type { AppConfig } from '../protocol/index.ts';
 import { parseClientMessage, type AppRef, type LeaveReason, type AppStatus, type CheckedMessage, type IceServer, type PeerInfo, type PeerRole, type ServerMessage, type SignalRequest } from '../protocol/index.ts';
 import type { HostReport } from './rollout.ts';
 import { TokenBucket } from './token-bucket.ts';
+import { assign, linkKey } from '../protocol/index.ts';
 import { mayRun, OPERATOR_TRUST, trustFromScope, volunteerHostId, volunteerName, type HostTrust } from '../protocol/index.ts';
 import { INVITE_GRACE_MS } from './invite-grace.ts';
 import { Directory, PENDING_EPOCH, type DirectoryChange } from './cluster/directory.ts';
@@ -140,6 +141,13 @@ export interface HostSummary {
   node: string;
   /** Its region. */
   region: string;
+  /**
+   * The ingresses it is placed on, best first: K of the live ingresses by weighted rendezvous
+   * hashing (protocol/placement.ts `assign`), the computation every ingress makes from the same
+   * `cluster` message. Where it is meant to be attached; an ingress's `/_dcdn/health` shows the
+   * links it actually holds (a link is still opening, or in its detach grace).
+   */
+  ingresses: string[];
 }
 
 /** How a host's load of a candidate version went (see {@link SignalingHub.checkApp}). */
@@ -428,7 +436,15 @@ export class SignalingHub {
 
   /** The hosts of the cluster, oldest first. */
   hosts(): HostSummary[] {
-    return this.#directory.entries('host').map(toHostSummary);
+    const place = this.#placer();
+    return this.#directory.entries('host').map((e) => toHostSummary(e, place));
+  }
+
+  /** The placement of a host entry on the live ingresses of the `cluster` message (computed once per listing). */
+  #placer(): (e: PresenceEntry) => string[] {
+    const ingresses = this.#liveIngresses();
+    const attach = this.#options.attach ?? HUB_CLUSTER_DEFAULTS.attach;
+    return (e) => assign(linkKey(e.peer), e.region, ingresses, attach);
   }
 
   /**
@@ -450,7 +466,7 @@ export class SignalingHub {
     if (!found || found.entry.peer.role !== 'host') return null;
     if (!found.live) throw new SignalingError('SIG_PEER_UNREACHABLE', `the signaling node of host ${id} is not reachable`);
     await this.#sendBus(found.entry.node, { v: 1, t: 'drain', peer: id, draining });
-    return { ...toHostSummary(found.entry), draining };
+    return { ...toHostSummary(found.entry, this.#placer()), draining };
   }
 
   #setLocalDraining(conn: Connection, draining: boolean): void {
@@ -899,14 +915,18 @@ export class SignalingHub {
 
   /** What ingresses are told of each other (placement and forwarding, docs/cluster.md). */
   #clusterMessage(): ServerMessage {
-    const ingresses: ClusterIngress[] = this.#directory.entries('ingress').map((e) => {
+    return { type: 'cluster', ingresses: this.#liveIngresses(), attach: this.#options.attach ?? HUB_CLUSTER_DEFAULTS.attach, peerKey: this.#peerKey(), region: this.#cluster.region };
+  }
+
+  /** The live ingresses of the cluster as the `cluster` message lists them (placement's input). */
+  #liveIngresses(): ClusterIngress[] {
+    return this.#directory.entries('ingress').map((e) => {
       const info = e.peer.info;
       const name = typeof info['name'] === 'string' && info['name'] && info['name'].length <= 128 ? info['name'] : e.peer.id;
       const weight = typeof info['weight'] === 'number' && Number.isFinite(info['weight']) && info['weight'] > 0 ? info['weight'] : 1;
       const peerUrl = typeof info['peerUrl'] === 'string' && info['peerUrl'].length <= 2048 ? info['peerUrl'] : undefined;
       return { name, region: e.region.slice(0, 64), weight, draining: e.peer.draining === true, ...(peerUrl ? { peerUrl } : {}) };
     });
-    return { type: 'cluster', ingresses, attach: this.#options.attach ?? HUB_CLUSTER_DEFAULTS.attach, peerKey: this.#peerKey(), region: this.#cluster.region };
   }
 
   /** Sends the `cluster` message to local ingresses once changes settle, if the set changed. */
@@ -1144,7 +1164,7 @@ function appsFor(trust: HostTrust, apps: AppRef[]): AppRef[] {
   return trust.volunteer ? apps.filter((a) => mayRun(trust, a)) : apps;
 }
 
-function toHostSummary(e: PresenceEntry): HostSummary {
+function toHostSummary(e: PresenceEntry, place: (e: PresenceEntry) => string[]): HostSummary {
   const { peer } = e;
   const info = peer.info;
   const str = (v: unknown) => (typeof v === 'string' ? v.slice(0, 256) : null);
@@ -1166,6 +1186,7 @@ function toHostSummary(e: PresenceEntry): HostSummary {
     capabilities: caps,
     node: e.node,
     region: e.region,
+    ingresses: place(e),
   };
 }
 

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createSignalingServer, type SignalingServer, type SignalingServerOptions } from '../server.ts';
 import { mintToken } from '../token.ts';
 import { AppStore } from '../app-store.ts';
-import { volunteerScope } from '../../protocol/index.ts';
+import { assign, volunteerScope } from '../../protocol/index.ts';
 import { createMemoryCluster } from './memory.ts';
 import { SharedCluster, TEST_SECRET, TestPeer } from './test-peer.ts';
 import { PresenceUnavailableError, type ClusterParts, type PresenceStore } from './types.ts';
@@ -196,6 +196,30 @@ describe('two signaling nodes sharing presence and a bus', () => {
     const health = (await (await fetch(`${b.http}/v1/health`)).json()) as { hosts: number; ingresses: number; nodes: Array<{ id: string }> };
     expect(health).toMatchObject({ hosts: 1, ingresses: 1 });
     expect(health.nodes.map((n) => n.id).sort()).toEqual(['node-a', 'node-b']);
+  });
+
+  it('lists in GET /v1/hosts the ingresses each host is placed on, as assign() computes them from every node’s live ingresses', async () => {
+    const { a, b } = await twoNodes();
+    await join(a.ws, 'ingress', { name: 'in-eu-1', region: 'eu' });
+    await join(a.ws, 'ingress', { name: 'in-eu-2', region: 'eu', weight: 3 });
+    await join(b.ws, 'ingress', { name: 'in-us-1' });
+    await join(a.ws, 'host', { hostId: 'tab-eu' });
+    await join(b.ws, 'host', { hostId: 'tab-us' });
+    const live = [
+      { name: 'in-eu-1', region: 'eu', weight: 1, draining: false },
+      { name: 'in-eu-2', region: 'eu', weight: 3, draining: false },
+      { name: 'in-us-1', region: 'us', weight: 1, draining: false },
+    ];
+    const want = { 'tab-eu': assign('tab-eu', 'eu', live, 2), 'tab-us': assign('tab-us', 'us', live, 2) };
+    // Same region first: an eu host gets both eu ingresses, a us host its one us ingress then an eu one.
+    expect(new Set(want['tab-eu'])).toEqual(new Set(['in-eu-1', 'in-eu-2']));
+    expect(want['tab-us'][0]).toBe('in-us-1');
+    let listed: Array<{ hostId: string; ingresses: string[] }> = [];
+    await until(async () => {
+      listed = ((await (await fetch(`${b.http}/v1/hosts`, { headers: { authorization: `Bearer ${operator}` } })).json()) as { hosts: typeof listed }).hosts;
+      return listed.length === 2 && listed.every((h) => h.ingresses.length === 2 && h.ingresses.includes(h.hostId === 'tab-eu' ? 'in-eu-1' : 'in-us-1'));
+    });
+    expect(Object.fromEntries(listed.map((h) => [h.hostId, h.ingresses]))).toEqual(want);
   });
 
   it('answers SIG_PEER_UNREACHABLE when the bus to the peer’s node is down, and SIG_UNKNOWN_PEER when the peer is gone there', async () => {

@@ -25,6 +25,12 @@ clusterScenario('T1: cross-node relay and placement', () => defaultSpec(), (clus
     // The host key of an operator's host is its hostId (presence-key.ts's linkKey); the hosts' region is their node's.
     for (const h of c.spec.hosts) for (const name of assign(h.name, c.spec.signaling[h.home]!.region, ingresses, 2)) expected.get(name)!.push(h.name);
     for (const [name, hosts] of expected) expect({ ingress: name, hosts: attached.get(name) }).toEqual({ ingress: name, hosts: hosts.sort() });
+    // `dcdn hosts list` (through either node) names the same ingresses for each host.
+    const listed = await c.dcdnVia(1, 'hosts', 'list', '--json');
+    expect(listed.code, listed.stderr).toBe(0);
+    const rows = JSON.parse(listed.stdout) as Array<{ hostId: string; ingresses: string[] }>;
+    const placedOn = (host: string) => [...attached].filter(([, hosts]) => hosts.includes(host)).map(([name]) => name).sort();
+    expect(Object.fromEntries(rows.map((r) => [r.hostId, [...r.ingresses].sort()]))).toEqual(Object.fromEntries(c.spec.hosts.map((h) => [h.name, placedOn(h.name)])));
   });
 
   it('serves 1000 GETs spread over i1-i3 with no failure', async () => {
