@@ -4,15 +4,13 @@
  * per registered host. Two signaling nodes' parts in this process on one redis-server (unix
  * socket, tools/redis.ts), so the figures are the coordination's cost without the network.
  *
- * Run: `node --import tsx bench/cluster-presence.ts [--hosts 1000]`; `runClusterPresenceBench()`
- * for the bench runner.
+ * Part of `dcdn bench --only cluster` (bench/cluster.ts), which hands in its redis-server.
  */
 import { Redis } from 'ioredis';
-import { fileURLToPath } from 'node:url';
 import type { PeerInfo } from '../protocol/index.ts';
 import { connectRedisCluster } from '../signaling/cluster/redis.ts';
 import type { ClusterParts, PresenceEntry } from '../signaling/cluster/types.ts';
-import { startRedis } from '../tools/redis.ts';
+import { startRedis, type RedisServer } from '../tools/redis.ts';
 import { latencySummary, round } from './stats.ts';
 
 export interface ClusterPresenceConfig {
@@ -20,6 +18,8 @@ export interface ClusterPresenceConfig {
   hosts: number;
   /** Samples of each latency. Default 1000. */
   samples: number;
+  /** Wait out a killed and a closed node's peers leaving (about 8 s). Default true. */
+  nodeLost: boolean;
 }
 
 type Summary = { p50: number | null; p90: number | null; p99: number | null; n: number };
@@ -45,7 +45,7 @@ export interface ClusterPresenceResults {
    * node-lost` in another node's tail, ms: a killed node (bound: lease 6 s + tick 2 s) and a node
    * that closed without unregistering (bound: one tick).
    */
-  nodeLostMs: { killed: number; closed: number };
+  nodeLostMs: { killed: number; closed: number } | null;
 }
 
 function peer(i: number): PeerInfo {
@@ -67,9 +67,11 @@ async function usedMemory(raw: Redis): Promise<number> {
   return Number(/used_memory:(\d+)/.exec(await raw.info('memory'))![1]);
 }
 
-export async function runClusterPresenceBench(config: Partial<ClusterPresenceConfig> = {}): Promise<ClusterPresenceResults> {
-  const cfg: ClusterPresenceConfig = { hosts: 1000, samples: 1000, ...config };
-  const server = await startRedis();
+/** Runs on `redis` when given (cluster names of its own, so another user of it is not disturbed), else on a redis-server of its own. */
+export async function runClusterPresenceBench(config: Partial<ClusterPresenceConfig> & { redis?: RedisServer } = {}): Promise<ClusterPresenceResults> {
+  const { redis, ...rest } = config;
+  const cfg: ClusterPresenceConfig = { hosts: 1000, samples: 1000, nodeLost: true, ...rest };
+  const server = redis ?? (await startRedis());
   const raw = new Redis({ path: server.socket });
   const parts: ClusterParts[] = [];
   try {
@@ -139,7 +141,7 @@ export async function runClusterPresenceBench(config: Partial<ClusterPresenceCon
     await m.presence.renew(epochs.map((e, i) => ({ key: `h:host-${i}`, epoch: e.epoch })), { cv: 1, peers: cfg.hosts });
     const renewMs = performance.now() - t3;
 
-    const nodeLostMs = { killed: await nodeLost(server.url, true), closed: await nodeLost(server.url, false) };
+    const nodeLostMs = cfg.nodeLost ? { killed: await nodeLost(server.url, true), closed: await nodeLost(server.url, false) } : null;
 
     return {
       config: { ...cfg, redis: 'redis-server 7 on a unix socket, this machine, no persistence' },
@@ -155,7 +157,7 @@ export async function runClusterPresenceBench(config: Partial<ClusterPresenceCon
   } finally {
     await Promise.all(parts.map((p) => p.close()));
     raw.disconnect();
-    await server.stop();
+    if (!redis) await server.stop();
   }
 }
 
@@ -185,16 +187,4 @@ async function nodeLost(url: string, killed: boolean): Promise<number> {
 
 function rounded(s: Summary): Summary {
   return { p50: round(s.p50), p90: round(s.p90), p99: round(s.p99), n: s.n };
-}
-
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const at = process.argv.indexOf('--hosts');
-  const hosts = at > 0 ? Number(process.argv[at + 1]) : 1000;
-  runClusterPresenceBench({ hosts }).then(
-    (r) => process.stdout.write(`${JSON.stringify(r, null, 2)}\n`),
-    (err: unknown) => {
-      process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
-      process.exitCode = 1;
-    },
-  );
 }

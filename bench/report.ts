@@ -6,6 +6,8 @@ import { NODE_TRANSPORTS, type ChannelResults, type NodeTransport } from './chan
 import type { TargetRuns } from './http.ts';
 import { KV_BACKEND_LABELS, KV_BACKENDS, sizeLabel, type KvBackend, type KvResults } from './kv.ts';
 import type { MemoryResult } from './memory.ts';
+import type { ClusterFigures } from './cluster.ts';
+import { clusterRatios } from './cluster-report.ts';
 import { median, ratio, round } from './stats.ts';
 
 /** Round trips of a small frame and of one 64 KiB message, in ms. */
@@ -62,10 +64,16 @@ export interface Summary {
   /** KV from a handler, SQLite, ~100-byte value: p50 of `get` and of `put` (ms). Not targets. */
   kvGetP50Ms: number | null;
   kvPutP50Ms: number | null;
+  /** Cluster (bench/cluster.ts), hello → join p50 at an ingress on the other signaling node / on the same node. Not a target. */
+  clusterJoinP50OverLocal: number | null;
+  /** A signal's relay p50 across signaling nodes (Redis bus) / within one node. Not a target. */
+  clusterRelayP50OverLocal: number | null;
+  /** Hello-world req/s through an ingress that forwards once to a peer / through the peer directly. Not a target. */
+  forwardedRpsOverDirect: number | null;
 }
 
-/** Summary figures that are performance targets (the kv ones are reported, not held to a goal). */
-type GoalKey = Exclude<keyof Summary, 'kvGetP50Ms' | 'kvPutP50Ms'>;
+/** Summary figures that are performance targets (the kv and cluster ones are reported, not held to a goal). */
+type GoalKey = Exclude<keyof Summary, 'kvGetP50Ms' | 'kvPutP50Ms' | 'clusterJoinP50OverLocal' | 'clusterRelayP50OverLocal' | 'forwardedRpsOverDirect'>;
 
 export interface TargetCheck {
   key: keyof Summary;
@@ -209,7 +217,7 @@ function bothWays(a: number | null | undefined, b: number | null | undefined): n
   return xs.length ? xs.reduce((s, x) => s + x, 0) / xs.length : null;
 }
 
-export function summarise(channel?: ChannelFigures, http?: Record<string, HttpFigures>, memory?: MemoryResult, kv?: KvFigures): { summary: Summary; targets: TargetCheck[] } {
+export function summarise(channel?: ChannelFigures, http?: Record<string, HttpFigures>, memory?: MemoryResult, kv?: KvFigures, cluster?: ClusterFigures): { summary: Summary; targets: TargetCheck[] } {
   const werift = channel?.transports.werift;
   const ndc = channel?.transports['node-datachannel'];
   const ws = channel?.transports.websocket;
@@ -227,6 +235,7 @@ export function summarise(channel?: ChannelFigures, http?: Record<string, HttpFi
     ingressRssGrowthMbPerGiB: memory?.growthMiBPerGiB ?? null,
     kvGetP50Ms: kvRow(kv, 'sqlite', 'get', KV_SUMMARY_SIZE)?.p50Ms ?? null,
     kvPutP50Ms: kvRow(kv, 'sqlite', 'put', KV_SUMMARY_SIZE)?.p50Ms ?? null,
+    ...clusterRatios(cluster),
   };
   for (const k of Object.keys(summary) as Array<keyof Summary>) summary[k] = round(summary[k], 3);
   const targets = (Object.keys(GOALS) as GoalKey[]).map((key) => {

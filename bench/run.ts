@@ -12,6 +12,8 @@ import { killAllChildrenNow, REPO_ROOT, stopAllChildren } from './children.ts';
 import { runCleanups } from './cleanup.ts';
 import { runHttpSection, type HttpConfig, type TargetRuns } from './http.ts';
 import { runKvSection, type KvConfig, type KvResults } from './kv.ts';
+import { clusterFigures, runClusterSection, type ClusterConfig, type ClusterResults } from './cluster.ts';
+import { renderClusterTable } from './cluster-report.ts';
 import { describeMachine } from './machine.ts';
 import { runMemorySection, type MemoryResult } from './memory.ts';
 import { progress } from './progress.ts';
@@ -20,8 +22,8 @@ import { renderSvg } from './svg.ts';
 import { startTarget, TARGETS, type Target, type TargetSpec } from './targets.ts';
 import { observeFigures, renderObserveTable, runObserveSection, type ObserveConfig, type ObserveResults } from './observe.ts';
 
-export const benchUsage = 'dcdn bench [--quick | --smoke] [--json FILE] [--only channel|http|memory|kv|observe] [--profile DIR]';
-const SECTIONS = ['channel', 'http', 'memory', 'kv', 'observe'] as const;
+export const benchUsage = 'dcdn bench [--quick | --smoke] [--json FILE] [--only channel|http|memory|kv|observe|cluster] [--profile DIR]';
+const SECTIONS = ['channel', 'http', 'memory', 'kv', 'observe', 'cluster'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const HELP = `Usage: ${benchUsage}
@@ -39,6 +41,11 @@ Measures, side by side in one run on this machine, with medians over repetitions
            SQLite and Redis side by side, next to a no-op HTTP request's round trip
   observe  what seeing the network costs: hello-world req/s (50 connections, werift, 1 tab)
            with Prometheus metrics off, on, and on with a dcdn tail attached, side by side
+  cluster  two signaling nodes on one redis-server, two ingresses (K = 1), one tab: hello →
+           join at an ingress on the same node vs the other node (p50/p99), a signal's relay
+           within a node vs across nodes, hello-world req/s through the ingress holding the tab
+           vs the other one (forwarded once), and the Redis coordination's own figures
+           (register, renew, memory per host, a lost node's peers leaving)
 
 Options:
   --quick          short run (about 3 minutes): fewer repetitions, smaller transfers
@@ -46,7 +53,7 @@ Options:
                    table; the figures mean nothing. CI runs it (test/bench-smoke.test.ts) so
                    the benchmark cannot rot unseen. Default JSON: bench/results/smoke.json
   --json FILE      raw figures (default bench/results/latest.json); the SVG goes beside it
-  --only SECTION   run one section: channel, http, memory, kv or observe
+  --only SECTION   run one section: channel, http, memory, kv, observe or cluster
   --profile DIR    run the dcdn ingress children under node --cpu-prof, profiles into DIR
                    (summarise one with: node --import tsx bench/cpu-profile.ts FILE)
   -h, --help       this help
@@ -65,6 +72,7 @@ const CONFIGS = {
     memoryBytes: 4 * MiB,
     kv: { reps: 1, ops: 20, warmup: 5, sizes: [100, 65536], listOps: 10, listLimit: 100 },
     observe: { reps: 1, seconds: 1 },
+    cluster: { reps: 1, seconds: 1, connections: 10, presenceSamples: 5, relaySamples: 5, coordination: { samples: 20, hosts: 50, nodeLost: false } },
   },
   quick: {
     channel: { reps: 3, rttCount: 500, rttWarmup: 100, rtt64kCount: 60, rtt64kWarmup: 10, bulkBytes: 8 * MiB, sizes: [65536, 262144] },
@@ -72,6 +80,7 @@ const CONFIGS = {
     memoryBytes: 128 * MiB,
     kv: { reps: 3, ops: 200, warmup: 50, sizes: [100, 65536], listOps: 100, listLimit: 100 },
     observe: { reps: 3, seconds: 2 },
+    cluster: { reps: 3, seconds: 2, connections: 10, presenceSamples: 100, relaySamples: 100, coordination: { samples: 300, hosts: 1000, nodeLost: false } },
   },
   full: {
     channel: { reps: 5, rttCount: 2000, rttWarmup: 200, rtt64kCount: 200, rtt64kWarmup: 20, bulkBytes: 32 * MiB, sizes: [65536, 262144] },
@@ -79,8 +88,9 @@ const CONFIGS = {
     memoryBytes: 1024 * MiB,
     kv: { reps: 5, ops: 1000, warmup: 100, sizes: [100, 65536], listOps: 300, listLimit: 100 },
     observe: { reps: 5, seconds: 3 },
+    cluster: { reps: 5, seconds: 3, connections: 10, presenceSamples: 300, relaySamples: 300, coordination: { samples: 1000, hosts: 1000, nodeLost: true } },
   },
-} satisfies Record<string, { channel: ChannelConfig; http: HttpConfig; memoryBytes: number; kv: KvConfig; observe: ObserveConfig }>;
+} satisfies Record<string, { channel: ChannelConfig; http: HttpConfig; memoryBytes: number; kv: KvConfig; observe: ObserveConfig; cluster: ClusterConfig }>;
 
 export async function runBench(argv: string[]): Promise<number> {
   let flags;
@@ -171,11 +181,14 @@ export async function runBench(argv: string[]): Promise<number> {
     let observe: ObserveResults | undefined;
     if (sections.includes('observe')) observe = await runObserveSection(config.observe);
     const observeFig = observe ? observeFigures(observe) : undefined;
+    let cluster: ClusterResults | undefined;
+    if (sections.includes('cluster')) cluster = await runClusterSection(config.cluster);
+    const clusterFig = cluster ? clusterFigures(cluster) : undefined;
 
     const channelFig = channel ? channelFigures(channel) : undefined;
     const httpFig = http ? httpFigures(http) : undefined;
     const kvFig = kv ? kvFigures(kv) : undefined;
-    const { summary, targets } = summarise(channelFig, httpFig, memory, kvFig);
+    const { summary, targets } = summarise(channelFig, httpFig, memory, kvFig, clusterFig);
     const durationS = Math.round((performance.now() - started) / 1000);
     const report = {
       schema: 'dcdn-bench/1',
@@ -190,6 +203,7 @@ export async function runBench(argv: string[]): Promise<number> {
       memory,
       kv: kv && { config: kv.config, figures: kvFig, raw: kv.backends },
       observe: observe && { config: observe.config, figures: observeFig, raw: observe },
+      cluster: cluster && { config: cluster.config, figures: clusterFig },
     };
     await mkdir(dirname(jsonPath), { recursive: true });
     await writeFile(jsonPath, JSON.stringify(report, null, 2) + '\n');
@@ -202,6 +216,7 @@ export async function runBench(argv: string[]): Promise<number> {
     if (httpFig) out.push(renderHttpTable(httpFig, config.http.reps), '');
     if (kvFig) out.push(renderKvTable(kvFig, config.kv.reps), '');
     if (observeFig) out.push(renderObserveTable(observeFig, config.observe.reps), '');
+    if (clusterFig) out.push(renderClusterTable(clusterFig, config.cluster.reps, config.cluster.connections), '');
     out.push(renderTargets(targets, memory), '');
     process.stdout.write(out.join('\n') + '\n');
     progress(`done in ${durationS} s; wrote ${jsonPath} and ${svgPath}`);

@@ -25,18 +25,20 @@ describe('dcdn bench --smoke', () => {
     const r = await runDcdn(process.env, ['bench', '--smoke', '--json', json], { timeoutMs: 420_000 });
     if (r.code !== 0) console.error(r.stderr.slice(-4000));
     expect(r.code).toBe(0);
-    for (const heading of ['Channel level:', 'End to end:', 'KV latency:', 'Cost of seeing the network:', 'Summary against the performance targets']) expect(r.stdout).toContain(heading);
+    for (const heading of ['Channel level:', 'End to end:', 'KV latency:', 'Cost of seeing the network:', 'Cluster:', 'Summary against the performance targets']) expect(r.stdout).toContain(heading);
     for (const row of ['werift', 'node-datachannel', 'WebSocket', 'Chromium tab→tab', 'Node http (floor)', 'workerd', 'dcdn werift, 1 tab', 'SQLite', 'Redis']) {
       expect(r.stdout).toContain(row);
     }
-    const report = JSON.parse(readFileSync(json, 'utf8')) as { mode: string; sections: string[]; memory?: unknown; channel?: unknown; http?: unknown; kv?: unknown; observe?: unknown };
+    const report = JSON.parse(readFileSync(json, 'utf8')) as { mode: string; sections: string[]; memory?: unknown; channel?: unknown; http?: unknown; kv?: unknown; observe?: unknown; cluster?: unknown; summary: Record<string, unknown> };
     expect(report.mode).toBe('smoke');
-    expect(report.sections).toEqual(['channel', 'http', 'memory', 'kv', 'observe']);
+    expect(report.sections).toEqual(['channel', 'http', 'memory', 'kv', 'observe', 'cluster']);
     expect(report.channel).toBeDefined();
     expect(report.http).toBeDefined();
     expect(report.memory).toBeDefined();
     expect(report.kv).toBeDefined();
     expect(report.observe).toBeDefined();
+    expect(report.cluster).toBeDefined();
+    expect(Object.keys(report.summary)).toEqual(expect.arrayContaining(['clusterJoinP50OverLocal', 'clusterRelayP50OverLocal', 'forwardedRpsOverDirect']));
   }, 480_000);
 
   it('refuses --quick with --smoke', async () => {
