@@ -15,22 +15,35 @@
  * local peers are told of others comes from the Directory (cluster/directory.ts), so a peer on
  * another signaling node looks like a local one. Signals to those go over the node bus. On one
  * machine the parts are in memory (cluster/memory.ts) and behave as before. docs/cluster.md.
+ *
+ * The hub coordinates; concerns live beside it: the checks of each incoming message and the
+ * signal budgets (message-checks.ts), the connection record and how peers are described
+ * (hub-peer.ts), deploy checks (deploy-checks.ts), and the node bus: relaying to other nodes
+ * and acting on what they send (hub-bus.ts).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
-import { WebSocket, type RawData } from 'ws';
+import { WebSocket } from 'ws';
 import { SIGNALING_ERRORS, SignalingError, type SignalingErrorCode } from '../protocol/index.ts';
 import type { AppConfig } from '../protocol/index.ts';
-import { parseClientMessage, type AppRef, type LeaveReason, type AppStatus, type CheckedMessage, type IceServer, type PeerInfo, type PeerRole, type ServerMessage, type SignalRequest } from '../protocol/index.ts';
+import type { AppRef, LeaveReason, AppStatus, CheckedMessage, IceServer, PeerInfo, PeerRole, ServerMessage, SignalRequest } from '../protocol/index.ts';
 import type { HostReport } from './rollout.ts';
 import { TokenBucket } from './token-bucket.ts';
 import { assign, linkKey } from '../protocol/index.ts';
-import { mayRun, OPERATOR_TRUST, trustFromScope, volunteerHostId, volunteerName, type HostTrust } from '../protocol/index.ts';
+import { OPERATOR_TRUST, trustFromScope } from '../protocol/index.ts';
 import { INVITE_GRACE_MS } from './invite-grace.ts';
 import { Directory, PENDING_EPOCH, type DirectoryChange } from './cluster/directory.ts';
 import { createMemoryCluster } from './cluster/memory.ts';
 import { presenceKey } from './cluster/presence-key.ts';
-import { PresenceLimitError, PresenceUnavailableError, type BusMessage, type ClusterParts, type PresenceEntry } from './cluster/types.ts';
+import { PresenceLimitError, PresenceUnavailableError, type ClusterParts, type PresenceEntry } from './cluster/types.ts';
+import { DeployChecks, type CheckOutcome } from './deploy-checks.ts';
+import { handleBusMessage, relayToNode, sendBus, type BusHub } from './hub-bus.ts';
+import { appsFor, hasCapabilities, hostName, namespaceVolunteer, toHostSummary, toPeerInfo, trustOf, type Connection, type HostSummary } from './hub-peer.ts';
+import { checkMessage, spendSignal, type SignalKind } from './message-checks.ts';
+
+export type { CheckOutcome } from './deploy-checks.ts';
+export type { HostSummary } from './hub-peer.ts';
+export { SIGNAL_RATE_DEFAULTS, type SignalKind } from './message-checks.ts';
 
 /** How long a socket we closed may take to answer the close frame before it is destroyed. */
 export const CLOSE_GRACE_MS = 1000;
@@ -97,21 +110,6 @@ export interface SignalingHubOptions {
   nodeRefreshMs?: number;
 }
 
-/** The kinds of signal budgeted separately (the link signals of protocol/link.ts, and the rest). */
-export type SignalKind = 'offer' | 'answer' | 'candidate' | 'websocket' | 'close' | 'other';
-
-/** Per connection: one offer/answer exchange per connection attempt needs a handful; ICE a few dozen candidates. */
-export const SIGNAL_RATE_DEFAULTS: Readonly<Record<SignalKind, { perSecond: number; burst: number }>> = {
-  offer: { perSecond: 2, burst: 10 },
-  answer: { perSecond: 2, burst: 10 },
-  candidate: { perSecond: 20, burst: 100 },
-  websocket: { perSecond: 2, burst: 10 },
-  close: { perSecond: 2, burst: 10 },
-  other: { perSecond: 1, burst: 5 },
-};
-
-const SIGNAL_KINDS = new Set<string>(['offer', 'answer', 'candidate', 'websocket', 'close']);
-
 // Default of SignalingHubOptions.inviteGraceMs, in a module of its own so that `dcdn --help`
 // can print it without loading the hub.
 export { INVITE_GRACE_MS } from './invite-grace.ts';
@@ -120,65 +118,6 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** One ingress in a `cluster` message. */
 type ClusterIngress = Extract<ServerMessage, { type: 'cluster' }>['ingresses'][number];
-
-/** A host as operators see it (`dcdn hosts list`). */
-export interface HostSummary {
-  id: string;
-  /** The tab's own stable id (survives reconnects), from its hello. */
-  hostId: string;
-  name: string;
-  sub: string | null;
-  volunteer: boolean;
-  apps: string[] | null;
-  draining: boolean;
-  address: string;
-  since: string;
-  userAgent: string | null;
-  cores: number | null;
-  memoryGiB: number | null;
-  capabilities: string[];
-  /** The signaling node that holds the host's connection. */
-  node: string;
-  /** Its region. */
-  region: string;
-  /**
-   * The ingresses it is placed on, best first: K of the live ingresses by weighted rendezvous
-   * hashing (protocol/placement.ts `assign`), the computation every ingress makes from the same
-   * `cluster` message. Where it is meant to be attached; an ingress's `/_dcdn/health` shows the
-   * links it actually holds (a link is still opening, or in its detach grace).
-   */
-  ingresses: string[];
-}
-
-/** How a host's load of a candidate version went (see {@link SignalingHub.checkApp}). */
-export type CheckOutcome =
-  | { status: 'ok'; host: string; ms: number }
-  | { status: 'failed'; host: string; error: string; ms: number }
-  /** No host answered in time, or every host asked left first. */
-  | { status: 'timeout'; hosts: string[] }
-  /** No operator host that could run the app was connected: nothing was checked. */
-  | { status: 'skipped' };
-
-interface PendingCheck {
-  /** The peer ids of the hosts asked (on this node or others). */
-  readonly asked: Set<string>;
-  readonly timer: ReturnType<typeof setTimeout>;
-  readonly names: string[];
-  settle(outcome: CheckOutcome): void;
-}
-
-/** A check this node relays for another node's deploy: the host's answer goes back to `origin`. */
-interface RemoteCheck {
-  readonly origin: string;
-  readonly host: string;
-  readonly timer: ReturnType<typeof setTimeout>;
-}
-
-/** How many hosts load a candidate at once; the first answer decides. */
-const CHECK_FAN_OUT = 2;
-
-/** How long this node remembers a check it relays for another node (longer than any check timeout). */
-const REMOTE_CHECK_TTL_MS = 5 * 60_000;
 
 /** Peers per `welcome` and per `peers` chunk: a directory of 10 000 hosts is about 4 MB. */
 export const PEERS_CHUNK = 500;
@@ -197,47 +136,6 @@ export const HUB_CLUSTER_DEFAULTS = {
   ingressMaxBufferedBytes: 64 * 1024 * 1024,
 } as const;
 
-interface Connection {
-  readonly id: string;
-  readonly role: PeerRole;
-  readonly sub: string | undefined;
-  /** From the token: what the host may run (protocol/trust.ts). */
-  readonly trust: HostTrust;
-  /** The remote address of the socket. */
-  readonly address: string;
-  draining: boolean;
-  readonly socket: WebSocket;
-  readonly bucket: TokenBucket;
-  /** Per signal kind, created on first use (hosts only). */
-  readonly signalBuckets: Map<SignalKind, TokenBucket>;
-  /** Set by hello; null while awaiting it. */
-  info: Record<string, unknown> | null;
-  since: number;
-  missedPongs: number;
-  helloTimer: ReturnType<typeof setTimeout> | null;
-  graceTimer: ReturnType<typeof setTimeout> | null;
-  /** Set when this side decided to end the connection, so the leave carries the real cause. */
-  endReason: LeaveReason | null;
-  /** When this peer was last given TURN credentials (ms since the epoch). */
-  iceIssuedAt: number;
-  /** What a host last reported it has loaded. */
-  appStatus: AppStatus[];
-  /** A volunteer's end (invite expiry plus grace, ms since the epoch); null for others. */
-  expiresAt: number | null;
-  expiryTimer: ReturnType<typeof setTimeout> | null;
-  /** The presence key (set by hello). */
-  key: string | null;
-  /** The presence epoch; 0 while registering, or when admitted in island mode (the store was down). */
-  epoch: number;
-  /** Welcomed: listed in `#joined`, gets join/leave/update/signal. */
-  welcomed: boolean;
-  /** A `register` call is in flight (the renew loop leaves the peer alone meanwhile). */
-  registering: boolean;
-  /** Its info or status changed while it was not registered: the store is told once it is. */
-  dirty: boolean;
-  closed: boolean;
-}
-
 export class SignalingHub {
   readonly #options: SignalingHubOptions;
   readonly #log: FastifyBaseLogger;
@@ -254,8 +152,9 @@ export class SignalingHub {
   #renewing = false;
   /** A renew was asked for while one ran (a new control version to publish): run once more after. */
   #renewAgain = false;
-  readonly #checks = new Map<string, PendingCheck>();
-  readonly #remoteChecks = new Map<string, RemoteCheck>();
+  readonly #checks: DeployChecks;
+  /** What the bus handling (hub-bus.ts) and the deploy checks reach of this hub. */
+  readonly #busHub: BusHub;
   /** Called when a host reports status, joins or leaves (rollouts wait on it). */
   readonly #hostListeners = new Set<() => void>();
   readonly #peerKey: () => string;
@@ -280,7 +179,21 @@ export class SignalingHub {
       log: (level, message, fields) => this.#log[level]({ ...fields, node: this.#cluster.nodeId }, message),
     });
     this.#directory.onChange((c) => this.#onDirectory(c));
-    this.#cluster.bus.onMessage((m, from) => this.#onBus(m, from));
+    const local = (id: string) => this.#joined.get(id);
+    const send = (conn: Connection, message: ServerMessage) => this.#send(conn, message);
+    this.#checks = new DeployChecks({ cluster: this.#cluster, directory: this.#directory, log: this.#log, local, send });
+    this.#busHub = {
+      cluster: this.#cluster,
+      directory: this.#directory,
+      log: this.#log,
+      checks: this.#checks,
+      local,
+      send,
+      fail: (conn, code, message) => this.#fail(conn, code, message),
+      setLocalDraining: (conn, draining) => this.#setLocalDraining(conn, draining),
+      onrelay: options.onrelay,
+    };
+    this.#cluster.bus.onMessage((m, from) => handleBusMessage(this.#busHub, m, from));
   }
 
   /** This node's cluster parts (presence, bus, ephemeral state). */
@@ -336,34 +249,7 @@ export class SignalingHub {
       .filter((e) => !e.peer.volunteer && !e.peer.draining && hasCapabilities(e.peer.info, config.require))
       .filter((e) => !this.#leaving(e))
       .sort((a, b) => Number(b.node === me) - Number(a.node === me));
-    if (eligible.length === 0) return Promise.resolve({ status: 'skipped' });
-    const asked = eligible.slice(0, CHECK_FAN_OUT);
-    const names = asked.map((e) => hostName(e.peer.info, e.peer.id));
-    return new Promise<CheckOutcome>((resolve) => {
-      const pending: PendingCheck = {
-        asked: new Set(asked.map((e) => e.peer.id)),
-        names,
-        timer: setTimeout(() => pending.settle({ status: 'timeout', hosts: names }), timeoutMs),
-        settle: (outcome) => {
-          if (this.#checks.get(id) !== pending) return;
-          this.#checks.delete(id);
-          clearTimeout(pending.timer);
-          resolve(outcome);
-        },
-      };
-      this.#checks.set(id, pending);
-      for (const e of asked) {
-        const local = this.#joined.get(e.peer.id);
-        if (local) {
-          this.#send(local, { type: 'check', id, app, config });
-          continue;
-        }
-        this.#cluster.bus.send(e.node, { v: 1, t: 'check', id, host: e.peer.id, app, config, origin: me }).catch((err: unknown) => {
-          this.#log.warn({ err: String(err), node: e.node, check: id }, 'cannot ask a host on another node to check');
-          this.#checkAskFailed(id, e.peer.id);
-        });
-      }
-    });
+    return this.#checks.check(id, app, config, timeoutMs, eligible);
   }
 
   /** Per app, the hosts of the cluster that report serving, loading or failing each version (`dcdn apps`). */
@@ -465,7 +351,7 @@ export class SignalingHub {
     const found = this.#directory.lookup(id);
     if (!found || found.entry.peer.role !== 'host') return null;
     if (!found.live) throw new SignalingError('SIG_PEER_UNREACHABLE', `the signaling node of host ${id} is not reachable`);
-    await this.#sendBus(found.entry.node, { v: 1, t: 'drain', peer: id, draining });
+    await sendBus(this.#cluster.bus, found.entry.node, { v: 1, t: 'drain', peer: id, draining });
     return { ...toHostSummary(found.entry, this.#placer()), draining };
   }
 
@@ -490,7 +376,7 @@ export class SignalingHub {
     const found = this.#directory.lookup(peerId);
     if (!found) return false;
     if (!found.live) throw new SignalingError('SIG_PEER_UNREACHABLE', `the signaling node of peer ${peerId} is not reachable`);
-    await this.#sendBus(found.entry.node, { v: 1, t: 'kick', peer: peerId, code, message });
+    await sendBus(this.#cluster.bus, found.entry.node, { v: 1, t: 'kick', peer: peerId, code, message });
     return true;
   }
 
@@ -674,8 +560,7 @@ export class SignalingHub {
     this.#renewTimer = null;
     if (this.#clusterTimer !== null) clearTimeout(this.#clusterTimer);
     this.#clusterTimer = null;
-    for (const r of this.#remoteChecks.values()) clearTimeout(r.timer);
-    this.#remoteChecks.clear();
+    this.#checks.close();
     const closed = [...this.#connections].map((conn) => {
       conn.endReason ??= 'shutdown';
       return new Promise<void>((resolve) => {
@@ -716,16 +601,13 @@ export class SignalingHub {
     }
   }
 
-  #onMessage(conn: Connection, data: RawData, isBinary: boolean): void {
+  #onMessage(conn: Connection, data: Parameters<typeof checkMessage>[1], isBinary: boolean): void {
     // Frames that arrive after we decided to close are dropped unread.
     if (conn.endReason !== null) return;
-    if (!conn.bucket.take()) return this.#fail(conn, 'SIG_RATE_LIMITED', 'too many messages');
-    if (isBinary) return this.#fail(conn, 'SIG_BAD_MESSAGE', 'binary frames are not accepted');
-    const result = parseClientMessage(rawToText(data));
-    if (!result.ok) return this.#fail(conn, 'SIG_BAD_MESSAGE', result.reason);
-    const message = result.message;
-    if (conn.info === null) {
-      if (message.type !== 'hello') return this.#fail(conn, 'SIG_BAD_MESSAGE', 'the first message must be hello');
+    const checked = checkMessage(conn, data, isBinary);
+    if (!checked.ok) return this.#fail(conn, checked.code, checked.reason);
+    const message = checked.message;
+    if (message.type === 'hello') {
       const info = conn.trust.volunteer ? namespaceVolunteer(message.info, conn) : message.info;
       if (conn.role === 'host' && this.#options.isBanned) {
         const hostId = typeof info['hostId'] === 'string' ? info['hostId'] : '';
@@ -734,7 +616,6 @@ export class SignalingHub {
       }
       return this.#join(conn, info);
     }
-    if (message.type === 'hello') return this.#fail(conn, 'SIG_BAD_MESSAGE', 'hello was already sent');
     if (message.type === 'ping') return this.#send(conn, { type: 'pong' });
     if (message.type === 'checked') return this.#onChecked(conn, message);
     if (message.type === 'status') {
@@ -746,27 +627,10 @@ export class SignalingHub {
     this.#relay(conn, message);
   }
 
-  /** A host's answer to a check: only a host that was asked may answer it; late answers are dropped. */
+  /** A host's answer to a check (deploy-checks.ts). */
   #onChecked(conn: Connection, message: CheckedMessage): void {
     if (conn.role !== 'host') return this.#fail(conn, 'SIG_BAD_MESSAGE', 'only hosts answer checks');
-    const pending = this.#checks.get(message.id);
-    if (pending?.asked.has(conn.id)) {
-      const host = hostName(conn.info ?? {}, conn.id);
-      pending.settle(message.ok ? { status: 'ok', host, ms: message.ms } : { status: 'failed', host, error: message.error || 'unknown error', ms: message.ms });
-      return;
-    }
-    const remote = this.#remoteChecks.get(message.id);
-    if (!remote || remote.host !== conn.id) return;
-    this.#remoteChecks.delete(message.id);
-    clearTimeout(remote.timer);
-    this.#cluster.bus.send(remote.origin, { v: 1, t: 'checked', id: message.id, host: conn.id, ok: message.ok, error: message.error, ms: message.ms }).catch((err: unknown) => {
-      this.#log.warn({ err: String(err), node: remote.origin, check: message.id }, 'cannot return a check result to its node');
-    });
-  }
-
-  #checkAskFailed(id: string, host: string): void {
-    const pending = this.#checks.get(id);
-    if (pending && pending.asked.delete(host) && pending.asked.size === 0) pending.settle({ status: 'timeout', hosts: pending.names });
+    this.#checks.answered(conn, message);
   }
 
   /**
@@ -883,7 +747,7 @@ export class SignalingHub {
       for (const conn of this.#joined.values()) {
         this.#sendPeers(conn, this.#directory.entries(conn.role === 'host' ? 'ingress' : 'host').map((e) => this.#render(e)));
       }
-      for (const [id, pending] of this.#checks) for (const host of [...pending.asked]) if (!this.#directory.lookup(host)?.live) this.#checkAskFailed(id, host);
+      this.#checks.dropUnreachable();
       this.#hostChanged();
       this.#scheduleCluster();
       // The store answers again (the view was rebuilt from it): renew now, not at the next tick
@@ -908,7 +772,7 @@ export class SignalingHub {
     else if (c.t === 'leave') message = { type: 'leave', id: c.entry.peer.id, reason: c.reason as LeaveReason };
     else if (JSON.stringify(c.prev.peer) !== JSON.stringify(c.entry.peer) || c.prev.region !== c.entry.region) message = { type: 'update', peer: this.#render(c.entry) };
     if (message !== null) for (const other of this.#joined.values()) if (other.role !== role && other.id !== c.entry.peer.id) this.#send(other, message);
-    if (c.t === 'leave' && role === 'host') for (const id of [...this.#checks.keys()]) this.#checkAskFailed(id, c.entry.peer.id);
+    if (c.t === 'leave' && role === 'host') this.#checks.hostLeft(c.entry.peer.id);
     if (role === 'host') this.#hostChanged();
     else this.#scheduleCluster();
   }
@@ -950,15 +814,8 @@ export class SignalingHub {
   }
 
   #relay(conn: Connection, message: SignalRequest): void {
-    if (conn.role === 'host') {
-      const kind = signalKind(message.data);
-      let bucket = conn.signalBuckets.get(kind);
-      if (!bucket) {
-        bucket = new TokenBucket(this.#options.signalRateLimits?.[kind] ?? SIGNAL_RATE_DEFAULTS[kind]);
-        conn.signalBuckets.set(kind, bucket);
-      }
-      if (!bucket.take()) return this.#fail(conn, 'SIG_RATE_LIMITED', `too many ${kind} signals`);
-    }
+    const spent = spendSignal(conn, message, this.#options.signalRateLimits);
+    if (spent !== null) return this.#fail(conn, 'SIG_RATE_LIMITED', spent);
     const unknown = () => this.#send(conn, { type: 'error', code: 'SIG_UNKNOWN_PEER', message: 'no such peer of the other role', to: message.to });
     // A local target takes today's path, which works with the presence store down.
     const target = this.#joined.get(message.to);
@@ -969,75 +826,7 @@ export class SignalingHub {
       this.#options.onrelay?.();
       return;
     }
-    const found = this.#directory.lookup(message.to);
-    if (!found || found.entry.peer.role === conn.role || found.entry.node === this.#cluster.nodeId) return unknown();
-    const unreachable = () => this.#send(conn, { type: 'error', code: 'SIG_PEER_UNREACHABLE', message: 'the peer is on a signaling node that cannot be reached now', to: message.to });
-    if (!found.live) return unreachable();
-    this.#cluster.bus.send(found.entry.node, { v: 1, t: 'signal', from: conn.id, to: message.to, data: message.data }).then(
-      () => this.#options.onrelay?.(),
-      (err: unknown) => {
-        this.#log.warn({ err: String(err), node: found.entry.node, peer: conn.id }, 'cannot relay a signal to another node');
-        unreachable();
-      },
-    );
-  }
-
-  /** Messages from other signaling nodes (unknown types are ignored: mixed versions during upgrades). */
-  #onBus(m: BusMessage, from: string): void {
-    if (m.v !== 1) return;
-    switch (m.t) {
-      case 'signal': {
-        const target = this.#joined.get(m.to);
-        if (!target || target.endReason !== null) {
-          void this.#cluster.bus.send(from, { v: 1, t: 'unreachable', to: m.from, peer: m.to }).catch(() => {});
-          return;
-        }
-        this.#send(target, { type: 'signal', from: m.from, data: m.data });
-        return;
-      }
-      case 'unreachable': {
-        const conn = this.#joined.get(m.to);
-        if (conn) this.#send(conn, { type: 'error', code: 'SIG_UNKNOWN_PEER', message: 'no such peer of the other role', to: m.peer });
-        return;
-      }
-      case 'check': {
-        const host = this.#joined.get(m.host);
-        if (!host || host.role !== 'host' || host.endReason !== null) return;
-        const old = this.#remoteChecks.get(m.id);
-        if (old) clearTimeout(old.timer);
-        const timer = setTimeout(() => this.#remoteChecks.delete(m.id), REMOTE_CHECK_TTL_MS);
-        timer.unref?.();
-        this.#remoteChecks.set(m.id, { origin: m.origin, host: m.host, timer });
-        this.#send(host, { type: 'check', id: m.id, app: m.app, config: m.config });
-        return;
-      }
-      case 'checked': {
-        const pending = this.#checks.get(m.id);
-        if (!pending?.asked.has(m.host)) return;
-        const entry = this.#directory.lookup(m.host)?.entry;
-        const host = entry ? hostName(entry.peer.info, m.host) : m.host;
-        pending.settle(m.ok ? { status: 'ok', host, ms: m.ms } : { status: 'failed', host, error: m.error || 'unknown error', ms: m.ms });
-        return;
-      }
-      case 'kick': {
-        const conn = this.#joined.get(m.peer);
-        if (conn) this.#fail(conn, m.code, m.message);
-        return;
-      }
-      case 'drain': {
-        const conn = this.#joined.get(m.peer);
-        if (conn && conn.role === 'host') this.#setLocalDraining(conn, m.draining);
-        return;
-      }
-    }
-  }
-
-  async #sendBus(node: string, m: BusMessage): Promise<void> {
-    try {
-      await this.#cluster.bus.send(node, m);
-    } catch (err) {
-      throw new SignalingError('SIG_PEER_UNREACHABLE', `signaling node ${node} cannot be reached: ${String(err)}`);
-    }
+    relayToNode(this.#busHub, conn, message, unknown);
   }
 
   /** Removes a registration (if still current); `close()` waits for those in flight. */
@@ -1113,85 +902,4 @@ export class SignalingHub {
     if (conn.epoch !== 0) this.#unregister(conn.key!, conn.epoch, reason, conn.id);
     this.#log.info({ peer: conn.id, role: conn.role, sub: conn.sub, code, reason }, 'peer left');
   }
-}
-
-/**
- * A volunteer's hello with its id and name namespaced by its invite (trust.ts): what it chose
- * is kept only behind `vol-<invite>-`, so it cannot take an operator host's identity, and a ban
- * of it lands on its own id.
- */
-function namespaceVolunteer(info: Record<string, unknown>, conn: Pick<Connection, 'id' | 'sub'>): Record<string, unknown> {
-  const tabId = typeof info['hostId'] === 'string' && info['hostId'] ? info['hostId'] : conn.id;
-  const name = typeof info['name'] === 'string' && info['name'] ? info['name'] : tabId.slice(0, 8);
-  return { ...info, hostId: volunteerHostId(conn.sub, tabId), name: volunteerName(name) };
-}
-
-function signalKind(data: unknown): SignalKind {
-  const kind = typeof data === 'object' && data !== null ? (data as { kind?: unknown }).kind : undefined;
-  return typeof kind === 'string' && SIGNAL_KINDS.has(kind) ? (kind as SignalKind) : 'other';
-}
-
-function hostName(info: Record<string, unknown>, id: string): string {
-  const name = info['name'];
-  return typeof name === 'string' && name ? name.slice(0, 64) : id;
-}
-
-function hasCapabilities(info: Record<string, unknown>, required: readonly string[]): boolean {
-  const caps = info['capabilities'];
-  return required.every((r) => Array.isArray(caps) && caps.includes(r));
-}
-
-/** What a local peer is, as presence stores it (without node and region: entries carry those). */
-function toPeerInfo(conn: Connection): PeerInfo {
-  const peer: PeerInfo = { id: conn.id, role: conn.role, info: conn.info ?? {}, since: conn.since };
-  if (conn.sub !== undefined) peer.sub = conn.sub;
-  if (conn.trust.volunteer) {
-    peer.volunteer = true;
-    if (conn.trust.apps) peer.apps = [...conn.trust.apps];
-  }
-  if (conn.draining) peer.draining = true;
-  if (conn.expiresAt !== null) peer.expiresAt = conn.expiresAt;
-  return peer;
-}
-
-/** A peer's trust as its PeerInfo tells it (any node's peer). */
-function trustOf(peer: PeerInfo): HostTrust {
-  return { volunteer: peer.volunteer === true, apps: peer.apps ? [...peer.apps] : null };
-}
-
-/** What a peer is told is deployed: a volunteer's host hears only of the apps it may run. */
-function appsFor(trust: HostTrust, apps: AppRef[]): AppRef[] {
-  return trust.volunteer ? apps.filter((a) => mayRun(trust, a)) : apps;
-}
-
-function toHostSummary(e: PresenceEntry, place: (e: PresenceEntry) => string[]): HostSummary {
-  const { peer } = e;
-  const info = peer.info;
-  const str = (v: unknown) => (typeof v === 'string' ? v.slice(0, 256) : null);
-  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
-  const caps = Array.isArray(info['capabilities']) ? info['capabilities'].filter((c): c is string => typeof c === 'string').slice(0, 16) : [];
-  return {
-    id: peer.id,
-    hostId: str(info['hostId']) ?? '',
-    name: str(info['name']) ?? '',
-    sub: peer.sub ?? null,
-    volunteer: peer.volunteer === true,
-    apps: peer.apps ? [...peer.apps] : null,
-    draining: peer.draining === true,
-    address: e.address,
-    since: new Date(peer.since).toISOString(),
-    userAgent: str(info['userAgent']),
-    cores: num(info['cores']),
-    memoryGiB: num(info['memoryGiB']),
-    capabilities: caps,
-    node: e.node,
-    region: e.region,
-    ingresses: place(e),
-  };
-}
-
-function rawToText(data: RawData): string {
-  if (Buffer.isBuffer(data)) return data.toString('utf8');
-  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
-  return Buffer.from(data).toString('utf8');
 }
