@@ -4,18 +4,15 @@
  * frames) is cut off with `PROTO_RATE_LIMITED` instead of making this side work, log and buffer
  * for it. Defaults are far above what a well-behaved peer sends (a PING a second; one head,
  * end and reset per request; a credit per half window) and are named options
- * (`SessionOptions.frameBudgets`). Runtime-neutral; the clock is injectable for tests.
+ * (`SessionOptions.frameBudgets`). The buckets are budget-table.ts's; the clock is injectable for tests.
  */
+import { BudgetTable, type Budget } from './budget-table.ts';
 import { FrameType } from './frames.ts';
+
+export type { Budget } from './budget-table.ts';
 
 /** The kinds of frame budgeted separately. */
 export type FrameKind = 'ping' | 'pong' | 'reset' | 'credit' | 'head' | 'end' | 'body' | 'log';
-
-/** A budget: `burst` frames at once, refilled at `perSecond`. */
-export interface Budget {
-  perSecond: number;
-  burst: number;
-}
 
 export const FRAME_BUDGET_DEFAULTS: Readonly<Record<FrameKind, Budget>> = {
   ping: { perSecond: 10, burst: 50 },
@@ -57,39 +54,8 @@ export function frameKind(type: number): FrameKind | null {
 }
 
 /** The buckets of one session. */
-export class FrameBudgets {
-  readonly #budgets: Record<FrameKind, Budget>;
-  readonly #tokens = new Map<FrameKind, { tokens: number; last: number }>();
-  readonly #now: () => number;
-
+export class FrameBudgets extends BudgetTable<FrameKind> {
   constructor(overrides: Partial<Record<FrameKind, Budget>> = {}, now: () => number = Date.now) {
-    this.#budgets = { ...FRAME_BUDGET_DEFAULTS };
-    for (const [k, v] of Object.entries(overrides)) {
-      if (!v) continue;
-      if (!(v.perSecond > 0) || !(v.burst >= 1)) throw new RangeError(`frame budget ${k} needs perSecond > 0 and burst >= 1`);
-      this.#budgets[k as FrameKind] = v;
-    }
-    this.#now = now;
-  }
-
-  /** The budget of `kind`, for messages. */
-  budget(kind: FrameKind): Budget {
-    return this.#budgets[kind];
-  }
-
-  /** Spends one frame of `kind`; false when its budget is exhausted. */
-  take(kind: FrameKind): boolean {
-    const b = this.#budgets[kind];
-    const now = this.#now();
-    let state = this.#tokens.get(kind);
-    if (!state) {
-      state = { tokens: b.burst, last: now };
-      this.#tokens.set(kind, state);
-    }
-    state.tokens = Math.min(b.burst, state.tokens + (Math.max(0, now - state.last) * b.perSecond) / 1000);
-    state.last = now;
-    if (state.tokens < 1) return false;
-    state.tokens -= 1;
-    return true;
+    super(FRAME_BUDGET_DEFAULTS, overrides, { what: 'frame budget', now });
   }
 }

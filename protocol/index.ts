@@ -80,3 +80,5 @@ export {
   type WebSocketLike,
   type WebSocketLikeEventMap,
 } from './signaling-client.ts';
+export { BudgetTable, type Budget } from './budget-table.ts';
+export { TokenBucket } from './token-bucket.ts';

@@ -6,7 +6,7 @@
  */
 import type { WebSocket } from 'ws';
 import { mayRun, volunteerHostId, volunteerName, type AppRef, type AppStatus, type HostTrust, type LeaveReason, type PeerInfo, type PeerRole } from '../protocol/index.ts';
-import type { TokenBucket } from './token-bucket.ts';
+import type { BudgetTable, TokenBucket } from '../protocol/index.ts';
 import type { SignalKind } from './message-checks.ts';
 import type { PresenceEntry } from './cluster/types.ts';
 
@@ -50,8 +50,8 @@ export interface Connection {
   draining: boolean;
   readonly socket: WebSocket;
   readonly bucket: TokenBucket;
-  /** Per signal kind, created on first use (hosts only). */
-  readonly signalBuckets: Map<SignalKind, TokenBucket>;
+  /** Per signal kind (hosts only: ingresses are the operator's and not limited). */
+  readonly signalBudgets: BudgetTable<SignalKind> | null;
   /** Set by hello; null while awaiting it. */
   info: Record<string, unknown> | null;
   since: number;

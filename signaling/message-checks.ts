@@ -6,21 +6,24 @@
  */
 import type { RawData } from 'ws';
 import { parseClientMessage, type ClientMessage, type SignalingErrorCode, type SignalRequest } from '../protocol/index.ts';
-import { TokenBucket } from './token-bucket.ts';
+import type { Budget } from '../protocol/index.ts';
 import type { Connection } from './hub-peer.ts';
 
 /** The kinds of signal budgeted separately (the link signals of protocol/link.ts, and the rest). */
 export type SignalKind = 'offer' | 'answer' | 'candidate' | 'websocket' | 'close' | 'other';
 
-/** Per connection: one offer/answer exchange per connection attempt needs a handful; ICE a few dozen candidates. */
-export const SIGNAL_RATE_DEFAULTS: Readonly<Record<SignalKind, { perSecond: number; burst: number }>> = {
-  offer: { perSecond: 2, burst: 10 },
-  answer: { perSecond: 2, burst: 10 },
+/** One offer/answer exchange per connection attempt needs a handful of each link signal. */
+const LINK_SIGNAL: Budget = { perSecond: 2, burst: 10 };
+
+/** Per connection: a handful of each link signal, a few dozen ICE candidates, and little else. */
+export const SIGNAL_RATE_DEFAULTS: Readonly<Record<SignalKind, Budget>> = Object.freeze({
+  offer: LINK_SIGNAL,
+  answer: LINK_SIGNAL,
+  websocket: LINK_SIGNAL,
+  close: LINK_SIGNAL,
   candidate: { perSecond: 20, burst: 100 },
-  websocket: { perSecond: 2, burst: 10 },
-  close: { perSecond: 2, burst: 10 },
   other: { perSecond: 1, burst: 5 },
-};
+});
 
 const SIGNAL_KINDS = new Set<string>(['offer', 'answer', 'candidate', 'websocket', 'close']);
 
@@ -43,18 +46,14 @@ export function checkMessage(conn: Pick<Connection, 'bucket' | 'info'>, data: Ra
 }
 
 /**
- * Spends a host's budget for one signal of its kind; the reason to close it when that budget is
- * spent, else null. Ingresses are the operator's and not limited.
+ * Spends a host's budget for one signal of its kind (protocol/budget-table.ts, made per host
+ * with {@link SIGNAL_RATE_DEFAULTS} and the hub's `signalRateLimits`); the reason to close it
+ * when that budget is spent, else null. Ingresses have no table: they are the operator's.
  */
-export function spendSignal(conn: Pick<Connection, 'role' | 'signalBuckets'>, message: SignalRequest, limits: Partial<Record<SignalKind, { perSecond: number; burst: number }>> | undefined): string | null {
-  if (conn.role !== 'host') return null;
+export function spendSignal(conn: Pick<Connection, 'signalBudgets'>, message: SignalRequest): string | null {
+  if (conn.signalBudgets === null) return null;
   const kind = signalKind(message.data);
-  let bucket = conn.signalBuckets.get(kind);
-  if (!bucket) {
-    bucket = new TokenBucket(limits?.[kind] ?? SIGNAL_RATE_DEFAULTS[kind]);
-    conn.signalBuckets.set(kind, bucket);
-  }
-  return bucket.take() ? null : `too many ${kind} signals`;
+  return conn.signalBudgets.take(kind) ? null : `too many ${kind} signals`;
 }
 
 function signalKind(data: unknown): SignalKind {

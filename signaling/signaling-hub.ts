@@ -28,7 +28,7 @@ import { SIGNALING_ERRORS, SignalingError, type SignalingErrorCode } from '../pr
 import type { AppConfig } from '../protocol/index.ts';
 import type { AppRef, LeaveReason, AppStatus, CheckedMessage, IceServer, PeerInfo, PeerRole, ServerMessage, SignalRequest } from '../protocol/index.ts';
 import type { HostReport } from './rollout.ts';
-import { TokenBucket } from './token-bucket.ts';
+import { BudgetTable, TokenBucket } from '../protocol/index.ts';
 import { assign, linkKey } from '../protocol/index.ts';
 import { OPERATOR_TRUST, trustFromScope } from '../protocol/index.ts';
 import { INVITE_GRACE_MS } from './invite-grace.ts';
@@ -39,7 +39,7 @@ import { PresenceLimitError, PresenceUnavailableError, type ClusterParts, type P
 import { DeployChecks, type CheckOutcome } from './deploy-checks.ts';
 import { handleBusMessage, relayToNode, sendBus, type BusHub } from './hub-bus.ts';
 import { appsFor, hasCapabilities, hostName, namespaceVolunteer, toHostSummary, toPeerInfo, trustOf, type Connection, type HostSummary } from './hub-peer.ts';
-import { checkMessage, spendSignal, type SignalKind } from './message-checks.ts';
+import { checkMessage, SIGNAL_RATE_DEFAULTS, spendSignal, type SignalKind } from './message-checks.ts';
 
 export type { CheckOutcome } from './deploy-checks.ts';
 export type { HostSummary } from './hub-peer.ts';
@@ -171,6 +171,8 @@ export class SignalingHub {
     this.#cluster = options.cluster ?? createMemoryCluster({ nodeId: 'local', region: 'default' });
     const attach = options.attach ?? HUB_CLUSTER_DEFAULTS.attach;
     if (!Number.isInteger(attach) || attach < 1 || attach > 8) throw new RangeError('attach must be an integer from 1 to 8');
+    // A bad signalRateLimits fails here, at start, not at the first host's hello.
+    new BudgetTable(SIGNAL_RATE_DEFAULTS, options.signalRateLimits ?? {}, { what: 'signal budget' });
     const processKey = randomBytes(32).toString('base64url');
     this.#peerKey = options.peerKey ?? (() => processKey);
     this.#directory = new Directory(this.#cluster.presence, {
@@ -403,7 +405,7 @@ export class SignalingHub {
       draining: false,
       socket,
       bucket: new TokenBucket(this.#options.rateLimit),
-      signalBuckets: new Map(),
+      signalBudgets: identity.role === 'host' ? new BudgetTable(SIGNAL_RATE_DEFAULTS, this.#options.signalRateLimits ?? {}, { what: 'signal budget' }) : null,
       info: null,
       since: Date.now(),
       missedPongs: 0,
@@ -814,7 +816,7 @@ export class SignalingHub {
   }
 
   #relay(conn: Connection, message: SignalRequest): void {
-    const spent = spendSignal(conn, message, this.#options.signalRateLimits);
+    const spent = spendSignal(conn, message);
     if (spent !== null) return this.#fail(conn, 'SIG_RATE_LIMITED', spent);
     const unknown = () => this.#send(conn, { type: 'error', code: 'SIG_UNKNOWN_PEER', message: 'no such peer of the other role', to: message.to });
     // A local target takes today's path, which works with the presence store down.

@@ -15,7 +15,7 @@
  * ```
  */
 import { randomBytes } from 'node:crypto';
-import { TokenBucket } from '../token-bucket.ts';
+import { TokenBucket } from '../../protocol/index.ts';
 import {
   PresenceLimitError,
   PresenceUnavailableError,

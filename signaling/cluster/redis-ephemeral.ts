@@ -4,7 +4,7 @@
  * reached, `take` answers from a local token bucket per bucket name (fail-open per node: a
  * limit then holds per node, as on one machine), and says so once in the log.
  */
-import { TokenBucket } from '../token-bucket.ts';
+import { TokenBucket } from '../../protocol/index.ts';
 import type { RedisLink } from './redis-link.ts';
 import { PresenceUnavailableError, type EphemeralStore, type Rate } from './types.ts';
 

@@ -1,5 +1,6 @@
 /**
- * A token bucket: `burst` messages at once, refilled at `perSecond`. One per connection.
+ * A token bucket: `burst` messages at once, refilled at `perSecond`: signaling's one per
+ * connection, its shared rate limits' fallback, and each kind's in budget-table.ts.
  *
  * The clock is injectable so tests can drive it without timers.
  *
