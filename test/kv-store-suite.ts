@@ -353,6 +353,31 @@ export function kvStoreSuite(name: string, make: () => Promise<KvStoreHarness>):
 }
 
 /** An async iterable of the given parts (strings as UTF-8). */
+/**
+ * A store two nodes share (the same database or Redis, two connections): each sees the other's
+ * writes as soon as they resolve. `pair` opens both on a namespace of their own.
+ */
+export function sharedStoreSuite(name: string, pair: () => Promise<[KvStore, KvStore]>): void {
+  describe(`${name} shared by two nodes`, () => {
+    it('shows each node the writes of another as soon as they resolve', async () => {
+      const [a, b] = await pair();
+      const put = { maxValueBytes: KV_LIMITS.valueBytes };
+      try {
+        for (let i = 0; i < 20; i++) {
+          await a.put('ns', 'k', source([`v${i}`]), put);
+          expect((await read((await b.get('ns', 'k'))!)).toString()).toBe(`v${i}`);
+        }
+        expect((await b.list('ns', { prefix: '', limit: 10 })).keys.map((k) => k.name)).toEqual(['k']);
+        await b.delete('ns', 'k');
+        expect(await a.get('ns', 'k')).toBeNull();
+        expect(await a.count('ns')).toBe(0);
+      } finally {
+        await Promise.all([a.close(), b.close()]);
+      }
+    });
+  });
+}
+
 export async function* source(parts: Iterable<string | Uint8Array>): AsyncGenerator<Uint8Array> {
   for (const part of parts) yield typeof part === 'string' ? Buffer.from(part, 'utf8') : part;
 }

@@ -1,41 +1,24 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { openKvStore } from './index.ts';
 import { KV_LIMITS } from './limits.ts';
 import { PgKvStore } from './pg-store.ts';
 import { startPostgres, type PostgresServer } from '../../tools/postgres.ts';
-import { kvStoreSuite, read, source } from '../../test/kv-store-suite.ts';
+import { kvStoreSuite, read, sharedStoreSuite, source } from '../../test/kv-store-suite.ts';
+import { sharedServer } from '../../test/shared-server.ts';
 
 // A real PostgreSQL per test file (Debian's, started by tools/postgres.ts). Without it every test
 // here fails with the reason rather than being skipped, so the backend is never silently untested.
 const put = { maxValueBytes: KV_LIMITS.valueBytes };
 
-let started: PostgresServer | undefined;
-let startError: unknown;
-/** A plain client, to look at the rows the store writes. */
-let raw: pg.Client;
-let prefixes = 0;
-
-beforeAll(async () => {
-  try {
-    started = await startPostgres();
-    raw = new pg.Client({ connectionString: started.url });
-    await raw.connect();
-  } catch (err) {
-    startError = err;
-  }
-}, 60_000);
-
+const pgServer = sharedServer(startPostgres, async (s) => {
+  const client = new pg.Client({ connectionString: s.url });
+  await client.connect();
+  return client;
+}, (c) => c.end());
 /** The shared server; fails the calling test when it could not be started. */
-function server(): PostgresServer {
-  if (!started) throw startError;
-  return started;
-}
-
-afterAll(async () => {
-  await raw?.end().catch(() => {});
-  await started?.stop();
-});
+const server = () => pgServer.server;
+let prefixes = 0;
 
 /** A store on the shared server, under tables of its own so tests never see each other's rows. */
 async function open(options: Parameters<typeof PgKvStore.connect>[1] = {}) {
@@ -49,23 +32,14 @@ kvStoreSuite('PgKvStore', async () => {
   return { store, clock, cleanup: () => store.close() };
 });
 
-describe('PgKvStore on a shared database', () => {
-  it('shows each node the writes of another as soon as they resolve', async () => {
-    const tablePrefix = `t${++prefixes}_`;
-    const a = (await openKvStore(server().url, { tablePrefix })) as PgKvStore;
-    const b = await PgKvStore.connect(server().url, { tablePrefix });
-    expect(a.kind).toBe('postgres');
-    for (let i = 0; i < 20; i++) {
-      await a.put('ns', 'k', source([`v${i}`]), put);
-      expect((await read((await b.get('ns', 'k'))!)).toString()).toBe(`v${i}`);
-    }
-    expect((await b.list('ns', { prefix: '', limit: 10 })).keys.map((k) => k.name)).toEqual(['k']);
-    await b.delete('ns', 'k');
-    expect(await a.get('ns', 'k')).toBeNull();
-    expect(await a.count('ns')).toBe(0);
-    await Promise.all([a.close(), b.close()]);
-  });
+sharedStoreSuite('PgKvStore', async () => {
+  const tablePrefix = `t${++prefixes}_`;
+  const a = await openKvStore(server().url, { tablePrefix });
+  expect(a.kind).toBe('postgres');
+  return [a, await PgKvStore.connect(server().url, { tablePrefix })];
+});
 
+describe('PgKvStore on a shared database', () => {
   it('lets two nodes create the tables at once', async () => {
     const tablePrefix = `t${++prefixes}_`;
     const stores = await Promise.all([1, 2, 3].map(() => PgKvStore.connect(server().url, { tablePrefix })));
@@ -80,7 +54,7 @@ describe('PgKvStore on a shared database', () => {
     const value = (await read((await store.get('ns', 'k'))!)).toString();
     expect(value).toMatch(/^v\d+$/);
     await store.sweep();
-    const { rows } = await raw.query(`SELECT count(*)::int AS n FROM ${tablePrefix}chunks`);
+    const { rows } = await pgServer.raw.query(`SELECT count(*)::int AS n FROM ${tablePrefix}chunks`);
     expect(rows[0].n).toBe(1);
     await store.close();
   });
@@ -89,21 +63,21 @@ describe('PgKvStore on a shared database', () => {
     const { tablePrefix, store } = await open({ readGraceMs: 30_000 });
     await store.put('ns', 'k', source(['old']), put);
     await store.put('ns', 'k', source(['new']), put);
-    const { rows } = await raw.query(
+    const { rows } = await pgServer.raw.query(
       `SELECT reclaim_at - (extract(epoch from now()) * 1000)::bigint AS left FROM ${tablePrefix}values WHERE reclaim_at IS NOT NULL`,
     );
     expect(rows).toHaveLength(1);
     expect(Number(rows[0].left)).toBeGreaterThan(25_000);
     expect(Number(rows[0].left)).toBeLessThanOrEqual(30_000);
     await store.sweep();
-    expect((await raw.query(`SELECT count(*)::int AS n FROM ${tablePrefix}chunks`)).rows[0].n).toBe(2);
+    expect((await pgServer.raw.query(`SELECT count(*)::int AS n FROM ${tablePrefix}chunks`)).rows[0].n).toBe(2);
     await store.close();
   });
 
   it('stores a value as rows of at most 32 KiB whatever the caller chunks', async () => {
     const { tablePrefix, store } = await open();
     await store.put('ns', 'k', source([Buffer.alloc(3), Buffer.alloc(200 * 1024), Buffer.alloc(5)]), put);
-    const { rows } = await raw.query(`SELECT seq, length(bytes) AS n FROM ${tablePrefix}chunks ORDER BY seq`);
+    const { rows } = await pgServer.raw.query(`SELECT seq, length(bytes) AS n FROM ${tablePrefix}chunks ORDER BY seq`);
     expect(rows.map((r) => Number(r.n))).toEqual([...Array(6).fill(32_768), 8_200]);
     await store.close();
   });
@@ -115,10 +89,10 @@ describe('PgKvStore on a shared database', () => {
     await store.put('ns', 'lasting', source(['v']), put);
     clock.now += 11_000;
     await store.sweep();
-    const names = (await raw.query(`SELECT convert_from(key, 'UTF8') AS k FROM ${tablePrefix}entries`)).rows.map((r) => r.k);
+    const names = (await pgServer.raw.query(`SELECT convert_from(key, 'UTF8') AS k FROM ${tablePrefix}entries`)).rows.map((r) => r.k);
     expect(names).toEqual(['lasting']);
     await store.sweep();
-    expect((await raw.query(`SELECT count(*)::int AS n FROM ${tablePrefix}values`)).rows[0].n).toBe(1);
+    expect((await pgServer.raw.query(`SELECT count(*)::int AS n FROM ${tablePrefix}values`)).rows[0].n).toBe(1);
     await store.close();
   });
 });

@@ -1,44 +1,23 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { openKvStore } from './index.ts';
 import { KV_LIMITS } from './limits.ts';
 import { RedisKvStore } from './redis-store.ts';
-import { startRedis, type RedisServer } from '../../tools/redis.ts';
-import { kvStoreSuite, read, source } from '../../test/kv-store-suite.ts';
+import { startRedis } from '../../tools/redis.ts';
+import { kvStoreSuite, sharedStoreSuite, source } from '../../test/kv-store-suite.ts';
+import { sharedServer } from '../../test/shared-server.ts';
 
 // A real redis-server per test file, on a unix socket in a temp dir. CI installs Debian's
 // redis-server (.ci/run); without it every test here fails with the reason, rather than being
 // skipped, so the Redis backend is never silently untested.
-const REDIS_SERVER = process.env.REDIS_SERVER ?? 'redis-server';
 const put = { maxValueBytes: KV_LIMITS.valueBytes };
 
-let started: RedisServer | undefined;
-let startError: unknown;
-/** A plain client, to look at the keys the store writes. */
-let raw: Redis;
-let prefixes = 0;
-
-beforeAll(async () => {
-  try {
-    started = await startRedis();
-    raw = new Redis({ path: started.socket });
-  } catch (err) {
-    startError = err;
-  }
-});
-
+const redis = sharedServer(startRedis, (s) => new Redis({ path: s.socket }), (r) => r.disconnect());
 /** The shared server; fails the calling test when it could not be started. */
-function server(): RedisServer {
-  if (!started) throw startError;
-  return started;
-}
-
-afterAll(async () => {
-  raw?.disconnect();
-  await started?.stop();
-});
+const server = () => redis.server;
+let prefixes = 0;
 
 /** A store on the shared server, under a prefix of its own so tests never see each other's keys. */
 async function open(options: Parameters<typeof RedisKvStore.connect>[1] = {}) {
@@ -52,30 +31,20 @@ kvStoreSuite('RedisKvStore', async () => {
   return { store, clock, cleanup: () => store.close() };
 });
 
-describe('RedisKvStore on a shared Redis', () => {
-  it('shows each node the writes of another as soon as they resolve', async () => {
-    const keyPrefix = `t${++prefixes}:`;
-    const url = `redis+unix://${server().socket}?db=0`;
-    const a = await RedisKvStore.connect(url, { keyPrefix });
-    const b = await RedisKvStore.connect(server().socket, { keyPrefix });
-    for (let i = 0; i < 20; i++) {
-      await a.put('ns', 'k', source([`v${i}`]), put);
-      expect((await read((await b.get('ns', 'k'))!)).toString()).toBe(`v${i}`);
-    }
-    expect((await b.list('ns', { prefix: '', limit: 10 })).keys.map((k) => k.name)).toEqual(['k']);
-    await b.delete('ns', 'k');
-    expect(await a.get('ns', 'k')).toBeNull();
-    expect(await a.count('ns')).toBe(0);
-    await Promise.all([a.close(), b.close()]);
-  });
+sharedStoreSuite('RedisKvStore', async () => {
+  const keyPrefix = `t${++prefixes}:`;
+  // One node by URL, the other by socket path: both spellings reach the same data.
+  return [await RedisKvStore.connect(`redis+unix://${server().socket}?db=0`, { keyPrefix }), await RedisKvStore.connect(server().socket, { keyPrefix })];
+});
 
+describe('RedisKvStore on a shared Redis', () => {
   it('keeps a replaced value readable for readGraceMs by giving it a TTL, not deleting it', async () => {
     const { keyPrefix, store } = await open({ readGraceMs: 30_000 });
     await store.put('ns', 'k', source(['old']), put);
-    const [oldKey] = await raw.keys(`${keyPrefix}*v:*`);
-    expect(await raw.pttl(oldKey!)).toBe(-1);
+    const [oldKey] = await redis.raw.keys(`${keyPrefix}*v:*`);
+    expect(await redis.raw.pttl(oldKey!)).toBe(-1);
     await store.put('ns', 'k', source(['new']), put);
-    const ttl = await raw.pttl(oldKey!);
+    const ttl = await redis.raw.pttl(oldKey!);
     expect(ttl).toBeGreaterThan(25_000);
     expect(ttl).toBeLessThanOrEqual(30_000);
     await store.close();
@@ -92,7 +61,7 @@ describe('RedisKvStore on a shared Redis', () => {
       throw new Error('cut off');
     }
     await expect(store.put('ns', 'k', failing(), put)).rejects.toThrow('cut off');
-    expect(await raw.keys(`${keyPrefix}*v:*`)).toHaveLength(1);
+    expect(await redis.raw.keys(`${keyPrefix}*v:*`)).toHaveLength(1);
     await store.close();
   });
 
@@ -102,15 +71,15 @@ describe('RedisKvStore on a shared Redis', () => {
     const expiration = Math.floor(clock.now / 1000) + 60;
     await store.put('ns', 'brief', source(['v']), { ...put, expiration });
     await store.put('ns', 'lasting', source(['v']), put);
-    const [entryKey] = await raw.keys(`${keyPrefix}*e:brief`);
-    expect(await raw.pexpiretime(entryKey!)).toBe(expiration * 1000 + 5000);
+    const [entryKey] = await redis.raw.keys(`${keyPrefix}*e:brief`);
+    expect(await redis.raw.pexpiretime(entryKey!)).toBe(expiration * 1000 + 5000);
 
     clock.now = expiration * 1000;
     await store.sweep();
-    expect(await raw.exists(entryKey!)).toBe(0);
-    expect(await raw.zrange(`${keyPrefix}2:ns:i`, '0', '-1')).toEqual(['lasting']);
-    expect(await raw.zcard(`${keyPrefix}2:ns:x`)).toBe(0);
-    expect(await raw.zcard(`${keyPrefix}expiring`)).toBe(0);
+    expect(await redis.raw.exists(entryKey!)).toBe(0);
+    expect(await redis.raw.zrange(`${keyPrefix}2:ns:i`, '0', '-1')).toEqual(['lasting']);
+    expect(await redis.raw.zcard(`${keyPrefix}2:ns:x`)).toBe(0);
+    expect(await redis.raw.zcard(`${keyPrefix}expiring`)).toBe(0);
     await store.close();
   });
 
@@ -118,7 +87,7 @@ describe('RedisKvStore on a shared Redis', () => {
     const { keyPrefix, store } = await open();
     // 12 000 expired entries the sweep has not reached yet, written directly in the store's layout.
     const ns = `${keyPrefix}2:ns:`;
-    const pipeline = raw.pipeline();
+    const pipeline = redis.raw.pipeline();
     for (let i = 0; i < 12_000; i++) {
       const key = `old${String(i).padStart(5, '0')}`;
       pipeline.hset(`${ns}e:${key}`, 'v', 'gone', 's', '0', 'x', '1').zadd(`${ns}i`, 0, key).zadd(`${ns}x`, 1000, key);
@@ -146,7 +115,7 @@ describe('RedisKvStore on a shared Redis', () => {
     await store.put('ns', 'k', source(['v']), put);
     const db1 = new Redis({ path: server().socket, db: 1 });
     expect(await db1.keys(`${keyPrefix}*e:k`)).toHaveLength(1);
-    expect(await raw.keys(`${keyPrefix}*`)).toEqual([]);
+    expect(await redis.raw.keys(`${keyPrefix}*`)).toEqual([]);
     db1.disconnect();
     await store.close();
   });
