@@ -11,12 +11,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN } from './cli.ts';
 import { isAlive } from './processes.ts';
+import { freePort } from './free-port.ts';
 
 const SECRET = 'cli-parts-e2e-secret-0123456789abcdef';
 /** Chromium start, the tab joining, the data channel opening. */
@@ -184,18 +184,6 @@ afterAll(async () => {
   if (chromiumPid && isAlive(chromiumPid)) process.kill(chromiumPid, 'SIGKILL');
   rmSync(home, { recursive: true, force: true });
 });
-
-/** A port free on 127.0.0.1 a moment ago (for a --public-ws that must name it in advance). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe('dcdn signal, dcdn ingress and dcdn launch as separate processes', () => {
   it(`serve GET / from the launched tab over a WebRTC data channel, signaling reached by name`, async () => {

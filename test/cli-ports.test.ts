@@ -9,23 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDcdn } from './dcdn-process.ts';
+import { freePort } from './free-port.ts';
 
 const home = mkdtempSync(join(tmpdir(), 'dcdn-cli-ports-'));
 const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: home, DCDN_HOME: home, DCDN_SECRET: 'ports-secret-0123456789abcdef' };
 let blocker: Server;
 let taken: number;
-
-/** A port nothing listens on now (the kernel's pick, released at once). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Whether something accepts connections on 127.0.0.1:port. */
 function accepts(port: number): Promise<boolean> {

@@ -5,29 +5,18 @@
  * that token came from and what to pass instead. A clean stop removes the state.
  */
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { mintToken } from '../signaling/index.ts';
 import { runDcdn } from './cli.ts';
 import { startDcdn } from './dcdn-process.ts';
+import { freePort } from './free-port.ts';
 
 const home = mkdtempSync(join(tmpdir(), 'dcdn-cli-state-'));
 const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: home, DCDN_HOME: home };
 
 afterAll(() => rmSync(home, { recursive: true, force: true }));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** A state file as a `dcdn up` (pid `pid`) would have left it. */
 function writeState(signal: string, token: string, pid: number): void {

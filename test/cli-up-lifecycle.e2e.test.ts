@@ -27,15 +27,43 @@ afterAll(async () => {
  * so the run's browser processes are those whose command line names it.
  */
 async function up(name: string, args: string[]): Promise<{ p: DcdnProcess; ingress: string; tmp: string; home: string }> {
-  const home = join(root, name, 'home');
-  const tmp = join(root, name, 'tmp');
-  mkdirSync(home, { recursive: true });
-  mkdirSync(tmp, { recursive: true });
+  const { home, tmp } = runDirs(name);
   const p = startDcdn(['up', '--port', '0', '--signal-port', '0', '--transport', 'websocket', ...args], { PATH: process.env.PATH, HOME: home, DCDN_HOME: home, TMPDIR: tmp });
   running.push(p);
   const ingress = (await p.waitFor(/ingress: +(http:\/\/127\.0\.0\.1:\d+)/, 'dcdn up printing its ingress'))[1]!;
   await p.waitFor(/dcdn is up/, 'dcdn up printing that it is up');
   return { p, ingress, tmp, home };
+}
+
+/** A DCDN_HOME and a TMPDIR for the run `name`. */
+function runDirs(name: string): { home: string; tmp: string } {
+  const home = join(root, name, 'home');
+  const tmp = join(root, name, 'tmp');
+  mkdirSync(home, { recursive: true });
+  mkdirSync(tmp, { recursive: true });
+  return { home, tmp };
+}
+
+/**
+ * Reads a streamed response, calling `stop` once its first line has arrived (the response is
+ * then in flight on the tab); resolves with the whole body once it ends.
+ */
+async function readAcross(res: Response, stop: () => void): Promise<string> {
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let body = '';
+  let stopped = false;
+  for (;;) {
+    if (!stopped && body.includes('\n')) {
+      stop();
+      stopped = true;
+    }
+    const { value, done } = await reader.read();
+    if (done) break;
+    body += decoder.decode(value, { stream: true });
+  }
+  if (!stopped) stop();
+  return body;
 }
 
 /** Pids of processes (other than this one) whose command line mentions `text`. */
@@ -66,21 +94,7 @@ describe.skipIf(process.platform !== 'linux')('dcdn up, run and stopped as an op
     const { p, ingress, tmp } = await up('drain', ['--hosts', '1']);
     const res = await fetch(`${ingress}/stream?chunks=8&delay=250`);
     expect(res.status).toBe(200);
-    const reader = res.body!.getReader();
-    const decoder = new TextDecoder();
-    let body = '';
-    // The first line has arrived: the response is in flight on the tab.
-    while (!body.includes('\n')) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      body += decoder.decode(value, { stream: true });
-    }
-    p.signalGroup('SIGINT');
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      body += decoder.decode(value, { stream: true });
-    }
+    const body = await readAcross(res, () => p.signalGroup('SIGINT'));
     expect(body.trim().split('\n')).toHaveLength(8);
     expect((await p.exit).code).toBe(0);
     expect(p.stderr()).toContain('SIGINT: shutting down');
@@ -90,10 +104,7 @@ describe.skipIf(process.platform !== 'linux')('dcdn up, run and stopped as an op
 
   it('dcdn launch drains on Ctrl-C too: its tabs are marked draining, the stream finishes, exit 0', async () => {
     const secret = 'lifecycle-secret-0123456789abcdef';
-    const home = join(root, 'launch', 'home');
-    const tmp = join(root, 'launch', 'tmp');
-    mkdirSync(home, { recursive: true });
-    mkdirSync(tmp, { recursive: true });
+    const { home, tmp } = runDirs('launch');
     const env = { PATH: process.env.PATH, HOME: home, DCDN_HOME: home, TMPDIR: tmp, DCDN_SECRET: secret };
     const net = startDcdn(['up', '--hosts', '0', '--port', '0', '--signal-port', '0', '--transport', 'websocket'], env);
     running.push(net);
@@ -111,20 +122,7 @@ describe.skipIf(process.platform !== 'linux')('dcdn up, run and stopped as an op
       await new Promise((r) => setTimeout(r, 200));
     }
     expect(res!.status).toBe(200);
-    const reader = res!.body!.getReader();
-    const decoder = new TextDecoder();
-    let body = '';
-    while (!body.includes('\n')) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      body += decoder.decode(value, { stream: true });
-    }
-    launch.signalGroup('SIGINT');
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      body += decoder.decode(value, { stream: true });
-    }
+    const body = await readAcross(res!, () => launch.signalGroup('SIGINT'));
     expect(body.trim().split('\n')).toHaveLength(8);
     expect((await launch.exit).code).toBe(0);
     expect(launch.stderr()).toMatch(/tabs marked draining tabs=1/);

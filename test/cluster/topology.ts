@@ -6,7 +6,7 @@
  * node. Everything runs as real processes of the real CLI, except the hosts (in this process).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import { freePort } from '../free-port.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mintToken } from '../../signaling/index.ts';
@@ -27,14 +27,7 @@ export const CLUSTER_NAME = 'ct';
 /** Every host attached, views converged: the bound the scenarios start from. */
 export const CONVERGE_MS = 20_000;
 
-/** A port free right now on 127.0.0.1. */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, host, () => r()));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
+export { freePort };
 
 export interface SignalSpec {
   nodeId: string;
