@@ -18,8 +18,9 @@
  *
  * The hub coordinates; concerns live beside it: the checks of each incoming message and the
  * signal budgets (message-checks.ts), the connection record and how peers are described
- * (hub-peer.ts), deploy checks (deploy-checks.ts), and the node bus: relaying to other nodes
- * and acting on what they send (hub-bus.ts).
+ * (hub-peer.ts), deploy checks (deploy-checks.ts), the `cluster` message to ingresses and the
+ * placement it implies (cluster-announcer.ts), and the node bus: relaying to other nodes and
+ * acting on what they send (hub-bus.ts).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
@@ -29,13 +30,13 @@ import type { AppConfig } from '../protocol/index.ts';
 import type { AppRef, LeaveReason, AppStatus, CheckedMessage, IceServer, PeerInfo, PeerRole, ServerMessage, SignalRequest } from '../protocol/index.ts';
 import type { HostReport } from './rollout.ts';
 import { BudgetTable, TokenBucket } from '../protocol/index.ts';
-import { assign, linkKey } from '../protocol/index.ts';
 import { OPERATOR_TRUST, trustFromScope } from '../protocol/index.ts';
 import { INVITE_GRACE_MS } from './invite-grace.ts';
 import { Directory, PENDING_EPOCH, type DirectoryChange } from './cluster/directory.ts';
 import { createMemoryCluster } from './cluster/memory.ts';
 import { presenceKey } from './cluster/presence-key.ts';
 import { PresenceLimitError, PresenceUnavailableError, type ClusterParts, type PresenceEntry } from './cluster/types.ts';
+import { ClusterAnnouncer } from './cluster-announcer.ts';
 import { DeployChecks, type CheckOutcome } from './deploy-checks.ts';
 import { handleBusMessage, relayToNode, sendBus, type BusHub } from './hub-bus.ts';
 import { appsFor, hasCapabilities, hostName, namespaceVolunteer, toHostSummary, toPeerInfo, trustOf, type Connection, type HostSummary } from './hub-peer.ts';
@@ -116,8 +117,6 @@ export { INVITE_GRACE_MS } from './invite-grace.ts';
 /** setTimeout's longest delay; longer waits are re-armed (invites may last 30 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** One ingress in a `cluster` message. */
-type ClusterIngress = Extract<ServerMessage, { type: 'cluster' }>['ingresses'][number];
 
 /** Peers per `welcome` and per `peers` chunk: a directory of 10 000 hosts is about 4 MB. */
 export const PEERS_CHUNK = 500;
@@ -157,9 +156,7 @@ export class SignalingHub {
   readonly #busHub: BusHub;
   /** Called when a host reports status, joins or leaves (rollouts wait on it). */
   readonly #hostListeners = new Set<() => void>();
-  readonly #peerKey: () => string;
-  #clusterTimer: ReturnType<typeof setTimeout> | null = null;
-  #lastCluster = '';
+  readonly #announcer: ClusterAnnouncer;
   #starting: Promise<void> | null = null;
   /** Unregister calls in flight: a node shutting down removes its entries before its parts close. */
   readonly #unregistering = new Set<Promise<void>>();
@@ -174,13 +171,23 @@ export class SignalingHub {
     // A bad signalRateLimits fails here, at start, not at the first host's hello.
     new BudgetTable(SIGNAL_RATE_DEFAULTS, options.signalRateLimits ?? {}, { what: 'signal budget' });
     const processKey = randomBytes(32).toString('base64url');
-    this.#peerKey = options.peerKey ?? (() => processKey);
+    const peerKey = options.peerKey ?? (() => processKey);
     this.#directory = new Directory(this.#cluster.presence, {
       nodeId: this.#cluster.nodeId,
       ...(options.nodeRefreshMs !== undefined ? { nodeRefreshMs: options.nodeRefreshMs } : {}),
       log: (level, message, fields) => this.#log[level]({ ...fields, node: this.#cluster.nodeId }, message),
     });
     this.#directory.onChange((c) => this.#onDirectory(c));
+    this.#announcer = new ClusterAnnouncer({
+      directory: this.#directory,
+      region: this.#cluster.region,
+      attach,
+      peerKey,
+      debounceMs: options.clusterDebounceMs ?? HUB_CLUSTER_DEFAULTS.clusterDebounceMs,
+      toIngresses: (message) => {
+        for (const conn of this.#joined.values()) if (conn.role === 'ingress') this.#send(conn, message);
+      },
+    });
     const local = (id: string) => this.#joined.get(id);
     const send = (conn: Connection, message: ServerMessage) => this.#send(conn, message);
     this.#checks = new DeployChecks({ cluster: this.#cluster, directory: this.#directory, log: this.#log, local, send });
@@ -324,15 +331,8 @@ export class SignalingHub {
 
   /** The hosts of the cluster, oldest first. */
   hosts(): HostSummary[] {
-    const place = this.#placer();
+    const place = this.#announcer.placer();
     return this.#directory.entries('host').map((e) => toHostSummary(e, place));
-  }
-
-  /** The placement of a host entry on the live ingresses of the `cluster` message (computed once per listing). */
-  #placer(): (e: PresenceEntry) => string[] {
-    const ingresses = this.#liveIngresses();
-    const attach = this.#options.attach ?? HUB_CLUSTER_DEFAULTS.attach;
-    return (e) => assign(linkKey(e.peer), e.region, ingresses, attach);
   }
 
   /**
@@ -354,7 +354,7 @@ export class SignalingHub {
     if (!found || found.entry.peer.role !== 'host') return null;
     if (!found.live) throw new SignalingError('SIG_PEER_UNREACHABLE', `the signaling node of host ${id} is not reachable`);
     await sendBus(this.#cluster.bus, found.entry.node, { v: 1, t: 'drain', peer: id, draining });
-    return { ...toHostSummary(found.entry, this.#placer()), draining };
+    return { ...toHostSummary(found.entry, this.#announcer.placer()), draining };
   }
 
   #setLocalDraining(conn: Connection, draining: boolean): void {
@@ -560,8 +560,7 @@ export class SignalingHub {
     this.#heartbeat = null;
     if (this.#renewTimer !== null) clearInterval(this.#renewTimer);
     this.#renewTimer = null;
-    if (this.#clusterTimer !== null) clearTimeout(this.#clusterTimer);
-    this.#clusterTimer = null;
+    this.#announcer.close();
     this.#checks.close();
     const closed = [...this.#connections].map((conn) => {
       conn.endReason ??= 'shutdown';
@@ -665,7 +664,7 @@ export class SignalingHub {
     this.#send(conn, { type: 'welcome', id: conn.id, role: conn.role, peers: first, ...(iceServers ? { iceServers } : {}), ...(others.length > PEERS_CHUNK ? { more: true as const } : {}) });
     if (others.length > PEERS_CHUNK) this.#sendPeers(conn, others);
     if (this.#options.apps) this.#send(conn, { type: 'apps', apps: appsFor(conn.trust, this.#options.apps()) });
-    if (conn.role === 'ingress') this.#send(conn, this.#clusterMessage());
+    if (conn.role === 'ingress') this.#send(conn, this.#announcer.message());
     this.#log.info({ peer: conn.id, role: conn.role, sub: conn.sub, volunteer: conn.trust.volunteer || undefined, address: conn.address, key }, 'peer joined');
     void this.#register(conn);
   }
@@ -751,7 +750,7 @@ export class SignalingHub {
       }
       this.#checks.dropUnreachable();
       this.#hostChanged();
-      this.#scheduleCluster();
+      this.#announcer.schedule();
       // The store answers again (the view was rebuilt from it): renew now, not at the next tick
       // (up to renewIntervalMs later): leases that ran on during the outage are renewed, keys
       // lost are reclaimed, and peers admitted as an island registered, so the other nodes list
@@ -776,37 +775,7 @@ export class SignalingHub {
     if (message !== null) for (const other of this.#joined.values()) if (other.role !== role && other.id !== c.entry.peer.id) this.#send(other, message);
     if (c.t === 'leave' && role === 'host') this.#checks.hostLeft(c.entry.peer.id);
     if (role === 'host') this.#hostChanged();
-    else this.#scheduleCluster();
-  }
-
-  /** What ingresses are told of each other (placement and forwarding, docs/cluster.md). */
-  #clusterMessage(): ServerMessage {
-    return { type: 'cluster', ingresses: this.#liveIngresses(), attach: this.#options.attach ?? HUB_CLUSTER_DEFAULTS.attach, peerKey: this.#peerKey(), region: this.#cluster.region };
-  }
-
-  /** The live ingresses of the cluster as the `cluster` message lists them (placement's input). */
-  #liveIngresses(): ClusterIngress[] {
-    return this.#directory.entries('ingress').map((e) => {
-      const info = e.peer.info;
-      const name = typeof info['name'] === 'string' && info['name'] && info['name'].length <= 128 ? info['name'] : e.peer.id;
-      const weight = typeof info['weight'] === 'number' && Number.isFinite(info['weight']) && info['weight'] > 0 ? info['weight'] : 1;
-      const peerUrl = typeof info['peerUrl'] === 'string' && info['peerUrl'].length <= 2048 ? info['peerUrl'] : undefined;
-      return { name, region: e.region.slice(0, 64), weight, draining: e.peer.draining === true, ...(peerUrl ? { peerUrl } : {}) };
-    });
-  }
-
-  /** Sends the `cluster` message to local ingresses once changes settle, if the set changed. */
-  #scheduleCluster(): void {
-    if (this.#clusterTimer !== null || this.#closing) return;
-    this.#clusterTimer = setTimeout(() => {
-      this.#clusterTimer = null;
-      const message = this.#clusterMessage();
-      const text = JSON.stringify(message);
-      if (text === this.#lastCluster) return;
-      this.#lastCluster = text;
-      for (const conn of this.#joined.values()) if (conn.role === 'ingress') this.#send(conn, message);
-    }, this.#options.clusterDebounceMs ?? HUB_CLUSTER_DEFAULTS.clusterDebounceMs);
-    this.#clusterTimer.unref?.();
+    else this.#announcer.schedule();
   }
 
   /** The peer's ICE servers with fresh TURN credentials, or undefined when none are configured. */
