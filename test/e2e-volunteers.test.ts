@@ -113,10 +113,11 @@ afterAll(async () => {
 
 describe('volunteer hosts', () => {
   it('are listed as volunteers with their invite scope', async () => {
-    const list = JSON.parse(await ok('hosts', 'list', '--json')) as Array<{ name: string; volunteer: boolean; apps: string[] | null }>;
-    expect(list.find((h) => h.name === 'vol-1')).toMatchObject({ volunteer: true, apps: ['open', 'gpu'] });
-    expect(list.find((h) => h.name === 'op')).toMatchObject({ volunteer: false, apps: null });
-    expect(await ok('hosts', 'list')).toMatch(/vol-1\s+volunteer \(open,gpu\)\s+serving/);
+    const list = JSON.parse(await ok('hosts', 'list', '--json')) as Array<{ name: string; volunteer: boolean; apps: string[] | null; ingresses: string[] }>;
+    // One ingress in this network: placement puts every host on it.
+    expect(list.find((h) => h.name === 'vol-1')).toMatchObject({ volunteer: true, apps: ['open', 'gpu'], ingresses: ['ingress-1'] });
+    expect(list.find((h) => h.name === 'op')).toMatchObject({ volunteer: false, apps: null, ingresses: ['ingress-1'] });
+    expect(await ok('hosts', 'list')).toMatch(/vol-1\s+volunteer \(open,gpu\)\s+serving\s+ingress-1\s/);
   });
 
   it('serve a --volunteers app from an invite link, never seeing cookies, credentials or secrets', async () => {
