@@ -124,9 +124,13 @@ export function appsFor(trust: HostTrust, apps: AppRef[]): AppRef[] {
   return trust.volunteer ? apps.filter((a) => mayRun(trust, a)) : apps;
 }
 
-/** A host entry as operators see it; `place` names the ingresses placement puts it on. */
+/**
+ * A host entry as operators see it; `place` names the ingresses placement puts it on, computed
+ * when `ingresses` is first read (or serialized): a ban's scan of every host never pays for it.
+ */
 export function toHostSummary(e: PresenceEntry, place: (e: PresenceEntry) => string[]): HostSummary {
   const { peer } = e;
+  let placed: string[] | undefined;
   const info = peer.info;
   const str = (v: unknown) => (typeof v === 'string' ? v.slice(0, 256) : null);
   const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
@@ -147,6 +151,8 @@ export function toHostSummary(e: PresenceEntry, place: (e: PresenceEntry) => str
     capabilities: caps,
     node: e.node,
     region: e.region,
-    ingresses: place(e),
+    get ingresses() {
+      return (placed ??= place(e));
+    },
   };
 }
