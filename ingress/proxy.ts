@@ -480,6 +480,7 @@ export class ProxyRequest {
       this.#pool.reportSuccess(host, this.#app);
       this.#finish();
       res.end();
+      this.#events.timing?.ended(res);
       // Answered in full before the request body was done: the host needs no more of it, and a
       // half-open stream would hold state on both sides until the session closes.
       if (!stream.closed) stream.reset('PROTO_CANCELLED', 'the response is complete; the rest of the request body is not needed');
@@ -498,6 +499,7 @@ export class ProxyRequest {
     this.#pool.reportSuccess(host, this.#app);
     this.#finish();
     this.#res.end();
+    this.#events.timing?.ended(this.#res);
     if (stream.closed) return;
     const timer = setTimeout(() => {
       stream.reset('PROTO_CANCELLED', 'the response is complete at its content-length; the stream was not ended');

@@ -7,6 +7,7 @@
  * while a `dcdn tail` subscriber asked for timing, and a sampled share (`timingSampleRate`).
  * An untimed request makes none of these objects and sends no extra frame.
  */
+import type { ServerResponse } from 'node:http';
 import { ClockOffset, waterfallOf, type HostTimes, type IngressTimes, type Session, type Stream, type Waterfall } from '../protocol/index.ts';
 
 /** Ms since the epoch with sub-ms fractions, as both sides stamp (frames.ts HostTimes). */
@@ -48,9 +49,15 @@ export class RequestTiming {
     this.#ingress.headReceived = ingressNow();
   }
 
-  /** The last byte went to the client's socket. */
-  end(): void {
-    this.#ingress.lastByte = ingressNow();
+  /**
+   * The answer was ended (`res.end()` just returned). When the socket took every byte at once,
+   * now is when the last byte left; otherwise it is when the response finishes (`finish`).
+   * Not `finish` always: Node emits it a tick later, after whatever else runs in this task (on
+   * werift, the rest of the datagram's SCTP work), though the client has its bytes already.
+   */
+  ended(res: ServerResponse): void {
+    if (res.writableLength === 0) this.#ingress.lastByte = ingressNow();
+    else res.once('finish', () => (this.#ingress.lastByte = ingressNow()));
   }
 
   /**

@@ -434,7 +434,6 @@ export function createIngress(options: IngressOptions): Ingress {
     // The handler's console lines are kept only for requests that start while someone tails.
     const tracked = tail.active;
     const timing = tail.wantsTiming || (timingSampleRate > 0 && Math.random() < timingSampleRate) ? new RequestTiming() : undefined;
-    if (timing) res.once('finish', () => timing.end());
     const proxied = new ProxyRequest(
       request.raw,
       res,
