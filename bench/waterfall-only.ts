@@ -8,15 +8,15 @@ import { parseArgs } from 'node:util';
 import { WATERFALL_SEGMENTS } from '../protocol/index.ts';
 import { stopAllChildren } from './children.ts';
 import { median } from './stats.ts';
-import { startTarget, TARGETS, type Target } from './targets.ts';
-import { runWaterfall, type WaterfallFigures } from './waterfall.ts';
+import { AB_TARGETS, startTarget, TARGETS, type Target } from './targets.ts';
+import { timedRequests, type WaterfallFigures } from './waterfall.ts';
 
 const { values } = parseArgs({ options: { reps: { type: 'string', default: '3' }, requests: { type: 'string', default: '300' }, targets: { type: 'string', default: 'werift-1,ws-1' } } });
 const keys = values.targets.split(',');
 const targets: Target[] = [];
 try {
   for (const key of keys) {
-    const spec = TARGETS.find((t) => t.key === key);
+    const spec = [...TARGETS, ...AB_TARGETS].find((t) => t.key === key);
     if (!spec) throw new Error(`no target ${key}`);
     targets.push(await startTarget(spec));
   }
@@ -24,8 +24,9 @@ try {
   for (let rep = 0; rep < Number(values.reps); rep++) {
     const turn = targets.map((_, i) => targets[(i + rep) % targets.length]!);
     for (const t of turn) {
-      const r = await runWaterfall({ requests: Number(values.requests), warmup: 50 }, [t]);
-      for (const [transport, f] of Object.entries(r)) if (!('skipped' in f)) (runs[`${t.spec.key}/${transport}`] ??= []).push(f);
+      if ('skipped' in t) continue;
+      if (!t.operatorToken) throw new Error(`${t.spec.label}: no operator token`);
+      (runs[t.spec.key] ??= []).push(await timedRequests(t.url, t.operatorToken, { requests: Number(values.requests), warmup: 50 }));
     }
   }
   for (const [name, fs] of Object.entries(runs)) {

@@ -52,7 +52,8 @@ export async function runWaterfall(config: WaterfallConfig, targets: readonly Ta
   return out;
 }
 
-async function timedRequests(base: string, token: string, config: WaterfallConfig): Promise<WaterfallFigures> {
+/** Timed requests against one live target (its URL and operator token). */
+export async function timedRequests(base: string, token: string, config: WaterfallConfig): Promise<WaterfallFigures> {
   const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/_dcdn/tail?timing=1`, { headers: { authorization: `Bearer ${token}` } });
   const events: Array<Waterfall | null> = [];
   let wake: (() => void) | null = null;
