@@ -28,16 +28,20 @@ export class RequestTiming {
   readonly #ingress: IngressTimes = { accepted: ingressNow(), framed: 0, sent: 0, headReceived: 0, lastByte: 0 };
   #host: HostTimes | null = null;
   #session: Session | null = null;
+  /** Which attempt the stamps belong to: a retry's session must not stamp an earlier attempt's. */
+  #attempt = 0;
 
   /** The request's stream was opened on `session` (each attempt; the last one counts). */
   opened(session: Session, stream: Stream): void {
+    const attempt = ++this.#attempt;
     this.#ingress.framed = ingressNow();
     this.#ingress.sent = 0;
     this.#host = null;
+    this.#session = null;
     if (!session.askTiming(stream)) return;
     this.#session = session;
     session.whenSent(() => {
-      this.#ingress.sent = ingressNow();
+      if (attempt === this.#attempt) this.#ingress.sent = ingressNow();
     });
     stream.ontiming = (times) => {
       this.#host = { received: times.received, toSandbox: times.toSandbox, handlerStart: times.handlerStart, handlerHead: times.handlerHead, headInPage: times.headInPage, sent: times.sent };
