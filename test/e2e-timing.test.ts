@@ -62,18 +62,18 @@ describe('request timing', () => {
         await res.arrayBuffer();
       }
       const events = await t.events;
-      if (process.env.DCDN_TIMING_DEBUG) for (const e of events) console.log(JSON.stringify(e.timing));
       for (const e of events) {
         expect(e.transport).toBe('webrtc');
         const w = e.timing as Waterfall;
         expect(Object.keys(w)).toEqual([...WATERFALL_SEGMENTS]);
         // On the ingress's clock alone: never negative.
         for (const s of ['ingressIn', 'ingressQueue', 'ingressOut'] as const) expect(w[s]).toBeGreaterThanOrEqual(0);
-        // On the page's clock (the worker's stamps are on the same time base): never negative
-        // beyond Chromium's coarsened clock (100 µs steps with jitter, not cross-origin isolated).
-        for (const s of ['pageToSandbox', 'sandboxToHandler', 'handler', 'handlerToPage', 'pageOut'] as const) expect(w[s]).toBeGreaterThan(-250);
-        // The host did real work on its side: the sandbox hop is there.
-        expect(w.sandboxToHandler + w.handler + w.handlerToPage).toBeGreaterThan(0);
+        // Stamps of one realm are monotone: the page's own segments and the handler's (both
+        // ends in the worker) never go below 0 (beyond float rounding). The two hops between
+        // page and worker cross realms and processes, whose time bases may differ a little, but
+        // that cancels in their sum: posted to the head back in the page, all on the page's clock.
+        for (const s of ['pageToSandbox', 'pageOut', 'handler'] as const) expect(w[s]).toBeGreaterThan(-1);
+        expect(w.sandboxToHandler + w.handler + w.handlerToPage).toBeGreaterThanOrEqual(0);
         // Across clocks: the two one-way times are a round trip, whatever the offset's error.
         expect(w.toPage + w.toIngress).toBeGreaterThanOrEqual(0);
         for (const s of WATERFALL_SEGMENTS) expect(Math.abs(w[s])).toBeLessThan(10_000_000);
