@@ -99,7 +99,12 @@ export const ERRORS = {
   APP_BAD_SECRET: { status: 400, retryable: false, blame: 'client', summary: 'secret names are identifiers and values at most 5 KiB' },
   APP_BAD_CONFIG: { status: 400, retryable: false, blame: 'client', summary: 'the deploy options (KV bindings, volunteers, required capabilities) are malformed or clash with a secret' },
   APP_STORE_UNAVAILABLE: { status: 503, retryable: true, blame: 'operator', summary: 'the control store (Postgres in a cluster) is unreachable: deploys, secrets and bans cannot be written now; serving goes on from the cached state' },
+  APP_BAD_CRON: { status: 400, retryable: false, blame: 'client', summary: 'a --cron expression is not valid cron (five fields, or six with seconds first; UTC): the message names it and what is wrong' },
   APP_BAD_QUERY: { status: 400, retryable: false, blame: 'client', summary: 'a query parameter of the control API is malformed (rollout ?wait= takes whole milliseconds)' },
+
+  // Cron: scheduled handlers (docs/apps.md, "Cron triggers"). Outcomes of a run, recorded as its last run.
+  CRON_NO_INGRESS: { status: 503, retryable: true, blame: 'operator', summary: 'no live ingress could run the scheduled event (none connected to signaling, or none answered); the tick is not retried, the next one runs' },
+  CRON_TIMEOUT: { status: 504, retryable: true, blame: 'app', summary: 'the scheduled run (handler and ctx.waitUntil work) had no outcome within the cron run timeout' },
 
   // KV: handlers' key-value bindings (env.NAME). The handler's call rejects with an Error whose
   // `code` is one of these; `dcdn kv` and the KV wire answer carry them too.

@@ -18,11 +18,14 @@ export { Session, SESSION_DEFAULTS, type SessionOptions, type SessionStats } fro
 export { streamBody } from './body.ts';
 export { Stream, type RequestHead, type ResponseHead, type StreamError } from './stream.ts';
 export { KV_HEADERS } from './kv-wire.ts';
+export { SCHEDULED_HEADERS, SCHEDULED_METHOD, SCHEDULED_OK_STATUS, SCHEDULED_URL } from './scheduled-wire.ts';
 export { parseRedisUrl, type RedisEndpoint } from './redis-url.ts';
 export {
   BINDING_NAME,
   CAPABILITIES,
   DEFAULT_APP_CONFIG,
+  MAX_CRON_LENGTH,
+  MAX_CRONS,
   MAX_KV_BINDINGS,
   MAX_VAR_BYTES,
   MAX_VARS,
@@ -47,6 +50,9 @@ export {
   type AppsMessage,
   type AppStatus,
   type CheckedMessage,
+  type CronMessage,
+  type CronResultMessage,
+  MAX_CRON_ERROR_LENGTH,
   type CheckMessage,
   type ClientMessage,
   type ErrorMessage,
