@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { APP_FAILURE_CODES, headProblem, isErrorCode, type AppRef, type ErrorCode, type HeaderList, type Stream, type StreamError } from '../protocol/index.ts';
+import { APP_FAILURE_CODES, headProblem, isErrorCode, SCHEDULED_METHOD, type AppRef, type ErrorCode, type HeaderList, type Stream, type StreamError } from '../protocol/index.ts';
 import type { ForwardResult } from './peer-forward.ts';
 import { sendError } from './error-response.ts';
 import type { AppRouter } from './app-router.ts';
@@ -207,6 +207,8 @@ export class ProxyRequest {
     for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.toLowerCase() === 'host') hosts++;
     if (hosts > 1 || (hosts === 0 && req.httpVersionMinor >= 1)) return ['INGRESS_BAD_REQUEST', hosts ? 'more than one Host header' : 'an HTTP/1.1 request needs a Host header'];
     if (REFUSED_METHODS.has(req.method ?? '')) return ['INGRESS_NOT_IMPLEMENTED', `the ingress does not forward ${req.method} requests`];
+    // The scheduled-event marker (protocol/scheduled-wire.ts): only signaling's cron runs send it.
+    if ((req.method ?? '').toUpperCase() === SCHEDULED_METHOD) return ['INGRESS_NOT_IMPLEMENTED', `${SCHEDULED_METHOD} is reserved for scheduled events; it is never forwarded`];
     const te = req.headers['transfer-encoding'];
     // RFC 9112 §6.1: a request whose transfer coding is not exactly chunked can't be framed
     // reliably; passing it on is how smuggling starts.

@@ -9,6 +9,7 @@ import { codeForStatus, endLingering, isLingering, rawErrorResponse, sendError }
 import { trustedProxyMatcher } from './http-headers.ts';
 import { AppRouter, type AppRouterOptions } from './app-router.ts';
 import { CONNECTOR_DEFAULTS, HostConnector, type HostConnectorOptions } from './host-connector.ts';
+import { DEFAULT_CRON_TIMEOUT_MS, runScheduled } from './cron-runner.ts';
 import { HostPool, type HostPoolOptions } from './host-pool.ts';
 import { PEER_LOG_INTERVAL_MS, peerLog } from './peer-log.ts';
 import { PROXY_DEFAULTS, ProxyRequest, type ProxyOptions } from './proxy.ts';
@@ -54,6 +55,12 @@ export interface IngressOptions {
   peerListen?: { host: string; port: number };
   /** The URL peers reach the peer listener at, as advertised in signaling. Default `http://<peerListen>`. */
   peerUrl?: string;
+  /**
+   * How long a scheduled run (a cron tick signaling asked this ingress to run: the handler and
+   * its ctx.waitUntil work) may take before the ingress cancels it and reports CRON_TIMEOUT
+   * (`--cron-timeout`). Default 60000 ms.
+   */
+  cronTimeoutMs?: number;
   /** Cluster mode: a host placed on other ingresses keeps its session this long, then drains. Default 30000 ms. */
   detachGraceMs?: number;
   /** Cluster mode: the longest a detached host's requests in flight get before its session closes. Default 60000 ms. */
@@ -178,6 +185,8 @@ export interface Ingress {
 export function createIngress(options: IngressOptions): Ingress {
   checkClusterOptions(options);
   const log: Log = options.log ?? (() => {});
+  const cronTimeoutMs = options.cronTimeoutMs ?? DEFAULT_CRON_TIMEOUT_MS;
+  if (!(cronTimeoutMs > 0 && Number.isFinite(cronTimeoutMs))) throw new RangeError('cronTimeoutMs must be a positive number');
   // What a host can make the ingress say, it may say once per interval (per kind): a hostile
   // host must not be able to fill the log.
   const hostLog = peerLog(log, options.peerLogIntervalMs ?? PEER_LOG_INTERVAL_MS);
@@ -596,6 +605,13 @@ export function createIngress(options: IngressOptions): Ingress {
         apps = new Map(list.map((a) => [a.name, a]));
         router.setApps(list);
         log('info', 'apps', { apps: list.map((a) => `${a.name}@${a.version}`).join(',') || 'none' });
+      };
+      connector.oncron = (m) => {
+        const c = connector;
+        void runScheduled(pool, apps.get(m.app), m, cronTimeoutMs).then((outcome) => {
+          log(outcome.ok ? 'info' : 'warn', 'scheduled run', { app: m.app, cron: m.cron, host: outcome.host, ok: outcome.ok, code: outcome.code || undefined, ms: outcome.ms });
+          c?.cronResult({ id: m.id, ...outcome });
+        });
       };
       let kvSplitLogged = '';
       connector.oncluster = (view) => {

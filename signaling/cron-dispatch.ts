@@ -5,7 +5,7 @@
  * {@link CronDispatch.run}.
  *
  * One ingress at a time, in random order: one that answers it has no host for the app here
- * (INGRESS_NO_HOST, INGRESS_SATURATED) hands the run to the next. Any other answer, ok or not,
+ * (INGRESS_NO_HOST, INGRESS_HOSTS_BUSY, INGRESS_UNKNOWN_APP) hands the run to the next. Any other answer, ok or not,
  * is the outcome, and so is an ingress that leaves or stays silent: a run that may have reached
  * a host is never run again (it may have had effects).
  */
@@ -16,7 +16,7 @@ import type { CronMessage, CronResultMessage } from '../protocol/index.ts';
 export const DEFAULT_CRON_RUN_TIMEOUT_MS = 60_000;
 
 /** Answers that mean "this ingress could not place it", so the next ingress is asked. */
-const TRY_NEXT = new Set(['INGRESS_NO_HOST', 'INGRESS_SATURATED', 'INGRESS_DRAINING']);
+const TRY_NEXT = new Set(['INGRESS_NO_HOST', 'INGRESS_HOSTS_BUSY', 'INGRESS_UNKNOWN_APP']);
 
 /** A local ingress the dispatch may ask. */
 export interface CronIngress {

@@ -13,6 +13,9 @@ import { KvNamespace, type KvAnswer, type KvCall } from '../kv/namespace.ts';
 import { fixedBody, installResponseShim, makeRequest, responseHeaderList } from '../web-compat.ts';
 import { captureConsole, RequestLogs } from './console-capture.ts';
 import { SourceMap } from './source-map.ts';
+import { runScheduledHandler, type ScheduledModule } from '../scheduled-event.ts';
+// Leaf imports (the index would bundle msgpackr into every worker).
+import { SCHEDULED_METHOD, SCHEDULED_OK_STATUS } from '../../protocol/scheduled-wire.ts';
 
 /** What we need of a dedicated worker's global (the project compiles against the DOM lib). */
 interface WorkerScope {
@@ -186,7 +189,9 @@ class WorkerHost {
       case 'cancel':
         return this.#active.get(message.id)?.abort(new DOMException(message.reason, 'AbortError'));
       case 'request':
-        if (this.#app) void this.#serve(this.#app, message);
+        if (!this.#app) return;
+        if (message.method === SCHEDULED_METHOD) void this.#scheduled(this.#app, message);
+        else void this.#serve(this.#app, message);
         return;
       case 'kv-answer':
         return this.#onKvAnswer(message);
@@ -198,6 +203,32 @@ class WorkerHost {
     if (!resolve) return;
     this.#kvCalls.delete(message.id);
     resolve({ status: message.status, headers: message.headers, body: message.body });
+  }
+
+  /** A cron tick (scheduled-event.ts): 204 once the handler and its waitUntil work settled, else the error with its stack. */
+  async #scheduled(app: AppModule, message: RequestMessage): Promise<void> {
+    const { id } = message;
+    this.#active.set(id, new AbortController());
+    let answer: HeadMessage | FailMessage;
+    try {
+      this.#logs.current = id;
+      let pending: Promise<void>;
+      try {
+        pending = runScheduledHandler(app as AppModule & ScheduledModule, message.headers, this.#envFor(id));
+      } finally {
+        this.#logs.current = 0;
+      }
+      await pending;
+      answer = { t: 'head', id, status: SCHEDULED_OK_STATUS, headers: [], body: null };
+    } catch (err) {
+      const text = this.#describeError(err);
+      this.#logs.write('exception', `Uncaught (in scheduled) ${text}`, id);
+      answer = { t: 'fail', id, code: 'HOST_HANDLER_ERROR', message: text };
+    }
+    this.#active.delete(id);
+    this.#logs.end(id);
+    answer.settled = true;
+    this.#post(answer);
   }
 
   async #serve(app: AppModule, message: RequestMessage): Promise<void> {
