@@ -76,6 +76,15 @@ export const kvFlags = {
   json: { type: 'boolean', default: false, help: 'list/get: print JSON (get: value as text with metadata)' },
 } satisfies FlagSpec;
 
+/** `dcdn cron`'s help (here, so `dcdn --help` loads nothing else). */
+export const cronUsage = 'dcdn cron trigger NAME';
+
+export const cronDescription =
+  "Runs app NAME's scheduled(controller, env, ctx) handler once now, on one host that may run it, and\n" +
+  'prints the outcome (ok, or the error with its stack); exits 1 when the run failed. controller.cron\n' +
+  "is the app's first --cron expression ('' without one); controller.scheduledTime is now. The run is\n" +
+  'recorded as the last run (dcdn apps). Schedules are set with dcdn deploy --cron (docs/apps.md).';
+
 export const kvUsage = 'dcdn kv get|put|delete|list [KEY] [VALUE] --app NAME --binding BINDING [--store SPEC]';
 export const kvDescription =
   'Reads and writes an app\'s KV namespace, the data its handler sees as env.BINDING.\n' +

@@ -157,7 +157,11 @@ export function registerControlApi(app: FastifyInstance, { store, cache }: Contr
         const name = req.params.name;
         checkName(name);
         if (typeof code !== 'string') throw new DcdnError('APP_BAD_BUNDLE', 'the body must be JSON {"code": "<ES module source>"}');
-        const appConfig = parseAppConfig(config);
+        // A deploy that says nothing of crons keeps the live version's schedule (wrangler keeps
+        // triggers when its config has no crons key); `crons: []` clears it.
+        const keep = typeof config === 'object' && config !== null && !Array.isArray(config) && !Object.hasOwn(config, 'crons');
+        const live = keep ? cache.manifest().find((a) => a.name === name)?.config.crons : undefined;
+        const appConfig = parseAppConfig(live?.length ? { ...(config as object), crons: live } : config);
         checkCrons(appConfig.crons ?? []);
         await checkBundle(code);
         const outcome = check === false || !options.check ? null : await loadOnHost(name, code, appConfig);

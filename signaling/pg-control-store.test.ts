@@ -9,6 +9,7 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startPostgres, type PostgresServer } from '../tools/postgres.ts';
 import { bundle, codeOf, controlStoreSuite, until } from '../test/control-store-suite.ts';
+import { cronStoreSuite } from '../test/cron-store-suite.ts';
 import { ControlCache } from './control-cache.ts';
 import type { ControlChange } from './control-store.ts';
 import { PgControlStore, type PgControlStoreOptions } from './pg-control-store.ts';
@@ -43,6 +44,23 @@ async function freshDatabase(): Promise<{ url: string; open(options?: PgControlS
 }
 
 controlStoreSuite('PgControlStore', async () => {
+  const db = await freshDatabase();
+  const store = await db.open();
+  const others: PgControlStore[] = [];
+  return {
+    store,
+    async another() {
+      const other = await db.open();
+      others.push(other);
+      return other;
+    },
+    async cleanup() {
+      for (const s of [store, ...others]) await s.close();
+    },
+  };
+});
+
+cronStoreSuite('PgControlStore', async () => {
   const db = await freshDatabase();
   const store = await db.open();
   const others: PgControlStore[] = [];

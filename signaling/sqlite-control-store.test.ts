@@ -3,12 +3,32 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { controlStoreSuite, bundle } from '../test/control-store-suite.ts';
+import { cronStoreSuite } from '../test/cron-store-suite.ts';
 import { AppStore } from './app-store.ts';
 import { BanList } from './bans.ts';
 import type { ControlStore } from './control-store.ts';
 import { SqliteControlStore } from './sqlite-control-store.ts';
 
 controlStoreSuite('SqliteControlStore', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dcdn-control-'));
+  const path = join(dir, 'apps.db');
+  const store = SqliteControlStore.open(path);
+  const others: ControlStore[] = [];
+  return {
+    store,
+    async another() {
+      const other = SqliteControlStore.open(path);
+      others.push(other);
+      return other;
+    },
+    async cleanup() {
+      for (const s of [store, ...others]) await s.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+cronStoreSuite('SqliteControlStore', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'dcdn-control-'));
   const path = join(dir, 'apps.db');
   const store = SqliteControlStore.open(path);
