@@ -41,6 +41,7 @@ describe('dcdn ingress flags', () => {
       region: 'default',
       weight: 1,
       detachGraceMs: 30_000,
+      cronTimeoutMs: 60_000,
       // The ingress's own defaults, spelled out: a flag left out changes nothing.
       headersTimeoutMs: 20_000,
       peerLogIntervalMs: 10_000,
