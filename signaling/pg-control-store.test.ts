@@ -205,3 +205,20 @@ describe('PgControlStore when Postgres dies', () => {
     cache.close();
   });
 });
+
+describe('PgControlStore cron state on a database from before cron triggers', () => {
+  it('adds dcdn_cron at open and keeps every app and version', async () => {
+    const db = await freshDatabase();
+    const old = await db.open();
+    await old.deploy('hello', bundle('v1'), 'first', { kv: ['CACHE'] });
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    await client.query('DROP TABLE dcdn_cron');
+    await client.end();
+    const store = await db.open();
+    expect(await store.list()).toMatchObject([{ name: 'hello', activeVersion: 1, versions: [{ message: 'first', config: { kv: ['CACHE'] } }] }]);
+    expect(await store.cronStates()).toEqual([]);
+    expect(await store.claimCronTick('hello', 60_000)).toBe(true);
+    expect(await old.claimCronTick('hello', 60_000)).toBe(false);
+  });
+});
