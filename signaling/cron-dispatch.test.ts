@@ -15,7 +15,7 @@ type Answer = (m: CronMessage) => { ok: boolean; code?: string; error?: string; 
 
 function setup(answers: Record<string, Answer>) {
   const asked: string[] = [];
-  const dispatch: CronDispatch = new CronDispatch(() => ingresses);
+  const dispatch: CronDispatch = new CronDispatch({ local: () => ingresses });
   const ingresses: CronIngress[] = Object.entries(answers).map(([name, answer]) => ({
     id: `id-${name}`,
     name,
@@ -73,5 +73,26 @@ describe('CronDispatch', () => {
     dispatch.onResult('id-intruder', { type: 'cron-result', id: runId, ok: true, code: '', error: '', host: 'x', ms: 1 });
     await vi.advanceTimersByTimeAsync(1000);
     expect(await pending).toMatchObject({ code: 'CRON_TIMEOUT' });
+  });
+
+  it('runs through an ingress of another node over the bus when it has none of its own', async () => {
+    type Bus = Parameters<NonNullable<ConstructorParameters<typeof CronDispatch>[0]['bus']>>[1];
+    const nodes = new Map<string, CronDispatch>();
+    const bus = (to: string) => async (node: string, m: Bus) => {
+      expect(node).toBe(to);
+      queueMicrotask(() => nodes.get(node)!.onBus(m));
+    };
+    const b1: CronIngress = {
+      id: 'ing-b1',
+      name: 'b1',
+      send: (m) => queueMicrotask(() => nodes.get('B')!.onResult('ing-b1', { type: 'cron-result', id: m.id, ok: true, code: '', error: '', host: 'tab-b', ms: 7 })),
+    };
+    nodes.set('A', new CronDispatch({ local: () => [], remote: () => [{ id: 'ing-b1', name: 'b1', node: 'B' }], bus: bus('B'), nodeId: () => 'A' }));
+    nodes.set('B', new CronDispatch({ local: () => [b1], remote: () => [], bus: bus('A'), nodeId: () => 'B' }));
+    expect(nodes.get('A')!.hasIngress).toBe(false);
+    expect(await nodes.get('A')!.run('jobs', '* * * * *', 60_000)).toEqual({ ok: true, code: '', error: '', host: 'tab-b', ingress: 'b1', ms: 7 });
+    // A node that cannot be reached is skipped: the run is not lost on it.
+    const unreachable = new CronDispatch({ local: () => [], remote: () => [{ id: 'ing-x', name: 'x', node: 'X' }], bus: async () => Promise.reject(new Error('bus down')), nodeId: () => 'A' });
+    expect(await unreachable.run('jobs', '* * * * *', 0)).toMatchObject({ ok: false, code: 'CRON_NO_INGRESS', error: expect.stringContaining('could not be asked') });
   });
 });

@@ -2,8 +2,8 @@
  * The clock of scheduled handlers (docs/apps.md, "Cron triggers"). Every signaling node runs
  * one; for each tick that falls due, every node tries to claim it in the control store with a
  * compare-and-set ({@link ControlStore.claimCronTick}), so exactly one node of the cluster runs
- * it, however many nodes there are and whatever restarted. The winner asks one of its ingresses
- * to run it (cron-dispatch.ts) and records the outcome as the app's last run.
+ * it, however many nodes there are and whatever restarted. The winner asks one ingress to run it
+ * (cron-dispatch.ts: its own first, then other nodes') and records the outcome as the app's last run.
  *
  * - A node with no ingress of its own waits `claimGraceMs` past the tick before claiming, so a
  *   node that can run the tick wins it; when none can, the tick is still claimed by someone and

@@ -249,9 +249,12 @@ export class SignalingHub {
   #renewAgain = false;
   readonly #checks = new Map<string, PendingCheck>();
   /** Scheduled runs asked of this node's ingresses (cron-dispatch.ts). */
-  readonly cronRuns = new CronDispatch(() =>
-    [...this.#joined.values()].filter((c) => c.role === 'ingress' && !c.closed).map((c) => ({ id: c.id, name: hostName(c.info ?? {}, c.id), send: (m: CronMessage) => this.#send(c, m) })),
-  );
+  readonly cronRuns = new CronDispatch({
+    local: () => [...this.#joined.values()].filter((c) => c.role === 'ingress' && !c.closed).map((c) => ({ id: c.id, name: hostName(c.info ?? {}, c.id), send: (m: CronMessage) => this.#send(c, m) })),
+    remote: () => this.#directory.entries('ingress').filter((e) => e.node !== this.#cluster.nodeId && !e.peer.draining && this.#directory.lookup(e.peer.id)?.live).map((e) => ({ id: e.peer.id, name: hostName(e.peer.info, e.peer.id), node: e.node })),
+    bus: (node, m) => this.#cluster.bus.send(node, m),
+    nodeId: () => this.#cluster.nodeId,
+  });
   readonly #remoteChecks = new Map<string, RemoteCheck>();
   /** Called when a host reports status, joins or leaves (rollouts wait on it). */
   readonly #hostListeners = new Set<() => void>();
@@ -900,6 +903,7 @@ export class SignalingHub {
     else if (JSON.stringify(c.prev.peer) !== JSON.stringify(c.entry.peer) || c.prev.region !== c.entry.region) message = { type: 'update', peer: this.#render(c.entry) };
     if (message !== null) for (const other of this.#joined.values()) if (other.role !== role && other.id !== c.entry.peer.id) this.#send(other, message);
     if (c.t === 'leave' && role === 'host') for (const id of [...this.#checks.keys()]) this.#checkAskFailed(id, c.entry.peer.id);
+    if (c.t === 'leave' && role === 'ingress') this.cronRuns.ingressGone(c.entry.peer.id);
     if (role === 'host') this.#hostChanged();
     else this.#scheduleCluster();
   }
@@ -987,6 +991,9 @@ export class SignalingHub {
         if (conn) this.#send(conn, { type: 'error', code: 'SIG_UNKNOWN_PEER', message: 'no such peer of the other role', to: m.peer });
         return;
       }
+      case 'cron':
+      case 'cron-result':
+        return this.cronRuns.onBus(m);
       case 'check': {
         const host = this.#joined.get(m.host);
         if (!host || host.role !== 'host' || host.endReason !== null) return;

@@ -38,6 +38,21 @@ clusterScenario('T12: cron ticks run once for the whole cluster', () => defaultS
     for (const v of views) expect(v).toMatchObject({ schedule: ['* * * * * *'], lastRun: { ok: true, host: expect.stringMatching(/^h[12]-\d$/) } });
   });
 
+  it('runs dcdn cron trigger through a node without an ingress of its own, over the bus to another node\'s', async () => {
+    const c = cluster();
+    // i3 is s2's only ingress.
+    await c.ingress('i3').proc.kill9();
+    await waitFor(async () => ((await c.health(1))?.ingresses ?? 0) === 2 || null, 20_000, () => 'signaling still lists i3', 100);
+    const before = c.hosts.scheduled.length;
+    const r = await c.dcdnVia(1, 'cron', 'trigger', 'ticker');
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    expect(r.stdout).toMatch(/ticker: .*\(dcdn cron trigger\) ok on h[12]-\d/);
+    expect(c.hosts.scheduled.slice(before).some((e) => e.cron === '* * * * * *' && e.app === 'ticker')).toBe(true);
+    // Ticks go on once each meanwhile (s2 claims only after its grace, so s1 takes them).
+    const all = ticks(c.hosts.scheduled, 'ticker');
+    expect([...all.values()].filter((n) => n !== 1)).toEqual([]);
+  });
+
   it('keeps running each tick once after a signaling node is killed', async () => {
     const c = cluster();
     await c.signals[0]!.proc.kill9();
