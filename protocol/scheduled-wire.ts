@@ -3,9 +3,9 @@
  * sends a tab to run an app's `scheduled()` handler instead of `fetch()`. A leaf of protocol/ so
  * the sandbox worker can import it without msgpackr.
  *
- * The marker is the method: `DCDN-SCHEDULED` is a valid HTTP token but no method Node's parser
- * knows (it answers 400), and the ingress's proxy refuses it on every public request
- * (INGRESS_NOT_IMPLEMENTED) before a host is contacted; only the ingress's cron runner, asked by
+ * The marker is the method: `DCDN-SCHEDULED` is a valid HTTP token (the ingress's HTTP parser
+ * lets it through), so the ingress's proxy refuses it on every public request (501
+ * INGRESS_NOT_IMPLEMENTED) before a host is contacted; only the ingress's cron runner, asked by
  * signaling, ever sends it. The tab answers 204 once the handler and its
  * `ctx.waitUntil()` work settled, or resets the stream with the handler's error.
  */

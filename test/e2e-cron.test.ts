@@ -51,12 +51,12 @@ async function runs(app: string): Promise<Map<number, number>> {
   return counts;
 }
 
-function get(base: string, path: string, method = 'GET'): Promise<{ status: number; body: string }> {
+function get(base: string, path: string, method = 'GET'): Promise<{ status: number; body: string; error: string | undefined }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(`${base}${path}`, { method }, (res) => {
       let body = '';
       res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, error: res.headers['dcdn-error'] as string | undefined }));
     });
     req.on('error', reject);
     req.end();
@@ -103,23 +103,30 @@ describe('cron triggers', () => {
     expect(view.cron.lastRun).toMatchObject({ ok: true, trigger: 'schedule', host: expect.stringMatching(/^cron-[ab]$/) });
     const listing = await dcdn('apps');
     expect(listing.stdout).toMatch(/cron: \*\/2 \* \* \* \* \* \(UTC\); last run .* ok on cron-[ab]/);
-    // A redeploy without --cron keeps the schedule; --cron none clears it.
-    await dcdn('deploy', CRON_APP, '--name', 'ticker', '--kv', 'RUNS', '--message', 'again');
+    // A redeploy that says nothing of crons keeps the schedule (through the API, as dcdn deploy
+    // without --cron sends it); --cron none clears it.
+    const kept = await fetch(`${net.urls.http}/v1/apps/ticker`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${mintToken(net.secret, { role: 'operator', ttlSeconds: 600 })}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ code: await (await fetch(`${net.urls.http}/v1/apps/ticker/versions/1/code`, { headers: { authorization: `Bearer ${mintToken(net.secret, { role: 'operator', ttlSeconds: 600 })}` } })).text(), config: { kv: ['RUNS'] }, check: false }),
+    });
+    expect(kept.status).toBe(201);
     expect((await appView('ticker')).cron.schedule).toEqual(['*/2 * * * * *']);
-    await dcdn('deploy', CRON_APP, '--name', 'ticker', '--kv', 'RUNS', '--cron', 'none');
+    const cleared = await dcdn('deploy', CRON_APP, '--name', 'ticker', '--kv', 'RUNS', '--cron', 'none');
+    expect(cleared.code, cleared.stderr + cleared.stdout).toBe(0);
     expect((await appView('ticker')).cron.schedule).toEqual([]);
     const after = await runs('ticker');
     for (const n of after.values()) expect(n).toBe(1);
   }, 120_000);
 
   it('runs a handler once now with dcdn cron trigger and prints the outcome', async () => {
-    await dcdn('deploy', CRON_APP, '--name', 'manual', '--kv', 'RUNS', '--cron', '0 0 1 1 *');
-    const before = (await runs('manual')).size;
-    const r = await dcdn('cron', 'trigger', 'manual');
+    // ticker's schedule was cleared above: only the trigger runs it now.
+    const before = (await runs('ticker')).size;
+    const r = await dcdn('cron', 'trigger', 'ticker');
     expect(r.code, r.stderr + r.stdout).toBe(0);
-    expect(r.stdout).toMatch(/manual: .*\(dcdn cron trigger\) ok on cron-[ab]/);
-    expect((await runs('manual')).size).toBe(before + 1);
-    expect((await appView('manual')).cron.lastRun).toMatchObject({ ok: true, trigger: 'manual' });
+    expect(r.stdout).toMatch(/ticker: .*\(dcdn cron trigger\) ok on cron-[ab]/);
+    expect((await runs('ticker')).size).toBe(before + 1);
+    expect((await appView('ticker')).cron.lastRun).toMatchObject({ ok: true, trigger: 'manual' });
   }, 60_000);
 
   it('refuses an expression that is not cron with APP_BAD_CRON naming it', async () => {
@@ -141,14 +148,13 @@ describe('cron triggers', () => {
     const trigger = await dcdn('cron', 'trigger', 'thrower');
     expect(trigger.code).toBe(1);
     expect(trigger.stdout).toContain('failed HOST_HANDLER_ERROR');
-    await dcdn('deploy', CRON_APP, '--name', 'thrower', '--kv', 'RUNS', '--var', 'MODE=throw', '--cron', 'none');
   }, 90_000);
 
   it('refuses the scheduled-event marker on public requests, before any host', async () => {
-    const before = await runs('manual');
-    const r = await get(net.ingresses[0]!.url, '/@manual/', 'DCDN-SCHEDULED');
-    expect(r.status).toBeGreaterThanOrEqual(400);
-    expect(r.status).toBeLessThan(600);
-    expect(await runs('manual')).toEqual(before);
+    const before = await runs('ticker');
+    const r = await get(net.ingresses[0]!.url, '/@ticker/', 'DCDN-SCHEDULED');
+    expect(r.status).toBe(501);
+    expect(r.error ?? r.body).toContain('INGRESS_NOT_IMPLEMENTED');
+    expect(await runs('ticker')).toEqual(before);
   });
 });
