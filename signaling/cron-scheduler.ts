@@ -35,6 +35,8 @@ export interface CronSchedulerOptions {
   /** Runs one scheduled event through an ingress of this node. */
   dispatch: { readonly hasIngress: boolean; run(app: string, cron: string, scheduledTime: number, timeoutMs: number): Promise<CronOutcome> };
   log: (level: 'info' | 'warn', message: string, fields: Record<string, unknown>) => void;
+  /** Told of every run this node asked for (metrics). */
+  onRun?: (run: CronRun) => void;
   /** This node's id, recorded with each run. */
   node?: string;
   claimGraceMs?: number;
@@ -180,6 +182,7 @@ export class CronScheduler {
       ...(outcome.ingress ? { ingress: outcome.ingress } : {}),
     };
     const fields = { app, cron: tick.cron, scheduledTime: new Date(tick.time).toISOString(), trigger, host: outcome.host, ingress: outcome.ingress, ms: outcome.ms, node: this.#o.node };
+    this.#o.onRun?.(run);
     if (outcome.ok) this.#o.log('info', 'cron: scheduled run ok', fields);
     else this.#o.log('warn', 'cron: scheduled run failed', { ...fields, code: outcome.code, error: outcome.error });
     try {

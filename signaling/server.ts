@@ -24,7 +24,7 @@ import { AppStore, type AppManifestEntry } from './app-store.ts';
 import { CronScheduler } from './cron-scheduler.ts';
 import { registerControlApi, type ControlPlane } from './control-api.ts';
 import { ControlCache, type ControlCacheOptions } from './control-cache.ts';
-import type { ControlStore } from './control-store.ts';
+import type { ControlStore, CronRun } from './control-store.ts';
 import { SqliteControlStore } from './sqlite-control-store.ts';
 import { INVITE_GRACE_MS, SignalingHub, type SignalingHubOptions } from './signaling-hub.ts';
 import { MIN_SECRET_LENGTH, verifyToken, type Claims, type Role } from './token.ts';
@@ -254,6 +254,7 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
           dispatch: hub.cronRuns,
           node: cluster.nodeId,
           log: (level, message, fields) => app.log[level](fields, message),
+          ...(metrics ? { onRun: (run: CronRun) => metrics.cronRun(run.ok ? 'ok' : (run.code ?? 'error'), run.trigger) } : {}),
           ...(options.cron?.runTimeoutMs !== undefined ? { runTimeoutMs: options.cron.runTimeoutMs } : {}),
           ...(options.cron?.claimGraceMs !== undefined ? { claimGraceMs: options.cron.claimGraceMs } : {}),
         })

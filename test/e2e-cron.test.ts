@@ -127,6 +127,9 @@ describe('cron triggers', () => {
     expect(r.stdout).toMatch(/ticker: .*\(dcdn cron trigger\) ok on cron-[ab]/);
     expect((await runs('ticker')).size).toBe(before + 1);
     expect((await appView('ticker')).cron.lastRun).toMatchObject({ ok: true, trigger: 'manual' });
+    const metrics = (await net.signal.metrics!.render()).body;
+    expect(metrics).toMatch(/dcdn_signaling_cron_runs_total\{outcome="ok",trigger="manual"\} 1/);
+    expect(metrics).toMatch(/dcdn_signaling_cron_runs_total\{outcome="ok",trigger="schedule"\} [3-9]/);
   }, 60_000);
 
   it('refuses an expression that is not cron with APP_BAD_CRON naming it', async () => {
