@@ -12,6 +12,7 @@ import { CONNECTOR_DEFAULTS, HostConnector, type HostConnectorOptions } from './
 import { HostPool, type HostPoolOptions } from './host-pool.ts';
 import { PEER_LOG_INTERVAL_MS, peerLog } from './peer-log.ts';
 import { PROXY_DEFAULTS, ProxyRequest, type ProxyOptions } from './proxy.ts';
+import { WsGateway, type WsGatewayOptions } from './ws-gateway.ts';
 import { offererFactory, type RtcBackend } from './rtc-backend.ts';
 import type { OffererOptions } from './rtc-peer.ts';
 import { TicketBook } from './ticket-book.ts';
@@ -80,7 +81,9 @@ export interface IngressOptions {
   rtcBackend?: RtcBackend;
   session?: Partial<Omit<SessionOptions, 'role'>>;
   pool?: HostPoolOptions;
-  proxy?: Partial<Omit<ProxyOptions, 'forwarding' | 'router'>>;
+  proxy?: Partial<Omit<ProxyOptions, 'forwarding' | 'router' | 'webSockets'>>;
+  /** WebSockets to handlers: idle timeout, largest message, sockets per host (ws-gateway.ts). */
+  webSockets?: Partial<WsGatewayOptions>;
   /** How requests map to apps (hostname, path prefix, default app). */
   routing?: AppRouterOptions;
   /**
@@ -145,6 +148,8 @@ export interface Ingress {
   readonly url: string;
   /** Requests being forwarded right now. */
   readonly inFlight: number;
+  /** Visitors' WebSockets to handlers (ws-gateway.ts). */
+  readonly webSockets: WsGateway;
   /** Serves handlers' KV operations, when a store was given. */
   readonly kv: KvService | null;
   /** The Prometheus metrics; null with `metrics.enabled: false`. */
@@ -182,11 +187,13 @@ export function createIngress(options: IngressOptions): Ingress {
   // host must not be able to fill the log.
   const hostLog = peerLog(log, options.peerLogIntervalMs ?? PEER_LOG_INTERVAL_MS);
   const router = new AppRouter(options.routing);
+  const webSockets = new WsGateway(options.webSockets);
   const proxyOpts: ProxyOptions = {
     ...PROXY_DEFAULTS,
     ...options.proxy,
     forwarding: { isTrustedProxy: trustedProxyMatcher(options.trustedProxies ?? []), protocol: 'http' },
     router,
+    webSockets,
   };
   // On the peer listener the caller is an ingress of the cluster (its signature checked): its
   // X-Forwarded-* carry the visitor's address and scheme, so they are believed.
@@ -351,6 +358,7 @@ export function createIngress(options: IngressOptions): Ingress {
       signaling: connector?.signalingConnected ?? false,
       apps: router.apps ? [...router.apps] : null,
       inFlight: inflight.size,
+      webSockets: webSockets.stats,
       // shared: every ingress reads the same data (Redis); a SQLite file is this ingress's alone.
       kv: kv ? { store: kv.store.kind, shared: kv.store.kind !== 'sqlite', ...kv.stats } : null,
       appFailures: pool.appFailures(),
@@ -520,6 +528,7 @@ export function createIngress(options: IngressOptions): Ingress {
     get inFlight() {
       return inflight.size;
     },
+    webSockets,
     kv,
     metrics,
     tail,
@@ -623,6 +632,7 @@ export function createIngress(options: IngressOptions): Ingress {
       // sessions (and the WebSocket endpoint) stay up until the requests on them are done.
       app.server.close();
       app.server.closeIdleConnections();
+      webSockets.closeAll();
       peerServer?.closeIdleConnections();
       tail.close();
       const deadline = Date.now() + grace;

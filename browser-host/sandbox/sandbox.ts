@@ -107,6 +107,8 @@ export interface SandboxReply {
    * body would. Later calls do nothing.
    */
   bodyDone(written: boolean): void;
+  /** Status 101: the port of the handler's accepted WebSocket (messages.ts `WsToHost`/`WsFromHost`). */
+  webSocket?: MessagePort;
 }
 
 /** One request in flight through {@link Sandbox.fetchRaw}. */
@@ -501,6 +503,7 @@ export class Sandbox {
     // any other request (another life of this app; other apps have other tables) is ignored.
     if (!entry || entry.worker !== worker) {
       if (message.t === 'head' && message.body instanceof ReadableStream) void message.body.cancel().catch(() => {});
+      if (message.t === 'head') message.ws?.close();
       return;
     }
     if (message.t === 'settled') {
@@ -511,14 +514,15 @@ export class Sandbox {
     if (message.settled) entry.settled = true;
     if (entry.phase !== 'head') {
       if (message.t === 'head' && message.body instanceof ReadableStream) void message.body.cancel().catch(() => {});
+      if (message.t === 'head') message.ws?.close();
       if (message.settled) this.#maybeDone(entry);
       return;
     }
     if (message.t === 'fail') return this.#fail(entry, new SandboxError(message.code, message.message));
-    this.#respond(entry, message.status, message.headers, message.body);
+    this.#respond(entry, message.status, message.headers, message.body, message.ws);
   }
 
-  #respond(entry: Entry, status: number, headerList: Array<[string, string]>, body: ReadableStream<unknown> | Uint8Array | null): void {
+  #respond(entry: Entry, status: number, headerList: Array<[string, string]>, body: ReadableStream<unknown> | Uint8Array | null, ws?: MessagePort): void {
     let source: ReadableStream<unknown> | null = null;
     let value: SandboxReply | Response;
     try {
@@ -547,8 +551,14 @@ export class Sandbox {
             guarded.over = true;
             this.#onBodyEnd(entry, written ? BODY_DONE : BODY_CANCELLED);
           },
+          ...(ws ? { webSocket: ws } : {}),
         };
       } else {
+        // A page's `fetch()` cannot take a socket: only the wire (fetchRaw) carries WebSockets.
+        if (ws) {
+          ws.close();
+          throw new RangeError('a WebSocket response can only be served over the wire');
+        }
         // Bytes sent whole go through the same guard (and body-end accounting) as a stream would.
         source = body instanceof Uint8Array ? bytesStream(body) : body;
         // An unguarded Headers keeps Set-Cookie, as web-compat.ts does for requests.

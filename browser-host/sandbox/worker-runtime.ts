@@ -13,6 +13,7 @@ import { KvNamespace, type KvAnswer, type KvCall } from '../kv/namespace.ts';
 import { fixedBody, installResponseShim, makeRequest, responseHeaderList } from '../web-compat.ts';
 import { captureConsole, RequestLogs } from './console-capture.ts';
 import { SourceMap } from './source-map.ts';
+import { installWebSocketPair, serverEndOf } from './websocket-pair.ts';
 
 /** What we need of a dedicated worker's global (the project compiles against the DOM lib). */
 interface WorkerScope {
@@ -25,6 +26,7 @@ interface WorkerScope {
 const NativeResponse = globalThis.Response;
 // Before the app loads, so the `Response` it sees keeps Set-Cookie (web-compat.ts).
 installResponseShim();
+installWebSocketPair();
 
 const scope = globalThis as unknown as WorkerScope;
 // The runtime's own complaints go to the real console, not to the app's captured one.
@@ -248,6 +250,14 @@ class WorkerHost {
         return fail('HOST_HANDLER_ERROR', describeError(err));
       }
       if (!(response instanceof NativeResponse)) return fail('HOST_BAD_HANDLER_RESPONSE', `fetch() returned ${typeName(response)}, not a Response`);
+      if (response.status === 101) {
+        // A WebSocket (websocket-pair.ts): its server end talks to the host over a port of its own.
+        const server = serverEndOf(response);
+        if (!server) return fail('HOST_BAD_HANDLER_RESPONSE', 'a 101 response needs the client end of a WebSocketPair as its webSocket');
+        const channel = new MessageChannel();
+        server.attach(channel.port1);
+        return reply({ t: 'head', id, status: 101, headers: responseHeaderList(response.headers), body: null, ws: channel.port2 }, [channel.port2]);
+      }
       const noBody = response.body === null || method === 'HEAD' || response.status === 204 || response.status === 304;
       if (noBody) void response.body?.cancel().catch(() => {});
       const fixed = noBody ? null : fixedBody(response);
