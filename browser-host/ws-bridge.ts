@@ -65,7 +65,7 @@ export function bridgeWebSocket(stream: Stream, port: MessagePort, log: (line: s
       // The visitor's side hears `code`; the handler's hears of a lost connection.
       post({ t: 'close', code: 1006, reason });
       if (stream.wsWritable) stream.closeWs(code, reason);
-      if (!stream.closed) stream.reset('HOST_HANDLER_ERROR', reason);
+      if (!stream.closed) stream.reset('HOST_WEBSOCKET_FAILED', reason);
       finish();
     };
 

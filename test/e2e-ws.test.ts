@@ -88,15 +88,20 @@ function messagesFor(count: number, large: number, seed: number): Array<{ data: 
   const sizes = Array.from({ length: count }, (_, i) => (i % Math.floor(count / large) === 7 ? logUniform(64 * 1024, 1024 * 1024) : logUniform(1, 32 * 1024)));
   sizes[3] = 1;
   sizes[count - 2] = 1024 * 1024;
-  const text = 'abcdefghijklmnopqrstuvwxyz0123456789éü€😀 ';
+  const text = Array.from('abcdefghijklmnopqrstuvwxyz0123456789éü€😀 ');
   return sizes.map((size, i) => {
     if (i % 2 === 1) return { data: randomBytes(size), binary: true };
     // Text of `size` bytes of UTF-8, multi-byte characters included.
-    let s = '';
-    while (Buffer.byteLength(s) < size) {
+    const parts: string[] = [];
+    let bytes = 0;
+    while (bytes < size) {
       const c = text[Math.floor(random() * text.length)]!;
-      s += Buffer.byteLength(s + c) <= size ? c : 'a';
+      const n = Buffer.byteLength(c);
+      const pick = bytes + n <= size ? c : 'a';
+      parts.push(pick);
+      bytes += pick === c ? n : 1;
     }
+    const s = parts.join('');
     return { data: Buffer.from(s), binary: false };
   });
 }
