@@ -140,6 +140,7 @@ export class WsGateway {
     const opts = this.options;
     const stats = this.stats;
     let buffered = 0;
+    let sending: Promise<void> = Promise.resolve();
     let idle: ReturnType<typeof setTimeout> | undefined;
     let graceTimer: ReturnType<typeof setTimeout> | undefined;
     const touch = () => {
@@ -169,7 +170,8 @@ export class WsGateway {
       stats.bufferedBytes += n;
       stats.maxBufferedBytes = Math.max(stats.maxBufferedBytes, stats.bufferedBytes);
       if (buffered >= opts.highWaterBytes) ws.pause();
-      stream.sendWs(data, isBinary).then(
+      // One message at a time: a stream's sends must not interleave (stream.ts, sendWs).
+      sending = sending.then(() => stream.sendWs(data, isBinary)).then(
         () => {
           buffered -= n;
           stats.bufferedBytes -= n;

@@ -216,7 +216,9 @@ export class Stream {
   /**
    * WebSocket mode: sends one message, cut into WS_DATA pieces that fit a channel message and the
    * credit the peer granted (the last has `fin`). Resolves once every piece is queued: awaiting
-   * it is the backpressure, as for `write()`. Rejects if the stream fails or this side closed.
+   * it is the backpressure, as for `write()`. One message at a time: await each before sending
+   * the next (pieces of two messages must not interleave). Rejects if the stream fails or this
+   * side closed.
    */
   async sendWs(message: Uint8Array, binary: boolean): Promise<void> {
     let offset = 0;
