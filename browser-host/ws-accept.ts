@@ -30,5 +30,5 @@ export async function serveWebSocket(
   if (tooBig) return refuse(`the response head is too large for the wire: ${tooBig.message}`);
   if (stream.closed) return void port.close();
   stream.respond({ status: 101, headers: reply.headers });
-  await bridgeWebSocket(stream, port, log);
+  await bridgeWebSocket(stream, port, log, reply.workerGone);
 }

@@ -30,7 +30,7 @@ const decoder = new TextDecoder();
  * Bridges `stream` (already answered 101) and `port` until both sides have closed, the stream
  * fails, or the port's worker goes away. Resolves when it is over.
  */
-export function bridgeWebSocket(stream: Stream, port: MessagePort, log: (line: string) => void = () => {}): Promise<void> {
+export function bridgeWebSocket(stream: Stream, port: MessagePort, log: (line: string) => void = () => {}, workerGone?: Promise<string>): Promise<void> {
   return new Promise<void>((resolve) => {
     let over = false;
     let pieces: Uint8Array[] = [];
@@ -69,6 +69,14 @@ export function bridgeWebSocket(stream: Stream, port: MessagePort, log: (line: s
       finish();
     };
 
+    // A recycled or closed sandbox ends its worker, whose port then goes silent: 1012, restart.
+    void workerGone?.then((why) => {
+      if (over) return;
+      log(`WebSocket closed: ${why}`);
+      if (stream.wsWritable) stream.closeWs(1012, 'the app was restarted');
+      if (!stream.closed) stream.reset('HOST_SANDBOX_RECYCLED', why);
+      finish();
+    });
     stream.onwsdata = (data, binary, fin) => {
       owed += data.byteLength;
       pieceBytes += data.byteLength;

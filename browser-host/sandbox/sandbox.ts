@@ -109,6 +109,8 @@ export interface SandboxReply {
   bodyDone(written: boolean): void;
   /** Status 101: the port of the handler's accepted WebSocket (messages.ts `WsToHost`/`WsFromHost`). */
   webSocket?: MessagePort;
+  /** With `webSocket`: resolves, with why, when the worker holding its server end is stopped. */
+  workerGone?: Promise<string>;
 }
 
 /** One request in flight through {@link Sandbox.fetchRaw}. */
@@ -203,6 +205,8 @@ export class Sandbox {
   #generation = 0;
   #nextId = 1;
   readonly #pending = new Map<number, Entry>();
+  /** Accepted WebSockets of the running worker: told when it is stopped (their ports go silent). */
+  readonly #sockets = new Set<(why: string) => void>();
   /**
    * Requests waiting for their head, oldest first. Every request gets the same wall-time limit,
    * so this is also deadline order, and one timer for the oldest serves them all (a timer per
@@ -488,6 +492,8 @@ export class Sandbox {
   }
 
   #stopWorker(): void {
+    for (const gone of [...this.#sockets]) gone(`${this.#label}'s worker was stopped`);
+    this.#sockets.clear();
     clearInterval(this.#heartbeat);
     this.#heartbeat = undefined;
     this.#probing = false;
@@ -551,7 +557,7 @@ export class Sandbox {
             guarded.over = true;
             this.#onBodyEnd(entry, written ? BODY_DONE : BODY_CANCELLED);
           },
-          ...(ws ? { webSocket: ws } : {}),
+          ...(ws ? { webSocket: ws, workerGone: this.#watchSocket(entry) } : {}),
         };
       } else {
         // A page's `fetch()` cannot take a socket: only the wire (fetchRaw) carries WebSockets.
@@ -579,6 +585,18 @@ export class Sandbox {
     entry.phase = entry.body ? 'body' : 'over';
     entry.resolve(value);
     this.#maybeDone(entry);
+  }
+
+  /** Resolves, with why, when the worker that accepted a WebSocket is stopped (recycled or closed). */
+  #watchSocket(entry: Entry): Promise<string> {
+    return new Promise<string>((resolve) => {
+      if (!entry.worker || entry.worker !== this.#worker) return resolve(`${this.#label}'s worker is gone`);
+      const gone = (why: string) => {
+        this.#sockets.delete(gone);
+        resolve(why);
+      };
+      this.#sockets.add(gone);
+    });
   }
 
   #onBodyEnd(entry: Entry, end: BodyEnd): void {
