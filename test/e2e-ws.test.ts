@@ -213,7 +213,7 @@ describe('WebSockets to handlers over webrtc', () => {
 
   it('keeps ingress memory bounded while a visitor sends faster than the handler reads', async () => {
     const ws = await connect(ingress, '/?mode=slow&ms=3');
-    const count = 300;
+    const count = 200;
     const size = 64 * 1024;
     const chunk = randomBytes(size);
     // The peak of this socket alone: every other socket is closed by now.
@@ -243,12 +243,6 @@ describe('WebSockets to handlers over webrtc', () => {
     // Hono's plain HTTP route still answers.
     expect(await (await fetch(`${ingress.url}/hono`)).text()).toBe('Hono with WebSockets');
   }, 30_000);
-
-  it('refuses a malformed opening handshake before any host is contacted', async () => {
-    const res = await fetch(`${ingress.url}/`, { headers: { upgrade: 'websocket', connection: 'upgrade', 'sec-websocket-version': '13' } }).catch(() => null);
-    // fetch() may not send Upgrade; the ingress answers what it got either way without a 101.
-    expect(res?.status).not.toBe(101);
-  });
 
   it('closes every socket with 1011 or 1012 when the tab dies', async () => {
     const codes = await killTabClosesSockets(ingress, 'ws-rtc', 20);
