@@ -154,18 +154,19 @@ export function installResponseShim(scope: { Response: typeof Response } = globa
     override get headers(): Headers {
       return this.#raw;
     }
+    // `#webSocket in this`: a clone() made by the base class has this prototype but no fields.
     override get status(): number {
-      return this.#webSocket ? 101 : super.status;
+      return #webSocket in this && this.#webSocket ? 101 : super.status;
     }
     override get ok(): boolean {
-      return this.#webSocket ? false : super.ok;
+      return #webSocket in this && this.#webSocket ? false : super.ok;
     }
     override get statusText(): string {
-      return this.#webSocket ? 'Switching Protocols' : super.statusText;
+      return #webSocket in this && this.#webSocket ? 'Switching Protocols' : super.statusText;
     }
     /** The client end of the WebSocketPair a 101 response accepts; null otherwise (Workers). */
     get webSocket(): unknown {
-      return this.#webSocket;
+      return #webSocket in this ? this.#webSocket : null;
     }
     static override json(data: unknown, init?: ResponseInit): Response {
       const headers = new Headers(init?.headers);
