@@ -213,7 +213,7 @@ describe('WebSockets to handlers over webrtc', () => {
 
   it('keeps ingress memory bounded while a visitor sends faster than the handler reads', async () => {
     const ws = await connect(ingress, '/?mode=slow&ms=3');
-    const count = 200;
+    const count = 100;
     const size = 64 * 1024;
     const chunk = randomBytes(size);
     // The peak of this socket alone: every other socket is closed by now.
