@@ -45,6 +45,14 @@ const golden: Array<[string, Frame, string]> = [
   ['WS_DATA piece', { type: FrameType.WS_DATA, stream: 2, binary: false, fin: false, data: new Uint8Array(0) }, '940d0200c400'],
   // [14, 1, 1000 (uint16 0x03e8), "bye"]
   ['WS_CLOSE', { type: FrameType.WS_CLOSE, stream: 1, code: 1000, reason: 'bye' }, '940e01cd03e8a3627965'],
+  // [16, 3, 1.5, 2, 0, 0, 0, 3] (version 3): 1.5 as float64 (0xcb 3ff8000000000000)
+  [
+    'TIMING',
+    { type: FrameType.TIMING, stream: 3, received: 1.5, toSandbox: 2, handlerStart: 0, handlerHead: 0, headInPage: 0, sent: 3 },
+    '981003' + 'cb3ff8000000000000' + '02000000' + '03',
+  ],
+  // [17, 3]
+  ['TIMING_ASK', { type: FrameType.TIMING_ASK, stream: 3 }, '921103'],
 ];
 
 describe('codec', () => {

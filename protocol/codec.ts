@@ -60,6 +60,10 @@ function toWire(f: Frame): unknown[] {
       return [f.type, f.stream, (f.binary ? WS_BINARY : 0) | (f.fin ? WS_FIN : 0), f.data];
     case FrameType.WS_CLOSE:
       return [f.type, f.stream, f.code, f.reason];
+    case FrameType.TIMING:
+      return [f.type, f.stream, f.received, f.toSandbox, f.handlerStart, f.handlerHead, f.headInPage, f.sent];
+    case FrameType.TIMING_ASK:
+      return [f.type, f.stream];
   }
 }
 
@@ -342,6 +346,17 @@ function toFrame(v: Value): Frame {
       if (!isStr(reason, LIMITS.wsReasonLength)) bad(type, stream, 'bad close reason');
       return { type, stream, code: code as number, reason: reason as string };
     }
+    case FrameType.TIMING: {
+      arity(v, 8, stream);
+      streamLevel(type, stream);
+      for (let i = 2; i < 8; i++) if (!isTime(v[i])) bad(type, stream, 'times must be finite numbers >= 0');
+      const [, , received, toSandbox, handlerStart, handlerHead, headInPage, sent] = v as number[];
+      return { type, stream, received: received!, toSandbox: toSandbox!, handlerStart: handlerStart!, handlerHead: handlerHead!, headInPage: headInPage!, sent: sent! };
+    }
+    case FrameType.TIMING_ASK:
+      arity(v, 2, stream);
+      streamLevel(type, stream);
+      return { type, stream };
     default:
       return bad(type, stream, 'unknown frame type');
   }
@@ -368,6 +383,10 @@ function toHeaders(v: Value | undefined, type: Value | undefined, stream: number
 
 function isUint(x: unknown, max: number): x is number {
   return typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= max;
+}
+
+function isTime(x: unknown): x is number {
+  return typeof x === 'number' && Number.isFinite(x) && x >= 0;
 }
 
 function isStr(x: unknown, max: number): x is string {
