@@ -13,6 +13,7 @@ import { DEFAULT_CRON_TIMEOUT_MS, runScheduled } from './cron-runner.ts';
 import { HostPool, type HostPoolOptions } from './host-pool.ts';
 import { PEER_LOG_INTERVAL_MS, peerLog } from './peer-log.ts';
 import { PROXY_DEFAULTS, ProxyRequest, type ProxyOptions } from './proxy.ts';
+import { WsGateway, type WsGatewayOptions } from './ws-gateway.ts';
 import { offererFactory, type RtcBackend } from './rtc-backend.ts';
 import type { OffererOptions } from './rtc-peer.ts';
 import { TicketBook } from './ticket-book.ts';
@@ -88,7 +89,9 @@ export interface IngressOptions {
   rtcBackend?: RtcBackend;
   session?: Partial<Omit<SessionOptions, 'role'>>;
   pool?: HostPoolOptions;
-  proxy?: Partial<Omit<ProxyOptions, 'forwarding' | 'router'>>;
+  proxy?: Partial<Omit<ProxyOptions, 'forwarding' | 'router' | 'webSockets'>>;
+  /** WebSockets to handlers: idle timeout, largest message, sockets per host (ws-gateway.ts). */
+  webSockets?: Partial<WsGatewayOptions>;
   /** How requests map to apps (hostname, path prefix, default app). */
   routing?: AppRouterOptions;
   /**
@@ -159,6 +162,8 @@ export interface Ingress {
   readonly url: string;
   /** Requests being forwarded right now. */
   readonly inFlight: number;
+  /** Visitors' WebSockets to handlers (ws-gateway.ts). */
+  readonly webSockets: WsGateway;
   /** Serves handlers' KV operations, when a store was given. */
   readonly kv: KvService | null;
   /** The Prometheus metrics; null with `metrics.enabled: false`. */
@@ -198,6 +203,7 @@ export function createIngress(options: IngressOptions): Ingress {
   // host must not be able to fill the log.
   const hostLog = peerLog(log, options.peerLogIntervalMs ?? PEER_LOG_INTERVAL_MS);
   const router = new AppRouter(options.routing);
+  const webSockets = new WsGateway(options.webSockets);
   const timingSampleRate = options.timingSampleRate ?? 0;
   if (!(timingSampleRate >= 0 && timingSampleRate <= 1)) throw new RangeError(`timingSampleRate must be in [0, 1], got ${timingSampleRate}`);
   const proxyOpts: ProxyOptions = {
@@ -205,6 +211,7 @@ export function createIngress(options: IngressOptions): Ingress {
     ...options.proxy,
     forwarding: { isTrustedProxy: trustedProxyMatcher(options.trustedProxies ?? []), protocol: 'http' },
     router,
+    webSockets,
   };
   // On the peer listener the caller is an ingress of the cluster (its signature checked): its
   // X-Forwarded-* carry the visitor's address and scheme, so they are believed.
@@ -369,6 +376,7 @@ export function createIngress(options: IngressOptions): Ingress {
       signaling: connector?.signalingConnected ?? false,
       apps: router.apps ? [...router.apps] : null,
       inFlight: inflight.size,
+      webSockets: webSockets.stats,
       // shared: every ingress reads the same data (Redis); a SQLite file is this ingress's alone.
       kv: kv ? { store: kv.store.kind, shared: kv.store.kind !== 'sqlite', ...kv.stats } : null,
       appFailures: pool.appFailures(),
@@ -543,6 +551,7 @@ export function createIngress(options: IngressOptions): Ingress {
     get inFlight() {
       return inflight.size;
     },
+    webSockets,
     kv,
     metrics,
     tail,
@@ -653,6 +662,7 @@ export function createIngress(options: IngressOptions): Ingress {
       // sessions (and the WebSocket endpoint) stay up until the requests on them are done.
       app.server.close();
       app.server.closeIdleConnections();
+      webSockets.closeAll();
       peerServer?.closeIdleConnections();
       tail.close();
       const deadline = Date.now() + grace;

@@ -11,7 +11,7 @@ export { ClockOffset, CLOCK_OFFSET_WINDOW, sampleOffset, type ClockSample } from
 export { waterfallOf, WATERFALL_SEGMENTS, type IngressTimes, type Waterfall, type WaterfallSegment } from './waterfall.ts';
 export { EarlyMessages } from './early-messages.ts';
 export { APP_FAILURE_CODES, DcdnError, ERRORS, errorCodeOf, isErrorCode, statusOf, type ErrorCode } from './errors.ts';
-export { BODY_FRAME_OVERHEAD, FrameType, HOST_TIME_FIELDS, LIMITS, LOG_FRAME_VERSION, TIMING_FRAME_VERSION, type HostTimes, type TimingFrame, LOG_LEVELS, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, type Frame, type HeaderList, type LogFrame, type LogLevel } from './frames.ts';
+export { BODY_FRAME_OVERHEAD, FrameType, HOST_TIME_FIELDS, LIMITS, LOG_FRAME_VERSION, TIMING_FRAME_VERSION, type HostTimes, type TimingFrame, WS_FRAME_VERSION, WS_BINARY, WS_FIN, type WsDataFrame, type WsCloseFrame, LOG_LEVELS, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, type Frame, type HeaderList, type LogFrame, type LogLevel } from './frames.ts';
 export { LOG_LIMITS, LogBudget, utf8Length, type LogLimits } from './console-log.ts';
 export { headProblem, type HeadProblem } from './head-limits.ts';
 export { parseLinkSignal, WS_MAX_MESSAGE_SIZE, type LinkCandidate, type LinkSignal } from './link.ts';

@@ -16,6 +16,7 @@ import { SourceMap } from './source-map.ts';
 import { runScheduledHandler, type ScheduledModule } from '../scheduled-event.ts';
 // Leaf imports (the index would bundle msgpackr into every worker).
 import { SCHEDULED_METHOD, SCHEDULED_OK_STATUS } from '../../protocol/scheduled-wire.ts';
+import { installWebSocketPair, serverEndOf } from './websocket-pair.ts';
 
 /** What we need of a dedicated worker's global (the project compiles against the DOM lib). */
 interface WorkerScope {
@@ -28,6 +29,7 @@ interface WorkerScope {
 const NativeResponse = globalThis.Response;
 // Before the app loads, so the `Response` it sees keeps Set-Cookie (web-compat.ts).
 installResponseShim();
+installWebSocketPair();
 
 const scope = globalThis as unknown as WorkerScope;
 // The runtime's own complaints go to the real console, not to the app's captured one.
@@ -281,6 +283,14 @@ class WorkerHost {
       }
       const timing: [number, number] | undefined = message.timed ? [started, performance.timeOrigin + performance.now()] : undefined;
       if (!(response instanceof NativeResponse)) return fail('HOST_BAD_HANDLER_RESPONSE', `fetch() returned ${typeName(response)}, not a Response`);
+      if (response.status === 101) {
+        // A WebSocket (websocket-pair.ts): its server end talks to the host over a port of its own.
+        const server = serverEndOf(response);
+        if (!server) return fail('HOST_BAD_HANDLER_RESPONSE', 'a 101 response needs the client end of a WebSocketPair as its webSocket');
+        const channel = new MessageChannel();
+        server.attach(channel.port1);
+        return reply({ t: 'head', id, status: 101, headers: responseHeaderList(response.headers), body: null, ws: channel.port2 }, [channel.port2]);
+      }
       const noBody = response.body === null || method === 'HEAD' || response.status === 204 || response.status === 304;
       if (noBody) void response.body?.cancel().catch(() => {});
       const fixed = noBody ? null : fixedBody(response);
