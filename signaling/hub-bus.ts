@@ -1,7 +1,8 @@
 /**
  * The hub's side of the node bus (cluster/types.ts `NodeBus`): relaying a signal to a peer held
  * by another signaling node, and acting on what other nodes send this one (a relayed signal, an
- * unreachable peer, a deploy check and its answer, a kick for a ban, a drain). docs/cluster.md
+ * unreachable peer, a deploy check and its answer, a scheduled run and its result, a kick for a
+ * ban, a drain). docs/cluster.md
  * "Relay" and "Other operations across nodes". Unknown messages are ignored, so a rolling
  * upgrade may mix versions.
  */
@@ -23,6 +24,8 @@ export interface BusHub {
   send(conn: Connection, message: ServerMessage): void;
   fail(conn: Connection, code: SignalingErrorCode, message: string): void;
   setLocalDraining(conn: Connection, draining: boolean): void;
+  /** Scheduled runs another node asks of this node's ingresses, and their results (cron-dispatch.ts). */
+  cron(m: Extract<BusMessage, { t: 'cron' | 'cron-result' }>): void;
   onrelay?: (() => void) | undefined;
 }
 
@@ -63,6 +66,9 @@ export function handleBusMessage(hub: BusHub, m: BusMessage, from: string): void
       if (conn) hub.send(conn, { type: 'error', code: 'SIG_UNKNOWN_PEER', message: 'no such peer of the other role', to: m.peer });
       return;
     }
+    case 'cron':
+    case 'cron-result':
+      return hub.cron(m);
     case 'check':
       return hub.checks.onBusCheck(m);
     case 'checked':
@@ -77,6 +83,9 @@ export function handleBusMessage(hub: BusHub, m: BusMessage, from: string): void
       if (conn && conn.role === 'host') hub.setLocalDraining(conn, m.draining);
       return;
     }
+    default:
+      // A type added to BusMessage must be handled here (at run time, another version's are ignored).
+      m satisfies never;
   }
 }
 
