@@ -10,6 +10,7 @@ import type { AppModule, ExecutionContext } from '../module-runtime.ts';
 import { describeError } from './errors.ts';
 import { MAX_BATCH, type BatchMessage, type FailMessage, type HeadMessage, type HostMessage, type InitMessage, type KvAnswerMessage, type RequestMessage, type WorkerFailureCode, type WorkerMessage } from './messages.ts';
 import { KvNamespace, type KvAnswer, type KvCall } from '../kv/namespace.ts';
+import { CacheStorage } from '../cache/cache-storage.ts';
 import { fixedBody, installResponseShim, makeRequest, responseHeaderList } from '../web-compat.ts';
 import { captureConsole, RequestLogs } from './console-capture.ts';
 import { SourceMap } from './source-map.ts';
@@ -104,6 +105,9 @@ class WorkerHost {
 
   async start(): Promise<void> {
     this.#captureLogs();
+    // Before the app loads, as in Workers: `caches` is a global. Its calls name no request (a
+    // global cannot know which one is running), so they go over any session the tab has.
+    Object.defineProperty(globalThis, 'caches', { value: new CacheStorage((call) => this.#kv(call, 0)), configurable: true, writable: false });
     // Answer pings while the module loads: a slow import is not a hung worker.
     this.#port.onmessage = (event) => {
       const data = event.data as HostMessage | BatchMessage<HostMessage>;
