@@ -47,6 +47,8 @@ export interface HttpCacheStats {
   /** Background revalidations started. */
   revalidations: number;
   purged: number;
+  /** Requests that waited for another fetching the same response (coalescing). */
+  coalesced: number;
 }
 
 /** Statuses RFC 9111 lets a cache store (those http-cache-semantics understands, minus 206: ranges are not stored). */
@@ -72,7 +74,7 @@ interface Ask {
 export class HttpCache implements ProxyCache {
   readonly store: CacheStore;
   readonly options: HttpCacheOptions;
-  readonly stats: HttpCacheStats = { hits: 0, misses: 0, stale: 0, bypasses: 0, stores: 0, bytesServed: 0, bytesStored: 0, revalidations: 0, purged: 0 };
+  readonly stats: HttpCacheStats = { hits: 0, misses: 0, stale: 0, bypasses: 0, stores: 0, bytesServed: 0, bytesStored: 0, revalidations: 0, purged: 0, coalesced: 0 };
   /** Misses being fetched, by the key they were asked under: later askers wait for them. */
   readonly #fills = new Map<string, Fill>();
   /** URLs (primary keys) whose responses were not storable, until when (ms since the epoch). */
@@ -214,6 +216,7 @@ export class HttpCache implements ProxyCache {
    * this request asks again (a hit under Vary, or a miss of its own).
    */
   async #follow(ask: Ask, fill: Fill): Promise<CacheExchange | null> {
+    this.stats.coalesced++;
     for (;;) {
       if (fill.state === 'streaming' && fill.length !== undefined && !fill.entryVaries) {
         this.stats.hits++;
