@@ -118,9 +118,13 @@ export class CacheApiService {
     const why = this.#cache.enabled ? unstorable(policy, status, resHeaders, max) : 'cache off';
     if (why === 'too large') throw new DcdnError('CACHE_ENTRY_TOO_LARGE', `the response is larger than ${max} bytes`);
     if (why) {
-      stream.respond({ status: 204, headers: [[H.stored, '0']] }, true);
-      if (!stream.closed) stream.reset('PROTO_CANCELLED', `not stored: ${why}`);
-      return;
+      // Read to the end and dropped (flow control keeps it to a window at a time): an answer
+      // before the body is done would reach the tab as a failed put.
+      if (stream.requestHasBody) {
+        const body = streamBody(stream);
+        for (;;) if ((await this.#idle(body.next(), 'the tab sent no more of the response')).done) break;
+      }
+      return stream.respond({ status: 204, headers: [[H.stored, '0']] }, true);
     }
     const store = this.#cache.store;
     const chunks: Buffer[] = [];
