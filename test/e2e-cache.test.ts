@@ -151,6 +151,17 @@ describe('the ingress cache in front of a handler in Chromium', () => {
     expect(await runs('/obj')).toBe(10_000);
   }, 120_000);
 
+  it('purges a prefix of the app on every ingress with dcdn cache purge', async () => {
+    await get('/vary', { 'accept-language': 'fr' });
+    expect((await get('/public')).headers['dcdn-cache']).toBe('HIT');
+    expect((await get('/vary', { 'accept-language': 'fr' })).headers['dcdn-cache']).toBe('HIT');
+    const r = await runDcdn(env, ['cache', 'purge', 'cached', '--prefix', '/vary'], { timeoutMs: 60_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`${ingress.url}: purged 1 responses`);
+    expect((await get('/vary', { 'accept-language': 'fr' })).headers['dcdn-cache']).toBe('MISS');
+    expect((await get('/public')).headers['dcdn-cache']).toBe('HIT');
+  });
+
   it('purges the app when a new version is deployed', async () => {
     expect(await text('/public')).toBe('v1 hello');
     await deploy('v2');
