@@ -26,7 +26,7 @@ function exchangeOf(path: string, headers: Record<string, string> = {}, method =
   const res = {
     destroyed: false,
     headersSent: false,
-    writeHead(s: number, flat: string[]) {
+    writeHead(this: { headersSent: boolean }, s: number, flat: string[]) {
       status = s;
       head = {};
       for (let i = 0; i < flat.length; i += 2) head[flat[i]!] = flat[i + 1]!;
@@ -128,6 +128,18 @@ describe('HttpCache', () => {
     expect(cache.purge('app')).toBe(1);
     answer(inFlight, 200, [['cache-control', 'max-age=60']], 'q');
     expect(cache.store.stats.entries).toBe(0);
+  });
+
+  it('answers stale within stale-if-error when the handler fails, validator or not', async () => {
+    answer(cache.begin(exchangeOf('/e').r) as CacheExchange, 200, [['cache-control', 'max-age=10, stale-if-error=60']], 'old');
+    vi.advanceTimersByTime(30_000);
+    const failed = exchangeOf('/e');
+    const ex = cache.begin(failed.r) as CacheExchange;
+    expect(ex.onError('INGRESS_NO_HOST')).toBe(true);
+    await vi.runAllTimersAsync();
+    expect(failed.written).toMatchObject({ status: 200, body: 'old', headers: { 'dcdn-cache': 'STALE' } });
+    vi.advanceTimersByTime(60_000);
+    expect((cache.begin(exchangeOf('/e').r) as CacheExchange).onError('INGRESS_NO_HOST')).toBe(false);
   });
 
   it('labels other methods BYPASS and off means BYPASS for everything', () => {

@@ -155,10 +155,12 @@ export class HttpCache implements ProxyCache {
         return null;
       }
       // It must be revalidated before use: ask the handler, with the stored validators.
-      if (req.method === 'GET' && hasValidators(entry)) return this.#lead(ask, key, entry, coalesce);
+      if (req.method === 'GET' && hasValidators(entry)) return this.#lead(ask, key, entry, coalesce, entry);
     }
-    if (req.method !== 'GET' || authorized || this.#passing(primary)) return this.#pass1(ask, entry);
-    return this.#lead(ask, key, null, coalesce);
+    // A stored response that cannot answer now may still answer if the handler fails (stale-if-error).
+    const stale = entry && (!authorized || entry.authorizedOk) ? entry : undefined;
+    if (req.method !== 'GET' || authorized || this.#passing(primary)) return this.#pass1(ask, stale);
+    return this.#lead(ask, key, null, coalesce, stale);
   }
 
   #passing(primary: string): boolean {
@@ -200,14 +202,14 @@ export class HttpCache implements ProxyCache {
    * The first request for a key: forwarded, and followed by every later request for the key until
    * its answer is known (coalescing). `revalidating` is the stored entry it checks with the handler.
    */
-  #lead(ask: Ask, key: string, revalidating: CacheEntry | null, coalesce: boolean): CacheExchange | null | Promise<CacheExchange | null> {
+  #lead(ask: Ask, key: string, revalidating: CacheEntry | null, coalesce: boolean, stale: CacheEntry | undefined): CacheExchange | null | Promise<CacheExchange | null> {
     const waiting = this.#fills.get(key);
     if (waiting && coalesce) return this.#follow(ask, waiting);
-    if (waiting) return this.#pass1(ask, revalidating ?? undefined);
+    if (waiting) return this.#pass1(ask, stale);
     this.stats.misses++;
     const fill = new Fill(key);
     this.#fills.set(key, fill);
-    return this.#exchange(ask, key, fill, revalidating, revalidating ?? undefined);
+    return this.#exchange(ask, key, fill, revalidating, stale);
   }
 
   /**
