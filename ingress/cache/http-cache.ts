@@ -256,6 +256,9 @@ export class HttpCache implements ProxyCache {
     const finish = () => {
       if (over) return;
       over = true;
+      // Failed before any answer (no host, timeout): those waiting go to the handler themselves
+      // at once rather than one after another (RELIABILITY: no unbounded queueing).
+      if (fill?.state === 'pending') this.#markPass(ask.primary);
       if (fill) {
         if (this.#fills.get(key) === fill) this.#fills.delete(key);
         fill.fail();
