@@ -245,7 +245,9 @@ export class ProxyRequest {
 
   /** Forwards with the cache's exchange, or ends here when the cache answered. */
   #withCache(exchange: CacheExchange | null): void {
-    if (this.#finished) return;
+    // The client left while the request waited: an exchange made for it still has to end, or
+    // the requests waiting behind it would wait for nothing.
+    if (this.#finished) return exchange?.done();
     if (!exchange) return this.#finish();
     this.#exchange = exchange;
     this.#headers = exchange.headers;
