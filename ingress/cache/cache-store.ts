@@ -47,6 +47,8 @@ export class CacheStore {
   readonly maxBytes: number;
   /** Insertion order is recency order: a hit moves its entry to the end. */
   readonly #entries = new Map<string, CacheEntry>();
+  /** The keys stored under each primary key (its variants), so a URL's are found without a scan. */
+  readonly #variants = new Map<string, Set<string>>();
   /** The request headers each primary key's responses vary on, lower case; [] when none. */
   readonly #vary = new Map<string, string[]>();
   #stored = 0;
@@ -109,6 +111,9 @@ export class CacheStore {
     if (this.bytes + entry.cost > this.maxBytes) return false;
     this.#entries.set(entry.key, entry);
     this.#stored += entry.cost;
+    let keys = this.#variants.get(entry.primary);
+    if (!keys) this.#variants.set(entry.primary, (keys = new Set()));
+    keys.add(entry.key);
     this.#vary.set(entry.primary, vary);
     return true;
   }
@@ -122,8 +127,9 @@ export class CacheStore {
   /** Removes every variant of `primary`. */
   deletePrimary(primary: string): number {
     let n = 0;
-    for (const entry of [...this.#entries.values()]) {
-      if (entry.primary !== primary) continue;
+    for (const key of [...(this.#variants.get(primary) ?? [])]) {
+      const entry = this.#entries.get(key);
+      if (!entry) continue;
       this.#remove(entry);
       n++;
     }
@@ -146,6 +152,9 @@ export class CacheStore {
   #remove(entry: CacheEntry): void {
     this.#entries.delete(entry.key);
     this.#stored -= entry.cost;
+    const keys = this.#variants.get(entry.primary);
+    keys?.delete(entry.key);
+    if (keys?.size === 0) this.#variants.delete(entry.primary);
   }
 
   #evict(needed: number): void {
