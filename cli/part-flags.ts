@@ -8,7 +8,7 @@ import { launchAllowHosts as nodeLaunchAllowHosts, signalUrls, type StartIngress
 import { intFlag, UsageError } from './args.ts';
 import { ingressRtcFromFlags } from './ice-flags.ts';
 import { trafficOptionsFromFlags } from './traffic-flags.ts';
-import { metricsOptionsFromFlags, otlpOptionsFromFlags, parseListen } from './metrics-flags.ts';
+import { metricsOptionsFromFlags, otlpOptionsFromFlags, parseListen, timingOptionsFromFlags } from './metrics-flags.ts';
 import { stateDir } from './state.ts';
 
 // The flag specs live with the other commands' (command-flags.ts: help loads nothing heavy).
@@ -72,6 +72,7 @@ export function ingressOptionsFromFlags(v: Record<string, unknown>, env: NodeJS.
     kvLimits: { minTtlSeconds: intFlag(v['kv-min-ttl'] ?? 60, 'kv-min-ttl', 1) },
     ...metricsOptionsFromFlags(v, env),
     ...otlpOptionsFromFlags(v),
+    ...timingOptionsFromFlags(v),
   };
 }
 
