@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Ingress } from '../ingress/index.ts';
+import { verifyToken } from '../signaling/index.ts';
 import { disconnectBrowser } from './browser.ts';
 import { runDcdn } from './cli.ts';
 import { startNetwork, until, type Network } from './network.ts';
@@ -24,7 +25,16 @@ const work = mkdtempSync(join(tmpdir(), 'dcdn-cache-e2e-'));
 
 beforeAll(async () => {
   net = await startNetwork();
-  ingress = await net.addIngress({ transport: 'websocket', cache: { maxBytes: CACHE_SIZE, maxEntryBytes: 256 * 1024 } });
+  // Operator tokens of this network open /_dcdn/cache/purge (dcdn cache purge mints one from DCDN_SECRET).
+  const operator = (t: string) => {
+    try {
+      verifyToken(net.secret, t, ['operator']);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  ingress = await net.addIngress({ transport: 'websocket', cache: { maxBytes: CACHE_SIZE, maxEntryBytes: 256 * 1024 }, authorizeOperator: operator });
   await net.addTab('cache-a');
   await until(() => ingress.pool.size === 1, 20_000, 'host');
   env = { ...process.env, DCDN_HOME: work, DCDN_SIGNAL: net.urls.http, DCDN_SECRET: net.secret };
@@ -152,7 +162,9 @@ describe('the ingress cache in front of a handler in Chromium', () => {
   }, 120_000);
 
   it('purges a prefix of the app on every ingress with dcdn cache purge', async () => {
+    // Stored again (the 10,000 objects above evicted everything).
     await get('/vary', { 'accept-language': 'fr' });
+    await get('/public');
     expect((await get('/public')).headers['dcdn-cache']).toBe('HIT');
     expect((await get('/vary', { 'accept-language': 'fr' })).headers['dcdn-cache']).toBe('HIT');
     const r = await runDcdn(env, ['cache', 'purge', 'cached', '--prefix', '/vary'], { timeoutMs: 60_000 });
