@@ -41,6 +41,7 @@ describe('dcdn ingress flags', () => {
       region: 'default',
       weight: 1,
       detachGraceMs: 30_000,
+      cronTimeoutMs: 60_000,
       // The ingress's own defaults, spelled out: a flag left out changes nothing.
       headersTimeoutMs: 20_000,
       peerLogIntervalMs: 10_000,
@@ -50,6 +51,7 @@ describe('dcdn ingress flags', () => {
       kvLimits: { minTtlSeconds: 60 },
       cache: { maxBytes: 256 * 1024 * 1024, maxEntryBytes: 8 * 1024 * 1024, passTtlMs: 30_000 },
       pool: { maxInFlightPerHost: 128, maxInFlightPerVolunteer: 16, failureThreshold: 3, penaltyBaseMs: 1000, penaltyMaxMs: 60_000, penaltyDecayMs: 60_000, outcomeWindow: 50, outcomeMinSamples: 10, outcomeMaxExcess: 0.5 },
+      webSockets: { idleTimeoutMs: 300_000, maxMessageBytes: 1024 * 1024, maxPerHost: 512 },
     });
   });
 
@@ -61,15 +63,18 @@ describe('dcdn ingress flags', () => {
       '--max-per-host', '32', '--max-per-volunteer', '4',
       '--failure-threshold', '5', '--penalty-base', '500', '--penalty-max', '30000', '--penalty-decay', '120000',
       '--trusted-proxy', '10.0.0.0/8', '--trusted-proxy', '::1',
+      '--ws-idle-timeout', '60000', '--ws-max-message', '65536', '--ws-max-per-host', '64',
     ]);
     expect(opts).toMatchObject({
       headersTimeoutMs: 3000,
+      webSockets: { idleTimeoutMs: 60_000, maxMessageBytes: 65536, maxPerHost: 64 },
       trustedProxies: ['10.0.0.0/8', '::1'],
       proxy: { headTimeoutMs: 5000, idleTimeoutMs: 7000, minBodyBytesPerSecond: 0, bodyRateGraceMs: 2000, maxBodyBytes: 1048576 },
       pool: { maxInFlightPerHost: 32, maxInFlightPerVolunteer: 4, failureThreshold: 5, penaltyBaseMs: 500, penaltyMaxMs: 30_000, penaltyDecayMs: 120_000 },
     });
     expect(usageError(['--signal', 'http://s:1', '--trusted-proxy', 'proxy.example.net'])).toMatch(/--trusted-proxy takes an address or CIDR/);
     expect(usageError(['--signal', 'http://s:1', '--max-body', '0'])).toMatch(/--max-body must be a whole number >= 1/);
+    expect(usageError(['--signal', 'http://s:1', '--ws-max-message', '0'])).toMatch(/--ws-max-message must be a whole number >= 1/);
   });
 
   it('read the cache size and entry cap in bytes or with units, 0 turning the cache off', () => {
