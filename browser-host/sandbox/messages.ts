@@ -15,6 +15,7 @@
 // A leaf import, not protocol/index.ts: this file is bundled into every sandbox worker, and the
 // index would pull msgpackr in with it (7 KB -> 47 KB). test/boundaries.test.ts allows it by name.
 import { LIMITS } from '../../protocol/frames.ts';
+import { CACHE_PATH_PREFIX } from '../../protocol/cache-wire.ts';
 import type { SandboxLogLevel } from './console-capture.ts';
 
 /** The codes a worker may report for one of its requests. Anything else is a protocol violation. */
@@ -180,7 +181,10 @@ export interface SettledMessage {
   id: number;
 }
 
-/** A KV operation of the app's (browser-host/kv/namespace.ts); the host stamps the app's name on it. */
+/**
+ * A KV operation of the app's (browser-host/kv/namespace.ts), or a Cache API one (path
+ * `/cache/…`, browser-host/cache/cache-storage.ts); the host stamps the app's name on it.
+ */
 export interface KvCallMessage {
   t: 'kv';
   id: number;
@@ -257,7 +261,7 @@ export function parseWorkerMessage(data: unknown): WorkerMessage | string {
       const { id, via, method, path, headers, body } = m;
       if (!isCount(id) || !isCount(via)) return 'kv without an id';
       if (typeof method !== 'string' || !KV_METHODS.has(method)) return 'kv with an unknown method';
-      if (typeof path !== 'string' || !path.startsWith('/kv/') || path.length > LIMITS.urlLength) return 'kv with a bad path';
+      if (typeof path !== 'string' || !(path.startsWith('/kv/') || path.startsWith(CACHE_PATH_PREFIX)) || path.length > LIMITS.urlLength) return 'kv with a bad path';
       if (!isHeaderList(headers, true)) return 'kv with malformed headers';
       if (body !== null && !(body instanceof ReadableStream) && !(body instanceof Uint8Array)) return 'kv with a body that is neither bytes nor a ReadableStream';
       return { t: 'kv', id, via, method: method as KvCallMessage['method'], path, headers, body };
