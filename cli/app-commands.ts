@@ -173,6 +173,7 @@ export async function deploy(values: Record<string, unknown> & { _: string[] }):
   const config = {
     vars,
     kv: (values.kv as string[] | undefined) ?? [],
+    sql: (values.sql as string[] | undefined) ?? [],
     volunteers: values.volunteers === true,
     require: (values.require as string[] | undefined) ?? [],
   };
@@ -185,7 +186,7 @@ export async function deploy(values: Record<string, unknown> & { _: string[] }):
   const check = v.check;
   if (check?.status === 'ok') process.stderr.write(`loaded on host ${check.host} in ${check.ms} ms\n`);
   else if (check?.status === 'skipped') process.stderr.write('warning: no host that can run it is connected, so nobody checked that it loads\n');
-  const notes = [Object.keys(vars).length ? `vars: ${Object.keys(vars).map((b) => `env.${b}`).join(', ')}` : '', config.kv.length ? `KV: ${config.kv.map((b) => `env.${b}`).join(', ')}` : '', config.volunteers ? 'may run on volunteer hosts' : '', config.require.length ? `requires ${config.require.join(', ')}` : ''].filter(Boolean);
+  const notes = [Object.keys(vars).length ? `vars: ${Object.keys(vars).map((b) => `env.${b}`).join(', ')}` : '', config.kv.length ? `KV: ${config.kv.map((b) => `env.${b}`).join(', ')}` : '', config.sql.length ? `SQL: ${config.sql.map((b) => `env.${b}`).join(', ')}` : '', config.volunteers ? 'may run on volunteer hosts' : '', config.require.length ? `requires ${config.require.join(', ')}` : ''].filter(Boolean);
   process.stdout.write(`deployed ${name} version ${v.version}${notes.length ? ` (${notes.join('; ')})` : ''}\n`);
   for (const url of appUrls(target, name)) process.stdout.write(`  ${url}\n`);
   if (worthSaying(v.propagated)) process.stdout.write(`${describePropagation(v.propagated)}\n`);

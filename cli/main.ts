@@ -120,19 +120,21 @@ const commands: Record<string, Command> = {
   deploy: {
     positionals: true,
     summary: 'bundle an app (npm imports included) and deploy it as a new version',
-    usage: 'dcdn deploy FILE --name NAME [--var NAME=VALUE]... [--kv BINDING]... [--volunteers] [--require webgpu] [--message M] [--skip-check] [--rollout-timeout 30] [--signal URL] [--token T]',
+    usage: 'dcdn deploy FILE --name NAME [--var NAME=VALUE]... [--kv BINDING]... [--sql BINDING]... [--volunteers] [--require webgpu] [--message M] [--skip-check] [--rollout-timeout 30] [--signal URL] [--token T]',
     description:
       'Bundles FILE with esbuild (imports resolved from its own folder), uploads it as a new version of\n' +
       'app NAME, has a connected host load it, then makes it live, waits until every connected host\n' +
       'serves it (--rollout-timeout; prints "live on N/N hosts" or which host lags) and prints its URLs.\n' +
       'Against a local dcdn up it needs nothing else. A bundle that does not build, is refused, or\n' +
       'throws while loading (APP_LOAD_FAILED, with the host\'s error) leaves the running version untouched.\n' +
-      '--kv CACHE gives the handler env.CACHE, a KV namespace of the app\'s own (docs/kv.md).',
+      '--kv CACHE gives the handler env.CACHE, a KV namespace of the app\'s own (docs/kv.md).\n' +
+      '--sql DB gives the handler env.DB, a Postgres database of the app\'s own with D1\'s API (docs/sql.md).',
     flags: {
       name: { type: 'string', short: 'n', help: 'app name (a DNS label)' },
       message: { type: 'string', short: 'm', help: 'note kept with the version' },
       var: { type: 'string', multiple: true, help: 'a plain variable, env.NAME (NAME=VALUE, repeatable; not secret: use dcdn secret put for that)' },
       kv: { type: 'string', multiple: true, help: 'a KV binding, env.BINDING (repeatable)' },
+      sql: { type: 'string', multiple: true, help: 'a SQL binding, env.BINDING: a database with D1\'s API (repeatable)' },
       volunteers: { type: 'boolean', default: false, help: 'let volunteer hosts run it (they never get its secrets, cookies or Authorization)' },
       require: { type: 'string', multiple: true, help: 'serve only from hosts with this capability: webgpu (repeatable)' },
       'skip-check': { type: 'boolean', default: false, help: 'make it live without a host loading it first' },

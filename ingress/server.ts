@@ -20,6 +20,9 @@ import { KvService } from './kv/service.ts';
 import { mayServe } from './host-traits.ts';
 import type { KvLimits } from './kv/limits.ts';
 import type { KvStore } from './kv/store.ts';
+import { SqlService } from './sql/service.ts';
+import type { SqlLimits } from './sql/limits.ts';
+import type { SqlStore } from './sql/store.ts';
 import { IngressMetrics, NO_APP, NO_TRANSPORT } from './metrics.ts';
 import { listenMetrics, serveMetrics, type MetricsEndpointOptions } from './metrics-endpoint.ts';
 import { inheritRequestId, newRequestId, REQUEST_ID_HEADER, traceOf } from './request-id.ts';
@@ -118,6 +121,13 @@ export interface IngressOptions {
    */
   kvMaxConcurrentPerHost?: number;
   /**
+   * The store behind handlers' SQL bindings (sql/index.ts `openSqlStore`). Without one, SQL
+   * calls fail with SQL_NOT_CONFIGURED. The ingress closes it when it closes.
+   */
+  sql?: SqlStore;
+  /** Statement timeout, result rows and bytes, statements per call, calls per host (docs/sql.md). */
+  sqlLimits?: Partial<SqlLimits>;
+  /**
    * Prometheus metrics (metrics.ts, docs/observability.md): served at `/_dcdn/metrics` to
    * callers `authorize` accepts, and at `/metrics` on `listen` when given. Default: collected,
    * served to nobody until one of the two is set.
@@ -147,6 +157,8 @@ export interface Ingress {
   readonly inFlight: number;
   /** Serves handlers' KV operations, when a store was given. */
   readonly kv: KvService | null;
+  /** Serves handlers' SQL calls, when a store was given. */
+  readonly sql: SqlService | null;
   /** The Prometheus metrics; null with `metrics.enabled: false`. */
   readonly metrics: IngressMetrics | null;
   /** `dcdn tail`'s subscribers. */
@@ -223,6 +235,14 @@ export function createIngress(options: IngressOptions): Ingress {
         bindings: (name) => apps.get(name)?.config.kv,
         log,
         ...(metrics ? { onop: (op: string, code: string | null, seconds: number) => metrics.kv(op, code, seconds) } : {}),
+      })
+    : null;
+  const sql = options.sql
+    ? new SqlService({
+        store: options.sql,
+        ...(options.sqlLimits ? { limits: options.sqlLimits } : {}),
+        bindings: (name) => apps.get(name)?.config.sql ?? [],
+        log,
       })
     : null;
 
@@ -353,6 +373,7 @@ export function createIngress(options: IngressOptions): Ingress {
       inFlight: inflight.size,
       // shared: every ingress reads the same data (Redis); a SQLite file is this ingress's alone.
       kv: kv ? { store: kv.store.kind, shared: kv.store.kind !== 'sqlite', ...kv.stats } : null,
+      sql: sql ? { store: sql.store.kind, shared: sql.store.kind !== 'pglite', ...sql.stats } : null,
       appFailures: pool.appFailures(),
       hosts,
       // Hosts signaling lists, attached here or not (cluster mode attaches only those placed here).
@@ -521,6 +542,7 @@ export function createIngress(options: IngressOptions): Ingress {
       return inflight.size;
     },
     kv,
+    sql,
     metrics,
     tail,
     otlp,
@@ -581,12 +603,17 @@ export function createIngress(options: IngressOptions): Ingress {
         // maxIncomingStreams counts the streams a host opens: its KV operations.
         session: { maxIncomingStreams: options.kvMaxConcurrentPerHost ?? 64, ...options.session },
         ...(metrics ? { onSessionEvent: (event: 'opened' | 'failed' | 'fallback', transport: string) => metrics.session(event, transport) } : {}),
-        ...(kv
+        ...(kv || sql
           ? {
               onHostStream: (stream, host) => {
                 const traits = pool.get(host.id)?.traits;
                 // A host may touch the data of the apps it may serve, and no other.
-                void kv.serve(stream, { host: host.name, mayUse: (name) => traits !== undefined && apps.has(name) && mayServe(traits, apps.get(name)) });
+                const caller = { host: host.name, mayUse: (name: string) => traits !== undefined && apps.has(name) && mayServe(traits, apps.get(name)) };
+                if (stream.request.url.startsWith('/sql/')) {
+                  if (sql) void sql.serve(stream, caller);
+                  else stream.reset('SQL_NOT_CONFIGURED', 'D1_ERROR: this ingress has no SQL store');
+                } else if (kv) void kv.serve(stream, caller);
+                else stream.reset('KV_NOT_CONFIGURED', 'this ingress has no KV store');
               },
             }
           : {}),
@@ -637,6 +664,7 @@ export function createIngress(options: IngressOptions): Ingress {
       await otlp?.close();
       await metricsServer?.close();
       await options.kv?.close();
+      await options.sql?.close();
       hostLog.stop();
       log('info', 'ingress stopped');
     },

@@ -62,6 +62,7 @@ export function isBrowserHostNodeFile(file: string): boolean {
 export const ALLOWED_DEEP_IMPORTS: ReadonlySet<string> = new Set([
   'browser-host/sandbox/messages.ts -> protocol/frames.ts',
   'browser-host/kv/namespace.ts -> protocol/kv-wire.ts',
+  'browser-host/sql/database.ts -> protocol/sql-wire.ts',
   'browser-host/sandbox/errors.ts -> protocol/errors.ts',
   'browser-host/sandbox/console-capture.ts -> protocol/console-log.ts',
   'cli/command-flags.ts -> browser-host/launcher/heap-limit.ts',
