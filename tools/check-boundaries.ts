@@ -73,6 +73,7 @@ export const ALLOWED_DEEP_IMPORTS: ReadonlySet<string> = new Set([
   'cli/traffic-flags.ts -> ingress/peer-log.ts',
   'cli/traffic-flags.ts -> ingress/pool-defaults.ts',
   'cli/traffic-flags.ts -> ingress/proxy-defaults.ts',
+  'cli/sql-flags.ts -> ingress/sql/limits.ts',
   'signaling/turn.ts -> protocol/errors.ts',
 ]);
 
