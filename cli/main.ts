@@ -25,6 +25,7 @@ import {
   upFlags,
   upUsage,
 } from './command-flags.ts';
+import { sqlCommandFlags, sqlDescription, sqlUsage } from './sql-flags.ts';
 import { asFlagError, withFlags } from './option-flags.ts';
 import { logOptionsFromFlags } from './log-flags.ts';
 
@@ -115,6 +116,15 @@ const commands: Record<string, Command> = {
     description: kvDescription,
     flags: { ...kvFlags, help },
     run: async (v) => (await import('./kv-command.ts')).kv(v as never),
+  },
+
+  sql: {
+    positionals: true,
+    summary: "run SQL in an app's database; migrations, export and import",
+    usage: sqlUsage,
+    description: sqlDescription,
+    flags: { ...sqlCommandFlags, help },
+    run: async (v) => (await import('./sql-command.ts')).sql(v as never),
   },
 
   deploy: {

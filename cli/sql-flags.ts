@@ -34,3 +34,21 @@ export function sqlOptionsFromFlags(v: Record<string, unknown>, home: string, en
     },
   };
 }
+
+/** `dcdn sql`. */
+export const sqlCommandFlags = {
+  binding: { type: 'string', short: 'b', help: 'the SQL binding (env.BINDING) of that app' },
+  json: { type: 'boolean', default: false, help: 'print rows as JSON (one object per row) instead of a table' },
+  ingress: { type: 'string', help: 'the ingress that runs the SQL (default: DCDN_INGRESS, or the local dcdn up\'s)' },
+  token: { type: 'string', help: 'operator token (else DCDN_TOKEN, a token minted from DCDN_SECRET, or the local state)' },
+  store: { type: 'string', help: 'open this store directly instead of asking an ingress: postgres://… (or pglite:DIR of a stopped ingress)' },
+} satisfies FlagSpec;
+
+export const sqlUsage = 'dcdn sql APP --binding DB "SQL" | dcdn sql migrate|export|import APP --binding DB [DIR|FILE] [--json] [--ingress URL] [--store SPEC]';
+export const sqlDescription =
+  "Runs SQL in an app's database, the one its handler sees as env.BINDING (docs/sql.md).\n" +
+  '  dcdn sql APP -b DB "SELECT …"     one statement; rows as a table (--json: JSON)\n' +
+  '  dcdn sql migrate APP -b DB DIR    applies DIR\'s numbered .sql files not applied yet, in order,\n' +
+  '                                    each in one transaction, recorded in dcdn_migrations\n' +
+  "  dcdn sql export APP -b DB         the binding's tables' rows as JSON lines on stdout\n" +
+  '  dcdn sql import APP -b DB FILE    inserts the rows of such a file (the tables must exist)';

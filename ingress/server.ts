@@ -21,6 +21,7 @@ import { mayServe } from './host-traits.ts';
 import type { KvLimits } from './kv/limits.ts';
 import type { KvStore } from './kv/store.ts';
 import { SqlService } from './sql/service.ts';
+import { registerSqlAdmin } from './sql/admin-route.ts';
 import type { SqlLimits } from './sql/limits.ts';
 import type { SqlStore } from './sql/store.ts';
 import { IngressMetrics, NO_APP, NO_TRANSPORT } from './metrics.ts';
@@ -345,6 +346,8 @@ export function createIngress(options: IngressOptions): Ingress {
     );
     registerTail(scoped, tail, options.authorizeOperator);
   });
+
+  registerSqlAdmin(app, sql, options.authorizeOperator);
 
   app.get('/_dcdn/health', async (_request, reply) => {
     const now = Date.now();

@@ -16,6 +16,8 @@ import { disconnectBrowser } from './browser.ts';
 import { runDcdn, type CliResult } from './cli.ts';
 import { startNetwork, until, type Network } from './network.ts';
 import { startPostgres, type PostgresServer } from '../tools/postgres.ts';
+import { verifyToken } from '../signaling/index.ts';
+import { mkdirSync, writeFileSync } from 'node:fs';
 
 const SQL_APP = fileURLToPath(new URL('./fixtures/sql-app.ts', import.meta.url));
 
@@ -70,6 +72,16 @@ async function sql(ingress: Ingress, app: string, call: Record<string, unknown>)
   return JSON.parse(r.text) as Answer;
 }
 
+/** Accepts the network's operator tokens, as `dcdn ingress --secret` does. */
+function operator(token: string): boolean {
+  try {
+    verifyToken(net.secret, token, ['operator']);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const stores: Array<[string, () => string]> = [
   ['embedded PGlite', () => `pglite:${join(work, 'sql')}`],
   ['Postgres', () => pg.url],
@@ -79,7 +91,7 @@ describe.each(stores)('SQL over %s', (kind, spec) => {
   let ingress: Ingress;
 
   async function startIngress(): Promise<Ingress> {
-    const started = await net.addIngress({ sql: await openSqlStore(spec()), sqlLimits: { statementTimeoutMs: 3000 } });
+    const started = await net.addIngress({ sql: await openSqlStore(spec()), sqlLimits: { statementTimeoutMs: 3000 }, authorizeOperator: operator });
     await until(() => started.pool.size === 1, 20_000, 'the tab connected');
     return started;
   }
@@ -209,6 +221,32 @@ INSERT INTO Customers (CustomerID, CompanyName, ContactName) VALUES (1, 'Alfreds
     expect(JSON.stringify(stats.result ?? null)).not.toContain('a-only');
     expect((await sql(ingress, 'sqla', { op: 'first', sql: 'SELECT v FROM secrets', column: 'v' })).result).toBe('a-only');
   }, 60_000);
+
+  it('lets operators query, migrate, export and import with dcdn sql', async () => {
+    const at = ['--binding', 'DB', '--ingress', ingress.url];
+    const table = await dcdn('sql', 'sqla', ...at, 'SELECT name, balance FROM accounts ORDER BY name');
+    expect(table.stdout).toBe('name | balance\n-----+--------\na    | 10\nb    | 0\n(2 rows)\n');
+    const dir = join(work, `migrations-${kind.replace(/\W/g, '')}`);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, '1_users.sql'), 'CREATE TABLE users (id SERIAL PRIMARY KEY, email TEXT UNIQUE NOT NULL);');
+    writeFileSync(join(dir, '2_seed.sql'), "INSERT INTO users (email) VALUES ('a@example.net'), ('b@example.net');");
+    writeFileSync(join(dir, '10_name.sql'), 'ALTER TABLE users ADD COLUMN name TEXT;');
+    const first = await dcdn('sql', 'migrate', 'sqlb', ...at, dir);
+    expect(first.stdout).toBe('applied 1_users.sql\napplied 2_seed.sql\napplied 10_name.sql\n3 applied, 0 already there\n');
+    writeFileSync(join(dir, '11_bad.sql'), "UPDATE users SET name = 'x'; INSERT INTO users (email) VALUES ('a@example.net');");
+    const again = await dcdn('sql', 'migrate', 'sqlb', ...at, dir);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('SQL_ERROR');
+    // The failed file left nothing: not its UPDATE, not its record.
+    expect((await sql(ingress, 'sqlb', { op: 'first', sql: 'SELECT count(*) AS n FROM users WHERE name IS NOT NULL', column: 'n' })).result).toBe(0);
+    expect((await sql(ingress, 'sqlb', { op: 'raw', sql: 'SELECT name FROM dcdn_migrations ORDER BY name' })).result).toEqual([['10_name.sql'], ['1_users.sql'], ['2_seed.sql']]);
+    const exported = await dcdn('sql', 'export', 'sqlb', ...at);
+    expect(exported.stdout.trim().split('\n').filter((l) => l.includes('"users"'))).toHaveLength(2);
+    writeFileSync(join(dir, 'users.jsonl'), exported.stdout);
+    await sql(ingress, 'sqlb', { op: 'run', sql: 'DELETE FROM users' });
+    expect((await dcdn('sql', 'import', 'sqlb', ...at, join(dir, 'users.jsonl'))).stdout).toMatch(/^imported \d+ row\(s\)/);
+    expect((await sql(ingress, 'sqlb', { op: 'raw', sql: 'SELECT id, email FROM users ORDER BY id' })).result).toEqual([[1, 'a@example.net'], [2, 'b@example.net']]);
+  }, 90_000);
 
   it('keeps the data across a restart of the ingress', async () => {
     await sql(ingress, 'sqla', { op: 'exec', sql: "CREATE TABLE durable (v TEXT); INSERT INTO durable VALUES ('kept')" });

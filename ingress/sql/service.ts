@@ -5,7 +5,7 @@
  * version declares; the database is derived from both. Answers: 200 with the results, or a
  * RESET carrying the SQL_* code and a `D1_ERROR: …` message.
  */
-import { DcdnError, errorCodeOf, streamBody, type ErrorCode, type SqlWireRequest, type Stream } from '../../protocol/index.ts';
+import { DcdnError, errorCodeOf, streamBody, type ErrorCode, type SqlWireRequest, type SqlWireResult, type Stream } from '../../protocol/index.ts';
 import { SQL_LIMITS, type SqlLimits } from './limits.ts';
 import type { SqlStore } from './store.ts';
 
@@ -100,14 +100,20 @@ export class SqlService {
 
   /** The request body, at most maxRequestBytes, checked for shape. */
   async #read(stream: Stream): Promise<SqlWireRequest> {
+    return this.parse(stream.requestHasBody ? streamBody(stream) : []);
+  }
+
+  /**
+   * A call's body (bytes, at most maxRequestBytes) read and checked for shape: what a tab sends
+   * on its stream and an operator to `/_dcdn/sql` (admin-route.ts).
+   */
+  async parse(body: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<SqlWireRequest> {
     const chunks: Uint8Array[] = [];
     let size = 0;
-    if (stream.requestHasBody) {
-      for await (const chunk of streamBody(stream)) {
-        size += chunk.byteLength;
-        if (size > this.limits.maxRequestBytes) throw new DcdnError('SQL_BAD_REQUEST', `D1_ERROR: the statements and their parameters are larger than ${this.limits.maxRequestBytes} bytes (the limit)`);
-        chunks.push(chunk);
-      }
+    for await (const chunk of body) {
+      size += chunk.byteLength;
+      if (size > this.limits.maxRequestBytes) throw new DcdnError('SQL_BAD_REQUEST', `D1_ERROR: the statements and their parameters are larger than ${this.limits.maxRequestBytes} bytes (the limit)`);
+      chunks.push(chunk);
     }
     let value: unknown;
     try {
@@ -126,5 +132,13 @@ export class SqlService {
       if (mode === 'exec' && params.length > 0) throw new DcdnError('SQL_BAD_REQUEST', 'D1_ERROR: exec() takes no parameters');
     }
     return { mode, statements: statements as SqlWireRequest['statements'] };
+  }
+
+  /** Runs an operator's call (`dcdn sql`) on any binding of any app, within the same limits. */
+  async runAsOperator(app: string, binding: string, request: SqlWireRequest): Promise<SqlWireResult[]> {
+    if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(app) || !/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(binding)) throw new DcdnError('SQL_UNKNOWN_BINDING', 'D1_ERROR: apps are DNS labels and bindings identifiers');
+    this.stats.calls++;
+    this.stats.statements += request.statements.length;
+    return this.#opts.store.run({ app, binding }, request, this.limits);
   }
 }
