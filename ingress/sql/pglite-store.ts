@@ -17,7 +17,7 @@ import { execute, sqlError, type RawResult, type SqlConnection } from './execute
 import type { SqlNamespace, SqlRunLimits, SqlStore } from './store.ts';
 
 export interface PgliteSqlStoreOptions {
-  /** Databases kept open at once (each costs ~100+ MB); the least recently used idle one closes first. Default 8. */
+  /** Databases kept open at once (each costs several hundred MB of RSS: docs/sql.md); the least recently used idle one closes first. Default 4. */
   maxOpen?: number;
   /** A database unused this long is closed (its thread ends). Default 300000 ms. */
   idleCloseMs?: number;
@@ -121,7 +121,7 @@ export class PgliteSqlStore implements SqlStore {
   constructor(dir: string, options: PgliteSqlStoreOptions = {}) {
     this.#dir = dir;
     this.#opts = options;
-    this.#maxOpen = options.maxOpen ?? 8;
+    this.#maxOpen = options.maxOpen ?? 4;
     this.#idleMs = options.idleCloseMs ?? 300_000;
     this.#openMs = options.openTimeoutMs ?? 60_000;
     mkdirSync(dir, { recursive: true, mode: 0o700 });
