@@ -23,8 +23,8 @@ export class SqlError extends Error {
   /** Postgres' SQLSTATE when the database refused the statement (`42P01`: no such table). */
   readonly sqlState: string | undefined;
   constructor(code: string, status: number, message: string) {
-    const text = message.startsWith('D1_ERROR') ? message : `D1_ERROR: ${message}`;
-    super(text, { cause: new Error(text.replace(/^D1_ERROR: /, '')) });
+    const text = message.startsWith('D1_') ? message : `D1_ERROR: ${message}`;
+    super(text, { cause: new Error(text.replace(/^D1_[A-Z_]+: /, '')) });
     this.name = 'Error';
     this.code = code;
     this.status = status;
