@@ -1,6 +1,6 @@
 /**
- * The SQL end-to-end cases, run against one store per file (e2e-sql.test.ts: embedded PGlite;
- * e2e-sql-postgres.test.ts: a real Postgres) so the two run in parallel: handlers in a real
+ * The SQL end-to-end cases, run by e2e-sql.test.ts against each store in turn, one network per
+ * store (embedded PGlite, then a real Postgres): handlers in a real
  * Chromium tab use `env.DB` (D1's API), each call travels as a stream the tab opens on its data
  * channel to the ingress, which runs it in PGlite (one database per binding) or in Postgres (a
  * schema and a login role per binding). One network per store, many cases.
@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Ingress } from '../ingress/index.ts';
-import { openSqlStore } from '../ingress/sql/index.ts';
+import { openSqlStore, SQL_LIMITS } from '../ingress/sql/index.ts';
 import { disconnectBrowser } from './browser.ts';
 import { runDcdn, type CliResult } from './cli.ts';
 import { startNetwork, until, type Network } from './network.ts';
@@ -34,6 +34,7 @@ export function sqlE2eSuite(which: 'embedded' | 'postgres'): void {
     return runDcdn(env, args, { timeoutMs: 60_000 });
   }
 
+  describe(`SQL over ${kind}`, () => {
   beforeAll(async () => {
     [pg, net] = await Promise.all([which === 'postgres' ? startPostgres() : Promise.resolve(undefined), startNetwork()]);
     env = { ...process.env, DCDN_HOME: work, DCDN_SIGNAL: net.urls.http, DCDN_SECRET: net.secret };
@@ -42,7 +43,7 @@ export function sqlE2eSuite(which: 'embedded' | 'postgres'): void {
       expect(deployed.stderr + deployed.stdout).toContain(`deployed ${name} version 1`);
     }
     await net.addTab('sql-tab', 'wallMs=120000');
-  }, 90_000);
+  }, 240_000);
 
   afterAll(async () => {
     await net?.close();
@@ -88,22 +89,20 @@ export function sqlE2eSuite(which: 'embedded' | 'postgres'): void {
     }
   }
 
-  describe(`SQL over ${kind}`, () => {
     let ingress: Ingress;
 
     async function startIngress(): Promise<Ingress> {
-      const started = await net.addIngress({ sql: await openSqlStore(spec()), sqlLimits: { statementTimeoutMs: 3000 }, authorizeOperator: operator });
+      const store = await openSqlStore(spec());
+      // A new embedded database runs initdb first (5 s quiet, 30 s on a loaded machine), past the
+      // ingress's head timeout: open both apps' databases before the ingress serves them.
+      for (const app of ['sqla', 'sqlb']) await store.run({ app, binding: 'DB' }, { mode: 'batch', statements: [{ sql: 'SELECT 1', params: [] }] }, SQL_LIMITS);
+      const started = await net.addIngress({ sql: store, sqlLimits: { statementTimeoutMs: 3000 }, authorizeOperator: operator });
       await until(() => started.pool.size === 1, 20_000, 'the tab connected');
       return started;
     }
 
     beforeAll(async () => {
       ingress = await startIngress();
-      // A new embedded database runs initdb first (5 s quiet, 30 s on a loaded machine): open both
-      // apps' here, retried past the ingress's head timeout, so no case below pays for it.
-      await Promise.all(['sqla', 'sqlb'].map(async (app) => {
-        for (let i = 0; i < 5 && (await sql(ingress, app, { op: 'first', sql: 'SELECT 1 AS one', column: 'one' })).result !== 1; i++);
-      }));
     }, 240_000);
 
     afterAll(async () => {

@@ -41,7 +41,7 @@ describe('SqlDatabase (env.DB)', () => {
 
   it('rejects with a D1_ERROR message, the SQL_ code and the SQLSTATE', async () => {
     const { db } = fake(() => ({ status: 400, headers: [['dcdn-error', 'SQL_ERROR']], body: encoder.encode(JSON.stringify({ code: 'SQL_ERROR', message: 'D1_ERROR: relation "t" does not exist (SQLSTATE 42P01)' })) }));
-    const err = await db.prepare('SELECT * FROM t').all().catch((e: unknown) => e as Error & { code: string; sqlState: string });
+    const err = (await db.prepare('SELECT * FROM t').all().then(() => null, (e: unknown) => e)) as Error & { code: string; sqlState: string };
     expect(err.message).toBe('D1_ERROR: relation "t" does not exist (SQLSTATE 42P01)');
     expect(err.code).toBe('SQL_ERROR');
     expect(err.sqlState).toBe('42P01');

@@ -23,7 +23,6 @@ export interface SqlConnection {
 
 /** Rows fetched from a cursor at a time: the most held before the limits are checked again. */
 const PAGE_ROWS = 500;
-const CURSOR = 'dcdn_result';
 
 /** Runs `request` on `conn`; the caller begins and commits (or rolls back) the transaction. */
 export async function execute(conn: SqlConnection, request: SqlWireRequest, limits: SqlRunLimits, servedBy: string): Promise<SqlWireResult[]> {
@@ -35,24 +34,25 @@ export async function execute(conn: SqlConnection, request: SqlWireRequest, limi
     return raws.map((raw) => shape(raw, '', encodeRows(raw.rows, budget, limits), duration / Math.max(1, raws.length), servedBy));
   }
   const results: SqlWireResult[] = [];
-  for (const statement of request.statements) {
+  for (const [index, statement] of request.statements.entries()) {
     const sql = numberPlaceholders(statement.sql);
     const params = statement.params.map(toParam);
     const started = performance.now();
     let raw: RawResult;
     let rows: WireValue[][];
     if (readsOnly(sql)) {
-      // A cursor, so the result arrives in pages and is refused at the limit, not after it.
-      await conn.query(`DECLARE ${CURSOR} NO SCROLL CURSOR FOR ${sql}`, params);
+      // A cursor, so the result arrives in pages and is refused at the limit, not after it. One
+      // name per statement of the call; the transaction's end closes them (no CLOSE round trip).
+      const cursor = `dcdn_result_${index}`;
+      await conn.query(`DECLARE ${cursor} NO SCROLL CURSOR FOR ${sql}`, params);
       rows = [];
       let fields: string[] = [];
       for (;;) {
-        const page = await conn.query(`FETCH ${PAGE_ROWS} FROM ${CURSOR}`, []);
+        const page = await conn.query(`FETCH ${PAGE_ROWS} FROM ${cursor}`, []);
         fields = page.fields;
         for (const row of encodeRows(page.rows, budget, limits)) rows.push(row);
         if (page.rows.length < PAGE_ROWS) break;
       }
-      await conn.query(`CLOSE ${CURSOR}`, []);
       raw = { fields, rows: [], affected: null };
     } else {
       raw = await conn.query(sql, params);
