@@ -3,6 +3,7 @@
  * targets taking turns within each repetition.
  */
 import { download, load, upload, type LoadResult } from './http-load.ts';
+import { processCpuUs } from './proc-cpu.ts';
 import { progress } from './progress.ts';
 import type { Target } from './targets.ts';
 
@@ -21,6 +22,12 @@ export interface TargetRuns {
   skipped?: string;
   c1: LoadResult[];
   c50: LoadResult[];
+  /**
+   * The target's server process (the dcdn ingress, with its signaling) CPU µs per request over
+   * each c50 run, from /proc; empty where /proc can't say. docs/performance.md
+   * `ingressCpuUsPerRequest`.
+   */
+  c50CpuUsPerRequest: number[];
   downloadMbps: number[];
   uploadMbps: number[];
 }
@@ -31,7 +38,7 @@ const WARMUP_TRIES = 3;
 export async function runHttpSection(config: HttpConfig, targets: Target[]): Promise<Record<string, TargetRuns>> {
   const runs: Record<string, TargetRuns> = {};
   for (const t of targets) {
-    runs[t.spec.key] = { label: t.spec.label, c1: [], c50: [], downloadMbps: [], uploadMbps: [] };
+    runs[t.spec.key] = { label: t.spec.label, c1: [], c50: [], c50CpuUsPerRequest: [], downloadMbps: [], uploadMbps: [] };
     if ('skipped' in t) runs[t.spec.key]!.skipped = t.skipped;
   }
   const live = targets.filter((t): t is Extract<Target, { url: string }> => 'url' in t);
@@ -61,7 +68,10 @@ export async function runHttpSection(config: HttpConfig, targets: Target[]): Pro
     for (const t of turn) {
       const r = runs[t.spec.key]!;
       const c1 = await load(`${t.url}/`, 1, config.seconds);
+      const cpuBefore = processCpuUs(t.pid);
       const c50 = await load(`${t.url}/`, 50, config.seconds);
+      const cpuAfter = processCpuUs(t.pid);
+      if (cpuBefore !== null && cpuAfter !== null && c50.responses > 0) r.c50CpuUsPerRequest.push((cpuAfter - cpuBefore) / c50.responses);
       r.c1.push(c1);
       r.c50.push(c50);
       for (let i = 0; i < config.transfersPerRep; i++) {

@@ -45,6 +45,8 @@ export interface HttpFigures {
   c50Rps: number | null;
   c50P50Ms: number | null;
   c50P99Ms: number | null;
+  /** The server process's CPU µs per request at 50 connections (median over runs; dcdn: the ingress). */
+  c50CpuUsPerRequest: number | null;
   downloadMbps: number | null;
   uploadMbps: number | null;
   failures: number;
@@ -59,13 +61,18 @@ export interface Summary {
   e2eRpsWebrtcOverWorkerd: number | null;
   e2eP50OverheadMsVsNode: number | null;
   ingressRssGrowthMbPerGiB: number | null;
+  /** The ingress process's CPU µs per hello-world request, werift, 1 tab, 50 connections. */
+  ingressCpuUsPerRequest: number | null;
   /** KV from a handler, SQLite, ~100-byte value: p50 of `get` and of `put` (ms). Not targets. */
   kvGetP50Ms: number | null;
   kvPutP50Ms: number | null;
 }
 
-/** Summary figures that are performance targets (the kv ones are reported, not held to a goal). */
-type GoalKey = Exclude<keyof Summary, 'kvGetP50Ms' | 'kvPutP50Ms'>;
+/**
+ * Summary figures that are performance targets. The kv ones are reported, not held to a goal;
+ * so is the channel round trip, which Chromium's own data channel stack bounds (issue 16).
+ */
+type GoalKey = Exclude<keyof Summary, 'kvGetP50Ms' | 'kvPutP50Ms' | 'rttP50WebrtcOverWs'>;
 
 export interface TargetCheck {
   key: keyof Summary;
@@ -76,13 +83,13 @@ export interface TargetCheck {
 }
 
 const GOALS: Record<GoalKey, { what: string; goal: string; ok: (v: number) => boolean }> = {
-  rttP50WebrtcOverWs: { what: 'small-frame RTT p50, werift / WebSocket', goal: '<= 1', ok: (v) => v <= 1 },
   streamWebrtcOverChromiumCeiling: { what: 'bulk MB/s, werift / Chromium tab-to-tab', goal: '>= 0.8', ok: (v) => v >= 0.8 },
   cpuPerMbWeriftOverNodeDatachannel: { what: 'Node CPU per MB, werift / node-datachannel', goal: '<= 2', ok: (v) => v <= 2 },
-  e2eRpsWebrtcOverWs: { what: 'hello req/s at 50 conns, dcdn werift / dcdn WebSocket', goal: '>= 0.9', ok: (v) => v >= 0.9 },
+  e2eRpsWebrtcOverWs: { what: 'hello req/s at 50 conns, dcdn werift / dcdn WebSocket', goal: '>= 0.95', ok: (v) => v >= 0.95 },
   e2eRpsWebrtcOverWorkerd: { what: 'hello req/s at 50 conns, dcdn werift / workerd', goal: '>= 0.5', ok: (v) => v >= 0.5 },
   e2eP50OverheadMsVsNode: { what: 'p50 at 1 conn, dcdn werift minus plain Node (ms)', goal: '<= 0.6', ok: (v) => v <= 0.6 },
   ingressRssGrowthMbPerGiB: { what: 'ingress RSS growth per GiB streamed (MiB)', goal: '<= 64', ok: (v) => v <= 64 },
+  ingressCpuUsPerRequest: { what: 'ingress CPU per request at 50 conns, werift (µs)', goal: '<= 40', ok: (v) => v <= 40 },
 };
 
 /** Bulk figures in the summary use this message size: the ingress chunks bodies to it. */
@@ -144,6 +151,7 @@ export function httpFigures(runs: Record<string, TargetRuns>): Record<string, Ht
       c1P50Ms: median(r.c1.map((x) => x.p50Ms)),
       c1P99Ms: median(r.c1.map((x) => x.p99Ms)),
       c50Rps: median(r.c50.map((x) => x.rps)),
+      c50CpuUsPerRequest: median(r.c50CpuUsPerRequest ?? []),
       c50P50Ms: median(r.c50.map((x) => x.p50Ms)),
       c50P99Ms: median(r.c50.map((x) => x.p99Ms)),
       downloadMbps: median(r.downloadMbps),
@@ -225,6 +233,7 @@ export function summarise(channel?: ChannelFigures, http?: Record<string, HttpFi
     e2eRpsWebrtcOverWorkerd: ratio(e2e('werift-1')?.c50Rps, e2e('workerd')?.c50Rps),
     e2eP50OverheadMsVsNode: e2e('werift-1')?.c1P50Ms != null && e2e('node')?.c1P50Ms != null ? e2e('werift-1')!.c1P50Ms! - e2e('node')!.c1P50Ms! : null,
     ingressRssGrowthMbPerGiB: memory?.growthMiBPerGiB ?? null,
+    ingressCpuUsPerRequest: e2e('werift-1')?.c50CpuUsPerRequest ?? null,
     kvGetP50Ms: kvRow(kv, 'sqlite', 'get', KV_SUMMARY_SIZE)?.p50Ms ?? null,
     kvPutP50Ms: kvRow(kv, 'sqlite', 'put', KV_SUMMARY_SIZE)?.p50Ms ?? null,
   };
@@ -292,7 +301,7 @@ export function renderChannelTable(c: ChannelFigures, reps: number, smallFrameBy
 export function renderHttpTable(h: Record<string, HttpFigures>, reps: number): string {
   const node = h.node;
   const workerd = h.workerd;
-  const header = ['end to end HTTP', 'c1 req/s', 'c1 p50', 'c1 p99', 'c50 req/s', 'c50 p50', 'c50 p99', 'down MB/s', 'up MB/s', 'rps/node', 'rps/workerd', 'p50-node ms'];
+  const header = ['end to end HTTP', 'c1 req/s', 'c1 p50', 'c1 p99', 'c50 req/s', 'c50 p50', 'c50 p99', 'c50 µs CPU/req', 'down MB/s', 'up MB/s', 'rps/node', 'rps/workerd', 'p50-node ms'];
   const notes: string[] = [];
   const rows = Object.values(h).map((x) => {
     if (x.skipped) {
@@ -307,6 +316,7 @@ export function renderHttpTable(h: Record<string, HttpFigures>, reps: number): s
       f(x.c50Rps, 0),
       f(x.c50P50Ms, 2),
       f(x.c50P99Ms, 2),
+      f(x.c50CpuUsPerRequest, 0),
       f(x.downloadMbps),
       f(x.uploadMbps),
       f(ratio(x.c50Rps, node?.c50Rps), 2),
@@ -314,7 +324,7 @@ export function renderHttpTable(h: Record<string, HttpFigures>, reps: number): s
       x.c1P50Ms != null && node?.c1P50Ms != null ? f(x.c1P50Ms - node.c1P50Ms, 3) : '-',
     ];
   });
-  return `End to end: medians of ${reps} repetitions; latencies in ms; ratios of c50 req/s\n${table(header, rows)}${notes.map((n) => `\n${n}`).join('')}`;
+  return `End to end: medians of ${reps} repetitions; latencies in ms; ratios of c50 req/s; CPU of the server process (/proc, 10 ms ticks)\n${table(header, rows)}${notes.map((n) => `\n${n}`).join('')}`;
 }
 
 export function renderKvTable(kv: KvFigures, reps: number): string {

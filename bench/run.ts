@@ -18,6 +18,7 @@ import { runMemorySection, type MemoryResult } from './memory.ts';
 import { progress } from './progress.ts';
 import { channelFigures, httpFigures, kvFigures, renderChannelTable, renderHttpTable, renderKvTable, renderTargets, summarise } from './report.ts';
 import { renderSvg } from './svg.ts';
+import { renderWaterfallTable, runWaterfall, type WaterfallConfig, type WaterfallResults } from './waterfall.ts';
 import { startTarget, TARGETS, type Target, type TargetSpec } from './targets.ts';
 import { observeFigures, renderObserveTable, runObserveSection, type ObserveConfig, type ObserveResults } from './observe.ts';
 
@@ -35,7 +36,10 @@ Measures, side by side in one run on this machine, with medians over repetitions
            per MB, over werift, node-datachannel and WebSocket; and Chromium's own tab-to-tab
            data channel (the ceiling) measured the same way
   http     autocannon at 1 and 50 connections (hello world), 10 MiB download and upload, for
-           plain Node, workerd and dcdn over werift / node-datachannel / WebSocket (1 and 2 tabs)
+           plain Node, workerd and dcdn over werift / node-datachannel / WebSocket (1 and 2 tabs),
+           with each server's CPU per request at 50 connections; then the latency waterfall:
+           median µs per hop of timed requests at 1 connection (werift, node-datachannel and
+           WebSocket, one tab; /_dcdn/tail?timing=1)
   memory   ingress RSS growth while a large body streams through dcdn over werift
   kv       KV latency seen from a handler (one tab, werift): p50/p90/p99 of put and get of a
            ~100-byte and a 64 KiB value and of list (limit 100), timed in the handler, for
@@ -69,6 +73,7 @@ const CONFIGS = {
   smoke: {
     channel: { reps: 1, rttCount: 20, rttWarmup: 5, rtt64kCount: 4, rtt64kWarmup: 1, bulkBytes: 1 * MiB, sizes: [65536, 262144] },
     http: { reps: 1, seconds: 1, transferBytes: 1 * MiB, transfersPerRep: 1 },
+    waterfall: { requests: 10, warmup: 2 },
     memoryBytes: 4 * MiB,
     kv: { reps: 1, ops: 20, warmup: 5, sizes: [100, 65536], listOps: 10, listLimit: 100 },
     observe: { reps: 1, seconds: 1 },
@@ -77,6 +82,7 @@ const CONFIGS = {
   quick: {
     channel: { reps: 3, rttCount: 500, rttWarmup: 100, rtt64kCount: 60, rtt64kWarmup: 10, bulkBytes: 8 * MiB, sizes: [65536, 262144] },
     http: { reps: 3, seconds: 1, transferBytes: 10 * MiB, transfersPerRep: 1 },
+    waterfall: { requests: 300, warmup: 50 },
     memoryBytes: 128 * MiB,
     kv: { reps: 3, ops: 200, warmup: 50, sizes: [100, 65536], listOps: 100, listLimit: 100 },
     observe: { reps: 3, seconds: 2 },
@@ -85,12 +91,13 @@ const CONFIGS = {
   full: {
     channel: { reps: 5, rttCount: 2000, rttWarmup: 200, rtt64kCount: 200, rtt64kWarmup: 20, bulkBytes: 32 * MiB, sizes: [65536, 262144] },
     http: { reps: 5, seconds: 3, transferBytes: 10 * MiB, transfersPerRep: 2 },
+    waterfall: { requests: 1000, warmup: 100 },
     memoryBytes: 1024 * MiB,
     kv: { reps: 5, ops: 1000, warmup: 100, sizes: [100, 65536], listOps: 300, listLimit: 100 },
     observe: { reps: 5, seconds: 3 },
     sql: { reps: 5, ops: 500, warmup: 50 },
   },
-} satisfies Record<string, { channel: ChannelConfig; http: HttpConfig; memoryBytes: number; kv: KvConfig; observe: ObserveConfig; sql: SqlConfig }>;
+} satisfies Record<string, { channel: ChannelConfig; http: HttpConfig; waterfall: WaterfallConfig; memoryBytes: number; kv: KvConfig; observe: ObserveConfig; sql: SqlConfig }>;
 
 export async function runBench(argv: string[]): Promise<number> {
   let flags;
@@ -116,7 +123,7 @@ export async function runBench(argv: string[]): Promise<number> {
     return 0;
   }
   if (flags.only && ![...SECTIONS, ...ON_REQUEST].includes(flags.only as Section)) {
-    process.stderr.write(`dcdn bench: --only must be one of ${SECTIONS.join(', ')}\n`);
+    process.stderr.write(`dcdn bench: --only must be one of ${[...SECTIONS, ...ON_REQUEST].join(', ')}\n`);
     return 2;
   }
   const sections: Section[] = flags.only ? [flags.only as Section] : [...SECTIONS];
@@ -151,6 +158,7 @@ export async function runBench(argv: string[]): Promise<number> {
 
     let channel: ChannelResults | undefined;
     let http: Record<string, TargetRuns> | undefined;
+    let waterfall: WaterfallResults | undefined;
     let memory: MemoryResult | undefined;
     let kv: KvResults | undefined;
     if (sections.includes('channel')) channel = await runChannelSection(config.channel);
@@ -160,6 +168,8 @@ export async function runBench(argv: string[]): Promise<number> {
       const targets = await startTargets(specs, flags.profile ? resolve(flags.profile) : undefined);
       try {
         http = await runHttpSection(config.http, targets);
+        // After the loads, on the same warm targets: the timed requests must not be in the loads.
+        waterfall = await runWaterfall(config.waterfall, targets);
       } finally {
         progress('stopping targets');
         await Promise.all(targets.map((t) => ('stop' in t ? t.stop() : undefined)));
@@ -195,10 +205,11 @@ export async function runBench(argv: string[]): Promise<number> {
       sections,
       durationS,
       machine: { ...machine, loadAverageAtEnd: loadavg().map((l) => Math.round(l * 100) / 100) },
-      summary,
+      summary: { ...summary, waterfallUs: waterfall ? waterfallSummary(waterfall) : null },
       targets,
       channel: channel && { config: channel.config, figures: channelFig, raw: channel },
       http: http && { config: config.http, figures: httpFig, raw: http },
+      waterfall: waterfall && { config: config.waterfall, figures: waterfall },
       memory,
       kv: kv && { config: kv.config, figures: kvFig, raw: kv.backends },
       observe: observe && { config: observe.config, figures: observeFig, raw: observe },
@@ -208,11 +219,12 @@ export async function runBench(argv: string[]): Promise<number> {
     await writeFile(jsonPath, JSON.stringify(report, null, 2) + '\n');
     const svgPath = jsonPath.replace(/\.json$/i, '') + '.svg';
     const subtitle = `${machine.cpuModel}, ${machine.cores} cores, ${machine.node}, ${machine.chromium}; ${mode} run, ${machine.date.slice(0, 16).replace('T', ' ')} UTC`;
-    await writeFile(svgPath, renderSvg('dcdn bench', subtitle, channelFig, httpFig));
+    await writeFile(svgPath, renderSvg('dcdn bench', subtitle, channelFig, httpFig, waterfall));
 
     const out: string[] = [''];
     if (channelFig) out.push(renderChannelTable(channelFig, config.channel.reps, channel?.config.smallFrameBytes), '');
     if (httpFig) out.push(renderHttpTable(httpFig, config.http.reps), '');
+    if (waterfall) out.push(renderWaterfallTable(waterfall, config.waterfall.requests), '');
     if (kvFig) out.push(renderKvTable(kvFig, config.kv.reps), '');
     if (observeFig) out.push(renderObserveTable(observeFig, config.observe.reps), '');
     if (sql) out.push(renderSqlTable(sql), '');
@@ -230,6 +242,11 @@ export async function runBench(argv: string[]): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/** `waterfallUs` in the summary: per transport, the median µs per segment (null where skipped). */
+function waterfallSummary(w: WaterfallResults): Record<string, Record<string, number> | null> {
+  return Object.fromEntries(Object.entries(w).map(([t, f]) => [t, 'skipped' in f ? null : { ...f.segmentsUs, totalUs: f.totalUs ?? NaN }]));
 }
 
 /** Starts the targets two at a time (each dcdn target launches its own Chromium). */

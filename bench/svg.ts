@@ -1,6 +1,8 @@
 /** A hand-written SVG of a run: grouped horizontal bars, one panel per question. */
 import type { ChannelFigures, HttpFigures } from './report.ts';
 import { SUMMARY_MESSAGE_SIZE } from './report.ts';
+import { WATERFALL_SEGMENTS } from '../protocol/index.ts';
+import type { WaterfallFigures, WaterfallResults } from './waterfall.ts';
 
 interface Bar {
   series: string;
@@ -22,7 +24,11 @@ const BAR_H = 14;
 const GAP = 10;
 const COLORS = ['#2f6db5', '#f28e2b', '#59a14f', '#b07aa1'];
 
-export function renderSvg(title: string, subtitle: string, channel?: ChannelFigures, http?: Record<string, HttpFigures>): string {
+/** Ten colours for the waterfall's segments: Node side blue-ish, channel grey, page and sandbox warm. */
+const SEGMENT_COLORS = ['#1f4e8c', '#5b8fd1', '#9a9a9a', '#f6b26b', '#e15759', '#59a14f', '#ff9da7', '#f28e2b', '#c7c7c7', '#76b7e5'];
+const WATERFALL_LABELS: Record<string, string> = { werift: 'dcdn werift, 1 tab', 'node-datachannel': 'dcdn node-datachannel, 1 tab', websocket: 'dcdn WebSocket, 1 tab' };
+
+export function renderSvg(title: string, subtitle: string, channel?: ChannelFigures, http?: Record<string, HttpFigures>, waterfall?: WaterfallResults): string {
   const panels: Panel[] = [];
   if (http) {
     const live = Object.values(http).filter((h) => !h.skipped);
@@ -60,6 +66,7 @@ export function renderSvg(title: string, subtitle: string, channel?: ChannelFigu
 
   const parts: string[] = [];
   let y = 80;
+  if (waterfall) y = renderWaterfall(parts, y, waterfall);
   for (const panel of panels) {
     const series = [...new Set(panel.groups.flatMap((g) => g.bars.map((b) => b.series)))];
     const max = Math.max(1, ...panel.groups.flatMap((g) => g.bars.map((b) => b.value ?? 0)));
@@ -92,6 +99,36 @@ export function renderSvg(title: string, subtitle: string, channel?: ChannelFigu
 ${parts.join('\n')}
 </svg>
 `;
+}
+
+/** The waterfall panel: one stacked bar per transport, a segment per hop, medians in µs. */
+function renderWaterfall(parts: string[], top: number, w: WaterfallResults): number {
+  const rows = Object.entries(w).filter((e): e is [string, WaterfallFigures] => !('skipped' in e[1]));
+  if (rows.length === 0) return top;
+  let y = top;
+  const width = (f: WaterfallFigures) => WATERFALL_SEGMENTS.reduce((n, s) => n + Math.max(0, f.segmentsUs[s] || 0), 0);
+  const max = Math.max(1, ...rows.map(([, f]) => width(f)));
+  const scale = (WIDTH - LABEL_W - 90) / max;
+  parts.push(`<text x="20" y="${y}" class="h">Where a hello world's time goes at 1 connection: median µs per hop (stacked)</text>`);
+  y += 14;
+  for (const [name, f] of rows) {
+    parts.push(`<text x="${LABEL_W - 8}" y="${y + 14}" class="g" text-anchor="end">${esc(WATERFALL_LABELS[name] ?? name)}</text>`);
+    let x = LABEL_W;
+    WATERFALL_SEGMENTS.forEach((s, i) => {
+      const seg = Math.max(0, f.segmentsUs[s] || 0) * scale;
+      parts.push(`<rect x="${x.toFixed(1)}" y="${y}" width="${seg.toFixed(1)}" height="20" fill="${SEGMENT_COLORS[i]}"><title>${s}: ${fmt(f.segmentsUs[s] || 0)} µs</title></rect>`);
+      x += seg;
+    });
+    parts.push(`<text x="${(x + 4).toFixed(1)}" y="${y + 14}" class="v">${fmt(width(f))} µs</text>`);
+    y += 20 + GAP;
+  }
+  // The legend, five to a line.
+  WATERFALL_SEGMENTS.forEach((s, i) => {
+    const x = LABEL_W + (i % 5) * 140;
+    const ly = y + Math.floor(i / 5) * 16;
+    parts.push(`<rect x="${x}" y="${ly}" width="10" height="10" fill="${SEGMENT_COLORS[i]}"/><text x="${x + 14}" y="${ly + 9}" class="l">${esc(s)}</text>`);
+  });
+  return y + 2 * 16 + 40;
 }
 
 function fmt(v: number): string {

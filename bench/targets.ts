@@ -14,6 +14,8 @@ export interface TargetSpec {
   hosts?: number;
   /** false: the ingress without Prometheus metrics (bench/observe.ts). Default on. */
   metrics?: boolean;
+  /** More host page parameters (browser-host/main.ts), e.g. `sandbox=0`, for A/B measurements. */
+  hostQuery?: string;
 }
 
 export const TARGETS: readonly TargetSpec[] = [
@@ -24,6 +26,12 @@ export const TARGETS: readonly TargetSpec[] = [
     { key: `ndc-${hosts}`, label: `dcdn node-datachannel, ${hosts} tab${hosts > 1 ? 's' : ''}`, kind: 'dcdn', transport: 'webrtc', rtc: 'node-datachannel', hosts } as const,
     { key: `ws-${hosts}`, label: `dcdn WebSocket, ${hosts} tab${hosts > 1 ? 's' : ''}`, kind: 'dcdn', transport: 'websocket', hosts } as const,
   ]),
+];
+
+/** Targets for A/B work only (bench/waterfall-only.ts), never in a bench run. */
+export const AB_TARGETS: readonly TargetSpec[] = [
+  { key: 'werift-1-nosandbox', label: 'dcdn werift, 1 tab, apps in the page (sandbox=0)', kind: 'dcdn', transport: 'webrtc', rtc: 'werift', hosts: 1, hostQuery: 'sandbox=0' },
+  { key: 'ws-1-nosandbox', label: 'dcdn WebSocket, 1 tab, apps in the page (sandbox=0)', kind: 'dcdn', transport: 'websocket', hosts: 1, hostQuery: 'sandbox=0' },
 ];
 
 export type Target = { spec: TargetSpec } & ({ skipped: string } | { url: string; pid: number; child: Child; stop(): Promise<void>; operatorToken?: string });
@@ -38,7 +46,7 @@ export async function startTarget(spec: TargetSpec, options: { cpuProfDir?: stri
   const child =
     spec.kind === 'node'
       ? spawnScript(spec.key, './servers/node-http.ts', ['--exit-with-parent'])
-      : spawnScript(spec.key, './servers/dcdn.ts', ['--hosts', String(spec.hosts), '--transport', spec.transport!, '--rtc', spec.rtc ?? 'werift', '--metrics', spec.metrics === false ? 'off' : 'on', '--exit-with-parent'], { nodeArgs, readyTimeoutMs: 90_000 });
+      : spawnScript(spec.key, './servers/dcdn.ts', ['--hosts', String(spec.hosts), '--transport', spec.transport!, '--rtc', spec.rtc ?? 'werift', '--metrics', spec.metrics === false ? 'off' : 'on', ...(spec.hostQuery ? ['--host-query', spec.hostQuery] : []), '--exit-with-parent'], { nodeArgs, readyTimeoutMs: 90_000 });
   let ready: Record<string, unknown>;
   try {
     ready = await child.ready;

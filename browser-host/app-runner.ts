@@ -39,6 +39,9 @@ export class AppRunner {
   }
 
   async #handle(stream: Stream, session: Session): Promise<void> {
+    // One clock read per request: whether the ingress asks for timing is only known once the
+    // TIMING_ASK behind the head is read, after this call returns.
+    const received = hostNow();
     const stats = this.stats;
     stats.requests++;
     stats.inFlight++;
@@ -76,9 +79,11 @@ export class AppRunner {
       // Request and reads the Response in its worker); other runtimes take a Request.
       let reply: SandboxReply | null = null;
       let response: Response | null = null;
+      const timed = stream.timingAsked;
+      const toSandbox = timed ? hostNow() : 0;
       try {
         if (isRawRuntime(runtime)) {
-          const call = runtime.fetchRaw({ method, url, headers, body: body?.stream ?? null }, { session });
+          const call = runtime.fetchRaw({ method, url, headers, body: body?.stream ?? null, ...(timed ? { timed } : {}) }, { session });
           cancel = call.abort;
           reply = await call.reply;
         } else {
@@ -112,6 +117,11 @@ export class AppRunner {
         if (!stream.remoteEnded) discardRest();
         this.#log(`${runtime.app}@${runtime.version}: ${method} ${url}: response head refused: ${tooBig.message}`);
         return fail('HOST_BAD_HANDLER_RESPONSE', `the response head is too large for the wire: ${tooBig.message}`);
+      }
+      if (timed) {
+        // A runtime without a sandbox (Node hosts, tests) has no worker stamps: its whole call is the handler.
+        const t = reply?.timing ?? { handlerStart: toSandbox, handlerHead: 0, headInPage: hostNow() };
+        session.sendTiming(stream, { received, toSandbox, ...t, sent: hostNow() });
       }
       stream.respond({ status, headers: responseHeaders }, noBody);
       if (noBody) {
@@ -165,6 +175,11 @@ export class AppRunner {
       release();
     }
   }
+}
+
+/** Now as the TIMING frame carries it: ms since the epoch, sub-ms fractions kept (frames.ts HostTimes). */
+function hostNow(): number {
+  return performance.timeOrigin + performance.now();
 }
 
 /** A runtime that takes requests as plain data (a sandbox), rather than as a `Request`. */

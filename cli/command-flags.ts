@@ -11,7 +11,7 @@ import { DEFAULT_ROLLOUT_TIMEOUT_MS } from '../signaling/rollout.ts';
 import type { FlagSpec } from './args.ts';
 import { iceFlags, ingressIceFlags } from './ice-flags.ts';
 import { logFlags } from './log-flags.ts';
-import { metricsFlags, otlpFlags } from './metrics-flags.ts';
+import { metricsFlags, otlpFlags, timingFlags } from './metrics-flags.ts';
 import { trafficFlags } from './traffic-flags.ts';
 import { sqlFlags } from './sql-flags.ts';
 
@@ -130,6 +130,7 @@ export const ingressFlags = {
   ...trafficFlags,
   ...metricsFlags,
   ...otlpFlags,
+  ...timingFlags,
   ...logFlags,
 } satisfies FlagSpec;
 
@@ -175,6 +176,7 @@ export const upFlags = {
   ...trafficFlags,
   ...metricsFlags,
   ...otlpFlags,
+  ...timingFlags,
   ...logFlags,
   help: helpFlag,
 } satisfies FlagSpec;
@@ -190,6 +192,7 @@ export const tailFlags = {
   method: { type: 'string', help: 'only this method (GET, POST, …)' },
   search: { type: 'string', help: 'only requests whose method, URL, error code, request id or host contains TEXT' },
   'sampling-rate': { type: 'string', default: '1', help: 'share of matching requests shown, in (0, 1]' },
+  timing: { type: 'boolean', help: 'time every request while attached: each event gets its waterfall, µs per hop (docs/performance.md)' },
   format: { type: 'string', default: 'pretty', help: 'pretty or json (one event per line)' },
   ingress: { type: 'string', multiple: true, help: 'an ingress to tail, e.g. http://127.0.0.1:8080 (repeatable; default: every ingress signaling knows)' },
   signal: { type: 'string', short: 's', help: 'signaling address, to find the ingresses (default: the local dcdn up)' },

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createSignalingServer, mintToken } from '../signaling/index.ts';
 import { UsageError } from './args.ts';
-import { metricsOptionsFromFlags, otlpOptionsFromFlags, parseListen } from './metrics-flags.ts';
+import { metricsOptionsFromFlags, otlpOptionsFromFlags, parseListen, timingOptionsFromFlags } from './metrics-flags.ts';
 import { startIngress } from '../node/index.ts';
 
 const SECRET = 'metrics-flags-secret-0123456789';
@@ -53,5 +53,14 @@ describe('an ingress started from the CLI parts', () => {
       await ingress.close();
       await signaling.close();
     }
+  });
+});
+
+describe('--timing-sample', () => {
+  it('takes a share from 0 to 1 and refuses anything else', () => {
+    expect(timingOptionsFromFlags({})).toEqual({});
+    expect(timingOptionsFromFlags({ 'timing-sample': '0.01' })).toEqual({ timingSampleRate: 0.01 });
+    expect(timingOptionsFromFlags({ 'timing-sample': '1' })).toEqual({ timingSampleRate: 1 });
+    for (const bad of ['', '2', '-0.1', 'some']) expect(() => timingOptionsFromFlags({ 'timing-sample': bad })).toThrow(UsageError);
   });
 });

@@ -16,6 +16,20 @@ export const otlpFlags = {
   otlp: { type: 'string', help: "export a span per request to this OpenTelemetry collector's OTLP/HTTP traces URL (e.g. http://127.0.0.1:4318/v1/traces)" },
 } satisfies FlagSpec;
 
+/** `--timing-sample`, on `dcdn ingress` and `dcdn up` (ingress/request-timing.ts). */
+export const timingFlags = {
+  'timing-sample': { type: 'string', help: 'share of requests, 0 to 1, timed hop by hop for the dcdn_request_segment_seconds histogram (default 0: only while a dcdn tail --timing is attached)' },
+} satisfies FlagSpec;
+
+/** Reads `--timing-sample`: a number in [0, 1], else a usage error. */
+export function timingOptionsFromFlags(v: Record<string, unknown>): { timingSampleRate?: number } {
+  const raw = v['timing-sample'] as string | undefined;
+  if (raw === undefined) return {};
+  const rate = Number(raw);
+  if (raw.trim() === '' || !(rate >= 0 && rate <= 1)) throw new UsageError(`--timing-sample must be a number from 0 to 1, got ${JSON.stringify(raw)}`);
+  return { timingSampleRate: rate };
+}
+
 /** Reads `--otlp`: an http(s) URL, else a usage error. */
 export function otlpOptionsFromFlags(v: Record<string, unknown>): { otlp?: { url: string } } {
   const url = v.otlp as string | undefined;

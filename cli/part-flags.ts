@@ -8,7 +8,7 @@ import { launchAllowHosts as nodeLaunchAllowHosts, signalUrls, type StartIngress
 import { intFlag, UsageError } from './args.ts';
 import { ingressRtcFromFlags } from './ice-flags.ts';
 import { trafficOptionsFromFlags } from './traffic-flags.ts';
-import { metricsOptionsFromFlags, otlpOptionsFromFlags, parseListen } from './metrics-flags.ts';
+import { metricsOptionsFromFlags, otlpOptionsFromFlags, parseListen, timingOptionsFromFlags } from './metrics-flags.ts';
 import { stateDir } from './state.ts';
 import { sqlOptionsFromFlags } from './sql-flags.ts';
 
@@ -74,6 +74,7 @@ export function ingressOptionsFromFlags(v: Record<string, unknown>, env: NodeJS.
     ...sqlOptionsFromFlags(v, stateDir(env), env),
     ...metricsOptionsFromFlags(v, env),
     ...otlpOptionsFromFlags(v),
+    ...timingOptionsFromFlags(v),
   };
 }
 

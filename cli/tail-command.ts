@@ -103,6 +103,8 @@ export function prettyEvent(e: Record<string, unknown>): string {
   for (const l of (e.logs as Array<{ level: string; text: string }> | undefined) ?? []) out.push(consoleLine(l.level, l.text, '  '));
   const cut = e.logsCut as { lines: number; bytes: number } | null | undefined;
   if (cut) out.push(`  ${cutNote(cut)}`);
+  const timing = e.timing as Record<string, number> | null | undefined;
+  if (timing) out.push(`  timing µs: ${Object.entries(timing).map(([k, v]) => `${k} ${Math.round(v)}`).join(', ')}`);
   return out.join('\n');
 }
 
@@ -144,6 +146,7 @@ async function resolveTarget(values: Record<string, unknown>, env: NodeJS.Proces
   if (values.method) q.set('method', String(values.method).toUpperCase());
   if (values.search) q.set('search', String(values.search));
   if (rate < 1) q.set('sampling', String(rate));
+  if (values.timing) q.set('timing', '1');
   const state = readState(env);
   const token =
     (values.token as string | undefined) ??

@@ -13,7 +13,7 @@ import { clearState, stateDir, writeState } from './state.ts';
 import { iceConfigFromFlags } from './ice-flags.ts';
 import { trafficOptionsFromFlags } from './traffic-flags.ts';
 import { sqlOptionsFromFlags } from './sql-flags.ts';
-import { metricsOptionsFromFlags, otlpOptionsFromFlags } from './metrics-flags.ts';
+import { metricsOptionsFromFlags, otlpOptionsFromFlags, timingOptionsFromFlags } from './metrics-flags.ts';
 import { createHash } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -50,6 +50,7 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
   // `dcdn up`'s state file, or --metrics-token.
   const metrics = metricsOptionsFromFlags(values);
   const otlp = otlpOptionsFromFlags(values);
+  const timing = timingOptionsFromFlags(values);
   const secret = process.env.DCDN_SECRET ?? newSecret();
   const sigLog = createLog('signal', root);
   const ingLog = createLog('ingress', root);
@@ -110,6 +111,7 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
         ...sql,
         ...metrics,
         ...otlp,
+        ...timing,
         log: ingLog,
       }),
       metrics.metricsListen,

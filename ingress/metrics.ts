@@ -9,13 +9,16 @@
  * never mix their counts; process metrics are added to it when asked.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { ErrorCode } from '../protocol/index.ts';
+import { WATERFALL_SEGMENTS, type ErrorCode, type Waterfall } from '../protocol/index.ts';
 import type { HostPool } from './host-pool.ts';
 
 /** Latency buckets in seconds: 1 ms (a loopback hello world) to 60 s (the idle timeout). */
 export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 /** KV operation buckets in seconds: SQLite answers in tens of microseconds, Redis over a LAN in a millisecond. */
 const KV_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5];
+
+/** Segment buckets in seconds: a hop of a loopback hello world takes 10-500 µs; a slow handler seconds. */
+const SEGMENT_BUCKETS = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5];
 
 /** The label value for requests that reached no app (rejected before routing, unknown app, no control plane). */
 export const NO_APP = '-';
@@ -61,6 +64,7 @@ export class IngressMetrics {
   readonly #kvOps: Counter<'op' | 'outcome'>;
   readonly #kvDuration: Histogram<'op'>;
   readonly #peerForwards: Counter<'direction' | 'outcome'>;
+  readonly #segments: Histogram<'segment' | 'transport'>;
   /**
    * The labelled children a request touches, by app, status and transport: prom-client hashes
    * the label object on every call otherwise, which was most of the per-request cost.
@@ -84,6 +88,13 @@ export class IngressMetrics {
       name: 'dcdn_peer_forwards_total',
       help: 'Cluster forwarding between ingresses. out: tries to hand a request to a peer (answered, refused: the peer had no host either and another was asked, unreachable, failed: timeout or cut). in: requests on the peer port (accepted, forbidden: no valid dcdn-peer signature)',
       labelNames: ['direction', 'outcome'],
+      registers,
+    });
+    this.#segments = new Histogram({
+      name: 'dcdn_request_segment_seconds',
+      help: 'Where timed requests spent their time, by hop (segment, docs/performance.md "Waterfall") and transport; only requests sampled (--timing-sample) or timed for dcdn tail --timing. A one-way channel segment can be slightly negative (clock-offset error); it is counted in the lowest bucket',
+      labelNames: ['segment', 'transport'],
+      buckets: SEGMENT_BUCKETS,
       registers,
     });
     new Gauge({
@@ -152,6 +163,11 @@ export class IngressMetrics {
       const kill = SANDBOX_KILLS[r.code];
       if (kill) this.#kills.inc({ app, reason: kill });
     }
+  }
+
+  /** One timed request's waterfall (µs per segment, request-timing.ts). */
+  segments(w: Waterfall, transport: string): void {
+    for (const segment of WATERFALL_SEGMENTS) this.#segments.observe({ segment, transport }, Math.max(0, w[segment]) / 1e6);
   }
 
   /** A session event from the host connector. */

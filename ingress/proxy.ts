@@ -8,6 +8,7 @@ import type { HostConnection, HostPool } from './host-pool.ts';
 import { resolveTarget } from './request-target.ts';
 import { checkResponseHead, declaredLength, forwardRequestHeaders, forwardResponseHeaders, type ForwardingPolicy } from './http-headers.ts';
 import { REQUEST_ID_HEADER, type RequestTrace } from './request-id.ts';
+import type { RequestTiming } from './request-timing.ts';
 
 /** Named limits and timeouts of the forwarding path; see docs/ingress.md. */
 export interface ProxyOptions {
@@ -62,6 +63,8 @@ export interface ProxyEvents {
   log(level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>): void;
   /** The request was sent to `host` (each attempt; the last is the one that answered). */
   sent?(host: HostConnection): void;
+  /** Set for a timed request (request-timing.ts): stamped as the request goes through. */
+  timing?: RequestTiming;
 }
 
 /** What a request needs of the cluster (peer-forward.ts); absent outside a cluster. */
@@ -273,6 +276,7 @@ export class ProxyRequest {
     }
     this.#host = host;
     this.#stream = stream;
+    this.#events.timing?.opened(host.session, stream);
     this.#events.sent?.(host);
     host.inFlight++;
     this.#counted = host;
@@ -414,6 +418,7 @@ export class ProxyRequest {
   }
 
   #onHead(status: number, headers: Array<[string, string]>): void {
+    this.#events.timing?.head();
     const stream = this.#stream!;
     const host = this.#host!;
     clearTimeout(this.#headTimer);
@@ -475,6 +480,7 @@ export class ProxyRequest {
       this.#pool.reportSuccess(host, this.#app);
       this.#finish();
       res.end();
+      this.#events.timing?.ended(res);
       // Answered in full before the request body was done: the host needs no more of it, and a
       // half-open stream would hold state on both sides until the session closes.
       if (!stream.closed) stream.reset('PROTO_CANCELLED', 'the response is complete; the rest of the request body is not needed');
@@ -493,6 +499,7 @@ export class ProxyRequest {
     this.#pool.reportSuccess(host, this.#app);
     this.#finish();
     this.#res.end();
+    this.#events.timing?.ended(this.#res);
     if (stream.closed) return;
     const timer = setTimeout(() => {
       stream.reset('PROTO_CANCELLED', 'the response is complete at its content-length; the stream was not ended');

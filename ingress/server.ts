@@ -32,6 +32,7 @@ import type { ClusterSummary, PlacementView } from './placement-view.ts';
 import type { ProxyCluster } from './proxy.ts';
 import { MAX_URL, registerTail, TailHub, type TailEvent, type TailOptions } from './tail.ts';
 import { RequestLogBook, type RequestLogOptions } from './request-logs.ts';
+import { RequestTiming } from './request-timing.ts';
 import { OtlpExporter, type OtlpOptions } from './otlp.ts';
 
 export type Log = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
@@ -145,6 +146,12 @@ export interface IngressOptions {
   consoleLogs?: RequestLogOptions;
   /** Export a span per request to an OpenTelemetry collector (otlp.ts, `--otlp URL`). */
   otlp?: OtlpOptions;
+  /**
+   * Share of requests (0 to 1) timed hop by hop (request-timing.ts, docs/performance.md
+   * "Waterfall") for the `dcdn_request_segment_seconds` histogram, besides those timed because
+   * a `dcdn tail --timing` is attached. Default 0 (`--timing-sample`).
+   */
+  timingSampleRate?: number;
   log?: Log;
 }
 
@@ -195,6 +202,8 @@ export function createIngress(options: IngressOptions): Ingress {
   // host must not be able to fill the log.
   const hostLog = peerLog(log, options.peerLogIntervalMs ?? PEER_LOG_INTERVAL_MS);
   const router = new AppRouter(options.routing);
+  const timingSampleRate = options.timingSampleRate ?? 0;
+  if (!(timingSampleRate >= 0 && timingSampleRate <= 1)) throw new RangeError(`timingSampleRate must be in [0, 1], got ${timingSampleRate}`);
   const proxyOpts: ProxyOptions = {
     ...PROXY_DEFAULTS,
     ...options.proxy,
@@ -448,6 +457,7 @@ export function createIngress(options: IngressOptions): Ingress {
     const cluster = clusterFor(raw, res, from);
     // The handler's console lines are kept only for requests that start while someone tails.
     const tracked = tail.active;
+    const timing = tail.wantsTiming || (timingSampleRate > 0 && Math.random() < timingSampleRate) ? new RequestTiming() : undefined;
     const proxied = new ProxyRequest(
       request.raw,
       res,
@@ -455,6 +465,7 @@ export function createIngress(options: IngressOptions): Ingress {
       from === null ? proxyOpts : peerProxyOpts,
       {
         log: (level, msg, fields) => hostLog(level, msg, { ...fields, requestId }),
+        ...(timing ? { timing } : {}),
         ...(tracked
           ? {
               sent: (host) => {
@@ -484,6 +495,8 @@ export function createIngress(options: IngressOptions): Ingress {
         forwardedBy: from ?? undefined,
       });
       metrics?.request({ app: proxied.appName, status, transport: proxied.transport ?? NO_TRANSPORT, seconds, bytesIn: proxied.bytesIn, bytesOut: proxied.bytesOut, code: proxied.errorCode });
+      const waterfall = timing?.result() ?? null;
+      if (waterfall) metrics?.segments(waterfall, proxied.transport ?? NO_TRANSPORT);
       if (otlp && trace.sampled) {
         otlp.add({
           traceId: trace.traceId,
@@ -523,6 +536,7 @@ export function createIngress(options: IngressOptions): Ingress {
           ingress: ingressName,
           logs: [],
           logsCut: null,
+          ...(timing ? { timing: waterfall } : {}),
         };
         const held = tracked ? consoleLogs.finish(requestId, event) : null;
         if (held) {

@@ -11,6 +11,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { WebSocket } from 'ws';
 import { sendError } from './error-response.ts';
+import type { Waterfall } from '../protocol/index.ts';
 import type { ConsoleLine, LogsCut } from './request-logs.ts';
 
 /** One finished request, as `dcdn tail` shows it. */
@@ -39,13 +40,19 @@ export interface TailEvent {
   logs: ConsoleLine[];
   /** What was cut of that output over the per-request limits; null when nothing was. */
   logsCut: LogsCut | null;
+  /**
+   * Where the request's time went, µs per hop (docs/performance.md, "Waterfall"), when it was
+   * timed: it started while a subscriber asked for `timing`, or was sampled. Null otherwise, and
+   * when the host could not say (an older host, no head).
+   */
+  timing?: Waterfall | null;
 }
 
 /**
  * A line the handler wrote after its request ended (`ctx.waitUntil()` work), or a report of
  * late lines cut: the request's fields (as its `request` event had them) with the line.
  */
-export interface TailLogEvent extends Omit<TailEvent, 'type' | 'logs' | 'logsCut'> {
+export interface TailLogEvent extends Omit<TailEvent, 'type' | 'logs' | 'logsCut' | 'timing'> {
   type: 'log';
   /** When the line reached the ingress (the request's `time` is when the request did). */
   logTime: string;
@@ -63,6 +70,11 @@ export interface TailFilter {
   search?: string;
   /** 0 < rate <= 1: the share of matching requests sent. */
   samplingRate: number;
+  /**
+   * Time every request while this subscriber is attached (`?timing=1`): its events carry
+   * `timing`. Costs the ingress and the host two small frames and a few clock reads a request.
+   */
+  timing?: boolean;
 }
 
 /** Longest URL in an event; the rest is cut (a tail is for reading, not for replaying). */
@@ -85,6 +97,7 @@ interface Subscriber {
 /** The subscribers of one ingress and the events they get. */
 export class TailHub {
   readonly #subs = new Set<Subscriber>();
+  #timed = 0;
   readonly #maxBuffered: number;
   readonly maxSubscribers: number;
   /** Events dropped for slow readers since the ingress started, for tests and health. */
@@ -93,6 +106,11 @@ export class TailHub {
   constructor(options: TailOptions = {}) {
     this.#maxBuffered = options.maxBufferedBytes ?? 1024 * 1024;
     this.maxSubscribers = options.maxSubscribers ?? 32;
+  }
+
+  /** Whether a subscriber asked for request timing (`?timing=1`). */
+  get wantsTiming(): boolean {
+    return this.#timed > 0;
   }
 
   /** Whether anyone listens: callers skip building events when not. */
@@ -108,7 +126,10 @@ export class TailHub {
   subscribe(socket: WebSocket, filter: TailFilter): void {
     const sub: Subscriber = { socket, filter, statuses: statusMatchers(filter.status), dropped: 0 };
     this.#subs.add(sub);
-    socket.on('close', () => this.#subs.delete(sub));
+    if (filter.timing) this.#timed++;
+    socket.on('close', () => {
+      if (this.#subs.delete(sub) && filter.timing) this.#timed--;
+    });
     socket.on('error', () => socket.terminate());
     // Subscribers only listen; anything they send is ignored.
     socket.on('message', () => {});
@@ -130,6 +151,7 @@ export class TailHub {
   close(): void {
     for (const sub of this.#subs) sub.socket.close(1001, 'ingress stopping');
     this.#subs.clear();
+    this.#timed = 0;
   }
 
   #send(sub: Subscriber, text: string): void {
@@ -200,6 +222,11 @@ export function parseTailQuery(q: Record<string, unknown>): TailFilter | string 
       return (err as Error).message;
     }
     filter.status = status;
+  }
+  const timing = str('timing');
+  if (timing !== undefined) {
+    if (timing !== '1' && timing !== '0') return `timing must be 1 or 0, got ${JSON.stringify(timing.slice(0, 20))}`;
+    if (timing === '1') filter.timing = true;
   }
   const rate = str('sampling');
   if (rate !== undefined) {

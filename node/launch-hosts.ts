@@ -36,6 +36,8 @@ export interface LaunchHostsOptions {
   heapLimitMb?: number;
   /** How long one tab may take to open and join. Default 30000 ms. */
   tabTimeoutMs?: number;
+  /** More host page parameters (browser-host/main.ts), e.g. `sandbox=0` for a measurement. */
+  hostQuery?: string;
   log: Log;
 }
 
@@ -73,7 +75,7 @@ export async function launchHosts(opts: LaunchHostsOptions): Promise<LaunchedBro
     for (let i = 1; i <= opts.count; i++) {
       const name = `${opts.namePrefix ?? 'tab'}-${i}`;
       const token = opts.token ?? mintToken(opts.secret!, { role: 'host', sub: name, ttlSeconds: 7 * 24 * 3600 });
-      const url = `${opts.signalHttp}/host?name=${encodeURIComponent(name)}&token=${encodeURIComponent(token)}`;
+      const url = `${opts.signalHttp}/host?name=${encodeURIComponent(name)}&token=${encodeURIComponent(token)}${opts.hostQuery ? `&${opts.hostQuery}` : ''}`;
       await launched.openTabs(url, 1, { timeoutMs: opts.tabTimeoutMs ?? 30_000 });
       opts.log('info', 'host tab up', { name });
     }

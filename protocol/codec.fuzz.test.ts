@@ -32,6 +32,8 @@ const streamId = fc.integer({ min: 1, max: LIMITS.maxStreamId });
 const headers: fc.Arbitrary<HeaderList> = fc.array(fc.tuple(token, text(40)), { maxLength: 12 });
 const window = fc.integer({ min: 1, max: LIMITS.maxWindow });
 const u32 = fc.integer({ min: 0, max: 0xffffffff });
+/** A clock reading as hosts send them: epoch ms with fractions, or 0; never -0 (msgpack keeps the sign, toEqual tells them apart). */
+const time = fc.oneof(fc.constant(0), fc.double({ min: 1, max: 4e12, noNaN: true }));
 
 /** Every frame type with valid fields. */
 export const validFrame: fc.Arbitrary<Frame> = fc.oneof(
@@ -45,6 +47,8 @@ export const validFrame: fc.Arbitrary<Frame> = fc.oneof(
   fc.record({ type: fc.constant(FrameType.CREDIT), stream: streamId, bytes: window }),
   fc.record({ type: fc.constantFrom(FrameType.PING, FrameType.PONG), stream: fc.constant(0 as const), nonce: u32 }),
   fc.record({ type: fc.constant(FrameType.LOG), stream: fc.constant(0 as const), requestId: fc.stringMatching(/^[0-9a-f]{0,64}$/), level: fc.constantFrom(...LOG_LEVELS), text: text(200), cutLines: window, cutBytes: window }),
+  fc.record({ type: fc.constant(FrameType.TIMING), stream: streamId, received: time, toSandbox: time, handlerStart: time, handlerHead: time, headInPage: time, sent: time }),
+  fc.record({ type: fc.constant(FrameType.TIMING_ASK), stream: streamId }),
 ) as fc.Arbitrary<Frame>;
 
 /** Frames compare with body bytes as plain arrays (decoded bodies are views into the message). */

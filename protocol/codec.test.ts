@@ -39,6 +39,14 @@ const golden: Array<[string, Frame, string]> = [
   ['LOG', { type: FrameType.LOG, stream: 0, requestId: 'ab', level: 'log', text: 'hi', cutLines: 0, cutBytes: 0 }, '970c00a26162a36c6f67a268690000'],
   // [12, 0, "ab", "cut", "", 3, 300]
   ['LOG cut', { type: FrameType.LOG, stream: 0, requestId: 'ab', level: 'cut', text: '', cutLines: 3, cutBytes: 300 }, '970c00a26162a3637574a003cd012c'],
+  // [16, 3, 1.5, 2, 0, 0, 0, 3] (version 3): 1.5 as float64 (0xcb 3ff8000000000000)
+  [
+    'TIMING',
+    { type: FrameType.TIMING, stream: 3, received: 1.5, toSandbox: 2, handlerStart: 0, handlerHead: 0, headInPage: 0, sent: 3 },
+    '981003' + 'cb3ff8000000000000' + '02000000' + '03',
+  ],
+  // [17, 3]
+  ['TIMING_ASK', { type: FrameType.TIMING_ASK, stream: 3 }, '921103'],
 ];
 
 describe('codec', () => {

@@ -56,6 +56,10 @@ function toWire(f: Frame): unknown[] {
       return [f.type, 0, f.nonce];
     case FrameType.LOG:
       return [f.type, 0, f.requestId, f.level, f.text, f.cutLines, f.cutBytes];
+    case FrameType.TIMING:
+      return [f.type, f.stream, f.received, f.toSandbox, f.handlerStart, f.handlerHead, f.headInPage, f.sent];
+    case FrameType.TIMING_ASK:
+      return [f.type, f.stream];
   }
 }
 
@@ -322,6 +326,17 @@ function toFrame(v: Value): Frame {
       if (!isUint(cutLines, LIMITS.maxWindow) || !isUint(cutBytes, LIMITS.maxWindow)) bad(type, stream, 'bad cut counts');
       return { type, stream: 0, requestId: requestId as string, level: level as LogLevel, text: text as string, cutLines: cutLines as number, cutBytes: cutBytes as number };
     }
+    case FrameType.TIMING: {
+      arity(v, 8, stream);
+      streamLevel(type, stream);
+      for (let i = 2; i < 8; i++) if (!isTime(v[i])) bad(type, stream, 'times must be finite numbers >= 0');
+      const [, , received, toSandbox, handlerStart, handlerHead, headInPage, sent] = v as number[];
+      return { type, stream, received: received!, toSandbox: toSandbox!, handlerStart: handlerStart!, handlerHead: handlerHead!, headInPage: headInPage!, sent: sent! };
+    }
+    case FrameType.TIMING_ASK:
+      arity(v, 2, stream);
+      streamLevel(type, stream);
+      return { type, stream };
     default:
       return bad(type, stream, 'unknown frame type');
   }
@@ -348,6 +363,10 @@ function toHeaders(v: Value | undefined, type: Value | undefined, stream: number
 
 function isUint(x: unknown, max: number): x is number {
   return typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= max;
+}
+
+function isTime(x: unknown): x is number {
+  return typeof x === 'number' && Number.isFinite(x) && x >= 0;
 }
 
 function isStr(x: unknown, max: number): x is string {

@@ -9,7 +9,7 @@
 import { FrameType } from './frames.ts';
 
 /** The kinds of frame budgeted separately. */
-export type FrameKind = 'ping' | 'pong' | 'reset' | 'credit' | 'head' | 'end' | 'body' | 'log';
+export type FrameKind = 'ping' | 'pong' | 'reset' | 'credit' | 'head' | 'end' | 'body' | 'log' | 'timing';
 
 /** A budget: `burst` frames at once, refilled at `perSecond`. */
 export interface Budget {
@@ -27,6 +27,8 @@ export const FRAME_BUDGET_DEFAULTS: Readonly<Record<FrameKind, Budget>> = {
   body: { perSecond: 1_000_000, burst: 1_000_000 },
   // A host caps each request's lines (console-log.ts LOG_LIMITS); this bounds all of them.
   log: { perSecond: 20_000, burst: 50_000 },
+  // At most one TIMING or TIMING_ASK per request, and only for requests the ingress times.
+  timing: { perSecond: 10_000, burst: 20_000 },
 };
 
 /** The kind of a frame, or null for frames that are not budgeted (HELLO and ERROR end or start a session). */
@@ -51,6 +53,9 @@ export function frameKind(type: number): FrameKind | null {
       return 'body';
     case FrameType.LOG:
       return 'log';
+    case FrameType.TIMING:
+    case FrameType.TIMING_ASK:
+      return 'timing';
     default:
       return null;
   }

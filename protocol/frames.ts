@@ -27,7 +27,13 @@
  * | 11   | PONG      | nonce                                                  |
  * | 12   | LOG       | requestId, level, text, cutLines, cutBytes (v2; host → ingress, stream 0) |
  * | 13–15 | reserved | WebSocket frames of a stream (v3)                       |
- * | 16–17 | reserved | request timing (v3)                                     |
+ * | 16   | TIMING    | received, toSandbox, handlerStart, handlerHead, headInPage, sent (v3; host → ingress, on the stream) |
+ * | 17   | TIMING_ASK |                                                       (v3; ingress → host, on the stream) |
+ *
+ * TIMING_ASK follows a REQ_HEAD (in the same message) when the ingress wants that request's
+ * hop timestamps; the host then sends TIMING on the stream just before its RES_HEAD. Requests
+ * not asked for carry neither frame, so the hot path pays nothing (docs/performance.md,
+ * "Waterfall").
  */
 export const PROTOCOL_VERSION = 3;
 /**
@@ -39,6 +45,8 @@ export const PROTOCOL_VERSION = 3;
 export const MIN_PROTOCOL_VERSION = 1;
 /** The first version with LOG frames. */
 export const LOG_FRAME_VERSION = 2;
+/** The first version with TIMING and TIMING_ASK frames. */
+export const TIMING_FRAME_VERSION = 3;
 
 export const FrameType = {
   HELLO: 0,
@@ -54,6 +62,8 @@ export const FrameType = {
   PING: 10,
   PONG: 11,
   LOG: 12,
+  TIMING: 16,
+  TIMING_ASK: 17,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
@@ -140,6 +150,39 @@ export interface LogFrame {
 export const LOG_LEVELS = ['log', 'info', 'warn', 'error', 'debug', 'exception', 'cut'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+/**
+ * Where a timed request was on the host, each on the host page's clock as
+ * `performance.timeOrigin + performance.now()` in ms (fractions kept); 0 where the host does
+ * not know (a runtime without a sandbox has no handler stamps of its own). The ingress turns
+ * these into segments with its clock-offset estimate (clock-offset.ts, waterfall.ts).
+ */
+export interface HostTimes {
+  /** The REQ_HEAD reached the page's session. */
+  received: number;
+  /** The page handed the request to the app's sandbox (posted it to the worker). */
+  toSandbox: number;
+  /** The app's `fetch()` was called, in the worker (same time base, another realm). */
+  handlerStart: number;
+  /** The app's `fetch()` resolved with its Response, in the worker: the handler's first byte out. */
+  handlerHead: number;
+  /** The head came back into the page. */
+  headInPage: number;
+  /** The page queued RES_HEAD on the session (sent at the end of that turn). */
+  sent: number;
+}
+
+/** The fields of a TIMING frame, in wire order. */
+export const HOST_TIME_FIELDS = ['received', 'toSandbox', 'handlerStart', 'handlerHead', 'headInPage', 'sent'] as const;
+
+export interface TimingFrame extends HostTimes {
+  type: typeof FrameType.TIMING;
+  stream: number;
+}
+export interface TimingAskFrame {
+  type: typeof FrameType.TIMING_ASK;
+  stream: number;
+}
+
 export type Frame =
   | HelloFrame
   | RequestHeadFrame
@@ -150,7 +193,9 @@ export type Frame =
   | ErrorFrame
   | CreditFrame
   | PingFrame
-  | LogFrame;
+  | LogFrame
+  | TimingFrame
+  | TimingAskFrame;
 
 /** Limits the decoder enforces on hostile input, beyond the channel's message size. */
 export const LIMITS = {

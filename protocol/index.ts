@@ -7,9 +7,11 @@
  */
 export type { Channel, TransportKind } from './channel.ts';
 export { concatFrames, decodeFrames, encodeFrame, forEachFrame, InvalidFrameError } from './codec.ts';
+export { ClockOffset, CLOCK_OFFSET_WINDOW, sampleOffset, type ClockSample } from './clock-offset.ts';
+export { waterfallOf, WATERFALL_SEGMENTS, type IngressTimes, type Waterfall, type WaterfallSegment } from './waterfall.ts';
 export { EarlyMessages } from './early-messages.ts';
 export { APP_FAILURE_CODES, DcdnError, ERRORS, errorCodeOf, isErrorCode, statusOf, type ErrorCode } from './errors.ts';
-export { BODY_FRAME_OVERHEAD, FrameType, LIMITS, LOG_FRAME_VERSION, LOG_LEVELS, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, type Frame, type HeaderList, type LogFrame, type LogLevel } from './frames.ts';
+export { BODY_FRAME_OVERHEAD, FrameType, HOST_TIME_FIELDS, LIMITS, LOG_FRAME_VERSION, TIMING_FRAME_VERSION, type HostTimes, type TimingFrame, LOG_LEVELS, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, type Frame, type HeaderList, type LogFrame, type LogLevel } from './frames.ts';
 export { LOG_LIMITS, LogBudget, utf8Length, type LogLimits } from './console-log.ts';
 export { headProblem, type HeadProblem } from './head-limits.ts';
 export { parseLinkSignal, WS_MAX_MESSAGE_SIZE, type LinkCandidate, type LinkSignal } from './link.ts';

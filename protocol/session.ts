@@ -2,7 +2,7 @@ import type { Channel } from './channel.ts';
 import { concatFrames, encodeFrame, forEachFrame, helloFrame, type InvalidFrameError } from './codec.ts';
 import { DcdnError, errorCodeOf, type ErrorCode } from './errors.ts';
 import { FrameBudgets, frameKind, type Budget, type FrameKind } from './frame-budget.ts';
-import { BODY_FRAME_OVERHEAD, FrameType, LIMITS, LOG_FRAME_VERSION, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, type Frame, type LogFrame, type LogLevel } from './frames.ts';
+import { BODY_FRAME_OVERHEAD, FrameType, LIMITS, LOG_FRAME_VERSION, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, TIMING_FRAME_VERSION, type Frame, type HostTimes, type LogFrame, type LogLevel } from './frames.ts';
 import { Stream, type RequestHead, type StreamSession } from './stream.ts';
 import { onNextTask, onNextTurn } from './turn.ts';
 
@@ -136,6 +136,8 @@ export class Session {
   #dataBytes = 0;
   #flushScheduled = false;
   #writeWaiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> = [];
+  /** Called after the next flush has handed its messages to the channel (`whenSent`). */
+  #sentWatchers: Array<() => void> = [];
   #closed: DcdnError | null = null;
   #lastReceived = Date.now();
   #pings = new Map<number, number>();
@@ -237,6 +239,35 @@ export class Session {
     return true;
   }
 
+  /**
+   * Asks the peer for the hop timestamps of a stream this side just opened (TIMING_ASK, right
+   * behind its head in the same message). Returns false, sending nothing, at a version without
+   * timing frames. The answer comes to `stream.ontiming`, before the head.
+   */
+  askTiming(stream: Stream): boolean {
+    if (this.#closed || this.version < TIMING_FRAME_VERSION || !stream.opener) return false;
+    this.#send({ type: FrameType.TIMING_ASK, stream: stream.id });
+    return true;
+  }
+
+  /**
+   * Sends a stream's hop timestamps (TIMING), on a stream whose opener asked for them; call it
+   * right before `respond()`, so that the frame travels in the same message as the head.
+   */
+  sendTiming(stream: Stream, times: HostTimes): void {
+    if (this.#closed || !stream.timingAsked || stream.opener) return;
+    this.#send({ type: FrameType.TIMING, stream: stream.id, ...times });
+  }
+
+  /**
+   * Calls `fn` once the frames queued so far have been handed to the channel (at the end of
+   * this turn's flush; later when the channel is over its high-water mark). For timing: the
+   * hot path registers nothing.
+   */
+  whenSent(fn: () => void): void {
+    this.#sentWatchers.push(fn);
+  }
+
   /** Sends a PING now and resolves with the round-trip time in ms when its PONG arrives. */
   ping(): Promise<number> {
     if (this.#closed) return Promise.reject(this.#closed);
@@ -273,6 +304,7 @@ export class Session {
     this.#data = [];
     this.#dataBytes = 0;
     for (const w of this.#writeWaiters.splice(0)) w.reject(err);
+    this.#sentWatchers = [];
     for (const w of this.#pingWaiters.values()) w.reject(err);
     this.#pingWaiters.clear();
     for (const s of [...this.#streams.values()]) s.fail(err.code, err.message, false);
@@ -318,6 +350,7 @@ export class Session {
     try {
       if (this.#control.length > 0) this.#sendBatch(this.#control, Infinity);
       this.#sendBatch(this.#data, this.#opts.highWaterMark);
+      if (this.#sentWatchers.length > 0 && this.#data.length === 0) for (const fn of this.#sentWatchers.splice(0)) fn();
     } catch (err) {
       this.#shutdown(new DcdnError('PROTO_SESSION_CLOSED', `send failed: ${(err as Error).message}`), true);
       return;
@@ -455,6 +488,19 @@ export class Session {
       }
       case FrameType.REQ_HEAD:
         return this.#onRequestHead(frame);
+      case FrameType.TIMING_ASK:
+      case FrameType.TIMING: {
+        const stream = this.version >= TIMING_FRAME_VERSION ? this.#streams.get(frame.stream) : undefined;
+        // An ask goes to a stream the peer opened, timestamps to one this side opened; anything
+        // else (a late frame, a version that has none) is dropped like a frame for no stream.
+        if (!stream || stream.opener !== (frame.type === FrameType.TIMING)) {
+          this.stats.unknownStreamFrames++;
+          return;
+        }
+        if (frame.type === FrameType.TIMING_ASK) stream.timingAsked = true;
+        else stream.ontiming?.(frame);
+        return;
+      }
       case FrameType.LOG:
         // A version-1 peer has no business sending one; ignored like a frame for no stream.
         if (this.version < LOG_FRAME_VERSION) {

@@ -1,5 +1,5 @@
 import { DcdnError, type ErrorCode } from './errors.ts';
-import { FrameType, type Frame, type HeaderList } from './frames.ts';
+import { FrameType, type Frame, type HeaderList, type HostTimes } from './frames.ts';
 
 /** A request head as the opener sends it. */
 export interface RequestHead {
@@ -62,6 +62,14 @@ export class Stream {
   readonly requestHasBody: boolean;
 
   onhead: ((head: ResponseHead) => void) | null = null;
+  /**
+   * On the acceptor: the opener asked for this request's hop timestamps (a TIMING_ASK came
+   * right after the head; session.ts `sendTiming`). Set before the end of the turn the head
+   * arrived in, never after.
+   */
+  timingAsked = false;
+  /** On the opener: the host's hop timestamps (TIMING frame), just before its head. */
+  ontiming: ((times: HostTimes) => void) | null = null;
   /**
    * Body bytes. Set it when ready: bytes that arrive before (an acceptor may look up its
    * handler asynchronously while the body is already in the same message) are kept, at most a

@@ -25,11 +25,14 @@ describe('dcdn bench --smoke', () => {
     const r = await runDcdn(process.env, ['bench', '--smoke', '--json', json], { timeoutMs: 420_000 });
     if (r.code !== 0) console.error(r.stderr.slice(-4000));
     expect(r.code).toBe(0);
-    for (const heading of ['Channel level:', 'End to end:', 'KV latency:', 'Cost of seeing the network:', 'Summary against the performance targets']) expect(r.stdout).toContain(heading);
+    for (const heading of ['Channel level:', 'End to end:', 'KV latency:', 'Cost of seeing the network:', 'Latency waterfall', 'Summary against the performance targets']) expect(r.stdout).toContain(heading);
     for (const row of ['werift', 'node-datachannel', 'WebSocket', 'Chromium tab→tab', 'Node http (floor)', 'workerd', 'dcdn werift, 1 tab', 'SQLite', 'Redis']) {
       expect(r.stdout).toContain(row);
     }
-    const report = JSON.parse(readFileSync(json, 'utf8')) as { mode: string; sections: string[]; memory?: unknown; channel?: unknown; http?: unknown; kv?: unknown; observe?: unknown };
+    const report = JSON.parse(readFileSync(json, 'utf8')) as { mode: string; sections: string[]; summary: { waterfallUs?: Record<string, Record<string, number> | null> }; memory?: unknown; channel?: unknown; http?: unknown; kv?: unknown; observe?: unknown };
+    // The waterfall's segments per transport, as docs/performance.md reads them.
+    expect(Object.keys(report.summary.waterfallUs ?? {})).toEqual(['werift', 'node-datachannel', 'websocket']);
+    expect(report.summary.waterfallUs?.werift).toHaveProperty('sandboxToHandler');
     expect(report.mode).toBe('smoke');
     expect(report.sections).toEqual(['channel', 'http', 'memory', 'kv', 'observe']);
     expect(report.channel).toBeDefined();

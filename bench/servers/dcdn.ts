@@ -26,6 +26,8 @@ const { values } = parseArgs({
     'exit-with-parent': { type: 'boolean', default: false },
     /** `off` builds the ingress without Prometheus metrics: the baseline of their cost. */
     metrics: { type: 'string', default: 'on' },
+    /** More host page parameters, e.g. `sandbox=0` (apps in the page: a measurement of the sandbox hop only). */
+    'host-query': { type: 'string', default: '' },
   },
 });
 const hosts = Number(values.hosts);
@@ -65,7 +67,7 @@ if (values['exit-with-parent']) {
   });
 }
 
-network = await startNetwork({ hosts, app: APP, ingress: { name: 'bench-ingress', transport, rtcBackend, metrics: { enabled: values.metrics !== 'off' } }, log });
+network = await startNetwork({ hosts, app: APP, ...(values['host-query'] ? { launch: { hostQuery: values['host-query'] } } : {}), ingress: { name: 'bench-ingress', transport, rtcBackend, metrics: { enabled: values.metrics !== 'off' } }, log });
 const { ingress, browser } = network;
 const connected = () => ingress.pool.list().filter((h) => h.transport === transport).length;
 const transports = ingress.pool.list().map((h) => h.transport);

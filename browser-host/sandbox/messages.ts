@@ -45,6 +45,8 @@ export interface RequestMessage {
   url: string;
   headers: Array<[string, string]>;
   body: ReadableStream<Uint8Array> | null;
+  /** The ingress times this request: answer with {@link HeadMessage.timing}. */
+  timed?: true;
 }
 
 /** The host gave up on a request (caller aborted, time limit): abort its `request.signal`. */
@@ -119,6 +121,12 @@ export interface HeadMessage {
    * `settled` message right after, without the extra message.
    */
   settled?: boolean;
+  /**
+   * For a timed request: when the app's fetch() was called and when it resolved, in ms as
+   * `performance.timeOrigin + performance.now()` in the worker. Forgeable like everything here:
+   * it only ever feeds the waterfall (docs/performance.md), never a decision.
+   */
+  timing?: [handlerStart: number, handlerHead: number];
 }
 
 /** The handler failed before producing a head. */
@@ -199,7 +207,11 @@ export function parseWorkerMessage(data: unknown): WorkerMessage | string {
       // the runner (app-runner.ts), not a message to drop (the request would hang to its timeout).
       if (!isHeaderList(headers, false)) return 'head with malformed headers';
       if (body !== null && !(body instanceof ReadableStream) && !(body instanceof Uint8Array)) return 'head with a body that is neither a ReadableStream nor bytes';
-      return { t: 'head', id, status, headers, body, settled: m['settled'] === true };
+      const timing = m['timing'];
+      const head: HeadMessage = { t: 'head', id, status, headers, body, settled: m['settled'] === true };
+      // A malformed timing is dropped, not refused: the answer itself is fine.
+      if (Array.isArray(timing) && timing.length === 2 && timing.every((x) => typeof x === 'number' && Number.isFinite(x) && x >= 0)) head.timing = [timing[0], timing[1]];
+      return head;
     }
     case 'kv': {
       const { id, via, method, path, headers, body } = m;

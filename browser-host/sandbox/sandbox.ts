@@ -86,6 +86,18 @@ export interface SandboxRequest {
   headers: Array<[string, string]>;
   /** Transferred to the worker; null for GET and HEAD and for requests without a body. */
   body: ReadableStream<Uint8Array> | null;
+  /** The ingress times this request: the reply carries {@link SandboxReply.timing}. */
+  timed?: boolean;
+}
+
+/** A timed request's stamps from the sandbox, in ms as `performance.timeOrigin + performance.now()`. */
+export interface SandboxTiming {
+  /** The app's fetch() was called (in the worker; the worker's word, see messages.ts). */
+  handlerStart: number;
+  /** The app's fetch() resolved (in the worker). */
+  handlerHead: number;
+  /** The head reached the page. */
+  headInPage: number;
 }
 
 /** A response head as plain data, and its body in the cheapest form it came in. */
@@ -107,6 +119,8 @@ export interface SandboxReply {
    * body would. Later calls do nothing.
    */
   bodyDone(written: boolean): void;
+  /** For a timed request (`SandboxRequest.timed`), when the worker said when; else absent. */
+  timing?: SandboxTiming;
 }
 
 /** One request in flight through {@link Sandbox.fetchRaw}. */
@@ -392,7 +406,7 @@ export class Sandbox {
     if (entry.session) entry.requestId = requestIdOf(request.headers);
     const { body } = request;
     try {
-      worker.post({ t: 'request', id: entry.id, method: request.method, url: request.url, headers: request.headers, body }, body ? [body] : []);
+      worker.post({ t: 'request', id: entry.id, method: request.method, url: request.url, headers: request.headers, body, ...(request.timed ? { timed: true as const } : {}) }, body ? [body] : []);
     } catch (err) {
       // A locked or used request body cannot be transferred: the caller's mistake, not the app's.
       entry.settled = true;
@@ -517,10 +531,11 @@ export class Sandbox {
       return;
     }
     if (message.t === 'fail') return this.#fail(entry, new SandboxError(message.code, message.message));
-    this.#respond(entry, message.status, message.headers, message.body);
+    const timing = message.timing ? { handlerStart: message.timing[0], handlerHead: message.timing[1], headInPage: performance.timeOrigin + performance.now() } : undefined;
+    this.#respond(entry, message.status, message.headers, message.body, timing);
   }
 
-  #respond(entry: Entry, status: number, headerList: Array<[string, string]>, body: ReadableStream<unknown> | Uint8Array | null): void {
+  #respond(entry: Entry, status: number, headerList: Array<[string, string]>, body: ReadableStream<unknown> | Uint8Array | null, timing?: SandboxTiming): void {
     let source: ReadableStream<unknown> | null = null;
     let value: SandboxReply | Response;
     try {
@@ -549,6 +564,7 @@ export class Sandbox {
             guarded.over = true;
             this.#onBodyEnd(entry, written ? BODY_DONE : BODY_CANCELLED);
           },
+          ...(timing ? { timing } : {}),
         };
       } else {
         // Bytes sent whole go through the same guard (and body-end accounting) as a stream would.

@@ -239,6 +239,7 @@ class WorkerHost {
     try {
       request = makeRequest(message.url, { method, body: message.body, duplex: 'half', signal: abort.signal }, message.headers);
       let response: unknown;
+      const started = message.timed ? performance.timeOrigin + performance.now() : 0;
       try {
         // Lines written before the handler's first await are this request's for certain.
         this.#logs.current = id;
@@ -253,6 +254,7 @@ class WorkerHost {
         this.#logs.write('exception', `Uncaught ${this.#describeError(err)}`, id);
         return fail('HOST_HANDLER_ERROR', describeError(err));
       }
+      const timing: [number, number] | undefined = message.timed ? [started, performance.timeOrigin + performance.now()] : undefined;
       if (!(response instanceof NativeResponse)) return fail('HOST_BAD_HANDLER_RESPONSE', `fetch() returned ${typeName(response)}, not a Response`);
       const noBody = response.body === null || method === 'HEAD' || response.status === 204 || response.status === 304;
       if (noBody) void response.body?.cancel().catch(() => {});
@@ -260,12 +262,12 @@ class WorkerHost {
       if (fixed) {
         // Made whole from a string or bytes: sent as bytes, no stream to transfer.
         void response.body?.cancel().catch(() => {});
-        return reply({ t: 'head', id, status: response.status, headers: responseHeaderList(response.headers), body: fixed });
+        return reply({ t: 'head', id, status: response.status, headers: responseHeaderList(response.headers), body: fixed, ...(timing ? { timing } : {}) });
       }
       const body = noBody ? null : response.body;
       // Transferring the body hands it to the host as a stream with backpressure; a locked or
       // disturbed body cannot be transferred and lands in the catch below.
-      reply({ t: 'head', id, status: response.status, headers: responseHeaderList(response.headers), body }, body ? [body] : []);
+      reply({ t: 'head', id, status: response.status, headers: responseHeaderList(response.headers), body, ...(timing ? { timing } : {}) }, body ? [body] : []);
     } catch (err) {
       fail('HOST_HANDLER_ERROR', describeError(err));
     } finally {
