@@ -113,7 +113,7 @@ export function renderSqlTable(r: SqlResults): string {
     const v = xs.filter((x): x is number => x !== null).sort((a, b) => a - b);
     return v.length ? v[Math.floor(v.length / 2)]! : null;
   };
-  const rows = [`SQL from a handler (${r.config.transport}; ms, median of ${r.config.reps} repetitions)`, '| store | call | p50 | p99 | p50 − no-op request p50 |', '|---|---|---|---|---|'];
+  const rows = [`SQL from a handler (${r.config.transport}; ms, median of ${r.config.reps} repetitions)`, '| store | call | p50 | p99 | p50 / no-op request p50 |', '|---|---|---|---|---|'];
   for (const s of SQL_STORES) {
     const runs = r.stores[s];
     if (runs.skipped) {
