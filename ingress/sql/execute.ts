@@ -138,9 +138,11 @@ function toParam(value: unknown): unknown {
  */
 export function sqlError(err: unknown): DcdnError {
   if (err instanceof DcdnError) return err;
-  const e = err as { code?: unknown; message?: unknown };
+  const e = err as { code?: unknown; message?: unknown; errno?: unknown; syscall?: unknown };
   const message = typeof e?.message === 'string' ? e.message : String(err);
-  const state = typeof e?.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) ? e.code : undefined;
+  // A socket error's code (EPIPE) also has five capitals: only the server's errors carry a SQLSTATE.
+  const fromServer = e?.errno === undefined && e?.syscall === undefined;
+  const state = fromServer && typeof e?.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) ? e.code : undefined;
   if (state === undefined || /^(08|53|57P|58)/.test(state)) return new DcdnError('SQL_STORE_UNAVAILABLE', `D1_ERROR: the database is unavailable: ${message}${state ? ` (SQLSTATE ${state})` : ''}`);
   if (state === '57014') return new DcdnError('SQL_TIMEOUT', `D1_ERROR: ${message} (SQLSTATE ${state})`);
   if (state === '42501') return new DcdnError('SQL_PERMISSION_DENIED', `D1_ERROR: ${message} (SQLSTATE ${state})`);

@@ -80,6 +80,10 @@ export class PgSqlStore implements SqlStore {
     } catch (err) {
       throw err instanceof DcdnError ? err : new DcdnError('SQL_STORE_UNAVAILABLE', `D1_ERROR: the database is unavailable: ${(err as Error).message}`);
     }
+    // A connection lost while checked out also emits 'error' on the client: the failed query
+    // reports it; without a listener the event would take the ingress down.
+    const ignore = () => {};
+    client.on('error', ignore);
     const timeout = limits.statementTimeoutMs;
     // The statement timeout is Postgres' own; a statement may SET it away in its transaction, so
     // past it (and a second's grace) the admin cancels the backend from outside.
@@ -116,6 +120,7 @@ export class PgSqlStore implements SqlStore {
       throw sqlError(err);
     } finally {
       // A session a statement changed (a plain SET) stays with its own binding's pool: harmless.
+      client.off('error', ignore);
       client.release(broken ? true : undefined);
     }
   }
