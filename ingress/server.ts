@@ -253,6 +253,7 @@ export function createIngress(options: IngressOptions): Ingress {
         ...(options.sqlLimits ? { limits: options.sqlLimits } : {}),
         bindings: (name) => apps.get(name)?.config.sql ?? [],
         log,
+        ...(metrics ? { oncall: (mode: string, code: string | null, seconds: number) => metrics.sql(mode, code, seconds) } : {}),
       })
     : null;
 
