@@ -3,6 +3,7 @@ import type { AppRegistry } from './app-registry.ts';
 import type { AppRuntime } from './app-runtime.ts';
 import type { SandboxCall, SandboxReply, SandboxRequest } from './sandbox/sandbox.ts';
 import { makeRequest, responseHeaderList } from './web-compat.ts';
+import { serveWebSocket } from './ws-accept.ts';
 
 /** Counters shown on the host page and reported in health. */
 export interface RunnerStats {
@@ -97,6 +98,8 @@ export class AppRunner {
         return fail(codeOf(err), (err as Error).message);
       }
       if (stream.closed) return; // cancelled while the handler ran
+      // A WebSocket the handler accepted (Workers' 101 with a webSocket): ws-accept.ts.
+      if (reply?.status === 101 || reply?.webSocket) return await serveWebSocket(stream, session, reply, (line) => this.#log(`${runtime.app}@${runtime.version}: ${url}: ${line}`), fail);
       const status = reply ? reply.status : response!.status;
       const out = reply ? reply.body : response!.body;
       const responseHeaders = reply ? reply.headers : responseHeaderList(response!.headers);

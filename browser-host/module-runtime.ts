@@ -3,6 +3,8 @@ import { hostError } from './app-runtime.ts';
 import { NativeResponse } from './web-compat.ts';
 import { KvNamespace } from './kv/namespace.ts';
 import { SqlDatabase } from './sql/database.ts';
+import { SCHEDULED_METHOD, SCHEDULED_OK_STATUS } from '../protocol/index.ts';
+import { runScheduledHandler, type ScheduledModule } from './scheduled-event.ts';
 
 /** What a user deploys: the Workers module shape. */
 export interface AppModule {
@@ -64,6 +66,15 @@ export function moduleRuntime(
     app: name,
     version,
     async fetch(request, context) {
+      if (request.method === SCHEDULED_METHOD) {
+        const headers = [...request.headers] as Array<[string, string]>;
+        try {
+          await runScheduledHandler(app as AppModule & ScheduledModule, headers, typeof env === 'function' ? env(context) : env);
+        } catch (err) {
+          throw hostError('HOST_HANDLER_ERROR', err instanceof Error && err.stack ? err.stack : describe(err));
+        }
+        return new NativeResponse(null, { status: SCHEDULED_OK_STATUS });
+      }
       const waits: Promise<unknown>[] = [];
       const ctx: ExecutionContext = {
         waitUntil: (p) => void waits.push(Promise.resolve(p).catch((e) => log(`${name}: waitUntil rejected: ${String(e)}`))),

@@ -127,8 +127,16 @@ export function installResponseShim(scope: { Response: typeof Response } = globa
   class ServerResponse extends Base {
     readonly #raw: Headers;
     readonly #fixed: Uint8Array | null;
-    constructor(body?: BodyInit | null, init?: ResponseInit) {
-      super(body, init);
+    readonly #webSocket: unknown;
+    constructor(body?: BodyInit | null, init?: ResponseInit & { webSocket?: unknown }) {
+      // Workers' extension (https://developers.cloudflare.com/workers/runtime-apis/response/):
+      // status 101 with the client end of a WebSocketPair accepts a WebSocket. The browser's
+      // Response refuses statuses below 200, so such a response is made as a 200 and reports 101.
+      const upgrade = init?.status === 101;
+      if (upgrade && (init?.webSocket === undefined || init.webSocket === null)) throw new RangeError('a Response with status 101 needs a webSocket');
+      if (!upgrade && init?.webSocket !== undefined && init.webSocket !== null) throw new RangeError('a Response with a webSocket must have status 101');
+      super(body, upgrade ? { ...init, status: 200 } : init);
+      this.#webSocket = upgrade ? init!.webSocket : null;
       const raw = new Headers(init?.headers);
       // The one header the browser derives from the body, Content-Type for strings, blobs and
       // forms (Fetch, "extract a body"); every other header it has came from init.headers.
@@ -145,6 +153,20 @@ export function installResponseShim(scope: { Response: typeof Response } = globa
     }
     override get headers(): Headers {
       return this.#raw;
+    }
+    // `#webSocket in this`: a clone() made by the base class has this prototype but no fields.
+    override get status(): number {
+      return #webSocket in this && this.#webSocket ? 101 : super.status;
+    }
+    override get ok(): boolean {
+      return #webSocket in this && this.#webSocket ? false : super.ok;
+    }
+    override get statusText(): string {
+      return #webSocket in this && this.#webSocket ? 'Switching Protocols' : super.statusText;
+    }
+    /** The client end of the WebSocketPair a 101 response accepts; null otherwise (Workers). */
+    get webSocket(): unknown {
+      return #webSocket in this ? this.#webSocket : null;
     }
     static override json(data: unknown, init?: ResponseInit): Response {
       const headers = new Headers(init?.headers);

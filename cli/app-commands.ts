@@ -170,14 +170,18 @@ export async function deploy(values: Record<string, unknown> & { _: string[] }):
     if (eq <= 0) throw new UsageError(`--var takes NAME=VALUE, got ${JSON.stringify(pair.slice(0, 40))}`);
     vars[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
+  const crons = (values.cron as string[] | undefined) ?? [];
   const config = {
     vars,
     kv: (values.kv as string[] | undefined) ?? [],
     sql: (values.sql as string[] | undefined) ?? [],
     volunteers: values.volunteers === true,
     require: (values.require as string[] | undefined) ?? [],
+    // Without --cron the live version's schedule is kept (as wrangler keeps triggers when its
+    // config has no crons key); `--cron none` clears it (wrangler's `crons = []`).
+    ...(crons.length === 0 ? {} : { crons: crons.length === 1 && crons[0] === 'none' ? [] : crons }),
   };
-  const v = await control<{ version: number; sha256: string; check?: { status: string; host?: string; ms?: number }; propagated?: Propagated }>(target, 'PUT', `/v1/apps/${encodeURIComponent(name)}`, {
+  const v = await control<{ version: number; sha256: string; config?: { crons?: string[] }; check?: { status: string; host?: string; ms?: number }; propagated?: Propagated }>(target, 'PUT', `/v1/apps/${encodeURIComponent(name)}`, {
     code,
     message: (values.message as string | undefined) ?? `from ${file}`,
     config,
@@ -186,7 +190,7 @@ export async function deploy(values: Record<string, unknown> & { _: string[] }):
   const check = v.check;
   if (check?.status === 'ok') process.stderr.write(`loaded on host ${check.host} in ${check.ms} ms\n`);
   else if (check?.status === 'skipped') process.stderr.write('warning: no host that can run it is connected, so nobody checked that it loads\n');
-  const notes = [Object.keys(vars).length ? `vars: ${Object.keys(vars).map((b) => `env.${b}`).join(', ')}` : '', config.kv.length ? `KV: ${config.kv.map((b) => `env.${b}`).join(', ')}` : '', config.sql.length ? `SQL: ${config.sql.map((b) => `env.${b}`).join(', ')}` : '', config.volunteers ? 'may run on volunteer hosts' : '', config.require.length ? `requires ${config.require.join(', ')}` : ''].filter(Boolean);
+  const notes = [Object.keys(vars).length ? `vars: ${Object.keys(vars).map((b) => `env.${b}`).join(', ')}` : '', config.kv.length ? `KV: ${config.kv.map((b) => `env.${b}`).join(', ')}` : '', config.sql.length ? `SQL: ${config.sql.map((b) => `env.${b}`).join(', ')}` : '', config.volunteers ? 'may run on volunteer hosts' : '', config.require.length ? `requires ${config.require.join(', ')}` : '', v.config?.crons?.length ? `cron (UTC): ${v.config.crons.join(', ')}` : ''].filter(Boolean);
   process.stdout.write(`deployed ${name} version ${v.version}${notes.length ? ` (${notes.join('; ')})` : ''}\n`);
   for (const url of appUrls(target, name)) process.stdout.write(`  ${url}\n`);
   if (worthSaying(v.propagated)) process.stdout.write(`${describePropagation(v.propagated)}\n`);
@@ -216,6 +220,7 @@ export async function apps(values: Record<string, unknown>): Promise<number> {
       activeVersion: number;
       versions: Array<{ version: number; createdAt: string; size: number; message: string; config?: { kv: string[]; volunteers: boolean; require: string[] } }>;
       secrets: string[];
+      cron?: { schedule: string[]; lastRun: CronRunView | null };
       hosts?: Array<{ host: string; version: number; state: string }>;
     }>;
   }>(
@@ -241,6 +246,7 @@ export async function apps(values: Record<string, unknown>): Promise<number> {
     process.stdout.write(`${a.name}  version ${a.activeVersion} of ${a.versions.length}  (${active?.createdAt ?? '?'})${extras.map((e) => `  ${e}`).join('')}\n`);
     for (const v of a.versions.slice(-5)) process.stdout.write(`    ${v.version === a.activeVersion ? '*' : ' '} v${v.version}  ${v.createdAt}  ${(v.size / 1024).toFixed(1)} KiB  ${v.message}\n`);
     process.stdout.write(`    hosts: ${describeHosts(a.hosts ?? [])}\n`);
+    if (a.cron?.schedule.length || a.cron?.lastRun) process.stdout.write(`    cron: ${describeCron(a.cron.schedule, a.cron.lastRun)}\n`);
     for (const url of appUrls(target, a.name)) process.stdout.write(`    ${url}\n`);
   }
   if (health?.hosts) process.stdout.write(`hosts connected to the local ingress: ${health.hosts.length} (volunteers serve only --volunteers apps; see dcdn hosts list)\n`);
@@ -334,4 +340,32 @@ export function describeHosts(hosts: Array<{ host: string; version: number; stat
     .sort(([a], [b]) => (a.startsWith('serving') === b.startsWith('serving') ? a.localeCompare(b) : a.startsWith('serving') ? -1 : 1))
     .map(([key, names]) => `${names.length} ${key}${key.startsWith('serving') ? '' : ` (${names.slice(0, 5).join(', ')})`}`)
     .join(', ');
+}
+
+/** A scheduled run as the control API reports it (signaling/control-store.ts `CronRun`). */
+export interface CronRunView {
+  at: string;
+  scheduledTime: number;
+  cron: string;
+  trigger: 'schedule' | 'manual';
+  ok: boolean;
+  code?: string;
+  error?: string;
+  host?: string;
+  ingress?: string;
+  ms: number;
+}
+
+/** `*\/5 * * * * (UTC); last run 2026-…Z ok on host-1 in 12 ms`, or the failure's code and first line. */
+export function describeCron(schedule: string[], last: CronRunView | null): string {
+  const parts = [schedule.length ? `${schedule.join(', ')} (UTC)` : 'no schedule'];
+  parts.push(last ? `last run ${describeRun(last)}` : 'not run yet');
+  return parts.join('; ');
+}
+
+/** One run in a line: when, ok or the error code and the error's first line, where, how long. */
+export function describeRun(run: CronRunView): string {
+  const where = run.host ? ` on ${run.host}` : '';
+  const what = run.ok ? 'ok' : `failed ${run.code ?? ''}: ${(run.error ?? '').split('\n')[0]!.slice(0, 200)}`;
+  return `${run.at} (${run.trigger === 'manual' ? 'dcdn cron trigger' : `tick ${new Date(run.scheduledTime).toISOString()}`}) ${what}${where} in ${run.ms} ms`;
 }

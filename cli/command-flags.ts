@@ -77,6 +77,15 @@ export const kvFlags = {
   json: { type: 'boolean', default: false, help: 'list/get: print JSON (get: value as text with metadata)' },
 } satisfies FlagSpec;
 
+/** `dcdn cron`'s help (here, so `dcdn --help` loads nothing else). */
+export const cronUsage = 'dcdn cron trigger NAME';
+
+export const cronDescription =
+  "Runs app NAME's scheduled(controller, env, ctx) handler once now, on one host that may run it, and\n" +
+  'prints the outcome (ok, or the error with its stack); exits 1 when the run failed. controller.cron\n' +
+  "is the app's first --cron expression ('' without one); controller.scheduledTime is now. The run is\n" +
+  'recorded as the last run (dcdn apps). Schedules are set with dcdn deploy --cron (docs/apps.md).';
+
 export const kvUsage = 'dcdn kv get|put|delete|list [KEY] [VALUE] --app NAME --binding BINDING [--store SPEC]';
 export const kvDescription =
   'Reads and writes an app\'s KV namespace, the data its handler sees as env.BINDING.\n' +
@@ -99,6 +108,8 @@ export const signalFlags = {
   },
   'open-join': { type: 'boolean', default: false, help: 'let anyone join as a volunteer host from /join, without an invite' },
   'invite-grace': { type: 'string', default: String(INVITE_GRACE_MS), help: "ms a volunteer keeps serving after its invite expired (requests in flight finish); then its sessions end" },
+  'cron-run-timeout': { type: 'string', default: '60000', help: 'ms signaling waits for a scheduled run (a --cron tick, or dcdn cron trigger) before recording it as CRON_TIMEOUT' },
+  'cron-claim-grace': { type: 'string', default: '2000', help: 'cluster: ms a signaling node without an ingress of its own lets the other nodes claim a cron tick before it does' },
   ...iceFlags,
   ...clusterFlags,
   ...metricsFlags,
@@ -126,6 +137,7 @@ export const ingressFlags = {
   'peer-listen': { type: 'string', help: 'cluster: ADDRESS:PORT of the peer listener, where other ingresses forward requests no host of theirs can serve (firewall it to the cluster network)' },
   'peer-url': { type: 'string', help: 'cluster: the URL peers reach --peer-listen at, e.g. http://10.0.0.5:8081 (default http://<peer-listen>)' },
   'detach-grace': { type: 'string', default: '30000', help: 'cluster: ms a host placed on other ingresses keeps its session here before it drains' },
+  'cron-timeout': { type: 'string', default: '60000', help: 'ms a scheduled run (scheduled() and its ctx.waitUntil work) may take on a host before this ingress cancels it (CRON_TIMEOUT)' },
   ...ingressIceFlags,
   ...trafficFlags,
   ...metricsFlags,

@@ -7,6 +7,8 @@ import { readFileSync } from 'node:fs';
 import { helpText, parseFlags, UsageError, type FlagSpec } from './args.ts';
 import {
   controlFlags,
+  cronDescription,
+  cronUsage,
   helpFlag as help,
   hostsFlags,
   ingressFlags,
@@ -130,7 +132,7 @@ const commands: Record<string, Command> = {
   deploy: {
     positionals: true,
     summary: 'bundle an app (npm imports included) and deploy it as a new version',
-    usage: 'dcdn deploy FILE --name NAME [--var NAME=VALUE]... [--kv BINDING]... [--sql BINDING]... [--volunteers] [--require webgpu] [--message M] [--skip-check] [--rollout-timeout 30] [--signal URL] [--token T]',
+    usage: 'dcdn deploy FILE --name NAME [--var NAME=VALUE]... [--kv BINDING]... [--sql BINDING]... [--cron EXPR]... [--volunteers] [--require webgpu] [--message M] [--skip-check] [--rollout-timeout 30] [--signal URL] [--token T]',
     description:
       'Bundles FILE with esbuild (imports resolved from its own folder), uploads it as a new version of\n' +
       'app NAME, has a connected host load it, then makes it live, waits until every connected host\n' +
@@ -138,13 +140,16 @@ const commands: Record<string, Command> = {
       'Against a local dcdn up it needs nothing else. A bundle that does not build, is refused, or\n' +
       'throws while loading (APP_LOAD_FAILED, with the host\'s error) leaves the running version untouched.\n' +
       '--kv CACHE gives the handler env.CACHE, a KV namespace of the app\'s own (docs/kv.md).\n' +
-      '--sql DB gives the handler env.DB, a Postgres database of the app\'s own with D1\'s API (docs/sql.md).',
+      '--sql DB gives the handler env.DB, a Postgres database of the app\'s own with D1\'s API (docs/sql.md).\n' +
+      '--cron "*/5 * * * *" calls its scheduled(controller, env, ctx) once per tick for the whole network,\n' +
+      'in UTC (repeatable; docs/apps.md). Without --cron the live schedule is kept; --cron none clears it.',
     flags: {
       name: { type: 'string', short: 'n', help: 'app name (a DNS label)' },
       message: { type: 'string', short: 'm', help: 'note kept with the version' },
       var: { type: 'string', multiple: true, help: 'a plain variable, env.NAME (NAME=VALUE, repeatable; not secret: use dcdn secret put for that)' },
       kv: { type: 'string', multiple: true, help: 'a KV binding, env.BINDING (repeatable)' },
       sql: { type: 'string', multiple: true, help: 'a SQL binding, env.BINDING: a database with D1\'s API (repeatable)' },
+      cron: { type: 'string', multiple: true, help: 'a cron trigger in UTC: five fields, or six with seconds first (repeatable; "none" clears the schedule; default: keep the live one)' },
       volunteers: { type: 'boolean', default: false, help: 'let volunteer hosts run it (they never get its secrets, cookies or Authorization)' },
       require: { type: 'string', multiple: true, help: 'serve only from hosts with this capability: webgpu (repeatable)' },
       'skip-check': { type: 'boolean', default: false, help: 'make it live without a host loading it first' },
@@ -157,9 +162,17 @@ const commands: Record<string, Command> = {
   apps: {
     summary: 'list apps, their versions and URLs',
     usage: 'dcdn apps [--json]',
-    description: 'Lists the deployed apps with their versions (* marks the live one), secret names and URLs.',
+    description: 'Lists the deployed apps with their versions (* marks the live one), secret names, URLs, and\ntheir cron schedule with the last scheduled run (when, ok or the error, which host).',
     flags: { json: { type: 'boolean', default: false, help: 'print JSON' }, ...controlFlags, help },
     run: async (v) => (await import('./app-commands.ts')).apps(v),
+  },
+  cron: {
+    positionals: true,
+    summary: "run an app's scheduled() handler once now",
+    usage: cronUsage,
+    description: cronDescription,
+    flags: { json: { type: 'boolean', default: false, help: 'print the run as JSON' }, ...controlFlags, help },
+    run: async (v) => (await import('./cron-command.ts')).cron(v as never),
   },
   rollback: {
     positionals: true,

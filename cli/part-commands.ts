@@ -39,6 +39,7 @@ export async function signal(v: Record<string, unknown>): Promise<number> {
     ...(ice ? { ice } : {}),
     openJoin: v['open-join'] === true,
     inviteGraceMs: intFlag(v['invite-grace'], 'invite-grace', 0),
+    cron: { runTimeoutMs: intFlag(v['cron-run-timeout'] ?? 60000, 'cron-run-timeout', 1), claimGraceMs: intFlag(v['cron-claim-grace'] ?? 2000, 'cron-claim-grace', 0) },
     ...(cluster ? { cluster } : {}),
     attach,
     ...metrics,

@@ -67,6 +67,7 @@ export function ingressOptionsFromFlags(v: Record<string, unknown>, env: NodeJS.
     ...(peerListen ? { peerListen } : {}),
     ...(peerUrl !== undefined ? { peerUrl: peerUrl.replace(/\/$/, '') } : {}),
     detachGraceMs: intFlag(v['detach-grace'] ?? 30000, 'detach-grace'),
+    cronTimeoutMs: intFlag(v['cron-timeout'] ?? 60000, 'cron-timeout', 1),
     ...trafficOptionsFromFlags(v),
     shutdownGraceMs: intFlag(v['shutdown-grace'] ?? 10000, 'shutdown-grace'),
     kvStore: (v['kv-store'] as string | undefined) ?? env.DCDN_KV_STORE ?? `sqlite:${join(stateDir(env), 'kv.db')}`,

@@ -6,6 +6,7 @@
 import { PEER_LOG_INTERVAL_MS } from '../ingress/peer-log.ts';
 import { POOL_DEFAULTS } from '../ingress/pool-defaults.ts';
 import { PROXY_DEFAULTS } from '../ingress/proxy-defaults.ts';
+import { WS_GATEWAY_DEFAULTS } from '../ingress/ws-defaults.ts';
 import type { IngressOptions } from '../ingress/index.ts';
 import { intFlag, UsageError, type FlagSpec } from './args.ts';
 
@@ -28,11 +29,14 @@ export const trafficFlags = {
   'outcome-min-samples': { type: 'string', default: String(POOL_DEFAULTS.outcomeMinSamples), help: 'requests of an app a host (and its peers) must have served before it is judged' },
   'outcome-max-excess': { type: 'string', default: String(Math.round(POOL_DEFAULTS.outcomeMaxExcess * 100)), help: "percentage points a host's failure rate for an app may exceed its peers' before it is taken out" },
   'peer-log-interval': { type: 'string', default: String(PEER_LOG_INTERVAL_MS), help: 'ms in which a host may cause one log line of each kind; the rest are counted (0: log every line)' },
+  'ws-idle-timeout': { type: 'string', default: ms(WS_GATEWAY_DEFAULTS.idleTimeoutMs), help: 'ms a WebSocket to a handler may carry no message either way before it is closed (1001)' },
+  'ws-max-message': { type: 'string', default: String(WS_GATEWAY_DEFAULTS.maxMessageBytes), help: 'largest WebSocket message in bytes, either way: the socket is closed with 1009 past it' },
+  'ws-max-per-host': { type: 'string', default: String(WS_GATEWAY_DEFAULTS.maxPerHost), help: 'WebSockets one host may carry at once; past it an upgrade goes to another host or gets 503' },
   'trusted-proxy': { type: 'string', multiple: true, help: 'address or CIDR of a proxy in front whose X-Forwarded-* are believed (repeatable; default none: replaced from the socket)' },
 } satisfies FlagSpec;
 
 /** The ingress options these flags set; every bad value is a usage error naming its flag. */
-export function trafficOptionsFromFlags(v: Record<string, unknown>): Pick<IngressOptions, 'proxy' | 'pool' | 'headersTimeoutMs' | 'trustedProxies' | 'peerLogIntervalMs'> {
+export function trafficOptionsFromFlags(v: Record<string, unknown>): Pick<IngressOptions, 'proxy' | 'pool' | 'headersTimeoutMs' | 'trustedProxies' | 'peerLogIntervalMs' | 'webSockets'> {
   const num = (flag: Exclude<keyof typeof trafficFlags, 'trusted-proxy'>, min: number) => intFlag(v[flag] ?? trafficFlags[flag].default, flag, min);
   const trusted = (v['trusted-proxy'] as string[] | undefined) ?? [];
   for (const entry of trusted) {
@@ -48,6 +52,11 @@ export function trafficOptionsFromFlags(v: Record<string, unknown>): Pick<Ingres
       minBodyBytesPerSecond: num('min-body-rate', 0),
       bodyRateGraceMs: num('body-rate-grace', 0),
       maxBodyBytes: num('max-body', 1),
+    },
+    webSockets: {
+      idleTimeoutMs: num('ws-idle-timeout', 1),
+      maxMessageBytes: num('ws-max-message', 1),
+      maxPerHost: num('ws-max-per-host', 1),
     },
     pool: {
       maxInFlightPerHost: num('max-per-host', 1),

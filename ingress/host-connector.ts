@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { WebSocket } from 'ws';
-import { parseLinkSignal, Session, type Channel, type LinkSignal, type SessionOptions, type Stream, type TransportKind } from '../protocol/index.ts';
+import { parseLinkSignal, Session, type Channel, type CronMessage, type CronResultMessage, type LinkSignal, type SessionOptions, type Stream, type TransportKind } from '../protocol/index.ts';
 import { SignalingClient } from '../protocol/index.ts';
 import type { AppRef, PeerInfo } from '../protocol/index.ts';
 import type { HostPool } from './host-pool.ts';
@@ -187,6 +187,8 @@ export class HostConnector {
   onapps: ((apps: AppRef[]) => void) | null = null;
   /** A `cluster` message was applied (the view is current). */
   oncluster: ((view: PlacementView) => void) | null = null;
+  /** Signaling asks for a scheduled run (cron-runner.ts); answer with {@link cronResult}. */
+  oncron: ((message: CronMessage) => void) | null = null;
 
   constructor(pool: HostPool, tickets: TicketBook, options: HostConnectorOptions, log: Log) {
     this.#pool = pool;
@@ -226,6 +228,7 @@ export class HostConnector {
     this.#signaling.oncluster = (m) => this.#applyCluster(m);
     this.#signaling.onjoin = (p) => void this.#hostSeen(p);
     this.#signaling.onapps = (apps) => this.onapps?.(apps);
+    this.#signaling.oncron = (m) => this.oncron?.(m);
     this.#signaling.onice = (servers) => this.#useSignaledIce(servers, false);
     this.#signaling.onleave = (id, reason) => this.#hostLeft(id, reason);
     this.#signaling.onupdate = (peer) => this.#hostUpdated(peer);
@@ -237,6 +240,11 @@ export class HostConnector {
 
   start(): void {
     this.#signaling.start();
+  }
+
+  /** Tells signaling how a scheduled run went; false when signaling is not connected. */
+  cronResult(result: Omit<CronResultMessage, 'type'>): boolean {
+    return this.#signaling.cronResult(result);
   }
 
   /** The cluster as signaling last described it (placement, peers, the peer key). */

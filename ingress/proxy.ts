@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { APP_FAILURE_CODES, headProblem, isErrorCode, type AppRef, type ErrorCode, type HeaderList, type Stream, type StreamError } from '../protocol/index.ts';
+import { APP_FAILURE_CODES, headProblem, isErrorCode, SCHEDULED_METHOD, WS_FRAME_VERSION, type AppRef, type ErrorCode, type HeaderList, type Stream, type StreamError } from '../protocol/index.ts';
 import type { ForwardResult } from './peer-forward.ts';
 import { sendError } from './error-response.ts';
 import type { AppRouter } from './app-router.ts';
@@ -8,6 +8,7 @@ import type { HostConnection, HostPool } from './host-pool.ts';
 import { resolveTarget } from './request-target.ts';
 import { checkResponseHead, declaredLength, forwardRequestHeaders, forwardResponseHeaders, type ForwardingPolicy } from './http-headers.ts';
 import { REQUEST_ID_HEADER, type RequestTrace } from './request-id.ts';
+import { isWebSocketUpgrade, webSocketRequestProblem, type WsGateway } from './ws-gateway.ts';
 import type { RequestTiming } from './request-timing.ts';
 
 /** Named limits and timeouts of the forwarding path; see docs/ingress.md. */
@@ -41,6 +42,8 @@ export interface ProxyOptions {
   lengthEndGraceMs: number;
   forwarding: ForwardingPolicy;
   router: AppRouter;
+  /** WebSockets to handlers (ws-gateway.ts); without it an upgrade to an app gets 501. */
+  webSockets?: WsGateway;
 }
 
 // In a module of its own so that `dcdn --help` can print them without loading the proxy.
@@ -105,6 +108,8 @@ export class ProxyRequest {
   #app = '';
   #headers: Array<[string, string]> = [];
   #hasBody = false;
+  /** A WebSocket upgrade the gateway will complete if the handler answers 101. */
+  #webSocket = false;
   #host: HostConnection | null = null;
   #stream: Stream | null = null;
   #headTimer: ReturnType<typeof setTimeout> | undefined;
@@ -210,6 +215,8 @@ export class ProxyRequest {
     for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.toLowerCase() === 'host') hosts++;
     if (hosts > 1 || (hosts === 0 && req.httpVersionMinor >= 1)) return ['INGRESS_BAD_REQUEST', hosts ? 'more than one Host header' : 'an HTTP/1.1 request needs a Host header'];
     if (REFUSED_METHODS.has(req.method ?? '')) return ['INGRESS_NOT_IMPLEMENTED', `the ingress does not forward ${req.method} requests`];
+    // The scheduled-event marker (protocol/scheduled-wire.ts): only signaling's cron runs send it.
+    if ((req.method ?? '').toUpperCase() === SCHEDULED_METHOD) return ['INGRESS_NOT_IMPLEMENTED', `${SCHEDULED_METHOD} is reserved for scheduled events; it is never forwarded`];
     const te = req.headers['transfer-encoding'];
     // RFC 9112 §6.1: a request whose transfer coding is not exactly chunked can't be framed
     // reliably; passing it on is how smuggling starts.
@@ -239,8 +246,16 @@ export class ProxyRequest {
       // Node hands `Upgrade` requests over raw, without parsing a body. One without a body is
       // served as the plain HTTP/1.1 request it also is (RFC 9110 §7.8 lets a server ignore
       // Upgrade: `curl --http2` sends `Upgrade: h2c`); a WebSocket can't be forwarded to an app.
-      if (req.headers.upgrade?.toLowerCase().split(',').some((p) => p.trim() === 'websocket')) {
-        return ['INGRESS_NOT_IMPLEMENTED', 'apps cannot take WebSocket connections through the ingress'];
+      if (isWebSocketUpgrade(req)) {
+        if (!this.#opts.webSockets) return ['INGRESS_NOT_IMPLEMENTED', 'this ingress takes no WebSocket connections to apps'];
+        const problem = webSocketRequestProblem(req, this.#hasBody);
+        if (problem) return ['INGRESS_BAD_REQUEST', problem];
+        // The handler sees the upgrade as Workers show it (Hono checks `Upgrade: websocket`);
+        // extensions are not negotiated (ws-gateway.ts), so the client's offer is not passed on.
+        this.#webSocket = true;
+        this.#headers = this.#headers.filter(([n]) => n.toLowerCase() !== 'sec-websocket-extensions');
+        this.#headers.push(['upgrade', 'websocket'], ['connection', 'Upgrade']);
+        return null;
       }
       if (this.#hasBody) return ['INGRESS_NOT_IMPLEMENTED', 'an Upgrade request with a body is not forwarded: send it without Upgrade'];
     }
@@ -249,10 +264,12 @@ export class ProxyRequest {
 
   #attempt(): void {
     const app = this.#opts.router.ref(this.#app);
-    const picked = this.#pool.pick(this.#tried, Date.now(), (h) => mayServe(h.traits, app));
+    const gateway = this.#webSocket ? this.#opts.webSockets : undefined;
+    // A socket needs a host that speaks WebSocket frames and has room for one more (ws-gateway.ts).
+    const picked = this.#pool.pick(this.#tried, Date.now(), (h) => mayServe(h.traits, app) && (!gateway || (h.session.version >= WS_FRAME_VERSION && gateway.admit(h.id))));
     if ('error' in picked) {
-      // No host here at all (not one lost on the way): a peer ingress may have one.
-      if (this.#tried.size === 0 && this.#cluster?.forward) {
+      // No host here at all (not one lost on the way): a peer ingress may have one (not for sockets).
+      if (this.#tried.size === 0 && this.#cluster?.forward && !gateway) {
         const forwarding = this.#cluster.forward({ app, localError: picked.error, headers: this.#headers, hasBody: this.#hasBody });
         if (forwarding) return this.#handedOff(forwarding);
       }
@@ -422,6 +439,7 @@ export class ProxyRequest {
     const stream = this.#stream!;
     const host = this.#host!;
     clearTimeout(this.#headTimer);
+    if (status === 101 && this.#webSocket) return this.#upgraded(stream, host, headers);
     const problem = checkResponseHead(status, headers);
     if (problem) {
       stream.reset('INGRESS_BAD_RESPONSE', problem);
@@ -485,6 +503,24 @@ export class ProxyRequest {
       // half-open stream would hold state on both sides until the session closes.
       if (!stream.closed) stream.reset('PROTO_CANCELLED', 'the response is complete; the rest of the request body is not needed');
     };
+  }
+
+  /** The handler accepted the WebSocket: the gateway completes the visitor's handshake and carries it. */
+  #upgraded(stream: Stream, host: HostConnection, headers: Array<[string, string]>): void {
+    // Validated as any head (ws writes the lines as they are): 200 stands in for the 101.
+    const problem = checkResponseHead(200, headers);
+    if (problem) {
+      stream.reset('INGRESS_BAD_RESPONSE', problem);
+      this.#blame(host, problem);
+      return this.#fail('INGRESS_BAD_RESPONSE', `the host's 101 head was invalid: ${problem}`);
+    }
+    const extra: Array<[string, string]> = [['dcdn-host', host.name], ['dcdn-transport', host.transport]];
+    if (this.#cluster) extra.push(['dcdn-via', this.#cluster.via]);
+    if (this.#trace) extra.push([REQUEST_ID_HEADER, this.#trace.requestId]);
+    this.#pool.reportSuccess(host, this.#app);
+    // The request is over for the proxy (its in-flight slot is free); the socket lives on in the gateway.
+    this.#finish();
+    this.#opts.webSockets!.accept(this.#req, stream, host.id, headers, extra);
   }
 
   /**

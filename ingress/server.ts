@@ -9,9 +9,11 @@ import { codeForStatus, endLingering, isLingering, rawErrorResponse, sendError }
 import { trustedProxyMatcher } from './http-headers.ts';
 import { AppRouter, type AppRouterOptions } from './app-router.ts';
 import { CONNECTOR_DEFAULTS, HostConnector, type HostConnectorOptions } from './host-connector.ts';
+import { DEFAULT_CRON_TIMEOUT_MS, runScheduled } from './cron-runner.ts';
 import { HostPool, type HostPoolOptions } from './host-pool.ts';
 import { PEER_LOG_INTERVAL_MS, peerLog } from './peer-log.ts';
 import { PROXY_DEFAULTS, ProxyRequest, type ProxyOptions } from './proxy.ts';
+import { WsGateway, type WsGatewayOptions } from './ws-gateway.ts';
 import { offererFactory, type RtcBackend } from './rtc-backend.ts';
 import type { OffererOptions } from './rtc-peer.ts';
 import { TicketBook } from './ticket-book.ts';
@@ -59,6 +61,12 @@ export interface IngressOptions {
   peerListen?: { host: string; port: number };
   /** The URL peers reach the peer listener at, as advertised in signaling. Default `http://<peerListen>`. */
   peerUrl?: string;
+  /**
+   * How long a scheduled run (a cron tick signaling asked this ingress to run: the handler and
+   * its ctx.waitUntil work) may take before the ingress cancels it and reports CRON_TIMEOUT
+   * (`--cron-timeout`). Default 60000 ms.
+   */
+  cronTimeoutMs?: number;
   /** Cluster mode: a host placed on other ingresses keeps its session this long, then drains. Default 30000 ms. */
   detachGraceMs?: number;
   /** Cluster mode: the longest a detached host's requests in flight get before its session closes. Default 60000 ms. */
@@ -85,7 +93,9 @@ export interface IngressOptions {
   rtcBackend?: RtcBackend;
   session?: Partial<Omit<SessionOptions, 'role'>>;
   pool?: HostPoolOptions;
-  proxy?: Partial<Omit<ProxyOptions, 'forwarding' | 'router'>>;
+  proxy?: Partial<Omit<ProxyOptions, 'forwarding' | 'router' | 'webSockets'>>;
+  /** WebSockets to handlers: idle timeout, largest message, sockets per host (ws-gateway.ts). */
+  webSockets?: Partial<WsGatewayOptions>;
   /** How requests map to apps (hostname, path prefix, default app). */
   routing?: AppRouterOptions;
   /**
@@ -163,6 +173,8 @@ export interface Ingress {
   readonly url: string;
   /** Requests being forwarded right now. */
   readonly inFlight: number;
+  /** Visitors' WebSockets to handlers (ws-gateway.ts). */
+  readonly webSockets: WsGateway;
   /** Serves handlers' KV operations, when a store was given. */
   readonly kv: KvService | null;
   /** Serves handlers' SQL calls, when a store was given. */
@@ -198,10 +210,13 @@ export interface Ingress {
 export function createIngress(options: IngressOptions): Ingress {
   checkClusterOptions(options);
   const log: Log = options.log ?? (() => {});
+  const cronTimeoutMs = options.cronTimeoutMs ?? DEFAULT_CRON_TIMEOUT_MS;
+  if (!(cronTimeoutMs > 0 && Number.isFinite(cronTimeoutMs))) throw new RangeError('cronTimeoutMs must be a positive number');
   // What a host can make the ingress say, it may say once per interval (per kind): a hostile
   // host must not be able to fill the log.
   const hostLog = peerLog(log, options.peerLogIntervalMs ?? PEER_LOG_INTERVAL_MS);
   const router = new AppRouter(options.routing);
+  const webSockets = new WsGateway(options.webSockets);
   const timingSampleRate = options.timingSampleRate ?? 0;
   if (!(timingSampleRate >= 0 && timingSampleRate <= 1)) throw new RangeError(`timingSampleRate must be in [0, 1], got ${timingSampleRate}`);
   const proxyOpts: ProxyOptions = {
@@ -209,6 +224,7 @@ export function createIngress(options: IngressOptions): Ingress {
     ...options.proxy,
     forwarding: { isTrustedProxy: trustedProxyMatcher(options.trustedProxies ?? []), protocol: 'http' },
     router,
+    webSockets,
   };
   // On the peer listener the caller is an ingress of the cluster (its signature checked): its
   // X-Forwarded-* carry the visitor's address and scheme, so they are believed.
@@ -384,6 +400,7 @@ export function createIngress(options: IngressOptions): Ingress {
       signaling: connector?.signalingConnected ?? false,
       apps: router.apps ? [...router.apps] : null,
       inFlight: inflight.size,
+      webSockets: webSockets.stats,
       // shared: every ingress reads the same data (Redis); a SQLite file is this ingress's alone.
       kv: kv ? { store: kv.store.kind, shared: kv.store.kind !== 'sqlite', ...kv.stats } : null,
       sql: sql ? { store: sql.store.kind, shared: sql.store.kind !== 'pglite', ...sql.stats } : null,
@@ -559,6 +576,7 @@ export function createIngress(options: IngressOptions): Ingress {
     get inFlight() {
       return inflight.size;
     },
+    webSockets,
     kv,
     sql,
     metrics,
@@ -642,6 +660,13 @@ export function createIngress(options: IngressOptions): Ingress {
         router.setApps(list);
         log('info', 'apps', { apps: list.map((a) => `${a.name}@${a.version}`).join(',') || 'none' });
       };
+      connector.oncron = (m) => {
+        const c = connector;
+        void runScheduled(pool, apps.get(m.app), m, cronTimeoutMs).then((outcome) => {
+          log(outcome.ok ? 'info' : 'warn', 'scheduled run', { app: m.app, cron: m.cron, host: outcome.host, ok: outcome.ok, code: outcome.code || undefined, ms: outcome.ms });
+          c?.cronResult({ id: m.id, ...outcome });
+        });
+      };
       let kvSplitLogged = '';
       connector.oncluster = (view) => {
         // Two ingresses on two SQLite files are two datasets: a handler's reads would depend on
@@ -668,6 +693,7 @@ export function createIngress(options: IngressOptions): Ingress {
       // sessions (and the WebSocket endpoint) stay up until the requests on them are done.
       app.server.close();
       app.server.closeIdleConnections();
+      webSockets.closeAll();
       peerServer?.closeIdleConnections();
       tail.close();
       const deadline = Date.now() + grace;

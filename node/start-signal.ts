@@ -69,6 +69,12 @@ export interface StartSignalOptions {
   cluster?: ClusterOptions;
   /** How many ingresses each host attaches to (`--attach`). Default 2. */
   attach?: number;
+  /**
+   * Scheduled handlers (docs/apps.md, "Cron triggers"): how long a run may take before it is
+   * recorded as CRON_TIMEOUT (`--cron-run-timeout`, default 60000 ms) and how long a node
+   * without an ingress lets others claim a tick (`--cron-claim-grace`, default 2000 ms).
+   */
+  cron?: { runTimeoutMs?: number; claimGraceMs?: number; enabled?: boolean };
   /** How often presence entries are renewed. Default 5000 ms. */
   renewIntervalMs?: number;
 }
@@ -123,6 +129,7 @@ export async function startSignal(opts: StartSignalOptions): Promise<StartedSign
     controlStore: control,
     ...(opts.clusterNodes ? { clusterNodes: opts.clusterNodes } : {}),
     ...(opts.deployBarrierMs !== undefined ? { deployBarrierMs: opts.deployBarrierMs } : {}),
+    ...(opts.cron ? { cron: opts.cron } : {}),
     volunteers: { openJoin: opts.openJoin === true, ...(opts.inviteGraceMs !== undefined ? { inviteGraceMs: opts.inviteGraceMs } : {}) },
     ...(opts.ice ? { ice: opts.ice } : {}),
     ...(opts.metricsToken ? { metrics: { token: opts.metricsToken } } : {}),

@@ -13,6 +13,9 @@ export const MAX_SQL_BINDINGS = 8;
 /** Most plain variables one version carries, and the longest value (UTF-8 bytes). */
 export const MAX_VARS = 32;
 export const MAX_VAR_BYTES = 1024;
+/** Most cron triggers one version carries (`dcdn deploy --cron`, repeatable), and the longest expression. */
+export const MAX_CRONS = 10;
+export const MAX_CRON_LENGTH = 100;
 
 /**
  * How one version of an app is deployed, beside its code: part of the version (a rollback
@@ -32,6 +35,13 @@ export interface AppConfig {
    * that runs the app gets them, volunteers too; secrets are for what must not leak.
    */
   vars: Record<string, string>;
+  /**
+   * Cron triggers (`dcdn deploy --cron "0 * * * *"`), in UTC: signaling calls the handler's
+   * `scheduled()` once per tick for the whole network (docs/apps.md). Present only when not
+   * empty, so a config without one reads (and hashes) as before and older peers accept it. The
+   * expressions' syntax is checked by signaling with its cron parser; here only their shape.
+   */
+  crons?: string[];
 }
 
 export const DEFAULT_APP_CONFIG: AppConfig = { kv: [], volunteers: false, require: [], vars: {} };
@@ -45,7 +55,7 @@ export const DEFAULT_APP_CONFIG: AppConfig = { kv: [], volunteers: false, requir
 export function parseAppConfig(value: unknown): AppConfig {
   if (value === undefined || value === null) return { ...DEFAULT_APP_CONFIG };
   if (typeof value !== 'object' || Array.isArray(value)) throw bad('the config must be an object');
-  const { kv = [], sql = [], volunteers = false, require = [], vars = {}, ...rest } = value as Record<string, unknown>;
+  const { kv = [], sql = [], volunteers = false, require = [], vars = {}, crons = [], ...rest } = value as Record<string, unknown>;
   const extra = Object.keys(rest);
   if (extra.length > 0) throw bad(`unknown config field ${JSON.stringify(extra[0]!.slice(0, 40))}`);
   if (!Array.isArray(kv) || kv.length > MAX_KV_BINDINGS) throw bad(`kv must be a list of at most ${MAX_KV_BINDINGS} binding names`);
@@ -68,6 +78,10 @@ export function parseAppConfig(value: unknown): AppConfig {
     if ((kv as string[]).includes(name)) throw bad(`${name} is both a var and a KV binding`);
     if ((sql as string[]).includes(name)) throw bad(`${name} is both a var and a SQL binding`);
   }
+  if (!Array.isArray(crons) || crons.length > MAX_CRONS) throw bad(`crons must be a list of at most ${MAX_CRONS} cron expressions`);
+  for (const c of crons) if (typeof c !== 'string' || c.trim() === '' || c.length > MAX_CRON_LENGTH) throw bad(`a cron expression is a string of 1 to ${MAX_CRON_LENGTH} characters: ${JSON.stringify(preview(c).slice(0, 70))}`);
+  // Order is kept (the first is what `dcdn cron trigger` passes as controller.cron); a repeat is dropped.
+  const cronList = [...new Set((crons as string[]).map((c) => c.trim().replace(/\s+/g, ' ')))];
   return {
     kv: [...(kv as string[])].sort(),
     // Only when there are any: configs (and deployment hashes) from before SQL stay as they were.
@@ -75,6 +89,7 @@ export function parseAppConfig(value: unknown): AppConfig {
     volunteers,
     require: [...new Set(require as Capability[])].sort(),
     vars: Object.fromEntries(entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) as Record<string, string>,
+    ...(cronList.length > 0 ? { crons: cronList } : {}),
   };
 }
 

@@ -47,6 +47,8 @@ export const validFrame: fc.Arbitrary<Frame> = fc.oneof(
   fc.record({ type: fc.constant(FrameType.CREDIT), stream: streamId, bytes: window }),
   fc.record({ type: fc.constantFrom(FrameType.PING, FrameType.PONG), stream: fc.constant(0 as const), nonce: u32 }),
   fc.record({ type: fc.constant(FrameType.LOG), stream: fc.constant(0 as const), requestId: fc.stringMatching(/^[0-9a-f]{0,64}$/), level: fc.constantFrom(...LOG_LEVELS), text: text(200), cutLines: window, cutBytes: window }),
+  fc.record({ type: fc.constant(FrameType.WS_DATA), stream: streamId, binary: fc.boolean(), fin: fc.boolean(), data: fc.uint8Array({ maxLength: 300 }) }),
+  fc.record({ type: fc.constant(FrameType.WS_CLOSE), stream: streamId, code: fc.integer({ min: 0, max: LIMITS.wsMaxCode }), reason: text(60) }),
   fc.record({ type: fc.constant(FrameType.TIMING), stream: streamId, received: time, toSandbox: time, handlerStart: time, handlerHead: time, headInPage: time, sent: time }),
   fc.record({ type: fc.constant(FrameType.TIMING_ASK), stream: streamId }),
 ) as fc.Arbitrary<Frame>;

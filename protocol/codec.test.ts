@@ -39,6 +39,12 @@ const golden: Array<[string, Frame, string]> = [
   ['LOG', { type: FrameType.LOG, stream: 0, requestId: 'ab', level: 'log', text: 'hi', cutLines: 0, cutBytes: 0 }, '970c00a26162a36c6f67a268690000'],
   // [12, 0, "ab", "cut", "", 3, 300]
   ['LOG cut', { type: FrameType.LOG, stream: 0, requestId: 'ab', level: 'cut', text: '', cutLines: 3, cutBytes: 300 }, '970c00a26162a3637574a003cd012c'],
+  // [13, 1, 3 (binary|fin), bin 2 bytes] (version 3)
+  ['WS_DATA', { type: FrameType.WS_DATA, stream: 1, binary: true, fin: true, data: new Uint8Array([0x68, 0x69]) }, '940d0103c4026869'],
+  // [13, 2, 0 (text, more to come), bin 0 bytes]
+  ['WS_DATA piece', { type: FrameType.WS_DATA, stream: 2, binary: false, fin: false, data: new Uint8Array(0) }, '940d0200c400'],
+  // [14, 1, 1000 (uint16 0x03e8), "bye"]
+  ['WS_CLOSE', { type: FrameType.WS_CLOSE, stream: 1, code: 1000, reason: 'bye' }, '940e01cd03e8a3627965'],
   // [16, 3, 1.5, 2, 0, 0, 0, 3] (version 3): 1.5 as float64 (0xcb 3ff8000000000000)
   [
     'TIMING',

@@ -12,7 +12,7 @@
  */
 import { Packr } from 'msgpackr';
 import { DcdnError } from './errors.ts';
-import { FrameType, LIMITS, LOG_LEVELS, PROTOCOL_VERSION, type Frame, type HeaderList, type LogLevel } from './frames.ts';
+import { FrameType, LIMITS, LOG_LEVELS, PROTOCOL_VERSION, WS_BINARY, WS_FIN, type Frame, type HeaderList, type LogLevel } from './frames.ts';
 
 const packr = new Packr({ useRecords: false, variableMapSize: true });
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -56,6 +56,10 @@ function toWire(f: Frame): unknown[] {
       return [f.type, 0, f.nonce];
     case FrameType.LOG:
       return [f.type, 0, f.requestId, f.level, f.text, f.cutLines, f.cutBytes];
+    case FrameType.WS_DATA:
+      return [f.type, f.stream, (f.binary ? WS_BINARY : 0) | (f.fin ? WS_FIN : 0), f.data];
+    case FrameType.WS_CLOSE:
+      return [f.type, f.stream, f.code, f.reason];
     case FrameType.TIMING:
       return [f.type, f.stream, f.received, f.toSandbox, f.handlerStart, f.handlerHead, f.headInPage, f.sent];
     case FrameType.TIMING_ASK:
@@ -325,6 +329,22 @@ function toFrame(v: Value): Frame {
       if (!isStr(text, LIMITS.logTextLength)) bad(type, stream, 'bad text');
       if (!isUint(cutLines, LIMITS.maxWindow) || !isUint(cutBytes, LIMITS.maxWindow)) bad(type, stream, 'bad cut counts');
       return { type, stream: 0, requestId: requestId as string, level: level as LogLevel, text: text as string, cutLines: cutLines as number, cutBytes: cutBytes as number };
+    }
+    case FrameType.WS_DATA: {
+      arity(v, 4, stream);
+      streamLevel(type, stream);
+      const [, , flags, data] = v;
+      if (!isUint(flags, WS_BINARY | WS_FIN)) bad(type, stream, 'bad flags');
+      if (!(data instanceof Uint8Array)) bad(type, stream, 'data must be bin');
+      return { type, stream, binary: ((flags as number) & WS_BINARY) !== 0, fin: ((flags as number) & WS_FIN) !== 0, data: data as Uint8Array };
+    }
+    case FrameType.WS_CLOSE: {
+      arity(v, 4, stream);
+      streamLevel(type, stream);
+      const [, , code, reason] = v;
+      if (!isUint(code, LIMITS.wsMaxCode)) bad(type, stream, 'bad close code');
+      if (!isStr(reason, LIMITS.wsReasonLength)) bad(type, stream, 'bad close reason');
+      return { type, stream, code: code as number, reason: reason as string };
     }
     case FrameType.TIMING: {
       arity(v, 8, stream);

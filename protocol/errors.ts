@@ -68,7 +68,7 @@ export const ERRORS = {
   INGRESS_NOT_FOUND: { status: 404, retryable: false, blame: 'client', summary: 'no such ingress endpoint' },
   INGRESS_UNKNOWN_APP: { status: 404, retryable: false, blame: 'client', summary: 'no app is deployed under this hostname or path' },
   INGRESS_TICKET_INVALID: { status: 401, retryable: false, blame: 'host', summary: 'a host dialled the WebSocket endpoint without a valid ticket' },
-  INGRESS_NOT_IMPLEMENTED: { status: 501, retryable: false, blame: 'client', summary: 'the ingress does not forward this kind of request (CONNECT, TRACE, an unknown method, a WebSocket upgrade to an app)' },
+  INGRESS_NOT_IMPLEMENTED: { status: 501, retryable: false, blame: 'client', summary: 'the ingress does not forward this kind of request (CONNECT, TRACE, an unknown method, an `Upgrade` request with a body)' },
   INGRESS_EXPECTATION_FAILED: { status: 417, retryable: false, blame: 'client', summary: 'the request carried an Expect value other than 100-continue' },
   INGRESS_BAD_OPTION: { status: 500, retryable: false, blame: 'operator', summary: 'an ingress option (library call or its flag) is missing or malformed; the message names it' },
   INGRESS_RTC_UNAVAILABLE: { status: 500, retryable: false, blame: 'operator', summary: 'the WebRTC backend asked for (node-datachannel) could not be loaded' },
@@ -79,6 +79,7 @@ export const ERRORS = {
 
   // Host: the browser tab and the handler in it.
   HOST_HANDLER_ERROR: { status: 502, retryable: false, blame: 'app', summary: "the app's handler threw or rejected" },
+  HOST_WEBSOCKET_FAILED: { status: 502, retryable: false, blame: 'app', summary: "an accepted WebSocket failed on the host: the handler sent faster than the visitor reads (over 16 MiB waiting), a message over the host's limit, or its worker broke the socket's message protocol; the visitor's socket closes with 1008, 1009 or 1011" },
   HOST_BAD_HANDLER_RESPONSE: { status: 502, retryable: false, blame: 'app', summary: "the app's handler returned something other than a Response, or a head the wire cannot carry (too many or too long headers)" },
   HOST_NO_APP: { status: 503, retryable: true, blame: 'host', summary: 'the host has no app loaded' },
   HOST_OVERLOADED: { status: 503, retryable: true, blame: 'host', summary: 'the host refused the request over its concurrency limit' },
@@ -99,7 +100,12 @@ export const ERRORS = {
   APP_BAD_SECRET: { status: 400, retryable: false, blame: 'client', summary: 'secret names are identifiers and values at most 5 KiB' },
   APP_BAD_CONFIG: { status: 400, retryable: false, blame: 'client', summary: 'the deploy options (KV bindings, volunteers, required capabilities) are malformed or clash with a secret' },
   APP_STORE_UNAVAILABLE: { status: 503, retryable: true, blame: 'operator', summary: 'the control store (Postgres in a cluster) is unreachable: deploys, secrets and bans cannot be written now; serving goes on from the cached state' },
+  APP_BAD_CRON: { status: 400, retryable: false, blame: 'client', summary: 'a --cron expression is not valid cron (five fields, or six with seconds first; UTC): the message names it and what is wrong' },
   APP_BAD_QUERY: { status: 400, retryable: false, blame: 'client', summary: 'a query parameter of the control API is malformed (rollout ?wait= takes whole milliseconds)' },
+
+  // Cron: scheduled handlers (docs/apps.md, "Cron triggers"). Outcomes of a run, recorded as its last run.
+  CRON_NO_INGRESS: { status: 503, retryable: true, blame: 'operator', summary: 'no live ingress could run the scheduled event (none connected to signaling, or none answered); the tick is not retried, the next one runs' },
+  CRON_TIMEOUT: { status: 504, retryable: true, blame: 'app', summary: 'the scheduled run (handler and ctx.waitUntil work) had no outcome within the cron run timeout' },
 
   // KV: handlers' key-value bindings (env.NAME). The handler's call rejects with an Error whose
   // `code` is one of these; `dcdn kv` and the KV wire answer carry them too.
@@ -158,6 +164,7 @@ export type ErrorCode = keyof typeof ERRORS;
  */
 export const APP_FAILURE_CODES: ReadonlySet<string> = new Set<ErrorCode>([
   'HOST_HANDLER_ERROR',
+  'HOST_WEBSOCKET_FAILED',
   'HOST_BAD_HANDLER_RESPONSE',
   'HOST_NO_APP',
   'HOST_OVERLOADED',

@@ -47,9 +47,11 @@ export function frameKind(type: number): FrameKind | null {
       return 'head';
     case FrameType.REQ_END:
     case FrameType.RES_END:
+    case FrameType.WS_CLOSE:
       return 'end';
     case FrameType.REQ_BODY:
     case FrameType.RES_BODY:
+    case FrameType.WS_DATA:
       return 'body';
     case FrameType.LOG:
       return 'log';

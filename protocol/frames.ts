@@ -1,5 +1,5 @@
 /**
- * The frames of the dcdn wire protocol, version 2 (version 1 without LOG; see
+ * The frames of the dcdn wire protocol, version 3 (version 2 without WS_*, version 1 without LOG; see
  * {@link MIN_PROTOCOL_VERSION}).
  *
  * Every frame is a msgpack array whose first element is the frame type and whose second is the
@@ -26,7 +26,9 @@
  * | 10   | PING      | nonce                                                  |
  * | 11   | PONG      | nonce                                                  |
  * | 12   | LOG       | requestId, level, text, cutLines, cutBytes (v2; host → ingress, stream 0) |
- * | 13–15 | reserved | WebSocket frames of a stream (v3)                       |
+ * | 13   | WS_DATA   | flags (bit 0 binary, bit 1 fin), bytes (v3; a WebSocket message or a piece of one) |
+ * | 14   | WS_CLOSE  | code (0: none), reason (v3; this side closes its WebSocket)   |
+ * | 15   | reserved  | WebSocket (v3)                                          |
  * | 16   | TIMING    | received, toSandbox, handlerStart, handlerHead, headInPage, sent (v3; host → ingress, on the stream) |
  * | 17   | TIMING_ASK |                                                       (v3; ingress → host, on the stream) |
  *
@@ -45,6 +47,8 @@ export const PROTOCOL_VERSION = 3;
 export const MIN_PROTOCOL_VERSION = 1;
 /** The first version with LOG frames. */
 export const LOG_FRAME_VERSION = 2;
+/** The first version with WebSocket frames (WS_DATA, WS_CLOSE): see docs/protocol.md. */
+export const WS_FRAME_VERSION = 3;
 /** The first version with TIMING and TIMING_ASK frames. */
 export const TIMING_FRAME_VERSION = 3;
 
@@ -62,6 +66,8 @@ export const FrameType = {
   PING: 10,
   PONG: 11,
   LOG: 12,
+  WS_DATA: 13,
+  WS_CLOSE: 14,
   TIMING: 16,
   TIMING_ASK: 17,
 } as const;
@@ -146,6 +152,36 @@ export interface LogFrame {
   cutBytes: number;
 }
 
+/**
+ * A WebSocket message, or a piece of one, on a stream whose response head was 101 (either
+ * direction). A message larger than what fits one channel message, or than the sender's credit,
+ * is cut into pieces; `fin` marks its last. The bytes count against the stream's credit window
+ * exactly as body bytes do. Text messages carry UTF-8.
+ */
+export interface WsDataFrame {
+  type: typeof FrameType.WS_DATA;
+  stream: number;
+  binary: boolean;
+  fin: boolean;
+  data: Uint8Array;
+}
+
+/**
+ * This side closes its WebSocket (RFC 6455 §5.5.1): `code` 0 stands for "no code" (1005 at the
+ * client); the reason is at most {@link LIMITS.wsReasonLength} characters. Once each side has
+ * sent one the stream is over.
+ */
+export interface WsCloseFrame {
+  type: typeof FrameType.WS_CLOSE;
+  stream: number;
+  code: number;
+  reason: string;
+}
+
+/** WS_DATA flag bits. */
+export const WS_BINARY = 1;
+export const WS_FIN = 2;
+
 /** What a LOG frame's level may be: the console methods, `exception`, and `cut` (see {@link LogFrame}). */
 export const LOG_LEVELS = ['log', 'info', 'warn', 'error', 'debug', 'exception', 'cut'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -194,6 +230,8 @@ export type Frame =
   | CreditFrame
   | PingFrame
   | LogFrame
+  | WsDataFrame
+  | WsCloseFrame
   | TimingFrame
   | TimingAskFrame;
 
@@ -222,6 +260,13 @@ export const LIMITS = {
   requestIdLength: 64,
   /** Longest text of one LOG frame, in characters (console-log.ts cuts lines to fit). */
   logTextLength: 8 * 1024,
+  /**
+   * Longest WS_CLOSE reason, in characters: RFC 6455 §5.5 allows 123 bytes after the code, so a
+   * longer one could not reach a client anyway.
+   */
+  wsReasonLength: 123,
+  /** Largest WS_CLOSE code (RFC 6455 §7.4: 0-4999; 0 here means none). */
+  wsMaxCode: 4999,
   /** Largest stream id (2^31 - 1, as HTTP/2). */
   maxStreamId: 0x7fffffff,
   /** Largest window or credit increment (2^31 - 1). */
@@ -233,3 +278,5 @@ export const LIMITS = {
  * a bin32 header. Chunks are cut so that a whole frame fits in one channel message.
  */
 export const BODY_FRAME_OVERHEAD = 1 + 1 + 5 + 5;
+/** As {@link BODY_FRAME_OVERHEAD}, for WS_DATA: one byte more for the flags. */
+export const WS_DATA_FRAME_OVERHEAD = BODY_FRAME_OVERHEAD + 1;

@@ -11,7 +11,7 @@ export { ClockOffset, CLOCK_OFFSET_WINDOW, sampleOffset, type ClockSample } from
 export { waterfallOf, WATERFALL_SEGMENTS, type IngressTimes, type Waterfall, type WaterfallSegment } from './waterfall.ts';
 export { EarlyMessages } from './early-messages.ts';
 export { APP_FAILURE_CODES, DcdnError, ERRORS, errorCodeOf, isErrorCode, statusOf, type ErrorCode } from './errors.ts';
-export { BODY_FRAME_OVERHEAD, FrameType, HOST_TIME_FIELDS, LIMITS, LOG_FRAME_VERSION, TIMING_FRAME_VERSION, type HostTimes, type TimingFrame, LOG_LEVELS, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, type Frame, type HeaderList, type LogFrame, type LogLevel } from './frames.ts';
+export { BODY_FRAME_OVERHEAD, FrameType, HOST_TIME_FIELDS, LIMITS, LOG_FRAME_VERSION, TIMING_FRAME_VERSION, type HostTimes, type TimingFrame, WS_FRAME_VERSION, WS_BINARY, WS_FIN, type WsDataFrame, type WsCloseFrame, LOG_LEVELS, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, type Frame, type HeaderList, type LogFrame, type LogLevel } from './frames.ts';
 export { LOG_LIMITS, LogBudget, utf8Length, type LogLimits } from './console-log.ts';
 export { headProblem, type HeadProblem } from './head-limits.ts';
 export { parseLinkSignal, WS_MAX_MESSAGE_SIZE, type LinkCandidate, type LinkSignal } from './link.ts';
@@ -21,11 +21,14 @@ export { streamBody } from './body.ts';
 export { Stream, type RequestHead, type ResponseHead, type StreamError } from './stream.ts';
 export { KV_HEADERS } from './kv-wire.ts';
 export { fromWire, numberPlaceholders, SQL_HEADERS, toWire, type SqlMeta, type SqlWireRequest, type SqlWireResponse, type SqlWireResult, type WireValue } from './sql-wire.ts';
+export { SCHEDULED_HEADERS, SCHEDULED_METHOD, SCHEDULED_OK_STATUS, SCHEDULED_URL } from './scheduled-wire.ts';
 export { parseRedisUrl, type RedisEndpoint } from './redis-url.ts';
 export {
   BINDING_NAME,
   CAPABILITIES,
   DEFAULT_APP_CONFIG,
+  MAX_CRON_LENGTH,
+  MAX_CRONS,
   MAX_KV_BINDINGS,
   MAX_VAR_BYTES,
   MAX_VARS,
@@ -50,6 +53,9 @@ export {
   type AppsMessage,
   type AppStatus,
   type CheckedMessage,
+  type CronMessage,
+  type CronResultMessage,
+  MAX_CRON_ERROR_LENGTH,
   type CheckMessage,
   type ClientMessage,
   type ErrorMessage,

@@ -165,6 +165,9 @@ export class Session {
       get maxBodyChunk() {
         return session.#channel.maxMessageSize - BODY_FRAME_OVERHEAD;
       },
+      get version() {
+        return session.version;
+      },
       send: (frame, control) => this.#send(frame, control),
       waitWritable: () => this.#waitWritable(),
       streamClosed: (s) => {

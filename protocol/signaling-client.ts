@@ -15,7 +15,7 @@
  * silence it drops the socket and reconnects (docs/signaling.md, SCALE-OUT §3.11).
  */
 import { SignalingError, type SignalingErrorCode } from './signaling-errors.ts';
-import { MAX_CHECK_ERROR_LENGTH, parseServerMessage, type AppRef, type AppStatus, type CheckMessage, type ClusterMessage, type IceServer, type PeerInfo, type ServerMessage, type WelcomeMessage } from './signaling-messages.ts';
+import { MAX_CHECK_ERROR_LENGTH, MAX_CRON_ERROR_LENGTH, parseServerMessage, type AppRef, type AppStatus, type CheckMessage, type ClusterMessage, type CronMessage, type CronResultMessage, type IceServer, type PeerInfo, type ServerMessage, type WelcomeMessage } from './signaling-messages.ts';
 
 /** The subset of the WHATWG WebSocket that the client uses; `ws`'s WebSocket has it too. */
 export interface WebSocketLike {
@@ -112,6 +112,8 @@ export class SignalingClient {
   onapps: ((apps: AppRef[]) => void) | null = null;
   /** Signaling asks this host to load a candidate version (a deploy's check); answer with {@link checked}. */
   oncheck: ((check: CheckMessage) => void) | null = null;
+  /** Ingresses: signaling asks for a scheduled run (a cron tick); answer with {@link cronResult}. */
+  oncron: ((message: CronMessage) => void) | null = null;
   /** Fresh ICE servers (TURN credentials) replacing those of the welcome, before they expire. */
   onice: ((iceServers: IceServer[]) => void) | null = null;
   /** Ingresses in a cluster: the live ingresses, K and the peer key (docs/cluster.md). A single node never sends it. */
@@ -219,6 +221,17 @@ export class SignalingClient {
   }
 
   /**
+   * Answers a `cron` (ingresses): how the scheduled run went. Returns false when not connected
+   * (signaling then times the run out and records it so).
+   */
+  cronResult(result: Omit<CronResultMessage, 'type'>): boolean {
+    if (this.#socket === null || this.#id === null || this.#socket.readyState !== OPEN) return false;
+    const { id, ok, code, error, host, ms } = result;
+    this.#socket.send(JSON.stringify({ type: 'cron-result', id, ok, code: code.slice(0, 128), error: error.slice(0, MAX_CRON_ERROR_LENGTH), host: host.slice(0, 128), ms: Math.max(0, Math.round(ms)) }));
+    return true;
+  }
+
+  /**
    * Tells signaling what this host has loaded (hosts only). The latest list is kept and sent
    * again after every reconnect.
    */
@@ -305,6 +318,9 @@ export class SignalingClient {
         return;
       case 'check':
         this.oncheck?.(message);
+        return;
+      case 'cron':
+        this.oncron?.(message);
         return;
       case 'cluster':
         this.oncluster?.(message);

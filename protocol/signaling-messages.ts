@@ -61,7 +61,12 @@ export interface AppStatus { name: string; version: number; state: 'serving' | '
  * so a frozen signaling machine (no FIN) is noticed by the client, not only by the server.
  */
 export interface PingMessage { type: 'ping' }
-export type ClientMessage = HelloMessage | SignalRequest | CheckedMessage | StatusMessage | PingMessage;
+/**
+ * An ingress's answer to a {@link CronMessage}: how the scheduled run went (`code` and `error`
+ * empty when `ok`), on which host (its name, '' when none ran it), and how long it took.
+ */
+export interface CronResultMessage { type: 'cron-result'; id: string; ok: boolean; code: string; error: string; host: string; ms: number }
+export type ClientMessage = HelloMessage | SignalRequest | CheckedMessage | StatusMessage | PingMessage | CronResultMessage;
 
 /** A STUN or TURN server for the peer's RTCPeerConnection: the W3C `RTCIceServer` shape. */
 export interface IceServer { urls: string | string[]; username?: string; credential?: string }
@@ -159,6 +164,12 @@ export interface AppRef { name: string; version: number; sha256: string; config:
  * `/v1/checks/:id` with its token; it does not serve it.
  */
 export interface CheckMessage { type: 'check'; id: string; app: string; config: AppConfig }
+/**
+ * Asks an ingress to run an app's `scheduled()` handler once on one host allowed to run it, and
+ * to answer with `cron-result` (docs/apps.md, "Cron triggers"). Signaling sends it once per
+ * tick for the whole network, to one ingress; `scheduledTime` is the tick in ms since the epoch.
+ */
+export interface CronMessage { type: 'cron'; id: string; app: string; cron: string; scheduledTime: number }
 export type ServerMessage =
   | WelcomeMessage
   | JoinMessage
@@ -169,6 +180,7 @@ export type ServerMessage =
   | AppsMessage
   | IceMessage
   | CheckMessage
+  | CronMessage
   | PeersMessage
   | PongMessage
   | ClusterMessage;
@@ -179,6 +191,10 @@ export const MAX_INFO_BYTES = 8 * 1024;
 export const MAX_STATUS_APPS = 1000;
 /** Longest load error a host may report in `checked`; longer ones are cut. */
 export const MAX_CHECK_ERROR_LENGTH = 2000;
+/** Longest error (message and stack) an ingress may report in `cron-result`; longer ones are cut. */
+export const MAX_CRON_ERROR_LENGTH = 4000;
+/** Longest error code and host name accepted in `cron-result`. */
+const MAX_CRON_FIELD_LENGTH = 128;
 /** Longest peer id accepted in `to`; server ids are 36-character UUIDs. */
 export const MAX_ID_LENGTH = 64;
 /** Most ICE servers, and most URLs per server, accepted from the server. */
@@ -261,6 +277,16 @@ export function parseClientMessage(text: string): ParseResult {
       list.push({ name, version: version as number, state, ...(sha256 !== undefined ? { sha256 } : {}) });
     }
     return { ok: true, message: { type, apps: list } };
+  }
+  if (type === 'cron-result') {
+    if (!hasExactKeys(value, ['type', 'id', 'ok', 'code', 'error', 'host', 'ms'])) return { ok: false, reason: 'cron-result takes exactly {type, id, ok, code, error, host, ms}' };
+    const { id, ok, code, error, host, ms } = value;
+    if (!isId(id)) return { ok: false, reason: 'cron-result id must be a short string' };
+    if (typeof ok !== 'boolean') return { ok: false, reason: 'cron-result ok must be true or false' };
+    if (typeof code !== 'string' || code.length > MAX_CRON_FIELD_LENGTH || typeof host !== 'string' || host.length > MAX_CRON_FIELD_LENGTH) return { ok: false, reason: `cron-result code and host must be strings of at most ${MAX_CRON_FIELD_LENGTH} characters` };
+    if (typeof error !== 'string') return { ok: false, reason: 'cron-result error must be a string' };
+    if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) return { ok: false, reason: 'cron-result ms must be a non-negative number' };
+    return { ok: true, message: { type, id, ok, code, error: error.slice(0, MAX_CRON_ERROR_LENGTH), host, ms } };
   }
   if (type === 'ping') {
     if (!hasExactKeys(value, ['type'])) return { ok: false, reason: 'ping takes exactly {type}' };
@@ -348,6 +374,12 @@ export function parseServerMessage(text: string): ServerMessage | null {
       } catch {
         return null;
       }
+    }
+    case 'cron': {
+      const { id, app, cron, scheduledTime } = value;
+      if (!isId(id) || typeof app !== 'string' || !/^[a-z0-9-]{1,63}$/.test(app) || typeof cron !== 'string' || cron.length > 200) return null;
+      if (typeof scheduledTime !== 'number' || !Number.isSafeInteger(scheduledTime) || scheduledTime < 0) return null;
+      return { type: 'cron', id, app, cron, scheduledTime };
     }
     case 'error': {
       const { code, message, to } = value;

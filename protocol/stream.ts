@@ -1,5 +1,5 @@
 import { DcdnError, type ErrorCode } from './errors.ts';
-import { FrameType, type Frame, type HeaderList, type HostTimes } from './frames.ts';
+import { FrameType, WS_DATA_FRAME_OVERHEAD, BODY_FRAME_OVERHEAD, WS_FRAME_VERSION, LIMITS, type Frame, type HeaderList, type HostTimes } from './frames.ts';
 
 /** A request head as the opener sends it. */
 export interface RequestHead {
@@ -25,6 +25,8 @@ export interface StreamError {
 /** What a stream needs from its session; kept narrow so streams can't reach into it. */
 export interface StreamSession {
   readonly maxBodyChunk: number;
+  /** The version the session runs at (WebSocket frames need {@link WS_FRAME_VERSION}). */
+  readonly version: number;
   send(frame: Frame, control?: boolean): void;
   waitWritable(): Promise<void>;
   streamClosed(stream: Stream): void;
@@ -92,6 +94,13 @@ export class Stream {
   }
   /** The stream failed: the peer reset it, broke protocol on it, or the session closed. */
   onreset: ((err: StreamError) => void) | null = null;
+  /**
+   * WebSocket mode (after a 101 head): a message, or a piece of one (`fin` on its last). The
+   * bytes count against the receive window: hand them back with `consume()` once done with them.
+   */
+  onwsdata: ((data: Uint8Array, binary: boolean, fin: boolean) => void) | null = null;
+  /** WebSocket mode: the peer closed its side (code 0: none given). */
+  onwsclose: ((code: number, reason: string) => void) | null = null;
 
   #ondata: ((chunk: Uint8Array) => void) | null = null;
   #onend: (() => void) | null = null;
@@ -110,6 +119,10 @@ export class Stream {
   #remoteEnded = false;
   #closed = false;
   #error: StreamError | null = null;
+  /** Switched to WebSocket frames by a 101 head (docs/protocol.md, "WebSocket streams"). */
+  #ws = false;
+  #wsLocalClosed = false;
+  #wsRemoteClosed = false;
   /** Body bytes received and sent, for logs and the ingress's length checks. */
   bytesIn = 0;
   bytesOut = 0;
@@ -160,10 +173,23 @@ export class Stream {
     return !this.#closed && !this.#localEnded;
   }
 
-  /** Acceptor only: sends the response head; `endStream` for a response with no body. */
+  /** Whether the stream carries WebSocket frames (its response head was 101). */
+  get webSocket(): boolean {
+    return this.#ws;
+  }
+
+  /**
+   * Acceptor only: sends the response head; `endStream` for a response with no body. A 101
+   * switches the stream to WebSocket frames (only at protocol version 3 and above).
+   */
   respond(head: ResponseHead, endStream = false): void {
     if (this.opener || this.#headSent) throw new DcdnError('PROTO_STREAM_STATE', 'response head already sent');
     this.#assertOpen();
+    if (head.status === 101) {
+      if (this.#session.version < WS_FRAME_VERSION) throw new DcdnError('PROTO_VERSION', `WebSocket streams need protocol version ${WS_FRAME_VERSION}, the session runs at ${this.#session.version}`);
+      this.#enterWs();
+      endStream = false;
+    }
     this.#headSent = true;
     this.#session.send({ type: FrameType.RES_HEAD, stream: this.id, status: head.status, headers: head.headers, endStream });
     if (endStream) this.#endLocal();
@@ -195,6 +221,67 @@ export class Stream {
     }
   }
 
+  /**
+   * WebSocket mode: sends one message, cut into WS_DATA pieces that fit a channel message and the
+   * credit the peer granted (the last has `fin`). Resolves once every piece is queued: awaiting
+   * it is the backpressure, as for `write()`. One message at a time: await each before sending
+   * the next (pieces of two messages must not interleave). Rejects if the stream fails or this
+   * side closed.
+   */
+  async sendWs(message: Uint8Array, binary: boolean): Promise<void> {
+    let offset = 0;
+    do {
+      this.#assertWsOpen();
+      if (this.#sendCredit <= 0 && message.byteLength > 0) {
+        await new Promise<void>((resolve) => (this.#creditWaiter = resolve));
+        continue;
+      }
+      await this.#session.waitWritable();
+      this.#assertWsOpen();
+      if (this.#sendCredit <= 0 && message.byteLength > 0) continue;
+      const room = this.#session.maxBodyChunk - (WS_DATA_FRAME_OVERHEAD - BODY_FRAME_OVERHEAD);
+      const n = Math.min(this.#sendCredit, room, message.byteLength - offset);
+      const data = message.subarray(offset, offset + n);
+      this.#sendCredit -= n;
+      offset += n;
+      this.bytesOut += n;
+      const fin = offset >= message.byteLength;
+      this.#session.send({ type: FrameType.WS_DATA, stream: this.id, binary, fin, data });
+      if (fin) return;
+    } while (offset < message.byteLength);
+  }
+
+  /**
+   * WebSocket mode: closes this side (code 0 for none; the reason is cut to what the wire
+   * carries). Once both sides have closed, the stream is over. Later calls do nothing.
+   */
+  closeWs(code: number, reason = ''): void {
+    if (this.#closed || !this.#ws || this.#wsLocalClosed) return;
+    this.#wsLocalClosed = true;
+    this.#session.send({ type: FrameType.WS_CLOSE, stream: this.id, code, reason: reason.slice(0, LIMITS.wsReasonLength) });
+    this.#wakeWriter();
+    if (this.#wsRemoteClosed) this.#close(null);
+  }
+
+  /** Whether this side may still send WebSocket messages. */
+  get wsWritable(): boolean {
+    return !this.#closed && this.#ws && !this.#wsLocalClosed;
+  }
+
+  #enterWs(): void {
+    this.#ws = true;
+    // The request's end (or its missing body) means nothing any more: both directions stay open
+    // until each side has sent WS_CLOSE.
+    this.#localEnded = false;
+    this.#remoteEnded = false;
+  }
+
+  #assertWsOpen(): void {
+    this.#assertOpen();
+    if (!this.#ws) throw new DcdnError('PROTO_STREAM_STATE', `stream ${this.id} is not a WebSocket`);
+    if (this.#wsLocalClosed) throw new DcdnError('PROTO_STREAM_STATE', `stream ${this.id}: send after close`);
+  }
+
   /** Ends this side's body. */
   end(): void {
     if (this.#closed || this.#localEnded) return;
@@ -218,7 +305,7 @@ export class Stream {
    * them. Credit goes out in batches of half a window, so a CREDIT frame is not sent per chunk.
    */
   consume(bytes: number): void {
-    if (this.#closed || this.#remoteEnded || bytes <= 0) return;
+    if (this.#closed || this.#remoteEnded || this.#wsRemoteClosed || bytes <= 0) return;
     this.#pendingCredit += bytes;
     if (this.#pendingCredit >= this.#receiveWindow / 2) {
       const credit = this.#pendingCredit;
@@ -235,11 +322,33 @@ export class Stream {
       case FrameType.RES_HEAD:
         if (!this.opener || this.#headReceived) return this.#violation('PROTO_STREAM_STATE', 'unexpected response head');
         this.#headReceived = true;
+        if (frame.status === 101) {
+          if (this.#session.version < WS_FRAME_VERSION) return this.#violation('PROTO_STREAM_STATE', 'a 101 head below protocol version 3');
+          this.#enterWs();
+          this.onhead?.({ status: frame.status, headers: frame.headers });
+          return;
+        }
         this.onhead?.({ status: frame.status, headers: frame.headers });
         if (frame.endStream && !this.#closed) this.#endRemote();
         return;
+      case FrameType.WS_DATA: {
+        if (!this.#ws || this.#wsRemoteClosed) return this.#violation('PROTO_STREAM_STATE', 'unexpected WebSocket data');
+        const n = frame.data.byteLength;
+        this.#recvWindow -= n;
+        if (this.#recvWindow < 0) return this.#violation('PROTO_FLOW_CONTROL', 'WebSocket data exceeded the granted credit');
+        this.bytesIn += n;
+        this.onwsdata?.(frame.data, frame.binary, frame.fin);
+        return;
+      }
+      case FrameType.WS_CLOSE:
+        if (!this.#ws || this.#wsRemoteClosed) return this.#violation('PROTO_STREAM_STATE', 'unexpected WebSocket close');
+        this.#wsRemoteClosed = true;
+        this.onwsclose?.(frame.code, frame.reason);
+        if (this.#wsLocalClosed && !this.#closed) this.#close(null);
+        return;
       case FrameType.REQ_BODY:
       case FrameType.RES_BODY: {
+        if (this.#ws) return this.#violation('PROTO_STREAM_STATE', 'body frame on a WebSocket stream');
         const fromOpener = frame.type === FrameType.REQ_BODY;
         if (fromOpener === this.opener || !this.#headReceived || this.#remoteEnded) {
           return this.#violation('PROTO_STREAM_STATE', 'unexpected body frame');
@@ -257,6 +366,7 @@ export class Stream {
       }
       case FrameType.REQ_END:
       case FrameType.RES_END: {
+        if (this.#ws) return this.#violation('PROTO_STREAM_STATE', 'end frame on a WebSocket stream');
         const fromOpener = frame.type === FrameType.REQ_END;
         if (fromOpener === this.opener || !this.#headReceived || this.#remoteEnded) {
           return this.#violation('PROTO_STREAM_STATE', 'unexpected end frame');

@@ -3,6 +3,8 @@ import { preparePrivateDbFile } from './private-files.ts';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { DcdnError } from '../protocol/index.ts';
 import { BINDING_NAME, parseAppConfig, type AppConfig } from '../protocol/index.ts';
+import { SqliteCronTable } from './sqlite-cron.ts';
+import { checkCrons } from './cron-schedule.ts';
 
 /** App names: DNS labels, so `NAME.base-domain` routes to them. */
 export const APP_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -51,6 +53,8 @@ export interface AppManifestEntry {
 export class AppStore {
   readonly #db: Database.Database;
   readonly #deploymentKey: string;
+  /** The apps' cron state (last tick claimed, last run), in this file (sqlite-cron.ts). */
+  readonly cron: SqliteCronTable;
   #listeners = new Set<() => void>();
 
   constructor(path: string) {
@@ -93,6 +97,7 @@ export class AppStore {
     // Databases from before deploy options: add the column (every old version gets defaults).
     const columns = this.#db.prepare('PRAGMA table_info(versions)').all() as Array<{ name: string }>;
     if (!columns.some((c) => c.name === 'config')) this.#db.exec("ALTER TABLE versions ADD COLUMN config TEXT NOT NULL DEFAULT '{}'");
+    this.cron = new SqliteCronTable(this.#db);
   }
 
   /** Called after every change, so signaling can push the new manifest. */
@@ -110,6 +115,7 @@ export class AppStore {
   deploy(name: string, code: string, message = '', options: Partial<AppConfig> = {}): AppVersion {
     checkName(name);
     const config = parseAppConfig(options);
+    checkCrons(config.crons ?? []);
     const clash = [...config.kv, ...(config.sql ?? []), ...Object.keys(config.vars)].find((b) => this.#db.prepare('SELECT 1 FROM secrets WHERE app = ? AND name = ?').get(name, b));
     if (clash) throw new DcdnError('APP_BAD_CONFIG', `${name} has a secret named ${clash}; a KV binding or var cannot share its name`);
     const size = Buffer.byteLength(code);

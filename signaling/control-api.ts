@@ -3,9 +3,10 @@ import { build } from 'esbuild';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DcdnError, errorCodeOf } from '../protocol/index.ts';
 import { parseAppConfig, type AppConfig } from '../protocol/index.ts';
-import { checkName, MAX_BUNDLE_BYTES } from './app-store.ts';
+import { checkName, MAX_BUNDLE_BYTES, type AppManifestEntry } from './app-store.ts';
 import type { ControlCache } from './control-cache.ts';
-import type { ControlStore } from './control-store.ts';
+import type { ControlStore, CronRun } from './control-store.ts';
+import { checkCrons } from './cron-schedule.ts';
 import { waitForPropagation, type Propagation } from './deploy-barrier.ts';
 import type { AppRef } from '../protocol/index.ts';
 import { MAX_ROLLOUT_WAIT_MS, rolloutOf, type HostReport, type Rollout } from './rollout.ts';
@@ -58,6 +59,8 @@ export interface ControlApiOptions {
   candidates?: { putCandidate(id: string, c: unknown, ttlMs: number): Promise<void>; getCandidate(id: string): Promise<unknown | null> };
   /** The live signaling nodes and the control version each applied (presence.nodes()); absent: this node alone. */
   clusterNodes?: () => Promise<Array<{ id: string; cv: number }>>;
+  /** Runs an app's scheduled handler once now (`dcdn cron trigger`, cron-scheduler.ts); absent: 404 for the route. */
+  cronTrigger?: (app: AppManifestEntry) => Promise<CronRun>;
   /** How long a write waits for every node to apply it. Default DEFAULT_DEPLOY_BARRIER_MS (deploy-barrier.ts). */
   deployBarrierMs?: number;
 }
@@ -134,7 +137,14 @@ export function registerControlApi(app: FastifyInstance, { store, cache }: Contr
   app.get('/v1/apps', { preHandler: operator }, async (_req, reply) =>
     answer(reply, 200, async () => {
       const hosts = options.appHosts?.() ?? new Map();
-      return { apps: (await store.list()).map((a) => ({ ...a, hosts: hosts.get(a.name) ?? [] })) };
+      const cron = new Map((await store.cronStates()).map((c) => [c.app, c.lastRun]));
+      return {
+        apps: (await store.list()).map((a) => {
+          // The schedule is the active version's (a rollback restores its version's schedule).
+          const schedule = a.versions.find((v) => v.version === a.activeVersion)?.config.crons ?? [];
+          return { ...a, hosts: hosts.get(a.name) ?? [], cron: { schedule, lastRun: cron.get(a.name) ?? null } };
+        }),
+      };
     }),
   );
 
@@ -147,7 +157,12 @@ export function registerControlApi(app: FastifyInstance, { store, cache }: Contr
         const name = req.params.name;
         checkName(name);
         if (typeof code !== 'string') throw new DcdnError('APP_BAD_BUNDLE', 'the body must be JSON {"code": "<ES module source>"}');
-        const appConfig = parseAppConfig(config);
+        // A deploy that says nothing of crons keeps the live version's schedule (wrangler keeps
+        // triggers when its config has no crons key); `crons: []` clears it.
+        const keep = typeof config === 'object' && config !== null && !Array.isArray(config) && !Object.hasOwn(config, 'crons');
+        const live = keep ? cache.manifest().find((a) => a.name === name)?.config.crons : undefined;
+        const appConfig = parseAppConfig(live?.length ? { ...(config as object), crons: live } : config);
+        checkCrons(appConfig.crons ?? []);
         await checkBundle(code);
         const outcome = check === false || !options.check ? null : await loadOnHost(name, code, appConfig);
         const deployed = await store.deploy(name, code, typeof message === 'string' ? message : '', appConfig);
@@ -235,6 +250,19 @@ export function registerControlApi(app: FastifyInstance, { store, cache }: Contr
       response.once('close', onClose);
     });
   }
+
+  /** Runs the app's scheduled handler once now and answers with how it went (the run is also its last run). */
+  app.post<{ Params: Params }>('/v1/apps/:name/cron/trigger', { preHandler: operator }, async (req, reply) =>
+    answer(reply, 200, async () => {
+      checkName(req.params.name);
+      const entry = cache.manifest().find((a) => a.name === req.params.name);
+      if (!entry) throw new DcdnError('APP_NOT_FOUND', `no app named ${req.params.name}`);
+      if (!options.cronTrigger) throw new DcdnError('CRON_NO_INGRESS', 'this signaling node runs no cron scheduler');
+      const run = await options.cronTrigger(entry);
+      req.log.info({ app: entry.name, ok: run.ok, code: run.code, host: run.host }, 'cron triggered');
+      return { app: entry.name, run };
+    }),
+  );
 
   app.delete<{ Params: Params }>('/v1/apps/:name', { preHandler: operator }, async (req, reply) =>
     answer(reply, 200, async () => {

@@ -31,6 +31,7 @@ export class SignalingMetrics {
   readonly #relayed: Counter;
   readonly #failures: Counter<'code'>;
   readonly #rateLimited: Counter<'limit'>;
+  readonly #cronRuns: Counter<'outcome' | 'trigger'>;
 
   constructor(peers: () => PeerInfo[], options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -53,11 +54,22 @@ export class SignalingMetrics {
       labelNames: ['limit'],
       registers,
     });
+    this.#cronRuns = new Counter({
+      name: 'dcdn_signaling_cron_runs_total',
+      help: 'Scheduled runs this node asked for (cron ticks it claimed, dcdn cron trigger), by outcome (ok, or the error code) and trigger (schedule, manual)',
+      labelNames: ['outcome', 'trigger'],
+      registers,
+    });
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'dcdn_' });
   }
 
   relayed(): void {
     this.#relayed.inc();
+  }
+
+  /** A scheduled run this node asked for ended: `ok`, or its error code. */
+  cronRun(outcome: string, trigger: 'schedule' | 'manual'): void {
+    this.#cronRuns.inc({ outcome, trigger });
   }
 
   /** A connection closed or an upgrade refused with `code`. */

@@ -9,6 +9,7 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startPostgres, type PostgresServer } from '../tools/postgres.ts';
 import { bundle, codeOf, controlStoreSuite, until } from '../test/control-store-suite.ts';
+import { cronStoreSuite } from '../test/cron-store-suite.ts';
 import { ControlCache } from './control-cache.ts';
 import type { ControlChange } from './control-store.ts';
 import { PgControlStore, type PgControlStoreOptions } from './pg-control-store.ts';
@@ -43,6 +44,23 @@ async function freshDatabase(): Promise<{ url: string; open(options?: PgControlS
 }
 
 controlStoreSuite('PgControlStore', async () => {
+  const db = await freshDatabase();
+  const store = await db.open();
+  const others: PgControlStore[] = [];
+  return {
+    store,
+    async another() {
+      const other = await db.open();
+      others.push(other);
+      return other;
+    },
+    async cleanup() {
+      for (const s of [store, ...others]) await s.close();
+    },
+  };
+});
+
+cronStoreSuite('PgControlStore', async () => {
   const db = await freshDatabase();
   const store = await db.open();
   const others: PgControlStore[] = [];
@@ -185,5 +203,22 @@ describe('PgControlStore when Postgres dies', () => {
     await until(() => seen.some((c) => c.version >= 3), 20_000);
     await until(() => cache.manifest()[0]?.version === 2, 20_000);
     cache.close();
+  });
+});
+
+describe('PgControlStore cron state on a database from before cron triggers', () => {
+  it('adds dcdn_cron at open and keeps every app and version', async () => {
+    const db = await freshDatabase();
+    const old = await db.open();
+    await old.deploy('hello', bundle('v1'), 'first', { kv: ['CACHE'] });
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    await client.query('DROP TABLE dcdn_cron');
+    await client.end();
+    const store = await db.open();
+    expect(await store.list()).toMatchObject([{ name: 'hello', activeVersion: 1, versions: [{ message: 'first', config: { kv: ['CACHE'] } }] }]);
+    expect(await store.cronStates()).toEqual([]);
+    expect(await store.claimCronTick('hello', 60_000)).toBe(true);
+    expect(await old.claimCronTick('hello', 60_000)).toBe(false);
   });
 });

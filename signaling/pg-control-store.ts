@@ -23,7 +23,9 @@ import pg from 'pg';
 import { BINDING_NAME, DcdnError, parseAppConfig, type AppConfig } from '../protocol/index.ts';
 import { checkName, deploymentId, MAX_BUNDLE_BYTES, MAX_SECRET_BYTES, type AppManifestEntry, type AppSummary, type AppVersion } from './app-store.ts';
 import type { Ban, BanKind } from './bans.ts';
-import type { ControlChange, ControlStore } from './control-store.ts';
+import type { ControlChange, ControlStore, CronRun, CronState } from './control-store.ts';
+import { checkCrons } from './cron-schedule.ts';
+import { readRun } from './sqlite-cron.ts';
 import { sameDeployment } from './sqlite-control-store.ts';
 
 /** How long one call may take (connect, each statement, and the whole call) before APP_STORE_UNAVAILABLE. */
@@ -52,6 +54,7 @@ CREATE TABLE IF NOT EXISTS dcdn_bans (id text PRIMARY KEY, kind text NOT NULL, v
 CREATE TABLE IF NOT EXISTS dcdn_meta (key text PRIMARY KEY, value text NOT NULL);
 CREATE TABLE IF NOT EXISTS dcdn_control (id int PRIMARY KEY CHECK (id = 1), version bigint NOT NULL);
 INSERT INTO dcdn_control (id, version) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
+CREATE TABLE IF NOT EXISTS dcdn_cron (app text PRIMARY KEY REFERENCES dcdn_apps(name) ON DELETE CASCADE, last_tick bigint NOT NULL DEFAULT 0, last_run jsonb);
 `;
 
 export interface PgControlStoreOptions {
@@ -279,6 +282,40 @@ export class PgControlStore implements ControlStore {
     return value;
   }
 
+  /**
+   * One statement: the row moves to `tick` only from an earlier tick, so of any number of nodes
+   * claiming one tick at once exactly one gets a row back (the others wait on the row lock, then
+   * see the new value and update nothing). An app that is gone fails the foreign key: no claim.
+   */
+  async claimCronTick(app: string, tick: number): Promise<boolean> {
+    try {
+      const rows = await this.#query<{ app: string }>(
+        `INSERT INTO dcdn_cron (app, last_tick) SELECT name, $2 FROM dcdn_apps WHERE name = $1
+         ON CONFLICT (app) DO UPDATE SET last_tick = excluded.last_tick WHERE dcdn_cron.last_tick < excluded.last_tick RETURNING app`,
+        [app, tick],
+      );
+      return rows.length === 1;
+    } catch (err) {
+      if (sqlStateOf(err) === '23503') return false; // the app was deleted meanwhile
+      throw err;
+    }
+  }
+
+  async recordCronRun(app: string, run: CronRun): Promise<void> {
+    await this.#query(
+      `INSERT INTO dcdn_cron (app, last_tick, last_run) SELECT name, 0, $2::jsonb FROM dcdn_apps WHERE name = $1
+       ON CONFLICT (app) DO UPDATE SET last_run = excluded.last_run`,
+      [app, JSON.stringify(run)],
+    ).catch((err: unknown) => {
+      if (sqlStateOf(err) !== '23503') throw err;
+    });
+  }
+
+  async cronStates(): Promise<CronState[]> {
+    const rows = await this.#query<{ app: string; last_tick: string; last_run: unknown }>('SELECT app, last_tick, last_run FROM dcdn_cron');
+    return rows.sort((a, b) => byCodePoint(a.app, b.app)).map((r) => ({ app: r.app, lastTick: Number(r.last_tick), lastRun: readRun(r.last_run) }));
+  }
+
   async version(): Promise<number> {
     const rows = await this.#query<{ version: string }>('SELECT version FROM dcdn_control WHERE id = 1');
     return Number(rows[0]?.version ?? 0);
@@ -499,6 +536,7 @@ interface PreparedDeploy {
 function prepareDeploy(name: string, code: string, message: string, options: Partial<AppConfig>): PreparedDeploy {
   checkName(name);
   const config = parseAppConfig(options);
+  checkCrons(config.crons ?? []);
   const size = Buffer.byteLength(code);
   if (size === 0 || size > MAX_BUNDLE_BYTES) throw new DcdnError('APP_BAD_BUNDLE', `bundle is ${size} bytes; it must be 1 to ${MAX_BUNDLE_BYTES}`);
   return { name, code, message, config, sha256: createHash('sha256').update(code).digest('hex'), size };

@@ -20,10 +20,11 @@ import fastifyWebsocket from '@fastify/websocket';
 import { SignalingError } from '../protocol/index.ts';
 import type { PeerInfo, PeerRole } from '../protocol/index.ts';
 import { bearerToken, sendError } from './http-auth.ts';
-import { AppStore } from './app-store.ts';
+import { AppStore, type AppManifestEntry } from './app-store.ts';
+import { CronScheduler } from './cron-scheduler.ts';
 import { registerControlApi, type ControlPlane } from './control-api.ts';
 import { ControlCache, type ControlCacheOptions } from './control-cache.ts';
-import type { ControlStore } from './control-store.ts';
+import type { ControlStore, CronRun } from './control-store.ts';
 import { SqliteControlStore } from './sqlite-control-store.ts';
 import { INVITE_GRACE_MS, SignalingHub, type SignalingHubOptions } from './signaling-hub.ts';
 import { MIN_SECRET_LENGTH, verifyToken, type Claims, type Role } from './token.ts';
@@ -107,6 +108,12 @@ export interface SignalingServerOptions {
    * Default 15000.
    */
   appCheckTimeoutMs?: number;
+  /**
+   * Scheduled handlers (cron-scheduler.ts, docs/apps.md "Cron triggers"): the run timeout and
+   * how long a node without an ingress waits before claiming a tick. Runs whenever apps are
+   * served; `enabled: false` turns this node's clock off (other nodes still run the ticks).
+   */
+  cron?: { enabled?: boolean; runTimeoutMs?: number; claimGraceMs?: number };
   /** Banned hosts (`dcdn hosts ban`); durable when given a file. Default: in memory. Ignored with `controlStore`. */
   bans?: BanList;
   /** Volunteers: open joins and invite lifetimes (hosts-api.ts). */
@@ -239,8 +246,22 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
   }
   // A change from any node (the store's watch refreshed the cache): peers hear of new apps, and
   // local hosts a new ban matches are cut (as POST /v1/hosts/:id/ban does on its own node).
+  const scheduler =
+    servesApps && options.cron?.enabled !== false
+      ? new CronScheduler({
+          store: control.store,
+          apps: () => cache.manifest(),
+          dispatch: hub.cronRuns,
+          node: cluster.nodeId,
+          log: (level, message, fields) => app.log[level](fields, message),
+          ...(metrics ? { onRun: (run: CronRun) => metrics.cronRun(run.ok ? 'ok' : (run.code ?? 'error'), run.trigger) } : {}),
+          ...(options.cron?.runTimeoutMs !== undefined ? { runTimeoutMs: options.cron.runTimeoutMs } : {}),
+          ...(options.cron?.claimGraceMs !== undefined ? { claimGraceMs: options.cron.claimGraceMs } : {}),
+        })
+      : null;
   const unsubscribe = cache.onChange((change) => {
     if (change.apps && servesApps) hub.broadcastApps(cache.manifest());
+    if (change.apps) scheduler?.poke();
     if (change.bans) disconnectBanned(hub, cache, cluster.nodeId);
     // Publish the applied control version now, so a deploy barrier on any node sees it at once.
     if (cluster.kind === 'redis') void hub.renew();
@@ -252,7 +273,7 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
     const clusterNodes = options.clusterNodes ?? (cluster.kind === 'redis' ? () => cluster.presence.nodes() : undefined);
     const barrier = { ...(clusterNodes ? { clusterNodes } : {}), ...(options.deployBarrierMs !== undefined ? { deployBarrierMs: options.deployBarrierMs } : {}) };
     void app.register(async (scope) =>
-      registerControlApi(scope, control, secret, { candidates: cluster.ephemeral, check: (id, name, config, ms) => hub.checkApp(id, name, config, ms), appHosts: () => hub.appHosts(), hostReports: (a) => hub.hostReports(a), onHostChange: (l) => hub.onHostChange(l), ...(checkTimeoutMs ? { checkTimeoutMs } : {}), ...barrier }),
+      registerControlApi(scope, control, secret, { ...(scheduler ? { cronTrigger: (a: AppManifestEntry) => scheduler.trigger(a) } : {}), candidates: cluster.ephemeral, check: (id, name, config, ms) => hub.checkApp(id, name, config, ms), appHosts: () => hub.appHosts(), hostReports: (a) => hub.hostReports(a), onHostChange: (l) => hub.onHostChange(l), ...(checkTimeoutMs ? { checkTimeoutMs } : {}), ...barrier }),
     );
   }
   void app.register(async (scope) => registerHostsApi(scope, hub, control, secret, options.volunteers));
@@ -361,7 +382,13 @@ export function createSignalingServer(options: SignalingServerOptions): Signalin
     if (!options.peerKey) peerKey = await control.store.meta('peer_key');
     void hub.start();
     hub.startHeartbeat();
+    await scheduler?.start();
   });
+  // Stopped before the hub closes (which settles runs in flight), their records written before the store closes.
+  if (scheduler) {
+    app.addHook('preClose', async () => scheduler.stop());
+    app.addHook('onClose', async () => scheduler.settled());
+  }
   // Our close runs before @fastify/websocket's preClose, which would close sockets without a code.
   app.addHook('preClose', async () => hub.close());
   if (owned) app.addHook('onClose', async () => owned.parts.close());

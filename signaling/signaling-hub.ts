@@ -21,11 +21,12 @@ import type { FastifyBaseLogger } from 'fastify';
 import { WebSocket, type RawData } from 'ws';
 import { SIGNALING_ERRORS, SignalingError, type SignalingErrorCode } from '../protocol/index.ts';
 import type { AppConfig } from '../protocol/index.ts';
-import { parseClientMessage, type AppRef, type LeaveReason, type AppStatus, type CheckedMessage, type IceServer, type PeerInfo, type PeerRole, type ServerMessage, type SignalRequest } from '../protocol/index.ts';
+import { parseClientMessage, type AppRef, type LeaveReason, type AppStatus, type CheckedMessage, type CronMessage, type IceServer, type PeerInfo, type PeerRole, type ServerMessage, type SignalRequest } from '../protocol/index.ts';
 import type { HostReport } from './rollout.ts';
 import { TokenBucket } from './token-bucket.ts';
 import { mayRun, OPERATOR_TRUST, trustFromScope, volunteerHostId, volunteerName, type HostTrust } from '../protocol/index.ts';
 import { INVITE_GRACE_MS } from './invite-grace.ts';
+import { CronDispatch } from './cron-dispatch.ts';
 import { Directory, PENDING_EPOCH, type DirectoryChange } from './cluster/directory.ts';
 import { createMemoryCluster } from './cluster/memory.ts';
 import { presenceKey } from './cluster/presence-key.ts';
@@ -247,6 +248,13 @@ export class SignalingHub {
   /** A renew was asked for while one ran (a new control version to publish): run once more after. */
   #renewAgain = false;
   readonly #checks = new Map<string, PendingCheck>();
+  /** Scheduled runs asked of this node's ingresses (cron-dispatch.ts). */
+  readonly cronRuns = new CronDispatch({
+    local: () => [...this.#joined.values()].filter((c) => c.role === 'ingress' && !c.closed).map((c) => ({ id: c.id, name: hostName(c.info ?? {}, c.id), send: (m: CronMessage) => this.#send(c, m) })),
+    remote: () => this.#directory.entries('ingress').filter((e) => e.node !== this.#cluster.nodeId && !e.peer.draining && this.#directory.lookup(e.peer.id)?.live).map((e) => ({ id: e.peer.id, name: hostName(e.peer.info, e.peer.id), node: e.node })),
+    bus: (node, m) => this.#cluster.bus.send(node, m),
+    nodeId: () => this.#cluster.nodeId,
+  });
   readonly #remoteChecks = new Map<string, RemoteCheck>();
   /** Called when a host reports status, joins or leaves (rollouts wait on it). */
   readonly #hostListeners = new Set<() => void>();
@@ -652,6 +660,7 @@ export class SignalingHub {
   /** Closes every socket with 1001, destroying those that do not finish within `graceMs`. */
   async close(graceMs: number = CLOSE_GRACE_MS): Promise<void> {
     this.#closing = true;
+    this.cronRuns.close();
     if (this.#heartbeat !== null) clearInterval(this.#heartbeat);
     this.#heartbeat = null;
     if (this.#renewTimer !== null) clearInterval(this.#renewTimer);
@@ -721,6 +730,7 @@ export class SignalingHub {
     if (message.type === 'hello') return this.#fail(conn, 'SIG_BAD_MESSAGE', 'hello was already sent');
     if (message.type === 'ping') return this.#send(conn, { type: 'pong' });
     if (message.type === 'checked') return this.#onChecked(conn, message);
+    if (message.type === 'cron-result') return conn.role === 'ingress' ? this.cronRuns.onResult(conn.id, message) : this.#fail(conn, 'SIG_BAD_MESSAGE', 'only ingresses answer cron runs');
     if (message.type === 'status') {
       if (conn.role !== 'host') return this.#fail(conn, 'SIG_BAD_MESSAGE', 'only hosts report status');
       conn.appStatus = message.apps;
@@ -893,6 +903,7 @@ export class SignalingHub {
     else if (JSON.stringify(c.prev.peer) !== JSON.stringify(c.entry.peer) || c.prev.region !== c.entry.region) message = { type: 'update', peer: this.#render(c.entry) };
     if (message !== null) for (const other of this.#joined.values()) if (other.role !== role && other.id !== c.entry.peer.id) this.#send(other, message);
     if (c.t === 'leave' && role === 'host') for (const id of [...this.#checks.keys()]) this.#checkAskFailed(id, c.entry.peer.id);
+    if (c.t === 'leave' && role === 'ingress') this.cronRuns.ingressGone(c.entry.peer.id);
     if (role === 'host') this.#hostChanged();
     else this.#scheduleCluster();
   }
@@ -980,6 +991,9 @@ export class SignalingHub {
         if (conn) this.#send(conn, { type: 'error', code: 'SIG_UNKNOWN_PEER', message: 'no such peer of the other role', to: m.peer });
         return;
       }
+      case 'cron':
+      case 'cron-result':
+        return this.cronRuns.onBus(m);
       case 'check': {
         const host = this.#joined.get(m.host);
         if (!host || host.role !== 'host' || host.endReason !== null) return;
@@ -1088,6 +1102,7 @@ export class SignalingHub {
       return;
     }
     this.#joined.delete(conn.id);
+    if (conn.role === 'ingress') this.cronRuns.ingressGone(conn.id);
     // The directory sends the leave to local peers; a replaced peer's entry is already the newer one's.
     this.#directory.localLeave(conn.key!, conn.id, reason);
     if (conn.epoch !== 0) this.#unregister(conn.key!, conn.epoch, reason, conn.id);

@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { parseAppConfig, type AppConfig } from '../protocol/index.ts';
 import { AppStore, checkName, type AppManifestEntry, type AppSummary, type AppVersion } from './app-store.ts';
 import { BanList, type Ban, type BanKind } from './bans.ts';
-import type { ControlChange, ControlStore } from './control-store.ts';
+import type { ControlChange, ControlStore, CronRun, CronState } from './control-store.ts';
 
 export class SqliteControlStore implements ControlStore {
   readonly kind = 'sqlite' as const;
@@ -111,6 +111,18 @@ export class SqliteControlStore implements ControlStore {
 
   async meta(key: 'deployment_key' | 'peer_key'): Promise<string> {
     return this.apps.meta(key);
+  }
+
+  async claimCronTick(app: string, tick: number): Promise<boolean> {
+    return this.apps.cron.claim(app, tick);
+  }
+
+  async recordCronRun(app: string, run: CronRun): Promise<void> {
+    this.apps.cron.record(app, run);
+  }
+
+  async cronStates(): Promise<CronState[]> {
+    return this.apps.cron.states();
   }
 
   /** Counts this process's writes (the file has one writer, so no counter is stored). */

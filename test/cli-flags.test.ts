@@ -41,6 +41,7 @@ describe('dcdn ingress flags', () => {
       region: 'default',
       weight: 1,
       detachGraceMs: 30_000,
+      cronTimeoutMs: 60_000,
       // The ingress's own defaults, spelled out: a flag left out changes nothing.
       headersTimeoutMs: 20_000,
       peerLogIntervalMs: 10_000,
@@ -51,6 +52,7 @@ describe('dcdn ingress flags', () => {
       sqlStore: 'pglite:/srv/dcdn/sql',
       sqlLimits: { statementTimeoutMs: 5000, maxResultRows: 100_000, maxResultBytes: 16 * 1024 * 1024, maxStatementsPerCall: 1000, maxConcurrentPerHost: 16 },
       pool: { maxInFlightPerHost: 128, maxInFlightPerVolunteer: 16, failureThreshold: 3, penaltyBaseMs: 1000, penaltyMaxMs: 60_000, penaltyDecayMs: 60_000, outcomeWindow: 50, outcomeMinSamples: 10, outcomeMaxExcess: 0.5 },
+      webSockets: { idleTimeoutMs: 300_000, maxMessageBytes: 1024 * 1024, maxPerHost: 512 },
     });
   });
 
@@ -62,15 +64,18 @@ describe('dcdn ingress flags', () => {
       '--max-per-host', '32', '--max-per-volunteer', '4',
       '--failure-threshold', '5', '--penalty-base', '500', '--penalty-max', '30000', '--penalty-decay', '120000',
       '--trusted-proxy', '10.0.0.0/8', '--trusted-proxy', '::1',
+      '--ws-idle-timeout', '60000', '--ws-max-message', '65536', '--ws-max-per-host', '64',
     ]);
     expect(opts).toMatchObject({
       headersTimeoutMs: 3000,
+      webSockets: { idleTimeoutMs: 60_000, maxMessageBytes: 65536, maxPerHost: 64 },
       trustedProxies: ['10.0.0.0/8', '::1'],
       proxy: { headTimeoutMs: 5000, idleTimeoutMs: 7000, minBodyBytesPerSecond: 0, bodyRateGraceMs: 2000, maxBodyBytes: 1048576 },
       pool: { maxInFlightPerHost: 32, maxInFlightPerVolunteer: 4, failureThreshold: 5, penaltyBaseMs: 500, penaltyMaxMs: 30_000, penaltyDecayMs: 120_000 },
     });
     expect(usageError(['--signal', 'http://s:1', '--trusted-proxy', 'proxy.example.net'])).toMatch(/--trusted-proxy takes an address or CIDR/);
     expect(usageError(['--signal', 'http://s:1', '--max-body', '0'])).toMatch(/--max-body must be a whole number >= 1/);
+    expect(usageError(['--signal', 'http://s:1', '--ws-max-message', '0'])).toMatch(/--ws-max-message must be a whole number >= 1/);
   });
 
   it('read what an ingress on its own machine needs: addresses, STUN, timeouts, base domain, public WebSocket URL', () => {

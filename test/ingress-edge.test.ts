@@ -114,7 +114,6 @@ describe('every answer of the ingress itself carries a code', () => {
     ['TRACK (unknown to the parser)', 'TRACK / HTTP/1.1\r\nHost: x\r\n\r\n'],
     ['a made-up method token', 'BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n'],
     ['CONNECT (the ingress is not a forward proxy)', 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n'],
-    ['a WebSocket upgrade to an app', 'GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n'],
   ])('answers 501 INGRESS_NOT_IMPLEMENTED for %s and forwards nothing', async (_what, bytes) => {
     const seen: Parameters<typeof recorder>[0] = [];
     await addHost('refuser', recorder(seen));
@@ -125,6 +124,15 @@ describe('every answer of the ingress itself carries a code', () => {
     expect(seen).toHaveLength(0);
   });
 
+  it('forwards a WebSocket upgrade to the app with `upgrade: websocket`, and its non-101 answer as it is', async () => {
+    const seen: Parameters<typeof recorder>[0] = [];
+    await addHost('ws-refuser', recorder(seen));
+    const r = parseRaw(await raw('GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n'));
+    expect(r.status).toBe(200);
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!.headers).toContainEqual(['upgrade', 'websocket']);
+  });
+
   it.each([
     ['an HTTP/1.1 request without Host (Node would answer a bare 400)', 'GET / HTTP/1.1\r\n\r\n', 400, 'INGRESS_BAD_REQUEST'],
     ['two Host headers', 'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n', 400, 'INGRESS_BAD_REQUEST'],
@@ -132,6 +140,8 @@ describe('every answer of the ingress itself carries a code', () => {
     ['a request line claiming HTTP/2.0', 'GET / HTTP/2.0\r\nHost: x\r\n\r\n', 400, 'INGRESS_BAD_REQUEST'],
     ['an asterisk-form target', 'OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n', 400, 'INGRESS_BAD_REQUEST'],
     ['an Expect other than 100-continue (Node would answer a bare 417)', 'GET / HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\n\r\n', 417, 'INGRESS_EXPECTATION_FAILED'],
+    ['a WebSocket upgrade without a Sec-WebSocket-Key', 'GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n', 400, 'INGRESS_BAD_REQUEST'],
+    ['a WebSocket upgrade of another version', 'GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n', 400, 'INGRESS_BAD_REQUEST'],
     ['an unknown /_dcdn/ endpoint', 'GET /_dcdn/nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 404, 'INGRESS_NOT_FOUND'],
     ['the host endpoint without a WebSocket upgrade (fastify would answer a bare 404)', 'GET /_dcdn/host-ws HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 404, 'INGRESS_NOT_FOUND'],
     ['HEAD on the host endpoint', 'HEAD /_dcdn/host-ws HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 404, 'INGRESS_NOT_FOUND'],

@@ -127,6 +127,43 @@ export interface HeadMessage {
    * it only ever feeds the waterfall (docs/performance.md), never a decision.
    */
   timing?: [handlerStart: number, handlerHead: number];
+  /**
+   * Status 101 only: the port of the accepted WebSocket's server end (websocket-pair.ts),
+   * transferred. Its messages are {@link WsToHost} one way and {@link WsFromHost} the other.
+   */
+  ws?: MessagePort;
+}
+
+/**
+ * Worker → host on a WebSocket's port: a message to send (a string is text, an ArrayBuffer
+ * binary), a close (code 0: none), or the acknowledgement that a received message's listeners
+ * ran (`bytes` as the host counted them: the host's credit goes back to the ingress on it).
+ */
+export type WsToHost = { t: 'send'; data: string | ArrayBuffer } | { t: 'close'; code: number; reason: string } | { t: 'ack'; bytes: number };
+
+/** Host → worker on a WebSocket's port: a message that arrived, the peer's close (1006: lost), an error. */
+export type WsFromHost = { t: 'message'; data: string | ArrayBuffer; bytes: number } | { t: 'close'; code: number; reason: string } | { t: 'error'; message: string };
+
+/** Checks a message from a sandbox's WebSocket port (untrusted, as every worker message). */
+export function parseWsMessage(data: unknown): WsToHost | string {
+  if (typeof data !== 'object' || data === null) return 'not an object';
+  const m = data as Record<string, unknown>;
+  switch (m['t']) {
+    case 'send':
+      if (typeof m['data'] === 'string' || m['data'] instanceof ArrayBuffer) return { t: 'send', data: m['data'] };
+      return 'send with data that is neither a string nor an ArrayBuffer';
+    case 'close': {
+      const code = m['code'];
+      const reason = m['reason'];
+      if (!isCount(code) || (code !== 0 && (code < 1000 || code > 4999))) return 'close with a bad code';
+      if (typeof reason !== 'string' || reason.length > LIMITS.wsReasonLength) return 'close with a bad reason';
+      return { t: 'close', code, reason };
+    }
+    case 'ack':
+      return isCount(m['bytes']) ? { t: 'ack', bytes: m['bytes'] } : 'ack without a count';
+    default:
+      return 'unknown WebSocket message';
+  }
 }
 
 /** The handler failed before producing a head. */
@@ -202,6 +239,11 @@ export function parseWorkerMessage(data: unknown): WorkerMessage | string {
     case 'head': {
       const { id, status, headers, body } = m;
       if (!isCount(id)) return 'head without an id';
+      const ws = m['ws'];
+      if (status === 101) {
+        if (!(ws instanceof MessagePort) || body !== null || !isHeaderList(headers, false)) return 'a 101 head without its WebSocket port';
+        return { t: 'head', id, status, headers, body: null, settled: m['settled'] === true, ws };
+      }
       if (typeof status !== 'number' || !Number.isInteger(status) || status < 200 || status > 599) return `head with status ${String(status)}`;
       // Shape only: a head past the wire's limits is the app's mistake, answered with its code by
       // the runner (app-runner.ts), not a message to drop (the request would hang to its timeout).

@@ -119,6 +119,10 @@ export interface SandboxReply {
    * body would. Later calls do nothing.
    */
   bodyDone(written: boolean): void;
+  /** Status 101: the port of the handler's accepted WebSocket (messages.ts `WsToHost`/`WsFromHost`). */
+  webSocket?: MessagePort;
+  /** With `webSocket`: resolves, with why, when the worker holding its server end is stopped. */
+  workerGone?: Promise<string>;
   /** For a timed request (`SandboxRequest.timed`), when the worker said when; else absent. */
   timing?: SandboxTiming;
 }
@@ -215,6 +219,8 @@ export class Sandbox {
   #generation = 0;
   #nextId = 1;
   readonly #pending = new Map<number, Entry>();
+  /** Accepted WebSockets of the running worker: told when it is stopped (their ports go silent). */
+  readonly #sockets = new Set<(why: string) => void>();
   /**
    * Requests waiting for their head, oldest first. Every request gets the same wall-time limit,
    * so this is also deadline order, and one timer for the oldest serves them all (a timer per
@@ -502,6 +508,8 @@ export class Sandbox {
   }
 
   #stopWorker(): void {
+    for (const gone of [...this.#sockets]) gone(`${this.#label}'s worker was stopped`);
+    this.#sockets.clear();
     clearInterval(this.#heartbeat);
     this.#heartbeat = undefined;
     this.#probing = false;
@@ -517,6 +525,7 @@ export class Sandbox {
     // any other request (another life of this app; other apps have other tables) is ignored.
     if (!entry || entry.worker !== worker) {
       if (message.t === 'head' && message.body instanceof ReadableStream) void message.body.cancel().catch(() => {});
+      if (message.t === 'head') message.ws?.close();
       return;
     }
     if (message.t === 'settled') {
@@ -527,15 +536,16 @@ export class Sandbox {
     if (message.settled) entry.settled = true;
     if (entry.phase !== 'head') {
       if (message.t === 'head' && message.body instanceof ReadableStream) void message.body.cancel().catch(() => {});
+      if (message.t === 'head') message.ws?.close();
       if (message.settled) this.#maybeDone(entry);
       return;
     }
     if (message.t === 'fail') return this.#fail(entry, new SandboxError(message.code, message.message));
     const timing = message.timing ? { handlerStart: message.timing[0], handlerHead: message.timing[1], headInPage: performance.timeOrigin + performance.now() } : undefined;
-    this.#respond(entry, message.status, message.headers, message.body, timing);
+    this.#respond(entry, message.status, message.headers, message.body, timing, message.ws);
   }
 
-  #respond(entry: Entry, status: number, headerList: Array<[string, string]>, body: ReadableStream<unknown> | Uint8Array | null, timing?: SandboxTiming): void {
+  #respond(entry: Entry, status: number, headerList: Array<[string, string]>, body: ReadableStream<unknown> | Uint8Array | null, timing?: SandboxTiming, ws?: MessagePort): void {
     let source: ReadableStream<unknown> | null = null;
     let value: SandboxReply | Response;
     try {
@@ -564,9 +574,15 @@ export class Sandbox {
             guarded.over = true;
             this.#onBodyEnd(entry, written ? BODY_DONE : BODY_CANCELLED);
           },
+          ...(ws ? { webSocket: ws, workerGone: this.#watchSocket(entry) } : {}),
           ...(timing ? { timing } : {}),
         };
       } else {
+        // A page's `fetch()` cannot take a socket: only the wire (fetchRaw) carries WebSockets.
+        if (ws) {
+          ws.close();
+          throw new RangeError('a WebSocket response can only be served over the wire');
+        }
         // Bytes sent whole go through the same guard (and body-end accounting) as a stream would.
         source = body instanceof Uint8Array ? bytesStream(body) : body;
         // An unguarded Headers keeps Set-Cookie, as web-compat.ts does for requests.
@@ -587,6 +603,18 @@ export class Sandbox {
     entry.phase = entry.body ? 'body' : 'over';
     entry.resolve(value);
     this.#maybeDone(entry);
+  }
+
+  /** Resolves, with why, when the worker that accepted a WebSocket is stopped (recycled or closed). */
+  #watchSocket(entry: Entry): Promise<string> {
+    return new Promise<string>((resolve) => {
+      if (!entry.worker || entry.worker !== this.#worker) return resolve(`${this.#label}'s worker is gone`);
+      const gone = (why: string) => {
+        this.#sockets.delete(gone);
+        resolve(why);
+      };
+      this.#sockets.add(gone);
+    });
   }
 
   #onBodyEnd(entry: Entry, end: BodyEnd): void {

@@ -14,6 +14,10 @@ import { SqlDatabase } from '../sql/database.ts';
 import { fixedBody, installResponseShim, makeRequest, responseHeaderList } from '../web-compat.ts';
 import { captureConsole, RequestLogs } from './console-capture.ts';
 import { SourceMap } from './source-map.ts';
+import { runScheduledHandler, type ScheduledModule } from '../scheduled-event.ts';
+// Leaf imports (the index would bundle msgpackr into every worker).
+import { SCHEDULED_METHOD, SCHEDULED_OK_STATUS } from '../../protocol/scheduled-wire.ts';
+import { installWebSocketPair, serverEndOf } from './websocket-pair.ts';
 
 /** What we need of a dedicated worker's global (the project compiles against the DOM lib). */
 interface WorkerScope {
@@ -26,6 +30,7 @@ interface WorkerScope {
 const NativeResponse = globalThis.Response;
 // Before the app loads, so the `Response` it sees keeps Set-Cookie (web-compat.ts).
 installResponseShim();
+installWebSocketPair();
 
 const scope = globalThis as unknown as WorkerScope;
 // The runtime's own complaints go to the real console, not to the app's captured one.
@@ -192,7 +197,9 @@ class WorkerHost {
       case 'cancel':
         return this.#active.get(message.id)?.abort(new DOMException(message.reason, 'AbortError'));
       case 'request':
-        if (this.#app) void this.#serve(this.#app, message);
+        if (!this.#app) return;
+        if (message.method === SCHEDULED_METHOD) void this.#scheduled(this.#app, message);
+        else void this.#serve(this.#app, message);
         return;
       case 'kv-answer':
         return this.#onKvAnswer(message);
@@ -204,6 +211,32 @@ class WorkerHost {
     if (!resolve) return;
     this.#kvCalls.delete(message.id);
     resolve({ status: message.status, headers: message.headers, body: message.body });
+  }
+
+  /** A cron tick (scheduled-event.ts): 204 once the handler and its waitUntil work settled, else the error with its stack. */
+  async #scheduled(app: AppModule, message: RequestMessage): Promise<void> {
+    const { id } = message;
+    this.#active.set(id, new AbortController());
+    let answer: HeadMessage | FailMessage;
+    try {
+      this.#logs.current = id;
+      let pending: Promise<void>;
+      try {
+        pending = runScheduledHandler(app as AppModule & ScheduledModule, message.headers, this.#envFor(id));
+      } finally {
+        this.#logs.current = 0;
+      }
+      await pending;
+      answer = { t: 'head', id, status: SCHEDULED_OK_STATUS, headers: [], body: null };
+    } catch (err) {
+      const text = this.#describeError(err);
+      this.#logs.write('exception', `Uncaught (in scheduled) ${text}`, id);
+      answer = { t: 'fail', id, code: 'HOST_HANDLER_ERROR', message: text };
+    }
+    this.#active.delete(id);
+    this.#logs.end(id);
+    answer.settled = true;
+    this.#post(answer);
   }
 
   async #serve(app: AppModule, message: RequestMessage): Promise<void> {
@@ -256,6 +289,14 @@ class WorkerHost {
       }
       const timing: [number, number] | undefined = message.timed ? [started, performance.timeOrigin + performance.now()] : undefined;
       if (!(response instanceof NativeResponse)) return fail('HOST_BAD_HANDLER_RESPONSE', `fetch() returned ${typeName(response)}, not a Response`);
+      if (response.status === 101) {
+        // A WebSocket (websocket-pair.ts): its server end talks to the host over a port of its own.
+        const server = serverEndOf(response);
+        if (!server) return fail('HOST_BAD_HANDLER_RESPONSE', 'a 101 response needs the client end of a WebSocketPair as its webSocket');
+        const channel = new MessageChannel();
+        server.attach(channel.port1);
+        return reply({ t: 'head', id, status: 101, headers: responseHeaderList(response.headers), body: null, ws: channel.port2 }, [channel.port2]);
+      }
       const noBody = response.body === null || method === 'HEAD' || response.status === 204 || response.status === 304;
       if (noBody) void response.body?.cancel().catch(() => {});
       const fixed = noBody ? null : fixedBody(response);

@@ -55,4 +55,4 @@ export class RedisBus implements NodeBus {
   }
 }
 
-const KNOWN: ReadonlySet<string> = new Set<BusMessage['t']>(['signal', 'unreachable', 'check', 'checked', 'kick', 'drain']);
+const KNOWN: ReadonlySet<string> = new Set<BusMessage['t']>(['signal', 'unreachable', 'check', 'checked', 'kick', 'drain', 'cron', 'cron-result']);

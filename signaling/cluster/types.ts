@@ -84,7 +84,10 @@ export type BusMessage =
   | { v: 1; t: 'check'; id: string; host: string; app: string; config: AppConfig; origin: string }
   | { v: 1; t: 'checked'; id: string; host: string; ok: boolean; error: string; ms: number }
   | { v: 1; t: 'kick'; peer: string; code: SignalingErrorCode; message: string }
-  | { v: 1; t: 'drain'; peer: string; draining: boolean };
+  | { v: 1; t: 'drain'; peer: string; draining: boolean }
+  /** A scheduled run for an ingress of the receiving node (signaling/cron-dispatch.ts); its result goes back to `origin`. */
+  | { v: 1; t: 'cron'; id: string; ingress: string; app: string; cron: string; scheduledTime: number; origin: string }
+  | { v: 1; t: 'cron-result'; id: string; ingress: string; ok: boolean; code: string; error: string; host: string; ms: number };
 
 /** Point-to-point messages between signaling nodes: ordered per (sender, receiver), at most once. */
 export interface NodeBus {

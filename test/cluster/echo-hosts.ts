@@ -7,11 +7,13 @@
  * - it answers any request with JSON `{host, app, url, versions}`; `/slow?ms=N` answers after N ms
  *   (requests in flight at a kill); `/kv/BINDING/KEY` reads the app's KV through its session,
  *   answering 200/404, or 503 with the KV error code in `x-kv-error` ({@link KV_ERROR_HEADER});
- * - it can die like a tab: `destroy()` drops signaling and its sessions without a goodbye.
+ * - it can die like a tab: `destroy()` drops signaling and its sessions without a goodbye;
+ * - it runs scheduled events (cron ticks) by recording them in {@link EchoHosts.scheduled} and
+ *   answering 204, as a tab whose `scheduled()` succeeded.
  */
 import { WebSocket } from 'ws';
 import { NodeWebSocketChannel } from '../../ingress/ws-channel.ts';
-import { parseLinkSignal, Session, SignalingClient, type AppRef, type Stream } from '../../protocol/index.ts';
+import { parseLinkSignal, SCHEDULED_HEADERS, SCHEDULED_METHOD, SCHEDULED_OK_STATUS, Session, SignalingClient, type AppRef, type Stream } from '../../protocol/index.ts';
 import { mintToken } from '../../signaling/index.ts';
 import { capturingWebSocket, type VanishableWebSocket } from './vanishable-ws.ts';
 
@@ -63,6 +65,8 @@ export class EchoHosts {
   readonly hosts = new Map<string, EchoHost>();
   /** Every session any host opened, in order (a re-attachment shows up here). */
   readonly sessionLog: Array<{ host: string; at: number }> = [];
+  /** Every scheduled event any host ran, in order (`controller.cron` and `controller.scheduledTime`). */
+  readonly scheduled: Array<{ host: string; app: string; cron: string; scheduledTime: number }> = [];
   readonly #secret: string;
   readonly #sockets = new Map<string, () => VanishableWebSocket | null>();
 
@@ -94,7 +98,13 @@ export class EchoHosts {
       openSessions: () => [...sessions.values()].filter((s) => !s.session.isClosed).length,
     };
     const serve = (session: Session) => (stream: Stream) => {
-      const { url, app = '' } = stream.request;
+      const { url, app = '', method, headers } = stream.request;
+      if (method === SCHEDULED_METHOD) {
+        const header = (name: string) => headers.find(([n]) => n === name)?.[1] ?? '';
+        this.scheduled.push({ host: options.name, app, cron: header(SCHEDULED_HEADERS.cron), scheduledTime: Number(header(SCHEDULED_HEADERS.scheduledTime)) });
+        stream.respond({ status: SCHEDULED_OK_STATUS, headers: [] }, true);
+        return;
+      }
       // The ingress sends the absolute URL the visitor asked for.
       const parsed = new URL(url, 'http://host.invalid');
       const path = parsed.pathname;
