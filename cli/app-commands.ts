@@ -218,7 +218,7 @@ export async function apps(values: Record<string, unknown>): Promise<number> {
     apps: Array<{
       name: string;
       activeVersion: number;
-      versions: Array<{ version: number; createdAt: string; size: number; message: string; config?: { kv: string[]; volunteers: boolean; require: string[] } }>;
+      versions: Array<{ version: number; createdAt: string; size: number; message: string; config?: { kv: string[]; sql?: string[]; volunteers: boolean; require: string[] } }>;
       secrets: string[];
       cron?: { schedule: string[]; lastRun: CronRunView | null };
       hosts?: Array<{ host: string; version: number; state: string }>;
@@ -242,7 +242,7 @@ export async function apps(values: Record<string, unknown>): Promise<number> {
   for (const a of list) {
     const active = a.versions.find((v) => v.version === a.activeVersion);
     const cfg = active?.config;
-    const extras = [a.secrets.length ? `secrets: ${a.secrets.join(', ')}` : '', cfg?.kv.length ? `kv: ${cfg.kv.join(', ')}` : '', cfg?.volunteers ? 'volunteers' : '', cfg?.require.length ? `requires: ${cfg.require.join(', ')}` : ''].filter(Boolean);
+    const extras = [a.secrets.length ? `secrets: ${a.secrets.join(', ')}` : '', cfg?.kv.length ? `kv: ${cfg.kv.join(', ')}` : '', cfg?.sql?.length ? `sql: ${cfg.sql.join(', ')}` : '', cfg?.volunteers ? 'volunteers' : '', cfg?.require.length ? `requires: ${cfg.require.join(', ')}` : ''].filter(Boolean);
     process.stdout.write(`${a.name}  version ${a.activeVersion} of ${a.versions.length}  (${active?.createdAt ?? '?'})${extras.map((e) => `  ${e}`).join('')}\n`);
     for (const v of a.versions.slice(-5)) process.stdout.write(`    ${v.version === a.activeVersion ? '*' : ' '} v${v.version}  ${v.createdAt}  ${(v.size / 1024).toFixed(1)} KiB  ${v.message}\n`);
     process.stdout.write(`    hosts: ${describeHosts(a.hosts ?? [])}\n`);
