@@ -59,6 +59,8 @@ export interface Summary {
   cpuPerMbWeriftOverNodeDatachannel: number | null;
   e2eRpsWebrtcOverWs: number | null;
   e2eRpsWebrtcOverWorkerd: number | null;
+  /** Hello world at 50 connections answered from the ingress cache, over plain Node. */
+  e2eRpsCachedOverNode: number | null;
   e2eP50OverheadMsVsNode: number | null;
   ingressRssGrowthMbPerGiB: number | null;
   /** The ingress process's CPU µs per hello-world request, werift, 1 tab, 50 connections. */
@@ -87,6 +89,7 @@ const GOALS: Record<GoalKey, { what: string; goal: string; ok: (v: number) => bo
   cpuPerMbWeriftOverNodeDatachannel: { what: 'Node CPU per MB, werift / node-datachannel', goal: '<= 2', ok: (v) => v <= 2 },
   e2eRpsWebrtcOverWs: { what: 'hello req/s at 50 conns, dcdn werift / dcdn WebSocket', goal: '>= 0.95', ok: (v) => v >= 0.95 },
   e2eRpsWebrtcOverWorkerd: { what: 'hello req/s at 50 conns, dcdn werift / workerd', goal: '>= 0.5', ok: (v) => v >= 0.5 },
+  e2eRpsCachedOverNode: { what: 'hello req/s at 50 conns, dcdn cache HIT / plain Node', goal: '>= 1.0', ok: (v) => v >= 1.0 },
   e2eP50OverheadMsVsNode: { what: 'p50 at 1 conn, dcdn werift minus plain Node (ms)', goal: '<= 0.6', ok: (v) => v <= 0.6 },
   ingressRssGrowthMbPerGiB: { what: 'ingress RSS growth per GiB streamed (MiB)', goal: '<= 64', ok: (v) => v <= 64 },
   ingressCpuUsPerRequest: { what: 'ingress CPU per request at 50 conns, werift (µs)', goal: '<= 40', ok: (v) => v <= 40 },
@@ -231,6 +234,7 @@ export function summarise(channel?: ChannelFigures, http?: Record<string, HttpFi
     cpuPerMbWeriftOverNodeDatachannel: ratio(cpu(werift), cpu(ndc)),
     e2eRpsWebrtcOverWs: ratio(e2e('werift-1')?.c50Rps, e2e('ws-1')?.c50Rps),
     e2eRpsWebrtcOverWorkerd: ratio(e2e('werift-1')?.c50Rps, e2e('workerd')?.c50Rps),
+    e2eRpsCachedOverNode: ratio(e2e('cached')?.c50Rps, e2e('node')?.c50Rps),
     e2eP50OverheadMsVsNode: e2e('werift-1')?.c1P50Ms != null && e2e('node')?.c1P50Ms != null ? e2e('werift-1')!.c1P50Ms! - e2e('node')!.c1P50Ms! : null,
     ingressRssGrowthMbPerGiB: memory?.growthMiBPerGiB ?? null,
     ingressCpuUsPerRequest: e2e('werift-1')?.c50CpuUsPerRequest ?? null,

@@ -14,6 +14,8 @@ export interface TargetSpec {
   hosts?: number;
   /** false: the ingress without Prometheus metrics (bench/observe.ts). Default on. */
   metrics?: boolean;
+  /** The app's hello world is cacheable: the ingress cache answers it (bench/cached-app.ts). */
+  cached?: boolean;
   /** More host page parameters (browser-host/main.ts), e.g. `sandbox=0`, for A/B measurements. */
   hostQuery?: string;
 }
@@ -21,6 +23,8 @@ export interface TargetSpec {
 export const TARGETS: readonly TargetSpec[] = [
   { key: 'node', label: 'Node http (floor)', kind: 'node' },
   { key: 'workerd', label: 'workerd', kind: 'workerd' },
+  // The hello world answered from the ingress's cache: a hit never reaches the tab.
+  { key: 'cached', label: 'dcdn cached (ingress cache HIT)', kind: 'dcdn', transport: 'webrtc', rtc: 'werift', hosts: 1, cached: true },
   ...[1, 2].flatMap((hosts) => [
     { key: `werift-${hosts}`, label: `dcdn werift, ${hosts} tab${hosts > 1 ? 's' : ''}`, kind: 'dcdn', transport: 'webrtc', rtc: 'werift', hosts } as const,
     { key: `ndc-${hosts}`, label: `dcdn node-datachannel, ${hosts} tab${hosts > 1 ? 's' : ''}`, kind: 'dcdn', transport: 'webrtc', rtc: 'node-datachannel', hosts } as const,
@@ -46,7 +50,7 @@ export async function startTarget(spec: TargetSpec, options: { cpuProfDir?: stri
   const child =
     spec.kind === 'node'
       ? spawnScript(spec.key, './servers/node-http.ts', ['--exit-with-parent'])
-      : spawnScript(spec.key, './servers/dcdn.ts', ['--hosts', String(spec.hosts), '--transport', spec.transport!, '--rtc', spec.rtc ?? 'werift', '--metrics', spec.metrics === false ? 'off' : 'on', ...(spec.hostQuery ? ['--host-query', spec.hostQuery] : []), '--exit-with-parent'], { nodeArgs, readyTimeoutMs: 90_000 });
+      : spawnScript(spec.key, './servers/dcdn.ts', ['--hosts', String(spec.hosts), '--transport', spec.transport!, '--rtc', spec.rtc ?? 'werift', '--metrics', spec.metrics === false ? 'off' : 'on', ...(spec.cached ? ['--cached'] : []), ...(spec.hostQuery ? ['--host-query', spec.hostQuery] : []), '--exit-with-parent'], { nodeArgs, readyTimeoutMs: 90_000 });
   let ready: Record<string, unknown>;
   try {
     ready = await child.ready;

@@ -129,6 +129,25 @@ const commands: Record<string, Command> = {
     run: async (v) => (await import('./sql-command.ts')).sql(v as never),
   },
 
+  cache: {
+    positionals: true,
+    summary: "purge an app's responses from every ingress's HTTP cache",
+    usage: 'dcdn cache purge APP [--prefix /PATH] [--ingress URL]... [--signal URL] [--token T]',
+    description:
+      'Drops the responses the ingresses hold in their HTTP caches for APP (all, or those whose path\n' +
+      'starts with --prefix), on every ingress signaling knows or each --ingress. A deploy or rollback\n' +
+      'purges its app by itself; this is for content that changed without one (docs/cache.md).\n' +
+      'Needs an operator token.',
+    flags: {
+      prefix: { type: 'string', help: 'only paths starting with this, e.g. /images/' },
+      ingress: { type: 'string', multiple: true, help: 'an ingress to purge, e.g. http://127.0.0.1:8080 (repeatable; default: every ingress signaling knows)' },
+      signal: { type: 'string', short: 's', help: 'signaling address, to find the ingresses (default: the local dcdn up)' },
+      token: { type: 'string', help: 'operator token (else DCDN_TOKEN, one minted from DCDN_SECRET, or the local state)' },
+      help,
+    },
+    run: async (v) => (await import('./cache-command.ts')).cache(v),
+  },
+
   deploy: {
     positionals: true,
     summary: 'bundle an app (npm imports included) and deploy it as a new version',

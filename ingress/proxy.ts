@@ -83,6 +83,45 @@ export interface ProxyCluster {
 }
 
 /**
+ * The HTTP cache's part in a request (ingress/cache/); absent when the cache is off. The proxy
+ * asks it once the request is routed, and tells it the host's head, body and failures.
+ */
+export interface ProxyCache {
+  /**
+   * The cache's say on a routed request: null when it answered the client itself (a hit), else
+   * the exchange to forward with. A promise while the request waits for another that fetches
+   * the same response (coalescing).
+   */
+  begin(r: { app: string; url: string; req: IncomingMessage; res: ServerResponse; headers: HeaderList }): CacheExchange | null | Promise<CacheExchange | null>;
+}
+
+/** One forwarded request as the cache sees it. */
+export interface CacheExchange {
+  /** The headers to send the host (validators added or the client's removed). */
+  readonly headers: HeaderList;
+  /** The `dcdn-cache` value of this request's answers (MISS or BYPASS). */
+  readonly label: string;
+  /**
+   * The host's head. 'answered' when the cache answered the client from what it holds (a 304
+   * confirming a stored response, or a stale one under stale-if-error); else where the body is
+   * to be copied (null: it is not stored).
+   */
+  onHead(status: number, headers: HeaderList): 'answered' | CacheSink | null;
+  /** The exchange failed before a head; true when a stored response answered instead (stale-if-error). */
+  onError(code: ErrorCode): boolean;
+  /** The exchange is over, however it ended (called once, after the sink's end or abort). */
+  done(): void;
+}
+
+/** Takes a copy of a response body as it streams to the client. */
+export interface CacheSink {
+  write(chunk: Uint8Array): void;
+  end(): void;
+  /** The response was cut: nothing is stored. */
+  abort(): void;
+}
+
+/**
  * Forwards one HTTP request to a host and streams the answer back.
  *
  * Status mapping (the only place it happens, via `sendError`):
@@ -127,6 +166,9 @@ export class ProxyRequest {
   #bytesIn = 0;
   #bytesOut = 0;
   #finished = false;
+  readonly #cache: ProxyCache | undefined;
+  #exchange: CacheExchange | null = null;
+  #sink: CacheSink | null = null;
   #resolve!: () => void;
   readonly done: Promise<void>;
 
@@ -135,8 +177,9 @@ export class ProxyRequest {
    * `dcdn-request-id` and `traceparent`, replacing whatever the client sent under those names.
    * @param cluster In a cluster: the `dcdn-via` name and the hand-off to peers.
    */
-  constructor(req: IncomingMessage, res: ServerResponse, pool: HostPool, opts: ProxyOptions, events: ProxyEvents, trace?: RequestTrace, cluster?: ProxyCluster) {
+  constructor(req: IncomingMessage, res: ServerResponse, pool: HostPool, opts: ProxyOptions, events: ProxyEvents, trace?: RequestTrace, cluster?: ProxyCluster, cache?: ProxyCache) {
     this.#cluster = cluster;
+    this.#cache = cache;
     this.#req = req;
     this.#res = res;
     this.#pool = pool;
@@ -198,8 +241,25 @@ export class ProxyRequest {
       if (!this.#finished) this.#cancel('PROTO_CANCELLED', 'the client went away');
     });
     req.on('error', () => this.#cancel('PROTO_CANCELLED', 'the client connection failed'));
-    this.#attempt();
+    if (!this.#cache) {
+      this.#attempt();
+      return this.done;
+    }
+    const decided = this.#cache.begin({ app: this.#app, url: this.#url, req, res: this.#res, headers: this.#headers });
+    if (decided instanceof Promise) decided.then((ex) => this.#withCache(ex), () => this.#withCache(null));
+    else this.#withCache(decided);
     return this.done;
+  }
+
+  /** Forwards with the cache's exchange, or ends here when the cache answered. */
+  #withCache(exchange: CacheExchange | null): void {
+    // The client left while the request waited: an exchange made for it still has to end, or
+    // the requests waiting behind it would wait for nothing.
+    if (this.#finished) return exchange?.done();
+    if (!exchange) return this.#finish();
+    this.#exchange = exchange;
+    this.#headers = exchange.headers;
+    this.#attempt();
   }
 
   #validate(): [ErrorCode, string] | null {
@@ -448,7 +508,16 @@ export class ProxyRequest {
     }
     const res = this.#res;
     const expected = declaredLength(headers);
+    const cached = this.#exchange?.onHead(status, headers);
+    if (cached === 'answered') {
+      this.#pool.reportSuccess(host, this.#app);
+      this.#finish();
+      if (!stream.closed) stream.reset('PROTO_CANCELLED', 'the cache answered from what it holds');
+      return;
+    }
+    this.#sink = cached ?? null;
     const extra: Array<[string, string]> = [['dcdn-host', host.name], ['dcdn-transport', host.transport]];
+    if (this.#exchange) extra.push(['dcdn-cache', this.#exchange.label]);
     if (this.#cluster) extra.push(['dcdn-via', this.#cluster.via]);
     if (this.#trace) extra.push([REQUEST_ID_HEADER, this.#trace.requestId]);
     try {
@@ -475,6 +544,7 @@ export class ProxyRequest {
       }
       this.#armIdle('response');
       this.#bytesOut += chunk.byteLength;
+      this.#sink?.write(chunk);
       // Credit goes back to the host only once the client's socket has taken the bytes.
       if (res.write(chunk)) {
         stream.consume(chunk.byteLength);
@@ -496,6 +566,8 @@ export class ProxyRequest {
         return this.#fail('INGRESS_BAD_RESPONSE', 'body shorter than content-length');
       }
       this.#pool.reportSuccess(host, this.#app);
+      this.#sink?.end();
+      this.#sink = null;
       this.#finish();
       res.end();
       this.#events.timing?.ended(res);
@@ -533,6 +605,8 @@ export class ProxyRequest {
    */
   #completeByLength(stream: Stream, host: HostConnection, bodyless: boolean): void {
     this.#pool.reportSuccess(host, this.#app);
+    this.#sink?.end();
+    this.#sink = null;
     this.#finish();
     this.#res.end();
     this.#events.timing?.ended(this.#res);
@@ -623,9 +697,11 @@ export class ProxyRequest {
 
   #fail(code: ErrorCode, message: string, extra?: Record<string, string>): void {
     if (this.#finished) return;
+    if (!this.#res.headersSent && this.#exchange?.onError(code)) return this.#finish();
     this.#errorCode = code;
     const host = this.#host;
     const headers: Record<string, string> = { ...extra };
+    if (this.#cache) headers['dcdn-cache'] = this.#exchange?.label ?? 'BYPASS';
     if (host) {
       headers['dcdn-host'] = host.name;
       headers['dcdn-transport'] = host.transport;
@@ -638,6 +714,10 @@ export class ProxyRequest {
   #finish(): void {
     if (this.#finished) return;
     this.#finished = true;
+    // Still copying a body: the response was cut, so there is nothing whole to store.
+    this.#sink?.abort();
+    this.#sink = null;
+    this.#exchange?.done();
     clearTimeout(this.#headTimer);
     clearTimeout(this.#idleTimer);
     this.#release();

@@ -4,7 +4,7 @@ import { createServer, METHODS, type IncomingMessage, type ServerResponse } from
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
-import { DcdnError, ERRORS, WS_MAX_MESSAGE_SIZE, type ErrorCode, type SessionOptions } from '../protocol/index.ts';
+import { CACHE_PATH_PREFIX, DcdnError, ERRORS, WS_MAX_MESSAGE_SIZE, type ErrorCode, type SessionOptions } from '../protocol/index.ts';
 import { codeForStatus, endLingering, isLingering, rawErrorResponse, sendError } from './error-response.ts';
 import { trustedProxyMatcher } from './http-headers.ts';
 import { AppRouter, type AppRouterOptions } from './app-router.ts';
@@ -36,6 +36,7 @@ import { MAX_URL, registerTail, TailHub, type TailEvent, type TailOptions } from
 import { RequestLogBook, type RequestLogOptions } from './request-logs.ts';
 import { RequestTiming } from './request-timing.ts';
 import { OtlpExporter, type OtlpOptions } from './otlp.ts';
+import { CacheApiService, HttpCache, originFetch, registerCacheMetrics, registerCachePurge, type HttpCacheOptions } from './cache/index.ts';
 
 export type Log = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 
@@ -140,6 +141,12 @@ export interface IngressOptions {
   /** Statement timeout, result rows and bytes, statements per call, calls per host (docs/sql.md). */
   sqlLimits?: Partial<SqlLimits>;
   /**
+   * The HTTP cache in front of the apps and behind their Cache API (cache/, docs/cache.md):
+   * `maxBytes` (`--cache-size`, default 256 MiB, 0 turns it off), `maxEntryBytes`
+   * (`--cache-max-entry`, default 8 MiB), `passTtlMs`.
+   */
+  cache?: Partial<HttpCacheOptions>;
+  /**
    * Prometheus metrics (metrics.ts, docs/observability.md): served at `/_dcdn/metrics` to
    * callers `authorize` accepts, and at `/metrics` on `listen` when given. Default: collected,
    * served to nobody until one of the two is set.
@@ -179,6 +186,8 @@ export interface Ingress {
   readonly kv: KvService | null;
   /** Serves handlers' SQL calls, when a store was given. */
   readonly sql: SqlService | null;
+  /** The HTTP cache (off when its size is 0). */
+  readonly cache: HttpCache;
   /** The Prometheus metrics; null with `metrics.enabled: false`. */
   readonly metrics: IngressMetrics | null;
   /** `dcdn tail`'s subscribers. */
@@ -272,6 +281,10 @@ export function createIngress(options: IngressOptions): Ingress {
         ...(metrics ? { oncall: (mode: string, code: string | null, seconds: number) => metrics.sql(mode, code, seconds) } : {}),
       })
     : null;
+
+  const cache = new HttpCache(options.cache, originFetch(pool, router, proxyOpts), log);
+  const cacheApi = new CacheApiService(cache, options.kvIdleTimeoutMs);
+  if (metrics) registerCacheMetrics(metrics.registry, cache, cacheApi);
 
   const app = Fastify({
     logger: false,
@@ -372,6 +385,7 @@ export function createIngress(options: IngressOptions): Ingress {
     );
     registerTail(scoped, tail, options.authorizeOperator);
   });
+  registerCachePurge(app, cache, options.authorizeOperator);
 
   registerSqlAdmin(app, sql, options.authorizeOperator);
 
@@ -404,6 +418,7 @@ export function createIngress(options: IngressOptions): Ingress {
       // shared: every ingress reads the same data (Redis); a SQLite file is this ingress's alone.
       kv: kv ? { store: kv.store.kind, shared: kv.store.kind !== 'sqlite', ...kv.stats } : null,
       sql: sql ? { store: sql.store.kind, shared: sql.store.kind !== 'pglite', ...sql.stats } : null,
+      cache: { ...cache.store.stats, maxBytes: cache.store.maxBytes, ...cache.stats },
       appFailures: pool.appFailures(),
       hosts,
       // Hosts signaling lists, attached here or not (cluster mode attaches only those placed here).
@@ -495,6 +510,7 @@ export function createIngress(options: IngressOptions): Ingress {
       },
       trace,
       cluster,
+      cache,
     );
     inflight.add(proxied);
     res.once('close', () => {
@@ -579,6 +595,7 @@ export function createIngress(options: IngressOptions): Ingress {
     webSockets,
     kv,
     sql,
+    cache,
     metrics,
     tail,
     otlp,
@@ -639,24 +656,29 @@ export function createIngress(options: IngressOptions): Ingress {
         // maxIncomingStreams counts the streams a host opens: its KV operations.
         session: { maxIncomingStreams: options.kvMaxConcurrentPerHost ?? 64, ...options.session },
         ...(metrics ? { onSessionEvent: (event: 'opened' | 'failed' | 'fallback', transport: string) => metrics.session(event, transport) } : {}),
-        ...(kv || sql
-          ? {
-              onHostStream: (stream, host) => {
-                const traits = pool.get(host.id)?.traits;
-                // A host may touch the data of the apps it may serve, and no other.
-                const caller = { host: host.name, mayUse: (name: string) => traits !== undefined && apps.has(name) && mayServe(traits, apps.get(name)) };
-                if (stream.request.url.startsWith('/sql/')) {
-                  if (sql) void sql.serve(stream, caller);
-                  else stream.reset('SQL_NOT_CONFIGURED', 'D1_ERROR: this ingress has no SQL store');
-                } else if (kv) void kv.serve(stream, caller);
-                else stream.reset('KV_NOT_CONFIGURED', 'this ingress has no KV store');
-              },
-            }
-          : {}),
+        onHostStream: (stream, host) => {
+          const traits = pool.get(host.id)?.traits;
+          // A host may touch the data and caches of the apps it may serve, and no other.
+          const caller = { host: host.name, mayUse: (name: string) => traits !== undefined && apps.has(name) && mayServe(traits, apps.get(name)) };
+          if (stream.request.url.startsWith(CACHE_PATH_PREFIX)) return void cacheApi.serve(stream, caller);
+          if (stream.request.url.startsWith('/sql/')) {
+            if (!sql) return stream.reset('SQL_NOT_CONFIGURED', 'D1_ERROR: this ingress has no SQL store');
+            return void sql.serve(stream, caller);
+          }
+          if (!kv) return stream.reset('KV_NOT_CONFIGURED', 'this ingress has no KV store');
+          void kv.serve(stream, caller);
+        },
       };
       connector = new HostConnector(pool, tickets, connectorOpts, hostLog);
       connector.onapps = (list) => {
-        apps = new Map(list.map((a) => [a.name, a]));
+        // A deploy or rollback changes what the app answers: what the cache holds of it goes.
+        const next = new Map(list.map((a) => [a.name, a]));
+        for (const [appName, before] of apps) {
+          if (next.get(appName)?.version === before.version) continue;
+          const purged = cache.purge(appName);
+          if (purged > 0) log('info', 'cache purged for a new version', { app: appName, purged });
+        }
+        apps = next;
         router.setApps(list);
         log('info', 'apps', { apps: list.map((a) => `${a.name}@${a.version}`).join(',') || 'none' });
       };

@@ -135,6 +135,12 @@ export const ERRORS = {
   SQL_NOT_CONFIGURED: { status: 503, retryable: false, blame: 'operator', summary: 'the ingress that received the call has no SQL store' },
   SQL_STORE_UNAVAILABLE: { status: 503, retryable: true, blame: 'sql-store', summary: 'the SQL backend (embedded PGlite or Postgres) failed or is unreachable' },
 
+  // Cache: handlers' Cache API (caches.default, caches.open(name)); the call rejects with an
+  // Error whose `code` is one of these (docs/cache.md).
+  CACHE_BAD_REQUEST: { status: 400, retryable: false, blame: 'app', summary: 'the Cache API operation was malformed: a cache name of 1 to 256 characters and an absolute http(s) URL' },
+  CACHE_ENTRY_TOO_LARGE: { status: 413, retryable: false, blame: 'app', summary: "the response is larger than the ingress cache's per-entry limit (--cache-max-entry, 8 MiB by default), or than it has room for" },
+  CACHE_FORBIDDEN: { status: 403, retryable: false, blame: 'host', summary: 'this host may not use the caches of the app it named' },
+
   // Signaling: the control plane. `closeCode` is the WebSocket close code (RFC 6455 §7.4.1)
   // used when the error ends a signaling connection.
   SIG_TOKEN_MISSING: { status: 401, retryable: false, blame: 'client', summary: 'no token: pass ?token= or Authorization: Bearer' },

@@ -51,6 +51,7 @@ describe('dcdn ingress flags', () => {
       kvLimits: { minTtlSeconds: 60 },
       sqlStore: 'pglite:/srv/dcdn/sql',
       sqlLimits: { statementTimeoutMs: 5000, maxResultRows: 100_000, maxResultBytes: 16 * 1024 * 1024, maxStatementsPerCall: 1000, maxConcurrentPerHost: 16 },
+      cache: { maxBytes: 256 * 1024 * 1024, maxEntryBytes: 8 * 1024 * 1024, passTtlMs: 30_000 },
       pool: { maxInFlightPerHost: 128, maxInFlightPerVolunteer: 16, failureThreshold: 3, penaltyBaseMs: 1000, penaltyMaxMs: 60_000, penaltyDecayMs: 60_000, outcomeWindow: 50, outcomeMinSamples: 10, outcomeMaxExcess: 0.5 },
       webSockets: { idleTimeoutMs: 300_000, maxMessageBytes: 1024 * 1024, maxPerHost: 512 },
     });
@@ -76,6 +77,12 @@ describe('dcdn ingress flags', () => {
     expect(usageError(['--signal', 'http://s:1', '--trusted-proxy', 'proxy.example.net'])).toMatch(/--trusted-proxy takes an address or CIDR/);
     expect(usageError(['--signal', 'http://s:1', '--max-body', '0'])).toMatch(/--max-body must be a whole number >= 1/);
     expect(usageError(['--signal', 'http://s:1', '--ws-max-message', '0'])).toMatch(/--ws-max-message must be a whole number >= 1/);
+  });
+
+  it('read the cache size and entry cap in bytes or with units, 0 turning the cache off', () => {
+    expect(ingress(['--signal', 'http://s:1', '--cache-size', '4MiB', '--cache-max-entry', '65536', '--cache-pass-ttl', '0'])).toMatchObject({ cache: { maxBytes: 4 * 1024 * 1024, maxEntryBytes: 65536, passTtlMs: 0 } });
+    expect(ingress(['--signal', 'http://s:1', '--cache-size', '0'])).toMatchObject({ cache: { maxBytes: 0 } });
+    expect(usageError(['--signal', 'http://s:1', '--cache-size', 'lots'])).toMatch(/--cache-size takes a size/);
   });
 
   it('read what an ingress on its own machine needs: addresses, STUN, timeouts, base domain, public WebSocket URL', () => {

@@ -18,6 +18,8 @@ import { offererFactory, type RtcBackend } from '../../ingress/index.ts';
 import { mintToken } from '../../signaling/index.ts';
 
 const APP = fileURLToPath(new URL('../bench-app.ts', import.meta.url));
+/** `--cached`: the hello world says `public, max-age=60`, so the ingress cache answers it. */
+const CACHED_APP = fileURLToPath(new URL('../cached-app.ts', import.meta.url));
 const { values } = parseArgs({
   options: {
     hosts: { type: 'string', default: '1' },
@@ -26,6 +28,7 @@ const { values } = parseArgs({
     'exit-with-parent': { type: 'boolean', default: false },
     /** `off` builds the ingress without Prometheus metrics: the baseline of their cost. */
     metrics: { type: 'string', default: 'on' },
+    cached: { type: 'boolean', default: false },
     /** More host page parameters, e.g. `sandbox=0` (apps in the page: a measurement of the sandbox hop only). */
     'host-query': { type: 'string', default: '' },
   },
@@ -67,7 +70,7 @@ if (values['exit-with-parent']) {
   });
 }
 
-network = await startNetwork({ hosts, app: APP, ...(values['host-query'] ? { launch: { hostQuery: values['host-query'] } } : {}), ingress: { name: 'bench-ingress', transport, rtcBackend, metrics: { enabled: values.metrics !== 'off' } }, log });
+network = await startNetwork({ hosts, app: values.cached ? CACHED_APP : APP, ...(values['host-query'] ? { launch: { hostQuery: values['host-query'] } } : {}), ingress: { name: 'bench-ingress', transport, rtcBackend, metrics: { enabled: values.metrics !== 'off' } }, log });
 const { ingress, browser } = network;
 const connected = () => ingress.pool.list().filter((h) => h.transport === transport).length;
 const transports = ingress.pool.list().map((h) => h.transport);

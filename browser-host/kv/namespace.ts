@@ -14,6 +14,7 @@
 // A leaf import, not protocol/index.ts: this file is bundled into sandbox workers, and the index
 // would pull msgpackr in with it. test/boundaries.test.ts allows it by name.
 import { KV_HEADERS } from '../../protocol/kv-wire.ts';
+import { MIN_CACHE_TTL_SECONDS, type KvReadCache } from './read-cache.ts';
 
 /** One KV operation on its way to the ingress. Bodies are bytes when small, else a stream. */
 export interface KvCall {
@@ -87,10 +88,13 @@ export class KvError extends Error {
 export class KvNamespace {
   readonly #binding: string;
   readonly #send: KvTransport;
+  readonly #reads: KvReadCache | null;
 
-  constructor(binding: string, transport: KvTransport) {
+  /** @param reads Where gets with `cacheTtl` keep their copies (read-cache.ts); without it, cacheTtl is ignored. */
+  constructor(binding: string, transport: KvTransport, reads: KvReadCache | null = null) {
     this.#binding = binding;
     this.#send = transport;
+    this.#reads = reads;
   }
 
   /**
@@ -113,12 +117,23 @@ export class KvNamespace {
   /** The value and its metadata; both null when there is no such key. */
   async getWithMetadata<M = unknown>(key: string, options?: KvGetOptions): Promise<{ value: unknown; metadata: M | null; cacheStatus: null }> {
     const type = valueType(options);
+    const ttl = typeof options === 'object' ? options.cacheTtl : undefined;
+    if (ttl !== undefined && !(Number.isFinite(ttl) && ttl >= MIN_CACHE_TTL_SECONDS)) throw new KvError('KV_BAD_REQUEST', 400, `cacheTtl is at least ${MIN_CACHE_TTL_SECONDS} seconds`);
+    const reads = ttl !== undefined ? this.#reads : null;
+    const copy = reads?.get(this.#binding, key);
+    if (copy) {
+      if (copy.value === null) return { value: null, metadata: null, cacheStatus: null };
+      return { value: await decode(copy.value.slice(), type), metadata: copy.metadata === undefined ? null : (JSON.parse(copy.metadata) as M), cacheStatus: null };
+    }
     const answer = await this.#call('GET', key, { method: 'GET', path: this.#keyPath(key), headers: [], body: null });
     if (answer.status === 404) {
       await discard(answer.body);
+      reads?.set(this.#binding, key, null, undefined, ttl!);
       return { value: null, metadata: null, cacheStatus: null };
     }
     const meta = header(answer, KV_HEADERS.metadata);
+    // Only values that came whole (small) are kept: a streamed one was never held.
+    if (reads && answer.body instanceof Uint8Array) reads.set(this.#binding, key, answer.body.slice(), meta, ttl!);
     const metadata = meta === undefined ? null : (JSON.parse(meta) as M);
     return { value: await decode(answer.body, type), metadata, cacheStatus: null };
   }
@@ -139,12 +154,14 @@ export class KvNamespace {
       headers.push([KV_HEADERS.metadata, json]);
     }
     const body = toBody(value);
+    this.#reads?.delete(this.#binding, key);
     const answer = await this.#call('PUT', key, { method: 'PUT', path: this.#keyPath(key), headers, body });
     await discard(answer.body);
   }
 
   /** Removes `key`; no error when it does not exist. */
   async delete(key: string): Promise<void> {
+    this.#reads?.delete(this.#binding, key);
     const answer = await this.#call('DELETE', key, { method: 'DELETE', path: this.#keyPath(key), headers: [], body: null });
     await discard(answer.body);
   }

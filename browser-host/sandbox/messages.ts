@@ -15,6 +15,7 @@
 // A leaf import, not protocol/index.ts: this file is bundled into every sandbox worker, and the
 // index would pull msgpackr in with it (7 KB -> 47 KB). test/boundaries.test.ts allows it by name.
 import { LIMITS } from '../../protocol/frames.ts';
+import { CACHE_PATH_PREFIX } from '../../protocol/cache-wire.ts';
 import type { SandboxLogLevel } from './console-capture.ts';
 
 /** The codes a worker may report for one of its requests. Anything else is a protocol violation. */
@@ -182,7 +183,10 @@ export interface SettledMessage {
   id: number;
 }
 
-/** A KV operation of the app's (browser-host/kv/namespace.ts); the host stamps the app's name on it. */
+/**
+ * A KV operation of the app's (browser-host/kv/namespace.ts), or a Cache API one (path
+ * `/cache/…`, browser-host/cache/cache-storage.ts); the host stamps the app's name on it.
+ */
 export interface KvCallMessage {
   t: 'kv';
   id: number;
@@ -261,7 +265,7 @@ export function parseWorkerMessage(data: unknown): WorkerMessage | string {
       // SQL calls (browser-host/sql/database.ts) travel the same way: POST /sql/BINDING.
       const sqlCall = method === 'POST' && typeof path === 'string' && path.startsWith('/sql/');
       if (typeof method !== 'string' || (!KV_METHODS.has(method) && !sqlCall)) return 'kv with an unknown method';
-      if (typeof path !== 'string' || (!path.startsWith('/kv/') && !sqlCall) || path.length > LIMITS.urlLength) return 'kv with a bad path';
+      if (typeof path !== 'string' || !(path.startsWith('/kv/') || path.startsWith(CACHE_PATH_PREFIX) || sqlCall) || path.length > LIMITS.urlLength) return 'kv with a bad path';
       if (!isHeaderList(headers, true)) return 'kv with malformed headers';
       if (body !== null && !(body instanceof ReadableStream) && !(body instanceof Uint8Array)) return 'kv with a body that is neither bytes nor a ReadableStream';
       return { t: 'kv', id, via, method: method as KvCallMessage['method'], path, headers, body };

@@ -19,6 +19,7 @@ import { SandboxError } from './errors.ts';
 import { ResponseBodyGuard, type BodyEnd } from './response-body.ts';
 import { SandboxWorker, type RequestReply } from './sandbox-worker.ts';
 import type { KvCallMessage, LogMessage } from './messages.ts';
+import { CACHE_PATH_PREFIX } from '../../protocol/index.ts';
 import { kvErrorAnswer, type KvAnswer } from '../kv/namespace.ts';
 import type { KvRouter } from '../app-runtime.ts';
 import { LogBudget, type Session } from '../../protocol/index.ts';
@@ -482,8 +483,10 @@ export class Sandbox {
     const kv = this.#options.kv;
     const isSql = call.path.startsWith('/sql/');
     const binding = call.path.slice(isSql ? 5 : 4).split(/[/?]/)[0] ?? '';
+    // Cache API calls (`/cache/…`) need no binding: every app has `caches`.
+    const isCache = call.path.startsWith(CACHE_PATH_PREFIX);
     if (isSql && (!kv || !(kv.sql ?? []).includes(binding))) return reply(kvErrorAnswer('SQL_UNKNOWN_BINDING', 404, `D1_ERROR: ${this.appName} has no SQL binding ${JSON.stringify(binding.slice(0, 64))}`));
-    if (!kv || (!isSql && !kv.bindings.includes(binding))) return reply(kvErrorAnswer('KV_UNKNOWN_BINDING', 404, `${this.appName} has no KV binding ${JSON.stringify(binding.slice(0, 64))}`));
+    if (!kv || (!isSql && !isCache && !kv.bindings.includes(binding))) return reply(kvErrorAnswer('KV_UNKNOWN_BINDING', 404, `${this.appName} has no KV binding ${JSON.stringify(binding.slice(0, 64))}`));
     const body = call.body instanceof ReadableStream ? bytesOnly(call.body) : call.body;
     const from = this.#pending.get(call.via);
     const via = from?.worker === worker ? from.session : null;

@@ -11,6 +11,8 @@ import { describeError } from './errors.ts';
 import { MAX_BATCH, type BatchMessage, type FailMessage, type HeadMessage, type HostMessage, type InitMessage, type KvAnswerMessage, type RequestMessage, type WorkerFailureCode, type WorkerMessage } from './messages.ts';
 import { KvNamespace, type KvAnswer, type KvCall } from '../kv/namespace.ts';
 import { SqlDatabase } from '../sql/database.ts';
+import { CacheStorage } from '../cache/cache-storage.ts';
+import { KvReadCache } from '../kv/read-cache.ts';
 import { fixedBody, installResponseShim, makeRequest, responseHeaderList } from '../web-compat.ts';
 import { captureConsole, RequestLogs } from './console-capture.ts';
 import { SourceMap } from './source-map.ts';
@@ -50,6 +52,8 @@ class WorkerHost {
   /** KV calls waiting for the host's answer. */
   readonly #kvCalls = new Map<number, (answer: KvAnswer) => void>();
   #nextKvId = 1;
+  /** Copies of KV reads made with `cacheTtl`, this app's own (kv/read-cache.ts). */
+  readonly #kvReads = new KvReadCache();
   #app: AppModule | null = null;
   /** The app module's blob: URL, as its stack frames name it. */
   #appUrl = '';
@@ -76,7 +80,7 @@ class WorkerHost {
     const transport = (call: KvCall) => this.#kv(call, requestId);
     return {
       ...this.#init.env,
-      ...Object.fromEntries(this.#init.kv.map((name) => [name, new KvNamespace(name, transport)])),
+      ...Object.fromEntries(this.#init.kv.map((name) => [name, new KvNamespace(name, transport, this.#kvReads)])),
       ...Object.fromEntries(sql.map((name) => [name, new SqlDatabase(name, transport)])),
     };
   }
@@ -115,6 +119,9 @@ class WorkerHost {
 
   async start(): Promise<void> {
     this.#captureLogs();
+    // Before the app loads, as in Workers: `caches` is a global. Its calls name no request (a
+    // global cannot know which one is running), so they go over any session the tab has.
+    Object.defineProperty(globalThis, 'caches', { value: new CacheStorage((call) => this.#kv(call, 0)), configurable: true, writable: false });
     // Answer pings while the module loads: a slow import is not a hung worker.
     this.#port.onmessage = (event) => {
       const data = event.data as HostMessage | BatchMessage<HostMessage>;
