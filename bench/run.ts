@@ -14,6 +14,7 @@ import { runHttpSection, type HttpConfig, type TargetRuns } from './http.ts';
 import { runKvSection, type KvConfig, type KvResults } from './kv.ts';
 import { clusterFigures, runClusterSection, type ClusterConfig, type ClusterResults } from './cluster.ts';
 import { renderClusterTable } from './cluster-report.ts';
+import { renderSqlTable, runSqlSection, type SqlConfig, type SqlResults } from './sql.ts';
 import { describeMachine } from './machine.ts';
 import { runMemorySection, type MemoryResult } from './memory.ts';
 import { progress } from './progress.ts';
@@ -23,9 +24,11 @@ import { renderWaterfallTable, runWaterfall, type WaterfallConfig, type Waterfal
 import { startTarget, TARGETS, type Target, type TargetSpec } from './targets.ts';
 import { observeFigures, renderObserveTable, runObserveSection, type ObserveConfig, type ObserveResults } from './observe.ts';
 
-export const benchUsage = 'dcdn bench [--quick | --smoke] [--json FILE] [--only channel|http|memory|kv|observe|cluster] [--profile DIR]';
+export const benchUsage = 'dcdn bench [--quick | --smoke] [--json FILE] [--only channel|http|memory|kv|observe|cluster|sql] [--profile DIR]';
 const SECTIONS = ['channel', 'http', 'memory', 'kv', 'observe', 'cluster'] as const;
-type Section = (typeof SECTIONS)[number];
+/** Sections that run only when named with --only (sql: its first call runs PGlite's initdb, tens of seconds). */
+const ON_REQUEST = ['sql'] as const;
+type Section = (typeof SECTIONS)[number] | (typeof ON_REQUEST)[number];
 
 const HELP = `Usage: ${benchUsage}
 
@@ -50,6 +53,10 @@ Measures, side by side in one run on this machine, with medians over repetitions
            within a node vs across nodes, hello-world req/s through the ingress holding the tab
            vs the other one (forwarded once), and the Redis coordination's own figures
            (register, renew, memory per host, a lost node's peers leaving)
+  sql      (only with --only sql) SQL latency seen from a handler (one tab, werift): p50/p99
+           of a point select, an insert, a 100-row select and a 10-statement batch, timed in
+           the handler, for the embedded store (PGlite) and Postgres side by side, next to a
+           no-op request's round trip
 
 Options:
   --quick          short run (about 3 minutes): fewer repetitions, smaller transfers
@@ -57,7 +64,7 @@ Options:
                    table; the figures mean nothing. CI runs it (test/bench-smoke.test.ts) so
                    the benchmark cannot rot unseen. Default JSON: bench/results/smoke.json
   --json FILE      raw figures (default bench/results/latest.json); the SVG goes beside it
-  --only SECTION   run one section: channel, http, memory, kv, observe or cluster
+  --only SECTION   run one section: channel, http, memory, kv, observe, cluster or sql
   --profile DIR    run the dcdn ingress children under node --cpu-prof, profiles into DIR
                    (summarise one with: node --import tsx bench/cpu-profile.ts FILE)
   -h, --help       this help
@@ -78,6 +85,7 @@ const CONFIGS = {
     kv: { reps: 1, ops: 20, warmup: 5, sizes: [100, 65536], listOps: 10, listLimit: 100 },
     observe: { reps: 1, seconds: 1 },
     cluster: { reps: 1, seconds: 1, connections: 10, presenceSamples: 5, relaySamples: 5, coordination: { samples: 20, hosts: 50, nodeLost: false } },
+    sql: { reps: 1, ops: 10, warmup: 2 },
   },
   quick: {
     channel: { reps: 3, rttCount: 500, rttWarmup: 100, rtt64kCount: 60, rtt64kWarmup: 10, bulkBytes: 8 * MiB, sizes: [65536, 262144] },
@@ -87,6 +95,7 @@ const CONFIGS = {
     kv: { reps: 3, ops: 200, warmup: 50, sizes: [100, 65536], listOps: 100, listLimit: 100 },
     observe: { reps: 3, seconds: 2 },
     cluster: { reps: 3, seconds: 2, connections: 10, presenceSamples: 100, relaySamples: 100, coordination: { samples: 300, hosts: 1000, nodeLost: false } },
+    sql: { reps: 3, ops: 200, warmup: 30 },
   },
   full: {
     channel: { reps: 5, rttCount: 2000, rttWarmup: 200, rtt64kCount: 200, rtt64kWarmup: 20, bulkBytes: 32 * MiB, sizes: [65536, 262144] },
@@ -96,8 +105,9 @@ const CONFIGS = {
     kv: { reps: 5, ops: 1000, warmup: 100, sizes: [100, 65536], listOps: 300, listLimit: 100 },
     observe: { reps: 5, seconds: 3 },
     cluster: { reps: 5, seconds: 3, connections: 10, presenceSamples: 300, relaySamples: 300, coordination: { samples: 1000, hosts: 1000, nodeLost: true } },
+    sql: { reps: 5, ops: 500, warmup: 50 },
   },
-} satisfies Record<string, { channel: ChannelConfig; http: HttpConfig; waterfall: WaterfallConfig; memoryBytes: number; kv: KvConfig; observe: ObserveConfig; cluster: ClusterConfig }>;
+} satisfies Record<string, { channel: ChannelConfig; http: HttpConfig; waterfall: WaterfallConfig; memoryBytes: number; kv: KvConfig; observe: ObserveConfig; cluster: ClusterConfig; sql: SqlConfig }>;
 
 export async function runBench(argv: string[]): Promise<number> {
   let flags;
@@ -122,8 +132,8 @@ export async function runBench(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  if (flags.only && !SECTIONS.includes(flags.only as Section)) {
-    process.stderr.write(`dcdn bench: --only must be one of ${SECTIONS.join(', ')}\n`);
+  if (flags.only && ![...SECTIONS, ...ON_REQUEST].includes(flags.only as Section)) {
+    process.stderr.write(`dcdn bench: --only must be one of ${[...SECTIONS, ...ON_REQUEST].join(', ')}\n`);
     return 2;
   }
   const sections: Section[] = flags.only ? [flags.only as Section] : [...SECTIONS];
@@ -188,6 +198,8 @@ export async function runBench(argv: string[]): Promise<number> {
     }
 
     if (sections.includes('kv')) kv = await runKvSection(config.kv);
+    let sql: SqlResults | undefined;
+    if (sections.includes('sql')) sql = await runSqlSection(config.sql);
     let observe: ObserveResults | undefined;
     if (sections.includes('observe')) observe = await runObserveSection(config.observe);
     const observeFig = observe ? observeFigures(observe) : undefined;
@@ -215,6 +227,7 @@ export async function runBench(argv: string[]): Promise<number> {
       kv: kv && { config: kv.config, figures: kvFig, raw: kv.backends },
       observe: observe && { config: observe.config, figures: observeFig, raw: observe },
       cluster: cluster && { config: cluster.config, figures: clusterFig },
+      sql: sql && { config: sql.config, raw: sql.stores },
     };
     await mkdir(dirname(jsonPath), { recursive: true });
     await writeFile(jsonPath, JSON.stringify(report, null, 2) + '\n');
@@ -229,6 +242,7 @@ export async function runBench(argv: string[]): Promise<number> {
     if (kvFig) out.push(renderKvTable(kvFig, config.kv.reps), '');
     if (observeFig) out.push(renderObserveTable(observeFig, config.observe.reps), '');
     if (clusterFig) out.push(renderClusterTable(clusterFig, config.cluster.reps, config.cluster.connections), '');
+    if (sql) out.push(renderSqlTable(sql), '');
     out.push(renderTargets(targets, memory), '');
     process.stdout.write(out.join('\n') + '\n');
     progress(`done in ${durationS} s; wrote ${jsonPath} and ${svgPath}`);

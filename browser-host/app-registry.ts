@@ -6,7 +6,7 @@ import { hostError } from './app-runtime.ts';
  * An app's active version, as signaling announces it (protocol's `AppRef`), with only the part
  * of its config a tab needs; the config is optional so a page can also serve a bare app.
  */
-export type AppRef = Omit<WireAppRef, 'config'> & { config?: Pick<AppConfig, 'kv'> & Partial<Pick<AppConfig, 'vars'>> };
+export type AppRef = Omit<WireAppRef, 'config'> & { config?: Pick<AppConfig, 'kv'> & Partial<Pick<AppConfig, 'vars' | 'sql'>> };
 
 export interface AppRegistryOptions {
   /** Fetches a version's code and env (from the control plane). */

@@ -37,6 +37,8 @@ export interface AppSource {
   env: Record<string, unknown>;
   /** KV bindings the version declares: each becomes `env.NAME` (browser-host/kv/namespace.ts). */
   kv?: string[];
+  /** SQL bindings the version declares: each becomes `env.NAME` (browser-host/sql/database.ts). */
+  sql?: string[];
 }
 
 export type RuntimeFactory = (source: AppSource) => Promise<AppRuntime>;

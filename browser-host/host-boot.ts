@@ -149,5 +149,5 @@ async function loadSource(ref: AppRef, token: string): Promise<AppSource> {
     fetch(`${base}/env`, auth).then((r) => (r.ok ? (r.json() as Promise<{ env: Record<string, string> }>) : Promise.reject(new Error(`env: HTTP ${r.status}`)))),
   ]);
   // Plain vars travel with the version (volunteers get them too); secrets only from /env.
-  return { app: ref.name, version: ref.version, code, env: { ...ref.config?.vars, ...env.env }, kv: ref.config?.kv ?? [] };
+  return { app: ref.name, version: ref.version, code, env: { ...ref.config?.vars, ...env.env }, kv: ref.config?.kv ?? [], sql: ref.config?.sql ?? [] };
 }

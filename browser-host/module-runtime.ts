@@ -2,6 +2,7 @@ import type { AppRuntime, AppSource, KvRouter, RequestContext } from './app-runt
 import { hostError } from './app-runtime.ts';
 import { NativeResponse } from './web-compat.ts';
 import { KvNamespace } from './kv/namespace.ts';
+import { SqlDatabase } from './sql/database.ts';
 import { SCHEDULED_METHOD, SCHEDULED_OK_STATUS } from '../protocol/index.ts';
 import { runScheduledHandler, type ScheduledModule } from './scheduled-event.ts';
 
@@ -34,11 +35,17 @@ export async function createModuleRuntime(source: AppSource, log: (line: string)
   if (!app || typeof app.fetch !== 'function') throw hostError('HOST_NO_APP', `${source.app}@${source.version} has no default export with a fetch() method`);
   const router = kv?.(source.app);
   const bindings = source.kv ?? [];
-  // KV bindings name the request's session, so their calls go back to the ingress it came from.
-  const envFor = (context?: RequestContext) =>
-    router && bindings.length > 0
-      ? { ...source.env, ...Object.fromEntries(bindings.map((name) => [name, new KvNamespace(name, (call) => router(call, context?.session ?? null))])) }
-      : source.env;
+  const databases = source.sql ?? [];
+  // KV and SQL bindings name the request's session, so their calls go back to the ingress it came from.
+  const envFor = (context?: RequestContext) => {
+    if (!router || bindings.length + databases.length === 0) return source.env;
+    const send = (call: Parameters<KvRouter>[0]) => router(call, context?.session ?? null);
+    return {
+      ...source.env,
+      ...Object.fromEntries(bindings.map((name) => [name, new KvNamespace(name, send)])),
+      ...Object.fromEntries(databases.map((name) => [name, new SqlDatabase(name, send)])),
+    };
+  };
   return moduleRuntime(source.app, source.version, app, envFor, log);
 }
 

@@ -174,6 +174,7 @@ export async function deploy(values: Record<string, unknown> & { _: string[] }):
   const config = {
     vars,
     kv: (values.kv as string[] | undefined) ?? [],
+    sql: (values.sql as string[] | undefined) ?? [],
     volunteers: values.volunteers === true,
     require: (values.require as string[] | undefined) ?? [],
     // Without --cron the live version's schedule is kept (as wrangler keeps triggers when its
@@ -189,7 +190,7 @@ export async function deploy(values: Record<string, unknown> & { _: string[] }):
   const check = v.check;
   if (check?.status === 'ok') process.stderr.write(`loaded on host ${check.host} in ${check.ms} ms\n`);
   else if (check?.status === 'skipped') process.stderr.write('warning: no host that can run it is connected, so nobody checked that it loads\n');
-  const notes = [Object.keys(vars).length ? `vars: ${Object.keys(vars).map((b) => `env.${b}`).join(', ')}` : '', config.kv.length ? `KV: ${config.kv.map((b) => `env.${b}`).join(', ')}` : '', config.volunteers ? 'may run on volunteer hosts' : '', config.require.length ? `requires ${config.require.join(', ')}` : '', v.config?.crons?.length ? `cron (UTC): ${v.config.crons.join(', ')}` : ''].filter(Boolean);
+  const notes = [Object.keys(vars).length ? `vars: ${Object.keys(vars).map((b) => `env.${b}`).join(', ')}` : '', config.kv.length ? `KV: ${config.kv.map((b) => `env.${b}`).join(', ')}` : '', config.sql.length ? `SQL: ${config.sql.map((b) => `env.${b}`).join(', ')}` : '', config.volunteers ? 'may run on volunteer hosts' : '', config.require.length ? `requires ${config.require.join(', ')}` : '', v.config?.crons?.length ? `cron (UTC): ${v.config.crons.join(', ')}` : ''].filter(Boolean);
   process.stdout.write(`deployed ${name} version ${v.version}${notes.length ? ` (${notes.join('; ')})` : ''}\n`);
   for (const url of appUrls(target, name)) process.stdout.write(`  ${url}\n`);
   if (worthSaying(v.propagated)) process.stdout.write(`${describePropagation(v.propagated)}\n`);
@@ -217,7 +218,7 @@ export async function apps(values: Record<string, unknown>): Promise<number> {
     apps: Array<{
       name: string;
       activeVersion: number;
-      versions: Array<{ version: number; createdAt: string; size: number; message: string; config?: { kv: string[]; volunteers: boolean; require: string[] } }>;
+      versions: Array<{ version: number; createdAt: string; size: number; message: string; config?: { kv: string[]; sql?: string[]; volunteers: boolean; require: string[] } }>;
       secrets: string[];
       cron?: { schedule: string[]; lastRun: CronRunView | null };
       hosts?: Array<{ host: string; version: number; state: string }>;
@@ -241,7 +242,7 @@ export async function apps(values: Record<string, unknown>): Promise<number> {
   for (const a of list) {
     const active = a.versions.find((v) => v.version === a.activeVersion);
     const cfg = active?.config;
-    const extras = [a.secrets.length ? `secrets: ${a.secrets.join(', ')}` : '', cfg?.kv.length ? `kv: ${cfg.kv.join(', ')}` : '', cfg?.volunteers ? 'volunteers' : '', cfg?.require.length ? `requires: ${cfg.require.join(', ')}` : ''].filter(Boolean);
+    const extras = [a.secrets.length ? `secrets: ${a.secrets.join(', ')}` : '', cfg?.kv.length ? `kv: ${cfg.kv.join(', ')}` : '', cfg?.sql?.length ? `sql: ${cfg.sql.join(', ')}` : '', cfg?.volunteers ? 'volunteers' : '', cfg?.require.length ? `requires: ${cfg.require.join(', ')}` : ''].filter(Boolean);
     process.stdout.write(`${a.name}  version ${a.activeVersion} of ${a.versions.length}  (${active?.createdAt ?? '?'})${extras.map((e) => `  ${e}`).join('')}\n`);
     for (const v of a.versions.slice(-5)) process.stdout.write(`    ${v.version === a.activeVersion ? '*' : ' '} v${v.version}  ${v.createdAt}  ${(v.size / 1024).toFixed(1)} KiB  ${v.message}\n`);
     process.stdout.write(`    hosts: ${describeHosts(a.hosts ?? [])}\n`);

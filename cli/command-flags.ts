@@ -13,6 +13,7 @@ import { iceFlags, ingressIceFlags } from './ice-flags.ts';
 import { logFlags } from './log-flags.ts';
 import { metricsFlags, otlpFlags, timingFlags } from './metrics-flags.ts';
 import { trafficFlags } from './traffic-flags.ts';
+import { sqlFlags } from './sql-flags.ts';
 
 /** `--help`, on every command. */
 export const helpFlag = { type: 'boolean', short: 'h', default: false, help: 'show this help' } as const;
@@ -128,6 +129,7 @@ export const ingressFlags = {
   'shutdown-grace': shutdownGraceFlag,
   'kv-store': { type: 'string', help: "handlers' KV store: sqlite:PATH, redis://HOST:PORT or postgres://USER@HOST/DB (shared by several ingresses), or none (default: sqlite:$DCDN_HOME/kv.db; env DCDN_KV_STORE)" },
   'kv-min-ttl': { type: 'string', default: '60', help: 'shortest KV expirationTtl accepted, in seconds' },
+  ...sqlFlags,
   'base-domain': { type: 'string', default: 'localhost', help: 'apps answer on NAME.<base-domain> (and on /@NAME/ under any name)' },
   'public-ws': { type: 'string', help: 'base URL hosts dial for the WebSocket transport and fallback, e.g. wss://ingress.example.net (default ws://<host>:<port>)' },
   region: { type: 'string', default: 'default', help: 'cluster: this ingress\'s region; hosts of the same region attach to it first' },
@@ -174,6 +176,7 @@ export const upFlags = {
   browser: { type: 'string', help: 'Chromium/Chrome executable (else DCDN_BROWSER, system paths, puppeteer cache)' },
   'kv-store': { type: 'string', help: "handlers' KV store: sqlite:PATH, redis://HOST:PORT, postgres://USER@HOST/DB, or none (default: sqlite:$DCDN_HOME/kv.db)" },
   'kv-min-ttl': { type: 'string', default: '60', help: 'shortest KV expirationTtl accepted, in seconds' },
+  ...sqlFlags,
   'base-domain': { type: 'string', default: 'localhost', help: 'apps answer on NAME.<base-domain>' },
   'heap-limit': { type: 'string', default: String(DEFAULT_HEAP_LIMIT_MB), help: 'memory limit per app sandbox (and per tab) in MiB, JavaScript heap, array buffers and WebAssembly memory included: an app over it is stopped (HOST_SANDBOX_CRASHED) and restarted' },
   'no-watch': { type: 'boolean', default: false, help: "with --app: don't redeploy when a file the app is built from changes" },

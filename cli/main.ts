@@ -27,6 +27,7 @@ import {
   upFlags,
   upUsage,
 } from './command-flags.ts';
+import { sqlCommandFlags, sqlDescription, sqlUsage } from './sql-flags.ts';
 import { asFlagError, withFlags } from './option-flags.ts';
 import { logOptionsFromFlags } from './log-flags.ts';
 
@@ -119,6 +120,15 @@ const commands: Record<string, Command> = {
     run: async (v) => (await import('./kv-command.ts')).kv(v as never),
   },
 
+  sql: {
+    positionals: true,
+    summary: "run SQL in an app's database; migrations, export and import",
+    usage: sqlUsage,
+    description: sqlDescription,
+    flags: { ...sqlCommandFlags, help },
+    run: async (v) => (await import('./sql-command.ts')).sql(v as never),
+  },
+
   cache: {
     positionals: true,
     summary: "purge an app's responses from every ingress's HTTP cache",
@@ -141,7 +151,7 @@ const commands: Record<string, Command> = {
   deploy: {
     positionals: true,
     summary: 'bundle an app (npm imports included) and deploy it as a new version',
-    usage: 'dcdn deploy FILE --name NAME [--var NAME=VALUE]... [--kv BINDING]... [--cron EXPR]... [--volunteers] [--require webgpu] [--message M] [--skip-check] [--rollout-timeout 30] [--signal URL] [--token T]',
+    usage: 'dcdn deploy FILE --name NAME [--var NAME=VALUE]... [--kv BINDING]... [--sql BINDING]... [--cron EXPR]... [--volunteers] [--require webgpu] [--message M] [--skip-check] [--rollout-timeout 30] [--signal URL] [--token T]',
     description:
       'Bundles FILE with esbuild (imports resolved from its own folder), uploads it as a new version of\n' +
       'app NAME, has a connected host load it, then makes it live, waits until every connected host\n' +
@@ -149,6 +159,7 @@ const commands: Record<string, Command> = {
       'Against a local dcdn up it needs nothing else. A bundle that does not build, is refused, or\n' +
       'throws while loading (APP_LOAD_FAILED, with the host\'s error) leaves the running version untouched.\n' +
       '--kv CACHE gives the handler env.CACHE, a KV namespace of the app\'s own (docs/kv.md).\n' +
+      '--sql DB gives the handler env.DB, a Postgres database of the app\'s own with D1\'s API (docs/sql.md).\n' +
       '--cron "*/5 * * * *" calls its scheduled(controller, env, ctx) once per tick for the whole network,\n' +
       'in UTC (repeatable; docs/apps.md). Without --cron the live schedule is kept; --cron none clears it.',
     flags: {
@@ -156,6 +167,7 @@ const commands: Record<string, Command> = {
       message: { type: 'string', short: 'm', help: 'note kept with the version' },
       var: { type: 'string', multiple: true, help: 'a plain variable, env.NAME (NAME=VALUE, repeatable; not secret: use dcdn secret put for that)' },
       kv: { type: 'string', multiple: true, help: 'a KV binding, env.BINDING (repeatable)' },
+      sql: { type: 'string', multiple: true, help: 'a SQL binding, env.BINDING: a database with D1\'s API (repeatable)' },
       cron: { type: 'string', multiple: true, help: 'a cron trigger in UTC: five fields, or six with seconds first (repeatable; "none" clears the schedule; default: keep the live one)' },
       volunteers: { type: 'boolean', default: false, help: 'let volunteer hosts run it (they never get its secrets, cookies or Authorization)' },
       require: { type: 'string', multiple: true, help: 'serve only from hosts with this capability: webgpu (repeatable)' },

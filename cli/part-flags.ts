@@ -10,6 +10,7 @@ import { ingressRtcFromFlags } from './ice-flags.ts';
 import { trafficOptionsFromFlags } from './traffic-flags.ts';
 import { metricsOptionsFromFlags, otlpOptionsFromFlags, parseListen, timingOptionsFromFlags } from './metrics-flags.ts';
 import { stateDir } from './state.ts';
+import { sqlOptionsFromFlags } from './sql-flags.ts';
 
 // The flag specs live with the other commands' (command-flags.ts: help loads nothing heavy).
 export { ingressFlags, launchFlags } from './command-flags.ts';
@@ -71,6 +72,7 @@ export function ingressOptionsFromFlags(v: Record<string, unknown>, env: NodeJS.
     shutdownGraceMs: intFlag(v['shutdown-grace'] ?? 10000, 'shutdown-grace'),
     kvStore: (v['kv-store'] as string | undefined) ?? env.DCDN_KV_STORE ?? `sqlite:${join(stateDir(env), 'kv.db')}`,
     kvLimits: { minTtlSeconds: intFlag(v['kv-min-ttl'] ?? 60, 'kv-min-ttl', 1) },
+    ...sqlOptionsFromFlags(v, stateDir(env), env),
     ...metricsOptionsFromFlags(v, env),
     ...otlpOptionsFromFlags(v),
     ...timingOptionsFromFlags(v),

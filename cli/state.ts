@@ -17,6 +17,8 @@ export interface LocalState {
   pathPrefix: string;
   /** The KV store of the local ingress (`sqlite:PATH` or a Redis URL). */
   kvStore?: string;
+  /** The SQL store of the local ingress (`pglite:DIR` or a Postgres URL). */
+  sqlStore?: string;
   pid: number;
   updatedAt: string;
 }

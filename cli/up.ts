@@ -12,6 +12,7 @@ import { describeDefaultApp } from './default-app.ts';
 import { clearState, stateDir, writeState } from './state.ts';
 import { iceConfigFromFlags } from './ice-flags.ts';
 import { trafficOptionsFromFlags } from './traffic-flags.ts';
+import { sqlOptionsFromFlags } from './sql-flags.ts';
 import { metricsOptionsFromFlags, otlpOptionsFromFlags, timingOptionsFromFlags } from './metrics-flags.ts';
 import { createHash } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
@@ -92,6 +93,7 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
     if (!appStore) throw new Error('dcdn up runs on a SQLite control store');
     const urls = signalUrls(signal.url);
     const kvStore = (values['kv-store'] as string | undefined) ?? process.env.DCDN_KV_STORE ?? `sqlite:${join(stateDir(), 'kv.db')}`;
+    const sql = sqlOptionsFromFlags(values, stateDir());
     const ingress = await listening('ingress', '--port', () =>
       startIngress({
         secret,
@@ -106,6 +108,7 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
         routing: { baseDomain },
         kvStore,
         kvLimits: { minTtlSeconds: intFlag(values['kv-min-ttl'], 'kv-min-ttl', 1) },
+        ...sql,
         ...metrics,
         ...otlp,
         ...timing,
@@ -122,6 +125,7 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
       baseDomain,
       pathPrefix: '/@',
       kvStore,
+      sqlStore: sql.sqlStore,
       pid: process.pid,
       updatedAt: new Date().toISOString(),
     });
@@ -155,6 +159,7 @@ export async function up(values: Record<keyof typeof upFlags, unknown>): Promise
       '              (open it in any browser on this machine to add a host; valid 24 h)',
       values['open-join'] ? `  volunteers: ${urls.http}/join   (open to anyone; apps deployed with --volunteers)` : `  volunteers: dcdn invite [--apps NAME] [--ttl 24h] prints a join link; apps need --volunteers`,
       `  kv:         ${redactSpec(kvStore)}   (dcdn kv list --app NAME --binding B)`,
+      `  sql:        ${redactSpec(sql.sqlStore)}   (dcdn sql APP --binding B "SELECT …")`,
       '  Ctrl-C to stop (requests in flight finish first; Ctrl-C again to stop at once).',
       '',
     ].join('\n');

@@ -603,6 +603,7 @@ export class HostConnector {
     const onHostStream = this.#opts.onHostStream;
     session.onstream = (stream) => {
       if (onHostStream) onHostStream(stream, { id: link.hostId, name: link.name, info: link.info });
+      else if (stream.request.url.startsWith('/sql/')) stream.reset('SQL_NOT_CONFIGURED', 'D1_ERROR: this ingress has no SQL store');
       else stream.reset('KV_NOT_CONFIGURED', 'this ingress has no KV store');
     };
     session.onclose = (err) => {

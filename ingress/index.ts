@@ -34,5 +34,6 @@ export {
   type SqliteKvStoreOptions,
 } from './kv/index.ts';
 export { namespaceOf } from './kv/service.ts';
+export { openSqlStore, PgliteSqlStore, SQL_LIMITS, SqlService, type PgliteSqlStoreOptions, type SqlLimits, type SqlNamespace, type SqlStore } from './sql/index.ts';
 export { listenMetrics, staticToken } from './metrics-endpoint.ts';
 export { OtlpExporter, OTLP_DEFAULTS, type OtlpOptions, type SpanRecord } from './otlp.ts';

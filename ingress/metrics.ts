@@ -63,6 +63,8 @@ export class IngressMetrics {
   readonly #fallbacks: Counter;
   readonly #kvOps: Counter<'op' | 'outcome'>;
   readonly #kvDuration: Histogram<'op'>;
+  readonly #sqlCalls: Counter<'mode' | 'outcome'>;
+  readonly #sqlDuration: Histogram<'mode'>;
   readonly #peerForwards: Counter<'direction' | 'outcome'>;
   readonly #segments: Histogram<'segment' | 'transport'>;
   /**
@@ -84,6 +86,8 @@ export class IngressMetrics {
     this.#fallbacks = new Counter({ name: 'dcdn_websocket_fallbacks_total', help: 'Times a host was offered the WebSocket transport because its data channel could not be opened', registers });
     this.#kvOps = new Counter({ name: 'dcdn_kv_operations_total', help: 'KV operations served for handlers, by operation and outcome (ok or the KV_ error code)', labelNames: ['op', 'outcome'], registers });
     this.#kvDuration = new Histogram({ name: 'dcdn_kv_operation_duration_seconds', help: 'Time to serve a KV operation, including streaming its value', labelNames: ['op'], buckets: KV_BUCKETS, registers });
+    this.#sqlCalls = new Counter({ name: 'dcdn_sql_calls_total', help: 'SQL calls served for handlers, by mode (batch, exec; invalid when unparseable) and outcome (ok or the SQL_ error code)', labelNames: ['mode', 'outcome'], registers });
+    this.#sqlDuration = new Histogram({ name: 'dcdn_sql_call_duration_seconds', help: 'Time to serve a SQL call: its transaction and sending the result', labelNames: ['mode'], buckets: KV_BUCKETS, registers });
     this.#peerForwards = new Counter({
       name: 'dcdn_peer_forwards_total',
       help: 'Cluster forwarding between ingresses. out: tries to hand a request to a peer (answered, refused: the peer had no host either and another was asked, unreachable, failed: timeout or cut). in: requests on the peer port (accepted, forbidden: no valid dcdn-peer signature)',
@@ -163,6 +167,12 @@ export class IngressMetrics {
       const kill = SANDBOX_KILLS[r.code];
       if (kill) this.#kills.inc({ app, reason: kill });
     }
+  }
+
+  /** One SQL call served: its mode, its error code or null, its duration. */
+  sql(mode: string, code: string | null, seconds: number): void {
+    this.#sqlCalls.inc({ mode, outcome: code ?? 'ok' });
+    this.#sqlDuration.observe({ mode }, seconds);
   }
 
   /** One timed request's waterfall (µs per segment, request-timing.ts). */

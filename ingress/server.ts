@@ -22,6 +22,10 @@ import { KvService } from './kv/service.ts';
 import { mayServe } from './host-traits.ts';
 import type { KvLimits } from './kv/limits.ts';
 import type { KvStore } from './kv/store.ts';
+import { SqlService } from './sql/service.ts';
+import { registerSqlAdmin } from './sql/admin-route.ts';
+import type { SqlLimits } from './sql/limits.ts';
+import type { SqlStore } from './sql/store.ts';
 import { IngressMetrics, NO_APP, NO_TRANSPORT } from './metrics.ts';
 import { listenMetrics, serveMetrics, type MetricsEndpointOptions } from './metrics-endpoint.ts';
 import { inheritRequestId, newRequestId, REQUEST_ID_HEADER, traceOf } from './request-id.ts';
@@ -130,6 +134,13 @@ export interface IngressOptions {
    */
   kvMaxConcurrentPerHost?: number;
   /**
+   * The store behind handlers' SQL bindings (sql/index.ts `openSqlStore`). Without one, SQL
+   * calls fail with SQL_NOT_CONFIGURED. The ingress closes it when it closes.
+   */
+  sql?: SqlStore;
+  /** Statement timeout, result rows and bytes, statements per call, calls per host (docs/sql.md). */
+  sqlLimits?: Partial<SqlLimits>;
+  /**
    * The HTTP cache in front of the apps and behind their Cache API (cache/, docs/cache.md):
    * `maxBytes` (`--cache-size`, default 256 MiB, 0 turns it off), `maxEntryBytes`
    * (`--cache-max-entry`, default 8 MiB), `passTtlMs`.
@@ -173,6 +184,8 @@ export interface Ingress {
   readonly webSockets: WsGateway;
   /** Serves handlers' KV operations, when a store was given. */
   readonly kv: KvService | null;
+  /** Serves handlers' SQL calls, when a store was given. */
+  readonly sql: SqlService | null;
   /** The HTTP cache (off when its size is 0). */
   readonly cache: HttpCache;
   /** The Prometheus metrics; null with `metrics.enabled: false`. */
@@ -257,6 +270,15 @@ export function createIngress(options: IngressOptions): Ingress {
         bindings: (name) => apps.get(name)?.config.kv,
         log,
         ...(metrics ? { onop: (op: string, code: string | null, seconds: number) => metrics.kv(op, code, seconds) } : {}),
+      })
+    : null;
+  const sql = options.sql
+    ? new SqlService({
+        store: options.sql,
+        ...(options.sqlLimits ? { limits: options.sqlLimits } : {}),
+        bindings: (name) => apps.get(name)?.config.sql ?? [],
+        log,
+        ...(metrics ? { oncall: (mode: string, code: string | null, seconds: number) => metrics.sql(mode, code, seconds) } : {}),
       })
     : null;
 
@@ -365,6 +387,8 @@ export function createIngress(options: IngressOptions): Ingress {
   });
   registerCachePurge(app, cache, options.authorizeOperator);
 
+  registerSqlAdmin(app, sql, options.authorizeOperator);
+
   app.get('/_dcdn/health', async (_request, reply) => {
     const now = Date.now();
     const hosts = pool.list().map((h) => ({
@@ -393,6 +417,7 @@ export function createIngress(options: IngressOptions): Ingress {
       webSockets: webSockets.stats,
       // shared: every ingress reads the same data (Redis); a SQLite file is this ingress's alone.
       kv: kv ? { store: kv.store.kind, shared: kv.store.kind !== 'sqlite', ...kv.stats } : null,
+      sql: sql ? { store: sql.store.kind, shared: sql.store.kind !== 'pglite', ...sql.stats } : null,
       cache: { ...cache.store.stats, maxBytes: cache.store.maxBytes, ...cache.stats },
       appFailures: pool.appFailures(),
       hosts,
@@ -569,6 +594,7 @@ export function createIngress(options: IngressOptions): Ingress {
     },
     webSockets,
     kv,
+    sql,
     cache,
     metrics,
     tail,
@@ -635,6 +661,10 @@ export function createIngress(options: IngressOptions): Ingress {
           // A host may touch the data and caches of the apps it may serve, and no other.
           const caller = { host: host.name, mayUse: (name: string) => traits !== undefined && apps.has(name) && mayServe(traits, apps.get(name)) };
           if (stream.request.url.startsWith(CACHE_PATH_PREFIX)) return void cacheApi.serve(stream, caller);
+          if (stream.request.url.startsWith('/sql/')) {
+            if (!sql) return stream.reset('SQL_NOT_CONFIGURED', 'D1_ERROR: this ingress has no SQL store');
+            return void sql.serve(stream, caller);
+          }
           if (!kv) return stream.reset('KV_NOT_CONFIGURED', 'this ingress has no KV store');
           void kv.serve(stream, caller);
         },
@@ -700,6 +730,7 @@ export function createIngress(options: IngressOptions): Ingress {
       await otlp?.close();
       await metricsServer?.close();
       await options.kv?.close();
+      await options.sql?.close();
       hostLog.stop();
       log('info', 'ingress stopped');
     },

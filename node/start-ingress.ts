@@ -3,18 +3,20 @@
  * secret (or a given token), and its handlers' KV store opened from a spec.
  */
 import { DcdnError } from '../protocol/index.ts';
-import { createIngress, listenMetrics, openKvStore, staticToken, type Ingress, type IngressOptions } from '../ingress/index.ts';
+import { createIngress, listenMetrics, openKvStore, openSqlStore, staticToken, type Ingress, type IngressOptions } from '../ingress/index.ts';
 import { mintToken, verifyToken } from '../signaling/index.ts';
 import type { Log } from './log.ts';
 
 /** What {@link startIngress} takes: the ingress's options, with a secret or token and a KV store spec. */
-export type StartIngressOptions = Omit<IngressOptions, 'token' | 'log' | 'kv'> & {
+export type StartIngressOptions = Omit<IngressOptions, 'token' | 'log' | 'kv' | 'sql'> & {
   /** The network's signing secret: the ingress mints its own tokens from it. */
   secret?: string;
   /** An ingress token instead of the secret. */
   token?: string;
   /** `sqlite:PATH`, `redis://HOST:PORT`, `postgres://USER@HOST/DB` or `none` (no KV). Default none. */
   kvStore?: string;
+  /** `pglite:DIR` (embedded, one database per binding under DIR), `postgres://USER@HOST/DB` or `none` (no SQL). Default none. */
+  sqlStore?: string;
   /** A fixed bearer token Prometheus may scrape `/_dcdn/metrics` with, besides operator tokens. */
   metricsToken?: string;
   /** Also serve `/metrics`, without a token, on this address. */
@@ -33,13 +35,22 @@ export type StartIngressOptions = Omit<IngressOptions, 'token' | 'log' | 'kv'> &
  * ```
  */
 export async function startIngress(opts: StartIngressOptions): Promise<Ingress> {
-  const { secret, token, kvStore, metricsToken, metricsListen, ...rest } = opts;
+  const { secret, token, kvStore, sqlStore, metricsToken, metricsListen, ...rest } = opts;
   if (!secret && !token) throw new DcdnError('INGRESS_BAD_OPTION', 'the ingress needs `secret` or `token`');
   const kv = kvStore && kvStore !== 'none' ? await openKvStore(kvStore, { log: opts.log }) : undefined;
   if (kv) opts.log('info', 'kv store open', { store: kv.kind, spec: redactSpec(kvStore!) });
+  let sql;
+  try {
+    sql = sqlStore && sqlStore !== 'none' ? await openSqlStore(sqlStore, { log: opts.log }) : undefined;
+  } catch (err) {
+    await kv?.close();
+    throw err;
+  }
+  if (sql) opts.log('info', 'sql store open', { store: sql.kind, spec: redactSpec(sqlStore!) });
   const ingress = createIngress({
     ...rest,
     ...(kv ? { kv } : {}),
+    ...(sql ? { sql } : {}),
     token: token ?? (() => mintToken(secret!, { role: 'ingress', sub: opts.name ?? 'ingress', ttlSeconds: 3600 })),
     metrics: { ...rest.metrics, ...metricsAccess(secret, metricsToken), ...(metricsListen ? { listen: metricsListen } : {}) },
     ...(secret ? { authorizeOperator: operatorTokens(secret) } : {}),
@@ -49,6 +60,7 @@ export async function startIngress(opts: StartIngressOptions): Promise<Ingress> 
     await ingress.listen();
   } catch (err) {
     await kv?.close();
+    await sql?.close();
     throw err;
   }
   return ingress;

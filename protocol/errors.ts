@@ -16,9 +16,9 @@
  * caller of the control API or signaling), `host` (a browser tab), `app` (the deployed code),
  * `peer` (the other side of a channel or of signaling, either role), `ingress` (a dcdn bug or a
  * draining ingress), `operator` (configuration: flags, hosts, stores) and `kv-store` (SQLite or
- * Redis behind KV).
+ * Redis behind KV) and `sql-store` (PGlite or Postgres behind SQL bindings).
  */
-export type ErrorBlame = 'client' | 'host' | 'app' | 'peer' | 'ingress' | 'operator' | 'kv-store';
+export type ErrorBlame = 'client' | 'host' | 'app' | 'peer' | 'ingress' | 'operator' | 'kv-store' | 'sql-store';
 
 /** One registry entry. */
 export interface ErrorEntry {
@@ -120,6 +120,20 @@ export const ERRORS = {
   KV_FORBIDDEN: { status: 403, retryable: false, blame: 'host', summary: 'this host may not use the namespaces of the app it named' },
   KV_NOT_CONFIGURED: { status: 503, retryable: false, blame: 'operator', summary: 'the ingress that received the operation has no KV store' },
   KV_STORE_UNAVAILABLE: { status: 503, retryable: true, blame: 'kv-store', summary: 'the KV backend (SQLite file or Redis) failed or is unreachable' },
+
+  // SQL: handlers' SQL bindings (env.NAME, docs/sql.md). The handler's call rejects with an Error
+  // whose `code` is one of these and whose message starts `D1_ERROR:` as D1's do.
+  SQL_ERROR: { status: 400, retryable: false, blame: 'app', summary: "the database refused the statement (syntax, a missing table, a constraint); the message is Postgres' own, prefixed `D1_ERROR:`, and `err.sqlState` its SQLSTATE" },
+  SQL_PERMISSION_DENIED: { status: 403, retryable: false, blame: 'app', summary: "the statement reached outside its binding's schema (another schema, a role, a server file): Postgres' 42501 insufficient_privilege" },
+  SQL_TIMEOUT: { status: 504, retryable: false, blame: 'app', summary: 'a statement ran longer than the statement timeout (5 s by default) and was cancelled; its transaction rolled back' },
+  SQL_RESULT_TOO_LARGE: { status: 413, retryable: false, blame: 'app', summary: 'a result has more rows (100 000) or bytes (16 MiB) than the limit; refused while it was being read, its transaction rolled back' },
+  SQL_TOO_MANY_STATEMENTS: { status: 400, retryable: false, blame: 'app', summary: 'more statements in one call (batch) or one handler request than allowed (1000 by default)' },
+  SQL_TOO_MANY_QUERIES: { status: 503, retryable: true, blame: 'host', summary: 'this host already has its limit of SQL calls running at the ingress (16 by default); retry later' },
+  SQL_BAD_REQUEST: { status: 400, retryable: false, blame: 'app', summary: 'the SQL call was malformed: no statement, a parameter of no SQL type, a body over the request limit' },
+  SQL_UNKNOWN_BINDING: { status: 404, retryable: false, blame: 'app', summary: 'the app has no SQL binding of this name in its deployed version' },
+  SQL_FORBIDDEN: { status: 403, retryable: false, blame: 'host', summary: 'this host may not use the databases of the app it named (volunteers only run apps deployed with --volunteers)' },
+  SQL_NOT_CONFIGURED: { status: 503, retryable: false, blame: 'operator', summary: 'the ingress that received the call has no SQL store' },
+  SQL_STORE_UNAVAILABLE: { status: 503, retryable: true, blame: 'sql-store', summary: 'the SQL backend (embedded PGlite or Postgres) failed or is unreachable' },
 
   // Cache: handlers' Cache API (caches.default, caches.open(name)); the call rejects with an
   // Error whose `code` is one of these (docs/cache.md).

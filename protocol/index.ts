@@ -20,6 +20,7 @@ export { Session, SESSION_DEFAULTS, type SessionOptions, type SessionStats } fro
 export { streamBody } from './body.ts';
 export { Stream, type RequestHead, type ResponseHead, type StreamError } from './stream.ts';
 export { KV_HEADERS } from './kv-wire.ts';
+export { fromWire, numberPlaceholders, SQL_HEADERS, toWire, type SqlMeta, type SqlWireRequest, type SqlWireResponse, type SqlWireResult, type WireValue } from './sql-wire.ts';
 export { CACHE_HEADERS, CACHE_PATH_PREFIX } from './cache-wire.ts';
 export { SCHEDULED_HEADERS, SCHEDULED_METHOD, SCHEDULED_OK_STATUS, SCHEDULED_URL } from './scheduled-wire.ts';
 export { parseRedisUrl, type RedisEndpoint } from './redis-url.ts';

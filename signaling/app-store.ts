@@ -116,7 +116,7 @@ export class AppStore {
     checkName(name);
     const config = parseAppConfig(options);
     checkCrons(config.crons ?? []);
-    const clash = [...config.kv, ...Object.keys(config.vars)].find((b) => this.#db.prepare('SELECT 1 FROM secrets WHERE app = ? AND name = ?').get(name, b));
+    const clash = [...config.kv, ...(config.sql ?? []), ...Object.keys(config.vars)].find((b) => this.#db.prepare('SELECT 1 FROM secrets WHERE app = ? AND name = ?').get(name, b));
     if (clash) throw new DcdnError('APP_BAD_CONFIG', `${name} has a secret named ${clash}; a KV binding or var cannot share its name`);
     const size = Buffer.byteLength(code);
     if (size === 0 || size > MAX_BUNDLE_BYTES) throw new DcdnError('APP_BAD_BUNDLE', `bundle is ${size} bytes; it must be 1 to ${MAX_BUNDLE_BYTES}`);

@@ -548,7 +548,7 @@ async function deployIn(c: Client, d: PreparedDeploy): Promise<AppVersion> {
   // its key, then finds the row), then lock the row, so deploys of one app run one at a time.
   await c.query('INSERT INTO dcdn_apps (name, active_version, updated_at) VALUES ($1, 0, $2) ON CONFLICT (name) DO NOTHING', [d.name, now]);
   await c.query('SELECT name FROM dcdn_apps WHERE name = $1 FOR UPDATE', [d.name]);
-  const bindings = [...d.config.kv, ...Object.keys(d.config.vars)];
+  const bindings = [...d.config.kv, ...(d.config.sql ?? []), ...Object.keys(d.config.vars)];
   if (bindings.length > 0) {
     const { rows } = await c.query<{ name: string }>('SELECT name FROM dcdn_secrets WHERE app = $1 AND name = ANY($2::text[])', [d.name, bindings]);
     if (rows[0]) throw new DcdnError('APP_BAD_CONFIG', `${d.name} has a secret named ${rows[0].name}; a KV binding or var cannot share its name`);

@@ -49,6 +49,8 @@ describe('dcdn ingress flags', () => {
       shutdownGraceMs: 10_000,
       kvStore: 'sqlite:/srv/dcdn/kv.db',
       kvLimits: { minTtlSeconds: 60 },
+      sqlStore: 'pglite:/srv/dcdn/sql',
+      sqlLimits: { statementTimeoutMs: 5000, maxResultRows: 100_000, maxResultBytes: 16 * 1024 * 1024, maxStatementsPerCall: 1000, maxConcurrentPerHost: 16 },
       cache: { maxBytes: 256 * 1024 * 1024, maxEntryBytes: 8 * 1024 * 1024, passTtlMs: 30_000 },
       pool: { maxInFlightPerHost: 128, maxInFlightPerVolunteer: 16, failureThreshold: 3, penaltyBaseMs: 1000, penaltyMaxMs: 60_000, penaltyDecayMs: 60_000, outcomeWindow: 50, outcomeMinSamples: 10, outcomeMaxExcess: 0.5 },
       webSockets: { idleTimeoutMs: 300_000, maxMessageBytes: 1024 * 1024, maxPerHost: 512 },

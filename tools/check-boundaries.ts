@@ -62,6 +62,7 @@ export function isBrowserHostNodeFile(file: string): boolean {
 export const ALLOWED_DEEP_IMPORTS: ReadonlySet<string> = new Set([
   'browser-host/sandbox/messages.ts -> protocol/frames.ts',
   'browser-host/kv/namespace.ts -> protocol/kv-wire.ts',
+  'browser-host/sql/database.ts -> protocol/sql-wire.ts',
   'browser-host/cache/cache-storage.ts -> protocol/cache-wire.ts',
   'browser-host/sandbox/messages.ts -> protocol/cache-wire.ts',
   'browser-host/scheduled-event.ts -> protocol/scheduled-wire.ts',
@@ -76,6 +77,7 @@ export const ALLOWED_DEEP_IMPORTS: ReadonlySet<string> = new Set([
   'cli/traffic-flags.ts -> ingress/peer-log.ts',
   'cli/traffic-flags.ts -> ingress/pool-defaults.ts',
   'cli/traffic-flags.ts -> ingress/proxy-defaults.ts',
+  'cli/sql-flags.ts -> ingress/sql/limits.ts',
   'cli/traffic-flags.ts -> ingress/cache/cache-defaults.ts',
   'cli/traffic-flags.ts -> ingress/ws-defaults.ts',
   'signaling/turn.ts -> protocol/errors.ts',

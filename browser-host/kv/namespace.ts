@@ -18,8 +18,8 @@ import { MIN_CACHE_TTL_SECONDS, type KvReadCache } from './read-cache.ts';
 
 /** One KV operation on its way to the ingress. Bodies are bytes when small, else a stream. */
 export interface KvCall {
-  method: 'GET' | 'PUT' | 'DELETE';
-  /** `/kv/BINDING/<key, percent-encoded>` or `/kv/BINDING?<list query>`. */
+  method: 'GET' | 'PUT' | 'DELETE' | 'POST';
+  /** `/kv/BINDING/<key, percent-encoded>` or `/kv/BINDING?<list query>`; `POST /sql/BINDING` for a SQL call (browser-host/sql/database.ts). */
   path: string;
   headers: Array<[string, string]>;
   body: Uint8Array | ReadableStream<Uint8Array> | null;

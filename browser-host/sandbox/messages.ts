@@ -32,6 +32,8 @@ export interface InitMessage {
   env: Record<string, unknown>;
   /** KV bindings: `env.NAME` becomes a KV namespace whose calls come to the host as `kv` messages. */
   kv: string[];
+  /** SQL bindings: `env.NAME` becomes a database whose calls come to the host as `kv` messages to `/sql/NAME`. */
+  sql?: string[];
 }
 
 // Host → worker, over the sandbox's port.
@@ -190,7 +192,7 @@ export interface KvCallMessage {
   id: number;
   /** The request whose handler made the call (its answer goes over that request's session); 0 if unknown. */
   via: number;
-  method: 'GET' | 'PUT' | 'DELETE';
+  method: 'GET' | 'PUT' | 'DELETE' | 'POST';
   path: string;
   headers: Array<[string, string]>;
   body: Uint8Array | ReadableStream<unknown> | null;
@@ -260,8 +262,10 @@ export function parseWorkerMessage(data: unknown): WorkerMessage | string {
     case 'kv': {
       const { id, via, method, path, headers, body } = m;
       if (!isCount(id) || !isCount(via)) return 'kv without an id';
-      if (typeof method !== 'string' || !KV_METHODS.has(method)) return 'kv with an unknown method';
-      if (typeof path !== 'string' || !(path.startsWith('/kv/') || path.startsWith(CACHE_PATH_PREFIX)) || path.length > LIMITS.urlLength) return 'kv with a bad path';
+      // SQL calls (browser-host/sql/database.ts) travel the same way: POST /sql/BINDING.
+      const sqlCall = method === 'POST' && typeof path === 'string' && path.startsWith('/sql/');
+      if (typeof method !== 'string' || (!KV_METHODS.has(method) && !sqlCall)) return 'kv with an unknown method';
+      if (typeof path !== 'string' || !(path.startsWith('/kv/') || path.startsWith(CACHE_PATH_PREFIX) || sqlCall) || path.length > LIMITS.urlLength) return 'kv with a bad path';
       if (!isHeaderList(headers, true)) return 'kv with malformed headers';
       if (body !== null && !(body instanceof ReadableStream) && !(body instanceof Uint8Array)) return 'kv with a body that is neither bytes nor a ReadableStream';
       return { t: 'kv', id, via, method: method as KvCallMessage['method'], path, headers, body };

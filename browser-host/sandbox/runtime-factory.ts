@@ -26,6 +26,6 @@ export function sandboxRuntimes(
       env: source.env,
       ...(options.limits ? { limits: options.limits } : {}),
       ...(options.log ? { log: options.log } : {}),
-      ...(options.kv ? { kv: { bindings: source.kv ?? [], transport: options.kv(source.app) } } : {}),
+      ...(options.kv ? { kv: { bindings: source.kv ?? [], sql: source.sql ?? [], transport: options.kv(source.app) } } : {}),
     });
 }

@@ -55,7 +55,7 @@ export interface SandboxOptions {
    * The app's KV bindings and where their calls go (to the ingress, with this app's name
    * stamped on by the host page: a worker cannot choose the app). Default none.
    */
-  kv?: { bindings: string[]; transport: KvRouter };
+  kv?: { bindings: string[]; transport: KvRouter; /** SQL bindings, whose calls take the same transport. */ sql?: string[] };
 }
 
 export interface SandboxStats {
@@ -432,7 +432,7 @@ export class Sandbox {
     const name = `${this.#label}#${generation}`;
     const worker = await SandboxWorker.start({
       runtime: RUNTIME,
-      init: { t: 'init', appName: this.appName, version: this.version, code: this.#options.code, env: this.#options.env ?? {}, kv: this.#options.kv?.bindings ?? [] },
+      init: { t: 'init', appName: this.appName, version: this.version, code: this.#options.code, env: this.#options.env ?? {}, kv: this.#options.kv?.bindings ?? [], sql: this.#options.kv?.sql ?? [] },
       name,
       startMs: this.#limits.startMs,
       ...(this.#options.container ? { container: this.#options.container } : {}),
@@ -481,10 +481,12 @@ export class Sandbox {
       worker.post({ t: 'kv-answer', id: call.id, status: answer.status, headers: answer.headers, body }, body instanceof ReadableStream ? [body] : []);
     };
     const kv = this.#options.kv;
-    const binding = call.path.slice(4).split(/[/?]/)[0] ?? '';
+    const isSql = call.path.startsWith('/sql/');
+    const binding = call.path.slice(isSql ? 5 : 4).split(/[/?]/)[0] ?? '';
     // Cache API calls (`/cache/…`) need no binding: every app has `caches`.
     const isCache = call.path.startsWith(CACHE_PATH_PREFIX);
-    if (!kv || (!isCache && !kv.bindings.includes(binding))) return reply(kvErrorAnswer('KV_UNKNOWN_BINDING', 404, `${this.appName} has no KV binding ${JSON.stringify(binding.slice(0, 64))}`));
+    if (isSql && (!kv || !(kv.sql ?? []).includes(binding))) return reply(kvErrorAnswer('SQL_UNKNOWN_BINDING', 404, `D1_ERROR: ${this.appName} has no SQL binding ${JSON.stringify(binding.slice(0, 64))}`));
+    if (!kv || (!isSql && !isCache && !kv.bindings.includes(binding))) return reply(kvErrorAnswer('KV_UNKNOWN_BINDING', 404, `${this.appName} has no KV binding ${JSON.stringify(binding.slice(0, 64))}`));
     const body = call.body instanceof ReadableStream ? bytesOnly(call.body) : call.body;
     const from = this.#pending.get(call.via);
     const via = from?.worker === worker ? from.session : null;

@@ -10,6 +10,7 @@ import type { AppModule, ExecutionContext } from '../module-runtime.ts';
 import { describeError } from './errors.ts';
 import { MAX_BATCH, type BatchMessage, type FailMessage, type HeadMessage, type HostMessage, type InitMessage, type KvAnswerMessage, type RequestMessage, type WorkerFailureCode, type WorkerMessage } from './messages.ts';
 import { KvNamespace, type KvAnswer, type KvCall } from '../kv/namespace.ts';
+import { SqlDatabase } from '../sql/database.ts';
 import { CacheStorage } from '../cache/cache-storage.ts';
 import { KvReadCache } from '../kv/read-cache.ts';
 import { fixedBody, installResponseShim, makeRequest, responseHeaderList } from '../web-compat.ts';
@@ -74,9 +75,14 @@ class WorkerHost {
    * that they go back over the session it came on (the ingress that has the data).
    */
   #envFor(requestId: number): Record<string, unknown> {
-    if (this.#init.kv.length === 0) return this.#init.env;
+    const sql = this.#init.sql ?? [];
+    if (this.#init.kv.length === 0 && sql.length === 0) return this.#init.env;
     const transport = (call: KvCall) => this.#kv(call, requestId);
-    return { ...this.#init.env, ...Object.fromEntries(this.#init.kv.map((name) => [name, new KvNamespace(name, transport, this.#kvReads)])) };
+    return {
+      ...this.#init.env,
+      ...Object.fromEntries(this.#init.kv.map((name) => [name, new KvNamespace(name, transport, this.#kvReads)])),
+      ...Object.fromEntries(sql.map((name) => [name, new SqlDatabase(name, transport)])),
+    };
   }
 
   /** Sends a KV call to the host page, which carries it to the ingress. */
