@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { KV_LIMITS, type KvEntry, type KvPutOptions, type KvStore } from '../ingress/index.ts';
-import { liveBytes } from './live-memory.ts';
+import { settledLiveBytes } from './live-memory.ts';
 
 /** What a backend's test file hands the suite: a fresh, empty store on an injected clock. */
 export interface KvStoreHarness {
@@ -313,16 +313,13 @@ export function kvStoreSuite(name: string, make: () => Promise<KvStoreHarness>):
       const sample = 4 * MiB;
       const inHash = createHash('sha256');
       const memory: number[] = [];
-      // V8 frees ArrayBuffers on a background thread: let the previous tests' garbage go first.
-      liveBytes();
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      const base = liveBytes();
+      const base = await settledLiveBytes();
       async function* generate(): AsyncGenerator<Uint8Array> {
         for (let at = 0; at < total; at += chunk) {
           const bytes = Buffer.alloc(chunk, at / chunk);
           bytes.writeUInt32BE(at, 0);
           inHash.update(bytes);
-          if (at % sample === 0) memory.push(liveBytes() - base);
+          if (at % sample === 0) memory.push((await settledLiveBytes()) - base);
           yield bytes;
         }
       }
@@ -338,7 +335,7 @@ export function kvStoreSuite(name: string, make: () => Promise<KvStoreHarness>):
       for await (const piece of entry.chunks()) {
         expect(piece.byteLength).toBeLessThanOrEqual(chunk);
         outHash.update(piece);
-        if (received % sample === 0) memory.push(liveBytes() - base);
+        if (received % sample === 0) memory.push((await settledLiveBytes()) - base);
         received += piece.byteLength;
       }
       const getMs = performance.now() - started;

@@ -16,3 +16,18 @@ export function liveBytes(): number {
   const usage = process.memoryUsage();
   return usage.heapUsed + usage.external;
 }
+
+/**
+ * {@link liveBytes} once V8's background threads have caught up: ArrayBuffers a collection
+ * found dead are freed off the main thread, and on a loaded machine that lags, so a reading
+ * taken at once still counts megabytes already garbage. The least of a few readings a turn
+ * apart: memory really held shows in every one, garbage pending release only in some.
+ */
+export async function settledLiveBytes(readings = 3): Promise<number> {
+  let least = liveBytes();
+  for (let i = 1; i < readings; i++) {
+    await new Promise((resolve) => setImmediate(resolve));
+    least = Math.min(least, liveBytes());
+  }
+  return least;
+}
