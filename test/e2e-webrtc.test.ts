@@ -146,7 +146,7 @@ describe('when a host tab dies', () => {
     expect(probes.filter((p) => p.status !== 200)).toEqual([]);
     expect(ingress.pool.list().map((h) => h.name)).toEqual(['tab-b']);
 
-    for (const r of results) expect(r.complete).toBe(r.host !== victimName);
+    for (const r of results) expect(r.complete, `every stream: ${JSON.stringify(results)}`).toBe(r.host !== victimName);
     expect(results.some((r) => r.host === victimName)).toBe(true);
     const ok = await Promise.all(Array.from({ length: 10 }, () => fetch(`${ingress.url}/`).then((r) => r.status)));
     expect(ok.every((s) => s === 200)).toBe(true);

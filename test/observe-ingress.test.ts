@@ -169,7 +169,7 @@ describe('Prometheus metrics', () => {
     // Process metrics come along, under the same prefix.
     expect(after.get('dcdn_process_resident_memory_bytes')?.type).toBe('gauge');
     // No label grows with the traffic: no URL, no host id, no request id.
-    for (const f of after.values()) for (const s of f.samples) expect(Object.keys(s.labels).every((l) => ['app', 'status', 'transport', 'code', 'reason', 'state', 'kind', 'op', 'outcome', 'le', 'quantile', 'version', 'major', 'minor', 'patch', 'space', 'kind', 'type'].includes(l)), `${s.name} ${JSON.stringify(s.labels)}`).toBe(true);
+    for (const f of after.values()) for (const s of f.samples) expect(Object.keys(s.labels).every((l) => ['app', 'status', 'transport', 'code', 'reason', 'state', 'kind', 'op', 'outcome', 'le', 'quantile', 'version', 'major', 'minor', 'patch', 'space', 'type', 'result', 'segment', 'mode', 'direction', 'limit'].includes(l)), `${s.name} ${JSON.stringify(s.labels)}`).toBe(true);
   });
 
   it('counts failures by status and code, with transport none when no host was tried', async () => {
