@@ -7,7 +7,7 @@
  * the request latency the KV calls add to. Backends take turns within each repetition.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startRedis, type RedisServer } from '../tools/redis.ts';
@@ -15,6 +15,7 @@ import { spawnScript, stopChild } from './children.ts';
 import { onCleanup } from './cleanup.ts';
 import { progress } from './progress.ts';
 import { latencySummary, round } from './stats.ts';
+import { timedGet as get } from './timed-get.ts';
 
 export interface KvConfig {
   reps: number;
@@ -176,24 +177,4 @@ async function list(agent: Agent, base: string, n: number, prefix: string, limit
     out.push(...body.list);
   }
   return out;
-}
-
-/** One GET on the keep-alive agent; fails on anything but 200. */
-function get(agent: Agent, url: string): Promise<{ ms: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const req = request(url, { agent, timeout: 60_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (s: string) => (body += s));
-      res.on('end', () => {
-        const ms = performance.now() - t0;
-        if (res.statusCode !== 200) reject(new Error(`GET ${url}: status ${res.statusCode}: ${body.slice(0, 300)}`));
-        else resolve({ ms, body });
-      });
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out`)));
-    req.on('error', reject);
-    req.end();
-  });
 }

@@ -7,7 +7,7 @@
  * repetition.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startPostgres, type PostgresServer } from '../tools/postgres.ts';
@@ -15,6 +15,7 @@ import { spawnScript, stopChild } from './children.ts';
 import { onCleanup } from './cleanup.ts';
 import { progress } from './progress.ts';
 import { latencySummary, round } from './stats.ts';
+import { timedGet as get } from './timed-get.ts';
 
 export interface SqlConfig {
   reps: number;
@@ -144,23 +145,4 @@ async function calls(agent: Agent, base: string, op: string, n: number): Promise
     out.push(...(JSON.parse(r.body) as { ms: number[] }).ms);
   }
   return out;
-}
-
-function get(agent: Agent, url: string, timeoutMs = 60_000): Promise<{ ms: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const req = request(url, { agent, timeout: timeoutMs }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (s: string) => (body += s));
-      res.on('end', () => {
-        const ms = performance.now() - t0;
-        if (res.statusCode !== 200) reject(new Error(`GET ${url}: status ${res.statusCode}: ${body.slice(0, 300)}`));
-        else resolve({ ms, body });
-      });
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out`)));
-    req.on('error', reject);
-    req.end();
-  });
 }
