@@ -12,6 +12,7 @@
  * Runtime-neutral: it runs inside sandbox workers (a leaf import of protocol/, no msgpackr).
  */
 import { CACHE_HEADERS as H } from '../../protocol/cache-wire.ts';
+import { readAnswerBody } from '../kv/answer-body.ts';
 import type { KvAnswer, KvTransport } from '../kv/namespace.ts';
 
 export interface CacheQueryOptions {
@@ -92,7 +93,7 @@ export class Cache {
     const code = answer.headers.find(([n]) => n === 'dcdn-error')?.[1] ?? 'CACHE_BAD_REQUEST';
     let message = `cache ${call.method} failed with status ${answer.status}`;
     try {
-      const body = JSON.parse(new TextDecoder().decode(await readAll(answer.body))) as { message?: unknown };
+      const body = JSON.parse(new TextDecoder().decode(await readAnswerBody(answer.body))) as { message?: unknown };
       if (typeof body.message === 'string') message = body.message;
     } catch {
       // keep the generic message
@@ -129,12 +130,6 @@ function toRequest(request: RequestInfo | URL): Request {
 
 function toStream(body: KvAnswer['body']): BodyInit | null {
   return body as BodyInit | null;
-}
-
-async function readAll(body: KvAnswer['body']): Promise<Uint8Array> {
-  if (body === null) return new Uint8Array(0);
-  if (body instanceof Uint8Array) return body;
-  return new Uint8Array(await new Response(body).arrayBuffer());
 }
 
 async function discard(body: KvAnswer['body']): Promise<void> {

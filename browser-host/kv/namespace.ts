@@ -14,6 +14,7 @@
 // A leaf import, not protocol/index.ts: this file is bundled into sandbox workers, and the index
 // would pull msgpackr in with it. test/boundaries.test.ts allows it by name.
 import { KV_HEADERS } from '../../protocol/kv-wire.ts';
+import { readAnswerBody } from './answer-body.ts';
 import { MIN_CACHE_TTL_SECONDS, type KvReadCache } from './read-cache.ts';
 
 /** One KV operation on its way to the ingress. Bodies are bytes when small, else a stream. */
@@ -233,29 +234,10 @@ async function decode(body: KvAnswer['body'], type: KvValueType): Promise<unknow
       },
     });
   }
-  const bytes = body instanceof ReadableStream ? await readAll(body) : (body ?? new Uint8Array(0));
+  const bytes = await readAnswerBody(body);
   if (type === 'arrayBuffer') return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
   const text = decoder.decode(bytes);
   return type === 'json' ? JSON.parse(text) : text;
-}
-
-async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = stream.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    size += value.byteLength;
-  }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
 }
 
 async function discard(body: KvAnswer['body']): Promise<void> {

@@ -8,6 +8,7 @@
  */
 // Leaf imports, not protocol/index.ts: this file is bundled into sandbox workers (see kv/namespace.ts).
 import { fromWire, toWire, type SqlMeta, type SqlWireRequest, type SqlWireResponse, type SqlWireResult } from '../../protocol/sql-wire.ts';
+import { readAnswerBody } from '../kv/answer-body.ts';
 import type { KvAnswer, KvTransport } from '../kv/namespace.ts';
 
 /** Statements one handler request may send (D1's limit per Worker invocation on its paid plan). */
@@ -91,7 +92,7 @@ export class SqlDatabase {
       headers: [['content-type', 'application/json']],
       body: encoder.encode(JSON.stringify(request)),
     });
-    const text = decoder.decode(await readAll(answer));
+    const text = decoder.decode(await readAnswerBody(answer.body));
     if (answer.status >= 400) {
       const code = answer.headers.find(([n]) => n === 'dcdn-error')?.[1] ?? 'SQL_BAD_REQUEST';
       let message = `SQL call failed with status ${answer.status}`;
@@ -179,26 +180,4 @@ function rowObject(columns: string[], row: unknown[]): Record<string, unknown> {
 
 function toD1Result<T>(r: SqlWireResult): D1Result<T> {
   return { success: true, meta: r.meta, results: r.rows.map((row) => rowObject(r.columns, row) as T) };
-}
-
-async function readAll(answer: KvAnswer): Promise<Uint8Array> {
-  const body = answer.body;
-  if (body === null) return new Uint8Array(0);
-  if (body instanceof Uint8Array) return body;
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    size += value.byteLength;
-  }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
 }
