@@ -4,6 +4,7 @@
  */
 import { resolve } from 'node:path';
 import { bundleApp } from '../browser-host/index.ts';
+import type { CronRun } from '../protocol/index.ts';
 import { mintToken } from '../signaling/index.ts';
 import { DEFAULT_ROLLOUT_TIMEOUT_MS, describeRollout, type Rollout } from '../signaling/index.ts';
 import { UsageError } from './args.ts';
@@ -220,7 +221,7 @@ export async function apps(values: Record<string, unknown>): Promise<number> {
       activeVersion: number;
       versions: Array<{ version: number; createdAt: string; size: number; message: string; config?: { kv: string[]; sql?: string[]; volunteers: boolean; require: string[] } }>;
       secrets: string[];
-      cron?: { schedule: string[]; lastRun: CronRunView | null };
+      cron?: { schedule: string[]; lastRun: CronRun | null };
       hosts?: Array<{ host: string; version: number; state: string }>;
     }>;
   }>(
@@ -342,29 +343,15 @@ export function describeHosts(hosts: Array<{ host: string; version: number; stat
     .join(', ');
 }
 
-/** A scheduled run as the control API reports it (signaling/control-store.ts `CronRun`). */
-export interface CronRunView {
-  at: string;
-  scheduledTime: number;
-  cron: string;
-  trigger: 'schedule' | 'manual';
-  ok: boolean;
-  code?: string;
-  error?: string;
-  host?: string;
-  ingress?: string;
-  ms: number;
-}
-
 /** `*\/5 * * * * (UTC); last run 2026-…Z ok on host-1 in 12 ms`, or the failure's code and first line. */
-export function describeCron(schedule: string[], last: CronRunView | null): string {
+export function describeCron(schedule: string[], last: CronRun | null): string {
   const parts = [schedule.length ? `${schedule.join(', ')} (UTC)` : 'no schedule'];
   parts.push(last ? `last run ${describeRun(last)}` : 'not run yet');
   return parts.join('; ');
 }
 
 /** One run in a line: when, ok or the error code and the error's first line, where, how long. */
-export function describeRun(run: CronRunView): string {
+export function describeRun(run: CronRun): string {
   const where = run.host ? ` on ${run.host}` : '';
   const what = run.ok ? 'ok' : `failed ${run.code ?? ''}: ${(run.error ?? '').split('\n')[0]!.slice(0, 200)}`;
   return `${run.at} (${run.trigger === 'manual' ? 'dcdn cron trigger' : `tick ${new Date(run.scheduledTime).toISOString()}`}) ${what}${where} in ${run.ms} ms`;

@@ -5,7 +5,7 @@
  * `watch()`; reads on the serving path go through a cache, so a store outage stops writes, never
  * serving.
  */
-import type { AppConfig } from '../protocol/index.ts';
+import type { AppConfig, CronRun } from '../protocol/index.ts';
 import type { AppManifestEntry, AppSummary, AppVersion } from './app-store.ts';
 import type { Ban, BanKind } from './bans.ts';
 
@@ -15,27 +15,8 @@ export interface ControlChange {
   what: 'apps' | 'bans';
 }
 
-/** How one scheduled run ended (docs/apps.md, "Cron triggers"); `dcdn apps` shows the last. */
-export interface CronRun {
-  /** When signaling asked for it (ISO 8601). */
-  at: string;
-  /** `controller.scheduledTime`: the tick (ms since the epoch), or the time of `dcdn cron trigger`. */
-  scheduledTime: number;
-  /** `controller.cron`. */
-  cron: string;
-  /** A tick of the schedule, or `dcdn cron trigger`. */
-  trigger: 'schedule' | 'manual';
-  ok: boolean;
-  /** The error code when not ok (HOST_HANDLER_ERROR, CRON_NO_INGRESS, INGRESS_NO_HOST, CRON_TIMEOUT, ...). */
-  code?: string;
-  /** The error (message and stack) when not ok. */
-  error?: string;
-  /** The host that ran it, and the ingress that asked it. */
-  host?: string;
-  ingress?: string;
-  /** How long the run took, as the ingress measured it (ms). */
-  ms: number;
-}
+/** How one scheduled run ended; the shape lives in protocol/ because the CLI reads it too. */
+export type { CronRun };
 
 /** An app's cron state: the last tick claimed (ms since the epoch, 0 for none) and the last run. */
 export interface CronState {
