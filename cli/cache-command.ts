@@ -5,11 +5,8 @@
  * operator token, the way `dcdn tail` reaches them; it reports per ingress and fails if any
  * could not be purged.
  */
-import { signalUrls } from '../node/index.ts';
-import { mintToken } from '../signaling/index.ts';
 import { UsageError } from './args.ts';
-import { readState } from './state.ts';
-import { ingressesFrom } from './tail-command.ts';
+import { operatorIngresses } from './operator-ingresses.ts';
 
 export async function cache(values: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const [action, app, ...rest] = (values._ as string[] | undefined) ?? [];
@@ -17,20 +14,7 @@ export async function cache(values: Record<string, unknown>, env: NodeJS.Process
   if (!app || rest.length > 0) throw new UsageError('dcdn cache purge takes one APP');
   const prefix = values.prefix as string | undefined;
   if (prefix !== undefined && !prefix.startsWith('/')) throw new UsageError(`--prefix is a path starting with /, got ${JSON.stringify(prefix)}`);
-  const state = readState(env);
-  const token =
-    (values.token as string | undefined) ??
-    env.DCDN_TOKEN ??
-    (env.DCDN_SECRET ? mintToken(env.DCDN_SECRET, { role: 'operator', ttlSeconds: 600, sub: 'cache-purge' }) : undefined) ??
-    state?.operatorToken;
-  if (!token) throw new UsageError('no operator token: pass --token, or set DCDN_TOKEN or DCDN_SECRET');
-  let ingresses = ((values.ingress as string[] | undefined) ?? []).map((u) => u.replace(/\/+$/, ''));
-  if (ingresses.length === 0) {
-    const signal = (values.signal as string | undefined) ?? env.DCDN_SIGNAL ?? state?.signal;
-    if (signal) ingresses = await ingressesFrom(signalUrls(signal).http, token);
-    if (ingresses.length === 0 && state?.ingress) ingresses = [state.ingress];
-  }
-  if (ingresses.length === 0) throw new UsageError('no ingress to purge: run `dcdn up` here, or pass --ingress URL or --signal URL');
+  const { token, ingresses } = await operatorIngresses(values, env, { sub: 'cache-purge', ttlSeconds: 600, verb: 'purge' });
   const query = new URLSearchParams({ app, ...(prefix !== undefined ? { prefix } : {}) });
   let failed = 0;
   let total = 0;

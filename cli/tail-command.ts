@@ -8,10 +8,8 @@
  * sockets; the ingresses then drop events for it and say how many, and requests never wait.
  */
 import { WebSocket } from 'ws';
-import { signalUrls } from '../node/index.ts';
 import { UsageError } from './args.ts';
-import { readState } from './state.ts';
-import { mintToken } from '../signaling/index.ts';
+import { operatorIngresses } from './operator-ingresses.ts';
 
 // With the other commands' flags, so that help loads nothing heavy; kept importable from here.
 export { tailDescription, tailFlags, tailUsage } from './command-flags.ts';
@@ -147,40 +145,9 @@ async function resolveTarget(values: Record<string, unknown>, env: NodeJS.Proces
   if (values.search) q.set('search', String(values.search));
   if (rate < 1) q.set('sampling', String(rate));
   if (values.timing) q.set('timing', '1');
-  const state = readState(env);
-  const token =
-    (values.token as string | undefined) ??
-    env.DCDN_TOKEN ??
-    (env.DCDN_SECRET ? mintToken(env.DCDN_SECRET, { role: 'operator', ttlSeconds: 24 * 3600, sub: 'tail' }) : undefined) ??
-    state?.operatorToken;
-  if (!token) throw new UsageError('no operator token: pass --token, or set DCDN_TOKEN or DCDN_SECRET');
-  let ingresses = ((values.ingress as string[] | undefined) ?? []).map((u) => u.replace(/\/+$/, ''));
-  if (ingresses.length === 0) {
-    const signal = (values.signal as string | undefined) ?? env.DCDN_SIGNAL ?? state?.signal;
-    if (signal) ingresses = await ingressesFrom(signalUrls(signal).http, token);
-    if (ingresses.length === 0 && state?.ingress) ingresses = [state.ingress];
-  }
-  if (ingresses.length === 0) throw new UsageError('no ingress to tail: run `dcdn up` here, or pass --ingress URL or --signal URL');
+  const { token, ingresses } = await operatorIngresses(values, env, { sub: 'tail', ttlSeconds: 24 * 3600, verb: 'tail' });
   const query = q.toString();
   return { ingresses: [...new Set(ingresses)], token, query: query ? `?${query}` : '', format };
-}
-
-/**
- * The ingresses signaling knows, by the WebSocket endpoint each announces for hosts
- * (`ws://HOST:PORT/_dcdn/host-ws`, its `--public-ws` when set): the same address serves
- * `/_dcdn/tail`. Signaling shows peers' details to operators only, hence the token.
- */
-export async function ingressesFrom(signalHttp: string, operatorToken: string): Promise<string[]> {
-  try {
-    const res = await fetch(`${signalHttp}/v1/health`, { headers: { authorization: `Bearer ${operatorToken}` } });
-    if (!res.ok) return [];
-    const health = (await res.json()) as { peers?: Array<{ role?: string; info?: { wsUrl?: unknown } }> };
-    return (health.peers ?? [])
-      .filter((p) => p.role === 'ingress' && typeof p.info?.wsUrl === 'string')
-      .map((p) => String(p.info!.wsUrl).replace(/^ws/, 'http').replace(/\/_dcdn\/host-ws$/, ''));
-  } catch {
-    return [];
-  }
 }
 
 function rawSocket(ws: WebSocket): { pause(): void; resume(): void } | undefined {
