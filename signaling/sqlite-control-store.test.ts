@@ -3,14 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { controlStoreSuite, bundle } from '../test/control-store-suite.ts';
+import { controlStoreSuite, bundle, type ControlStoreHarness } from '../test/control-store-suite.ts';
 import { cronStoreSuite } from '../test/cron-store-suite.ts';
 import { AppStore } from './app-store.ts';
 import { BanList } from './bans.ts';
 import type { ControlStore } from './control-store.ts';
 import { SqliteControlStore } from './sqlite-control-store.ts';
 
-controlStoreSuite('SqliteControlStore', async () => {
+/** A store on a fresh SQLite file; `another` opens more stores on the same file, as other nodes would. */
+const harness = async (): Promise<ControlStoreHarness> => {
   const dir = mkdtempSync(join(tmpdir(), 'dcdn-control-'));
   const path = join(dir, 'apps.db');
   const store = SqliteControlStore.open(path);
@@ -27,26 +28,10 @@ controlStoreSuite('SqliteControlStore', async () => {
       rmSync(dir, { recursive: true, force: true });
     },
   };
-});
+};
 
-cronStoreSuite('SqliteControlStore', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'dcdn-control-'));
-  const path = join(dir, 'apps.db');
-  const store = SqliteControlStore.open(path);
-  const others: ControlStore[] = [];
-  return {
-    store,
-    async another() {
-      const other = SqliteControlStore.open(path);
-      others.push(other);
-      return other;
-    },
-    async cleanup() {
-      for (const s of [store, ...others]) await s.close();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-});
+controlStoreSuite('SqliteControlStore', harness);
+cronStoreSuite('SqliteControlStore', harness);
 
 describe('SqliteControlStore over the stores signaling had', () => {
   it('hears writes made straight to its AppStore, and leaves stores it did not open open', async () => {
