@@ -8,7 +8,7 @@ import { createServer, type Socket } from 'node:net';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startPostgres, type PostgresServer } from '../tools/postgres.ts';
-import { bundle, codeOf, controlStoreSuite, until } from '../test/control-store-suite.ts';
+import { bundle, codeOf, controlStoreSuite, until, type ControlStoreHarness } from '../test/control-store-suite.ts';
 import { cronStoreSuite } from '../test/cron-store-suite.ts';
 import { ControlCache } from './control-cache.ts';
 import type { ControlChange } from './control-store.ts';
@@ -43,7 +43,8 @@ async function freshDatabase(): Promise<{ url: string; open(options?: PgControlS
   };
 }
 
-controlStoreSuite('PgControlStore', async () => {
+/** A store on a fresh database; `another` opens more stores on it, as other nodes would. */
+const harness = async (): Promise<ControlStoreHarness> => {
   const db = await freshDatabase();
   const store = await db.open();
   const others: PgControlStore[] = [];
@@ -58,24 +59,10 @@ controlStoreSuite('PgControlStore', async () => {
       for (const s of [store, ...others]) await s.close();
     },
   };
-});
+};
 
-cronStoreSuite('PgControlStore', async () => {
-  const db = await freshDatabase();
-  const store = await db.open();
-  const others: PgControlStore[] = [];
-  return {
-    store,
-    async another() {
-      const other = await db.open();
-      others.push(other);
-      return other;
-    },
-    async cleanup() {
-      for (const s of [store, ...others]) await s.close();
-    },
-  };
-});
+controlStoreSuite('PgControlStore', harness);
+cronStoreSuite('PgControlStore', harness);
 
 describe('PgControlStore across nodes', () => {
   it('creates its schema once when several nodes open an empty database at once', async () => {
