@@ -36,6 +36,22 @@ export async function until(cond: () => boolean | Promise<boolean>, ms = 10_000)
 }
 
 /**
+ * Opens a harness with `make` before each test of the enclosing `describe` and cleans it up after;
+ * `opened` hands it to the suite. Every store suite runs its tests on a fresh store this way.
+ */
+export function harnessPerTest(make: () => Promise<ControlStoreHarness>, opened: (h: ControlStoreHarness) => void): void {
+  let h: ControlStoreHarness | undefined;
+  beforeEach(async () => {
+    h = await make();
+    opened(h);
+  });
+  afterEach(async () => {
+    await h?.cleanup();
+    h = undefined;
+  });
+}
+
+/**
  * The conformance suite: every AppStore and BanList behaviour signaling relied on, through the
  * async ControlStore, plus what a cluster needs of any store (versions unique under concurrent
  * deploys from two instances, one version from concurrent deployIfChanged, shared keys, a
@@ -54,12 +70,9 @@ export function controlStoreSuite(name: string, make: () => Promise<ControlStore
   describe(`${name} (ControlStore conformance)`, () => {
     let h: ControlStoreHarness;
     let store: ControlStore;
-    beforeEach(async () => {
-      h = await make();
-      store = h.store;
-    });
-    afterEach(async () => {
-      await h.cleanup();
+    harnessPerTest(make, (opened) => {
+      h = opened;
+      store = opened.store;
     });
 
     it('deploys versions, lists them without code, and serves each version\'s code', async () => {

@@ -4,9 +4,9 @@
  * run once across nodes and restarts. Called by each backend's test file with the same harness
  * as the conformance suite.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { ControlStore, CronRun } from '../signaling/control-store.ts';
-import { bundle, codeOf, type ControlStoreHarness } from './control-store-suite.ts';
+import { bundle, codeOf, harnessPerTest, type ControlStoreHarness } from './control-store-suite.ts';
 
 const run = (over: Partial<CronRun> = {}): CronRun => ({ at: '2026-01-01T00:01:00.000Z', scheduledTime: 60_000, cron: '* * * * *', trigger: 'schedule', ok: true, host: 'h1', ms: 5, ...over });
 
@@ -14,12 +14,9 @@ export function cronStoreSuite(name: string, make: () => Promise<ControlStoreHar
   describe(`${name} (cron state)`, () => {
     let h: ControlStoreHarness;
     let store: ControlStore;
-    beforeEach(async () => {
-      h = await make();
-      store = h.store;
-    });
-    afterEach(async () => {
-      await h.cleanup();
+    harnessPerTest(make, (opened) => {
+      h = opened;
+      store = opened.store;
     });
 
     it('keeps a schedule with its version, and a config without one reads as before', async () => {
