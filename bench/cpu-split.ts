@@ -15,6 +15,7 @@ import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { spawnScript, stopAllChildren, stopChild } from './children.ts';
 import { load } from './http-load.ts';
+import { processCpuUs as cpuUs } from './proc-cpu.ts';
 
 const TARGETS: Record<string, string[]> = {
   werift: ['--transport', 'webrtc', '--rtc', 'werift'],
@@ -34,19 +35,6 @@ const { values } = parseArgs({
 if (values.help) {
   process.stdout.write(`usage: node --import tsx bench/cpu-split.ts [--connections 1,50] [--seconds 10] [--targets werift,websocket,node-datachannel] [--hosts 1]\n`);
   process.exit(0);
-}
-
-const TICK_US = 1e6 / 100; // USER_HZ is 100 on Linux
-
-/** CPU time (µs) of one process, or null once it is gone. */
-function cpuUs(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * TICK_US;
-  } catch {
-    return null;
-  }
 }
 
 /** The role of a Chromium process, from its command line. */
