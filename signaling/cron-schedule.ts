@@ -42,13 +42,10 @@ export interface CronTick {
 }
 
 /**
- * The latest tick at or before `now` among `crons` (the one to run when several fell due since
- * the last look: missed ticks are not replayed), or null when none ever fell due. Expressions
- * that do not parse are skipped (a deploy checked them; a store written by a newer build may
- * know more).
+ * The expressions of `crons` that parse, with their croner job. Those that do not are skipped (a
+ * deploy checked them; a store written by a newer build may know more).
  */
-export function latestTick(crons: readonly string[], now: number): CronTick | null {
-  let best: CronTick | null = null;
+function* readable(crons: readonly string[]): Generator<{ cron: string; job: Cron }> {
   for (const cron of crons) {
     let job: Cron;
     try {
@@ -56,6 +53,19 @@ export function latestTick(crons: readonly string[], now: number): CronTick | nu
     } catch {
       continue;
     }
+    yield { cron, job };
+  }
+}
+
+/**
+ * The latest tick at or before `now` among `crons` (the one to run when several fell due since
+ * the last look: missed ticks are not replayed), or null when none ever fell due. Expressions
+ * that do not parse are skipped (a deploy checked them; a store written by a newer build may
+ * know more).
+ */
+export function latestTick(crons: readonly string[], now: number): CronTick | null {
+  let best: CronTick | null = null;
+  for (const { cron, job } of readable(crons)) {
     // previousRuns excludes its reference instant; one ms later includes a tick at `now` itself.
     const t = job.previousRuns(1, new Date(now + 1))[0]?.getTime();
     if (t !== undefined && t <= now && (best === null || t > best.time)) best = { cron, time: t };
@@ -66,13 +76,7 @@ export function latestTick(crons: readonly string[], now: number): CronTick | nu
 /** The first tick after `now` among `crons`, or null when none will come. */
 export function nextTick(crons: readonly string[], now: number): CronTick | null {
   let best: CronTick | null = null;
-  for (const cron of crons) {
-    let job: Cron;
-    try {
-      job = parse(cron);
-    } catch {
-      continue;
-    }
+  for (const { cron, job } of readable(crons)) {
     const t = job.nextRun(new Date(now))?.getTime();
     if (t !== undefined && t > now && (best === null || t < best.time)) best = { cron, time: t };
   }
