@@ -4,6 +4,7 @@ import { FrameType, LIMITS, PROTOCOL_VERSION } from './frames.ts';
 import { createMemoryChannelPair, type MemoryChannel } from './memory-channel.ts';
 import { Session, type SessionOptions } from './session.ts';
 import type { ResponseHead, Stream, StreamError } from './stream.ts';
+import { sessionPair } from '../test/session-pair.ts';
 
 const open: Session[] = [];
 afterEach(async () => {
@@ -16,14 +17,7 @@ afterEach(async () => {
   }
 });
 
-async function pair(opts: Partial<SessionOptions> = {}, maxMessageSize = 16 * 1024) {
-  const [a, b] = createMemoryChannelPair({ maxMessageSize });
-  const client = new Session(a, { role: 'client', ...opts });
-  const server = new Session(b, { role: 'server', ...opts });
-  open.push(client, server);
-  await Promise.all([client.ready, server.ready]);
-  return { client, server, a, b };
-}
+const pair = (opts: Partial<SessionOptions> = {}, maxMessageSize = 16 * 1024) => sessionPair(open, opts, maxMessageSize);
 
 /**
  * A pair on fake timers: the memory channel delivers one message per (fake) macrotask and the

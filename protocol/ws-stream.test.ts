@@ -2,23 +2,16 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { decodeFrames, encodeFrame } from './codec.ts';
 import { errorCodeOf } from './errors.ts';
 import { FrameType, LIMITS, type Frame } from './frames.ts';
-import { createMemoryChannelPair } from './memory-channel.ts';
 import { Session, type SessionOptions } from './session.ts';
 import type { Stream } from './stream.ts';
+import { sessionPair } from '../test/session-pair.ts';
 
 const open: Session[] = [];
 afterEach(() => {
   for (const s of open.splice(0)) s.close();
 });
 
-async function pair(opts: Partial<SessionOptions> = {}, maxMessageSize = 16 * 1024) {
-  const [a, b] = createMemoryChannelPair({ maxMessageSize });
-  const client = new Session(a, { role: 'client', ...opts });
-  const server = new Session(b, { role: 'server', ...opts });
-  open.push(client, server);
-  await Promise.all([client.ready, server.ready]);
-  return { client, server, a, b };
-}
+const pair = (opts: Partial<SessionOptions> = {}, maxMessageSize = 16 * 1024) => sessionPair(open, opts, maxMessageSize);
 
 const UPGRADE = { method: 'GET', url: '/ws', headers: [['upgrade', 'websocket']] as Array<[string, string]> };
 
