@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mintToken, verifyToken } from '../signaling/index.ts';
+import { mintToken } from '../signaling/index.ts';
 import { newPage } from './browser.ts';
 import { startNetwork, type Network } from './network.ts';
 
@@ -17,15 +17,7 @@ let ingressUrl = '';
 beforeAll(async () => {
   // An app that logs and sometimes throws, so the live pane has console lines to show.
   net = await startNetwork({ app: fileURLToPath(new URL('./fixtures/console-app/worker.ts', import.meta.url)) });
-  const operator = (t: string) => {
-    try {
-      verifyToken(net.secret, t, ['operator']);
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  const ingress = await net.addIngress({ name: 'ingress-a', metrics: { authorize: operator }, authorizeOperator: operator });
+  const ingress = await net.addIngress({ name: 'ingress-a', metrics: { authorize: net.isOperator }, authorizeOperator: net.isOperator });
   ingressUrl = ingress.url;
   await net.addTab('tab-1');
   // Served once: the tab has the app and a session with the ingress.

@@ -5,7 +5,7 @@
 import type { Page } from 'puppeteer-core';
 import { fileURLToPath } from 'node:url';
 import { createIngress, type Ingress, type IngressOptions } from '../ingress/index.ts';
-import { mintToken, type IceConfig, type SignalingServer } from '../signaling/index.ts';
+import { mintToken, verifyToken, type IceConfig, type SignalingServer } from '../signaling/index.ts';
 import { signalUrls, startSignal } from '../node/index.ts';
 import { newPage } from './browser.ts';
 
@@ -21,6 +21,8 @@ export interface Network {
   tabs: Page[];
   ingresses: Ingress[];
   addIngress(options?: Partial<IngressOptions>): Promise<Ingress>;
+  /** Accepts the network's operator tokens, as `dcdn ingress --secret` does (for `authorizeOperator`, `metrics.authorize`). */
+  isOperator(token: string): boolean;
   /** Opens a host tab; `query` adds host page parameters (e.g. `wallMs=2000`). */
   addTab(name: string, query?: string): Promise<Page>;
   close(): Promise<void>;
@@ -51,6 +53,14 @@ export async function startNetwork(opts: { app?: string; ice?: IceConfig } = {})
       await ingress.listen();
       ingresses.push(ingress);
       return ingress;
+    },
+    isOperator(token) {
+      try {
+        verifyToken(secret, token, ['operator']);
+        return true;
+      } catch {
+        return false;
+      }
     },
     async addTab(name, query) {
       const page = await newPage();

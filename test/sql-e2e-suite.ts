@@ -17,7 +17,6 @@ import { disconnectBrowser } from './browser.ts';
 import { runDcdn, type CliResult } from './cli.ts';
 import { startNetwork, until, type Network } from './network.ts';
 import { startPostgres, type PostgresServer } from '../tools/postgres.ts';
-import { verifyToken } from '../signaling/index.ts';
 import { mkdirSync, writeFileSync } from 'node:fs';
 
 const SQL_APP = fileURLToPath(new URL('./fixtures/sql-app.ts', import.meta.url));
@@ -79,16 +78,6 @@ export function sqlE2eSuite(which: 'embedded' | 'postgres'): void {
     return body.error ? { ok: false, code: body.error.code, message: body.error.message } : body;
   }
 
-  /** Accepts the network's operator tokens, as `dcdn ingress --secret` does. */
-  function operator(token: string): boolean {
-    try {
-      verifyToken(net.secret, token, ['operator']);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
     let ingress: Ingress;
 
     async function startIngress(): Promise<Ingress> {
@@ -96,7 +85,7 @@ export function sqlE2eSuite(which: 'embedded' | 'postgres'): void {
       // A new embedded database runs initdb first (5 s quiet, 30 s on a loaded machine), past the
       // ingress's head timeout: open both apps' databases before the ingress serves them.
       for (const app of ['sqla', 'sqlb']) await store.run({ app, binding: 'DB' }, { mode: 'batch', statements: [{ sql: 'SELECT 1', params: [] }] }, SQL_LIMITS);
-      const started = await net.addIngress({ sql: store, sqlLimits: { statementTimeoutMs: 3000 }, authorizeOperator: operator });
+      const started = await net.addIngress({ sql: store, sqlLimits: { statementTimeoutMs: 3000 }, authorizeOperator: net.isOperator });
       await until(() => started.pool.size === 1, 20_000, 'the tab connected');
       return started;
     }
