@@ -4,7 +4,6 @@
  * counts it reports are the proof that a hit never reached the tab.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +12,7 @@ import type { Ingress } from '../ingress/index.ts';
 import { disconnectBrowser } from './browser.ts';
 import { runDcdn } from './cli.ts';
 import { startNetwork, until, type Network } from './network.ts';
+import { httpReply, type Reply } from './http-reply.ts';
 
 const CACHE_APP = fileURLToPath(new URL('./fixtures/cache-app.ts', import.meta.url));
 const CACHE_SIZE = 1024 * 1024;
@@ -46,23 +46,8 @@ async function deploy(label: string): Promise<void> {
   expect(r.code, r.stderr).toBe(0);
 }
 
-interface Reply {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Buffer;
-}
-
 function get(path: string, headers: Record<string, string> = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(`${ingress.url}/@cached${path}`, { headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  });
+  return httpReply(`${ingress.url}/@cached${path}`, headers);
 }
 
 const text = async (path: string, headers?: Record<string, string>) => (await get(path, headers)).body.toString();

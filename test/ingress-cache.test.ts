@@ -3,11 +3,11 @@
  * reaches them: real signaling, real HTTP on port 0, the real WebSocket transport. What the
  * handler sees (how often, with which validators) is the proof of every rule.
  */
-import { request as httpRequest } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Ingress } from '../ingress/index.ts';
 import type { Stream } from '../protocol/index.ts';
 import { startNodeNetwork, until, type NodeNetwork } from './node-network.ts';
+import { httpReply, type Reply } from './http-reply.ts';
 
 let net: NodeNetwork;
 let ingress: Ingress;
@@ -49,23 +49,8 @@ function host(seen: Seen[], answer: (r: Seen) => Answer | Promise<Answer>) {
   };
 }
 
-interface Reply {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Buffer;
-}
-
 function get(path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(`${ingress.url}${path}`, { method, headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  });
+  return httpReply(`${ingress.url}${path}`, headers, method);
 }
 
 describe('the ingress HTTP cache', () => {
