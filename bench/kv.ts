@@ -14,6 +14,7 @@ import { startRedis, type RedisServer } from '../tools/redis.ts';
 import { spawnScript, stopChild } from './children.ts';
 import { onCleanup } from './cleanup.ts';
 import { progress } from './progress.ts';
+import { liveStores } from './store-network-ready.ts';
 import { latencySummary, round } from './stats.ts';
 import { timedGet as get } from './timed-get.ts';
 
@@ -79,13 +80,9 @@ export async function runKvSection(config: KvConfig): Promise<KvResults> {
     progress('kv: starting signaling, ingresses and a Chromium host tab');
     const child = spawnScript('kv', './servers/dcdn-kv.ts', [...stores, '--exit-with-parent'], { readyTimeoutMs: 90_000 });
     try {
-      const ready = await child.ready;
-      if (typeof ready.error === 'string') throw new Error(`kv: ${ready.error}`);
-      for (const [name, why] of Object.entries((ready.skipped ?? {}) as Record<string, string>)) backends[name as KvBackend].skipped = why;
-      const urls = (ready.ingresses ?? {}) as Partial<Record<KvBackend, string>>;
-      const live = KV_BACKENDS.filter((b) => urls[b] && !backends[b].skipped);
+      const { live, urls } = liveStores('kv', await child.ready, KV_BACKENDS, backends);
       progress(`kv: ${live.map((b) => `${KV_BACKEND_LABELS[b]} ${urls[b]}`).join(', ')}`);
-      await measure(config, live, urls as Record<KvBackend, string>, backends);
+      await measure(config, live, urls, backends);
     } finally {
       await stopChild(child);
     }

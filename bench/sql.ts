@@ -14,6 +14,7 @@ import { startPostgres, type PostgresServer } from '../tools/postgres.ts';
 import { spawnScript, stopChild } from './children.ts';
 import { onCleanup } from './cleanup.ts';
 import { progress } from './progress.ts';
+import { liveStores } from './store-network-ready.ts';
 import { latencySummary, round } from './stats.ts';
 import { timedGet as get } from './timed-get.ts';
 
@@ -61,12 +62,8 @@ export async function runSqlSection(config: SqlConfig): Promise<SqlResults> {
     progress('sql: starting signaling, ingresses and a Chromium host tab');
     const child = spawnScript('sql', './servers/dcdn-sql.ts', [...specs, '--exit-with-parent'], { readyTimeoutMs: 120_000 });
     try {
-      const ready = await child.ready;
-      if (typeof ready.error === 'string') throw new Error(`sql: ${ready.error}`);
-      for (const [name, why] of Object.entries((ready.skipped ?? {}) as Record<string, string>)) stores[name as SqlStoreKind].skipped = why;
-      const urls = (ready.ingresses ?? {}) as Partial<Record<SqlStoreKind, string>>;
-      const live = SQL_STORES.filter((s) => urls[s] && !stores[s].skipped);
-      await measure(config, live, urls as Record<SqlStoreKind, string>, stores);
+      const { live, urls } = liveStores('sql', await child.ready, SQL_STORES, stores);
+      await measure(config, live, urls, stores);
     } finally {
       await stopChild(child);
     }
