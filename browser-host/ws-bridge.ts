@@ -11,7 +11,7 @@
  * {@link WS_BRIDGE_LIMITS.queuedBytes} may wait (a handler that sends much faster than the
  * visitor reads is cut off with 1008 rather than buffered without bound).
  */
-import type { Stream } from '../protocol/index.ts';
+import { concatBytes, type Stream } from '../protocol/index.ts';
 import { parseWsMessage, type WsFromHost } from './sandbox/messages.ts';
 
 export const WS_BRIDGE_LIMITS = {
@@ -83,7 +83,7 @@ export function bridgeWebSocket(stream: Stream, port: MessagePort, log: (line: s
       if (pieceBytes > WS_BRIDGE_LIMITS.maxMessageBytes) return fail(1009, 'message too big');
       pieces.push(data.slice());
       if (fin) {
-        const whole = join(pieces, pieceBytes);
+        const whole = concatBytes(pieces);
         const bytes = pieceBytes;
         pieces = [];
         pieceBytes = 0;
@@ -135,15 +135,4 @@ export function bridgeWebSocket(stream: Stream, port: MessagePort, log: (line: s
       });
     };
   });
-}
-
-function join(pieces: Uint8Array[], size: number): Uint8Array {
-  if (pieces.length === 1) return pieces[0]!;
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of pieces) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
 }

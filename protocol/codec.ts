@@ -11,6 +11,7 @@
  * on every frame type.
  */
 import { Packr } from 'msgpackr';
+import { concatBytes } from './bytes.ts';
 import { DcdnError } from './errors.ts';
 import { FrameType, LIMITS, LOG_LEVELS, PROTOCOL_VERSION, WS_BINARY, WS_FIN, type Frame, type HeaderList, type LogLevel } from './frames.ts';
 
@@ -79,16 +80,7 @@ function flattenHeaders(headers: HeaderList): string[] {
 
 /** Packs frames back to back into one message, as the session does when it coalesces. */
 export function concatFrames(parts: readonly Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  let size = 0;
-  for (const p of parts) size += p.byteLength;
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 type Value = null | boolean | number | string | Uint8Array | Value[];

@@ -22,6 +22,7 @@ export { Stream, type RequestHead, type ResponseHead, type StreamError } from '.
 export { KV_HEADERS } from './kv-wire.ts';
 export { fromWire, numberPlaceholders, SQL_HEADERS, toWire, type SqlMeta, type SqlWireRequest, type SqlWireResponse, type SqlWireResult, type WireValue } from './sql-wire.ts';
 export { CACHE_HEADERS, CACHE_PATH_PREFIX } from './cache-wire.ts';
+export { concatBytes } from './bytes.ts';
 export type { CronRun } from './cron-run.ts';
 export { SCHEDULED_HEADERS, SCHEDULED_METHOD, SCHEDULED_OK_STATUS, SCHEDULED_URL } from './scheduled-wire.ts';
 export { parseRedisUrl, type RedisEndpoint } from './redis-url.ts';

@@ -62,6 +62,7 @@ export function isBrowserHostNodeFile(file: string): boolean {
 export const ALLOWED_DEEP_IMPORTS: ReadonlySet<string> = new Set([
   'browser-host/sandbox/messages.ts -> protocol/frames.ts',
   'browser-host/kv/namespace.ts -> protocol/kv-wire.ts',
+  'browser-host/kv/answer-body.ts -> protocol/bytes.ts',
   'browser-host/sql/database.ts -> protocol/sql-wire.ts',
   'browser-host/cache/cache-storage.ts -> protocol/cache-wire.ts',
   'browser-host/sandbox/messages.ts -> protocol/cache-wire.ts',
