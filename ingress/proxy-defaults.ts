@@ -13,5 +13,6 @@ export const PROXY_DEFAULTS: Omit<ProxyOptions, 'forwarding' | 'router'> = {
   maxUrlLength: 8192,
   maxHeaderBytes: 16 * 1024,
   retryIdempotent: true,
+  idempotentAttempts: 3,
   lengthEndGraceMs: 1000,
 };

@@ -32,8 +32,15 @@ export interface ProxyOptions {
   maxUrlLength: number;
   /** Largest total of request header names and values. Default 16384. */
   maxHeaderBytes: number;
-  /** Retry GET and HEAD once on another host when the first fails before the head. Default true. */
+  /** Retry GET and HEAD on another host when one fails before the head. Default true. */
   retryIdempotent: boolean;
+  /**
+   * How many hosts a body-less GET or HEAD is tried on, at most, when each goes away or refuses
+   * before the response head. Above 2 because hosts die together (a machine, a browser with
+   * several tabs): the retry can meet another host that died in the same instant, before the
+   * pool has noticed. Default 3.
+   */
+  idempotentAttempts: number;
   /**
    * How long a host gets to end a response stream whose body has reached its Content-Length
    * (the client's response is already complete and the host's slot free); the stream is then
@@ -661,7 +668,7 @@ export class ProxyRequest {
   #retryOrFail(code: ErrorCode, message: string, host: HostConnection): void {
     const method = this.#req.method;
     const idempotent = method === 'GET' || method === 'HEAD';
-    if (this.#opts.retryIdempotent && idempotent && !this.#hasBody && this.#tried.size < 2 && !this.#finished) {
+    if (this.#opts.retryIdempotent && idempotent && !this.#hasBody && this.#tried.size < this.#opts.idempotentAttempts && !this.#finished) {
       this.#events.log('info', 'retrying on another host', { host: host.name, code, url: this.#req.url });
       this.#stream = null;
       this.#host = null;

@@ -388,6 +388,35 @@ describe('ingress with failing hosts', () => {
     expect(deaths).toBeGreaterThan(0);
   });
 
+  it('retries a GET until a live host answers when two hosts die together (idempotentAttempts 3)', async () => {
+    // The live host comes first and holds two responses open, so for the next GET the pool prefers
+    // the two idle hosts added after it, which die at their first request: the pool learns of
+    // each death only from that request. The GET meets one dead host, then the other, and must
+    // still reach the third.
+    const held: Stream[] = [];
+    await addHost('lives', (s) => {
+      if (!s.request.url.endsWith('/hold')) return ok('lives')(s);
+      s.onreset = () => {};
+      s.respond({ status: 200, headers: [['content-type', 'text/plain']] });
+      held.push(s);
+    });
+    const holds = [send('/hold'), send('/hold')];
+    await until(() => held.length === 2, 5000);
+    let deaths = 0;
+    const die = (host: () => NodeHost) => () => {
+      deaths++;
+      host().channel!.close('crash');
+    };
+    const a: NodeHost = await addHost('dies-a', die(() => a));
+    const b: NodeHost = await addHost('dies-b', die(() => b));
+    const r = await send('/');
+    expect(r.status, `${r.status} ${r.headers['dcdn-error']}`).toBe(200);
+    expect(r.headers['dcdn-host']).toBe('lives');
+    expect(deaths).toBe(2);
+    for (const s of held) s.end();
+    expect((await Promise.all(holds)).map((h) => [h.status, h.aborted])).toEqual([[200, false], [200, false]]);
+  });
+
   it('does not retry a POST: it answers 502 INGRESS_HOST_LOST', async () => {
     const dying: NodeHost = await addHost('dying-post', (s) => {
       s.ondata = () => {};
