@@ -18,9 +18,13 @@ const CAP_MB = 1024;
 /**
  * Allocates 8 MiB at a time, touching every page, with an `await` between allocations (so it
  * answers pings and neither `cpuMs` nor V8's heap limit sees it), in the way `?how=` names.
+ * 20 ms between allocations: on a quiet machine a hog yielding only a turn reached the 1 GiB cap
+ * and answered in well under a second, between two of the watchdog's looks (every 100 ms, then
+ * the kill), so the test raced the machine's speed; at 20 ms the limit is passed after ~0.3 s and
+ * the cap is ~2.6 s away.
  */
 const HOG = `
-const tick = () => new Promise((r) => setTimeout(r, 0));
+const tick = () => new Promise((r) => setTimeout(r, 20));
 const MiB = 1024 * 1024;
 const ways = {
   typed: (i) => new Float64Array(MiB).fill(i + 0.5),
